@@ -1,0 +1,3 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! Parser throughput on realistic messages.
+fn main() {}

@@ -1,0 +1,510 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! The state machine of one call leg: a dialog-forming INVITE transaction from its first INVITE
+//! to its BYE (or rejection, cancellation, timeout), with challenge retries folded in.
+
+use std::net::SocketAddr;
+
+use super::record::{
+    CallRecord, CaptureIssue, Direction, Disposition, EndReason, EndedBy, Timestamp,
+};
+use super::timers::Timers;
+use crate::decode::Transport;
+use crate::sip::{uri_user, Field, Method, SipEvent, SipKind};
+
+/// Where the leg stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// INVITE sent, nothing heard back.
+    Trying,
+    /// A provisional response arrived.
+    Proceeding,
+    /// Last final response was 401/407: a retry with credentials may follow.
+    Challenged,
+    /// A 2xx arrived: the dialog is up.
+    Answered,
+    /// Ended (BYE, rejection, cancellation); kept a little longer to absorb retransmissions.
+    Ended,
+}
+
+/// Why a leg is being turned into a record now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Finish {
+    /// Its deadline passed (linger after the end, or a timeout).
+    Expired,
+    /// The input ended or the sensor is stopping.
+    InputEnded,
+    /// The live-dialog cap was reached and this was the oldest leg.
+    Evicted,
+}
+
+/// Capture issues as a bit set until the record is written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Issues(u8);
+
+impl Issues {
+    const ORDER: [CaptureIssue; 6] = [
+        CaptureIssue::NoResponse,
+        CaptureIssue::MissingAck,
+        CaptureIssue::MissingBye,
+        CaptureIssue::ByeWithoutResponse,
+        CaptureIssue::CaptureEnded,
+        CaptureIssue::Evicted,
+    ];
+
+    fn add(&mut self, issue: CaptureIssue) {
+        let bit = Self::ORDER.iter().position(|&i| i == issue).unwrap_or(0);
+        self.0 |= 1 << bit;
+    }
+
+    fn to_vec(self) -> Vec<CaptureIssue> {
+        Self::ORDER
+            .iter()
+            .enumerate()
+            .filter(|(bit, _)| self.0 & (1 << bit) != 0)
+            .map(|(_, &issue)| issue)
+            .collect()
+    }
+}
+
+/// One call leg in progress.
+#[derive(Clone, Debug)]
+pub(crate) struct Leg {
+    call_id: String,
+    from_tag: String,
+    to_tag: Option<String>,
+    collation_id: String,
+    from_uri: String,
+    to_uri: String,
+    request_uri: String,
+    p_asserted_identity: Option<String>,
+    diversion: Option<String>,
+    user_agent: Option<String>,
+    server: Option<String>,
+    caller: SocketAddr,
+    callee: SocketAddr,
+    transport: Transport,
+    vlan: Option<u16>,
+
+    phase: Phase,
+    invite_cseq: u32,
+    /// CSeq of the INVITE last challenged, so a retransmitted 401/407 is counted once.
+    challenged_cseq: Option<u32>,
+    invite_at: i64,
+    ring_at: Option<i64>,
+    answer_at: Option<i64>,
+    final_at: Option<i64>,
+    end_at: Option<i64>,
+    cancel_at: Option<i64>,
+    /// Time of the last message that keeps the leg's current phase alive.
+    last_activity: i64,
+    final_status: Option<u16>,
+    final_reason: Option<String>,
+    q850_cause: Option<u16>,
+    ended_by: EndedBy,
+    end_reason: Option<EndReason>,
+    auth_challenges: u32,
+    invite_retransmissions: u32,
+    acked: bool,
+    bye_answered: bool,
+    issues: Issues,
+}
+
+fn non_empty(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_owned())
+}
+
+impl Leg {
+    /// Starts a leg from its first INVITE.
+    pub(crate) fn start(ev: &SipEvent) -> Self {
+        let collation = ev.field(Field::CollationId);
+        Self {
+            call_id: ev.call_id().to_owned(),
+            from_tag: ev.from_tag().to_owned(),
+            to_tag: None,
+            collation_id: if collation.is_empty() {
+                ev.call_id()
+            } else {
+                collation
+            }
+            .to_owned(),
+            from_uri: ev.field(Field::FromUri).to_owned(),
+            to_uri: ev.field(Field::ToUri).to_owned(),
+            request_uri: ev.field(Field::RequestUri).to_owned(),
+            p_asserted_identity: non_empty(ev.field(Field::PAssertedIdentity)),
+            diversion: non_empty(ev.field(Field::Diversion)),
+            user_agent: non_empty(ev.field(Field::Software)),
+            server: None,
+            caller: ev.meta.src,
+            callee: ev.meta.dst,
+            transport: ev.meta.transport,
+            vlan: ev.meta.vlan,
+            phase: Phase::Trying,
+            invite_cseq: ev.cseq.number,
+            challenged_cseq: None,
+            invite_at: ev.meta.ts_us,
+            ring_at: None,
+            answer_at: None,
+            final_at: None,
+            end_at: None,
+            cancel_at: None,
+            last_activity: ev.meta.ts_us,
+            final_status: None,
+            final_reason: None,
+            q850_cause: None,
+            ended_by: EndedBy::Unknown,
+            end_reason: None,
+            auth_challenges: 0,
+            invite_retransmissions: 0,
+            acked: false,
+            bye_answered: false,
+            issues: Issues::default(),
+        }
+    }
+
+    pub(crate) fn call_id(&self) -> &str {
+        &self.call_id
+    }
+
+    pub(crate) fn from_tag(&self) -> &str {
+        &self.from_tag
+    }
+
+    pub(crate) fn invite_at(&self) -> i64 {
+        self.invite_at
+    }
+
+    #[cfg(test)]
+    pub(crate) fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// A fresh INVITE (new CSeq, no To tag) on this Call-ID and From tag starts a new leg
+    /// unless it is the retry after a challenge.
+    pub(crate) fn is_new_call(&self, ev: &SipEvent) -> bool {
+        ev.method() == Some(Method::Invite)
+            && ev.to_tag().is_empty()
+            && ev.cseq.number != self.invite_cseq
+            && self.phase == Phase::Ended
+    }
+
+    /// Applies one message of this leg's dialog.
+    pub(crate) fn on_event(&mut self, ev: &SipEvent) {
+        let ts = ev.meta.ts_us;
+        match ev.kind {
+            SipKind::Request(method) => self.on_request(method, ev, ts),
+            SipKind::Response(code) => self.on_response(code, ev, ts),
+        }
+    }
+
+    fn on_request(&mut self, method: Method, ev: &SipEvent, ts: i64) {
+        let from_caller = ev.from_tag() == self.from_tag;
+        match method {
+            Method::Invite if ev.cseq.number == self.invite_cseq => {
+                self.invite_retransmissions += 1;
+                if matches!(self.phase, Phase::Trying) {
+                    self.last_activity = ts;
+                }
+            }
+            Method::Invite if self.phase == Phase::Challenged && ev.to_tag().is_empty() => {
+                // The retry with credentials: same leg, new transaction.
+                self.invite_cseq = ev.cseq.number;
+                self.phase = Phase::Trying;
+                self.final_status = None;
+                self.final_reason = None;
+                self.final_at = None;
+                self.last_activity = ts;
+                if self.p_asserted_identity.is_none() {
+                    self.p_asserted_identity = non_empty(ev.field(Field::PAssertedIdentity));
+                }
+            }
+            Method::Invite
+            | Method::Update
+            | Method::Info
+            | Method::Prack
+            | Method::Refer
+            | Method::Notify
+            | Method::Message
+            | Method::Options => {
+                if self.phase == Phase::Answered {
+                    self.last_activity = ts;
+                }
+            }
+            Method::Ack => {
+                if ev.cseq.number == self.invite_cseq && self.phase == Phase::Answered {
+                    self.acked = true;
+                    self.last_activity = ts;
+                }
+            }
+            Method::Bye => {
+                if self.phase != Phase::Ended {
+                    self.end(
+                        ts,
+                        EndReason::Bye,
+                        if from_caller {
+                            EndedBy::Caller
+                        } else {
+                            EndedBy::Callee
+                        },
+                    );
+                    if ev.q850_cause.is_some() {
+                        self.q850_cause = ev.q850_cause;
+                    }
+                }
+            }
+            Method::Cancel => {
+                if matches!(self.phase, Phase::Trying | Phase::Proceeding)
+                    && self.cancel_at.is_none()
+                {
+                    self.cancel_at = Some(ts);
+                    self.last_activity = ts;
+                    if ev.q850_cause.is_some() {
+                        self.q850_cause = ev.q850_cause;
+                    }
+                }
+            }
+            Method::Register | Method::Subscribe | Method::Publish | Method::Other => {}
+        }
+    }
+
+    fn on_response(&mut self, code: u16, ev: &SipEvent, ts: i64) {
+        match ev.cseq.method {
+            Method::Invite if ev.cseq.number == self.invite_cseq => {
+                self.on_invite_response(code, ev, ts)
+            }
+            Method::Bye if code >= 200 => self.bye_answered = true,
+            _ => {
+                if self.phase == Phase::Answered {
+                    self.last_activity = ts;
+                }
+            }
+        }
+    }
+
+    fn on_invite_response(&mut self, code: u16, ev: &SipEvent, ts: i64) {
+        if self.server.is_none() {
+            self.server = non_empty(ev.field(Field::Software));
+        }
+        match code {
+            100..=199 => {
+                if matches!(self.phase, Phase::Trying | Phase::Proceeding) {
+                    self.phase = Phase::Proceeding;
+                    self.last_activity = ts;
+                    if code > 100 && self.ring_at.is_none() {
+                        self.ring_at = Some(ts);
+                    }
+                }
+            }
+            200..=299 => {
+                if self.answer_at.is_none() && self.phase != Phase::Ended {
+                    // Also after a CANCEL: the 2xx won the race, so the call was answered.
+                    self.answer_at = Some(ts);
+                    self.final_at = Some(ts);
+                    self.phase = Phase::Answered;
+                    self.last_activity = ts;
+                    self.set_final(code, ev);
+                    self.to_tag = non_empty(ev.to_tag());
+                }
+            }
+            401 | 407 if self.answer_at.is_none() && self.phase != Phase::Ended => {
+                if self.challenged_cseq != Some(ev.cseq.number) {
+                    self.challenged_cseq = Some(ev.cseq.number);
+                    self.auth_challenges += 1;
+                }
+                self.phase = Phase::Challenged;
+                self.final_at = Some(ts);
+                self.last_activity = ts;
+                self.set_final(code, ev);
+                self.to_tag = non_empty(ev.to_tag());
+            }
+            _ => {
+                if matches!(self.phase, Phase::Trying | Phase::Proceeding) {
+                    self.final_at = Some(ts);
+                    self.set_final(code, ev);
+                    self.to_tag = non_empty(ev.to_tag());
+                    if ev.q850_cause.is_some() {
+                        self.q850_cause = ev.q850_cause;
+                    }
+                    if code == 487 && self.cancel_at.is_some() {
+                        self.end(ts, EndReason::Cancel, EndedBy::Caller);
+                    } else {
+                        self.end(ts, EndReason::Rejected, EndedBy::Callee);
+                    }
+                }
+            }
+        }
+    }
+
+    fn set_final(&mut self, code: u16, ev: &SipEvent) {
+        self.final_status = Some(code);
+        self.final_reason = non_empty(ev.field(Field::ReasonPhrase));
+    }
+
+    fn end(&mut self, ts: i64, reason: EndReason, by: EndedBy) {
+        self.phase = Phase::Ended;
+        self.end_at = Some(ts);
+        self.end_reason = Some(reason);
+        self.ended_by = by;
+        self.last_activity = ts;
+    }
+
+    /// Capture time after which the leg must be finished, and notes the missing ACK when its
+    /// wait has passed.
+    pub(crate) fn deadline(&mut self, now: i64, t: &Timers) -> i64 {
+        let us = |secs: u32| i64::from(secs) * 1_000_000;
+        if let (Phase::Answered, Some(answer)) = (self.phase, self.answer_at) {
+            if !self.acked && now > answer + us(t.transaction_secs) {
+                self.issues.add(CaptureIssue::MissingAck);
+            }
+        }
+        match self.phase {
+            Phase::Trying | Phase::Challenged => self.last_activity + us(t.transaction_secs),
+            Phase::Proceeding if self.cancel_at.is_some() => {
+                self.last_activity + us(t.transaction_secs)
+            }
+            Phase::Proceeding => self.last_activity + us(t.ringing_secs),
+            Phase::Answered => self.last_activity + us(t.call_idle_secs),
+            Phase::Ended => self.last_activity + us(t.linger_secs),
+        }
+    }
+
+    /// Turns the leg into its record.
+    pub(crate) fn finish(mut self, why: Finish, node: &str, direction: Direction) -> CallRecord {
+        if why == Finish::Evicted {
+            self.issues.add(CaptureIssue::Evicted);
+        }
+        match (self.phase, why) {
+            (Phase::Ended, _) => {
+                if self.end_reason == Some(EndReason::Bye)
+                    && !self.bye_answered
+                    && why == Finish::Expired
+                {
+                    self.issues.add(CaptureIssue::ByeWithoutResponse);
+                }
+            }
+            // A challenge nobody retried is the call's final answer.
+            (Phase::Challenged, _) => {
+                self.end_at = self.final_at;
+                self.end_reason = Some(EndReason::Rejected);
+                self.ended_by = EndedBy::Callee;
+            }
+            (Phase::Proceeding, Finish::Expired) if self.cancel_at.is_some() => {
+                self.end_at = self.cancel_at;
+                self.end_reason = Some(EndReason::Cancel);
+                self.ended_by = EndedBy::Caller;
+            }
+            (phase, Finish::Expired | Finish::Evicted) => {
+                self.end_at = Some(self.last_activity);
+                self.end_reason = Some(EndReason::Timeout);
+                self.ended_by = EndedBy::Timeout;
+                match phase {
+                    Phase::Answered => self.issues.add(CaptureIssue::MissingBye),
+                    Phase::Trying if why == Finish::Expired => {
+                        self.issues.add(CaptureIssue::NoResponse)
+                    }
+                    _ => {}
+                }
+            }
+            (_, Finish::InputEnded) => {
+                self.end_at = None;
+                self.end_reason = Some(EndReason::Incomplete);
+                self.ended_by = EndedBy::Unknown;
+                self.issues.add(CaptureIssue::CaptureEnded);
+            }
+        }
+        self.record(node, direction)
+    }
+
+    fn disposition(&self) -> Disposition {
+        if self.answer_at.is_some() {
+            Disposition::Answered
+        } else if self.cancel_at.is_some() && self.final_status.is_none_or(|c| c == 487) {
+            Disposition::Cancelled
+        } else {
+            self.final_status.map_or(Disposition::Failed, |c| {
+                Disposition::of_final_status(c, self.cancel_at.is_some())
+            })
+        }
+    }
+
+    /// RFC 6076 session request delay: to the first 18x, else to the final answer; none for a
+    /// call the caller cancelled before hearing anything.
+    fn pdd_at(&self) -> Option<i64> {
+        self.ring_at.or(self.answer_at).or_else(|| {
+            let challenge = matches!(self.final_status, Some(401 | 407));
+            let cancelled = self.cancel_at.is_some();
+            self.final_at.filter(|_| !challenge && !cancelled)
+        })
+    }
+
+    fn record(self, node: &str, direction: Direction) -> CallRecord {
+        let disposition = self.disposition();
+        let pdd_at = self.pdd_at();
+        let ts = |us: i64| Timestamp(us);
+        let invite_at = ts(self.invite_at);
+        let end_at = self.end_at.map(ts);
+        let answer_at = self.answer_at.map(ts);
+        let id = record_id(node, &self.call_id, &self.from_tag, self.invite_at);
+        CallRecord {
+            id,
+            node: node.to_owned(),
+            from_user: uri_user(self.from_uri.as_bytes())
+                .map(|u| String::from_utf8_lossy(u).into_owned()),
+            to_user: uri_user(self.to_uri.as_bytes())
+                .map(|u| String::from_utf8_lossy(u).into_owned()),
+            call_id: self.call_id,
+            from_tag: self.from_tag,
+            to_tag: self.to_tag,
+            collation_id: self.collation_id,
+            from_uri: self.from_uri,
+            to_uri: self.to_uri,
+            request_uri: self.request_uri,
+            p_asserted_identity: self.p_asserted_identity,
+            diversion: self.diversion,
+            caller_ip: self.caller.ip(),
+            caller_port: self.caller.port(),
+            callee_ip: self.callee.ip(),
+            callee_port: self.callee.port(),
+            transport: self.transport,
+            vlan: self.vlan,
+            direction,
+            user_agent: self.user_agent,
+            server: self.server,
+            invite_at,
+            ring_at: self.ring_at.map(ts),
+            answer_at,
+            end_at,
+            duration_ms: end_at.map(|end| end.millis_since(invite_at)),
+            billable_ms: match (answer_at, end_at) {
+                (Some(answer), Some(end)) => Some(end.millis_since(answer)),
+                (None, _) => Some(0),
+                (Some(_), None) => None,
+            },
+            pdd_ms: pdd_at.map(|at| ts(at).millis_since(invite_at)),
+            disposition,
+            final_status: self.final_status,
+            final_reason: self.final_reason,
+            q850_cause: self.q850_cause,
+            ended_by: self.ended_by,
+            end_reason: self.end_reason.unwrap_or(EndReason::Incomplete),
+            auth_challenges: self.auth_challenges,
+            invite_retransmissions: self.invite_retransmissions,
+            capture_issues: self.issues.to_vec(),
+        }
+    }
+
+    /// Caller and callee addresses, for the direction.
+    pub(crate) fn endpoints(&self) -> (SocketAddr, SocketAddr) {
+        (self.caller, self.callee)
+    }
+}
+
+/// Namespace of record ids (UUIDv5), fixed forever so ids stay stable across versions.
+const RECORD_NAMESPACE: uuid::Uuid =
+    uuid::Uuid::from_u128(0x5b1c_7a3e_2f44_4d0b_9c61_8e2a_d4f0_c7a1);
+
+/// Deterministic id: the same call seen by the same node always gets the same id, so a
+/// replayed capture or a re-delivered record never duplicates.
+pub fn record_id(node: &str, call_id: &str, from_tag: &str, invite_at_us: i64) -> uuid::Uuid {
+    let name = format!("{node}\0{call_id}\0{from_tag}\0{invite_at_us}");
+    uuid::Uuid::new_v5(&RECORD_NAMESPACE, name.as_bytes())
+}

@@ -1,0 +1,250 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! `CallRecord`: the CDR contract of DESIGN.md, one per call leg.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use serde::{Serialize, Serializer};
+use uuid::Uuid;
+
+use crate::decode::Transport;
+
+/// Microseconds since the Unix epoch; serialised as RFC 3339 UTC with microseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    /// `2026-11-26T06:22:52.123456Z`.
+    pub fn to_rfc3339(self) -> String {
+        let secs = self.0.div_euclid(1_000_000);
+        let micros = self.0.rem_euclid(1_000_000);
+        match time::OffsetDateTime::from_unix_timestamp(secs) {
+            Ok(t) => format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second(),
+                micros
+            ),
+            Err(_) => format!("@{}us", self.0),
+        }
+    }
+
+    /// Milliseconds from `earlier` to `self`, never negative.
+    pub fn millis_since(self, earlier: Timestamp) -> u64 {
+        u64::try_from((self.0 - earlier.0).max(0) / 1000).unwrap_or(0)
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_rfc3339())
+    }
+}
+
+/// Outcome of the call, as billing understands it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Disposition {
+    Answered,
+    Busy,
+    NoAnswer,
+    Cancelled,
+    Congestion,
+    Failed,
+}
+
+impl Disposition {
+    pub const ALL: [Disposition; 6] = [
+        Self::Answered,
+        Self::Busy,
+        Self::NoAnswer,
+        Self::Cancelled,
+        Self::Congestion,
+        Self::Failed,
+    ];
+
+    /// The disposition of an unanswered call from its final response code (DESIGN.md).
+    pub fn of_final_status(code: u16, cancelled: bool) -> Self {
+        match code {
+            200..=299 => Self::Answered,
+            487 if cancelled => Self::Cancelled,
+            486 | 600 => Self::Busy,
+            408 | 480 => Self::NoAnswer,
+            500 | 502 | 503 | 504 => Self::Congestion,
+            _ => Self::Failed,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Answered => "answered",
+            Self::Busy => "busy",
+            Self::NoAnswer => "no_answer",
+            Self::Cancelled => "cancelled",
+            Self::Congestion => "congestion",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Asterisk `cdr.disposition` wording, for billing tools that read Asterisk CDRs.
+    pub fn asterisk(self) -> &'static str {
+        match self {
+            Self::Answered => "ANSWERED",
+            Self::Busy => "BUSY",
+            Self::NoAnswer | Self::Cancelled => "NO ANSWER",
+            Self::Congestion => "CONGESTION",
+            Self::Failed => "FAILED",
+        }
+    }
+}
+
+impl fmt::Display for Disposition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Who ended the call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndedBy {
+    Caller,
+    Callee,
+    Timeout,
+    Unknown,
+}
+
+/// How the call ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    Bye,
+    Cancel,
+    Rejected,
+    Timeout,
+    /// The capture ended (or the sensor stopped) while the call was still open.
+    Incomplete,
+}
+
+/// Where the call went relative to the monitored hosts (`--host`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Towards a monitored host from outside.
+    Inbound,
+    /// From a monitored host to the outside.
+    Outbound,
+    /// Between two monitored hosts.
+    Internal,
+    /// Between two hosts that are not monitored.
+    Transit,
+    /// No monitored hosts were given.
+    Unknown,
+}
+
+/// Something seen (or not seen) that may make the record inaccurate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaptureIssue {
+    /// The INVITE was never answered by any response.
+    NoResponse,
+    /// A 2xx was never acknowledged within Timer H (64·T1).
+    MissingAck,
+    /// An answered call saw no BYE before the dialog timed out.
+    MissingBye,
+    /// A BYE got no response.
+    ByeWithoutResponse,
+    /// The capture ended while the call was open.
+    CaptureEnded,
+    /// The tracker hit its live-dialog cap and evicted this call early.
+    Evicted,
+}
+
+/// One call detail record: one dialog-forming INVITE transaction, challenge retries and
+/// retransmissions folded in.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CallRecord {
+    pub id: Uuid,
+    pub node: String,
+    pub call_id: String,
+    pub from_tag: String,
+    pub to_tag: Option<String>,
+    pub collation_id: String,
+    pub from_uri: String,
+    pub from_user: Option<String>,
+    pub to_uri: String,
+    pub to_user: Option<String>,
+    pub request_uri: String,
+    pub p_asserted_identity: Option<String>,
+    pub diversion: Option<String>,
+    pub caller_ip: IpAddr,
+    pub caller_port: u16,
+    pub callee_ip: IpAddr,
+    pub callee_port: u16,
+    pub transport: Transport,
+    pub vlan: Option<u16>,
+    pub direction: Direction,
+    pub user_agent: Option<String>,
+    pub server: Option<String>,
+    pub invite_at: Timestamp,
+    pub ring_at: Option<Timestamp>,
+    pub answer_at: Option<Timestamp>,
+    pub end_at: Option<Timestamp>,
+    pub duration_ms: Option<u64>,
+    pub billable_ms: Option<u64>,
+    pub pdd_ms: Option<u64>,
+    pub disposition: Disposition,
+    pub final_status: Option<u16>,
+    pub final_reason: Option<String>,
+    pub q850_cause: Option<u16>,
+    pub ended_by: EndedBy,
+    pub end_reason: EndReason,
+    pub auth_challenges: u32,
+    pub invite_retransmissions: u32,
+    pub capture_issues: Vec<CaptureIssue>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_timestamps_with_microseconds() {
+        assert_eq!(Timestamp(0).to_rfc3339(), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(
+            Timestamp(1_764_138_172_123_456).to_rfc3339(),
+            "2025-11-26T06:22:52.123456Z"
+        );
+        assert_eq!(Timestamp(2_500).millis_since(Timestamp(500)), 2);
+        assert_eq!(Timestamp(0).millis_since(Timestamp(5_000)), 0);
+    }
+
+    #[test]
+    fn maps_final_codes_to_dispositions() {
+        let cases = [
+            (200, false, Disposition::Answered),
+            (486, false, Disposition::Busy),
+            (600, false, Disposition::Busy),
+            (480, false, Disposition::NoAnswer),
+            (408, false, Disposition::NoAnswer),
+            (487, true, Disposition::Cancelled),
+            (487, false, Disposition::Failed),
+            (503, false, Disposition::Congestion),
+            (502, false, Disposition::Congestion),
+            (404, false, Disposition::Failed),
+            (603, false, Disposition::Failed),
+            (407, false, Disposition::Failed),
+        ];
+        for (code, cancelled, expected) in cases {
+            assert_eq!(
+                Disposition::of_final_status(code, cancelled),
+                expected,
+                "{code}"
+            );
+        }
+    }
+}

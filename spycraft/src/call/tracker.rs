@@ -1,0 +1,275 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! The call tracker: finds the leg each SIP event belongs to, drives its state machine,
+//! expires legs by capture time and hands finished legs out as records.
+
+use std::collections::{HashMap, VecDeque};
+
+use super::direction::MonitoredHosts;
+use super::leg::{Finish, Leg};
+use super::record::CallRecord;
+use super::timers::Timers;
+use crate::sip::{Method, SipEvent, SipKind};
+
+/// Settings of a tracker.
+#[derive(Clone, Debug)]
+pub struct TrackerConfig {
+    pub node: String,
+    pub hosts: MonitoredHosts,
+    pub timers: Timers,
+    /// Most legs held at once; beyond it the oldest is written early and counted as evicted.
+    pub max_live_legs: usize,
+}
+
+impl Default for TrackerConfig {
+    fn default() -> Self {
+        Self {
+            node: "spycraft".into(),
+            hosts: MonitoredHosts::default(),
+            timers: Timers::default(),
+            max_live_legs: 1_000_000,
+        }
+    }
+}
+
+/// What the tracker did, for the summary and for operators.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TrackerCounters {
+    pub events: u64,
+    /// Requests and responses of methods that form no call (REGISTER, OPTIONS, …).
+    pub non_call_messages: u64,
+    /// In-dialog messages whose dialog the tracker never saw start.
+    pub unmatched: u64,
+    pub legs_started: u64,
+    pub records: u64,
+    pub evicted: u64,
+    pub peak_live_legs: u64,
+}
+
+/// Sweeps for expired legs at most once per this much capture time.
+const SWEEP_INTERVAL_US: i64 = 1_000_000;
+
+/// Tracks every call leg in one stream of SIP events.
+#[derive(Debug)]
+pub struct CallTracker {
+    config: TrackerConfig,
+    slots: Vec<Option<Leg>>,
+    /// Generation of each slot, bumped on reuse, so stale `order` entries are recognisable.
+    generations: Vec<u32>,
+    free: Vec<u32>,
+    /// `call_id \0 from_tag` → slot.
+    index: HashMap<Box<[u8]>, u32>,
+    /// Slots in creation order, for evicting the oldest leg when the cap is hit.
+    order: VecDeque<(u32, u32)>,
+    live: usize,
+    key: Vec<u8>,
+    now: i64,
+    next_sweep: i64,
+    counters: TrackerCounters,
+    finished: Vec<(Leg, Finish)>,
+}
+
+impl CallTracker {
+    pub fn new(config: TrackerConfig) -> Self {
+        Self {
+            config,
+            slots: Vec::new(),
+            generations: Vec::new(),
+            free: Vec::new(),
+            index: HashMap::new(),
+            order: VecDeque::new(),
+            live: 0,
+            key: Vec::with_capacity(256),
+            now: i64::MIN,
+            next_sweep: i64::MIN,
+            counters: TrackerCounters::default(),
+            finished: Vec::new(),
+        }
+    }
+
+    pub fn counters(&self) -> TrackerCounters {
+        self.counters
+    }
+
+    /// Legs currently held.
+    pub fn live_legs(&self) -> usize {
+        self.live
+    }
+
+    /// Applies one event; records of legs that finished meanwhile go to `emit`.
+    pub fn on_event(&mut self, ev: &SipEvent, emit: &mut impl FnMut(CallRecord)) {
+        self.counters.events += 1;
+        let ts = ev.meta.ts_us;
+        if ts > self.now {
+            self.now = ts;
+        }
+        if self.now >= self.next_sweep {
+            self.sweep(emit);
+            self.next_sweep = self.now + SWEEP_INTERVAL_US;
+        }
+        if !belongs_to_call(ev) {
+            self.counters.non_call_messages += 1;
+            return;
+        }
+        match self.find(ev) {
+            Some(slot) => {
+                let leg = self.slots[slot as usize]
+                    .as_mut()
+                    .expect("indexed slot holds a leg");
+                if leg.is_new_call(ev) {
+                    self.remove(slot, Finish::Expired);
+                    self.start(ev, emit);
+                } else {
+                    leg.on_event(ev);
+                }
+            }
+            None if ev.method() == Some(Method::Invite) && ev.to_tag().is_empty() => {
+                self.start(ev, emit)
+            }
+            None => self.counters.unmatched += 1,
+        }
+        self.drain(emit);
+    }
+
+    /// Writes every leg still held (the input ended or the sensor is stopping).
+    pub fn finish(&mut self, emit: &mut impl FnMut(CallRecord)) {
+        self.sweep(emit);
+        for slot in 0..self.slots.len() {
+            if self.slots[slot].is_some() {
+                self.remove(slot as u32, Finish::InputEnded);
+            }
+        }
+        self.drain(emit);
+        self.order.clear();
+    }
+
+    fn start(&mut self, ev: &SipEvent, emit: &mut impl FnMut(CallRecord)) {
+        if self.live >= self.config.max_live_legs {
+            self.evict_oldest();
+            self.drain(emit);
+        }
+        let leg = Leg::start(ev);
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = Some(leg);
+                slot
+            }
+            None => {
+                self.slots.push(Some(leg));
+                self.generations.push(0);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        set_key(&mut self.key, ev.call_id(), ev.from_tag());
+        self.index.insert(self.key.clone().into_boxed_slice(), slot);
+        self.order
+            .push_back((slot, self.generations[slot as usize]));
+        self.live += 1;
+        self.counters.legs_started += 1;
+        self.counters.peak_live_legs = self.counters.peak_live_legs.max(self.live as u64);
+        if self.order.len() > 2 * self.live + 1024 {
+            let (slots, generations) = (&self.slots, &self.generations);
+            self.order
+                .retain(|&(s, g)| slots[s as usize].is_some() && generations[s as usize] == g);
+        }
+    }
+
+    /// The leg of a message: requests and responses of the caller's transactions carry the
+    /// caller's tag in From; the callee's requests (a BYE from the called party) carry it in To.
+    fn find(&mut self, ev: &SipEvent) -> Option<u32> {
+        set_key(&mut self.key, ev.call_id(), ev.from_tag());
+        if let Some(&slot) = self.index.get(self.key.as_slice()) {
+            return Some(slot);
+        }
+        if ev.to_tag().is_empty() {
+            return None;
+        }
+        set_key(&mut self.key, ev.call_id(), ev.to_tag());
+        self.index.get(self.key.as_slice()).copied()
+    }
+
+    fn remove(&mut self, slot: u32, why: Finish) {
+        let Some(leg) = self.slots[slot as usize].take() else {
+            return;
+        };
+        set_key(&mut self.key, leg.call_id(), leg.from_tag());
+        self.index.remove(self.key.as_slice());
+        self.generations[slot as usize] = self.generations[slot as usize].wrapping_add(1);
+        self.free.push(slot);
+        self.live -= 1;
+        if why == Finish::Evicted {
+            self.counters.evicted += 1;
+        }
+        self.finished.push((leg, why));
+    }
+
+    fn evict_oldest(&mut self) {
+        while let Some((slot, generation)) = self.order.pop_front() {
+            if self.slots[slot as usize].is_some() && self.generations[slot as usize] == generation
+            {
+                self.remove(slot, Finish::Evicted);
+                return;
+            }
+        }
+    }
+
+    fn sweep(&mut self, emit: &mut impl FnMut(CallRecord)) {
+        let now = self.now;
+        let timers = self.config.timers;
+        for slot in 0..self.slots.len() {
+            let expired = match self.slots[slot].as_mut() {
+                Some(leg) => leg.deadline(now, &timers) <= now,
+                None => false,
+            };
+            if expired {
+                self.remove(slot as u32, Finish::Expired);
+            }
+        }
+        self.drain(emit);
+    }
+
+    /// Emits finished legs in a stable order: by INVITE time, then Call-ID.
+    fn drain(&mut self, emit: &mut impl FnMut(CallRecord)) {
+        if self.finished.is_empty() {
+            return;
+        }
+        self.finished.sort_by(|(a, _), (b, _)| {
+            (a.invite_at(), a.call_id()).cmp(&(b.invite_at(), b.call_id()))
+        });
+        for (leg, why) in self.finished.drain(..) {
+            let (caller, callee) = leg.endpoints();
+            let direction = self.config.hosts.direction(caller.ip(), callee.ip());
+            self.counters.records += 1;
+            emit(leg.finish(why, &self.config.node, direction));
+        }
+    }
+}
+
+/// Messages that can create or change a call leg.
+fn belongs_to_call(ev: &SipEvent) -> bool {
+    let method = match ev.kind {
+        SipKind::Request(m) => m,
+        SipKind::Response(_) => ev.cseq.method,
+    };
+    !matches!(
+        method,
+        Method::Register | Method::Subscribe | Method::Publish | Method::Other
+    ) && !(method == Method::Options && ev.to_tag().is_empty())
+        && !(method == Method::Message && ev.to_tag().is_empty())
+        && !(method == Method::Notify && ev.to_tag().is_empty())
+}
+
+fn set_key(key: &mut Vec<u8>, call_id: &str, tag: &str) {
+    key.clear();
+    key.extend_from_slice(call_id.as_bytes());
+    key.push(0);
+    key.extend_from_slice(tag.as_bytes());
+}
+
+#[cfg(test)]
+impl CallTracker {
+    pub(crate) fn phase_of(&mut self, call_id: &str, from_tag: &str) -> Option<super::leg::Phase> {
+        set_key(&mut self.key, call_id, from_tag);
+        let slot = *self.index.get(self.key.as_slice())?;
+        self.slots[slot as usize].as_ref().map(Leg::phase)
+    }
+}

@@ -1,0 +1,159 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! pcap and pcapng files (or standard input, `-`) through libpcap.
+
+use std::path::{Path, PathBuf};
+
+use pcap::{Capture, Offline, Precision};
+
+use super::Frame;
+use crate::decode::LinkType;
+
+/// Why a capture could not be read. The messages name the file and say what is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    #[error("{path}: no such file")]
+    NotFound { path: PathBuf },
+    #[error("{path}: is a directory, not a capture file")]
+    IsDirectory { path: PathBuf },
+    #[error("{path}: cannot open: {source}")]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: not a pcap or pcapng capture ({reason})")]
+    NotACapture { path: PathBuf, reason: String },
+    #[error("{path}: unsupported link type {name} ({dlt}); spycraft reads Ethernet, Linux SLL/SLL2, raw IP and BSD loopback")]
+    UnsupportedLinkType {
+        path: PathBuf,
+        dlt: i32,
+        name: String,
+    },
+    #[error("{path}: invalid capture filter `{filter}`: {reason}")]
+    BadFilter {
+        path: PathBuf,
+        filter: String,
+        reason: String,
+    },
+    #[error("{path}: capture damaged after {frames} frames: {reason}")]
+    Damaged {
+        path: PathBuf,
+        frames: u64,
+        reason: String,
+    },
+}
+
+/// An open capture file.
+pub struct OfflineSource {
+    path: PathBuf,
+    capture: Capture<Offline>,
+    link: LinkType,
+    frames: u64,
+    /// File bytes consumed so far (record headers included), for progress.
+    bytes_read: u64,
+}
+
+impl std::fmt::Debug for OfflineSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OfflineSource")
+            .field("path", &self.path)
+            .field("link", &self.link)
+            .field("frames", &self.frames)
+            .finish()
+    }
+}
+
+impl OfflineSource {
+    /// Opens a capture; `-` reads standard input. `filter` is a pcap-filter expression.
+    pub fn open(path: &Path, filter: Option<&str>) -> Result<Self, CaptureError> {
+        let owned = path.to_path_buf();
+        if path != Path::new("-") {
+            match std::fs::metadata(path) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(CaptureError::NotFound { path: owned })
+                }
+                Err(source) => {
+                    return Err(CaptureError::Unreadable {
+                        path: owned,
+                        source,
+                    })
+                }
+                Ok(m) if m.is_dir() => return Err(CaptureError::IsDirectory { path: owned }),
+                Ok(_) => {}
+            }
+            // libpcap reports permission problems as format errors; check them ourselves.
+            if let Err(source) = std::fs::File::open(path) {
+                return Err(CaptureError::Unreadable {
+                    path: owned,
+                    source,
+                });
+            }
+        }
+        let mut capture =
+            Capture::from_file_with_precision(path, Precision::Nano).map_err(|e| {
+                CaptureError::NotACapture {
+                    path: owned.clone(),
+                    reason: e.to_string(),
+                }
+            })?;
+        let dlt = capture.get_datalink();
+        let link = LinkType::from_dlt(dlt.0).ok_or_else(|| CaptureError::UnsupportedLinkType {
+            path: owned.clone(),
+            dlt: dlt.0,
+            name: dlt.get_name().unwrap_or_else(|_| "unknown".into()),
+        })?;
+        if let Some(filter) = filter {
+            capture
+                .filter(filter, true)
+                .map_err(|e| CaptureError::BadFilter {
+                    path: owned.clone(),
+                    filter: filter.to_owned(),
+                    reason: e.to_string(),
+                })?;
+        }
+        Ok(Self {
+            path: owned,
+            capture,
+            link,
+            frames: 0,
+            bytes_read: 24,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn link_type(&self) -> LinkType {
+        self.link
+    }
+
+    /// Approximate bytes of the file consumed so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read
+    }
+
+    /// The next frame, `Ok(None)` at the end, or `Damaged` when the file breaks off mid-record.
+    pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
+        match self.capture.next_packet() {
+            Ok(packet) => {
+                self.frames += 1;
+                self.bytes_read += 16 + u64::from(packet.header.caplen);
+                let ts = packet.header.ts;
+                // With nanosecond precision, tv_usec holds nanoseconds.
+                let ts_us = i64::from(ts.tv_sec) * 1_000_000 + i64::from(ts.tv_usec) / 1000;
+                Ok(Some(Frame {
+                    ts_us,
+                    link: self.link,
+                    original_len: packet.header.len,
+                    data: packet.data,
+                }))
+            }
+            Err(pcap::Error::NoMorePackets) => Ok(None),
+            Err(e) => Err(CaptureError::Damaged {
+                path: self.path.clone(),
+                frames: self.frames,
+                reason: e.to_string(),
+            }),
+        }
+    }
+}

@@ -1,0 +1,28 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! spycraft: a passive SIP call-accounting sensor.
+//!
+//! Data flows one way, and no module imports one above it:
+//! [`capture`] → [`decode`] → [`sip`] → [`call`] → [`sink`], wired by [`pipeline`].
+
+pub mod call;
+pub mod capture;
+pub mod decode;
+pub mod pipeline;
+pub mod sink;
+pub mod sip;
+
+/// This machine's host name, the default sensor node name.
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for writes of its full length, and gethostname writes at
+    // most that many bytes.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "spycraft".into();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    match std::str::from_utf8(&buf[..end]) {
+        Ok(name) if !name.is_empty() => name.to_owned(),
+        _ => "spycraft".into(),
+    }
+}

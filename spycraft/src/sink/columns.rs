@@ -1,0 +1,111 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! The CDR contract as flat text columns, for CSV (and any other row-oriented sink).
+
+use crate::call::{CallRecord, Timestamp};
+
+/// Column names, in contract order; identical to the JSON field names.
+pub const COLUMNS: [&str; 38] = [
+    "id",
+    "node",
+    "call_id",
+    "from_tag",
+    "to_tag",
+    "collation_id",
+    "from_uri",
+    "from_user",
+    "to_uri",
+    "to_user",
+    "request_uri",
+    "p_asserted_identity",
+    "diversion",
+    "caller_ip",
+    "caller_port",
+    "callee_ip",
+    "callee_port",
+    "transport",
+    "vlan",
+    "direction",
+    "user_agent",
+    "server",
+    "invite_at",
+    "ring_at",
+    "answer_at",
+    "end_at",
+    "duration_ms",
+    "billable_ms",
+    "pdd_ms",
+    "disposition",
+    "final_status",
+    "final_reason",
+    "q850_cause",
+    "ended_by",
+    "end_reason",
+    "auth_challenges",
+    "invite_retransmissions",
+    "capture_issues",
+];
+
+fn opt<T: ToString>(v: &Option<T>) -> String {
+    v.as_ref().map(ToString::to_string).unwrap_or_default()
+}
+
+fn time(v: Option<Timestamp>) -> String {
+    v.map(Timestamp::to_rfc3339).unwrap_or_default()
+}
+
+/// Serde's snake_case name of a unit enum variant.
+fn name<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// The record's values in [`COLUMNS`] order; empty text for null. Capture issues are joined
+/// with `;`.
+pub fn values(r: &CallRecord) -> Vec<String> {
+    vec![
+        r.id.to_string(),
+        r.node.clone(),
+        r.call_id.clone(),
+        r.from_tag.clone(),
+        opt(&r.to_tag),
+        r.collation_id.clone(),
+        r.from_uri.clone(),
+        opt(&r.from_user),
+        r.to_uri.clone(),
+        opt(&r.to_user),
+        r.request_uri.clone(),
+        opt(&r.p_asserted_identity),
+        opt(&r.diversion),
+        r.caller_ip.to_string(),
+        r.caller_port.to_string(),
+        r.callee_ip.to_string(),
+        r.callee_port.to_string(),
+        r.transport.to_string(),
+        opt(&r.vlan),
+        name(&r.direction),
+        opt(&r.user_agent),
+        opt(&r.server),
+        r.invite_at.to_rfc3339(),
+        time(r.ring_at),
+        time(r.answer_at),
+        time(r.end_at),
+        opt(&r.duration_ms),
+        opt(&r.billable_ms),
+        opt(&r.pdd_ms),
+        r.disposition.to_string(),
+        opt(&r.final_status),
+        opt(&r.final_reason),
+        opt(&r.q850_cause),
+        name(&r.ended_by),
+        name(&r.end_reason),
+        r.auth_challenges.to_string(),
+        r.invite_retransmissions.to_string(),
+        r.capture_issues
+            .iter()
+            .map(name)
+            .collect::<Vec<_>>()
+            .join(";"),
+    ]
+}

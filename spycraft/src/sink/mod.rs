@@ -1,0 +1,52 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! Where call records go: a terminal table, JSON lines, CSV. (PostgreSQL, RADIUS and HEP
+//! arrive with their own issues.)
+
+mod columns;
+mod csv_sink;
+mod jsonl;
+mod table;
+
+use std::io::Write;
+
+use crate::call::CallRecord;
+
+pub use columns::COLUMNS;
+pub use csv_sink::CsvSink;
+pub use jsonl::JsonlSink;
+pub use table::TableSink;
+
+/// Why a record could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    Csv(#[from] csv::Error),
+}
+
+/// A destination for call records.
+pub trait RecordSink: Send {
+    fn write(&mut self, record: &CallRecord) -> Result<(), SinkError>;
+    /// Flushes whatever is buffered; called once at the end.
+    fn finish(&mut self) -> Result<(), SinkError>;
+}
+
+/// Output formats of `analyze`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Jsonl,
+    Csv,
+}
+
+/// A sink of `format` writing to `out`.
+pub fn sink_for(format: Format, out: Box<dyn Write + Send>) -> Box<dyn RecordSink> {
+    match format {
+        Format::Table => Box::new(TableSink::new(out)),
+        Format::Jsonl => Box::new(JsonlSink::new(out)),
+        Format::Csv => Box::new(CsvSink::new(out)),
+    }
+}

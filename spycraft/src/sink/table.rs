@@ -1,0 +1,105 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! An aligned table for people at a terminal: the fields one reads first.
+
+use std::io::Write;
+
+use super::{RecordSink, SinkError};
+use crate::call::CallRecord;
+
+const HEADINGS: [&str; 10] = [
+    "INVITE (UTC)",
+    "FROM",
+    "TO",
+    "CALLER",
+    "CALLEE",
+    "DISPOSITION",
+    "STATUS",
+    "DURATION",
+    "BILLABLE",
+    "END",
+];
+
+/// Collects rows and prints them aligned at the end.
+pub struct TableSink {
+    out: Box<dyn Write + Send>,
+    rows: Vec<[String; 10]>,
+}
+
+impl std::fmt::Debug for TableSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TableSink")
+            .field("rows", &self.rows.len())
+            .finish()
+    }
+}
+
+impl TableSink {
+    pub fn new(out: Box<dyn Write + Send>) -> Self {
+        Self {
+            out,
+            rows: Vec::new(),
+        }
+    }
+}
+
+fn seconds(ms: Option<u64>) -> String {
+    ms.map(|ms| format!("{}.{:03}s", ms / 1000, ms % 1000))
+        .unwrap_or_else(|| "-".into())
+}
+
+fn party(user: &Option<String>, uri: &str) -> String {
+    user.clone().unwrap_or_else(|| uri.to_owned())
+}
+
+impl RecordSink for TableSink {
+    fn write(&mut self, r: &CallRecord) -> Result<(), SinkError> {
+        let invite = r.invite_at.to_rfc3339();
+        // 2026-11-26T06:22:52.123456Z -> 2026-11-26 06:22:52.123
+        let invite = format!("{} {}", &invite[..10], &invite[11..23.min(invite.len())]);
+        self.rows.push([
+            invite,
+            party(&r.from_user, &r.from_uri),
+            party(&r.to_user, &r.to_uri),
+            format!("{}:{}", r.caller_ip, r.caller_port),
+            format!("{}:{}", r.callee_ip, r.callee_port),
+            r.disposition.to_string(),
+            r.final_status
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "-".into()),
+            seconds(r.duration_ms),
+            seconds(r.billable_ms),
+            serde_json::to_value(r.end_reason)?
+                .as_str()
+                .unwrap_or("")
+                .to_owned(),
+        ]);
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), SinkError> {
+        let mut widths = HEADINGS.map(str::len);
+        for row in &self.rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        let mut line = |cells: &[&str]| -> std::io::Result<()> {
+            let mut text = String::new();
+            for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+                if i + 1 == cells.len() {
+                    text.push_str(cell);
+                } else {
+                    text.push_str(&format!("{cell:<w$}  "));
+                }
+            }
+            writeln!(self.out, "{}", text.trim_end())
+        };
+        line(&HEADINGS)?;
+        for row in std::mem::take(&mut self.rows) {
+            let cells: Vec<&str> = row.iter().map(String::as_str).collect();
+            line(&cells)?;
+        }
+        self.out.flush()?;
+        Ok(())
+    }
+}

@@ -1,0 +1,285 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! `SipEvent`: the compact, owned summary of one SIP message that the call stage consumes.
+//!
+//! It is the only thing that crosses from the parse stage to the call stage, so it holds just
+//! what a call record needs, with all its text in one allocation.
+
+use std::net::SocketAddr;
+
+use super::header::HeaderKind;
+use super::method::Method;
+use super::name_addr::NameAddr;
+use super::parser::{CSeq, Message, ParseError, StartLine};
+use super::syntax::{param, parse_u32, split_values, trim};
+use crate::decode::{Datagram, Transport};
+
+/// Longest text kept per field; longer values are cut (at a character boundary).
+const MAX_FIELD: usize = 512;
+
+/// Request or response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SipKind {
+    Request(Method),
+    Response(u16),
+}
+
+/// Text fields an event carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Field {
+    CallId,
+    FromTag,
+    ToTag,
+    FromUri,
+    ToUri,
+    RequestUri,
+    PAssertedIdentity,
+    Diversion,
+    /// User-Agent, or Server when there is no User-Agent.
+    Software,
+    /// Reason phrase of a response.
+    ReasonPhrase,
+    /// Value of the first configured collation header present.
+    CollationId,
+}
+
+const FIELDS: usize = Field::CollationId as usize + 1;
+
+/// Where the packet was seen: time, addresses, transport.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PacketMeta {
+    /// Microseconds since the Unix epoch.
+    pub ts_us: i64,
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    pub transport: Transport,
+    pub vlan: Option<u16>,
+}
+
+impl PacketMeta {
+    pub fn of(ts_us: i64, d: &Datagram<'_>) -> Self {
+        Self {
+            ts_us,
+            src: d.src,
+            dst: d.dst,
+            transport: d.transport,
+            vlan: d.vlan,
+        }
+    }
+}
+
+/// One SIP message, reduced to what call tracking needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SipEvent {
+    pub meta: PacketMeta,
+    pub kind: SipKind,
+    pub cseq: CSeq,
+    /// Q.850 cause from a Reason header.
+    pub q850_cause: Option<u16>,
+    text: String,
+    spans: [(u32, u32); FIELDS],
+}
+
+impl SipEvent {
+    /// Builds the event for a parsed message. Call-ID, CSeq and From are required; without them
+    /// no dialog can be identified.
+    pub fn from_message(
+        meta: PacketMeta,
+        msg: &Message<'_, '_>,
+        collation_headers: &[String],
+    ) -> Result<Self, ParseError> {
+        let call_id = msg.call_id().map(trim).ok_or(ParseError::MissingHeader)?;
+        let cseq = msg.cseq().ok_or(ParseError::MissingHeader)?;
+        let from = msg.from().ok_or(ParseError::MissingHeader)?;
+        let to = msg.to();
+        let (kind, request_uri, reason) = match msg.start {
+            StartLine::Request { method, uri, .. } => (SipKind::Request(method), uri, &b""[..]),
+            StartLine::Response { code, reason } => (SipKind::Response(code), &b""[..], reason),
+        };
+        let software = msg
+            .header(HeaderKind::UserAgent)
+            .or_else(|| msg.header(HeaderKind::Server))
+            .unwrap_or(b"");
+        let collation = collation_headers
+            .iter()
+            .find_map(|name| msg.header_named(name.as_bytes()))
+            .map(trim)
+            .unwrap_or(b"");
+        let first_uri = |kind| {
+            msg.first_name_addr(kind)
+                .map_or(&b""[..], |na: NameAddr<'_>| na.uri)
+        };
+
+        let mut values: [&[u8]; FIELDS] = [b""; FIELDS];
+        values[Field::CallId as usize] = call_id;
+        values[Field::FromTag as usize] = from.tag().unwrap_or(b"");
+        values[Field::ToTag as usize] = to.and_then(|t| t.tag()).unwrap_or(b"");
+        values[Field::FromUri as usize] = from.uri;
+        values[Field::ToUri as usize] = to.map_or(&b""[..], |t| t.uri);
+        values[Field::RequestUri as usize] = request_uri;
+        values[Field::PAssertedIdentity as usize] = first_uri(HeaderKind::PAssertedIdentity);
+        values[Field::Diversion as usize] = first_uri(HeaderKind::Diversion);
+        values[Field::Software as usize] = software;
+        values[Field::ReasonPhrase as usize] = reason;
+        values[Field::CollationId as usize] = collation;
+
+        let capacity = values.iter().map(|v| v.len().min(MAX_FIELD)).sum();
+        let mut text = String::with_capacity(capacity);
+        let mut spans = [(0u32, 0u32); FIELDS];
+        for (span, value) in spans.iter_mut().zip(values) {
+            let start = text.len();
+            push_field(&mut text, value);
+            *span = (start as u32, (text.len() - start) as u32);
+        }
+        Ok(Self {
+            meta,
+            kind,
+            cseq,
+            q850_cause: q850_cause(msg),
+            text,
+            spans,
+        })
+    }
+
+    /// Text of one field; empty when the message did not carry it.
+    pub fn field(&self, field: Field) -> &str {
+        let (start, len) = self.spans[field as usize];
+        &self.text[start as usize..(start + len) as usize]
+    }
+
+    pub fn call_id(&self) -> &str {
+        self.field(Field::CallId)
+    }
+
+    pub fn from_tag(&self) -> &str {
+        self.field(Field::FromTag)
+    }
+
+    pub fn to_tag(&self) -> &str {
+        self.field(Field::ToTag)
+    }
+
+    pub fn method(&self) -> Option<Method> {
+        match self.kind {
+            SipKind::Request(m) => Some(m),
+            SipKind::Response(_) => None,
+        }
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        match self.kind {
+            SipKind::Response(code) => Some(code),
+            SipKind::Request(_) => None,
+        }
+    }
+}
+
+/// Appends `value` as UTF-8 (invalid bytes replaced), cut to `MAX_FIELD` bytes.
+fn push_field(text: &mut String, value: &[u8]) {
+    let value = &value[..value.len().min(MAX_FIELD)];
+    let lossy = String::from_utf8_lossy(value);
+    let mut end = lossy.len().min(MAX_FIELD);
+    while !lossy.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.push_str(&lossy[..end]);
+}
+
+/// `Reason: Q.850;cause=16;text="Normal call clearing"` → 16 (RFC 3326).
+fn q850_cause(msg: &Message<'_, '_>) -> Option<u16> {
+    msg.headers_of(HeaderKind::Reason)
+        .flat_map(split_values)
+        .find_map(|value| {
+            let proto_end = value.iter().position(|&b| b == b';').unwrap_or(value.len());
+            if !trim(&value[..proto_end]).eq_ignore_ascii_case(b"Q.850") {
+                return None;
+            }
+            let cause = parse_u32(param(&value[proto_end..], b"cause")?, 3)?;
+            u16::try_from(cause).ok()
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::header::EMPTY_HEADER;
+    use crate::sip::parser::parse_datagram;
+
+    fn meta() -> PacketMeta {
+        PacketMeta {
+            ts_us: 1_000_000,
+            src: "192.0.2.1:5060".parse().expect("addr"),
+            dst: "192.0.2.2:5060".parse().expect("addr"),
+            transport: Transport::Udp,
+            vlan: None,
+        }
+    }
+
+    #[test]
+    fn extracts_the_fields_a_record_needs() {
+        let raw = b"BYE sip:bob@192.0.2.2 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\n\
+From: <sip:alice@a.example>;tag=aaa\r\n\
+To: \"Bob\" <sip:bob@b.example>;tag=bbb\r\n\
+Call-ID: cid-1\r\n\
+CSeq: 2 BYE\r\n\
+User-Agent: phone/1.0\r\n\
+X-CID: leg-7\r\n\
+P-Asserted-Identity: \"Alice\" <sip:+15550100@a.example>, <tel:+15550100>\r\n\
+Reason: SIP;cause=200;text=\"x\", Q.850 ;cause=16;text=\"Normal call clearing\"\r\n\
+Content-Length: 0\r\n\r\n";
+        let mut h = [EMPTY_HEADER; 32];
+        let msg = parse_datagram(raw, &mut h).expect("valid");
+        let ev = SipEvent::from_message(meta(), &msg, &["X-CollateID".into(), "x-cid".into()])
+            .expect("event");
+        assert_eq!(ev.kind, SipKind::Request(Method::Bye));
+        assert_eq!(ev.call_id(), "cid-1");
+        assert_eq!(ev.from_tag(), "aaa");
+        assert_eq!(ev.to_tag(), "bbb");
+        assert_eq!(ev.field(Field::ToUri), "sip:bob@b.example");
+        assert_eq!(ev.field(Field::RequestUri), "sip:bob@192.0.2.2");
+        assert_eq!(ev.field(Field::Software), "phone/1.0");
+        assert_eq!(ev.field(Field::CollationId), "leg-7");
+        assert_eq!(
+            ev.field(Field::PAssertedIdentity),
+            "sip:+15550100@a.example"
+        );
+        assert_eq!(ev.q850_cause, Some(16));
+        assert_eq!(
+            ev.cseq,
+            CSeq {
+                number: 2,
+                method: Method::Bye
+            }
+        );
+    }
+
+    #[test]
+    fn requires_call_id_cseq_and_from() {
+        for raw in [
+            &b"OPTIONS sip:x@y SIP/2.0\r\nCSeq: 1 OPTIONS\r\nFrom: <sip:a@b>\r\n\r\n"[..],
+            b"OPTIONS sip:x@y SIP/2.0\r\nCall-ID: c\r\nFrom: <sip:a@b>\r\n\r\n",
+            b"OPTIONS sip:x@y SIP/2.0\r\nCall-ID: c\r\nCSeq: x OPTIONS\r\nFrom: <sip:a@b>\r\n\r\n",
+            b"OPTIONS sip:x@y SIP/2.0\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n",
+        ] {
+            let mut h = [EMPTY_HEADER; 32];
+            let msg = parse_datagram(raw, &mut h).expect("syntactically valid");
+            assert_eq!(
+                SipEvent::from_message(meta(), &msg, &[]).map(|_| ()),
+                Err(ParseError::MissingHeader),
+                "{}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+    }
+
+    #[test]
+    fn cuts_long_fields_at_a_character_boundary() {
+        let mut text = String::new();
+        let long = "é".repeat(400);
+        push_field(&mut text, long.as_bytes());
+        assert!(text.len() <= MAX_FIELD && text.chars().all(|c| c == 'é'));
+        let mut text = String::new();
+        push_field(&mut text, b"ok\xffbad");
+        assert_eq!(text, "ok\u{fffd}bad");
+    }
+}

@@ -1,0 +1,23 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! SIP wire format: a zero-copy message parser, typed accessors, and the compact [`SipEvent`]
+//! handed to the call stage. Knows nothing of calls or capture.
+
+mod detect;
+mod event;
+mod header;
+mod method;
+mod name_addr;
+mod parser;
+pub mod syntax;
+
+pub use detect::looks_like_sip;
+pub use event::{Field, PacketMeta, SipEvent, SipKind};
+pub use header::{Header, HeaderKind, EMPTY_HEADER};
+pub use method::Method;
+pub use name_addr::{uri_user, NameAddr};
+pub use parser::{
+    is_keepalive, parse, parse_datagram, CSeq, Message, ParseError, StartLine, Status,
+};
+
+/// Headers the parse stage makes room for per message; more is `ParseError::TooManyHeaders`.
+pub const MAX_HEADERS: usize = 96;

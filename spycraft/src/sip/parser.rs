@@ -1,0 +1,608 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! Zero-copy SIP message parser in the manner of httparse: bytes in, borrowed views out, headers
+//! written into a caller-provided array, `Partial` for incomplete input, a small `Copy` error.
+
+use memchr::memchr;
+
+use super::header::{Header, HeaderKind};
+use super::method::Method;
+use super::name_addr::NameAddr;
+use super::syntax::{is_token, parse_u32, split_values, trim};
+
+/// Result of parsing input that may not hold a whole message yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status<T> {
+    Complete(T),
+    /// More bytes are needed; not an error.
+    Partial,
+}
+
+/// Why a message was rejected. Each kind has its own counter in the pipeline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
+pub enum ParseError {
+    #[error("malformed start line")]
+    StartLine,
+    #[error("invalid method token")]
+    Method,
+    #[error("invalid Request-URI")]
+    RequestUri,
+    #[error("unsupported SIP version")]
+    Version,
+    #[error("invalid status code")]
+    StatusCode,
+    #[error("malformed header line")]
+    HeaderSyntax,
+    #[error("more headers than the parser has room for")]
+    TooManyHeaders,
+    #[error("invalid or conflicting Content-Length")]
+    ContentLength,
+    #[error("message ends inside its headers")]
+    Truncated,
+    #[error("Call-ID, CSeq or From missing or malformed")]
+    MissingHeader,
+}
+
+impl ParseError {
+    /// Every kind, in counter order.
+    pub const ALL: [ParseError; 10] = [
+        Self::StartLine,
+        Self::Method,
+        Self::RequestUri,
+        Self::Version,
+        Self::StatusCode,
+        Self::HeaderSyntax,
+        Self::TooManyHeaders,
+        Self::ContentLength,
+        Self::Truncated,
+        Self::MissingHeader,
+    ];
+
+    /// Position in [`ParseError::ALL`], for counter arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Short snake_case name for counters and summaries.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::StartLine => "start_line",
+            Self::Method => "method",
+            Self::RequestUri => "request_uri",
+            Self::Version => "version",
+            Self::StatusCode => "status_code",
+            Self::HeaderSyntax => "header_syntax",
+            Self::TooManyHeaders => "too_many_headers",
+            Self::ContentLength => "content_length",
+            Self::Truncated => "truncated",
+            Self::MissingHeader => "missing_header",
+        }
+    }
+}
+
+/// The first line of a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartLine<'b> {
+    Request {
+        method: Method,
+        /// The method token as written (extension methods keep their name here).
+        method_token: &'b [u8],
+        uri: &'b [u8],
+    },
+    Response {
+        code: u16,
+        reason: &'b [u8],
+    },
+}
+
+/// CSeq header: sequence number and method.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CSeq {
+    pub number: u32,
+    pub method: Method,
+}
+
+/// A parsed message. `headers` is the filled prefix of the caller's array.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Message<'h, 'b> {
+    pub start: StartLine<'b>,
+    pub headers: &'h [Header<'b>],
+    pub body: &'b [u8],
+    /// Bytes of input the message occupies (head plus body).
+    pub len: usize,
+    /// Content-Length promised more body than the datagram carried.
+    pub body_truncated: bool,
+}
+
+struct Head<'b> {
+    start: StartLine<'b>,
+    header_count: usize,
+    len: usize,
+    content_length: Option<usize>,
+}
+
+/// Parses a whole message from a stream-like buffer (TCP): `Partial` until the head and the
+/// `Content-Length` bytes of body are all there. A missing Content-Length means no body.
+pub fn parse<'h, 'b>(
+    buf: &'b [u8],
+    headers: &'h mut [Header<'b>],
+) -> Result<Status<Message<'h, 'b>>, ParseError> {
+    let head = match parse_head(buf, headers)? {
+        Status::Complete(head) => head,
+        Status::Partial => return Ok(Status::Partial),
+    };
+    let body_len = head.content_length.unwrap_or(0);
+    let Some(end) = head
+        .len
+        .checked_add(body_len)
+        .filter(|&end| end <= buf.len())
+    else {
+        return Ok(Status::Partial);
+    };
+    Ok(Status::Complete(Message {
+        start: head.start,
+        headers: &headers[..head.header_count],
+        body: &buf[head.len..end],
+        len: end,
+        body_truncated: false,
+    }))
+}
+
+/// Parses a message carried whole in one datagram (UDP, SCTP chunk). Without Content-Length
+/// the body is the rest of the datagram (RFC 3261 §18.3); with one, the body is cut to it, and a
+/// body shorter than promised is kept and flagged rather than dropped, since the signalling
+/// headers are intact.
+pub fn parse_datagram<'h, 'b>(
+    buf: &'b [u8],
+    headers: &'h mut [Header<'b>],
+) -> Result<Message<'h, 'b>, ParseError> {
+    let head = match parse_head(buf, headers)? {
+        Status::Complete(head) => head,
+        Status::Partial => return Err(ParseError::Truncated),
+    };
+    let available = buf.len() - head.len;
+    let (body_len, body_truncated) = match head.content_length {
+        Some(n) if n > available => (available, true),
+        Some(n) => (n, false),
+        None => (available, false),
+    };
+    Ok(Message {
+        start: head.start,
+        headers: &headers[..head.header_count],
+        body: &buf[head.len..head.len + body_len],
+        len: head.len + body_len,
+        body_truncated,
+    })
+}
+
+/// True when `buf` holds only CR/LF: a keep-alive (RFC 5626 §3.5.1), not a message.
+pub fn is_keepalive(buf: &[u8]) -> bool {
+    !buf.is_empty() && buf.iter().all(|&b| b == b'\r' || b == b'\n')
+}
+
+/// One line starting at `pos`: its bytes without CR/LF, and where the next line starts.
+/// Bare LF is accepted as a line end, as tolerant stacks do.
+#[inline]
+fn next_line(buf: &[u8], pos: usize) -> Option<(&[u8], usize)> {
+    let nl = pos + memchr(b'\n', &buf[pos..])?;
+    let line = &buf[pos..nl];
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    Some((line, nl + 1))
+}
+
+fn parse_head<'b>(
+    buf: &'b [u8],
+    headers: &mut [Header<'b>],
+) -> Result<Status<Head<'b>>, ParseError> {
+    // RFC 3261 §7.5: CRLFs before the start line are ignored.
+    let mut pos = buf
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(buf.len());
+    let Some((line, next)) = next_line(buf, pos) else {
+        return Ok(Status::Partial);
+    };
+    let start = parse_start_line(line)?;
+    pos = next;
+
+    let mut count = 0;
+    let mut content_length: Option<usize> = None;
+    loop {
+        let Some((line, mut after)) = next_line(buf, pos) else {
+            return Ok(Status::Partial);
+        };
+        if line.is_empty() {
+            pos = after;
+            break;
+        }
+        let line_start = pos;
+        let mut line_end = pos + line.len();
+        // Continuation lines start with whitespace (RFC 3261 §7.3.1); they belong to this value.
+        loop {
+            match buf.get(after) {
+                Some(b' ' | b'\t') => {
+                    let Some((cont, next)) = next_line(buf, after) else {
+                        return Ok(Status::Partial);
+                    };
+                    line_end = after + cont.len();
+                    after = next;
+                }
+                Some(_) => break,
+                None => return Ok(Status::Partial),
+            }
+        }
+        let header = parse_header_line(&buf[line_start..line_end])?;
+        if header.kind == HeaderKind::ContentLength {
+            let n = parse_u32(header.value, 10).ok_or(ParseError::ContentLength)? as usize;
+            if content_length.is_some_and(|seen| seen != n) {
+                return Err(ParseError::ContentLength);
+            }
+            content_length = Some(n);
+        }
+        let slot = headers.get_mut(count).ok_or(ParseError::TooManyHeaders)?;
+        *slot = header;
+        count += 1;
+        pos = after;
+    }
+    Ok(Status::Complete(Head {
+        start,
+        header_count: count,
+        len: pos,
+        content_length,
+    }))
+}
+
+fn parse_header_line(line: &[u8]) -> Result<Header<'_>, ParseError> {
+    let name_len = line
+        .iter()
+        .position(|&b| !is_token(b))
+        .unwrap_or(line.len());
+    if name_len == 0 {
+        return Err(ParseError::HeaderSyntax);
+    }
+    let name = &line[..name_len];
+    // HCOLON = *( SP / HTAB ) ":" SWS
+    let rest = &line[name_len..];
+    let colon = rest
+        .iter()
+        .position(|&b| b != b' ' && b != b'\t')
+        .filter(|&i| rest[i] == b':')
+        .ok_or(ParseError::HeaderSyntax)?;
+    Ok(Header {
+        name,
+        kind: HeaderKind::from_name(name),
+        value: trim(&rest[colon + 1..]),
+    })
+}
+
+fn parse_start_line(line: &[u8]) -> Result<StartLine<'_>, ParseError> {
+    if line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"SIP/") {
+        return parse_status_line(line);
+    }
+    let sp = memchr(b' ', line).ok_or(ParseError::StartLine)?;
+    let method_token = &line[..sp];
+    if method_token.is_empty() || !method_token.iter().all(|&b| is_token(b)) {
+        return Err(ParseError::Method);
+    }
+    let last_sp = line.iter().rposition(|&b| b == b' ').unwrap_or(sp);
+    if last_sp == sp {
+        return Err(ParseError::StartLine);
+    }
+    check_version(&line[last_sp + 1..])?;
+    let uri = &line[sp + 1..last_sp];
+    if uri.is_empty() || uri.iter().any(|&b| b <= b' ' || b == 0x7f) || !uri.contains(&b':') {
+        return Err(ParseError::RequestUri);
+    }
+    Ok(StartLine::Request {
+        method: Method::from_bytes(method_token),
+        method_token,
+        uri,
+    })
+}
+
+fn parse_status_line(line: &[u8]) -> Result<StartLine<'_>, ParseError> {
+    let sp = memchr(b' ', line).ok_or(ParseError::StartLine)?;
+    check_version(&line[..sp])?;
+    let rest = &line[sp + 1..];
+    let code_end = memchr(b' ', rest).unwrap_or(rest.len());
+    let code = &rest[..code_end];
+    let code = match code {
+        [a, b, c] if code.iter().all(u8::is_ascii_digit) => {
+            u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0')
+        }
+        _ => return Err(ParseError::StatusCode),
+    };
+    if !(100..=699).contains(&code) {
+        return Err(ParseError::StatusCode);
+    }
+    let reason = rest.get(code_end + 1..).unwrap_or(b"");
+    Ok(StartLine::Response { code, reason })
+}
+
+fn check_version(version: &[u8]) -> Result<(), ParseError> {
+    if version.eq_ignore_ascii_case(b"SIP/2.0") {
+        Ok(())
+    } else if version.len() >= 4 && version[..4].eq_ignore_ascii_case(b"SIP/") {
+        Err(ParseError::Version)
+    } else {
+        Err(ParseError::StartLine)
+    }
+}
+
+impl<'h, 'b> Message<'h, 'b> {
+    /// Value of the first header of this kind.
+    pub fn header(&self, kind: HeaderKind) -> Option<&'b [u8]> {
+        self.headers
+            .iter()
+            .find(|h| h.kind == kind)
+            .map(|h| h.value)
+    }
+
+    /// Values of every header of this kind, in order (not split at commas).
+    pub fn headers_of(&self, kind: HeaderKind) -> impl Iterator<Item = &'b [u8]> + 'h {
+        self.headers
+            .iter()
+            .filter(move |h| h.kind == kind)
+            .map(|h| h.value)
+    }
+
+    /// Value of the first header whose name equals `name`, ignoring case (for configured
+    /// extension headers such as X-CID).
+    pub fn header_named(&self, name: &[u8]) -> Option<&'b [u8]> {
+        self.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
+    }
+
+    /// The request method, or `None` for a response.
+    pub fn method(&self) -> Option<Method> {
+        match self.start {
+            StartLine::Request { method, .. } => Some(method),
+            StartLine::Response { .. } => None,
+        }
+    }
+
+    /// The status code, or `None` for a request.
+    pub fn status(&self) -> Option<u16> {
+        match self.start {
+            StartLine::Response { code, .. } => Some(code),
+            StartLine::Request { .. } => None,
+        }
+    }
+
+    pub fn call_id(&self) -> Option<&'b [u8]> {
+        self.header(HeaderKind::CallId).filter(|v| !v.is_empty())
+    }
+
+    pub fn cseq(&self) -> Option<CSeq> {
+        let value = trim(self.header(HeaderKind::CSeq)?);
+        let split = value.iter().position(|&b| b == b' ' || b == b'\t')?;
+        let number = parse_u32(&value[..split], 10)?;
+        let method = trim(&value[split..]);
+        if method.is_empty() || !method.iter().all(|&b| is_token(b)) {
+            return None;
+        }
+        Some(CSeq {
+            number,
+            method: Method::from_bytes(method),
+        })
+    }
+
+    pub fn from(&self) -> Option<NameAddr<'b>> {
+        NameAddr::parse(self.header(HeaderKind::From)?)
+    }
+
+    pub fn to(&self) -> Option<NameAddr<'b>> {
+        NameAddr::parse(self.header(HeaderKind::To)?)
+    }
+
+    /// First value of the first header of this kind, parsed as a name-addr.
+    pub fn first_name_addr(&self, kind: HeaderKind) -> Option<NameAddr<'b>> {
+        self.headers_of(kind)
+            .flat_map(split_values)
+            .find_map(NameAddr::parse)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::header::EMPTY_HEADER;
+
+    const INVITE: &[u8] = b"INVITE sip:bob@biloxi.example.com SIP/2.0\r\n\
+Via: SIP/2.0/UDP pc33.atlanta.example.com;branch=z9hG4bK776asdhds\r\n\
+Max-Forwards: 70\r\n\
+To: Bob <sip:bob@biloxi.example.com>\r\n\
+From: \"Alice\" <sip:alice@atlanta.example.com>;tag=1928301774\r\n\
+Call-ID: a84b4c76e66710@pc33.atlanta.example.com\r\n\
+CSeq: 314159 INVITE\r\n\
+Contact: <sip:alice@pc33.atlanta.example.com>\r\n\
+Content-Type: application/sdp\r\n\
+Content-Length: 4\r\n\
+\r\n\
+v=0\n";
+
+    fn headers() -> [Header<'static>; 32] {
+        [EMPTY_HEADER; 32]
+    }
+
+    #[test]
+    fn parses_a_request_with_body() {
+        let mut h = headers();
+        let msg = parse_datagram(INVITE, &mut h).expect("valid");
+        assert_eq!(msg.method(), Some(Method::Invite));
+        match msg.start {
+            StartLine::Request { uri, .. } => assert_eq!(uri, b"sip:bob@biloxi.example.com"),
+            _ => panic!("expected a request"),
+        }
+        assert_eq!(msg.headers.len(), 9);
+        assert_eq!(
+            msg.call_id(),
+            Some(&b"a84b4c76e66710@pc33.atlanta.example.com"[..])
+        );
+        assert_eq!(
+            msg.cseq(),
+            Some(CSeq {
+                number: 314159,
+                method: Method::Invite
+            })
+        );
+        assert_eq!(msg.from().and_then(|f| f.tag()), Some(&b"1928301774"[..]));
+        assert_eq!(msg.to().and_then(|t| t.tag()), None);
+        assert_eq!(msg.body, b"v=0\n");
+        assert_eq!(msg.len, INVITE.len());
+        assert!(!msg.body_truncated);
+    }
+
+    #[test]
+    fn stream_parse_waits_for_the_whole_body() {
+        for cut in 0..INVITE.len() {
+            let mut h = headers();
+            assert_eq!(
+                parse(&INVITE[..cut], &mut h),
+                Ok(Status::Partial),
+                "cut at {cut}"
+            );
+        }
+        let mut two = INVITE.to_vec();
+        two.extend_from_slice(INVITE);
+        let mut h = headers();
+        match parse(&two, &mut h) {
+            Ok(Status::Complete(msg)) => assert_eq!(msg.len, INVITE.len()),
+            other => panic!("expected the first message, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn expands_compact_forms_and_folding() {
+        let raw = b"SIP/2.0 180 Ringing\r\n\
+v: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\
+f: <sip:a@h>;tag=1\r\n\
+t: <sip:b@h>\r\n\
+\x20;tag=2\r\n\
+i: abc\r\n\
+CSEQ:\t7\r\n\t INVITE\r\n\
+l: 0\r\n\r\n";
+        let mut h = headers();
+        let msg = parse_datagram(raw, &mut h).expect("valid");
+        assert_eq!(msg.status(), Some(180));
+        assert_eq!(msg.call_id(), Some(&b"abc"[..]));
+        assert_eq!(msg.to().and_then(|t| t.tag()), Some(&b"2"[..]));
+        assert_eq!(
+            msg.cseq(),
+            Some(CSeq {
+                number: 7,
+                method: Method::Invite
+            })
+        );
+        assert_eq!(msg.body, b"");
+    }
+
+    #[test]
+    fn keeps_a_short_body_in_a_datagram_and_flags_it() {
+        let raw = b"SIP/2.0 200 OK\r\nCall-ID: x\r\nContent-Length: 100\r\n\r\nv=0\r\n";
+        let mut h = headers();
+        let msg = parse_datagram(raw, &mut h).expect("headers are intact");
+        assert!(msg.body_truncated);
+        assert_eq!(msg.body, b"v=0\r\n");
+    }
+
+    #[test]
+    fn rejects_malformed_messages_with_specific_errors() {
+        let cases: &[(&[u8], ParseError)] = &[
+            (b"INVITE sip:a@b SIP/7.0\r\n\r\n", ParseError::Version),
+            (b"INVITE sip:a@b HTTP/1.1\r\n\r\n", ParseError::StartLine),
+            (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", ParseError::StartLine),
+            (b"INV@ITE sip:a@b SIP/2.0\r\n\r\n", ParseError::Method),
+            (b"INVITE sip:a b@c SIP/2.0\r\n\r\n", ParseError::RequestUri),
+            (b"INVITE nocolon SIP/2.0\r\n\r\n", ParseError::RequestUri),
+            (b"SIP/2.0 4294967301 Big\r\n\r\n", ParseError::StatusCode),
+            (b"SIP/2.0 099 Low\r\n\r\n", ParseError::StatusCode),
+            (b"SIP/2.0 20 OK\r\n\r\n", ParseError::StatusCode),
+            (
+                b"OPTIONS sip:a@b SIP/2.0\r\nno colon here\r\n\r\n",
+                ParseError::HeaderSyntax,
+            ),
+            (
+                b"OPTIONS sip:a@b SIP/2.0\r\n: empty name\r\n\r\n",
+                ParseError::HeaderSyntax,
+            ),
+            (
+                b"OPTIONS sip:a@b SIP/2.0\r\nl: -3\r\n\r\n",
+                ParseError::ContentLength,
+            ),
+            (
+                b"OPTIONS sip:a@b SIP/2.0\r\nl: 99999999999999999999\r\n\r\n",
+                ParseError::ContentLength,
+            ),
+            (
+                b"OPTIONS sip:a@b SIP/2.0\r\nl: 1\r\nContent-Length: 2\r\n\r\nab",
+                ParseError::ContentLength,
+            ),
+            (
+                b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: x\r\n",
+                ParseError::Truncated,
+            ),
+            (b"OPTIONS", ParseError::Truncated),
+        ];
+        for (raw, expected) in cases {
+            let mut h = headers();
+            assert_eq!(
+                parse_datagram(raw, &mut h).map(|m| m.len),
+                Err(*expected),
+                "{}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+    }
+
+    #[test]
+    fn reports_too_many_headers_instead_of_overrunning() {
+        let mut raw = b"OPTIONS sip:a@b SIP/2.0\r\n".to_vec();
+        for i in 0..40 {
+            raw.extend_from_slice(format!("X-H{i}: v\r\n").as_bytes());
+        }
+        raw.extend_from_slice(b"\r\n");
+        let mut h = headers();
+        assert_eq!(
+            parse_datagram(&raw, &mut h),
+            Err(ParseError::TooManyHeaders)
+        );
+    }
+
+    #[test]
+    fn accepts_leading_crlf_bare_lf_and_empty_reason() {
+        let mut h = headers();
+        let msg = parse_datagram(b"\r\n\r\nSIP/2.0 100 \nCall-ID: q\n\n", &mut h).expect("valid");
+        assert_eq!(
+            msg.start,
+            StartLine::Response {
+                code: 100,
+                reason: b""
+            }
+        );
+        assert_eq!(msg.call_id(), Some(&b"q"[..]));
+        assert!(is_keepalive(b"\r\n\r\n"));
+        assert!(!is_keepalive(b""));
+    }
+
+    #[test]
+    fn never_panics_on_any_prefix_or_byte_flip() {
+        for cut in 0..=INVITE.len() {
+            let mut h = headers();
+            let _ = parse_datagram(&INVITE[..cut], &mut h);
+        }
+        let mut copy = INVITE.to_vec();
+        for i in 0..copy.len() {
+            for b in [0u8, b' ', b':', b'\r', b'\n', 0xff] {
+                let old = copy[i];
+                copy[i] = b;
+                let mut h = headers();
+                let _ = parse_datagram(&copy, &mut h);
+                let mut h = headers();
+                let _ = parse(&copy, &mut h);
+                copy[i] = old;
+            }
+        }
+    }
+}

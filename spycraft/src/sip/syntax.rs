@@ -1,0 +1,173 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! Byte-level helpers for SIP header values: whitespace (folding included), tokens, quoted
+//! strings, comma-separated values and `;name=value` parameters. All borrow; none allocate.
+
+/// SP, HTAB, and the CR/LF that folded header lines leave inside a value.
+#[inline]
+pub fn is_lws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// RFC 3261 `token` characters.
+#[inline]
+pub fn is_token(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+        )
+}
+
+/// Removes linear whitespace (folding included) from both ends.
+pub fn trim(mut s: &[u8]) -> &[u8] {
+    while let [first, rest @ ..] = s {
+        if !is_lws(*first) {
+            break;
+        }
+        s = rest;
+    }
+    while let [rest @ .., last] = s {
+        if !is_lws(*last) {
+            break;
+        }
+        s = rest;
+    }
+    s
+}
+
+/// Index just past the closing quote of the quoted string that starts at `s[0] == b'"'`,
+/// honouring backslash escapes; `s.len()` if the quote never closes.
+pub fn quoted_end(s: &[u8]) -> usize {
+    let mut i = 1;
+    while i < s.len() {
+        match s[i] {
+            b'\\' => i += 2,
+            b'"' => return i + 1,
+            _ => i += 1,
+        }
+    }
+    s.len()
+}
+
+/// Position of the first `needle` in `s` that is outside quoted strings and `<...>`.
+pub fn find_unquoted(s: &[u8], needle: u8) -> Option<usize> {
+    let mut i = 0;
+    let mut in_angle = false;
+    while i < s.len() {
+        match s[i] {
+            b'"' if !in_angle => {
+                i += quoted_end(&s[i..]);
+                continue;
+            }
+            b if b == needle && !in_angle => return Some(i),
+            b'<' => in_angle = true,
+            b'>' => in_angle = false,
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Iterates over the comma-separated values of a header (RFC 3261 §7.3.1), each trimmed;
+/// commas inside quoted strings and angle brackets do not split.
+pub fn split_values(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = Some(value);
+    std::iter::from_fn(move || loop {
+        let s = rest?;
+        let (item, next) = match find_unquoted(s, b',') {
+            Some(i) => (&s[..i], Some(&s[i + 1..])),
+            None => (s, None),
+        };
+        rest = next;
+        let item = trim(item);
+        if !item.is_empty() {
+            return Some(item);
+        }
+    })
+}
+
+/// Value of parameter `name` (case-insensitive) in a `;a=b;c` parameter list. A parameter
+/// without `=` yields an empty value. Quotes around the value are removed.
+pub fn param<'b>(params: &'b [u8], name: &[u8]) -> Option<&'b [u8]> {
+    let mut rest = params;
+    while let Some(start) = find_unquoted(rest, b';') {
+        rest = &rest[start + 1..];
+        let end = find_unquoted(rest, b';').unwrap_or(rest.len());
+        let item = &rest[..end];
+        let (key, value) = match item.iter().position(|&b| b == b'=') {
+            Some(eq) => (trim(&item[..eq]), trim(&item[eq + 1..])),
+            None => (trim(item), &b""[..]),
+        };
+        if key.eq_ignore_ascii_case(name) {
+            return Some(unquote(value));
+        }
+        rest = &rest[end..];
+    }
+    None
+}
+
+/// Strips one pair of surrounding double quotes, if present.
+pub fn unquote(s: &[u8]) -> &[u8] {
+    match s {
+        [b'"', inner @ .., b'"'] => inner,
+        _ => s,
+    }
+}
+
+/// Parses an unsigned decimal number of at most `max_digits` digits, with surrounding LWS.
+pub fn parse_u32(s: &[u8], max_digits: usize) -> Option<u32> {
+    let s = trim(s);
+    if s.is_empty() || s.len() > max_digits || !s.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n = s
+        .iter()
+        .fold(0u64, |acc, &d| acc * 10 + u64::from(d - b'0'));
+    u32::try_from(n).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trims_folding_whitespace() {
+        assert_eq!(trim(b" \t a b \r\n "), b"a b");
+        assert_eq!(trim(b"   "), b"");
+    }
+
+    #[test]
+    fn splits_values_outside_quotes_and_brackets() {
+        let v: Vec<&[u8]> =
+            split_values(br#""Doe, John" <sip:a@b;x=1,2>;tag=1 , <sip:c@d>,, sip:e@f"#).collect();
+        assert_eq!(
+            v,
+            vec![
+                &br#""Doe, John" <sip:a@b;x=1,2>;tag=1"#[..],
+                &b"<sip:c@d>"[..],
+                &b"sip:e@f"[..]
+            ]
+        );
+    }
+
+    #[test]
+    fn finds_parameters_case_insensitively() {
+        let p = b";Tag=abc ; lr;cause=16;text=\"a;b\"";
+        assert_eq!(param(p, b"tag"), Some(&b"abc"[..]));
+        assert_eq!(param(p, b"lr"), Some(&b""[..]));
+        assert_eq!(param(p, b"cause"), Some(&b"16"[..]));
+        assert_eq!(param(p, b"text"), Some(&b"a;b"[..]));
+        assert_eq!(param(p, b"branch"), None);
+    }
+
+    #[test]
+    fn parses_bounded_numbers() {
+        assert_eq!(parse_u32(b" 42 ", 10), Some(42));
+        assert_eq!(parse_u32(b"4294967295", 10), Some(u32::MAX));
+        assert_eq!(parse_u32(b"4294967296", 10), None);
+        assert_eq!(parse_u32(b"99999999999999999999", 10), None);
+        assert_eq!(parse_u32(b"-1", 10), None);
+        assert_eq!(parse_u32(b"", 10), None);
+    }
+}
