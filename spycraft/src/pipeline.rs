@@ -18,6 +18,9 @@ use crate::sip::{
     MAX_HEADERS,
 };
 
+/// Shorter than `ACK sip:a SIP/2.0\r\n\r\n`: a keep-alive ("hello", "jaK") or junk, never SIP.
+const MIN_SIP_MESSAGE: usize = 20;
+
 /// Which UDP ports carry SIP.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SipPorts {
@@ -69,11 +72,14 @@ pub struct ParseCounters {
     pub udp_datagrams: u64,
     /// Datagrams on non-SIP ports that did not look like SIP.
     pub not_sip: u64,
+    /// Keep-alives, and payloads on SIP ports too short to be any SIP message.
     pub keepalives: u64,
     pub sip_messages: u64,
     pub parse_errors: [u64; ParseError::ALL.len()],
-    /// Messages whose body was shorter than their Content-Length (kept, flagged).
-    pub short_bodies: u64,
+    /// Messages kept although their body did not match their Content-Length.
+    pub body_issues: u64,
+    /// Header lines skipped inside otherwise usable messages.
+    pub malformed_header_lines: u64,
 }
 
 impl ParseCounters {
@@ -177,15 +183,16 @@ impl ParseStage {
             c.not_sip += 1;
             return None;
         }
-        if payload.is_empty() || is_keepalive(payload) {
+        if payload.len() < MIN_SIP_MESSAGE || is_keepalive(payload) {
             c.keepalives += 1;
             return None;
         }
         let mut headers = [EMPTY_HEADER; MAX_HEADERS];
         let result = parse_datagram(payload, &mut headers).and_then(|msg| {
-            if msg.body_truncated {
-                c.short_bodies += 1;
+            if msg.body_issue.is_some() {
+                c.body_issues += 1;
             }
+            c.malformed_header_lines += u64::from(msg.malformed_lines);
             SipEvent::from_message(
                 PacketMeta::of(frame.ts_us, &datagram),
                 &msg,

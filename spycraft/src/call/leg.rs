@@ -178,13 +178,31 @@ impl Leg {
         self.phase
     }
 
-    /// A fresh INVITE (new CSeq, no To tag) on this Call-ID and From tag starts a new leg
-    /// unless it is the retry after a challenge.
+    /// A fresh INVITE (new CSeq, no To tag) on this Call-ID and From tag after the leg ended
+    /// starts a new leg, unless the end invited exactly such a retry: a redirect (3xx) or
+    /// 422 Session Interval Too Small.
     pub(crate) fn is_new_call(&self, ev: &SipEvent) -> bool {
         ev.method() == Some(Method::Invite)
             && ev.to_tag().is_empty()
             && ev.cseq.number != self.invite_cseq
             && self.phase == Phase::Ended
+            && !self.final_status.is_some_and(is_retry_status)
+    }
+
+    /// A new initial INVITE of the same leg: the retry after a challenge (or after a challenge
+    /// the capture missed), a redirect or a 422.
+    fn is_retry(&self, ev: &SipEvent) -> bool {
+        ev.to_tag().is_empty() && ev.cseq.number > self.invite_cseq && self.is_retry_phase()
+    }
+
+    /// Whether a new INVITE transaction would still belong to this leg.
+    fn is_retry_phase(&self) -> bool {
+        self.answer_at.is_none()
+            && match self.phase {
+                Phase::Trying | Phase::Proceeding | Phase::Challenged => true,
+                Phase::Ended => self.final_status.is_some_and(is_retry_status),
+                Phase::Answered => false,
+            }
     }
 
     /// Applies one message of this leg's dialog.
@@ -205,18 +223,7 @@ impl Leg {
                     self.last_activity = ts;
                 }
             }
-            Method::Invite if self.phase == Phase::Challenged && ev.to_tag().is_empty() => {
-                // The retry with credentials: same leg, new transaction.
-                self.invite_cseq = ev.cseq.number;
-                self.phase = Phase::Trying;
-                self.final_status = None;
-                self.final_reason = None;
-                self.final_at = None;
-                self.last_activity = ts;
-                if self.p_asserted_identity.is_none() {
-                    self.p_asserted_identity = non_empty(ev.field(Field::PAssertedIdentity));
-                }
-            }
+            Method::Invite if self.is_retry(ev) => self.retry(ev, ts),
             Method::Invite
             | Method::Update
             | Method::Info
@@ -266,7 +273,30 @@ impl Leg {
         }
     }
 
+    /// Starts the next INVITE transaction of the same leg.
+    fn retry(&mut self, ev: &SipEvent, ts: i64) {
+        self.invite_cseq = ev.cseq.number;
+        self.phase = Phase::Trying;
+        self.final_status = None;
+        self.final_reason = None;
+        self.final_at = None;
+        self.end_at = None;
+        self.end_reason = None;
+        self.ended_by = EndedBy::Unknown;
+        self.last_activity = ts;
+        if self.p_asserted_identity.is_none() {
+            self.p_asserted_identity = non_empty(ev.field(Field::PAssertedIdentity));
+        }
+    }
+
     fn on_response(&mut self, code: u16, ev: &SipEvent, ts: i64) {
+        // A response to a later INVITE of this leg whose request the capture lost.
+        if ev.cseq.method == Method::Invite
+            && ev.cseq.number > self.invite_cseq
+            && self.is_retry_phase()
+        {
+            self.retry(ev, ts);
+        }
         match ev.cseq.method {
             Method::Invite if ev.cseq.number == self.invite_cseq => {
                 self.on_invite_response(code, ev, ts)
@@ -357,7 +387,8 @@ impl Leg {
             }
         }
         match self.phase {
-            Phase::Trying | Phase::Challenged => self.last_activity + us(t.transaction_secs),
+            Phase::Trying => self.last_activity + us(t.transaction_secs),
+            Phase::Challenged => self.last_activity + us(t.challenge_secs),
             Phase::Proceeding if self.cancel_at.is_some() => {
                 self.last_activity + us(t.transaction_secs)
             }
@@ -496,6 +527,11 @@ impl Leg {
     pub(crate) fn endpoints(&self) -> (SocketAddr, SocketAddr) {
         (self.caller, self.callee)
     }
+}
+
+/// Final responses after which the caller may retry within the same leg.
+fn is_retry_status(code: u16) -> bool {
+    matches!(code, 300..=399 | 401 | 407 | 422)
 }
 
 /// Namespace of record ids (UUIDv5), fixed forever so ids stay stable across versions.

@@ -245,7 +245,7 @@ mod tests {
     }
 
     #[test]
-    fn unretried_challenge_fails_after_the_transaction_timer() {
+    fn unretried_challenge_fails_after_the_challenge_timer() {
         let r = run(&[
             step(0, true, INV, "1 INVITE"),
             step(10, false, "SIP/2.0 401 Unauthorized", "1 INVITE").tags("a1", "p9"),

@@ -102,14 +102,20 @@ impl CallTracker {
         if ts > self.now {
             self.now = ts;
         }
+        if belongs_to_call(ev) {
+            self.apply(ev, emit);
+        } else {
+            self.counters.non_call_messages += 1;
+        }
+        // The event is applied before expiry, so a late answer still reaches its leg.
         if self.now >= self.next_sweep {
             self.sweep(emit);
             self.next_sweep = self.now + SWEEP_INTERVAL_US;
         }
-        if !belongs_to_call(ev) {
-            self.counters.non_call_messages += 1;
-            return;
-        }
+        self.drain(emit);
+    }
+
+    fn apply(&mut self, ev: &SipEvent, emit: &mut impl FnMut(CallRecord)) {
         match self.find(ev) {
             Some(slot) => {
                 let leg = self.slots[slot as usize]
@@ -127,7 +133,6 @@ impl CallTracker {
             }
             None => self.counters.unmatched += 1,
         }
-        self.drain(emit);
     }
 
     /// Writes every leg still held (the input ended or the sensor is stopping).

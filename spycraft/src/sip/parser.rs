@@ -30,8 +30,6 @@ pub enum ParseError {
     Version,
     #[error("invalid status code")]
     StatusCode,
-    #[error("malformed header line")]
-    HeaderSyntax,
     #[error("more headers than the parser has room for")]
     TooManyHeaders,
     #[error("invalid or conflicting Content-Length")]
@@ -44,13 +42,12 @@ pub enum ParseError {
 
 impl ParseError {
     /// Every kind, in counter order.
-    pub const ALL: [ParseError; 10] = [
+    pub const ALL: [ParseError; 9] = [
         Self::StartLine,
         Self::Method,
         Self::RequestUri,
         Self::Version,
         Self::StatusCode,
-        Self::HeaderSyntax,
         Self::TooManyHeaders,
         Self::ContentLength,
         Self::Truncated,
@@ -70,7 +67,6 @@ impl ParseError {
             Self::RequestUri => "request_uri",
             Self::Version => "version",
             Self::StatusCode => "status_code",
-            Self::HeaderSyntax => "header_syntax",
             Self::TooManyHeaders => "too_many_headers",
             Self::ContentLength => "content_length",
             Self::Truncated => "truncated",
@@ -109,15 +105,41 @@ pub struct Message<'h, 'b> {
     pub body: &'b [u8],
     /// Bytes of input the message occupies (head plus body).
     pub len: usize,
-    /// Content-Length promised more body than the datagram carried.
-    pub body_truncated: bool,
+    /// Set when a datagram's body did not match its Content-Length; the message is still
+    /// usable, since its signalling headers are intact.
+    pub body_issue: Option<BodyIssue>,
+    /// Header lines skipped because they were not `name: value`.
+    pub malformed_lines: u16,
+}
+
+/// What was wrong with the body of a message that was kept anyway.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyIssue {
+    /// Content-Length promised more than the datagram carried.
+    Short,
+    /// Content-Length was not a number, or two of them disagreed; the body is the rest of the
+    /// datagram.
+    BadLength,
+    /// The datagram ended inside the headers (cut by the snap length, or damaged); the headers
+    /// it held are kept and the body is empty.
+    Unterminated,
+}
+
+/// Content-Length as found in the head.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ContentLength {
+    Absent,
+    Bytes(usize),
+    Invalid,
 }
 
 struct Head<'b> {
     start: StartLine<'b>,
     header_count: usize,
     len: usize,
-    content_length: Option<usize>,
+    content_length: ContentLength,
+    malformed_lines: u16,
+    unterminated: bool,
 }
 
 /// Parses a whole message from a stream-like buffer (TCP): `Partial` until the head and the
@@ -126,11 +148,15 @@ pub fn parse<'h, 'b>(
     buf: &'b [u8],
     headers: &'h mut [Header<'b>],
 ) -> Result<Status<Message<'h, 'b>>, ParseError> {
-    let head = match parse_head(buf, headers)? {
+    let head = match parse_head(buf, headers, false)? {
         Status::Complete(head) => head,
         Status::Partial => return Ok(Status::Partial),
     };
-    let body_len = head.content_length.unwrap_or(0);
+    let body_len = match head.content_length {
+        ContentLength::Absent => 0,
+        ContentLength::Bytes(n) => n,
+        ContentLength::Invalid => return Err(ParseError::ContentLength),
+    };
     let Some(end) = head
         .len
         .checked_add(body_len)
@@ -143,40 +169,52 @@ pub fn parse<'h, 'b>(
         headers: &headers[..head.header_count],
         body: &buf[head.len..end],
         len: end,
-        body_truncated: false,
+        body_issue: None,
+        malformed_lines: head.malformed_lines,
     }))
 }
 
 /// Parses a message carried whole in one datagram (UDP, SCTP chunk). Without Content-Length
-/// the body is the rest of the datagram (RFC 3261 §18.3); with one, the body is cut to it, and a
-/// body shorter than promised is kept and flagged rather than dropped, since the signalling
-/// headers are intact.
+/// the body is the rest of the datagram (RFC 3261 §18.3); with one, the body is cut to it. A
+/// body shorter than promised, or an unreadable Content-Length, is kept and flagged rather
+/// than dropped, since the datagram bounds the message anyway and its headers are intact.
 pub fn parse_datagram<'h, 'b>(
     buf: &'b [u8],
     headers: &'h mut [Header<'b>],
 ) -> Result<Message<'h, 'b>, ParseError> {
-    let head = match parse_head(buf, headers)? {
+    let head = match parse_head(buf, headers, true)? {
         Status::Complete(head) => head,
         Status::Partial => return Err(ParseError::Truncated),
     };
     let available = buf.len() - head.len;
-    let (body_len, body_truncated) = match head.content_length {
-        Some(n) if n > available => (available, true),
-        Some(n) => (n, false),
-        None => (available, false),
+    let (body_len, body_issue) = match head.content_length {
+        ContentLength::Bytes(n) if n > available => (available, Some(BodyIssue::Short)),
+        ContentLength::Bytes(n) => (n, None),
+        ContentLength::Absent => (available, None),
+        ContentLength::Invalid => (available, Some(BodyIssue::BadLength)),
+    };
+    let body_issue = if head.unterminated {
+        Some(BodyIssue::Unterminated)
+    } else {
+        body_issue
     };
     Ok(Message {
         start: head.start,
         headers: &headers[..head.header_count],
         body: &buf[head.len..head.len + body_len],
         len: head.len + body_len,
-        body_truncated,
+        body_issue,
+        malformed_lines: head.malformed_lines,
     })
 }
 
-/// True when `buf` holds only CR/LF: a keep-alive (RFC 5626 §3.5.1), not a message.
+/// True when `buf` holds only CR/LF (the RFC 5626 §3.5.1 keep-alive), or the spaces and NULs
+/// that some phones send to keep NAT bindings open: not a message, and not an error.
 pub fn is_keepalive(buf: &[u8]) -> bool {
-    !buf.is_empty() && buf.iter().all(|&b| b == b'\r' || b == b'\n')
+    !buf.is_empty()
+        && buf
+            .iter()
+            .all(|&b| matches!(b, b'\r' | b'\n' | b' ' | b'\t' | 0))
 }
 
 /// One line starting at `pos`: its bytes without CR/LF, and where the next line starts.
@@ -189,25 +227,39 @@ fn next_line(buf: &[u8], pos: usize) -> Option<(&[u8], usize)> {
     Some((line, nl + 1))
 }
 
+/// Parses the start line and headers. In a datagram, the end of the buffer also ends the
+/// head (the blank line may have been lost to the snap length or damage).
 fn parse_head<'b>(
     buf: &'b [u8],
     headers: &mut [Header<'b>],
+    datagram: bool,
 ) -> Result<Status<Head<'b>>, ParseError> {
+    // In a datagram, a last line without its line end still counts.
+    let line_at = |pos: usize| {
+        next_line(buf, pos)
+            .or_else(|| (datagram && pos < buf.len()).then(|| (&buf[pos..], buf.len())))
+    };
     // RFC 3261 §7.5: CRLFs before the start line are ignored.
     let mut pos = buf
         .iter()
         .position(|&b| b != b'\r' && b != b'\n')
         .unwrap_or(buf.len());
-    let Some((line, next)) = next_line(buf, pos) else {
+    let Some((line, next)) = line_at(pos) else {
         return Ok(Status::Partial);
     };
     let start = parse_start_line(line)?;
     pos = next;
 
     let mut count = 0;
-    let mut content_length: Option<usize> = None;
+    let mut malformed_lines = 0u16;
+    let mut unterminated = false;
+    let mut content_length = ContentLength::Absent;
     loop {
-        let Some((line, mut after)) = next_line(buf, pos) else {
+        let Some((line, mut after)) = line_at(pos) else {
+            if datagram {
+                unterminated = true;
+                break;
+            }
             return Ok(Status::Partial);
         };
         if line.is_empty() {
@@ -220,44 +272,52 @@ fn parse_head<'b>(
         loop {
             match buf.get(after) {
                 Some(b' ' | b'\t') => {
-                    let Some((cont, next)) = next_line(buf, after) else {
+                    let Some((cont, next)) = line_at(after) else {
                         return Ok(Status::Partial);
                     };
                     line_end = after + cont.len();
                     after = next;
                 }
                 Some(_) => break,
+                None if datagram => break,
                 None => return Ok(Status::Partial),
             }
         }
-        let header = parse_header_line(&buf[line_start..line_end])?;
+        pos = after;
+        // A damaged header line is skipped and counted, as tolerant stacks do; the message is
+        // only lost if a header the call needs is among the damaged ones.
+        let Some(header) = parse_header_line(&buf[line_start..line_end]) else {
+            malformed_lines = malformed_lines.saturating_add(1);
+            continue;
+        };
         if header.kind == HeaderKind::ContentLength {
-            let n = parse_u32(header.value, 10).ok_or(ParseError::ContentLength)? as usize;
-            if content_length.is_some_and(|seen| seen != n) {
-                return Err(ParseError::ContentLength);
-            }
-            content_length = Some(n);
+            content_length = match (content_length, parse_u32(header.value, 10)) {
+                (ContentLength::Absent, Some(n)) => ContentLength::Bytes(n as usize),
+                (ContentLength::Bytes(seen), Some(n)) if seen == n as usize => content_length,
+                _ => ContentLength::Invalid,
+            };
         }
         let slot = headers.get_mut(count).ok_or(ParseError::TooManyHeaders)?;
         *slot = header;
         count += 1;
-        pos = after;
     }
     Ok(Status::Complete(Head {
         start,
         header_count: count,
         len: pos,
         content_length,
+        malformed_lines,
+        unterminated,
     }))
 }
 
-fn parse_header_line(line: &[u8]) -> Result<Header<'_>, ParseError> {
+fn parse_header_line(line: &[u8]) -> Option<Header<'_>> {
     let name_len = line
         .iter()
         .position(|&b| !is_token(b))
         .unwrap_or(line.len());
     if name_len == 0 {
-        return Err(ParseError::HeaderSyntax);
+        return None;
     }
     let name = &line[..name_len];
     // HCOLON = *( SP / HTAB ) ":" SWS
@@ -265,9 +325,8 @@ fn parse_header_line(line: &[u8]) -> Result<Header<'_>, ParseError> {
     let colon = rest
         .iter()
         .position(|&b| b != b' ' && b != b'\t')
-        .filter(|&i| rest[i] == b':')
-        .ok_or(ParseError::HeaderSyntax)?;
-    Ok(Header {
+        .filter(|&i| rest[i] == b':')?;
+    Some(Header {
         name,
         kind: HeaderKind::from_name(name),
         value: trim(&rest[colon + 1..]),
@@ -451,7 +510,7 @@ v=0\n";
         assert_eq!(msg.to().and_then(|t| t.tag()), None);
         assert_eq!(msg.body, b"v=0\n");
         assert_eq!(msg.len, INVITE.len());
-        assert!(!msg.body_truncated);
+        assert_eq!(msg.body_issue, None);
     }
 
     #[test]
@@ -503,8 +562,25 @@ l: 0\r\n\r\n";
         let raw = b"SIP/2.0 200 OK\r\nCall-ID: x\r\nContent-Length: 100\r\n\r\nv=0\r\n";
         let mut h = headers();
         let msg = parse_datagram(raw, &mut h).expect("headers are intact");
-        assert!(msg.body_truncated);
+        assert_eq!(msg.body_issue, Some(BodyIssue::Short));
         assert_eq!(msg.body, b"v=0\r\n");
+    }
+
+    #[test]
+    fn tolerates_a_bad_content_length_only_in_datagrams() {
+        for raw in [
+            &b"SIP/2.0 200 OK\r\nCall-ID: x\r\nContent-Length: xyz\r\n\r\nv=0\r\n"[..],
+            b"SIP/2.0 200 OK\r\nl: 5\r\nContent-Length: 4\r\n\r\nv=0\r\n",
+            b"SIP/2.0 200 OK\r\nl: -3\r\n\r\nv=0\r\n",
+            b"SIP/2.0 200 OK\r\nl: 99999999999999999999\r\n\r\nv=0\r\n",
+        ] {
+            let mut h = headers();
+            let msg = parse_datagram(raw, &mut h).expect("the datagram bounds the message");
+            assert_eq!(msg.body_issue, Some(BodyIssue::BadLength));
+            assert_eq!(msg.body, b"v=0\r\n");
+            let mut h = headers();
+            assert_eq!(parse(raw, &mut h), Err(ParseError::ContentLength));
+        }
     }
 
     #[test]
@@ -519,31 +595,8 @@ l: 0\r\n\r\n";
             (b"SIP/2.0 4294967301 Big\r\n\r\n", ParseError::StatusCode),
             (b"SIP/2.0 099 Low\r\n\r\n", ParseError::StatusCode),
             (b"SIP/2.0 20 OK\r\n\r\n", ParseError::StatusCode),
-            (
-                b"OPTIONS sip:a@b SIP/2.0\r\nno colon here\r\n\r\n",
-                ParseError::HeaderSyntax,
-            ),
-            (
-                b"OPTIONS sip:a@b SIP/2.0\r\n: empty name\r\n\r\n",
-                ParseError::HeaderSyntax,
-            ),
-            (
-                b"OPTIONS sip:a@b SIP/2.0\r\nl: -3\r\n\r\n",
-                ParseError::ContentLength,
-            ),
-            (
-                b"OPTIONS sip:a@b SIP/2.0\r\nl: 99999999999999999999\r\n\r\n",
-                ParseError::ContentLength,
-            ),
-            (
-                b"OPTIONS sip:a@b SIP/2.0\r\nl: 1\r\nContent-Length: 2\r\n\r\nab",
-                ParseError::ContentLength,
-            ),
-            (
-                b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: x\r\n",
-                ParseError::Truncated,
-            ),
-            (b"OPTIONS", ParseError::Truncated),
+            (b"OPTIONS", ParseError::StartLine),
+            (b"\r\n\r\n", ParseError::Truncated),
         ];
         for (raw, expected) in cases {
             let mut h = headers();
@@ -552,6 +605,36 @@ l: 0\r\n\r\n";
                 Err(*expected),
                 "{}",
                 String::from_utf8_lossy(raw)
+            );
+        }
+    }
+
+    #[test]
+    fn skips_damaged_header_lines_and_counts_them() {
+        let raw = b"OPTIONS sip:a@b SIP/2.0\r\nno colon here\r\n: empty name\r\nHi\xaa(: x\r\nCall-ID: x\r\n\r\n";
+        let mut h = headers();
+        let msg = parse_datagram(raw, &mut h).expect("tolerated");
+        assert_eq!(msg.malformed_lines, 3);
+        assert_eq!(msg.call_id(), Some(&b"x"[..]));
+    }
+
+    #[test]
+    fn keeps_the_headers_of_a_datagram_cut_inside_its_head() {
+        for raw in [
+            &b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: x\r\n"[..],
+            b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: x",
+            b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: x\r\n folded",
+        ] {
+            let mut h = headers();
+            let msg = parse_datagram(raw, &mut h).expect("headers so far are kept");
+            assert_eq!(msg.body_issue, Some(BodyIssue::Unterminated));
+            assert_eq!(msg.call_id().map(|v| &v[..1]), Some(&b"x"[..]));
+            assert_eq!(msg.body, b"");
+            let mut h = headers();
+            assert_eq!(
+                parse(raw, &mut h),
+                Ok(Status::Partial),
+                "a stream waits for more"
             );
         }
     }
@@ -583,6 +666,8 @@ l: 0\r\n\r\n";
         );
         assert_eq!(msg.call_id(), Some(&b"q"[..]));
         assert!(is_keepalive(b"\r\n\r\n"));
+        assert!(is_keepalive(b"     "));
+        assert!(!is_keepalive(b"hello"));
         assert!(!is_keepalive(b""));
     }
 
