@@ -1,2 +1,129 @@
 // SPDX-License-Identifier: AGPL-3.0-or-later
-fn main() {}
+//! Project chores: `cargo xtask <command>`.
+//!
+//! - `setup`   install what building and testing need (Debian packages), if missing
+//! - `demo`    analyse the bundled captures in `pcaps/` and print their call records
+//! - `test`    setup, then `cargo fmt --check`, clippy with `-D warnings`, and every test
+//! - `pcaps`   regenerate `pcaps/<case>/` with sipp on loopback (needs root for tcpdump)
+//! - `synth`   write a large deterministic synthetic capture (see `synth.rs`)
+//! - `bench`   time `spycraft analyze` on the synthetic capture against a floor program
+
+mod bench;
+mod pcaps;
+mod synth;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let rest = args.get(1..).unwrap_or_default();
+    match args.first().map(String::as_str) {
+        Some("setup") => setup(&[]),
+        Some("demo") => demo(),
+        Some("test") => test(),
+        Some("pcaps") => {
+            setup(&["sip-tester", "tcpdump"])?;
+            pcaps::regenerate(&root(), rest)
+        }
+        Some("synth") => synth::command(rest),
+        Some("bench") => bench::command(&root(), rest),
+        _ => {
+            eprintln!("usage: cargo xtask <setup|demo|test|pcaps [CASE…]|synth|bench>");
+            bail!("unknown or missing command")
+        }
+    }
+}
+
+/// The workspace root (the parent of this crate's directory).
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives inside the workspace")
+        .to_path_buf()
+}
+
+/// Runs a command and fails with its name if it does not succeed.
+pub fn run(cmd: &mut Command) -> Result<()> {
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed: {status}");
+    }
+    Ok(())
+}
+
+/// Debian packages every build and test needs.
+const BASE_PACKAGES: [&str; 2] = ["libpcap-dev", "pkg-config"];
+
+/// Installs the Debian packages that are missing (apt-get, as root), plus `extra`.
+fn setup(extra: &[&str]) -> Result<()> {
+    let missing: Vec<&str> = BASE_PACKAGES
+        .iter()
+        .chain(extra)
+        .copied()
+        .filter(|pkg| !installed(pkg))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing {}", missing.join(" "));
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!(
+            "missing packages: {}; run as root or: sudo apt-get install -y {}",
+            missing.join(" "),
+            missing.join(" ")
+        );
+    }
+    run(Command::new("apt-get").args(["update", "-qq"]))?;
+    run(Command::new("apt-get")
+        .args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive"))
+}
+
+fn installed(pkg: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", pkg])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+        .unwrap_or(false)
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(root());
+    cmd
+}
+
+fn demo() -> Result<()> {
+    setup(&[])?;
+    run(cargo().args(["build", "--release", "-q", "-p", "spycraft"]))?;
+    let binary = root().join("target/release/spycraft");
+    for case in pcaps::bundled_cases(&root())? {
+        println!("\n== {} ({})", case.display(), pcaps::describe(&case));
+        run(Command::new(&binary)
+            .arg("analyze")
+            .args(["--format", "table", "--node", "demo"])
+            .arg(case.join("capture.pcap")))?;
+    }
+    Ok(())
+}
+
+fn test() -> Result<()> {
+    setup(&[])?;
+    run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    run(cargo().args(["test", "--workspace"]))
+}
