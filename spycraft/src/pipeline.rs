@@ -179,7 +179,8 @@ impl ParseStage {
         let payload = datagram.payload;
         let on_sip_port = self.ports.ports.contains(&datagram.dst.port())
             || self.ports.ports.contains(&datagram.src.port());
-        if !on_sip_port && !(self.ports.detect_elsewhere && looks_like_sip(payload)) {
+        let is_sip = on_sip_port || (self.ports.detect_elsewhere && looks_like_sip(payload));
+        if !is_sip {
             c.not_sip += 1;
             return None;
         }

@@ -165,6 +165,7 @@ impl Leg {
         &self.call_id
     }
 
+    #[allow(clippy::wrong_self_convention)] // SIP's From tag, not a conversion
     pub(crate) fn from_tag(&self) -> &str {
         &self.from_tag
     }

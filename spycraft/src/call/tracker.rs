@@ -249,18 +249,27 @@ impl CallTracker {
     }
 }
 
-/// Messages that can create or change a call leg.
+/// Messages that can create or change a call leg. OPTIONS, MESSAGE and NOTIFY belong to a
+/// call only inside a dialog (a request with a To tag); their responses never matter.
 fn belongs_to_call(ev: &SipEvent) -> bool {
-    let method = match ev.kind {
-        SipKind::Request(m) => m,
-        SipKind::Response(_) => ev.cseq.method,
-    };
-    !matches!(
-        method,
-        Method::Register | Method::Subscribe | Method::Publish | Method::Other
-    ) && !(method == Method::Options && ev.to_tag().is_empty())
-        && !(method == Method::Message && ev.to_tag().is_empty())
-        && !(method == Method::Notify && ev.to_tag().is_empty())
+    match ev.kind {
+        SipKind::Request(method) => match method {
+            Method::Invite | Method::Ack | Method::Bye | Method::Cancel => true,
+            Method::Prack | Method::Update | Method::Info | Method::Refer => true,
+            Method::Options | Method::Message | Method::Notify => !ev.to_tag().is_empty(),
+            Method::Register | Method::Subscribe | Method::Publish | Method::Other => false,
+        },
+        SipKind::Response(_) => matches!(
+            ev.cseq.method,
+            Method::Invite
+                | Method::Bye
+                | Method::Cancel
+                | Method::Prack
+                | Method::Update
+                | Method::Info
+                | Method::Refer
+        ),
+    }
 }
 
 fn set_key(key: &mut Vec<u8>, call_id: &str, tag: &str) {

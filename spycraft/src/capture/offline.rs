@@ -139,7 +139,9 @@ impl OfflineSource {
                 self.frames += 1;
                 self.bytes_read += 16 + u64::from(packet.header.caplen);
                 let ts = packet.header.ts;
-                // With nanosecond precision, tv_usec holds nanoseconds.
+                // With nanosecond precision, tv_usec holds nanoseconds. The field types
+                // differ between platforms, hence the conversions.
+                #[allow(clippy::useless_conversion)]
                 let ts_us = i64::from(ts.tv_sec) * 1_000_000 + i64::from(ts.tv_usec) / 1000;
                 Ok(Some(Frame {
                     ts_us,

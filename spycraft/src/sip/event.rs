@@ -150,6 +150,7 @@ impl SipEvent {
         self.field(Field::CallId)
     }
 
+    #[allow(clippy::wrong_self_convention)] // SIP's From tag, not a conversion
     pub fn from_tag(&self) -> &str {
         self.field(Field::FromTag)
     }

@@ -1,0 +1,283 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! The bundled captures in `pcaps/`: every record equals `expected.jsonl` field by field, and
+//! every case's outcome matches this hand-written table (so a regenerated golden file that
+//! went wrong cannot pass unnoticed).
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+use spycraft_tests::{analyze, workspace_root};
+
+fn case_dir(name: &str) -> PathBuf {
+    workspace_root().join("pcaps").join(name)
+}
+
+fn records_of(name: &str) -> Vec<Value> {
+    let (records, _) = analyze(&[case_dir(name).join("capture.pcap")]);
+    records
+        .iter()
+        .map(|r| serde_json::to_value(r).expect("records serialise"))
+        .collect()
+}
+
+#[test]
+fn every_case_matches_its_expected_records_field_by_field() {
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(workspace_root().join("pcaps"))
+        .expect("pcaps/")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("capture.pcap").is_file())
+        .collect();
+    cases.sort();
+    assert!(cases.len() >= 11, "bundled cases missing: {cases:?}");
+    for dir in cases {
+        let name = dir
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        let expected: Vec<Value> = std::fs::read_to_string(dir.join("expected.jsonl"))
+            .expect("expected.jsonl")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("expected.jsonl is JSON lines"))
+            .collect();
+        let actual = records_of(&name);
+        assert_eq!(actual.len(), expected.len(), "{name}: number of records");
+        for (i, (a, e)) in actual.iter().zip(&expected).enumerate() {
+            let (a, e) = (
+                a.as_object().expect("object"),
+                e.as_object().expect("object"),
+            );
+            for (field, want) in e {
+                assert_eq!(
+                    a.get(field),
+                    Some(want),
+                    "{name}: record {i}, field {field}"
+                );
+            }
+            for field in a.keys() {
+                assert!(
+                    e.contains_key(field),
+                    "{name}: record {i} has new field {field}"
+                );
+            }
+        }
+    }
+}
+
+/// What each scenario does, independent of the golden files.
+struct Outcome {
+    case: &'static str,
+    disposition: &'static str,
+    final_status: Option<u64>,
+    end_reason: &'static str,
+    ended_by: &'static str,
+    /// Billable time expected from the scenario's pauses (ms), with 150 ms of slack.
+    billable_ms: Option<u64>,
+    auth_challenges: u64,
+    q850_cause: Option<u64>,
+    has_ring: bool,
+}
+
+const OUTCOMES: &[Outcome] = &[
+    Outcome {
+        case: "answered-caller-bye",
+        disposition: "answered",
+        final_status: Some(200),
+        end_reason: "bye",
+        ended_by: "caller",
+        billable_ms: Some(3000),
+        auth_challenges: 0,
+        q850_cause: Some(16),
+        has_ring: true,
+    },
+    Outcome {
+        case: "answered-callee-bye",
+        disposition: "answered",
+        final_status: Some(200),
+        end_reason: "bye",
+        ended_by: "callee",
+        billable_ms: Some(2000),
+        auth_challenges: 0,
+        q850_cause: Some(16),
+        has_ring: true,
+    },
+    Outcome {
+        case: "busy-486",
+        disposition: "busy",
+        final_status: Some(486),
+        end_reason: "rejected",
+        ended_by: "callee",
+        billable_ms: Some(0),
+        auth_challenges: 0,
+        q850_cause: None,
+        has_ring: true,
+    },
+    Outcome {
+        case: "no-answer-480",
+        disposition: "no_answer",
+        final_status: Some(480),
+        end_reason: "rejected",
+        ended_by: "callee",
+        billable_ms: Some(0),
+        auth_challenges: 0,
+        q850_cause: None,
+        has_ring: true,
+    },
+    Outcome {
+        case: "no-answer-408",
+        disposition: "no_answer",
+        final_status: Some(408),
+        end_reason: "rejected",
+        ended_by: "callee",
+        billable_ms: Some(0),
+        auth_challenges: 0,
+        q850_cause: None,
+        has_ring: true,
+    },
+    Outcome {
+        case: "cancel-after-ringing",
+        disposition: "cancelled",
+        final_status: Some(487),
+        end_reason: "cancel",
+        ended_by: "caller",
+        billable_ms: Some(0),
+        auth_challenges: 0,
+        q850_cause: None,
+        has_ring: true,
+    },
+    Outcome {
+        case: "congestion-503",
+        disposition: "congestion",
+        final_status: Some(503),
+        end_reason: "rejected",
+        ended_by: "callee",
+        billable_ms: Some(0),
+        auth_challenges: 0,
+        q850_cause: Some(34),
+        has_ring: false,
+    },
+    Outcome {
+        case: "auth-407-answered",
+        disposition: "answered",
+        final_status: Some(200),
+        end_reason: "bye",
+        ended_by: "caller",
+        billable_ms: Some(1500),
+        auth_challenges: 1,
+        q850_cause: None,
+        has_ring: true,
+    },
+    Outcome {
+        case: "answered-no-bye",
+        disposition: "answered",
+        final_status: Some(200),
+        end_reason: "incomplete",
+        ended_by: "unknown",
+        billable_ms: None,
+        auth_challenges: 0,
+        q850_cause: None,
+        has_ring: false,
+    },
+    Outcome {
+        case: "nonstandard-port-15060",
+        disposition: "answered",
+        final_status: Some(200),
+        end_reason: "bye",
+        ended_by: "caller",
+        billable_ms: Some(3000),
+        auth_challenges: 0,
+        q850_cause: Some(16),
+        has_ring: true,
+    },
+];
+
+#[test]
+fn every_case_has_the_outcome_its_scenario_plays() {
+    for o in OUTCOMES {
+        let records = records_of(o.case);
+        assert_eq!(records.len(), 1, "{}: one leg", o.case);
+        let r = &records[0];
+        let c = o.case;
+        assert_eq!(r["disposition"], o.disposition, "{c}");
+        assert_eq!(r["final_status"].as_u64(), o.final_status, "{c}");
+        assert_eq!(r["end_reason"], o.end_reason, "{c}");
+        assert_eq!(r["ended_by"], o.ended_by, "{c}");
+        assert_eq!(
+            r["auth_challenges"].as_u64(),
+            Some(o.auth_challenges),
+            "{c}"
+        );
+        assert_eq!(r["q850_cause"].as_u64(), o.q850_cause, "{c}");
+        assert_eq!(r["ring_at"].is_string(), o.has_ring, "{c}: ring_at");
+        assert_eq!(r["from_user"], "alice", "{c}");
+        assert_eq!(r["to_user"], "bob", "{c}");
+        assert_eq!(r["p_asserted_identity"], "sip:+15550100@127.0.0.1", "{c}");
+        assert_eq!(r["user_agent"], "spycraft-scenario-uac", "{c}");
+        assert_eq!(r["server"], "spycraft-scenario-uas", "{c}");
+        assert_eq!(r["transport"], "udp", "{c}");
+        assert_eq!(r["invite_retransmissions"], 0, "{c}");
+        match (o.billable_ms, r["billable_ms"].as_u64()) {
+            (Some(want), Some(got)) => assert!(
+                got >= want && got <= want + 150,
+                "{c}: billable {got} ms, scenario plays {want} ms"
+            ),
+            (want, got) => assert_eq!(got, want, "{c}: billable"),
+        }
+        if o.end_reason == "incomplete" {
+            assert!(r["end_at"].is_null() && r["duration_ms"].is_null(), "{c}");
+            assert_eq!(
+                r["capture_issues"],
+                serde_json::json!(["capture_ended"]),
+                "{c}"
+            );
+        } else {
+            assert_eq!(r["capture_issues"], serde_json::json!([]), "{c}");
+            let duration = r["duration_ms"]
+                .as_u64()
+                .expect("ended calls have a duration");
+            let billable = r["billable_ms"].as_u64().expect("billable");
+            assert!(
+                duration >= billable,
+                "{c}: duration {duration} < billable {billable}"
+            );
+        }
+    }
+}
+
+#[test]
+fn register_and_options_make_no_call() {
+    let (records, summary) = analyze(&[case_dir("register-options").join("capture.pcap")]);
+    assert!(records.is_empty(), "{records:?}");
+    assert_eq!(summary.parse.sip_messages, 6);
+    assert_eq!(summary.tracker.non_call_messages, 6);
+}
+
+#[test]
+fn several_files_are_one_stream_in_order() {
+    let paths: Vec<PathBuf> = ["busy-486", "answered-caller-bye", "congestion-503"]
+        .iter()
+        .map(|c| case_dir(c).join("capture.pcap"))
+        .collect();
+    let (records, summary) = analyze(&paths);
+    let mut dispositions: Vec<String> = records.iter().map(|r| r.disposition.to_string()).collect();
+    dispositions.sort();
+    assert_eq!(dispositions, ["answered", "busy", "congestion"]);
+    assert_eq!(summary.records(), 3);
+}
+
+#[test]
+fn node_and_monitored_hosts_shape_id_and_direction() {
+    use spycraft::call::{Direction, MonitoredHosts};
+    use spycraft::pipeline::PipelineConfig;
+    let path = case_dir("answered-caller-bye").join("capture.pcap");
+    let mut config = PipelineConfig::default();
+    config.tracker.node = "sensor-a".into();
+    config.tracker.hosts = MonitoredHosts::parse(&["127.0.0.0/8"]).expect("cidr");
+    let (a, _, _) = spycraft_tests::analyze_with(std::slice::from_ref(&path), &config);
+    assert_eq!(a[0].direction, Direction::Internal);
+    assert_eq!(a[0].node, "sensor-a");
+    config.tracker.node = "sensor-b".into();
+    let (b, _, _) = spycraft_tests::analyze_with(&[path], &config);
+    assert_ne!(a[0].id, b[0].id, "ids differ per node");
+    assert_eq!(a[0].call_id, b[0].call_id);
+}
