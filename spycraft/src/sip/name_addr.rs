@@ -80,7 +80,9 @@ mod tests {
 
     #[test]
     fn parses_name_addr_forms() {
-        let cases: &[(&[u8], &[u8], &[u8], Option<&[u8]>)] = &[
+        // (value, display name, URI, tag)
+        type Case = (&'static [u8], &'static [u8], &'static [u8], Option<&'static [u8]>);
+        let cases: &[Case] = &[
             (
                 br#""Alice, A." <sip:alice@example.com;transport=udp>;tag=1928"#,
                 b"Alice, A.",
