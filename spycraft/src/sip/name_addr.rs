@@ -81,7 +81,12 @@ mod tests {
     #[test]
     fn parses_name_addr_forms() {
         // (value, display name, URI, tag)
-        type Case = (&'static [u8], &'static [u8], &'static [u8], Option<&'static [u8]>);
+        type Case = (
+            &'static [u8],
+            &'static [u8],
+            &'static [u8],
+            Option<&'static [u8]>,
+        );
         let cases: &[Case] = &[
             (
                 br#""Alice, A." <sip:alice@example.com;transport=udp>;tag=1928"#,

@@ -1,0 +1,316 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! The `spycraft analyze` command as a user runs it: formats, standard input, filters, and a
+//! clear message with a documented exit status for every kind of bad input.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn bundled(case: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../pcaps")
+        .join(case)
+        .join("capture.pcap")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+fn spycraft(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_spycraft"))
+        .args(args)
+        .output()
+        .expect("spycraft runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+#[test]
+fn writes_jsonl_when_piped_and_a_summary_on_stderr() {
+    let out = spycraft(&[
+        "analyze",
+        "--node",
+        "golden",
+        path(&bundled("answered-caller-bye")),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let expected = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../pcaps/answered-caller-bye/expected.jsonl"),
+    )
+    .expect("expected.jsonl");
+    assert_eq!(
+        text(&out.stdout),
+        expected,
+        "piped output is JSON lines, byte for byte"
+    );
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("7 frames, 7 SIP messages, 0 parse errors, 1 calls (answered 1)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn writes_csv_and_table_to_a_file() {
+    let dir = scratch("formats");
+    let csv = dir.join("calls.csv");
+    let out = spycraft(&[
+        "analyze",
+        "--format",
+        "csv",
+        "-o",
+        path(&csv),
+        "--quiet",
+        path(&bundled("busy-486")),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(out.stderr.is_empty(), "--quiet: {}", text(&out.stderr));
+    let csv = std::fs::read_to_string(&csv).expect("csv written");
+    let mut lines = csv.lines();
+    let header = lines.next().expect("header");
+    assert!(
+        header.starts_with("id,node,call_id,from_tag,to_tag,collation_id"),
+        "{header}"
+    );
+    let row = lines.next().expect("one row");
+    assert!(row.contains(",busy,486,Busy Here,"), "{row}");
+    assert_eq!(lines.next(), None);
+
+    let out = spycraft(&[
+        "analyze",
+        "--format",
+        "table",
+        path(&bundled("cancel-after-ringing")),
+    ]);
+    let table = text(&out.stdout);
+    assert!(
+        table
+            .lines()
+            .next()
+            .expect("heading")
+            .starts_with("INVITE (UTC)"),
+        "{table}"
+    );
+    assert!(
+        table.contains("cancelled") && table.contains("487"),
+        "{table}"
+    );
+}
+
+#[test]
+fn reads_standard_input() {
+    let capture = std::fs::read(bundled("congestion-503")).expect("capture");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spycraft"))
+        .args(["analyze", "--quiet", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&capture)
+        .expect("write");
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success());
+    assert!(text(&out.stdout).contains(r#""disposition":"congestion""#));
+}
+
+#[test]
+fn applies_a_capture_filter_and_restricts_ports() {
+    let capture = bundled("answered-caller-bye");
+    let out = spycraft(&["analyze", "-f", "udp port 9999", path(&capture)]);
+    assert!(out.status.success());
+    assert!(out.stdout.is_empty(), "the filter passes no frame");
+    let out = spycraft(&["analyze", "-f", "udp and port 5060", path(&capture)]);
+    assert_eq!(text(&out.stdout).lines().count(), 1);
+
+    // A call on 15060 is found by its start line, unless --ports restricts the search.
+    let odd = bundled("nonstandard-port-15060");
+    assert_eq!(
+        text(&spycraft(&["analyze", path(&odd)]).stdout)
+            .lines()
+            .count(),
+        1
+    );
+    assert_eq!(
+        text(&spycraft(&["analyze", "--ports", "5060", path(&odd)]).stdout)
+            .lines()
+            .count(),
+        0
+    );
+    assert_eq!(
+        text(&spycraft(&["analyze", "--ports", "5060,15060", path(&odd)]).stdout)
+            .lines()
+            .count(),
+        1
+    );
+
+    let out = spycraft(&["analyze", "-f", "udp port", path(&capture)]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("invalid capture filter"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+fn fails_with(args: &[&str], code: i32, message: &str) -> Output {
+    let out = spycraft(args);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+    assert!(
+        stderr.contains(message),
+        "{args:?}: expected `{message}` in: {stderr}"
+    );
+    out
+}
+
+#[test]
+fn bad_input_gets_a_clear_message_and_a_non_zero_exit() {
+    let dir = scratch("bad-input");
+    fails_with(
+        &["analyze", path(&dir.join("missing.pcap"))],
+        1,
+        "no such file",
+    );
+    fails_with(&["analyze", path(&dir)], 1, "is a directory");
+
+    let text_file = dir.join("notes.txt");
+    std::fs::write(&text_file, "this is not a capture\n".repeat(10)).expect("write");
+    fails_with(
+        &["analyze", path(&text_file)],
+        1,
+        "not a pcap or pcapng capture",
+    );
+
+    let short = dir.join("short.pcap");
+    std::fs::write(&short, [0xd4, 0xc3, 0xb2, 0xa1, 2, 0]).expect("write");
+    fails_with(
+        &["analyze", path(&short)],
+        1,
+        "not a pcap or pcapng capture",
+    );
+
+    // A valid header with link type 147 (USER0).
+    let user0 = dir.join("user0.pcap");
+    let mut header = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    header.extend_from_slice(&65535u32.to_le_bytes());
+    header.extend_from_slice(&147u32.to_le_bytes());
+    std::fs::write(&user0, header).expect("write");
+    fails_with(&["analyze", path(&user0)], 1, "unsupported link type");
+
+    // A missing file among good ones fails before anything is analysed.
+    let out = fails_with(
+        &[
+            "analyze",
+            path(&bundled("busy-486")),
+            path(&dir.join("typo.pcap")),
+        ],
+        1,
+        "typo.pcap: no such file",
+    );
+    assert!(out.stdout.is_empty());
+
+    fails_with(
+        &[
+            "analyze",
+            "--host",
+            "pbx.example",
+            path(&bundled("busy-486")),
+        ],
+        1,
+        "not an IP address",
+    );
+    fails_with(&["analyze"], 2, "FILE");
+}
+
+#[test]
+fn a_capture_cut_mid_record_still_writes_what_it_holds() {
+    let dir = scratch("truncated");
+    let whole = std::fs::read(bundled("answered-caller-bye")).expect("capture");
+    // Cut inside the last record (the 200 OK to the BYE).
+    let cut = dir.join("cut.pcap");
+    std::fs::write(&cut, &whole[..whole.len() - 40]).expect("write");
+    let out = fails_with(
+        &["analyze", path(&cut)],
+        3,
+        "capture damaged after 6 frames",
+    );
+    assert!(text(&out.stderr).contains("records above cover the readable part"));
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        stdout.lines().count(),
+        1,
+        "the call is still written: {stdout}"
+    );
+    assert!(
+        stdout.contains(r#""end_reason":"bye""#),
+        "the BYE was readable: {stdout}"
+    );
+}
+
+#[test]
+fn garbage_on_sip_ports_is_counted_never_fatal() {
+    let dir = scratch("garbage");
+    let mut pcap = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    pcap.extend_from_slice(&65535u32.to_le_bytes());
+    pcap.extend_from_slice(&101u32.to_le_bytes()); // raw IP
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    for i in 0..2000u32 {
+        let mut payload: Vec<u8> = (0..(i % 700 + 1))
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                seed as u8
+            })
+            .collect();
+        if i % 3 == 0 {
+            // Half-plausible SIP to reach deeper into the parser.
+            let mut sip = b"INVITE sip:x@y SIP/2.0\r\nCall-ID: ".to_vec();
+            sip.append(&mut payload);
+            payload = sip;
+        }
+        let udp_len = 8 + payload.len() as u16;
+        let mut frame = vec![
+            0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ];
+        let total = 20 + udp_len;
+        frame[2..4].copy_from_slice(&total.to_be_bytes());
+        frame.extend_from_slice(&5060u16.to_be_bytes());
+        frame.extend_from_slice(&5060u16.to_be_bytes());
+        frame.extend_from_slice(&udp_len.to_be_bytes());
+        frame.extend_from_slice(&[0, 0]);
+        frame.extend_from_slice(&payload);
+        pcap.extend_from_slice(&i.to_le_bytes());
+        pcap.extend_from_slice(&0u32.to_le_bytes());
+        pcap.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        pcap.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        pcap.extend_from_slice(&frame);
+    }
+    let file = dir.join("garbage.pcap");
+    std::fs::write(&file, pcap).expect("write");
+    let out = spycraft(&["analyze", path(&file)]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("2000 frames"), "{stderr}");
+    let errors: u64 = stderr
+        .split(" parse errors")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("summary counts parse errors");
+    assert!(errors > 1000, "the garbage is counted as errors: {stderr}");
+}
