@@ -7,6 +7,7 @@
 //! - `pcaps`   regenerate `pcaps/<case>/` with sipp on loopback (needs root for tcpdump)
 //! - `synth`   write a large deterministic synthetic capture (see `synth.rs`)
 //! - `bench`   time `spycraft analyze` on the synthetic capture against a floor program
+//! - `floor`   the floor program itself, on one capture
 
 mod bench;
 mod pcaps;
@@ -30,8 +31,9 @@ fn main() -> Result<()> {
         }
         Some("synth") => synth::command(rest),
         Some("bench") => bench::command(&root(), rest),
+        Some("floor") => bench::floor(Path::new(rest.first().map_or("", String::as_str))),
         _ => {
-            eprintln!("usage: cargo xtask <setup|demo|test|pcaps [CASE…]|synth|bench>");
+            eprintln!("usage: cargo xtask <setup|demo|test|pcaps [CASE…]|synth|bench|floor FILE>");
             bail!("unknown or missing command")
         }
     }
