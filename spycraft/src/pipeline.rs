@@ -6,6 +6,7 @@
 //! writes records; events cross in batches through a bounded channel, so a slow sink holds the
 //! reader back instead of growing memory.
 
+use std::mem::MaybeUninit;
 use std::path::PathBuf;
 use std::sync::mpsc;
 
@@ -14,7 +15,7 @@ use crate::capture::{CaptureError, Frame, OfflineSource};
 use crate::decode::{decode, Skip};
 use crate::sink::{RecordSink, SinkError};
 use crate::sip::{
-    is_keepalive, looks_like_sip, parse_datagram, PacketMeta, ParseError, SipEvent, EMPTY_HEADER,
+    is_keepalive, looks_like_sip, parse_datagram_uninit, PacketMeta, ParseError, SipEvent,
     MAX_HEADERS,
 };
 
@@ -188,8 +189,8 @@ impl ParseStage {
             c.keepalives += 1;
             return None;
         }
-        let mut headers = [EMPTY_HEADER; MAX_HEADERS];
-        let result = parse_datagram(payload, &mut headers).and_then(|msg| {
+        let mut headers = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+        let result = parse_datagram_uninit(payload, &mut headers).and_then(|msg| {
             if msg.body_issue.is_some() {
                 c.body_issues += 1;
             }
@@ -269,6 +270,10 @@ fn write(
 /// Events handed across threads at a time; amortises the channel.
 const BATCH: usize = 512;
 
+/// Batches in flight between the threads: the bound that makes a slow consumer hold the
+/// reader back.
+const QUEUED_BATCHES: usize = 16;
+
 /// Analyses capture files in order as one stream: a call may start in one file and end in the
 /// next. Records of a file that breaks off are still written; the damage is reported after.
 pub fn analyze_files(
@@ -302,13 +307,16 @@ pub fn analyze_files(
         stage.finish()
     } else {
         std::thread::scope(|scope| {
-            let (tx, rx) = mpsc::sync_channel::<Vec<SipEvent>>(16);
+            let (tx, rx) = mpsc::sync_channel::<Vec<SipEvent>>(QUEUED_BATCHES);
+            // Emptied batches go back to the reader, so batches are allocated only at start.
+            let (recycle_tx, recycle_rx) = mpsc::sync_channel::<Vec<SipEvent>>(QUEUED_BATCHES + 2);
             let consumer = scope.spawn(move || {
                 let mut stage = stage;
-                for batch in rx {
-                    for ev in &batch {
-                        stage.on_event(ev);
+                for mut batch in rx {
+                    for ev in batch.drain(..) {
+                        stage.on_event(&ev);
                     }
+                    let _ = recycle_tx.try_send(batch);
                 }
                 stage.finish()
             });
@@ -316,9 +324,11 @@ pub fn analyze_files(
             damage = read_all(&mut sources, &mut parse, progress, &mut |ev| {
                 batch.push(ev);
                 if batch.len() == BATCH {
-                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                    let empty = recycle_rx
+                        .try_recv()
+                        .unwrap_or_else(|_| Vec::with_capacity(BATCH));
                     // A send fails only if the consumer stopped; its error is reported below.
-                    let _ = tx.send(full);
+                    let _ = tx.send(std::mem::replace(&mut batch, empty));
                 }
             });
             if !batch.is_empty() {

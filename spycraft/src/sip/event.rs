@@ -177,6 +177,11 @@ impl SipEvent {
 /// Appends `value` as UTF-8 (invalid bytes replaced), cut to `MAX_FIELD` bytes.
 fn push_field(text: &mut String, value: &[u8]) {
     let value = &value[..value.len().min(MAX_FIELD)];
+    // The strict check is much faster than the lossy one on the valid text that is the norm.
+    if let Ok(text_value) = std::str::from_utf8(value) {
+        text.push_str(text_value);
+        return;
+    }
     let lossy = String::from_utf8_lossy(value);
     let mut end = lossy.len().min(MAX_FIELD);
     while !lossy.is_char_boundary(end) {

@@ -41,35 +41,43 @@ impl HeaderKind {
         if let [c] = name {
             return Self::from_compact(c.to_ascii_lowercase());
         }
-        const NAMES: &[(&[u8], HeaderKind)] = &[
-            (b"call-id", HeaderKind::CallId),
-            (b"from", HeaderKind::From),
-            (b"to", HeaderKind::To),
-            (b"via", HeaderKind::Via),
-            (b"cseq", HeaderKind::CSeq),
-            (b"contact", HeaderKind::Contact),
-            (b"content-length", HeaderKind::ContentLength),
-            (b"content-type", HeaderKind::ContentType),
-            (b"content-encoding", HeaderKind::ContentEncoding),
-            (b"user-agent", HeaderKind::UserAgent),
-            (b"server", HeaderKind::Server),
-            (b"reason", HeaderKind::Reason),
-            (b"p-asserted-identity", HeaderKind::PAssertedIdentity),
-            (b"diversion", HeaderKind::Diversion),
-            (b"supported", HeaderKind::Supported),
-            (b"subject", HeaderKind::Subject),
-            (b"event", HeaderKind::Event),
-            (b"refer-to", HeaderKind::ReferTo),
-            (b"referred-by", HeaderKind::ReferredBy),
-            (b"session-expires", HeaderKind::SessionExpires),
-            (b"allow-events", HeaderKind::AllowEvents),
-            (b"max-forwards", HeaderKind::MaxForwards),
-            (b"x-collateid", HeaderKind::XCollateId),
-        ];
-        NAMES
+        // Dispatch on the length first: it leaves one to three candidates to compare.
+        let candidates: &[(&[u8], HeaderKind)] = match name.len() {
+            2 => &[(b"to", Self::To)],
+            3 => &[(b"via", Self::Via)],
+            4 => &[(b"from", Self::From), (b"cseq", Self::CSeq)],
+            5 => &[(b"event", Self::Event)],
+            6 => &[(b"server", Self::Server), (b"reason", Self::Reason)],
+            7 => &[
+                (b"call-id", Self::CallId),
+                (b"contact", Self::Contact),
+                (b"subject", Self::Subject),
+            ],
+            8 => &[(b"refer-to", Self::ReferTo)],
+            9 => &[
+                (b"diversion", Self::Diversion),
+                (b"supported", Self::Supported),
+            ],
+            10 => &[(b"user-agent", Self::UserAgent)],
+            11 => &[
+                (b"referred-by", Self::ReferredBy),
+                (b"x-collateid", Self::XCollateId),
+            ],
+            12 => &[
+                (b"content-type", Self::ContentType),
+                (b"max-forwards", Self::MaxForwards),
+                (b"allow-events", Self::AllowEvents),
+            ],
+            14 => &[(b"content-length", Self::ContentLength)],
+            15 => &[(b"session-expires", Self::SessionExpires)],
+            16 => &[(b"content-encoding", Self::ContentEncoding)],
+            19 => &[(b"p-asserted-identity", Self::PAssertedIdentity)],
+            _ => &[],
+        };
+        candidates
             .iter()
-            .find(|(known, _)| known.len() == name.len() && known.eq_ignore_ascii_case(name))
-            .map_or(HeaderKind::Other, |&(_, kind)| kind)
+            .find(|(known, _)| known.eq_ignore_ascii_case(name))
+            .map_or(Self::Other, |&(_, kind)| kind)
     }
 
     fn from_compact(c: u8) -> Self {

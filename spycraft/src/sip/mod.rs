@@ -16,7 +16,8 @@ pub use header::{Header, HeaderKind, EMPTY_HEADER};
 pub use method::Method;
 pub use name_addr::{uri_user, NameAddr};
 pub use parser::{
-    is_keepalive, parse, parse_datagram, BodyIssue, CSeq, Message, ParseError, StartLine, Status,
+    is_keepalive, parse, parse_datagram, parse_datagram_uninit, parse_uninit, BodyIssue, CSeq,
+    Message, ParseError, StartLine, Status,
 };
 
 /// Headers the parse stage makes room for per message; more is `ParseError::TooManyHeaders`.

@@ -2,6 +2,8 @@
 //! Zero-copy SIP message parser in the manner of httparse: bytes in, borrowed views out, headers
 //! written into a caller-provided array, `Partial` for incomplete input, a small `Copy` error.
 
+use std::mem::MaybeUninit;
+
 use memchr::memchr;
 
 use super::header::{Header, HeaderKind};
@@ -148,6 +150,15 @@ pub fn parse<'h, 'b>(
     buf: &'b [u8],
     headers: &'h mut [Header<'b>],
 ) -> Result<Status<Message<'h, 'b>>, ParseError> {
+    parse_uninit(buf, as_uninit(headers))
+}
+
+/// As [`parse`], into headers that need no initialising first (saves clearing the array on
+/// every message).
+pub fn parse_uninit<'h, 'b>(
+    buf: &'b [u8],
+    headers: &'h mut [MaybeUninit<Header<'b>>],
+) -> Result<Status<Message<'h, 'b>>, ParseError> {
     let head = match parse_head(buf, headers, false)? {
         Status::Complete(head) => head,
         Status::Partial => return Ok(Status::Partial),
@@ -166,7 +177,7 @@ pub fn parse<'h, 'b>(
     };
     Ok(Status::Complete(Message {
         start: head.start,
-        headers: &headers[..head.header_count],
+        headers: init_prefix(headers, head.header_count),
         body: &buf[head.len..end],
         len: end,
         body_issue: None,
@@ -181,6 +192,14 @@ pub fn parse<'h, 'b>(
 pub fn parse_datagram<'h, 'b>(
     buf: &'b [u8],
     headers: &'h mut [Header<'b>],
+) -> Result<Message<'h, 'b>, ParseError> {
+    parse_datagram_uninit(buf, as_uninit(headers))
+}
+
+/// As [`parse_datagram`], into headers that need no initialising first.
+pub fn parse_datagram_uninit<'h, 'b>(
+    buf: &'b [u8],
+    headers: &'h mut [MaybeUninit<Header<'b>>],
 ) -> Result<Message<'h, 'b>, ParseError> {
     let head = match parse_head(buf, headers, true)? {
         Status::Complete(head) => head,
@@ -200,7 +219,7 @@ pub fn parse_datagram<'h, 'b>(
     };
     Ok(Message {
         start: head.start,
-        headers: &headers[..head.header_count],
+        headers: init_prefix(headers, head.header_count),
         body: &buf[head.len..head.len + body_len],
         len: head.len + body_len,
         body_issue,
@@ -217,6 +236,21 @@ pub fn is_keepalive(buf: &[u8]) -> bool {
             .all(|&b| matches!(b, b'\r' | b'\n' | b' ' | b'\t' | 0))
 }
 
+/// Views initialised headers as possibly-uninitialised slots, to share one parser.
+fn as_uninit<'a, 'b>(headers: &'a mut [Header<'b>]) -> &'a mut [MaybeUninit<Header<'b>>] {
+    // SAFETY: MaybeUninit<T> has T's layout, and the parser only ever writes initialised
+    // values through the view, so the slice stays initialised for its owner.
+    unsafe { &mut *(headers as *mut [Header<'b>] as *mut [MaybeUninit<Header<'b>>]) }
+}
+
+/// The first `count` slots, which `parse_head` has written.
+fn init_prefix<'h, 'b>(headers: &'h [MaybeUninit<Header<'b>>], count: usize) -> &'h [Header<'b>] {
+    let count = count.min(headers.len());
+    // SAFETY: parse_head initialised slots 0..count (it counts each slot it writes), and
+    // MaybeUninit<T> has T's layout.
+    unsafe { std::slice::from_raw_parts(headers.as_ptr().cast::<Header<'b>>(), count) }
+}
+
 /// One line starting at `pos`: its bytes without CR/LF, and where the next line starts.
 /// Bare LF is accepted as a line end, as tolerant stacks do.
 #[inline]
@@ -231,7 +265,7 @@ fn next_line(buf: &[u8], pos: usize) -> Option<(&[u8], usize)> {
 /// head (the blank line may have been lost to the snap length or damage).
 fn parse_head<'b>(
     buf: &'b [u8],
-    headers: &mut [Header<'b>],
+    headers: &mut [MaybeUninit<Header<'b>>],
     datagram: bool,
 ) -> Result<Status<Head<'b>>, ParseError> {
     // In a datagram, a last line without its line end still counts.
@@ -298,7 +332,7 @@ fn parse_head<'b>(
             };
         }
         let slot = headers.get_mut(count).ok_or(ParseError::TooManyHeaders)?;
-        *slot = header;
+        slot.write(header);
         count += 1;
     }
     Ok(Status::Complete(Head {
