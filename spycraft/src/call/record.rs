@@ -118,6 +118,17 @@ pub enum EndedBy {
     Unknown,
 }
 
+impl EndedBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Caller => "caller",
+            Self::Callee => "callee",
+            Self::Timeout => "timeout",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
 /// How the call ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -128,6 +139,18 @@ pub enum EndReason {
     Timeout,
     /// The capture ended (or the sensor stopped) while the call was still open.
     Incomplete,
+}
+
+impl EndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Bye => "bye",
+            Self::Cancel => "cancel",
+            Self::Rejected => "rejected",
+            Self::Timeout => "timeout",
+            Self::Incomplete => "incomplete",
+        }
+    }
 }
 
 /// Where the call went relative to the monitored hosts (`--host`).
@@ -146,6 +169,18 @@ pub enum Direction {
     Unknown,
 }
 
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Inbound => "inbound",
+            Self::Outbound => "outbound",
+            Self::Internal => "internal",
+            Self::Transit => "transit",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
 /// Something seen (or not seen) that may make the record inaccurate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -162,6 +197,19 @@ pub enum CaptureIssue {
     CaptureEnded,
     /// The tracker hit its live-dialog cap and evicted this call early.
     Evicted,
+}
+
+impl CaptureIssue {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NoResponse => "no_response",
+            Self::MissingAck => "missing_ack",
+            Self::MissingBye => "missing_bye",
+            Self::ByeWithoutResponse => "bye_without_response",
+            Self::CaptureEnded => "capture_ended",
+            Self::Evicted => "evicted",
+        }
+    }
 }
 
 /// One call detail record: one dialog-forming INVITE transaction, challenge retries and
@@ -221,6 +269,50 @@ mod tests {
         );
         assert_eq!(Timestamp(2_500).millis_since(Timestamp(500)), 2);
         assert_eq!(Timestamp(0).millis_since(Timestamp(5_000)), 0);
+    }
+
+    #[test]
+    fn text_names_match_the_serialised_names() {
+        let json = |v: serde_json::Value| v.as_str().map(str::to_owned).expect("a string");
+        for d in Disposition::ALL {
+            assert_eq!(json(serde_json::to_value(d).expect("ser")), d.as_str());
+        }
+        for e in [
+            EndReason::Bye,
+            EndReason::Cancel,
+            EndReason::Rejected,
+            EndReason::Timeout,
+            EndReason::Incomplete,
+        ] {
+            assert_eq!(json(serde_json::to_value(e).expect("ser")), e.as_str());
+        }
+        for e in [
+            EndedBy::Caller,
+            EndedBy::Callee,
+            EndedBy::Timeout,
+            EndedBy::Unknown,
+        ] {
+            assert_eq!(json(serde_json::to_value(e).expect("ser")), e.as_str());
+        }
+        for d in [
+            Direction::Inbound,
+            Direction::Outbound,
+            Direction::Internal,
+            Direction::Transit,
+            Direction::Unknown,
+        ] {
+            assert_eq!(json(serde_json::to_value(d).expect("ser")), d.as_str());
+        }
+        for i in [
+            CaptureIssue::NoResponse,
+            CaptureIssue::MissingAck,
+            CaptureIssue::MissingBye,
+            CaptureIssue::ByeWithoutResponse,
+            CaptureIssue::CaptureEnded,
+            CaptureIssue::Evicted,
+        ] {
+            assert_eq!(json(serde_json::to_value(i).expect("ser")), i.as_str());
+        }
     }
 
     #[test]

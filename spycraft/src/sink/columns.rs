@@ -53,14 +53,6 @@ fn time(v: Option<Timestamp>) -> String {
     v.map(Timestamp::to_rfc3339).unwrap_or_default()
 }
 
-/// Serde's snake_case name of a unit enum variant.
-fn name<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
-
 /// The record's values in [`COLUMNS`] order; empty text for null. Capture issues are joined
 /// with `;`.
 pub fn values(r: &CallRecord) -> Vec<String> {
@@ -84,7 +76,7 @@ pub fn values(r: &CallRecord) -> Vec<String> {
         r.callee_port.to_string(),
         r.transport.to_string(),
         opt(&r.vlan),
-        name(&r.direction),
+        r.direction.as_str().to_owned(),
         opt(&r.user_agent),
         opt(&r.server),
         r.invite_at.to_rfc3339(),
@@ -98,8 +90,8 @@ pub fn values(r: &CallRecord) -> Vec<String> {
         opt(&r.final_status),
         opt(&r.final_reason),
         opt(&r.q850_cause),
-        name(&r.ended_by),
-        name(&r.end_reason),
+        r.ended_by.as_str().to_owned(),
+        r.end_reason.as_str().to_owned(),
         r.auth_challenges.to_string(),
         r.invite_retransmissions.to_string(),
         r.capture_issues
