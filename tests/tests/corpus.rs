@@ -65,8 +65,7 @@ fn outcomes(corpus: &Path, file: &str) -> Vec<String> {
         .iter()
         .map(|r| {
             let status = r.final_status.map_or("-".to_owned(), |s| s.to_string());
-            let end = serde_json::to_value(r.end_reason).expect("serialises");
-            format!("{}/{status}/{}", r.disposition, end.as_str().unwrap_or(""))
+            format!("{}/{status}/{}", r.disposition, r.end_reason.as_str())
         })
         .collect();
     out.sort();

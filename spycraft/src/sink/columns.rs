@@ -96,7 +96,7 @@ pub fn values(r: &CallRecord) -> Vec<String> {
         r.invite_retransmissions.to_string(),
         r.capture_issues
             .iter()
-            .map(name)
+            .map(|i| i.as_str())
             .collect::<Vec<_>>()
             .join(";"),
     ]

@@ -55,7 +55,10 @@ impl RecordSink for TableSink {
     fn write(&mut self, r: &CallRecord) -> Result<(), SinkError> {
         let invite = r.invite_at.to_rfc3339();
         // 2026-11-26T06:22:52.123456Z -> 2026-11-26 06:22:52.123
-        let invite = format!("{} {}", &invite[..10], &invite[11..23.min(invite.len())]);
+        let invite = match (invite.get(..10), invite.get(11..23)) {
+            (Some(day), Some(time)) => format!("{day} {time}"),
+            _ => invite,
+        };
         self.rows.push([
             invite,
             party(&r.from_user, &r.from_uri),
@@ -68,10 +71,7 @@ impl RecordSink for TableSink {
                 .unwrap_or_else(|| "-".into()),
             seconds(r.duration_ms),
             seconds(r.billable_ms),
-            serde_json::to_value(r.end_reason)?
-                .as_str()
-                .unwrap_or("")
-                .to_owned(),
+            r.end_reason.as_str().to_owned(),
         ]);
         Ok(())
     }
