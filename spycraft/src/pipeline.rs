@@ -161,7 +161,7 @@ impl ParseStage {
         &self.counters
     }
 
-    /// Decodes and parses one frame; a SIP message becomes an event for `out`.
+    /// Decodes and parses one frame; a SIP message becomes an event, anything else a counter.
     pub fn on_frame(&mut self, frame: &Frame<'_>) -> Option<SipEvent> {
         let c = &mut self.counters;
         c.frames += 1;
@@ -236,14 +236,14 @@ impl<'s> RecordStage<'s> {
         let (sink, dispositions, error) =
             (&mut *self.sink, &mut self.dispositions, &mut self.error);
         self.tracker
-            .on_event(ev, &mut |r| write(sink, dispositions, error, &r));
+            .on_event(ev, &mut |r| deliver(sink, dispositions, error, &r));
     }
 
-    fn finish(mut self) -> Result<(TrackerCounters, [u64; 6]), SinkError> {
+    fn finish(mut self) -> Result<(TrackerCounters, [u64; Disposition::ALL.len()]), SinkError> {
         let (sink, dispositions, error) =
             (&mut *self.sink, &mut self.dispositions, &mut self.error);
         self.tracker
-            .finish(&mut |r| write(sink, dispositions, error, &r));
+            .finish(&mut |r| deliver(sink, dispositions, error, &r));
         if let Some(e) = self.error {
             return Err(e);
         }
@@ -252,9 +252,10 @@ impl<'s> RecordStage<'s> {
     }
 }
 
-fn write(
+/// Counts a finished record and writes it, unless the sink already failed.
+fn deliver(
     sink: &mut dyn RecordSink,
-    dispositions: &mut [u64; 6],
+    dispositions: &mut [u64; Disposition::ALL.len()],
     error: &mut Option<SinkError>,
     record: &CallRecord,
 ) {
@@ -295,7 +296,7 @@ pub fn analyze_files(
     let stage = RecordStage {
         tracker: CallTracker::new(config.tracker.clone()),
         sink,
-        dispositions: [0; 6],
+        dispositions: [0; Disposition::ALL.len()],
         error: None,
     };
     let mut damage = None;
