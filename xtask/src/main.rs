@@ -107,7 +107,8 @@ fn demo() -> Result<()> {
     run(cargo().args(["build", "--release", "-q", "-p", "spycraft"]))?;
     let binary = root().join("target/release/spycraft");
     for case in pcaps::bundled_cases(&root())? {
-        println!("\n== {} ({})", case.display(), pcaps::describe(&case));
+        let name = case.strip_prefix(root()).unwrap_or(&case);
+        println!("\n== {} ({})", name.display(), pcaps::describe(&case));
         run(Command::new(&binary)
             .arg("analyze")
             .args(["--format", "table", "--node", "demo"])
