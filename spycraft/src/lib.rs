@@ -2,11 +2,13 @@
 //! spycraft: a passive SIP call-accounting sensor.
 //!
 //! Data flows one way, and no module imports one above it:
-//! [`capture`] → [`decode`] → [`sip`] → [`call`] → [`sink`], wired by [`pipeline`].
+//! [`capture`] → [`decode`] → [`sip`] → [`call`] → [`sink`], wired by [`parse_stage`] and
+//! [`pipeline`].
 
 pub mod call;
 pub mod capture;
 pub mod decode;
+pub mod parse_stage;
 pub mod pipeline;
 pub mod sink;
 pub mod sip;

@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use spycraft::call::{MonitoredHosts, Timers, TrackerConfig};
 use spycraft::capture::CaptureError;
+use spycraft::decode::DecodeLimits;
 use spycraft::pipeline::{analyze_files, AnalyzeError, PipelineConfig, SipPorts};
 use spycraft::sink::{sink_for, Format};
 
@@ -128,6 +129,7 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
             max_live_legs: args.max_live_calls.max(1),
         },
         threads: usize::from(args.threads),
+        decode: DecodeLimits::default(),
     };
 
     let (out, to_terminal): (Box<dyn Write + Send>, bool) = match &args.output {

@@ -1,44 +1,21 @@
 // SPDX-License-Identifier: AGPL-3.0-or-later
-//! The stages wired together: frames → decode → SIP parse → [`SipEvent`] → call tracker →
+//! The stages wired together: frames → decode → SIP parse → [`Input`] → call tracker →
 //! [`CallRecord`] → sink, with the counters every stage keeps.
 //!
 //! With two threads, the reading thread decodes and parses while a second one tracks calls and
 //! writes records; events cross in batches through a bounded channel, so a slow sink holds the
 //! reader back instead of growing memory.
 
-use std::mem::MaybeUninit;
 use std::path::PathBuf;
 use std::sync::mpsc;
 
 use crate::call::{CallRecord, CallTracker, Disposition, TrackerConfig, TrackerCounters};
-use crate::capture::{CaptureError, Frame, OfflineSource};
-use crate::decode::{decode, Skip};
+use crate::capture::{CaptureError, OfflineSource};
+use crate::decode::DecodeLimits;
 use crate::sink::{RecordSink, SinkError};
-use crate::sip::{
-    is_keepalive, looks_like_sip, parse_datagram_uninit, PacketMeta, ParseError, SipEvent,
-    MAX_HEADERS,
-};
+use crate::sip::ParseError;
 
-/// Shorter than `ACK sip:a SIP/2.0\r\n\r\n`: a keep-alive ("hello", "jaK") or junk, never SIP.
-const MIN_SIP_MESSAGE: usize = 20;
-
-/// Which UDP ports carry SIP.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SipPorts {
-    /// Payloads to or from these ports are parsed as SIP (errors counted).
-    pub ports: Vec<u16>,
-    /// Also take payloads on any other port that begin with a SIP start line.
-    pub detect_elsewhere: bool,
-}
-
-impl Default for SipPorts {
-    fn default() -> Self {
-        Self {
-            ports: spycraft_common::DEFAULT_SIP_PORTS.to_vec(),
-            detect_elsewhere: true,
-        }
-    }
-}
+pub use crate::parse_stage::{Input, ParseCounters, ParseStage, SipPorts};
 
 /// Everything the pipeline needs to know.
 #[derive(Clone, Debug)]
@@ -49,6 +26,8 @@ pub struct PipelineConfig {
     pub tracker: TrackerConfig,
     /// 1: everything on the calling thread; 2: call tracking and sinks on a second thread.
     pub threads: usize,
+    /// Bounds of TCP and fragment reassembly.
+    pub decode: DecodeLimits,
 }
 
 impl Default for PipelineConfig {
@@ -58,34 +37,8 @@ impl Default for PipelineConfig {
             collation_headers: vec!["X-CollateID".into()],
             tracker: TrackerConfig::default(),
             threads: 2,
+            decode: DecodeLimits::default(),
         }
-    }
-}
-
-/// Counters of the capture, decode and parse stages.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ParseCounters {
-    pub frames: u64,
-    pub bytes: u64,
-    /// Frames cut by the snap length.
-    pub snapped_frames: u64,
-    pub skipped: [u64; Skip::ALL.len()],
-    pub udp_datagrams: u64,
-    /// Datagrams on non-SIP ports that did not look like SIP.
-    pub not_sip: u64,
-    /// Keep-alives, and payloads on SIP ports too short to be any SIP message.
-    pub keepalives: u64,
-    pub sip_messages: u64,
-    pub parse_errors: [u64; ParseError::ALL.len()],
-    /// Messages kept although their body did not match their Content-Length.
-    pub body_issues: u64,
-    /// Header lines skipped inside otherwise usable messages.
-    pub malformed_header_lines: u64,
-}
-
-impl ParseCounters {
-    pub fn total_parse_errors(&self) -> u64 {
-        self.parse_errors.iter().sum()
     }
 }
 
@@ -107,7 +60,7 @@ impl Summary {
         let p = &self.parse;
         let mut line = format!(
             "{} frames, {} SIP messages, {} parse errors, {} calls",
-            p.frames,
+            p.decode.frames,
             p.sip_messages,
             p.total_parse_errors(),
             self.records()
@@ -130,6 +83,19 @@ impl Summary {
         if !errors.is_empty() {
             line.push_str(&format!("; errors: {}", errors.join(", ")));
         }
+        let d = &p.decode;
+        if p.tls_flows > 0 {
+            line.push_str(&format!(
+                "; {} SIP-over-TLS flows (not decrypted)",
+                p.tls_flows
+            ));
+        }
+        if d.tcp.gaps > 0 {
+            line.push_str(&format!("; {} TCP gaps", d.tcp.gaps));
+        }
+        if d.duplicates > 0 {
+            line.push_str(&format!("; {} duplicate frames dropped", d.duplicates));
+        }
         if self.tracker.evicted > 0 {
             line.push_str(&format!(
                 "; {} legs evicted at the live-dialog cap",
@@ -137,80 +103,6 @@ impl Summary {
             ));
         }
         line
-    }
-}
-
-/// Turns frames into SIP events; owns the parse-side counters.
-#[derive(Debug)]
-pub struct ParseStage {
-    ports: SipPorts,
-    collation_headers: Vec<String>,
-    counters: ParseCounters,
-}
-
-impl ParseStage {
-    pub fn new(ports: SipPorts, collation_headers: Vec<String>) -> Self {
-        Self {
-            ports,
-            collation_headers,
-            counters: ParseCounters::default(),
-        }
-    }
-
-    pub fn counters(&self) -> &ParseCounters {
-        &self.counters
-    }
-
-    /// Decodes and parses one frame; a SIP message becomes an event, anything else a counter.
-    pub fn on_frame(&mut self, frame: &Frame<'_>) -> Option<SipEvent> {
-        let c = &mut self.counters;
-        c.frames += 1;
-        c.bytes += frame.data.len() as u64;
-        if (frame.data.len() as u64) < u64::from(frame.original_len) {
-            c.snapped_frames += 1;
-        }
-        let datagram = match decode(frame.link, frame.data) {
-            Ok(d) => d,
-            Err(skip) => {
-                c.skipped[skip.index()] += 1;
-                return None;
-            }
-        };
-        c.udp_datagrams += 1;
-        let payload = datagram.payload;
-        let on_sip_port = self.ports.ports.contains(&datagram.dst.port())
-            || self.ports.ports.contains(&datagram.src.port());
-        let is_sip = on_sip_port || (self.ports.detect_elsewhere && looks_like_sip(payload));
-        if !is_sip {
-            c.not_sip += 1;
-            return None;
-        }
-        if payload.len() < MIN_SIP_MESSAGE || is_keepalive(payload) {
-            c.keepalives += 1;
-            return None;
-        }
-        let mut headers = [const { MaybeUninit::uninit() }; MAX_HEADERS];
-        let result = parse_datagram_uninit(payload, &mut headers).and_then(|msg| {
-            if msg.body_issue.is_some() {
-                c.body_issues += 1;
-            }
-            c.malformed_header_lines += u64::from(msg.malformed_lines);
-            SipEvent::from_message(
-                PacketMeta::of(frame.ts_us, &datagram),
-                &msg,
-                &self.collation_headers,
-            )
-        });
-        match result {
-            Ok(event) => {
-                c.sip_messages += 1;
-                Some(event)
-            }
-            Err(e) => {
-                c.parse_errors[e.index()] += 1;
-                None
-            }
-        }
     }
 }
 
@@ -232,11 +124,15 @@ struct RecordStage<'s> {
 }
 
 impl<'s> RecordStage<'s> {
-    fn on_event(&mut self, ev: &SipEvent) {
+    fn on_input(&mut self, input: &Input) {
         let (sink, dispositions, error) =
             (&mut *self.sink, &mut self.dispositions, &mut self.error);
-        self.tracker
-            .on_event(ev, &mut |r| deliver(sink, dispositions, error, &r));
+        match input {
+            Input::Event(ev) => self
+                .tracker
+                .on_event(ev, &mut |r| deliver(sink, dispositions, error, &r)),
+            Input::StreamGap { a, b, .. } => self.tracker.on_stream_gap(*a, *b),
+        }
     }
 
     fn finish(mut self) -> Result<(TrackerCounters, [u64; Disposition::ALL.len()]), SinkError> {
@@ -292,7 +188,11 @@ pub fn analyze_files(
             Err(e) => return (Summary::default(), Err(e.into())),
         }
     }
-    let mut parse = ParseStage::new(config.ports.clone(), config.collation_headers.clone());
+    let mut parse = ParseStage::with_limits(
+        config.ports.clone(),
+        config.collation_headers.clone(),
+        config.decode,
+    );
     let stage = RecordStage {
         tracker: CallTracker::new(config.tracker.clone()),
         sink,
@@ -302,28 +202,28 @@ pub fn analyze_files(
     let mut damage = None;
     let finished = if config.threads <= 1 {
         let mut stage = stage;
-        damage = read_all(&mut sources, &mut parse, progress, &mut |ev| {
-            stage.on_event(&ev)
+        damage = read_all(&mut sources, &mut parse, progress, &mut |input| {
+            stage.on_input(&input)
         });
         stage.finish()
     } else {
         std::thread::scope(|scope| {
-            let (tx, rx) = mpsc::sync_channel::<Vec<SipEvent>>(QUEUED_BATCHES);
+            let (tx, rx) = mpsc::sync_channel::<Vec<Input>>(QUEUED_BATCHES);
             // Emptied batches go back to the reader, so batches are allocated only at start.
-            let (recycle_tx, recycle_rx) = mpsc::sync_channel::<Vec<SipEvent>>(QUEUED_BATCHES + 2);
+            let (recycle_tx, recycle_rx) = mpsc::sync_channel::<Vec<Input>>(QUEUED_BATCHES + 2);
             let consumer = scope.spawn(move || {
                 let mut stage = stage;
                 for mut batch in rx {
-                    for ev in batch.drain(..) {
-                        stage.on_event(&ev);
+                    for input in batch.drain(..) {
+                        stage.on_input(&input);
                     }
                     let _ = recycle_tx.try_send(batch);
                 }
                 stage.finish()
             });
             let mut batch = Vec::with_capacity(BATCH);
-            damage = read_all(&mut sources, &mut parse, progress, &mut |ev| {
-                batch.push(ev);
+            damage = read_all(&mut sources, &mut parse, progress, &mut |input| {
+                batch.push(input);
                 if batch.len() == BATCH {
                     let empty = recycle_rx
                         .try_recv()
@@ -342,7 +242,7 @@ pub fn analyze_files(
         })
     };
     let mut summary = Summary {
-        parse: parse.counters().clone(),
+        parse: parse.counters(),
         ..Summary::default()
     };
     let result = match finished {
@@ -361,18 +261,18 @@ fn read_all(
     sources: &mut [OfflineSource],
     parse: &mut ParseStage,
     progress: &mut dyn FnMut(u64),
-    out: &mut dyn FnMut(SipEvent),
+    out: &mut dyn FnMut(Input),
 ) -> Option<CaptureError> {
     let mut damage = None;
     let mut done_bytes = 0;
+    let mut frames = 0u64;
     for source in sources.iter_mut() {
         loop {
             match source.next_frame() {
                 Ok(Some(frame)) => {
-                    if let Some(ev) = parse.on_frame(&frame) {
-                        out(ev);
-                    }
-                    if parse.counters().frames % 4096 == 0 {
+                    parse.on_frame(&frame, out);
+                    frames += 1;
+                    if frames % 4096 == 0 {
                         progress(done_bytes + source.bytes_read());
                     }
                 }

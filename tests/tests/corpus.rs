@@ -120,7 +120,10 @@ fn every_capture_in_the_corpus_is_read_to_the_end_without_a_panic() {
         let (_, summary, result) =
             analyze_with(std::slice::from_ref(&path), &PipelineConfig::default());
         result.unwrap_or_else(|e| panic!("{relative}: {e}"));
-        assert!(summary.parse.frames > 0, "{relative}: no frames read");
+        assert!(
+            summary.parse.decode.frames > 0,
+            "{relative}: no frames read"
+        );
     }
 }
 
@@ -150,7 +153,10 @@ fn torture_messages_never_stop_the_run() {
         &PipelineConfig::default(),
     );
     result.expect("read to the end");
-    assert_eq!(summary.parse.frames, 49, "one datagram per torture message");
+    assert_eq!(
+        summary.parse.decode.frames, 49,
+        "one datagram per torture message"
+    );
     assert_eq!(
         summary.parse.sip_messages + summary.parse.total_parse_errors() + summary.parse.keepalives,
         49,

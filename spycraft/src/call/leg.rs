@@ -42,13 +42,14 @@ pub(crate) enum Finish {
 struct Issues(u8);
 
 impl Issues {
-    const ORDER: [CaptureIssue; 6] = [
+    const ORDER: [CaptureIssue; 7] = [
         CaptureIssue::NoResponse,
         CaptureIssue::MissingAck,
         CaptureIssue::MissingBye,
         CaptureIssue::ByeWithoutResponse,
         CaptureIssue::CaptureEnded,
         CaptureIssue::Evicted,
+        CaptureIssue::ReassemblyGap,
     ];
 
     fn add(&mut self, issue: CaptureIssue) {
@@ -161,6 +162,27 @@ impl Leg {
         }
     }
 
+    /// Whether this INVITE retries this challenged leg under a new From tag, as some B2BUAs
+    /// do: same Call-ID, same caller and callee addresses.
+    pub(crate) fn is_retagged_retry(&self, ev: &SipEvent) -> bool {
+        self.phase == Phase::Challenged
+            && ev.method() == Some(Method::Invite)
+            && ev.to_tag().is_empty()
+            && ev.call_id() == self.call_id
+            && (ev.meta.src, ev.meta.dst) == (self.caller, self.callee)
+    }
+
+    /// Takes the retry's From tag as the leg's, and starts its transaction.
+    pub(crate) fn retag(&mut self, ev: &SipEvent) {
+        self.from_tag = ev.from_tag().to_owned();
+        self.retry(ev, ev.meta.ts_us);
+    }
+
+    /// Notes something that may make the record inaccurate.
+    pub(crate) fn note(&mut self, issue: CaptureIssue) {
+        self.issues.add(issue);
+    }
+
     pub(crate) fn call_id(&self) -> &str {
         &self.call_id
     }
@@ -174,7 +196,6 @@ impl Leg {
         self.invite_at
     }
 
-    #[cfg(test)]
     pub(crate) fn phase(&self) -> Phase {
         self.phase
     }
@@ -219,7 +240,11 @@ impl Leg {
         let from_caller = ev.from_tag() == self.from_tag;
         match method {
             Method::Invite if ev.cseq.number == self.invite_cseq => {
-                self.invite_retransmissions += 1;
+                // The same INVITE between other addresses is the next hop through a proxy,
+                // not a retransmission.
+                if (ev.meta.src, ev.meta.dst) == (self.caller, self.callee) {
+                    self.invite_retransmissions += 1;
+                }
                 if matches!(self.phase, Phase::Trying) {
                     self.last_activity = ts;
                 }

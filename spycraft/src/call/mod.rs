@@ -19,8 +19,9 @@ pub use tracker::{CallTracker, TrackerConfig, TrackerCounters};
 mod tests {
     use super::leg::Phase;
     use super::*;
+    use crate::decode::PacketInfo;
     use crate::decode::Transport;
-    use crate::sip::{parse_datagram, PacketMeta, SipEvent, EMPTY_HEADER};
+    use crate::sip::{parse_datagram, SipEvent, EMPTY_HEADER};
 
     const A: &str = "192.0.2.10:5060";
     const B: &str = "198.51.100.20:5060";
@@ -76,7 +77,7 @@ mod tests {
         let mut headers = [EMPTY_HEADER; 32];
         let msg = parse_datagram(raw.as_bytes(), &mut headers).expect("test message parses");
         let (src, dst) = if s.from_a { (A, B) } else { (B, A) };
-        let meta = PacketMeta {
+        let meta = PacketInfo {
             ts_us: 1_700_000_000_000_000 + s.at_ms * 1000,
             src: src.parse().expect("addr"),
             dst: dst.parse().expect("addr"),

@@ -197,6 +197,8 @@ pub enum CaptureIssue {
     CaptureEnded,
     /// The tracker hit its live-dialog cap and evicted this call early.
     Evicted,
+    /// Bytes were lost on a TCP connection carrying the call's signalling.
+    ReassemblyGap,
 }
 
 impl CaptureIssue {
@@ -208,6 +210,7 @@ impl CaptureIssue {
             Self::ByeWithoutResponse => "bye_without_response",
             Self::CaptureEnded => "capture_ended",
             Self::Evicted => "evicted",
+            Self::ReassemblyGap => "reassembly_gap",
         }
     }
 }
@@ -310,6 +313,7 @@ mod tests {
             CaptureIssue::ByeWithoutResponse,
             CaptureIssue::CaptureEnded,
             CaptureIssue::Evicted,
+            CaptureIssue::ReassemblyGap,
         ] {
             assert_eq!(json(serde_json::to_value(i).expect("ser")), i.as_str());
         }

@@ -3,10 +3,11 @@
 //! expires legs by capture time and hands finished legs out as records.
 
 use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
 
 use super::direction::MonitoredHosts;
-use super::leg::{Finish, Leg};
-use super::record::CallRecord;
+use super::leg::{Finish, Leg, Phase};
+use super::record::{CallRecord, CaptureIssue};
 use super::timers::Timers;
 use crate::sip::{Method, SipEvent, SipKind};
 
@@ -58,6 +59,9 @@ pub struct CallTracker {
     free: Vec<u32>,
     /// `call_id \0 from_tag` → slot.
     index: HashMap<Box<[u8]>, u32>,
+    /// `call_id \0 caller address` → (slot, generation) of legs last seen challenged, for
+    /// retries that come with a new From tag.
+    challenged: HashMap<Box<[u8]>, (u32, u32)>,
     /// Slots in creation order, for evicting the oldest leg when the cap is hit.
     order: VecDeque<(u32, u32)>,
     live: usize,
@@ -76,6 +80,7 @@ impl CallTracker {
             generations: Vec::new(),
             free: Vec::new(),
             index: HashMap::new(),
+            challenged: HashMap::new(),
             order: VecDeque::new(),
             live: 0,
             key: Vec::with_capacity(256),
@@ -126,12 +131,31 @@ impl CallTracker {
                     self.start(ev, emit);
                 } else {
                     leg.on_event(ev);
+                    if leg.phase() == Phase::Challenged {
+                        set_addr_key(&mut self.key, ev.call_id(), ev.meta.src);
+                        let generation = self.generations[slot as usize];
+                        self.challenged
+                            .insert(self.key.clone().into_boxed_slice(), (slot, generation));
+                    }
                 }
             }
             None if ev.method() == Some(Method::Invite) && ev.to_tag().is_empty() => {
-                self.start(ev, emit)
+                if !self.retry_retagged(ev) {
+                    self.start(ev, emit)
+                }
             }
             None => self.counters.unmatched += 1,
+        }
+    }
+
+    /// Bytes were lost on the TCP connection between `a` and `b`: every live leg signalled
+    /// over it may have missed a message.
+    pub fn on_stream_gap(&mut self, a: SocketAddr, b: SocketAddr) {
+        for leg in self.slots.iter_mut().flatten() {
+            let (caller, callee) = leg.endpoints();
+            if (caller == a && callee == b) || (caller == b && callee == a) {
+                leg.note(CaptureIssue::ReassemblyGap);
+            }
         }
     }
 
@@ -178,6 +202,30 @@ impl CallTracker {
         }
     }
 
+    /// A challenged leg retried under a new From tag (same Call-ID, same addresses) stays one
+    /// leg: re-index it under the new tag.
+    fn retry_retagged(&mut self, ev: &SipEvent) -> bool {
+        set_addr_key(&mut self.key, ev.call_id(), ev.meta.src);
+        let Some((slot, generation)) = self.challenged.remove(self.key.as_slice()) else {
+            return false;
+        };
+        if self.generations[slot as usize] != generation {
+            return false;
+        }
+        let Some(leg) = self.slots[slot as usize].as_mut() else {
+            return false;
+        };
+        if !leg.is_retagged_retry(ev) {
+            return false;
+        }
+        set_key(&mut self.key, leg.call_id(), leg.from_tag());
+        self.index.remove(self.key.as_slice());
+        leg.retag(ev);
+        set_key(&mut self.key, ev.call_id(), ev.from_tag());
+        self.index.insert(self.key.clone().into_boxed_slice(), slot);
+        true
+    }
+
     /// The leg of a message: requests and responses of the caller's transactions carry the
     /// caller's tag in From; the callee's requests (a BYE from the called party) carry it in To.
     fn find(&mut self, ev: &SipEvent) -> Option<u32> {
@@ -218,6 +266,13 @@ impl CallTracker {
     }
 
     fn sweep(&mut self, emit: &mut impl FnMut(CallRecord)) {
+        let (slots, generations) = (&self.slots, &self.generations);
+        self.challenged.retain(|_, &mut (slot, generation)| {
+            generations[slot as usize] == generation
+                && slots[slot as usize]
+                    .as_ref()
+                    .is_some_and(|l| l.phase() == Phase::Challenged)
+        });
         let now = self.now;
         let timers = self.config.timers;
         for slot in 0..self.slots.len() {
@@ -272,6 +327,17 @@ fn belongs_to_call(ev: &SipEvent) -> bool {
     }
 }
 
+fn set_addr_key(key: &mut Vec<u8>, call_id: &str, addr: SocketAddr) {
+    key.clear();
+    key.extend_from_slice(call_id.as_bytes());
+    key.push(0);
+    match addr.ip() {
+        std::net::IpAddr::V4(ip) => key.extend_from_slice(&ip.octets()),
+        std::net::IpAddr::V6(ip) => key.extend_from_slice(&ip.octets()),
+    }
+    key.extend_from_slice(&addr.port().to_be_bytes());
+}
+
 fn set_key(key: &mut Vec<u8>, call_id: &str, tag: &str) {
     key.clear();
     key.extend_from_slice(call_id.as_bytes());
@@ -281,7 +347,7 @@ fn set_key(key: &mut Vec<u8>, call_id: &str, tag: &str) {
 
 #[cfg(test)]
 impl CallTracker {
-    pub(crate) fn phase_of(&mut self, call_id: &str, from_tag: &str) -> Option<super::leg::Phase> {
+    pub(crate) fn phase_of(&mut self, call_id: &str, from_tag: &str) -> Option<Phase> {
         set_key(&mut self.key, call_id, from_tag);
         let slot = *self.index.get(self.key.as_slice())?;
         self.slots[slot as usize].as_ref().map(Leg::phase)

@@ -1,18 +1,45 @@
 // SPDX-License-Identifier: AGPL-3.0-or-later
-//! L2–L4 decoding with etherparse, in place: a frame in, the addresses and the transport
-//! payload out as a slice of the same buffer.
+//! L2–L4 decoding: a frame in, transport payloads out — UDP datagrams and SCTP messages as
+//! slices of the frame, TCP as reassembled byte streams, WebSocket messages unmasked.
 //!
-//! The lax slicers are used so that snap-length-truncated captures still yield what they hold.
+//! Tunnels (GRE with ERSPAN and PPP, VXLAN, GTP-U, IP-in-IP, IPv6-in-IPv4, PPPoE, MPLS) are
+//! walked recursively up to [`MAX_DEPTH`]; IP fragments are reassembled; frames captured twice
+//! on a mirror are dropped. The only bytes copied are those of fragments and of TCP segments
+//! that cannot be handed over in place. Everything held is bounded, and counted when dropped.
 
+mod dedup;
+mod defrag;
 mod link;
+mod sctp;
+mod stream;
+mod tcp;
+mod tunnel;
+mod websocket;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
-use etherparse::{EtherType, LaxLinkExtSlice, LaxNetSlice, LaxSlicedPacket, TransportSlice};
+use etherparse::{LaxIpSlice, TcpSlice, UdpSlice};
 use serde::Serialize;
 
+pub use defrag::{DefragCounters, DefragLimits, Defragmenter, Fragment, FragmentKey};
 pub use link::LinkType;
+pub use tcp::{
+    Consumed, Continuity, FlowKey, FlowKind, FlowState, Segment, StreamConsumer, TcpCounters,
+    TcpLimits, TcpReassembler,
+};
+
+use crate::capture::Frame;
+use dedup::Dedup;
+use stream::StreamRouter;
+use tunnel::Inner;
+
+/// Tunnels inside tunnels are followed this deep, no deeper.
+pub const MAX_DEPTH: u8 = 4;
+
+/// UDP port of VXLAN (RFC 7348) and of GTP-U (3GPP TS 29.281).
+const VXLAN_PORT: u16 = 4789;
+const GTP_U_PORT: u16 = 2152;
 
 /// The transport SIP travelled over, as the CDR names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -43,39 +70,49 @@ impl fmt::Display for Transport {
     }
 }
 
-/// A transport payload with where it came from and went to.
+/// Where a payload came from and went to, and when.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Datagram<'a> {
+pub struct PacketInfo {
+    /// Microseconds since the Unix epoch.
+    pub ts_us: i64,
     pub src: SocketAddr,
     pub dst: SocketAddr,
     pub transport: Transport,
-    /// Outermost 802.1Q VLAN id, if the frame was tagged.
+    /// 802.1Q VLAN id of the innermost tagged Ethernet header, if any.
     pub vlan: Option<u16>,
-    pub payload: &'a [u8],
 }
 
-/// Why a frame produced no datagram. Each reason has a counter.
+/// Receives what the decoder finds.
+pub trait PayloadSink {
+    /// One whole message: a UDP datagram, an SCTP DATA chunk, a WebSocket message.
+    fn datagram(&mut self, info: &PacketInfo, payload: &[u8]);
+    /// Bytes of a TCP stream that continue its previous bytes as `continuity` says; returns
+    /// how many were used (the rest is offered again with more) or that the flow is of no
+    /// interest.
+    fn stream(&mut self, info: &PacketInfo, data: &[u8], continuity: Continuity) -> Consumed;
+    /// A TCP flow opened with a TLS handshake: encrypted, so never decoded.
+    fn tls_flow(&mut self, info: &PacketInfo);
+}
+
+/// Why a frame (or a layer inside it) yielded nothing. Each reason has a counter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Skip {
-    /// Not IPv4/IPv6 (ARP, LLDP, …) or an unknown loopback family.
+    /// Not IP (ARP, LLDP, …), an unknown loopback family, or an unknown tunnel payload.
     NotIp,
-    /// Headers cut short by the snap length or a damaged frame.
+    /// Headers cut short by the snap length, or a damaged frame.
     Malformed,
-    /// An IP fragment; reassembly arrives with the TCP/fragment work.
-    Fragment,
-    /// TCP: stream reassembly arrives with the TCP work.
-    Tcp,
-    /// Another IP protocol (ICMP, SCTP, ESP, GRE, …).
+    /// Another IP protocol (ICMP, ESP, OSPF, …).
     OtherProtocol,
+    /// Tunnels nested deeper than [`MAX_DEPTH`].
+    TooDeep,
 }
 
 impl Skip {
-    pub const ALL: [Skip; 5] = [
+    pub const ALL: [Skip; 4] = [
         Self::NotIp,
         Self::Malformed,
-        Self::Fragment,
-        Self::Tcp,
         Self::OtherProtocol,
+        Self::TooDeep,
     ];
 
     pub fn index(self) -> usize {
@@ -86,215 +123,410 @@ impl Skip {
         match self {
             Self::NotIp => "not_ip",
             Self::Malformed => "malformed",
-            Self::Fragment => "ip_fragment",
-            Self::Tcp => "tcp",
             Self::OtherProtocol => "other_protocol",
+            Self::TooDeep => "too_deep",
         }
     }
 }
 
-/// Decodes one frame of the given link type down to its UDP payload.
-pub fn decode(link: LinkType, frame: &[u8]) -> Result<Datagram<'_>, Skip> {
-    let packet = match link {
-        LinkType::Ethernet => LaxSlicedPacket::from_ethernet(frame).map_err(|_| Skip::Malformed)?,
-        LinkType::Null | LinkType::Loop => {
-            let family: [u8; 4] = frame
-                .get(..4)
-                .ok_or(Skip::Malformed)?
-                .try_into()
-                .unwrap_or_default();
-            let family = if link == LinkType::Loop {
-                u32::from_be_bytes(family)
-            } else {
-                // DLT_NULL uses the byte order of the machine that captured; accept either.
-                let le = u32::from_le_bytes(family);
-                if le < 0x1_0000 {
-                    le
-                } else {
+/// Bounds of everything the decoder holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DecodeLimits {
+    pub tcp: TcpLimits,
+    pub defrag: DefragLimits,
+}
+
+/// What the decoder counted.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DecodeCounters {
+    pub frames: u64,
+    pub bytes: u64,
+    /// Frames cut by the snap length.
+    pub snapped_frames: u64,
+    pub skipped: [u64; Skip::ALL.len()],
+    /// The same datagram captured twice within a few milliseconds (a mirror seeing it on
+    /// two ports), dropped.
+    pub duplicates: u64,
+    pub udp_datagrams: u64,
+    pub tcp: TcpCounters,
+    pub fragments: DefragCounters,
+    /// Frames that arrived inside each kind of tunnel.
+    pub tunnels: TunnelCounters,
+    pub sctp_messages: u64,
+    /// SCTP DATA chunks that were fragments of a larger message, and those dropped (out of
+    /// sequence or over a bound).
+    pub sctp_fragments: u64,
+    pub sctp_dropped_fragments: u64,
+    pub websocket_messages: u64,
+}
+
+/// Frames decapsulated, per tunnel kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TunnelCounters {
+    pub gre: u64,
+    pub vxlan: u64,
+    pub gtp_u: u64,
+    pub ip_in_ip: u64,
+    pub pppoe: u64,
+    pub mpls: u64,
+}
+
+/// Decodes frames; owns the fragment and TCP reassembly state.
+#[derive(Debug)]
+pub struct Decoder {
+    tcp: TcpReassembler,
+    defrag: Defragmenter,
+    sctp: sctp::SctpReassembler,
+    dedup: Dedup,
+    counters: DecodeCounters,
+    router_counters: stream::RouterCounters,
+    now: i64,
+    next_expiry: i64,
+}
+
+/// Expiry of reassembly state runs at most this often (capture time).
+const EXPIRY_INTERVAL_US: i64 = 1_000_000;
+
+/// Per-layer context while walking a frame inward.
+#[derive(Clone, Copy, Debug)]
+struct Layer {
+    ts_us: i64,
+    vlan: Option<u16>,
+    depth: u8,
+}
+
+impl Decoder {
+    pub fn new(limits: DecodeLimits) -> Self {
+        Self {
+            tcp: TcpReassembler::new(limits.tcp),
+            defrag: Defragmenter::new(limits.defrag),
+            sctp: sctp::SctpReassembler::default(),
+            dedup: Dedup::default(),
+            counters: DecodeCounters::default(),
+            router_counters: stream::RouterCounters::default(),
+            now: i64::MIN,
+            next_expiry: i64::MIN,
+        }
+    }
+
+    /// Counters so far.
+    pub fn counters(&self) -> DecodeCounters {
+        let mut c = self.counters.clone();
+        c.tcp = self.tcp.counters();
+        c.fragments = self.defrag.counters();
+        c.websocket_messages = self.router_counters.websocket_messages;
+        c.sctp_dropped_fragments = self.sctp.dropped;
+        c
+    }
+
+    /// Bytes held for reassembly (TCP and fragments).
+    pub fn held_bytes(&self) -> usize {
+        self.tcp.held_bytes() + self.defrag.held_bytes()
+    }
+
+    /// Decodes one frame; payloads go to `sink`.
+    pub fn on_frame(&mut self, frame: &Frame<'_>, sink: &mut dyn PayloadSink) {
+        let c = &mut self.counters;
+        c.frames += 1;
+        c.bytes += frame.data.len() as u64;
+        if (frame.data.len() as u64) < u64::from(frame.original_len) {
+            c.snapped_frames += 1;
+        }
+        if frame.ts_us > self.now {
+            self.now = frame.ts_us;
+        }
+        if self.now >= self.next_expiry {
+            self.expire(sink);
+            self.next_expiry = self.now + EXPIRY_INTERVAL_US;
+        }
+        let layer = Layer {
+            ts_us: frame.ts_us,
+            vlan: None,
+            depth: 0,
+        };
+        if let Err(skip) = self.link(frame.link, frame.data, layer, sink) {
+            self.counters.skipped[skip.index()] += 1;
+        }
+    }
+
+    /// Lets reassembly give up on what will not complete (holes, idle flows, fragments).
+    fn expire(&mut self, sink: &mut dyn PayloadSink) {
+        self.defrag.expire(self.now);
+        let mut router = StreamRouter::new(sink, &mut self.router_counters, self.now, None);
+        self.tcp.expire(self.now, &mut router);
+    }
+
+    fn link(
+        &mut self,
+        link: LinkType,
+        data: &[u8],
+        layer: Layer,
+        sink: &mut dyn PayloadSink,
+    ) -> Result<(), Skip> {
+        match link {
+            LinkType::Ethernet => self.ethernet(data, layer, sink),
+            LinkType::Null | LinkType::Loop => {
+                let family: [u8; 4] = data
+                    .get(..4)
+                    .ok_or(Skip::Malformed)?
+                    .try_into()
+                    .map_err(|_| Skip::Malformed)?;
+                let family = if link == LinkType::Loop {
                     u32::from_be_bytes(family)
+                } else {
+                    // DLT_NULL uses the byte order of the machine that captured; accept either.
+                    let le = u32::from_le_bytes(family);
+                    if le < 0x1_0000 {
+                        le
+                    } else {
+                        u32::from_be_bytes(family)
+                    }
+                };
+                match family {
+                    // AF_INET; AF_INET6 on Linux, OpenBSD/NetBSD, FreeBSD, macOS.
+                    2 | 10 | 24 | 28 | 30 => self.ip(&data[4..], layer, sink),
+                    _ => Err(Skip::NotIp),
                 }
-            };
-            match family {
-                // AF_INET; AF_INET6 on Linux, OpenBSD/NetBSD, FreeBSD, macOS.
-                2 | 10 | 24 | 28 | 30 => from_ip(&frame[4..])?,
+            }
+            LinkType::RawIp | LinkType::Ipv4 | LinkType::Ipv6 => self.ip(data, layer, sink),
+            LinkType::LinuxSll => {
+                let proto = data.get(14..16).ok_or(Skip::Malformed)?;
+                self.ether_type(
+                    u16::from_be_bytes([proto[0], proto[1]]),
+                    &data[16..],
+                    layer,
+                    sink,
+                )
+            }
+            LinkType::LinuxSll2 => {
+                let proto = data.get(..2).ok_or(Skip::Malformed)?;
+                let payload = data.get(20..).ok_or(Skip::Malformed)?;
+                self.ether_type(
+                    u16::from_be_bytes([proto[0], proto[1]]),
+                    payload,
+                    layer,
+                    sink,
+                )
+            }
+        }
+    }
+
+    fn ethernet(
+        &mut self,
+        data: &[u8],
+        layer: Layer,
+        sink: &mut dyn PayloadSink,
+    ) -> Result<(), Skip> {
+        let header = data.get(..14).ok_or(Skip::Malformed)?;
+        self.ether_type(
+            u16::from_be_bytes([header[12], header[13]]),
+            &data[14..],
+            layer,
+            sink,
+        )
+    }
+
+    /// Follows VLAN tags, MPLS and PPPoE to the IP header.
+    fn ether_type(
+        &mut self,
+        mut ether_type: u16,
+        mut data: &[u8],
+        mut layer: Layer,
+        sink: &mut dyn PayloadSink,
+    ) -> Result<(), Skip> {
+        let mut tagged = false;
+        for _ in 0..8 {
+            match ether_type {
+                0x8100 | 0x88a8 | 0x9100 => {
+                    let tag = data.get(..4).ok_or(Skip::Malformed)?;
+                    if !tagged {
+                        // The outer tag of this Ethernet header; inner headers override.
+                        layer.vlan = Some(u16::from_be_bytes([tag[0], tag[1]]) & 0x0fff);
+                        tagged = true;
+                    }
+                    ether_type = u16::from_be_bytes([tag[2], tag[3]]);
+                    data = &data[4..];
+                }
+                0x0800 | 0x86dd => return self.ip(data, layer, sink),
+                0x8847 | 0x8848 => {
+                    self.counters.tunnels.mpls += 1;
+                    let inner = tunnel::mpls(data).ok_or(Skip::Malformed)?;
+                    return self.inner(inner, layer, sink);
+                }
+                0x8864 => {
+                    self.counters.tunnels.pppoe += 1;
+                    let inner = tunnel::pppoe_session(data).ok_or(Skip::Malformed)?;
+                    return self.inner(inner, layer, sink);
+                }
                 _ => return Err(Skip::NotIp),
             }
         }
-        LinkType::RawIp | LinkType::Ipv4 | LinkType::Ipv6 => from_ip(frame)?,
-        LinkType::LinuxSll => sll(frame, 16, 14)?,
-        LinkType::LinuxSll2 => sll(frame, 20, 0)?,
-    };
-    datagram(&packet)
-}
-
-fn from_ip(data: &[u8]) -> Result<LaxSlicedPacket<'_>, Skip> {
-    LaxSlicedPacket::from_ip(data).map_err(|_| Skip::Malformed)
-}
-
-/// Linux cooked headers carry the EtherType at a fixed offset.
-fn sll(frame: &[u8], header_len: usize, proto_at: usize) -> Result<LaxSlicedPacket<'_>, Skip> {
-    if frame.len() < header_len {
-        return Err(Skip::Malformed);
+        Err(Skip::Malformed)
     }
-    let proto = u16::from_be_bytes([frame[proto_at], frame[proto_at + 1]]);
-    Ok(LaxSlicedPacket::from_ether_type(
-        EtherType(proto),
-        &frame[header_len..],
-    ))
-}
 
-fn datagram<'a>(packet: &LaxSlicedPacket<'a>) -> Result<Datagram<'a>, Skip> {
-    let vlan = packet.link_exts.iter().find_map(|ext| match ext {
-        LaxLinkExtSlice::Vlan(v) => Some(v.vlan_identifier().value()),
-        LaxLinkExtSlice::Macsec(_) => None,
-    });
-    let (src_ip, dst_ip, fragmented): (IpAddr, IpAddr, bool) = match &packet.net {
-        Some(LaxNetSlice::Ipv4(ip)) => {
-            let h = ip.header();
-            (
-                h.source_addr().into(),
-                h.destination_addr().into(),
-                ip.is_payload_fragmented(),
-            )
+    /// Decodes what a tunnel carried, one level deeper.
+    fn inner(
+        &mut self,
+        inner: Inner<'_>,
+        mut layer: Layer,
+        sink: &mut dyn PayloadSink,
+    ) -> Result<(), Skip> {
+        layer.depth += 1;
+        if layer.depth > MAX_DEPTH {
+            return Err(Skip::TooDeep);
         }
-        Some(LaxNetSlice::Ipv6(ip)) => {
-            let h = ip.header();
-            (
-                h.source_addr().into(),
-                h.destination_addr().into(),
-                ip.is_payload_fragmented(),
-            )
+        match inner {
+            Inner::Ethernet(frame) => self.ethernet(frame, layer, sink),
+            Inner::Ip(packet) => self.ip(packet, layer, sink),
+            Inner::Other => Err(Skip::NotIp),
         }
-        Some(LaxNetSlice::Arp(_)) | None => {
-            return Err(if packet.stop_err.is_some() {
-                Skip::Malformed
-            } else {
-                Skip::NotIp
-            });
-        }
-    };
-    if fragmented {
-        return Err(Skip::Fragment);
     }
-    match &packet.transport {
-        Some(TransportSlice::Udp(udp)) => Ok(Datagram {
-            src: SocketAddr::new(src_ip, udp.source_port()),
-            dst: SocketAddr::new(dst_ip, udp.destination_port()),
-            transport: Transport::Udp,
-            vlan,
-            payload: udp.payload(),
-        }),
-        Some(TransportSlice::Tcp(_)) => Err(Skip::Tcp),
-        Some(_) => Err(Skip::OtherProtocol),
-        None if packet.stop_err.is_some() => Err(Skip::Malformed),
-        None => Err(Skip::OtherProtocol),
+
+    fn ip(&mut self, data: &[u8], layer: Layer, sink: &mut dyn PayloadSink) -> Result<(), Skip> {
+        let (ip, _) = LaxIpSlice::from_slice(data).map_err(|_| Skip::Malformed)?;
+        let (src, dst) = (ip.source_addr(), ip.destination_addr());
+        let payload = ip.payload();
+        let protocol = payload.ip_number.0;
+        if !payload.fragmented {
+            return self.transport(protocol, payload.payload, src, dst, layer, sink);
+        }
+        let (id, offset, more) = match &ip {
+            LaxIpSlice::Ipv4(v4) => {
+                let h = v4.header();
+                (
+                    u32::from(h.identification()),
+                    usize::from(h.fragments_offset().byte_offset()),
+                    h.more_fragments(),
+                )
+            }
+            LaxIpSlice::Ipv6(v6) => {
+                let fragment = v6
+                    .extensions()
+                    .clone()
+                    .into_iter()
+                    .find_map(|ext| match ext {
+                        etherparse::Ipv6ExtensionSlice::Fragment(f) => Some(f),
+                        _ => None,
+                    });
+                let f = fragment.ok_or(Skip::Malformed)?;
+                (
+                    f.identification(),
+                    usize::from(f.fragment_offset().byte_offset()),
+                    f.more_fragments(),
+                )
+            }
+        };
+        let key = FragmentKey {
+            src,
+            dst,
+            protocol,
+            id,
+        };
+        let fragment = Fragment {
+            offset,
+            more,
+            payload: payload.payload,
+        };
+        match self.defrag.add(layer.ts_us, key, fragment) {
+            Some(whole) => self.transport(protocol, &whole, src, dst, layer, sink),
+            None => Ok(()),
+        }
+    }
+
+    fn transport(
+        &mut self,
+        protocol: u8,
+        payload: &[u8],
+        src: IpAddr,
+        dst: IpAddr,
+        layer: Layer,
+        sink: &mut dyn PayloadSink,
+    ) -> Result<(), Skip> {
+        match protocol {
+            17 => {
+                let udp = UdpSlice::from_slice_lax(payload).map_err(|_| Skip::Malformed)?;
+                let (sport, dport) = (udp.source_port(), udp.destination_port());
+                if dport == VXLAN_PORT || sport == VXLAN_PORT {
+                    if let Some(inner) = tunnel::vxlan(udp.payload()) {
+                        self.counters.tunnels.vxlan += 1;
+                        return self.inner(inner, layer, sink);
+                    }
+                }
+                if dport == GTP_U_PORT || sport == GTP_U_PORT {
+                    if let Some(inner) = tunnel::gtp_u(udp.payload()) {
+                        self.counters.tunnels.gtp_u += 1;
+                        return self.inner(inner, layer, sink);
+                    }
+                }
+                self.counters.udp_datagrams += 1;
+                let info = PacketInfo {
+                    ts_us: layer.ts_us,
+                    src: SocketAddr::new(src, sport),
+                    dst: SocketAddr::new(dst, dport),
+                    transport: Transport::Udp,
+                    vlan: layer.vlan,
+                };
+                if self.dedup.is_duplicate(&info, udp.payload()) {
+                    self.counters.duplicates += 1;
+                    return Ok(());
+                }
+                sink.datagram(&info, udp.payload());
+                Ok(())
+            }
+            6 => {
+                let tcp = TcpSlice::from_slice(payload).map_err(|_| Skip::Malformed)?;
+                let key = FlowKey {
+                    src: SocketAddr::new(src, tcp.source_port()),
+                    dst: SocketAddr::new(dst, tcp.destination_port()),
+                };
+                let segment = Segment {
+                    seq: tcp.sequence_number(),
+                    syn: tcp.syn(),
+                    fin: tcp.fin(),
+                    rst: tcp.rst(),
+                    payload: tcp.payload(),
+                };
+                let mut router =
+                    StreamRouter::new(sink, &mut self.router_counters, layer.ts_us, layer.vlan);
+                self.tcp.segment(layer.ts_us, key, segment, &mut router);
+                Ok(())
+            }
+            132 => {
+                let sctp = sctp::SctpPacket::parse(payload).ok_or(Skip::Malformed)?;
+                let info = PacketInfo {
+                    ts_us: layer.ts_us,
+                    src: SocketAddr::new(src, sctp.src_port),
+                    dst: SocketAddr::new(dst, sctp.dst_port),
+                    transport: Transport::Sctp,
+                    vlan: layer.vlan,
+                };
+                for chunk in sctp.data_chunks() {
+                    if chunk.begin && chunk.end {
+                        self.counters.sctp_messages += 1;
+                        sink.datagram(&info, chunk.data);
+                    } else {
+                        self.counters.sctp_fragments += 1;
+                        if let Some(message) = self.sctp.add(info.src, info.dst, &chunk) {
+                            self.counters.sctp_messages += 1;
+                            sink.datagram(&info, &message);
+                        }
+                    }
+                }
+                Ok(())
+            }
+            47 => {
+                self.counters.tunnels.gre += 1;
+                let inner = tunnel::gre(payload).ok_or(Skip::Malformed)?;
+                self.inner(inner, layer, sink)
+            }
+            4 | 41 => {
+                self.counters.tunnels.ip_in_ip += 1;
+                self.inner(Inner::Ip(payload), layer, sink)
+            }
+            _ => Err(Skip::OtherProtocol),
+        }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use etherparse::PacketBuilder;
-
-    const PAYLOAD: &[u8] = b"OPTIONS sip:x@y SIP/2.0\r\n\r\n";
-
-    fn ipv4_udp() -> Vec<u8> {
-        let mut out = Vec::new();
-        PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
-            .udp(5062, 5060)
-            .write(&mut out, PAYLOAD)
-            .expect("build");
-        out
-    }
-
-    fn check(link: LinkType, frame: &[u8], vlan: Option<u16>) {
-        let d = decode(link, frame).unwrap_or_else(|e| panic!("{link}: {e:?}"));
-        assert_eq!(d.src, "10.0.0.1:5062".parse().expect("addr"), "{link}");
-        assert_eq!(d.dst, "10.0.0.2:5060".parse().expect("addr"), "{link}");
-        assert_eq!(d.payload, PAYLOAD, "{link}");
-        assert_eq!(d.vlan, vlan, "{link}");
-        assert_eq!(d.transport, Transport::Udp);
-    }
-
-    #[test]
-    fn decodes_every_supported_link_type() {
-        let ip = ipv4_udp();
-        check(LinkType::RawIp, &ip, None);
-        check(LinkType::Ipv4, &ip, None);
-
-        let mut eth = vec![0u8; 12];
-        eth.extend_from_slice(&[0x08, 0x00]);
-        eth.extend_from_slice(&ip);
-        check(LinkType::Ethernet, &eth, None);
-
-        let mut qinq = vec![0u8; 12];
-        qinq.extend_from_slice(&[0x88, 0xa8, 0x00, 0x64, 0x81, 0x00, 0x00, 0xc8, 0x08, 0x00]);
-        qinq.extend_from_slice(&ip);
-        check(LinkType::Ethernet, &qinq, Some(100));
-
-        for family in [2u32.to_le_bytes(), 2u32.to_be_bytes()] {
-            let mut null = family.to_vec();
-            null.extend_from_slice(&ip);
-            check(LinkType::Null, &null, None);
-        }
-        let mut lo = 2u32.to_be_bytes().to_vec();
-        lo.extend_from_slice(&ip);
-        check(LinkType::Loop, &lo, None);
-
-        let mut sll = vec![0u8; 14];
-        sll.extend_from_slice(&[0x08, 0x00]);
-        sll.extend_from_slice(&ip);
-        check(LinkType::LinuxSll, &sll, None);
-
-        let mut sll2 = vec![0x08, 0x00];
-        sll2.extend_from_slice(&[0u8; 18]);
-        sll2.extend_from_slice(&ip);
-        check(LinkType::LinuxSll2, &sll2, None);
-    }
-
-    #[test]
-    fn decodes_ipv6() {
-        let mut out = Vec::new();
-        PacketBuilder::ipv6(
-            [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
-            [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
-            64,
-        )
-        .udp(5060, 5060)
-        .write(&mut out, PAYLOAD)
-        .expect("build");
-        let d = decode(LinkType::RawIp, &out).expect("ipv6");
-        assert_eq!(d.src, "[2001:db8::1]:5060".parse().expect("addr"));
-        assert_eq!(d.payload, PAYLOAD);
-    }
-
-    #[test]
-    fn skips_what_it_cannot_use() {
-        assert_eq!(decode(LinkType::Ethernet, &[0u8; 5]), Err(Skip::Malformed));
-        let mut arp = vec![0u8; 12];
-        arp.extend_from_slice(&[0x08, 0x06]);
-        arp.extend_from_slice(&[0u8; 28]);
-        assert!(matches!(
-            decode(LinkType::Ethernet, &arp),
-            Err(Skip::NotIp | Skip::Malformed)
-        ));
-        let mut null = 99u32.to_le_bytes().to_vec();
-        null.extend_from_slice(&ipv4_udp());
-        assert_eq!(decode(LinkType::Null, &null), Err(Skip::NotIp));
-        let ip = ipv4_udp();
-        assert_eq!(decode(LinkType::RawIp, &ip[..10]), Err(Skip::Malformed));
-        // Every prefix of a valid frame decodes or is skipped; none panics.
-        for cut in 0..ip.len() {
-            let _ = decode(LinkType::RawIp, &ip[..cut]);
-        }
-    }
-
-    #[test]
-    fn recognises_fragments() {
-        let mut ip = ipv4_udp();
-        ip[6] = 0x20; // more-fragments flag
-        ip[10] = 0;
-        ip[11] = 0; // checksum is not verified by the lax slicer
-        assert_eq!(decode(LinkType::RawIp, &ip), Err(Skip::Fragment));
-    }
-}
+mod tests;

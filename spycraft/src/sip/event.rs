@@ -4,14 +4,12 @@
 //! It is the only thing that crosses from the parse stage to the call stage, so it holds just
 //! what a call record needs, with all its text in one allocation.
 
-use std::net::SocketAddr;
-
 use super::header::HeaderKind;
 use super::method::Method;
 use super::name_addr::NameAddr;
 use super::parser::{CSeq, Message, ParseError, StartLine};
 use super::syntax::{param, parse_u32, split_values, trim};
-use crate::decode::{Datagram, Transport};
+use crate::decode::PacketInfo;
 
 /// Longest text kept per field; longer values are cut (at a character boundary).
 const MAX_FIELD: usize = 512;
@@ -44,33 +42,10 @@ pub enum Field {
 
 const FIELDS: usize = Field::CollationId as usize + 1;
 
-/// Where the packet was seen: time, addresses, transport.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PacketMeta {
-    /// Microseconds since the Unix epoch.
-    pub ts_us: i64,
-    pub src: SocketAddr,
-    pub dst: SocketAddr,
-    pub transport: Transport,
-    pub vlan: Option<u16>,
-}
-
-impl PacketMeta {
-    pub fn of(ts_us: i64, d: &Datagram<'_>) -> Self {
-        Self {
-            ts_us,
-            src: d.src,
-            dst: d.dst,
-            transport: d.transport,
-            vlan: d.vlan,
-        }
-    }
-}
-
 /// One SIP message, reduced to what call tracking needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SipEvent {
-    pub meta: PacketMeta,
+    pub meta: PacketInfo,
     pub kind: SipKind,
     pub cseq: CSeq,
     /// Q.850 cause from a Reason header.
@@ -83,7 +58,7 @@ impl SipEvent {
     /// Builds the event for a parsed message. Call-ID, CSeq and From are required; without them
     /// no dialog can be identified.
     pub fn from_message(
-        meta: PacketMeta,
+        meta: PacketInfo,
         msg: &Message<'_, '_>,
         collation_headers: &[String],
     ) -> Result<Self, ParseError> {
@@ -207,11 +182,12 @@ fn q850_cause(msg: &Message<'_, '_>) -> Option<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decode::Transport;
     use crate::sip::header::EMPTY_HEADER;
     use crate::sip::parser::parse_datagram;
 
-    fn meta() -> PacketMeta {
-        PacketMeta {
+    fn meta() -> PacketInfo {
+        PacketInfo {
             ts_us: 1_000_000,
             src: "192.0.2.1:5060".parse().expect("addr"),
             dst: "192.0.2.2:5060".parse().expect("addr"),

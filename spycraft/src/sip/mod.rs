@@ -4,6 +4,7 @@
 
 mod detect;
 mod event;
+mod framing;
 mod header;
 mod method;
 mod name_addr;
@@ -11,7 +12,8 @@ mod parser;
 pub mod syntax;
 
 pub use detect::looks_like_sip;
-pub use event::{Field, PacketMeta, SipEvent, SipKind};
+pub use event::{Field, SipEvent, SipKind};
+pub use framing::{find_message_start, is_stream_keepalive};
 pub use header::{Header, HeaderKind, EMPTY_HEADER};
 pub use method::Method;
 pub use name_addr::{uri_user, NameAddr};
