@@ -19,7 +19,24 @@ struct Case {
     uac: &'static str,
     uas_port: u16,
     uac_port: u16,
+    /// sipp's `-t`: `u1` (UDP), `t1` (one TCP connection), `tn` (a connection per call).
+    transport: &'static str,
+    /// Calls placed (at most 3 at once).
+    calls: u32,
+    net: Net,
 }
+
+/// Where a scenario runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Net {
+    Loopback,
+    /// Callee in a network namespace behind a veth pair with a 576-byte MTU, so that large
+    /// datagrams leave the caller in IP fragments.
+    SmallMtuNamespace,
+}
+
+/// Defaults of the cases: one UDP call on loopback.
+const ONE_UDP_CALL: (&str, u32, Net) = ("u1", 1, Net::Loopback);
 
 const CASES: &[Case] = &[
     Case {
@@ -29,6 +46,9 @@ const CASES: &[Case] = &[
         uac: "uac-answer.xml",
         uas_port: 5060,
         uac_port: 5062,
+        transport: ONE_UDP_CALL.0,
+        calls: ONE_UDP_CALL.1,
+        net: ONE_UDP_CALL.2,
     },
     Case {
         name: "answered-callee-bye",
@@ -37,6 +57,9 @@ const CASES: &[Case] = &[
         uac: "uac-wait-bye.xml",
         uas_port: 5060,
         uac_port: 5062,
+        transport: ONE_UDP_CALL.0,
+        calls: ONE_UDP_CALL.1,
+        net: ONE_UDP_CALL.2,
     },
     Case {
         name: "busy-486",
@@ -45,6 +68,9 @@ const CASES: &[Case] = &[
         uac: "uac-reject.xml",
         uas_port: 5060,
         uac_port: 5062,
+        transport: ONE_UDP_CALL.0,
+        calls: ONE_UDP_CALL.1,
+        net: ONE_UDP_CALL.2,
     },
     Case {
         name: "no-answer-480",
@@ -53,6 +79,9 @@ const CASES: &[Case] = &[
         uac: "uac-reject.xml",
         uas_port: 5060,
         uac_port: 5062,
+        transport: ONE_UDP_CALL.0,
+        calls: ONE_UDP_CALL.1,
+        net: ONE_UDP_CALL.2,
     },
     Case {
         name: "no-answer-408",
@@ -61,6 +90,9 @@ const CASES: &[Case] = &[
         uac: "uac-reject.xml",
         uas_port: 5060,
         uac_port: 5062,
+        transport: ONE_UDP_CALL.0,
+        calls: ONE_UDP_CALL.1,
+        net: ONE_UDP_CALL.2,
     },
     Case {
         name: "cancel-after-ringing",
@@ -69,6 +101,9 @@ const CASES: &[Case] = &[
         uac: "uac-cancel.xml",
         uas_port: 5060,
         uac_port: 5062,
+        transport: ONE_UDP_CALL.0,
+        calls: ONE_UDP_CALL.1,
+        net: ONE_UDP_CALL.2,
     },
     Case {
         name: "congestion-503",
@@ -77,6 +112,9 @@ const CASES: &[Case] = &[
         uac: "uac-reject.xml",
         uas_port: 5060,
         uac_port: 5062,
+        transport: ONE_UDP_CALL.0,
+        calls: ONE_UDP_CALL.1,
+        net: ONE_UDP_CALL.2,
     },
     Case {
         name: "auth-407-answered",
@@ -85,6 +123,9 @@ const CASES: &[Case] = &[
         uac: "uac-auth.xml",
         uas_port: 5060,
         uac_port: 5062,
+        transport: ONE_UDP_CALL.0,
+        calls: ONE_UDP_CALL.1,
+        net: ONE_UDP_CALL.2,
     },
     Case {
         name: "answered-no-bye",
@@ -93,6 +134,9 @@ const CASES: &[Case] = &[
         uac: "uac-no-bye.xml",
         uas_port: 5060,
         uac_port: 5062,
+        transport: ONE_UDP_CALL.0,
+        calls: ONE_UDP_CALL.1,
+        net: ONE_UDP_CALL.2,
     },
     Case {
         name: "register-options",
@@ -101,6 +145,9 @@ const CASES: &[Case] = &[
         uac: "uac-register-options.xml",
         uas_port: 5060,
         uac_port: 5062,
+        transport: ONE_UDP_CALL.0,
+        calls: ONE_UDP_CALL.1,
+        net: ONE_UDP_CALL.2,
     },
     Case {
         name: "nonstandard-port-15060",
@@ -109,8 +156,21 @@ const CASES: &[Case] = &[
         uac: "uac-answer.xml",
         uas_port: 15060,
         uac_port: 15062,
+        transport: ONE_UDP_CALL.0,
+        calls: ONE_UDP_CALL.1,
+        net: ONE_UDP_CALL.2,
     },
+    Case { name: "tcp-one-connection", about: "three answered calls over one TCP connection (sipp -t t1)", uas: "uas-answer.xml", uac: "uac-answer.xml", uas_port: 5060, uac_port: 5062, transport: "t1", calls: 3, net: Net::Loopback },
+    Case { name: "tcp-connection-per-call", about: "three answered calls, each over its own TCP connection (sipp -t tn)", uas: "uas-answer.xml", uac: "uac-answer.xml", uas_port: 5060, uac_port: 5062, transport: "tn", calls: 3, net: Net::Loopback },
+    Case { name: "udp-fragmented-invite", about: "a 1.5 KB INVITE over a 576-byte MTU link, in IP fragments; answered, caller hangs up after 2 s", uas: "uas-answer.xml", uac: "uac-big-invite.xml", uas_port: 5060, uac_port: 5062, transport: "u1", calls: 1, net: Net::SmallMtuNamespace },
 ];
+
+/// Addresses and names of the small-MTU namespace (made, and removed, by the recorder).
+const NS: &str = "spycraft-mtu576";
+const NS_HOST_IF: &str = "sc-mtu0";
+const NS_PEER_IF: &str = "sc-mtu1";
+const NS_HOST_ADDR: &str = "10.199.76.1";
+const NS_PEER_ADDR: &str = "10.199.76.2";
 
 /// The case directories present under `pcaps/`, sorted.
 pub fn bundled_cases(root: &Path) -> Result<Vec<PathBuf>> {
@@ -172,16 +232,73 @@ impl Drop for Reaped {
     }
 }
 
+/// The veth pair and namespace of [`Net::SmallMtuNamespace`]; removed on drop.
+struct SmallMtuNamespace;
+
+impl SmallMtuNamespace {
+    fn create() -> Result<Self> {
+        let _ = Command::new("ip").args(["netns", "del", NS]).status();
+        let ns = Self;
+        let ip = |args: &[&str]| run(Command::new("ip").args(args));
+        ip(&["netns", "add", NS])?;
+        ip(&[
+            "link", "add", NS_HOST_IF, "type", "veth", "peer", "name", NS_PEER_IF,
+        ])?;
+        ip(&["link", "set", NS_PEER_IF, "netns", NS])?;
+        ip(&[
+            "addr",
+            "add",
+            &format!("{NS_HOST_ADDR}/24"),
+            "dev",
+            NS_HOST_IF,
+        ])?;
+        ip(&["link", "set", NS_HOST_IF, "mtu", "576", "up"])?;
+        ip(&[
+            "-n",
+            NS,
+            "addr",
+            "add",
+            &format!("{NS_PEER_ADDR}/24"),
+            "dev",
+            NS_PEER_IF,
+        ])?;
+        ip(&["-n", NS, "link", "set", NS_PEER_IF, "mtu", "576", "up"])?;
+        ip(&["-n", NS, "link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+}
+
+impl Drop for SmallMtuNamespace {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", NS_HOST_IF])
+            .status();
+        let _ = Command::new("ip").args(["netns", "del", NS]).status();
+    }
+}
+
 fn record(case: &Case, scenarios: &Path, pcap: &Path) -> Result<()> {
+    let _namespace = match case.net {
+        Net::SmallMtuNamespace => {
+            Some(SmallMtuNamespace::create().context("network namespace (root needed)")?)
+        }
+        Net::Loopback => None,
+    };
+    let (interface, uac_ip, uas_ip) = match case.net {
+        Net::Loopback => ("lo", "127.0.0.1", "127.0.0.1"),
+        Net::SmallMtuNamespace => (NS_HOST_IF, NS_HOST_ADDR, NS_PEER_ADDR),
+    };
+    // With a connection per call the caller's ports are ephemeral; the callee's port and
+    // address still select every packet of the scenario.
     let filter = format!(
-        "udp and host 127.0.0.1 and (port {} or port {})",
+        "host {uas_ip} and (port {} or port {} or ip[6:2] & 0x1fff != 0)",
         case.uas_port, case.uac_port
     );
     let mut tcpdump = Reaped(
         Command::new("tcpdump")
             // Immediate mode: without it, libpcap hands packets over in blocks and SIGINT
             // loses the last block.
-            .args(["-i", "lo", "-n", "-U", "--immediate-mode", "-w"])
+            .args(["-i", interface, "-n", "-U", "--immediate-mode", "-w"])
             .arg(pcap)
             .arg(&filter)
             .stderr(Stdio::null())
@@ -189,32 +306,46 @@ fn record(case: &Case, scenarios: &Path, pcap: &Path) -> Result<()> {
             .context("tcpdump (root needed)")?,
     );
     std::thread::sleep(Duration::from_millis(1500));
-    let sipp = |script: &str, port: u16| {
-        let mut cmd = Command::new("sipp");
+    let calls = case.calls.to_string();
+    let in_namespace = case.net == Net::SmallMtuNamespace;
+    let sipp = |script: &str, ip: &str, port: u16, in_namespace: bool| {
+        let mut cmd = if in_namespace {
+            let mut cmd = Command::new("ip");
+            cmd.args(["netns", "exec", NS, "sipp"]);
+            cmd
+        } else {
+            Command::new("sipp")
+        };
         cmd.arg("-sf")
             .arg(scenarios.join(script))
-            .args([
-                "-i",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "-m",
-                "1",
-                "-nostdin",
-                "-timeout",
-                "30s",
-            ])
-            .stdout(Stdio::null());
+            .args(["-i", ip, "-t", case.transport]);
+        // A caller with a connection per call binds each to its own ephemeral port.
+        let is_uac = script.starts_with("uac");
+        if !(is_uac && case.transport == "tn") {
+            cmd.args(["-p", &port.to_string()]);
+        }
+        cmd.args([
+            "-m",
+            &calls,
+            "-l",
+            "3",
+            "-max_socket",
+            "100",
+            "-nostdin",
+            "-timeout",
+            "60s",
+        ])
+        .stdout(Stdio::null());
         cmd
     };
     let mut uas = Reaped(
-        sipp(case.uas, case.uas_port)
+        sipp(case.uas, uas_ip, case.uas_port, in_namespace)
             .spawn()
             .context("sipp (uas)")?,
     );
     std::thread::sleep(Duration::from_millis(300));
-    let uac = sipp(case.uac, case.uac_port)
-        .arg(format!("127.0.0.1:{}", case.uas_port))
+    let uac = sipp(case.uac, uac_ip, case.uac_port, false)
+        .arg(format!("{uas_ip}:{}", case.uas_port))
         .args(["-s", "bob"])
         .status()
         .context("sipp (uac)")?;

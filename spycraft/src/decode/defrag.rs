@@ -4,7 +4,7 @@
 //! Overlapping fragments drop the whole datagram, as RFC 5722 requires for IPv6 and as is the
 //! only safe reading for IPv4 (an overlap is either an attack or a broken stack).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
 /// Identifies the datagram a fragment belongs to (RFC 791 / RFC 8200).
@@ -76,6 +76,9 @@ struct Partial {
 pub struct Defragmenter {
     limits: DefragLimits,
     partial: HashMap<FragmentKey, Partial>,
+    /// Datagrams in arrival order of their first fragment, for dropping the oldest in O(1);
+    /// entries of datagrams already gone are skipped and compacted.
+    order: VecDeque<(FragmentKey, i64)>,
     total_bytes: usize,
     counters: DefragCounters,
 }
@@ -116,6 +119,12 @@ impl Defragmenter {
         if !self.partial.contains_key(&key) {
             if self.partial.len() >= self.limits.max_datagrams {
                 self.drop_oldest();
+            }
+            self.order.push_back((key, now));
+            if self.order.len() > 2 * self.partial.len() + 1024 {
+                let partial = &self.partial;
+                self.order
+                    .retain(|(k, first)| partial.get(k).is_some_and(|p| p.first_seen == *first));
             }
             self.partial.insert(
                 key,
@@ -207,14 +216,16 @@ impl Defragmenter {
     }
 
     fn drop_oldest(&mut self) {
-        if let Some(key) = self
-            .partial
-            .iter()
-            .min_by_key(|(_, p)| p.first_seen)
-            .map(|(k, _)| *k)
-        {
-            self.counters.capped += 1;
-            self.drop_datagram(&key);
+        while let Some((key, first_seen)) = self.order.pop_front() {
+            if self
+                .partial
+                .get(&key)
+                .is_some_and(|p| p.first_seen == first_seen)
+            {
+                self.counters.capped += 1;
+                self.drop_datagram(&key);
+                return;
+            }
         }
     }
 }

@@ -7,7 +7,7 @@
 //! in-order segments with nothing pending, the segment itself is handed over without a copy.
 //! Memory is bounded per flow and in total; whatever a bound drops is counted.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 
 /// One direction of a connection.
@@ -116,6 +116,8 @@ struct Flow {
     /// When the oldest hole appeared.
     hole_since: Option<i64>,
     last_seen: i64,
+    /// Creation number, to recognise this flow's entry in the eviction queue.
+    created: u64,
     ignored: bool,
     /// How the next delivery relates to the last.
     continuity: Continuity,
@@ -145,6 +147,9 @@ pub trait StreamConsumer {
 pub struct TcpReassembler {
     limits: TcpLimits,
     flows: HashMap<FlowKey, Flow>,
+    /// Flows in creation order, for eviction; stale entries are skipped and compacted.
+    order: VecDeque<(FlowKey, u64)>,
+    created: u64,
     total_bytes: usize,
     counters: TcpCounters,
 }
@@ -209,6 +214,9 @@ impl TcpReassembler {
                 seg.seq
             };
             self.counters.flows += 1;
+            self.created += 1;
+            self.order.push_back((key, self.created));
+            self.compact_order();
             self.flows.insert(
                 key,
                 Flow {
@@ -218,6 +226,7 @@ impl TcpReassembler {
                     pending_bytes: 0,
                     hole_since: None,
                     last_seen: now,
+                    created: self.created,
                     ignored: false,
                     continuity: if seg.syn {
                         Continuity::Start
@@ -411,17 +420,31 @@ impl TcpReassembler {
         let counters = &mut self.counters;
         let mut freed = 0;
         self.flows.retain(|key, flow| {
-            if now - flow.last_seen > limits.idle_us {
-                counters.expired_flows += 1;
-                freed += flow.held();
-                return false;
-            }
+            let idle = now - flow.last_seen > limits.idle_us;
             let before = flow.held();
+            if idle && flow.hole_since.is_some() {
+                // An idle flow's hole will never fill: deliver what waits beyond it first.
+                flow.hole_since = Some(i64::MIN / 2);
+            }
             Self::fill_hole_if_stale(flow, counters, &limits, key, consumer, now);
             freed += before.saturating_sub(flow.held());
-            true
+            if idle {
+                counters.expired_flows += 1;
+                freed += flow.held();
+            }
+            !idle
         });
         self.total_bytes = self.total_bytes.saturating_sub(freed);
+        self.compact_order();
+    }
+
+    /// Drops queue entries of flows that are gone, once they outnumber the live ones.
+    fn compact_order(&mut self) {
+        if self.order.len() > 2 * self.flows.len() + 1024 {
+            let flows = &self.flows;
+            self.order
+                .retain(|(key, created)| flows.get(key).is_some_and(|f| f.created == *created));
+        }
     }
 
     fn remove(&mut self, key: &FlowKey) {
@@ -430,37 +453,26 @@ impl TcpReassembler {
         }
     }
 
+    /// Drops the flow created longest ago (the queue holds flows in creation order; entries
+    /// of flows already gone are skipped), so a flood of new flows costs O(1) each.
     fn evict_oldest(&mut self) {
-        if let Some(key) = self
-            .flows
-            .iter()
-            .min_by_key(|(_, f)| f.last_seen)
-            .map(|(k, _)| *k)
-        {
+        while let Some((key, created)) = self.order.pop_front() {
+            if !self.flows.get(&key).is_some_and(|f| f.created == created) {
+                continue;
+            }
             self.counters.evicted_flows += 1;
             if let Some(flow) = self.flows.get(&key) {
                 self.counters.capped_bytes += flow.held() as u64;
             }
             self.remove(&key);
+            return;
         }
     }
 
-    /// Over the total bound: drop the flows holding the most until under it.
+    /// Over the total bound: drop the oldest flows until under it.
     fn shrink(&mut self) {
-        while self.total_bytes > self.limits.max_total_bytes {
-            let Some(key) = self
-                .flows
-                .iter()
-                .max_by_key(|(_, f)| f.held())
-                .map(|(k, _)| *k)
-            else {
-                return;
-            };
-            if let Some(flow) = self.flows.get(&key) {
-                self.counters.capped_bytes += flow.held() as u64;
-            }
-            self.counters.evicted_flows += 1;
-            self.remove(&key);
+        while self.total_bytes > self.limits.max_total_bytes && !self.flows.is_empty() {
+            self.evict_oldest();
         }
     }
 }
