@@ -457,7 +457,7 @@ impl TcpReassembler {
     /// of flows already gone are skipped), so a flood of new flows costs O(1) each.
     fn evict_oldest(&mut self) {
         while let Some((key, created)) = self.order.pop_front() {
-            if !self.flows.get(&key).is_some_and(|f| f.created == created) {
+            if self.flows.get(&key).is_none_or(|f| f.created != created) {
                 continue;
             }
             self.counters.evicted_flows += 1;
