@@ -166,6 +166,22 @@ fn a_lost_segment_costs_only_its_message_and_is_reported() {
 }
 
 #[test]
+fn a_message_after_a_long_silence_on_the_connection_is_still_read() {
+    let data = stream();
+    let bye_at = data.windows(3).position(|w| w == b"BYE").expect("BYE");
+    let frames = vec![
+        (0, tcp_frame(0, true, b"")),
+        (1, tcp_frame(1, false, &data[..bye_at])),
+        // Two hours later the flow was long forgotten; the BYE still counts.
+        (
+            7_200_000_000,
+            tcp_frame(1 + bye_at as u32, false, &data[bye_at..]),
+        ),
+    ];
+    assert_eq!(summary(&run(&frames)).len(), 3);
+}
+
+#[test]
 fn any_fragmentation_of_a_datagram_gives_the_same_message() {
     let mut invite = String::from(
         "INVITE sip:bob@10.0.0.2 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKf\r\n\

@@ -101,20 +101,24 @@ fn decodes_every_supported_link_type() {
     one_datagram(LinkType::LinuxSll2, [&sll2[..], &ip].concat(), None);
 }
 
-#[test]
-fn decodes_ipv6() {
+fn ipv6_udp() -> Vec<u8> {
     let mut out = Vec::new();
     let a = [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
     let mut b = a;
     b[15] = 2;
     PacketBuilder::ipv6(a, b, 64)
-        .udp(5060, 5060)
+        .udp(5062, 5060)
         .write(&mut out, PAYLOAD)
         .expect("build");
-    let (sink, _) = decode_all(LinkType::RawIp, &[out]);
+    out
+}
+
+#[test]
+fn decodes_ipv6() {
+    let (sink, _) = decode_all(LinkType::RawIp, &[ipv6_udp()]);
     assert_eq!(
         sink.datagrams[0].0.src,
-        "[2001:db8::1]:5060".parse().expect("addr")
+        "[2001:db8::1]:5062".parse().expect("addr")
     );
     assert_eq!(sink.datagrams[0].1, PAYLOAD);
 }
@@ -243,6 +247,7 @@ fn follows_tunnels_to_the_inner_addresses() {
             Some(42),
         ),
         ("ipip", outer(4, &ip), None),
+        ("ipv6-in-ipv4", outer(41, &ipv6_udp()), None),
         (
             "vxlan",
             udp_outer(
@@ -263,9 +268,14 @@ fn follows_tunnels_to_the_inner_addresses() {
     for (name, packet, vlan) in cases {
         let (sink, c) = decode_all(LinkType::RawIp, &[packet]);
         assert_eq!(sink.datagrams.len(), 1, "{name}: {c:?}");
+        let expected_src = if name == "ipv6-in-ipv4" {
+            "[2001:db8::1]:5062"
+        } else {
+            "10.0.0.1:5062"
+        };
         assert_eq!(
             sink.datagrams[0].0.src,
-            "10.0.0.1:5062".parse().expect("addr"),
+            expected_src.parse().expect("addr"),
             "{name}"
         );
         assert_eq!(sink.datagrams[0].0.vlan, vlan, "{name}");
