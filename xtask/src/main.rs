@@ -8,8 +8,10 @@
 //! - `synth`   write a large deterministic synthetic capture (see `synth.rs`)
 //! - `bench`   time `spycraft analyze` on the synthetic capture against a floor program
 //! - `floor`   the floor program itself, on one capture
+//! - `fuzz`    run the cargo-fuzz targets (nightly), seeded from the captures
 
 mod bench;
+mod fuzz;
 mod pcaps;
 mod synth;
 
@@ -30,10 +32,11 @@ fn main() -> Result<()> {
             pcaps::regenerate(&root(), rest)
         }
         Some("synth") => synth::command(rest),
+        Some("fuzz") => fuzz::command(&root(), rest),
         Some("bench") => bench::command(&root(), rest),
         Some("floor") => bench::floor(Path::new(rest.first().map_or("", String::as_str))),
         _ => {
-            eprintln!("usage: cargo xtask <setup|demo|test|pcaps [CASE…]|synth|bench|floor FILE>");
+            eprintln!("usage: cargo xtask <setup|demo|test|pcaps [CASE…]|synth|bench|floor FILE|fuzz [--seconds N] [TARGET…]>");
             bail!("unknown or missing command")
         }
     }
