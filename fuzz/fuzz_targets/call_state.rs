@@ -30,7 +30,11 @@ fuzz_target!(|data: &[u8]| {
         let call = chunk[0] >> 4 & 3;
         let from_tag = ["a", "b", ""][usize::from(chunk[1] & 3).min(2)];
         let to_tag = ["", "x", "y"][usize::from(chunk[1] >> 2 & 3).min(2)];
-        let method = METHODS[usize::from(chunk[1] >> 4) % METHODS.len()];
+        // A request's CSeq names its own method; a response's names any.
+        let method = match start.split(' ').next() {
+            Some(m) if m != "SIP/2.0" => m,
+            _ => METHODS[usize::from(chunk[1] >> 4) % METHODS.len()],
+        };
         let cseq = chunk[2] & 7;
         ts += i64::from(chunk[3]) * 250_000;
         let to = if to_tag.is_empty() { String::new() } else { format!(";tag={to_tag}") };

@@ -40,11 +40,13 @@ pub enum ParseError {
     Truncated,
     #[error("Call-ID, CSeq or From missing or malformed")]
     MissingHeader,
+    #[error("CSeq method differs from the request method")]
+    CSeqMismatch,
 }
 
 impl ParseError {
     /// Every kind, in counter order.
-    pub const ALL: [ParseError; 9] = [
+    pub const ALL: [ParseError; 10] = [
         Self::StartLine,
         Self::Method,
         Self::RequestUri,
@@ -54,6 +56,7 @@ impl ParseError {
         Self::ContentLength,
         Self::Truncated,
         Self::MissingHeader,
+        Self::CSeqMismatch,
     ];
 
     /// Position in [`ParseError::ALL`], for counter arrays.
@@ -73,6 +76,7 @@ impl ParseError {
             Self::ContentLength => "content_length",
             Self::Truncated => "truncated",
             Self::MissingHeader => "missing_header",
+            Self::CSeqMismatch => "cseq_mismatch",
         }
     }
 }
@@ -382,7 +386,13 @@ fn parse_start_line(line: &[u8]) -> Result<StartLine<'_>, ParseError> {
     }
     check_version(&line[last_sp + 1..])?;
     let uri = &line[sp + 1..last_sp];
-    if uri.is_empty() || uri.iter().any(|&b| b <= b' ' || b == 0x7f) || !uri.contains(&b':') {
+    // RFC 4475 §3.1.2.7: a Request-URI is never enclosed in <>.
+    let enclosed = uri.first() == Some(&b'<');
+    if uri.is_empty()
+        || enclosed
+        || uri.iter().any(|&b| b <= b' ' || b == 0x7f)
+        || !uri.contains(&b':')
+    {
         return Err(ParseError::RequestUri);
     }
     Ok(StartLine::Request {
@@ -626,6 +636,7 @@ l: 0\r\n\r\n";
             (b"INV@ITE sip:a@b SIP/2.0\r\n\r\n", ParseError::Method),
             (b"INVITE sip:a b@c SIP/2.0\r\n\r\n", ParseError::RequestUri),
             (b"INVITE nocolon SIP/2.0\r\n\r\n", ParseError::RequestUri),
+            (b"INVITE <sip:a@b> SIP/2.0\r\n\r\n", ParseError::RequestUri),
             (b"SIP/2.0 4294967301 Big\r\n\r\n", ParseError::StatusCode),
             (b"SIP/2.0 099 Low\r\n\r\n", ParseError::StatusCode),
             (b"SIP/2.0 20 OK\r\n\r\n", ParseError::StatusCode),
