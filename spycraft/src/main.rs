@@ -79,7 +79,7 @@ struct AnalyzeArgs {
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=2))]
     threads: u8,
     /// Most calls held at once; beyond it the oldest is written early (counted as evicted).
-    #[arg(long, default_value_t = 1_000_000, value_name = "N")]
+    #[arg(long, default_value_t = TrackerConfig::default().max_live_legs, value_name = "N")]
     max_live_calls: usize,
     /// End an answered call with no BYE after this many seconds without in-dialog traffic.
     #[arg(long, default_value_t = Timers::default().call_idle_secs, value_name = "SECS")]

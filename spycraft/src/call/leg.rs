@@ -426,7 +426,8 @@ impl Leg {
 
     /// Turns the leg into its record.
     pub(crate) fn finish(mut self, why: Finish, node: &str, direction: Direction) -> CallRecord {
-        if why == Finish::Evicted {
+        // An ended leg evicted while it lingers loses nothing: its record is complete.
+        if why == Finish::Evicted && self.phase != Phase::Ended {
             self.issues.add(CaptureIssue::Evicted);
         }
         match (self.phase, why) {

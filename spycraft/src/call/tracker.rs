@@ -27,7 +27,7 @@ impl Default for TrackerConfig {
             node: "spycraft".into(),
             hosts: MonitoredHosts::default(),
             timers: Timers::default(),
-            max_live_legs: 1_000_000,
+            max_live_legs: 250_000,
         }
     }
 }
