@@ -261,6 +261,139 @@ fn a_capture_cut_mid_record_still_writes_what_it_holds() {
     );
 }
 
+/// The records of a classic little-endian pcap: (header fields, frame bytes).
+fn records(capture: &[u8]) -> Vec<([u32; 4], Vec<u8>)> {
+    let u32_at = |at: usize| u32::from_le_bytes(capture[at..at + 4].try_into().expect("4 bytes"));
+    let mut out = Vec::new();
+    let mut at = 24;
+    while at + 16 <= capture.len() {
+        let caplen = u32_at(at + 8) as usize;
+        out.push((
+            [u32_at(at), u32_at(at + 4), u32_at(at + 8), u32_at(at + 12)],
+            capture[at + 16..at + 16 + caplen].to_vec(),
+        ));
+        at += 16 + caplen;
+    }
+    out
+}
+
+fn pcap_of(global: &[u8], records: &[([u32; 4], Vec<u8>)]) -> Vec<u8> {
+    let mut out = global[..24].to_vec();
+    for (h, data) in records {
+        for field in h {
+            out.extend_from_slice(&field.to_le_bytes());
+        }
+        out.extend_from_slice(data);
+    }
+    out
+}
+
+#[test]
+fn broken_captures_keep_what_they_hold() {
+    let dir = scratch("broken");
+    let whole = std::fs::read(bundled("answered-caller-bye")).expect("capture");
+    let recs = records(&whole);
+
+    // A record claiming a 4 GiB length after three good ones.
+    let mut huge = pcap_of(&whole, &recs[..3]);
+    huge.extend_from_slice(&[
+        0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    ]);
+    huge.extend_from_slice(&[0u8; 64]);
+    let file = dir.join("huge.pcap");
+    std::fs::write(&file, huge).expect("write");
+    let out = fails_with(
+        &["analyze", path(&file)],
+        3,
+        "capture damaged after 3 frames",
+    );
+    assert_eq!(
+        text(&out.stdout).lines().count(),
+        1,
+        "the INVITE's call is still written"
+    );
+
+    // Zero-length records between the real ones: skipped, counted, harmless.
+    let mut with_empty = Vec::new();
+    for rec in &recs {
+        with_empty.push(rec.clone());
+        with_empty.push(([rec.0[0], rec.0[1], 0, 0], Vec::new()));
+    }
+    let file = dir.join("empty-records.pcap");
+    std::fs::write(&file, pcap_of(&whole, &with_empty)).expect("write");
+    let out = spycraft(&["analyze", "--node", "golden", path(&file)]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains(r#""end_reason":"bye""#));
+    assert!(
+        text(&out.stderr).contains("14 frames, 7 SIP messages"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Frames cut by a 320-byte snap length: the headers that survive still make the call.
+    let snapped: Vec<([u32; 4], Vec<u8>)> = recs
+        .iter()
+        .map(|(h, data)| {
+            let cut = data.len().min(320);
+            ([h[0], h[1], cut as u32, h[3]], data[..cut].to_vec())
+        })
+        .collect();
+    let file = dir.join("snapped.pcap");
+    std::fs::write(&file, pcap_of(&whole, &snapped)).expect("write");
+    let out = spycraft(&["analyze", path(&file)]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(r#""disposition":"answered""#) && stdout.contains(r#""end_reason":"bye""#),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn pcapng_with_unknown_blocks_is_read() {
+    let dir = scratch("pcapng");
+    let whole = std::fs::read(bundled("busy-486")).expect("capture");
+    let block = |kind: u32, body: &[u8]| {
+        let len = (12 + body.len()) as u32;
+        let mut b = kind.to_le_bytes().to_vec();
+        b.extend_from_slice(&len.to_le_bytes());
+        b.extend_from_slice(body);
+        b.extend_from_slice(&len.to_le_bytes());
+        b
+    };
+    // Section header (byte-order magic, version 1.0, unknown section length).
+    let mut ng = block(
+        0x0a0d_0d0a,
+        &[
+            0x4d, 0x3c, 0x2b, 0x1a, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        ],
+    );
+    // A block type nobody defined, before and after the interface description.
+    ng.extend(block(0x0000_0bad, &[1, 2, 3, 4, 5, 6, 7, 8]));
+    ng.extend(block(1, &[1, 0, 0, 0, 0xff, 0xff, 0, 0]));
+    ng.extend(block(0x8000_0001, &[9; 12]));
+    for (h, data) in records(&whole) {
+        let ts = u64::from(h[0]) * 1_000_000 + u64::from(h[1]);
+        let mut body = 0u32.to_le_bytes().to_vec();
+        body.extend_from_slice(&((ts >> 32) as u32).to_le_bytes());
+        body.extend_from_slice(&(ts as u32).to_le_bytes());
+        body.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        body.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        body.extend_from_slice(&data);
+        body.resize(body.len().div_ceil(4) * 4, 0);
+        ng.extend(block(6, &body));
+    }
+    let file = dir.join("unknown-blocks.pcapng");
+    std::fs::write(&file, ng).expect("write");
+    let out = spycraft(&["analyze", path(&file)]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains(r#""disposition":"busy""#),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
 #[test]
 fn garbage_on_sip_ports_is_counted_never_fatal() {
     let dir = scratch("garbage");

@@ -123,6 +123,8 @@ fn demo() -> Result<()> {
 fn test() -> Result<()> {
     setup(&[])?;
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    // A short fuzzing smoke of every target (nightly); long runs: `cargo xtask fuzz --seconds N`.
+    fuzz::command(&root(), &["--seconds".to_owned(), "20".to_owned()])?;
     run(cargo().args([
         "clippy",
         "--workspace",
