@@ -363,6 +363,41 @@ mod tests {
     }
 
     #[test]
+    fn a_gap_on_the_connection_marks_the_calls_it_carries() {
+        let mut tracker = CallTracker::new(TrackerConfig::default());
+        let mut out = Vec::new();
+        // Two calls over the same connection, A to B; the gap is reported in either direction.
+        tracker.on_event(&event("first", &step(0, true, INV, "1 INVITE")), &mut |r| {
+            out.push(r)
+        });
+        tracker.on_event(
+            &event("second", &step(0, true, INV, "1 INVITE")),
+            &mut |r| out.push(r),
+        );
+        tracker.on_stream_gap(B.parse().expect("addr"), A.parse().expect("addr"));
+        tracker.finish(&mut |r| out.push(r));
+        assert_eq!(out.len(), 2);
+        for r in &out {
+            assert!(
+                r.capture_issues.contains(&CaptureIssue::ReassemblyGap),
+                "{r:?}"
+            );
+        }
+        // A gap on another connection leaves the call alone.
+        let mut tracker = CallTracker::new(TrackerConfig::default());
+        let mut out = Vec::new();
+        tracker.on_event(&event("c", &step(0, true, INV, "1 INVITE")), &mut |r| {
+            out.push(r)
+        });
+        tracker.on_stream_gap(
+            "203.0.113.9:5060".parse().expect("addr"),
+            A.parse().expect("addr"),
+        );
+        tracker.finish(&mut |r| out.push(r));
+        assert!(!out[0].capture_issues.contains(&CaptureIssue::ReassemblyGap));
+    }
+
+    #[test]
     fn record_ids_are_deterministic() {
         let a = record_id("n", "c", "t", 5);
         assert_eq!(a, record_id("n", "c", "t", 5));
