@@ -42,27 +42,14 @@ pub(crate) enum Finish {
 struct Issues(u8);
 
 impl Issues {
-    const ORDER: [CaptureIssue; 7] = [
-        CaptureIssue::NoResponse,
-        CaptureIssue::MissingAck,
-        CaptureIssue::MissingBye,
-        CaptureIssue::ByeWithoutResponse,
-        CaptureIssue::CaptureEnded,
-        CaptureIssue::Evicted,
-        CaptureIssue::ReassemblyGap,
-    ];
-
     fn add(&mut self, issue: CaptureIssue) {
-        let bit = Self::ORDER.iter().position(|&i| i == issue).unwrap_or(0);
-        self.0 |= 1 << bit;
+        self.0 |= 1 << (issue as u8);
     }
 
     fn to_vec(self) -> Vec<CaptureIssue> {
-        Self::ORDER
-            .iter()
-            .enumerate()
-            .filter(|(bit, _)| self.0 & (1 << bit) != 0)
-            .map(|(_, &issue)| issue)
+        CaptureIssue::ALL
+            .into_iter()
+            .filter(|&issue| self.0 & (1 << (issue as u8)) != 0)
             .collect()
     }
 }

@@ -202,6 +202,17 @@ pub enum CaptureIssue {
 }
 
 impl CaptureIssue {
+    /// Every issue, in the order records list them.
+    pub const ALL: [CaptureIssue; 7] = [
+        Self::NoResponse,
+        Self::MissingAck,
+        Self::MissingBye,
+        Self::ByeWithoutResponse,
+        Self::CaptureEnded,
+        Self::Evicted,
+        Self::ReassemblyGap,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::NoResponse => "no_response",
@@ -306,15 +317,11 @@ mod tests {
         ] {
             assert_eq!(json(serde_json::to_value(d).expect("ser")), d.as_str());
         }
-        for i in [
-            CaptureIssue::NoResponse,
-            CaptureIssue::MissingAck,
-            CaptureIssue::MissingBye,
-            CaptureIssue::ByeWithoutResponse,
-            CaptureIssue::CaptureEnded,
-            CaptureIssue::Evicted,
-            CaptureIssue::ReassemblyGap,
-        ] {
+        for (n, i) in CaptureIssue::ALL.into_iter().enumerate() {
+            assert_eq!(
+                i as usize, n,
+                "ALL is in declaration order, as the bit set needs"
+            );
             assert_eq!(json(serde_json::to_value(i).expect("ser")), i.as_str());
         }
     }
