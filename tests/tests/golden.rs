@@ -81,175 +81,112 @@ struct Outcome {
     transport: &'static str,
 }
 
+/// An answered UDP call, rung and hung up by the caller after 3 s, Q.850 cause 16.
+const ANSWERED: Outcome = Outcome {
+    case: "",
+    disposition: "answered",
+    final_status: Some(200),
+    end_reason: "bye",
+    ended_by: "caller",
+    billable_ms: Some(3000),
+    auth_challenges: 0,
+    q850_cause: Some(16),
+    has_ring: true,
+    legs: 1,
+    transport: "udp",
+};
+
+/// A UDP call the callee refused after ringing.
+const REJECTED: Outcome = Outcome {
+    end_reason: "rejected",
+    ended_by: "callee",
+    billable_ms: Some(0),
+    q850_cause: None,
+    ..ANSWERED
+};
+
 const OUTCOMES: &[Outcome] = &[
     Outcome {
         case: "answered-caller-bye",
-        disposition: "answered",
-        final_status: Some(200),
-        end_reason: "bye",
-        ended_by: "caller",
-        billable_ms: Some(3000),
-        auth_challenges: 0,
-        q850_cause: Some(16),
-        has_ring: true,
-        legs: 1,
-        transport: "udp",
+        ..ANSWERED
     },
     Outcome {
         case: "answered-callee-bye",
-        disposition: "answered",
-        final_status: Some(200),
-        end_reason: "bye",
         ended_by: "callee",
         billable_ms: Some(2000),
-        auth_challenges: 0,
-        q850_cause: Some(16),
-        has_ring: true,
-        legs: 1,
-        transport: "udp",
+        ..ANSWERED
     },
     Outcome {
         case: "busy-486",
         disposition: "busy",
         final_status: Some(486),
-        end_reason: "rejected",
-        ended_by: "callee",
-        billable_ms: Some(0),
-        auth_challenges: 0,
-        q850_cause: None,
-        has_ring: true,
-        legs: 1,
-        transport: "udp",
+        ..REJECTED
     },
     Outcome {
         case: "no-answer-480",
         disposition: "no_answer",
         final_status: Some(480),
-        end_reason: "rejected",
-        ended_by: "callee",
-        billable_ms: Some(0),
-        auth_challenges: 0,
-        q850_cause: None,
-        has_ring: true,
-        legs: 1,
-        transport: "udp",
+        ..REJECTED
     },
     Outcome {
         case: "no-answer-408",
         disposition: "no_answer",
         final_status: Some(408),
-        end_reason: "rejected",
-        ended_by: "callee",
-        billable_ms: Some(0),
-        auth_challenges: 0,
-        q850_cause: None,
-        has_ring: true,
-        legs: 1,
-        transport: "udp",
+        ..REJECTED
     },
     Outcome {
         case: "cancel-after-ringing",
         disposition: "cancelled",
         final_status: Some(487),
         end_reason: "cancel",
-        ended_by: "caller",
         billable_ms: Some(0),
-        auth_challenges: 0,
         q850_cause: None,
-        has_ring: true,
-        legs: 1,
-        transport: "udp",
+        ..ANSWERED
     },
     Outcome {
         case: "congestion-503",
         disposition: "congestion",
         final_status: Some(503),
-        end_reason: "rejected",
-        ended_by: "callee",
-        billable_ms: Some(0),
-        auth_challenges: 0,
         q850_cause: Some(34),
         has_ring: false,
-        legs: 1,
-        transport: "udp",
+        ..REJECTED
     },
     Outcome {
         case: "auth-407-answered",
-        disposition: "answered",
-        final_status: Some(200),
-        end_reason: "bye",
-        ended_by: "caller",
         billable_ms: Some(1500),
         auth_challenges: 1,
         q850_cause: None,
-        has_ring: true,
-        legs: 1,
-        transport: "udp",
+        ..ANSWERED
     },
     Outcome {
         case: "answered-no-bye",
-        disposition: "answered",
-        final_status: Some(200),
         end_reason: "incomplete",
         ended_by: "unknown",
         billable_ms: None,
-        auth_challenges: 0,
         q850_cause: None,
         has_ring: false,
-        legs: 1,
-        transport: "udp",
+        ..ANSWERED
     },
     Outcome {
         case: "nonstandard-port-15060",
-        disposition: "answered",
-        final_status: Some(200),
-        end_reason: "bye",
-        ended_by: "caller",
-        billable_ms: Some(3000),
-        auth_challenges: 0,
-        q850_cause: Some(16),
-        has_ring: true,
-        legs: 1,
-        transport: "udp",
+        ..ANSWERED
     },
     Outcome {
         case: "tcp-one-connection",
-        disposition: "answered",
-        final_status: Some(200),
-        end_reason: "bye",
-        ended_by: "caller",
-        billable_ms: Some(3000),
-        auth_challenges: 0,
-        q850_cause: Some(16),
-        has_ring: true,
         legs: 3,
         transport: "tcp",
+        ..ANSWERED
     },
     Outcome {
         case: "tcp-connection-per-call",
-        disposition: "answered",
-        final_status: Some(200),
-        end_reason: "bye",
-        ended_by: "caller",
-        billable_ms: Some(3000),
-        auth_challenges: 0,
-        q850_cause: Some(16),
-        has_ring: true,
         legs: 3,
         transport: "tcp",
+        ..ANSWERED
     },
     Outcome {
         case: "udp-fragmented-invite",
-        disposition: "answered",
-        final_status: Some(200),
-        end_reason: "bye",
-        ended_by: "caller",
         billable_ms: Some(2000),
-        auth_challenges: 0,
-        q850_cause: Some(16),
-        has_ring: true,
-        legs: 1,
-        transport: "udp",
+        ..ANSWERED
     },
 ];
 
@@ -265,52 +202,50 @@ fn every_case_has_the_outcome_its_scenario_plays() {
 }
 
 fn check_outcome(o: &Outcome, r: &Value) {
-    {
-        let c = o.case;
-        assert_eq!(r["transport"], o.transport, "{c}");
-        assert_eq!(r["disposition"], o.disposition, "{c}");
-        assert_eq!(r["final_status"].as_u64(), o.final_status, "{c}");
-        assert_eq!(r["end_reason"], o.end_reason, "{c}");
-        assert_eq!(r["ended_by"], o.ended_by, "{c}");
+    let c = o.case;
+    assert_eq!(r["transport"], o.transport, "{c}");
+    assert_eq!(r["disposition"], o.disposition, "{c}");
+    assert_eq!(r["final_status"].as_u64(), o.final_status, "{c}");
+    assert_eq!(r["end_reason"], o.end_reason, "{c}");
+    assert_eq!(r["ended_by"], o.ended_by, "{c}");
+    assert_eq!(
+        r["auth_challenges"].as_u64(),
+        Some(o.auth_challenges),
+        "{c}"
+    );
+    assert_eq!(r["q850_cause"].as_u64(), o.q850_cause, "{c}");
+    assert_eq!(r["ring_at"].is_string(), o.has_ring, "{c}: ring_at");
+    assert_eq!(r["from_user"], "alice", "{c}");
+    assert_eq!(r["to_user"], "bob", "{c}");
+    let pai = r["p_asserted_identity"].as_str().unwrap_or_default();
+    assert!(pai.starts_with("sip:+15550100@"), "{c}: {pai}");
+    assert_eq!(r["user_agent"], "spycraft-scenario-uac", "{c}");
+    assert_eq!(r["server"], "spycraft-scenario-uas", "{c}");
+    assert_eq!(r["invite_retransmissions"], 0, "{c}");
+    match (o.billable_ms, r["billable_ms"].as_u64()) {
+        (Some(want), Some(got)) => assert!(
+            got >= want && got <= want + 150,
+            "{c}: billable {got} ms, scenario plays {want} ms"
+        ),
+        (want, got) => assert_eq!(got, want, "{c}: billable"),
+    }
+    if o.end_reason == "incomplete" {
+        assert!(r["end_at"].is_null() && r["duration_ms"].is_null(), "{c}");
         assert_eq!(
-            r["auth_challenges"].as_u64(),
-            Some(o.auth_challenges),
+            r["capture_issues"],
+            serde_json::json!(["capture_ended"]),
             "{c}"
         );
-        assert_eq!(r["q850_cause"].as_u64(), o.q850_cause, "{c}");
-        assert_eq!(r["ring_at"].is_string(), o.has_ring, "{c}: ring_at");
-        assert_eq!(r["from_user"], "alice", "{c}");
-        assert_eq!(r["to_user"], "bob", "{c}");
-        let pai = r["p_asserted_identity"].as_str().unwrap_or_default();
-        assert!(pai.starts_with("sip:+15550100@"), "{c}: {pai}");
-        assert_eq!(r["user_agent"], "spycraft-scenario-uac", "{c}");
-        assert_eq!(r["server"], "spycraft-scenario-uas", "{c}");
-        assert_eq!(r["invite_retransmissions"], 0, "{c}");
-        match (o.billable_ms, r["billable_ms"].as_u64()) {
-            (Some(want), Some(got)) => assert!(
-                got >= want && got <= want + 150,
-                "{c}: billable {got} ms, scenario plays {want} ms"
-            ),
-            (want, got) => assert_eq!(got, want, "{c}: billable"),
-        }
-        if o.end_reason == "incomplete" {
-            assert!(r["end_at"].is_null() && r["duration_ms"].is_null(), "{c}");
-            assert_eq!(
-                r["capture_issues"],
-                serde_json::json!(["capture_ended"]),
-                "{c}"
-            );
-        } else {
-            assert_eq!(r["capture_issues"], serde_json::json!([]), "{c}");
-            let duration = r["duration_ms"]
-                .as_u64()
-                .expect("ended calls have a duration");
-            let billable = r["billable_ms"].as_u64().expect("billable");
-            assert!(
-                duration >= billable,
-                "{c}: duration {duration} < billable {billable}"
-            );
-        }
+    } else {
+        assert_eq!(r["capture_issues"], serde_json::json!([]), "{c}");
+        let duration = r["duration_ms"]
+            .as_u64()
+            .expect("ended calls have a duration");
+        let billable = r["billable_ms"].as_u64().expect("billable");
+        assert!(
+            duration >= billable,
+            "{c}: duration {duration} < billable {billable}"
+        );
     }
 }
 
