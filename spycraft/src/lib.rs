@@ -7,6 +7,7 @@
 
 pub mod call;
 pub mod capture;
+pub mod config;
 pub mod decode;
 pub mod parse_stage;
 pub mod pipeline;

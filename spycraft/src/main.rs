@@ -2,8 +2,9 @@
 //! The `spycraft` command line.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -11,14 +12,19 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use spycraft::call::{MonitoredHosts, Timers, TrackerConfig};
 use spycraft::capture::CaptureError;
+use spycraft::config::FileConfig;
 use spycraft::decode::DecodeLimits;
 use spycraft::pipeline::{analyze_files, AnalyzeError, PipelineConfig, SipPorts};
-use spycraft::sink::{sink_for, Format};
+use spycraft::sink::postgres::{self, PostgresConfig, PostgresError, PostgresSink, Target};
+use spycraft::sink::spool::{FsyncPolicy, SpoolConfig};
+use spycraft::sink::{sink_for, Format, RecordSink, SinkError, TeeSink};
 
 /// Exit status when the input broke off mid-way: records from the readable part were written.
 const EXIT_DAMAGED: u8 = 3;
 /// Exit status when nothing could be analysed (missing file, not a capture, bad option value).
 const EXIT_FAILED: u8 = 1;
+/// Exit status when the records are safe in the spool but the database has not taken them yet.
+const EXIT_UNDELIVERED: u8 = 4;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -27,6 +33,9 @@ const EXIT_FAILED: u8 = 1;
     about = "Passive SIP call accounting: captures in, call detail records out"
 )]
 struct Cli {
+    /// Settings file (TOML) with the same settings as the flags; flags win over it.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -35,6 +44,71 @@ struct Cli {
 enum Command {
     /// Analyse pcap/pcapng captures and write one call detail record per call leg.
     Analyze(AnalyzeArgs),
+    /// The PostgreSQL database: schema migrations, status, delivering a spool.
+    #[command(subcommand)]
+    Db(DbCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum DbCommand {
+    /// Apply the schema migrations this spycraft has and the database lacks.
+    Migrate(DbArgs),
+    /// Schema version, records per node, partitions, and what waits in the spool.
+    Status(DbArgs),
+    /// Deliver what a stopped sensor left in its spool, then exit.
+    Flush(DbArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct DbArgs {
+    #[command(flatten)]
+    postgres: PostgresArgs,
+    /// Sensor name (chooses the default spool directory) [default: host name].
+    #[arg(long)]
+    node: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum FsyncArg {
+    /// After every record.
+    Always,
+    /// At most once a second.
+    Interval,
+    /// Left to the kernel.
+    Never,
+}
+
+/// Where records go in PostgreSQL, and how they wait for it.
+#[derive(clap::Args, Debug)]
+struct PostgresArgs {
+    /// Write records to this PostgreSQL database (URL or key=value string; sslmode and
+    /// sslrootcert as libpq's). Its password is never printed.
+    #[arg(long, value_name = "URL")]
+    postgres: Option<String>,
+    /// Read the database password from this file (first line) when the URL has none;
+    /// otherwise PGPASSWORD is used.
+    #[arg(long, value_name = "FILE")]
+    postgres_password_file: Option<PathBuf>,
+    /// Spool directory holding records until the database commits them
+    /// [default: /var/spool/spycraft/NODE as root, else ~/.local/state/spycraft/spool/NODE].
+    #[arg(long, value_name = "DIR")]
+    spool: Option<PathBuf>,
+    /// Undelivered records the spool may hold, in MiB, before reading waits for the
+    /// database [default: 1024].
+    #[arg(long, value_name = "MIB")]
+    spool_max_mb: Option<u64>,
+    /// When spooled records are forced to disk [default: interval].
+    #[arg(long, value_enum)]
+    spool_fsync: Option<FsyncArg>,
+    /// Records per database transaction [default: 1000].
+    #[arg(long, value_name = "N")]
+    batch_size: Option<usize>,
+    /// Drop daily partitions older than this many days.
+    #[arg(long, value_name = "DAYS")]
+    retention_days: Option<u32>,
+    /// At the end of a run, how long to keep trying an unreachable database [default: 30].
+    #[arg(long, value_name = "SECS")]
+    drain_timeout: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -68,12 +142,9 @@ struct AnalyzeArgs {
     /// Sensor name written into each record [default: host name].
     #[arg(long)]
     node: Option<String>,
-    /// Header whose value links B2BUA legs into one call; repeatable, first found wins.
-    #[arg(
-        long = "collate-header",
-        value_name = "NAME",
-        default_value = "X-CollateID"
-    )]
+    /// Header whose value links B2BUA legs into one call; repeatable, first found wins
+    /// [default: X-CollateID].
+    #[arg(long = "collate-header", value_name = "NAME")]
     collate_headers: Vec<String>,
     /// Threads: 1 runs everything on one; 2 tracks calls and writes records on a second.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=2))]
@@ -90,12 +161,21 @@ struct AnalyzeArgs {
     /// No summary line on stderr.
     #[arg(short, long)]
     quiet: bool,
+    #[command(flatten)]
+    postgres: PostgresArgs,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Analyze(args) => analyze(args),
+    let result = match cli.config.as_deref().map(FileConfig::load).transpose() {
+        Ok(file) => {
+            let file = file.unwrap_or_default();
+            match cli.command {
+                Command::Analyze(args) => analyze(args, &file),
+                Command::Db(command) => db(command, &file),
+            }
+        }
+        Err(e) => Err(e.into()),
     };
     match result {
         Ok(code) => code,
@@ -106,9 +186,16 @@ fn main() -> ExitCode {
     }
 }
 
-fn analyze(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
-    let hosts = MonitoredHosts::parse(&args.hosts).context("--host")?;
-    let ports = match args.ports {
+fn analyze(args: AnalyzeArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
+    let node = node_name(args.node, file);
+    let host_list = pick(args.hosts, file.hosts.clone(), Vec::new());
+    let hosts = MonitoredHosts::parse(&host_list).context("--host")?;
+    let collate_headers = pick(
+        args.collate_headers,
+        file.collate_headers.clone(),
+        vec!["X-CollateID".into()],
+    );
+    let ports = match args.ports.or_else(|| file.ports.clone()) {
         Some(ports) => SipPorts {
             ports,
             detect_elsewhere: false,
@@ -117,9 +204,9 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     };
     let config = PipelineConfig {
         ports,
-        collation_headers: args.collate_headers,
+        collation_headers: collate_headers,
         tracker: TrackerConfig {
-            node: args.node.unwrap_or_else(spycraft::hostname),
+            node: node.clone(),
             hosts,
             timers: Timers {
                 call_idle_secs: args.call_timeout,
@@ -132,6 +219,10 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         decode: DecodeLimits::default(),
     };
 
+    // Open the database first: a wrong URL or schema fails before a long run.
+    let database = postgres_config(&args.postgres, file, &node)?
+        .map(|c| PostgresSink::start(c).map(|s| Box::new(s) as Box<dyn RecordSink>))
+        .transpose()?;
     let (out, to_terminal): (Box<dyn Write + Send>, bool) = match &args.output {
         Some(path) => (
             Box::new(
@@ -149,7 +240,12 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         None if to_terminal => Format::Table,
         None => Format::Jsonl,
     };
-    let mut sink = sink_for(format, out);
+    // With a database, records go to standard output only when a format or file is asked for.
+    let mut sink: Box<dyn RecordSink> = match database {
+        Some(db) if args.format.is_none() && args.output.is_none() => db,
+        Some(db) => Box::new(TeeSink(vec![db, sink_for(format, out)])),
+        None => sink_for(format, out),
+    };
 
     let bar = progress_bar(&args.files);
     let mut progress = |bytes: u64| {
@@ -167,6 +263,16 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
+    sink.counters("analyze", &summary.counters_json());
+    match sink.finish() {
+        Ok(()) => {}
+        Err(SinkError::Postgres(e @ PostgresError::Undelivered { .. })) => {
+            eprintln!("spycraft: {}", summary.one_line());
+            eprintln!("spycraft: {e}");
+            return Ok(ExitCode::from(EXIT_UNDELIVERED));
+        }
+        Err(e) => return Err(AnalyzeError::Sink(e).into()),
+    }
     match result {
         Ok(()) => {
             if !args.quiet {
@@ -181,6 +287,125 @@ fn analyze(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// The command line's value if given, else the file's, else the default.
+fn pick<T>(cli: Vec<T>, file: Option<Vec<T>>, default: Vec<T>) -> Vec<T> {
+    if cli.is_empty() {
+        file.unwrap_or(default)
+    } else {
+        cli
+    }
+}
+
+fn node_name(cli: Option<String>, file: &FileConfig) -> String {
+    cli.or_else(|| file.node.clone())
+        .unwrap_or_else(spycraft::hostname)
+}
+
+/// The PostgreSQL settings from flags and file; `None` when no database is named.
+fn postgres_config(
+    args: &PostgresArgs,
+    file: &FileConfig,
+    node: &str,
+) -> anyhow::Result<Option<PostgresConfig>> {
+    let f = &file.postgres;
+    let Some(url) = args.postgres.as_ref().or(f.url.as_ref()) else {
+        return Ok(None);
+    };
+    let password_file = args
+        .postgres_password_file
+        .as_ref()
+        .or(f.password_file.as_ref());
+    let target = Target::parse(
+        url,
+        password_file.map(PathBuf::as_path),
+        &format!("spycraft {node}"),
+    )
+    .context("--postgres")?;
+    let fsync = match (args.spool_fsync, f.spool_fsync.as_deref()) {
+        (Some(FsyncArg::Always), _) | (None, Some("always")) => FsyncPolicy::Always,
+        (Some(FsyncArg::Never), _) | (None, Some("never")) => FsyncPolicy::Never,
+        (Some(FsyncArg::Interval), _) | (None, Some("interval") | None) => FsyncPolicy::default(),
+        (None, Some(other)) => {
+            anyhow::bail!("spool_fsync = {other:?}: expected always, interval or never")
+        }
+    };
+    let dir = args
+        .spool
+        .clone()
+        .or_else(|| f.spool.clone())
+        .unwrap_or_else(|| default_spool_dir(node));
+    Ok(Some(PostgresConfig {
+        target,
+        node: node.to_owned(),
+        spool: SpoolConfig {
+            dir,
+            max_bytes: args.spool_max_mb.or(f.spool_max_mb).unwrap_or(1024) << 20,
+            fsync,
+        },
+        batch_size: args.batch_size.or(f.batch_size).unwrap_or(1000).max(1),
+        retention_days: args.retention_days.or(f.retention_days),
+        drain_timeout: Duration::from_secs(
+            args.drain_timeout.or(f.drain_timeout_secs).unwrap_or(30),
+        ),
+    }))
+}
+
+/// One spool per node, under the system's spool directory for root, the user's state
+/// directory otherwise.
+fn default_spool_dir(node: &str) -> PathBuf {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    let base = if root {
+        PathBuf::from("/var/spool/spycraft")
+    } else if let Some(state) = std::env::var_os("XDG_STATE_HOME") {
+        Path::new(&state).join("spycraft/spool")
+    } else if let Some(home) = std::env::var_os("HOME") {
+        Path::new(&home).join(".local/state/spycraft/spool")
+    } else {
+        PathBuf::from("spycraft-spool")
+    };
+    base.join(node)
+}
+
+fn db(command: DbCommand, file: &FileConfig) -> anyhow::Result<ExitCode> {
+    let (DbCommand::Migrate(args) | DbCommand::Status(args) | DbCommand::Flush(args)) = &command;
+    let node = node_name(args.node.clone(), file);
+    let Some(config) = postgres_config(&args.postgres, file, &node)? else {
+        anyhow::bail!("no database: give --postgres URL (or [postgres] url in --config)");
+    };
+    match command {
+        DbCommand::Migrate(_) => {
+            let applied = postgres::migrate(&config.target)?;
+            if applied.is_empty() {
+                println!("{}: schema up to date", config.target.describe());
+            } else {
+                println!(
+                    "{}: applied migrations {applied:?}",
+                    config.target.describe()
+                );
+            }
+        }
+        DbCommand::Status(_) => {
+            print!("{}", postgres::status(&config.target, &config.spool.dir)?);
+        }
+        DbCommand::Flush(_) => {
+            let mut sink = PostgresSink::start(config)?;
+            match sink.close() {
+                Ok(report) => println!(
+                    "{} records delivered ({} new)",
+                    report.delivered, report.inserted
+                ),
+                Err(e @ PostgresError::Undelivered { .. }) => {
+                    eprintln!("spycraft: {e}");
+                    return Ok(ExitCode::from(EXIT_UNDELIVERED));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A progress bar on stderr for inputs over 32 MiB, when stderr is a terminal.

@@ -60,7 +60,7 @@ pub enum Input {
 }
 
 /// Counters of the capture, decode and parse stages.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ParseCounters {
     pub decode: DecodeCounters,
     /// Datagrams on non-SIP ports that did not look like SIP.

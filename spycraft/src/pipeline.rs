@@ -55,6 +55,33 @@ impl Summary {
         self.dispositions.iter().sum()
     }
 
+    /// Every counter as a JSON object (for `sensor_stats`); counts kept per kind in arrays
+    /// (parse errors, skipped frames, dispositions) become objects keyed by the kind's name.
+    pub fn counters_json(&self) -> serde_json::Value {
+        use serde_json::{json, Map, Value};
+        fn named<T: Copy>(kinds: &[T], counts: &[u64], name: fn(T) -> &'static str) -> Value {
+            let map: Map<String, Value> = kinds
+                .iter()
+                .zip(counts)
+                .map(|(k, n)| (name(*k).to_owned(), json!(n)))
+                .collect();
+            Value::Object(map)
+        }
+        let mut parse = serde_json::to_value(&self.parse).unwrap_or_default();
+        parse["parse_errors"] = named(&ParseError::ALL, &self.parse.parse_errors, ParseError::name);
+        parse["decode"]["skipped"] = named(
+            &crate::decode::Skip::ALL,
+            &self.parse.decode.skipped,
+            crate::decode::Skip::name,
+        );
+        json!({
+            "parse": parse,
+            "tracker": serde_json::to_value(self.tracker).unwrap_or_default(),
+            "records": self.records(),
+            "dispositions": named(&Disposition::ALL, &self.dispositions, Disposition::as_str),
+        })
+    }
+
     /// One line for stderr: frames, SIP messages, parse errors, calls by disposition.
     pub fn one_line(&self) -> String {
         let p = &self.parse;
@@ -143,7 +170,6 @@ impl<'s> RecordStage<'s> {
         if let Some(e) = self.error {
             return Err(e);
         }
-        self.sink.finish()?;
         Ok((self.tracker.counters(), self.dispositions))
     }
 }
@@ -173,6 +199,7 @@ const QUEUED_BATCHES: usize = 16;
 
 /// Analyses capture files in order as one stream: a call may start in one file and end in the
 /// next. Records of a file that breaks off are still written; the damage is reported after.
+/// The caller finishes the sink, so it can add the run's counters first.
 pub fn analyze_files(
     inputs: &[PathBuf],
     filter: Option<&str>,

@@ -184,6 +184,16 @@ const OUTCOMES: &[Outcome] = &[
         ..ANSWERED
     },
     Outcome {
+        case: "b2bua-a-leg",
+        legs: 2,
+        ..ANSWERED
+    },
+    Outcome {
+        case: "b2bua-b-leg",
+        legs: 2,
+        ..ANSWERED
+    },
+    Outcome {
         case: "udp-fragmented-invite",
         billable_ms: Some(2000),
         ..ANSWERED

@@ -8,10 +8,12 @@
 //! - `synth`   write a large deterministic synthetic capture (see `synth.rs`)
 //! - `bench`   time `spycraft analyze` on the synthetic capture against a floor program
 //! - `floor`   the floor program itself, on one capture
+//! - `ingest`  the PostgreSQL ingest rate, on a throwaway cluster
 //! - `fuzz`    run the cargo-fuzz targets (nightly), seeded from the captures
 
 mod bench;
 mod fuzz;
+mod ingest;
 mod pcaps;
 mod synth;
 
@@ -24,7 +26,7 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rest = args.get(1..).unwrap_or_default();
     match args.first().map(String::as_str) {
-        Some("setup") => setup(&[]),
+        Some("setup") => setup(&TEST_PACKAGES),
         Some("demo") => demo(),
         Some("test") => test(),
         Some("pcaps") => {
@@ -34,9 +36,13 @@ fn main() -> Result<()> {
         Some("synth") => synth::command(rest),
         Some("fuzz") => fuzz::command(&root(), rest),
         Some("bench") => bench::command(&root(), rest),
+        Some("ingest") => {
+            setup(&TEST_PACKAGES)?;
+            ingest::command(&root(), rest)
+        }
         Some("floor") => bench::floor(Path::new(rest.first().map_or("", String::as_str))),
         _ => {
-            eprintln!("usage: cargo xtask <setup|demo|test|pcaps [CASE…]|synth|bench|floor FILE|fuzz [--seconds N] [TARGET…]>");
+            eprintln!("usage: cargo xtask <setup|demo|test|pcaps [CASE…]|synth|bench|floor FILE|ingest [--calls N] [--batch N]|fuzz [--seconds N] [TARGET…]>");
             bail!("unknown or missing command")
         }
     }
@@ -120,8 +126,12 @@ fn demo() -> Result<()> {
     Ok(())
 }
 
+/// What the tests need beyond the build: a PostgreSQL server for the database tests (they
+/// start their own throwaway clusters), openssl for their TLS certificates.
+const TEST_PACKAGES: [&str; 2] = ["postgresql", "openssl"];
+
 fn test() -> Result<()> {
-    setup(&[])?;
+    setup(&TEST_PACKAGES)?;
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
     // A short fuzzing smoke of every target (nightly); long runs: `cargo xtask fuzz --seconds N`.
     let nightly = Command::new("cargo")

@@ -69,6 +69,8 @@ const CASES: &[Case] = &[
     Case { uas_port: 15060, uac_port: 15062, ..udp_case("nonstandard-port-15060", "answered call between ports 15062 and 15060, found by its start line", "uas-answer.xml", "uac-answer.xml") },
     Case { transport: "t1", calls: 3, ..udp_case("tcp-one-connection", "three answered calls over one TCP connection (sipp -t t1)", "uas-answer.xml", "uac-answer.xml") },
     Case { transport: "tn", calls: 3, ..udp_case("tcp-connection-per-call", "three answered calls, each over its own TCP connection (sipp -t tn)", "uas-answer.xml", "uac-answer.xml") },
+    Case { calls: 2, ..udp_case("b2bua-a-leg", "caller side of a B2BUA: two answered calls, X-CollateID b2bua-call-1 and -2", "uas-answer.xml", "uac-collated.xml") },
+    Case { calls: 2, uas_port: 5080, uac_port: 5082, ..udp_case("b2bua-b-leg", "callee side of the same B2BUA: two answered calls with their own Call-IDs and the same X-CollateIDs", "uas-answer.xml", "uac-collated.xml") },
     Case { net: Net::SmallMtuNamespace, ..udp_case("udp-fragmented-invite", "a 1.5 KB INVITE over a 576-byte MTU link, in IP fragments; answered, caller hangs up after 2 s", "uas-answer.xml", "uac-big-invite.xml") },
 ];
 

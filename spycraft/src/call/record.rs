@@ -4,7 +4,7 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use uuid::Uuid;
 
 use crate::decode::Transport;
@@ -33,6 +33,15 @@ impl Timestamp {
         }
     }
 
+    /// The inverse of [`Timestamp::to_rfc3339`] (any offset accepted).
+    pub fn parse_rfc3339(text: &str) -> Option<Self> {
+        let t = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+            .ok()?;
+        i64::try_from(t.unix_timestamp_nanos() / 1000)
+            .ok()
+            .map(Self)
+    }
+
     /// Milliseconds from `earlier` to `self`, never negative.
     pub fn millis_since(self, earlier: Timestamp) -> u64 {
         u64::try_from((self.0 - earlier.0).max(0) / 1000).unwrap_or(0)
@@ -45,8 +54,17 @@ impl Serialize for Timestamp {
     }
 }
 
+/// Records are read back from the PostgreSQL spool, which holds them as JSON lines.
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Timestamp::parse_rfc3339(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("not an RFC 3339 time: {text}")))
+    }
+}
+
 /// Outcome of the call, as billing understands it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Disposition {
     Answered,
@@ -109,7 +127,7 @@ impl fmt::Display for Disposition {
 }
 
 /// Who ended the call.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EndedBy {
     Caller,
@@ -130,7 +148,7 @@ impl EndedBy {
 }
 
 /// How the call ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EndReason {
     Bye,
@@ -154,7 +172,7 @@ impl EndReason {
 }
 
 /// Where the call went relative to the monitored hosts (`--host`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     /// Towards a monitored host from outside.
@@ -182,7 +200,7 @@ impl Direction {
 }
 
 /// Something seen (or not seen) that may make the record inaccurate.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CaptureIssue {
     /// The INVITE was never answered by any response.
@@ -228,7 +246,7 @@ impl CaptureIssue {
 
 /// One call detail record: one dialog-forming INVITE transaction, challenge retries and
 /// retransmissions folded in.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CallRecord {
     pub id: Uuid,
     pub node: String,
@@ -281,6 +299,13 @@ mod tests {
             Timestamp(1_764_138_172_123_456).to_rfc3339(),
             "2025-11-26T06:22:52.123456Z"
         );
+        for t in [0, 1_764_138_172_123_456, -1] {
+            assert_eq!(
+                Timestamp::parse_rfc3339(&Timestamp(t).to_rfc3339()),
+                Some(Timestamp(t))
+            );
+        }
+        assert_eq!(Timestamp::parse_rfc3339("yesterday"), None);
         assert_eq!(Timestamp(2_500).millis_since(Timestamp(500)), 2);
         assert_eq!(Timestamp(0).millis_since(Timestamp(5_000)), 0);
     }

@@ -33,7 +33,7 @@ impl Default for TrackerConfig {
 }
 
 /// What the tracker did, for the summary and for operators.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct TrackerCounters {
     pub events: u64,
     /// Requests and responses of methods that form no call (REGISTER, OPTIONS, …).

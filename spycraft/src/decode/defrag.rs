@@ -47,7 +47,7 @@ impl Default for DefragLimits {
 }
 
 /// What the reassembler counted.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct DefragCounters {
     pub fragments: u64,
     pub reassembled: u64,

@@ -42,7 +42,7 @@ const VXLAN_PORT: u16 = 4789;
 const GTP_U_PORT: u16 = 2152;
 
 /// The transport SIP travelled over, as the CDR names it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Transport {
     Udp,
@@ -137,7 +137,7 @@ pub struct DecodeLimits {
 }
 
 /// What the decoder counted.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct DecodeCounters {
     pub frames: u64,
     pub bytes: u64,
@@ -161,7 +161,7 @@ pub struct DecodeCounters {
 }
 
 /// Frames decapsulated, per tunnel kind.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct TunnelCounters {
     pub gre: u64,
     pub vxlan: u64,

@@ -89,7 +89,7 @@ impl Default for TcpLimits {
 }
 
 /// What the reassembler counted.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct TcpCounters {
     pub segments: u64,
     pub flows: u64,

@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: AGPL-3.0-or-later
-//! Where call records go: a terminal table, JSON lines, CSV. (PostgreSQL, RADIUS and HEP
-//! arrive with their own issues.)
+//! Where call records go: a terminal table, JSON lines, CSV, PostgreSQL (through a spool).
+//! (RADIUS and HEP arrive with their own issues.)
 
 mod columns;
 mod csv_sink;
 mod jsonl;
+pub mod postgres;
+pub mod spool;
 mod table;
+mod tee;
 
 use std::io::Write;
 
@@ -15,6 +18,7 @@ pub use columns::COLUMNS;
 pub use csv_sink::CsvSink;
 pub use jsonl::JsonlSink;
 pub use table::TableSink;
+pub use tee::TeeSink;
 
 /// Why a record could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -25,11 +29,16 @@ pub enum SinkError {
     Json(#[from] serde_json::Error),
     #[error(transparent)]
     Csv(#[from] csv::Error),
+    #[error(transparent)]
+    Postgres(#[from] postgres::PostgresError),
 }
 
 /// A destination for call records.
 pub trait RecordSink: Send {
     fn write(&mut self, record: &CallRecord) -> Result<(), SinkError>;
+    /// A snapshot of the sensor's counters (`source` says which command took it); sinks that
+    /// keep them (PostgreSQL's `sensor_stats`) do, the others ignore it.
+    fn counters(&mut self, _source: &str, _counters: &serde_json::Value) {}
     /// Flushes whatever is buffered; called once at the end.
     fn finish(&mut self) -> Result<(), SinkError>;
 }

@@ -1,0 +1,409 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! From a libpq-style connection string to a connected client: TLS through rustls with
+//! libpq's `sslmode` meanings, and the password from the string, a file or `PGPASSWORD`.
+//! Nothing here ever prints the connection string: [`Target::describe`] names the server
+//! without its password.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio_postgres::config::{Host, SslMode};
+use tokio_postgres::{Client, NoTls};
+
+use super::PostgresError;
+
+/// How much of the server's certificate is checked (libpq's `sslmode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verify {
+    /// Encryption only (`require`, `prefer`): any certificate is accepted.
+    Nothing,
+    /// The chain up to a trusted root (`verify-ca`, or `require` with `sslrootcert`).
+    Chain,
+    /// The chain and the host name (`verify-full`).
+    Full,
+}
+
+/// A database to connect to.
+#[derive(Clone)]
+pub struct Target {
+    config: tokio_postgres::Config,
+    verify: Verify,
+    root_cert: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the password.
+        f.write_str(&self.describe())
+    }
+}
+
+impl Target {
+    /// Parses a URL (`postgresql://user:pw@host:5432/db?sslmode=verify-full`) or key=value
+    /// string. Without a password in it, the password comes from `password_file`, then from
+    /// `PGPASSWORD`.
+    pub fn parse(
+        connection: &str,
+        password_file: Option<&Path>,
+        application_name: &str,
+    ) -> Result<Self, PostgresError> {
+        let (rest, sslmode) = take_param(connection, "sslmode");
+        let (rest, root_cert) = take_param(&rest, "sslrootcert");
+        let mut config: tokio_postgres::Config = rest.parse().map_err(|e| {
+            PostgresError::Config(format!("not a PostgreSQL connection string: {e}"))
+        })?;
+        let root_cert = root_cert.map(PathBuf::from);
+        let (mode, verify) = match sslmode.as_deref() {
+            None | Some("prefer") | Some("allow") => (SslMode::Prefer, Verify::Nothing),
+            Some("disable") => (SslMode::Disable, Verify::Nothing),
+            Some("require") if root_cert.is_some() => (SslMode::Require, Verify::Chain),
+            Some("require") => (SslMode::Require, Verify::Nothing),
+            Some("verify-ca") => (SslMode::Require, Verify::Chain),
+            Some("verify-full") => (SslMode::Require, Verify::Full),
+            Some(other) => {
+                return Err(PostgresError::Config(format!(
+                    "sslmode {other:?}: expected disable, allow, prefer, require, verify-ca or verify-full"
+                )))
+            }
+        };
+        // As libpq: TLS is not used over Unix-domain sockets (and a path is no TLS name).
+        let all_unix = !config.get_hosts().is_empty()
+            && config
+                .get_hosts()
+                .iter()
+                .all(|h| matches!(h, Host::Unix(_)));
+        config.ssl_mode(if all_unix { SslMode::Disable } else { mode });
+        if config.get_password().is_none() {
+            if let Some(path) = password_file {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    PostgresError::Config(format!("password file {}: {e}", path.display()))
+                })?;
+                config.password(text.lines().next().unwrap_or_default());
+            } else if let Ok(pw) = std::env::var("PGPASSWORD") {
+                config.password(pw);
+            }
+        }
+        if config.get_application_name().is_none() {
+            config.application_name(application_name);
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(10));
+        }
+        Ok(Self {
+            config,
+            verify,
+            root_cert,
+        })
+    }
+
+    /// `user@host:port/dbname`, for messages.
+    pub fn describe(&self) -> String {
+        let c = &self.config;
+        let host = match c.get_hosts().first() {
+            Some(Host::Tcp(h)) => h.clone(),
+            Some(Host::Unix(p)) => p.display().to_string(),
+            None => "localhost".into(),
+        };
+        let port = c.get_ports().first().copied().unwrap_or(5432);
+        format!(
+            "{}@{host}:{port}/{}",
+            c.get_user().unwrap_or("?"),
+            c.get_dbname().or(c.get_user()).unwrap_or("?")
+        )
+    }
+
+    /// Connects, and drives the connection on the current tokio runtime.
+    pub async fn connect(&self) -> Result<Client, PostgresError> {
+        let failed = |e| PostgresError::Connect(self.describe(), super::PgError(e));
+        // Errors of a running connection surface on the client's next call.
+        if self.config.get_ssl_mode() == SslMode::Disable {
+            // Also the Unix-socket case, where a path would be no TLS server name.
+            let (client, connection) = self.config.connect(NoTls).await.map_err(failed)?;
+            tokio::spawn(connection);
+            return Ok(client);
+        }
+        let tls = tokio_postgres_rustls::MakeRustlsConnect::new(self.tls_config()?);
+        let (client, connection) = self.config.connect(tls).await.map_err(failed)?;
+        tokio::spawn(connection);
+        Ok(client)
+    }
+
+    fn tls_config(&self) -> Result<rustls::ClientConfig, PostgresError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| PostgresError::Config(format!("TLS: {e}")))?;
+        let verifier: Arc<dyn ServerCertVerifier> = match self.verify {
+            Verify::Nothing => Arc::new(EncryptOnly(provider)),
+            Verify::Chain | Verify::Full => {
+                let roots = Arc::new(self.roots()?);
+                let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider)
+                    .build()
+                    .map_err(|e| PostgresError::Config(format!("TLS roots: {e}")))?;
+                if self.verify == Verify::Full {
+                    webpki
+                } else {
+                    Arc::new(ChainOnly(webpki))
+                }
+            }
+        };
+        Ok(builder
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_no_client_auth())
+    }
+
+    /// `sslrootcert` if given, else the system's trust store.
+    fn roots(&self) -> Result<RootCertStore, PostgresError> {
+        let mut roots = RootCertStore::empty();
+        match &self.root_cert {
+            Some(path) => {
+                let certs = CertificateDer::pem_file_iter(path).map_err(|e| {
+                    PostgresError::Config(format!("sslrootcert {}: {e}", path.display()))
+                })?;
+                for cert in certs {
+                    let cert = cert.map_err(|e| {
+                        PostgresError::Config(format!("sslrootcert {}: {e}", path.display()))
+                    })?;
+                    roots.add(cert).map_err(|e| {
+                        PostgresError::Config(format!("sslrootcert {}: {e}", path.display()))
+                    })?;
+                }
+            }
+            None => {
+                let found = rustls_native_certs::load_native_certs();
+                roots.add_parsable_certificates(found.certs);
+            }
+        }
+        if roots.is_empty() {
+            return Err(PostgresError::Config(
+                "TLS verification asked for, but no trusted root certificate was found".into(),
+            ));
+        }
+        Ok(roots)
+    }
+}
+
+/// Removes `key=value` from a URL query or a key=value string; returns the rest and the value.
+fn take_param(connection: &str, key: &str) -> (String, Option<String>) {
+    if connection.starts_with("postgres://") || connection.starts_with("postgresql://") {
+        let Some((base, query)) = connection.split_once('?') else {
+            return (connection.to_owned(), None);
+        };
+        let mut value = None;
+        let kept: Vec<&str> = query
+            .split('&')
+            .filter(|pair| match pair.split_once('=') {
+                Some((k, v)) if k == key => {
+                    value = Some(percent_decode(v));
+                    false
+                }
+                _ => true,
+            })
+            .collect();
+        let rest = if kept.is_empty() {
+            base.to_owned()
+        } else {
+            format!("{base}?{}", kept.join("&"))
+        };
+        (rest, value)
+    } else {
+        let mut value = None;
+        let kept: Vec<&str> = connection
+            .split_whitespace()
+            .filter(|token| match token.split_once('=') {
+                Some((k, v)) if k.trim() == key => {
+                    value = Some(v.trim_matches('\'').to_owned());
+                    false
+                }
+                _ => true,
+            })
+            .collect();
+        (kept.join(" "), value)
+    }
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `sslmode=require`: the session is encrypted and the handshake signed by the certificate's
+/// key, but the certificate itself is not judged (libpq's meaning).
+#[derive(Debug)]
+struct EncryptOnly(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for EncryptOnly {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// `sslmode=verify-ca`: the chain must lead to a trusted root; the name may differ.
+#[derive(Debug)]
+struct ChainOnly(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn takes_tls_parameters_out_of_both_forms() {
+        let (rest, mode) = take_param(
+            "postgresql://u:secret@db.example:5433/cdr?sslmode=verify-full&connect_timeout=5",
+            "sslmode",
+        );
+        assert_eq!(mode.as_deref(), Some("verify-full"));
+        assert_eq!(
+            rest,
+            "postgresql://u:secret@db.example:5433/cdr?connect_timeout=5"
+        );
+        let (rest, root) = take_param(
+            "host=/tmp/x sslrootcert='/etc/ca.pem' user=spy",
+            "sslrootcert",
+        );
+        assert_eq!(root.as_deref(), Some("/etc/ca.pem"));
+        assert_eq!(rest, "host=/tmp/x user=spy");
+        let (rest, root) = take_param("postgres://h/d?sslrootcert=%2Fetc%2Fca.pem", "sslrootcert");
+        assert_eq!(root.as_deref(), Some("/etc/ca.pem"));
+        assert_eq!(rest, "postgres://h/d");
+    }
+
+    #[test]
+    fn describes_without_the_password() {
+        let t = Target::parse(
+            "postgresql://spy:hunter2@db.example:5433/cdr?sslmode=verify-full",
+            None,
+            "spycraft",
+        )
+        .expect("parses");
+        assert_eq!(t.describe(), "spy@db.example:5433/cdr");
+        assert!(!format!("{t:?}").contains("hunter2"));
+        assert_eq!(t.verify, Verify::Full);
+    }
+
+    #[test]
+    fn reads_the_password_file_when_the_string_has_none() {
+        let dir = std::env::temp_dir().join(format!("spycraft-pw-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("pw");
+        std::fs::write(&file, "from-file\n").expect("write");
+        let t = Target::parse("host=/tmp user=spy", Some(&file), "spycraft").expect("parses");
+        assert_eq!(t.config.get_password(), Some(&b"from-file"[..]));
+        let t = Target::parse("postgresql://spy:inline@h/d", Some(&file), "x").expect("parses");
+        assert_eq!(t.config.get_password(), Some(&b"inline"[..]));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn rejects_unknown_sslmodes() {
+        assert!(Target::parse("host=h sslmode=sometimes", None, "x").is_err());
+    }
+}
