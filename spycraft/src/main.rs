@@ -220,7 +220,7 @@ fn analyze(args: AnalyzeArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
     };
 
     // Open the database first: a wrong URL or schema fails before a long run.
-    let database = postgres_config(&args.postgres, file, &node)?
+    let database = postgres_config(&args.postgres, file, &node, args.quiet)?
         .map(|c| PostgresSink::start(c).map(|s| Box::new(s) as Box<dyn RecordSink>))
         .transpose()?;
     let (out, to_terminal): (Box<dyn Write + Send>, bool) = match &args.output {
@@ -308,6 +308,7 @@ fn postgres_config(
     args: &PostgresArgs,
     file: &FileConfig,
     node: &str,
+    quiet: bool,
 ) -> anyhow::Result<Option<PostgresConfig>> {
     let f = &file.postgres;
     let Some(url) = args.postgres.as_ref().or(f.url.as_ref()) else {
@@ -349,6 +350,7 @@ fn postgres_config(
         drain_timeout: Duration::from_secs(
             args.drain_timeout.or(f.drain_timeout_secs).unwrap_or(30),
         ),
+        report_on_finish: !quiet,
     }))
 }
 
@@ -372,7 +374,7 @@ fn default_spool_dir(node: &str) -> PathBuf {
 fn db(command: DbCommand, file: &FileConfig) -> anyhow::Result<ExitCode> {
     let (DbCommand::Migrate(args) | DbCommand::Status(args) | DbCommand::Flush(args)) = &command;
     let node = node_name(args.node.clone(), file);
-    let Some(config) = postgres_config(&args.postgres, file, &node)? else {
+    let Some(config) = postgres_config(&args.postgres, file, &node, true)? else {
         anyhow::bail!("no database: give --postgres URL (or [postgres] url in --config)");
     };
     match command {

@@ -39,6 +39,8 @@ pub struct PostgresConfig {
     pub retention_days: Option<u32>,
     /// At the end of a run, how long to keep trying to deliver what is still spooled.
     pub drain_timeout: Duration,
+    /// Say on stderr how many records were delivered, when the sink finishes.
+    pub report_on_finish: bool,
 }
 
 /// What went wrong with the database.
@@ -126,6 +128,7 @@ pub struct PostgresSink {
     spool: SpoolWriter,
     spool_dir: PathBuf,
     drain_timeout: Duration,
+    report_on_finish: bool,
     control: Arc<Control>,
     delivery: Option<JoinHandle<Result<DeliveryReport, PostgresError>>>,
     report: Option<DeliveryReport>,
@@ -199,6 +202,7 @@ impl PostgresSink {
             spool,
             spool_dir: config.spool.dir.clone(),
             drain_timeout: config.drain_timeout,
+            report_on_finish: config.report_on_finish,
             control,
             delivery: Some(delivery),
             report: None,
@@ -264,6 +268,9 @@ impl RecordSink for PostgresSink {
 
     fn finish(&mut self) -> Result<(), SinkError> {
         let report = self.close().map_err(SinkError::Postgres)?;
+        if !self.report_on_finish {
+            return Ok(());
+        }
         eprintln!(
             "spycraft: PostgreSQL: {} records delivered ({} new)",
             report.delivered, report.inserted

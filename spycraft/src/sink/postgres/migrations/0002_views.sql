@@ -26,8 +26,8 @@ SELECT
 FROM cdr
 GROUP BY collation_id;
 
--- Asterisk's cdr table (cdr_pgsql / cdr_adaptive_odbc layout). Durations in whole seconds,
--- rounded; a cancelled call is NO ANSWER, as Asterisk writes it.
+-- Asterisk's cdr table (cdr_pgsql / cdr_adaptive_odbc layout). Durations in completed
+-- seconds (Asterisk's default); a cancelled call is NO ANSWER, as Asterisk writes it.
 CREATE VIEW cdr_asterisk AS
 SELECT
     invite_at                                              AS calldate,
@@ -39,8 +39,8 @@ SELECT
     'SIP/' || host(callee_ip) || ':' || callee_port        AS dstchannel,
     'Dial'                                                 AS lastapp,
     request_uri                                            AS lastdata,
-    ((coalesce(duration_ms, 0) + 500) / 1000)::integer     AS duration,
-    ((coalesce(billable_ms, 0) + 500) / 1000)::integer     AS billsec,
+    (coalesce(duration_ms, 0) / 1000)::integer             AS duration,
+    (coalesce(billable_ms, 0) / 1000)::integer             AS billsec,
     CASE disposition
         WHEN 'answered'   THEN 'ANSWERED'
         WHEN 'busy'       THEN 'BUSY'
