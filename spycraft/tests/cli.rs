@@ -3,37 +3,12 @@
 //! clear message with a documented exit status for every kind of bad input.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-fn bundled(case: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../pcaps")
-        .join(case)
-        .join("capture.pcap")
-}
+mod support;
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
-}
-
-fn spycraft(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_spycraft"))
-        .args(args)
-        .output()
-        .expect("spycraft runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
+use support::{bundled, scratch, spycraft, text, utf8 as path};
 
 #[test]
 fn writes_jsonl_when_piped_and_a_summary_on_stderr() {

@@ -6,7 +6,7 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -14,14 +14,11 @@ use spycraft::call::{CallRecord, Timestamp};
 use spycraft::sink::postgres::{PostgresConfig, PostgresSink, Target};
 use spycraft::sink::spool::{self, FsyncPolicy, SpoolConfig};
 use spycraft::sink::RecordSink;
-use support::postgres::{text, utf8, Cluster, Settings};
+use support::postgres::{Cluster, Settings};
+use support::{bundled as capture, scratch, spycraft, text, utf8};
 
 fn pcaps() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../pcaps")
-}
-
-fn capture(case: &str) -> PathBuf {
-    pcaps().join(case).join("capture.pcap")
 }
 
 /// Every bundled case, sorted.
@@ -43,20 +40,6 @@ fn expected(case: &str) -> Vec<Value> {
         .lines()
         .map(|l| serde_json::from_str(l).expect("a JSON record"))
         .collect()
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
-}
-
-fn spycraft(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_spycraft"))
-        .args(args)
-        .output()
-        .expect("spycraft runs")
 }
 
 /// `analyze` of one case into the database; panics unless it succeeds.

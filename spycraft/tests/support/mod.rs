@@ -1,4 +1,42 @@
 // SPDX-License-Identifier: AGPL-3.0-or-later
-//! Test support shared by the integration tests of this crate.
+//! Test support shared by the integration tests of this crate. Each test binary uses a part
+//! of it, so the rest is dead code there.
+#![allow(dead_code)]
 
 pub mod postgres;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The capture of a bundled case in `pcaps/`.
+pub fn bundled(case: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../pcaps")
+        .join(case)
+        .join("capture.pcap")
+}
+
+/// An empty directory of this name under cargo's temporary directory for tests.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+/// Runs the `spycraft` binary and waits for it.
+pub fn spycraft(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_spycraft"))
+        .args(args)
+        .output()
+        .expect("spycraft runs")
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The path as UTF-8, for command lines.
+pub fn utf8(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}

@@ -78,11 +78,7 @@ impl Cluster {
         std::fs::create_dir_all(&root).expect("cluster dir");
         let run_as = is_root().then_some("postgres");
         if let Some(user) = run_as {
-            let ok = Command::new("chown")
-                .args([user, root.to_str().expect("utf-8")])
-                .status()
-                .is_ok_and(|s| s.success());
-            assert!(ok, "chown {user} {}", root.display());
+            chown(user, &root);
         }
         let cluster = Self {
             data: root.join("data"),
@@ -148,19 +144,14 @@ impl Cluster {
     /// Starts the server (again) and waits until it accepts connections.
     pub fn resume(&self) {
         let log = self.root.join("server.log");
-        let out = self.pg(
-            "pg_ctl",
-            &[
-                "-D",
-                self.data.to_str().expect("utf-8"),
-                "-l",
-                log.to_str().expect("utf-8"),
-                "-w",
-                "-t",
-                "60",
-                "start",
-            ],
-        );
+        let out = self.pg_ctl(&[
+            "-l",
+            log.to_str().expect("utf-8"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        ]);
         assert!(
             out.status.success(),
             "pg_ctl start: {}{}",
@@ -171,17 +162,7 @@ impl Cluster {
 
     /// Stops the server (fast: connections are cut, as in an outage).
     pub fn pause(&self) {
-        let out = self.pg(
-            "pg_ctl",
-            &[
-                "-D",
-                self.data.to_str().expect("utf-8"),
-                "-m",
-                "fast",
-                "-w",
-                "stop",
-            ],
-        );
+        let out = self.pg_ctl(&["-m", "fast", "-w", "stop"]);
         assert!(out.status.success(), "pg_ctl stop: {}", text(&out.stderr));
     }
 
@@ -218,13 +199,16 @@ impl Cluster {
         std::fs::write(&path, contents).expect("write");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
         if let Some(user) = self.run_as {
-            let ok = Command::new("chown")
-                .args([user, path.to_str().expect("utf-8")])
-                .status()
-                .is_ok_and(|s| s.success());
-            assert!(ok, "chown {}", path.display());
+            chown(user, &path);
         }
         path
+    }
+
+    /// pg_ctl on this cluster's data directory.
+    fn pg_ctl(&self, args: &[&str]) -> Output {
+        let mut all = vec!["-D", self.data.to_str().expect("utf-8")];
+        all.extend_from_slice(args);
+        self.pg("pg_ctl", &all)
     }
 
     fn pg(&self, program: &str, args: &[&str]) -> Output {
@@ -246,25 +230,20 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        let _ = self.pg(
-            "pg_ctl",
-            &[
-                "-D",
-                self.data.to_str().unwrap_or(""),
-                "-m",
-                "immediate",
-                "stop",
-            ],
-        );
+        let _ = self.pg_ctl(&["-m", "immediate", "stop"]);
         let _ = std::fs::remove_dir_all(&self.root);
     }
 }
 
-pub fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+fn chown(user: &str, path: &Path) {
+    let ok = Command::new("chown")
+        .arg(user)
+        .arg(path)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "chown {user} {}", path.display());
 }
 
-/// The path as UTF-8, for command lines.
-pub fn utf8(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
 }
