@@ -47,6 +47,61 @@ enum Command {
     /// The PostgreSQL database: schema migrations, status, delivering a spool.
     #[command(subcommand)]
     Db(DbCommand),
+    /// The SIP messages of one endpoint, call or user, in full (the original sipdump); as
+    /// text, JSON lines, or a ladder diagram (HTML or SVG).
+    Dump(DumpArgs),
+    /// The SIP endpoints seen, with their software, registrations, methods and calls (the
+    /// original sipfind).
+    Find(FindArgs),
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum DumpFormat {
+    /// Each message in full after a line of time, addresses and transport.
+    Text,
+    /// One JSON object per message: time, src, dst, transport, call_id, label, text.
+    Json,
+    /// One self-contained page with the ladder diagram; click an arrow for its message.
+    Html,
+    /// The ladder diagram alone.
+    Svg,
+}
+
+#[derive(clap::Args, Debug)]
+struct DumpArgs {
+    #[command(flatten)]
+    input: InputArgs,
+    /// Messages to or from this endpoint: ADDR, ADDR:PORT or [IPv6]:PORT.
+    #[arg(long, value_name = "ADDR[:PORT]")]
+    host: Option<spycraft::inspect::dump::HostFilter>,
+    /// Messages of this call, and of the legs collated with it across a B2BUA; repeatable.
+    #[arg(long = "call-id", value_name = "ID")]
+    call_ids: Vec<String>,
+    /// Messages whose From, To or Request-URI has this user part.
+    #[arg(long)]
+    user: Option<String>,
+    /// Header linking B2BUA legs; repeatable [default: X-CollateID].
+    #[arg(long = "collate-header", value_name = "NAME")]
+    collate_headers: Vec<String>,
+    #[arg(long, value_enum, default_value = "text")]
+    format: DumpFormat,
+    /// Write here instead of standard output.
+    #[arg(short, long, value_name = "PATH")]
+    output: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum FindFormat {
+    Table,
+    Json,
+}
+
+#[derive(clap::Args, Debug)]
+struct FindArgs {
+    #[command(flatten)]
+    input: InputArgs,
+    #[arg(long, value_enum, default_value = "table")]
+    format: FindFormat,
 }
 
 #[derive(Subcommand, Debug)]
@@ -118,14 +173,25 @@ enum FormatArg {
     Csv,
 }
 
+/// The captures a command reads, and which of their traffic is SIP.
 #[derive(clap::Args, Debug)]
-struct AnalyzeArgs {
+struct InputArgs {
     /// Capture files (pcap or pcapng), read in order as one stream; `-` reads standard input.
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
     /// pcap-filter expression applied while reading (as tcpdump's).
     #[arg(short = 'f', long = "filter", value_name = "EXPR")]
     filter: Option<String>,
+    /// SIP ports, comma-separated. Given, only these are read; by default 5060, 5061 and 5080
+    /// plus any UDP port whose payload starts with a SIP start line.
+    #[arg(long, value_delimiter = ',', value_name = "PORTS")]
+    ports: Option<Vec<u16>>,
+}
+
+#[derive(clap::Args, Debug)]
+struct AnalyzeArgs {
+    #[command(flatten)]
+    input: InputArgs,
     /// Output format [default: table on a terminal, jsonl otherwise].
     #[arg(long, value_enum)]
     format: Option<FormatArg>,
@@ -135,10 +201,6 @@ struct AnalyzeArgs {
     /// A monitored SIP node (address or CIDR), for the call direction; repeatable.
     #[arg(long = "host", value_name = "ADDR")]
     hosts: Vec<String>,
-    /// SIP ports, comma-separated. Given, only these are read; by default 5060, 5061 and 5080
-    /// plus any UDP port whose payload starts with a SIP start line.
-    #[arg(long, value_delimiter = ',', value_name = "PORTS")]
-    ports: Option<Vec<u16>>,
     /// Sensor name written into each record [default: host name].
     #[arg(long)]
     node: Option<String>,
@@ -173,6 +235,8 @@ fn main() -> ExitCode {
             match cli.command {
                 Command::Analyze(args) => analyze(args, &file),
                 Command::Db(command) => db(command, &file),
+                Command::Dump(args) => dump(args, &file),
+                Command::Find(args) => find(args, &file),
             }
         }
         Err(e) => Err(e.into()),
@@ -195,13 +259,7 @@ fn analyze(args: AnalyzeArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
         file.collate_headers.clone(),
         vec!["X-CollateID".into()],
     );
-    let ports = match args.ports.or_else(|| file.ports.clone()) {
-        Some(ports) => SipPorts {
-            ports,
-            detect_elsewhere: false,
-        },
-        None => SipPorts::default(),
-    };
+    let ports = sip_ports(args.input.ports.clone(), file);
     let config = PipelineConfig {
         ports,
         collation_headers: collate_headers,
@@ -247,15 +305,15 @@ fn analyze(args: AnalyzeArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
         None => sink_for(format, out),
     };
 
-    let bar = progress_bar(&args.files);
+    let bar = progress_bar(&args.input.files);
     let mut progress = |bytes: u64| {
         if let Some(bar) = &bar {
             bar.set_position(bytes);
         }
     };
     let (summary, result) = analyze_files(
-        &args.files,
-        args.filter.as_deref(),
+        &args.input.files,
+        args.input.filter.as_deref(),
         &config,
         sink.as_mut(),
         &mut progress,
@@ -287,6 +345,138 @@ fn analyze(args: AnalyzeArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// `--ports` (or the file's `ports`): only those; otherwise the defaults plus detection.
+fn sip_ports(cli: Option<Vec<u16>>, file: &FileConfig) -> SipPorts {
+    match cli.or_else(|| file.ports.clone()) {
+        Some(ports) => SipPorts {
+            ports,
+            detect_elsewhere: false,
+        },
+        None => SipPorts::default(),
+    }
+}
+
+/// Where a tool writes: the named file, or standard output.
+fn output_to(path: Option<&Path>) -> anyhow::Result<Box<dyn Write>> {
+    Ok(match path {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    })
+}
+
+/// Says on stderr that a capture broke off, and picks the exit status for it.
+fn damage_status(damage: Option<CaptureError>) -> ExitCode {
+    match damage {
+        Some(e) => {
+            eprintln!("spycraft: {e}; the output covers the readable part");
+            ExitCode::from(EXIT_DAMAGED)
+        }
+        None => ExitCode::SUCCESS,
+    }
+}
+
+fn dump(args: DumpArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
+    use spycraft::inspect::dump::{Collation, DumpedMessage, Selection};
+    use spycraft::inspect::{each_message, ladder};
+    let ports = sip_ports(args.input.ports.clone(), file);
+    let collate_headers = pick(
+        args.collate_headers,
+        file.collate_headers.clone(),
+        vec!["X-CollateID".into()],
+    );
+    let files = &args.input.files;
+    let filter = args.input.filter.as_deref();
+    let call_ids = if args.call_ids.is_empty() {
+        None
+    } else if files.iter().any(|f| f.as_os_str() == "-") {
+        // Standard input cannot be read twice: no first pass to find the collated legs.
+        eprintln!("spycraft: reading standard input: collated legs of --call-id are not added");
+        Some(args.call_ids.iter().cloned().collect())
+    } else {
+        let mut collation = Collation::default();
+        each_message(files, filter, &ports, &collate_headers, &mut |m| {
+            collation.learn(m)
+        })?;
+        Some(collation.expand(&args.call_ids))
+    };
+    let selection = Selection {
+        host: args.host,
+        call_ids,
+        user: args.user,
+    };
+    let mut out = output_to(args.output.as_deref())?;
+    let mut kept = Vec::new();
+    let mut failure = None;
+    let (_, damage) = each_message(files, filter, &ports, &collate_headers, &mut |m| {
+        if failure.is_some() || !selection.matches(m) {
+            return;
+        }
+        let message = DumpedMessage::of(m);
+        let written = match args.format {
+            DumpFormat::Text => out.write_all(message.to_text(selection.host.as_ref()).as_bytes()),
+            DumpFormat::Json => serde_json::to_writer(&mut out, &message)
+                .map_err(std::io::Error::from)
+                .and_then(|()| out.write_all(b"\n")),
+            DumpFormat::Html | DumpFormat::Svg => {
+                kept.push(message);
+                Ok(())
+            }
+        };
+        if let Err(e) = written {
+            failure = Some(e);
+        }
+    })?;
+    if let Some(e) = failure {
+        return Err(e).context("writing the messages");
+    }
+    let title = args
+        .call_ids
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "SIP messages".into());
+    match args.format {
+        DumpFormat::Html => out.write_all(ladder::html(&title, &kept).as_bytes())?,
+        DumpFormat::Svg => out.write_all(ladder::svg(&kept).as_bytes())?,
+        DumpFormat::Text | DumpFormat::Json => {}
+    }
+    out.flush().context("writing the messages")?;
+    Ok(damage_status(damage))
+}
+
+fn find(args: FindArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
+    use spycraft::inspect::each_message;
+    use spycraft::inspect::find::{table, EndpointFinder};
+    let ports = sip_ports(args.input.ports.clone(), file);
+    let mut finder = EndpointFinder::default();
+    let (_, damage) = each_message(
+        &args.input.files,
+        args.input.filter.as_deref(),
+        &ports,
+        &[],
+        &mut |m| finder.on_message(m),
+    )?;
+    if finder.overflow > 0 {
+        eprintln!(
+            "spycraft: {} messages of endpoints beyond the first 100,000 were not counted",
+            finder.overflow
+        );
+    }
+    let endpoints = finder.into_endpoints();
+    let mut out = output_to(None)?;
+    match args.format {
+        FindFormat::Table => out.write_all(table(&endpoints).as_bytes())?,
+        FindFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, &endpoints)?;
+            out.write_all(b"\n")?;
+        }
+    }
+    out.flush()?;
+    Ok(damage_status(damage))
 }
 
 /// The command line's value if given, else the file's, else the default.

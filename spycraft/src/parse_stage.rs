@@ -59,6 +59,17 @@ pub enum Input {
     },
 }
 
+/// One SIP message as the parse stage saw it, for the tools that show messages rather than
+/// calls (`dump`, `find`).
+#[derive(Debug)]
+pub struct SeenMessage<'a, 'h, 'b> {
+    pub info: &'a PacketInfo,
+    /// The message's bytes as they travelled (head and body).
+    pub raw: &'a [u8],
+    pub message: &'a Message<'h, 'b>,
+    pub event: &'a SipEvent,
+}
+
 /// Counters of the capture, decode and parse stages.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ParseCounters {
@@ -137,9 +148,20 @@ impl ParseStage {
 
     /// Decodes and parses one frame; what it yields goes to `out`.
     pub fn on_frame(&mut self, frame: &Frame<'_>, out: &mut dyn FnMut(Input)) {
+        self.on_frame_observed(frame, out, &mut |_| {});
+    }
+
+    /// As [`ParseStage::on_frame`], also showing `seen` each message before its event goes out.
+    pub fn on_frame_observed(
+        &mut self,
+        frame: &Frame<'_>,
+        out: &mut dyn FnMut(Input),
+        seen: &mut dyn FnMut(&SeenMessage<'_, '_, '_>),
+    ) {
         let mut emit = Emit {
             sip: &mut self.sip,
             out,
+            seen,
         };
         self.decoder.on_frame(frame, &mut emit);
     }
@@ -149,11 +171,12 @@ impl ParseStage {
 struct Emit<'a> {
     sip: &'a mut SipStage,
     out: &'a mut dyn FnMut(Input),
+    seen: &'a mut dyn FnMut(&SeenMessage<'_, '_, '_>),
 }
 
 impl Emit<'_> {
-    /// Turns a parsed message into an event.
-    fn accept(&mut self, info: &PacketInfo, msg: &Message<'_, '_>) {
+    /// Turns a parsed message (`raw` its bytes) into an event.
+    fn accept(&mut self, info: &PacketInfo, msg: &Message<'_, '_>, raw: &[u8]) {
         let c = &mut self.sip.counters;
         if msg.body_issue.is_some() {
             c.body_issues += 1;
@@ -162,6 +185,12 @@ impl Emit<'_> {
         match SipEvent::from_message(*info, msg, &self.sip.collation_headers) {
             Ok(event) => {
                 c.sip_messages += 1;
+                (self.seen)(&SeenMessage {
+                    info,
+                    raw,
+                    message: msg,
+                    event: &event,
+                });
                 (self.out)(Input::Event(event));
             }
             Err(e) => c.parse_errors[e.index()] += 1,
@@ -207,7 +236,7 @@ impl PayloadSink for Emit<'_> {
         }
         let mut headers = [const { MaybeUninit::uninit() }; MAX_HEADERS];
         match parse_datagram_uninit(payload, &mut headers) {
-            Ok(msg) => self.accept(info, &msg),
+            Ok(msg) => self.accept(info, &msg, &payload[..msg.len.min(payload.len())]),
             Err(e) => sip.counters.parse_errors[e.index()] += 1,
         }
     }
@@ -258,7 +287,7 @@ impl PayloadSink for Emit<'_> {
             let failed = match parse_uninit(rest, &mut headers) {
                 Ok(Status::Complete(msg)) => {
                     pos += msg.len;
-                    self.accept(info, &msg);
+                    self.accept(info, &msg, &rest[..msg.len]);
                     continue;
                 }
                 Ok(Status::Partial) if rest.len() <= MAX_STREAM_MESSAGE => break,

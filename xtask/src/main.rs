@@ -127,8 +127,9 @@ fn demo() -> Result<()> {
 }
 
 /// What the tests need beyond the build: a PostgreSQL server for the database tests (they
-/// start their own throwaway clusters), openssl for their TLS certificates.
-const TEST_PACKAGES: [&str; 2] = ["postgresql", "openssl"];
+/// start their own throwaway clusters), openssl for their TLS certificates, tshark to check
+/// `dump`'s selections, chromium to render the call-flow page.
+const TEST_PACKAGES: [&str; 4] = ["postgresql", "openssl", "tshark", "chromium"];
 
 fn test() -> Result<()> {
     setup(&TEST_PACKAGES)?;

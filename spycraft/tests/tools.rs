@@ -1,0 +1,296 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! The operator's tools as a user runs them: `dump` selects the messages tshark selects with
+//! the equivalent display filter, `find` lists the endpoints a capture holds, and the call
+//! flow page renders in a real browser with one arrow per message.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+use spycraft::call::Timestamp;
+use support::{bundled, scratch, spycraft, text, utf8};
+
+/// The first line of every SIP message in the frames tshark's display filter keeps.
+fn tshark_first_lines(captures: &[&Path], filter: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    for capture in captures {
+        let out = Command::new("tshark")
+            .args(["-n", "-r", utf8(capture), "-Y", filter, "-T", "fields"])
+            .args(["-e", "sip.Request-Line", "-e", "sip.Status-Line"])
+            .args(["-E", "occurrence=a", "-E", "aggregator=|"])
+            .output()
+            .expect("tshark runs (Debian's tshark package; `cargo xtask setup` installs it)");
+        assert!(out.status.success(), "tshark: {}", text(&out.stderr));
+        for row in text(&out.stdout).lines() {
+            lines.extend(
+                row.split(['\t', '|'])
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_owned),
+            );
+        }
+    }
+    lines
+}
+
+/// `dump --format json`'s messages: their first lines.
+fn dump_first_lines(captures: &[&Path], selection: &[&str]) -> Vec<String> {
+    let mut args = vec!["dump", "--format", "json"];
+    args.extend_from_slice(selection);
+    args.extend(captures.iter().map(|c| utf8(c)));
+    let out = spycraft(&args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout)
+        .lines()
+        .map(|l| {
+            let m: Value = serde_json::from_str(l).expect("a JSON message");
+            let first = m["text"].as_str().expect("text").lines().next();
+            first.expect("a first line").to_owned()
+        })
+        .collect()
+}
+
+fn call_id(case: &str, n: usize) -> String {
+    let records = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../pcaps")
+            .join(case)
+            .join("expected.jsonl"),
+    )
+    .expect("expected.jsonl");
+    let line = records.lines().nth(n).expect("a record");
+    let record: Value = serde_json::from_str(line).expect("json");
+    record["call_id"].as_str().expect("call_id").to_owned()
+}
+
+#[test]
+fn dump_selects_the_messages_tshark_selects() {
+    let busy = bundled("busy-486");
+    let auth = bundled("auth-407-answered");
+    let register = bundled("register-options");
+    let tcp = bundled("tcp-connection-per-call");
+    let b2bua_a = bundled("b2bua-a-leg");
+    let b2bua_b = bundled("b2bua-b-leg");
+    let busy_call = call_id("busy-486", 0);
+    let tcp_call = call_id("tcp-connection-per-call", 1);
+    let (a_leg, b_leg) = (call_id("b2bua-a-leg", 0), call_id("b2bua-b-leg", 0));
+    let cases: Vec<(Vec<&Path>, Vec<&str>, String)> = vec![
+        (
+            vec![&busy],
+            vec!["--call-id", &busy_call],
+            format!("sip.Call-ID == \"{busy_call}\""),
+        ),
+        (
+            vec![&auth],
+            vec!["--host", "127.0.0.1:5062"],
+            "sip && ip.addr == 127.0.0.1 && udp.port == 5062".into(),
+        ),
+        (
+            vec![&register],
+            vec!["--user", "alice"],
+            "sip.from.user == \"alice\" || sip.to.user == \"alice\" || sip.r-uri.user == \"alice\""
+                .into(),
+        ),
+        (
+            vec![&tcp],
+            vec!["--call-id", &tcp_call],
+            format!("sip.Call-ID == \"{tcp_call}\""),
+        ),
+        // One leg asked for, both legs of the B2BUA call shown (tshark needs both named).
+        (
+            vec![&b2bua_a, &b2bua_b],
+            vec!["--call-id", &b_leg],
+            format!("sip.Call-ID == \"{a_leg}\" || sip.Call-ID == \"{b_leg}\""),
+        ),
+    ];
+    for (captures, selection, filter) in cases {
+        let ours = dump_first_lines(&captures, &selection);
+        let theirs = tshark_first_lines(&captures, &filter);
+        assert!(!ours.is_empty(), "{selection:?} selects something");
+        assert_eq!(ours, theirs, "{selection:?} against tshark's {filter}");
+    }
+}
+
+#[test]
+fn dump_text_shows_each_message_with_time_direction_and_addresses() {
+    let out = spycraft(&[
+        "dump",
+        "--host",
+        "127.0.0.1:5060",
+        utf8(&bundled("busy-486")),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.starts_with("2026-")
+            && stdout.contains("127.0.0.1:5062 -> 127.0.0.1:5060  UDP  (in)\nINVITE sip:bob@"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("127.0.0.1:5060 -> 127.0.0.1:5062  UDP  (out)\nSIP/2.0 486 Busy Here"));
+    assert_eq!(
+        stdout.matches("\n\n2026-").count() + 1,
+        5,
+        "five messages: {stdout}"
+    );
+
+    let out = spycraft(&["dump", "--host", "pbx.example", utf8(&bundled("busy-486"))]);
+    assert_eq!(out.status.code(), Some(2), "a bad address is a usage error");
+}
+
+#[test]
+fn find_lists_each_endpoint_with_its_registrations_methods_and_calls() {
+    let out = spycraft(&[
+        "find",
+        "--format",
+        "json",
+        utf8(&bundled("register-options")),
+        utf8(&bundled("busy-486")),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let endpoints: Vec<Value> = serde_json::from_slice(&out.stdout).expect("a JSON array");
+    assert_eq!(endpoints.len(), 2, "{endpoints:#?}");
+    let (uas, uac) = (&endpoints[0], &endpoints[1]);
+    assert_eq!(
+        (uas["port"].as_u64(), uac["port"].as_u64()),
+        (Some(5060), Some(5062))
+    );
+    for e in &endpoints {
+        assert_eq!(e["address"], "127.0.0.1");
+        assert_eq!(e["transport"], "udp");
+        assert_eq!(e["calls"], 1, "the busy call, on both sides");
+    }
+    assert_eq!(
+        uac["user_agents"],
+        serde_json::json!(["spycraft-scenario-uac"])
+    );
+    assert_eq!(
+        uas["user_agents"],
+        serde_json::json!(["spycraft-scenario-uas"])
+    );
+    assert_eq!(
+        uac["sent"],
+        serde_json::json!({"ACK": 1, "INVITE": 1, "OPTIONS": 1, "REGISTER": 2})
+    );
+    assert_eq!(
+        uac["received"],
+        serde_json::json!({"100": 1, "180": 1, "200": 2, "401": 1, "486": 1})
+    );
+    assert_eq!(uas["sent"], uac["received"]);
+    assert_eq!(uas["received"], uac["sent"]);
+    // Registered by the REGISTER answered 200: the AOR, until 200's time + 3600 s.
+    let registrations = uac["registrations"].as_object().expect("registrations");
+    assert_eq!(registrations.len(), 1, "{registrations:?}");
+    let until = registrations["sip:alice@127.0.0.1"]
+        .as_str()
+        .expect("expiry");
+    let dump = spycraft(&[
+        "dump",
+        "--format",
+        "json",
+        "--user",
+        "alice",
+        utf8(&bundled("register-options")),
+    ]);
+    let ok_time = text(&dump.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("json"))
+        .filter(|m| m["label"] == "200 OK")
+        .map(|m| m["time"].as_str().expect("time").to_owned())
+        .next()
+        .expect("the 200 to the REGISTER");
+    let at = |t: &str| Timestamp::parse_rfc3339(t).expect("an RFC 3339 time").0;
+    assert_eq!(
+        at(until) - at(&ok_time),
+        3_600_000_000,
+        "{ok_time} + 3600 s = {until}"
+    );
+    assert_eq!(uas["registrations"], serde_json::json!({}));
+
+    let table = spycraft(&["find", utf8(&bundled("register-options"))]);
+    let table = text(&table.stdout);
+    assert!(table.starts_with("ENDPOINT "), "{table}");
+    assert!(
+        table.contains("127.0.0.1:5062/udp  spycraft-scenario-uac  sip:alice@127.0.0.1 until "),
+        "{table}"
+    );
+}
+
+/// Chromium as root in a sandbox: the flags this machine needs.
+fn chromium(args: &[&str], profile: &Path) -> std::process::Output {
+    Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .output()
+        .expect("chromium runs (Debian's chromium package; `cargo xtask setup` installs it)")
+}
+
+#[test]
+fn the_call_flow_page_renders_one_arrow_per_message_in_a_browser() {
+    let dir = scratch("ladder");
+    let page = dir.join("call.html");
+    let (a, b) = (bundled("b2bua-a-leg"), bundled("b2bua-b-leg"));
+    let leg = call_id("b2bua-a-leg", 0);
+    let out = spycraft(&[
+        "dump",
+        "--call-id",
+        &leg,
+        "--format",
+        "html",
+        "-o",
+        utf8(&page),
+        utf8(&a),
+        utf8(&b),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let messages = dump_first_lines(&[&a, &b], &["--call-id", &leg]).len();
+    assert_eq!(messages, 14, "two legs of seven messages");
+
+    // The DOM after the page's script ran, opened on message 3 (the 200 OK).
+    let url = format!("file://{}#3", page.display());
+    let out = chromium(&["--dump-dom", &url], &dir.join("profile"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let dom = text(&out.stdout);
+    assert!(
+        dom.contains(&format!(r#"data-arrows="{messages}""#)),
+        "{dom}"
+    );
+    assert!(dom.contains(r#"data-ready="1""#), "the script ran");
+    assert_eq!(dom.matches(r#"<g class="arrow"#).count(), messages);
+    assert!(
+        dom.contains(r#"<pre id="message">SIP/2.0 200 OK"#),
+        "the chosen arrow shows its whole message"
+    );
+
+    let shot = dir.join("call.png");
+    let out = chromium(
+        &[
+            "--window-size=1400,800",
+            &format!("--screenshot={}", shot.display()),
+            &url,
+        ],
+        &dir.join("profile"),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let png = std::fs::read(&shot).expect("a screenshot");
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "{} bytes",
+        png.len()
+    );
+
+    let out = spycraft(&["dump", "--call-id", &leg, "--format", "svg", utf8(&a)]);
+    let svg = text(&out.stdout);
+    assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
+    assert_eq!(svg.matches(r#"<g class="arrow""#).count(), 7);
+}
