@@ -7,6 +7,7 @@
 //! hosts = ["10.0.0.0/24"]
 //! ports = [5060, 5080]
 //! collate_headers = ["X-CollateID", "X-CID"]
+//! stats_interval_secs = 60
 //!
 //! [postgres]
 //! url = "postgresql://spycraft@db.example/cdr?sslmode=verify-full"
@@ -31,6 +32,7 @@ pub struct FileConfig {
     pub hosts: Option<Vec<String>>,
     pub ports: Option<Vec<u16>>,
     pub collate_headers: Option<Vec<String>>,
+    pub stats_interval_secs: Option<u64>,
     #[serde(default)]
     pub postgres: PostgresSection,
 }

@@ -223,6 +223,10 @@ struct AnalyzeArgs {
     /// No summary line on stderr.
     #[arg(short, long)]
     quiet: bool,
+    /// Seconds between counter snapshots during a run (PostgreSQL's sensor_stats); 0: only
+    /// at the end [default: 60].
+    #[arg(long, value_name = "SECS")]
+    stats_interval: Option<u64>,
     #[command(flatten)]
     postgres: PostgresArgs,
 }
@@ -275,6 +279,14 @@ fn analyze(args: AnalyzeArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
         },
         threads: usize::from(args.threads),
         decode: DecodeLimits::default(),
+        stats_interval: match args
+            .stats_interval
+            .or(file.stats_interval_secs)
+            .unwrap_or(60)
+        {
+            0 => None,
+            secs => Some(Duration::from_secs(secs)),
+        },
     };
 
     // Open the database first: a wrong URL or schema fails before a long run.

@@ -28,6 +28,9 @@ pub struct PipelineConfig {
     pub threads: usize,
     /// Bounds of TCP and fragment reassembly.
     pub decode: DecodeLimits,
+    /// Hand the sink a snapshot of the counters this often (wall clock) during a run, for
+    /// sinks that keep them; none: only the caller's, at the end.
+    pub stats_interval: Option<std::time::Duration>,
 }
 
 impl Default for PipelineConfig {
@@ -38,6 +41,7 @@ impl Default for PipelineConfig {
             tracker: TrackerConfig::default(),
             threads: 2,
             decode: DecodeLimits::default(),
+            stats_interval: None,
         }
     }
 }
@@ -162,6 +166,16 @@ impl<'s> RecordStage<'s> {
         }
     }
 
+    /// Hands the sink the counters so far: the parse stage's as sent, the rest as here.
+    fn snapshot(&mut self, parse: ParseCounters) {
+        let summary = Summary {
+            parse,
+            tracker: self.tracker.counters(),
+            dispositions: self.dispositions,
+        };
+        self.sink.counters("analyze", &summary.counters_json());
+    }
+
     fn finish(mut self) -> Result<(TrackerCounters, [u64; Disposition::ALL.len()]), SinkError> {
         let (sink, dispositions, error) =
             (&mut *self.sink, &mut self.dispositions, &mut self.error);
@@ -192,6 +206,13 @@ fn deliver(
 
 /// Events handed across threads at a time; amortises the channel.
 const BATCH: usize = 512;
+
+/// What crosses from the reading thread to the recording one.
+enum Work {
+    Inputs(Vec<Input>),
+    /// The parse stage's counters, for a periodic snapshot.
+    Snapshot(Box<ParseCounters>),
+}
 
 /// Batches in flight between the threads: the bound that makes a slow consumer hold the
 /// reader back.
@@ -228,39 +249,66 @@ pub fn analyze_files(
     };
     let mut damage = None;
     let finished = if config.threads <= 1 {
-        let mut stage = stage;
-        damage = read_all(&mut sources, &mut parse, progress, &mut |input| {
-            stage.on_input(&input)
-        });
-        stage.finish()
+        let stage = std::cell::RefCell::new(stage);
+        damage = read_all(
+            &mut sources,
+            &mut parse,
+            progress,
+            &mut |input| stage.borrow_mut().on_input(&input),
+            config.stats_interval,
+            &mut |counters| stage.borrow_mut().snapshot(counters),
+        );
+        stage.into_inner().finish()
     } else {
         std::thread::scope(|scope| {
-            let (tx, rx) = mpsc::sync_channel::<Vec<Input>>(QUEUED_BATCHES);
+            let (tx, rx) = mpsc::sync_channel::<Work>(QUEUED_BATCHES);
             // Emptied batches go back to the reader, so batches are allocated only at start.
             let (recycle_tx, recycle_rx) = mpsc::sync_channel::<Vec<Input>>(QUEUED_BATCHES + 2);
             let consumer = scope.spawn(move || {
                 let mut stage = stage;
-                for mut batch in rx {
-                    for input in batch.drain(..) {
-                        stage.on_input(&input);
+                for work in rx {
+                    match work {
+                        Work::Inputs(mut batch) => {
+                            for input in batch.drain(..) {
+                                stage.on_input(&input);
+                            }
+                            let _ = recycle_tx.try_send(batch);
+                        }
+                        Work::Snapshot(counters) => stage.snapshot(*counters),
                     }
-                    let _ = recycle_tx.try_send(batch);
                 }
                 stage.finish()
             });
-            let mut batch = Vec::with_capacity(BATCH);
-            damage = read_all(&mut sources, &mut parse, progress, &mut |input| {
-                batch.push(input);
-                if batch.len() == BATCH {
-                    let empty = recycle_rx
-                        .try_recv()
-                        .unwrap_or_else(|_| Vec::with_capacity(BATCH));
-                    // A send fails only if the consumer stopped; its error is reported below.
-                    let _ = tx.send(std::mem::replace(&mut batch, empty));
-                }
-            });
+            let batch = std::cell::RefCell::new(Vec::with_capacity(BATCH));
+            // Sends the events gathered so far; a send fails only if the consumer stopped,
+            // and its error is reported below.
+            let flush = |batch: &mut Vec<Input>| {
+                let empty = recycle_rx
+                    .try_recv()
+                    .unwrap_or_else(|_| Vec::with_capacity(BATCH));
+                let _ = tx.send(Work::Inputs(std::mem::replace(batch, empty)));
+            };
+            damage = read_all(
+                &mut sources,
+                &mut parse,
+                progress,
+                &mut |input| {
+                    let mut batch = batch.borrow_mut();
+                    batch.push(input);
+                    if batch.len() == BATCH {
+                        flush(&mut batch);
+                    }
+                },
+                config.stats_interval,
+                &mut |counters| {
+                    // The events before the snapshot go first, so it counts them.
+                    flush(&mut batch.borrow_mut());
+                    let _ = tx.send(Work::Snapshot(Box::new(counters)));
+                },
+            );
+            let batch = batch.into_inner();
             if !batch.is_empty() {
-                let _ = tx.send(batch);
+                let _ = tx.send(Work::Inputs(batch));
             }
             drop(tx);
             consumer
@@ -284,16 +332,31 @@ pub fn analyze_files(
 }
 
 /// Reads every source to its end; returns the first damage met (later files are still read).
+/// Every `interval` (checked every 4096 frames and between files) `snapshot` gets the parse
+/// stage's counters.
 fn read_all(
     sources: &mut [OfflineSource],
     parse: &mut ParseStage,
     progress: &mut dyn FnMut(u64),
     out: &mut dyn FnMut(Input),
+    interval: Option<std::time::Duration>,
+    snapshot: &mut dyn FnMut(ParseCounters),
 ) -> Option<CaptureError> {
     let mut damage = None;
     let mut done_bytes = 0;
     let mut frames = 0u64;
-    for source in sources.iter_mut() {
+    let mut last_snapshot = std::time::Instant::now();
+    let mut maybe_snapshot = |parse: &ParseStage| {
+        if interval.is_some_and(|every| last_snapshot.elapsed() >= every) {
+            snapshot(parse.counters());
+            last_snapshot = std::time::Instant::now();
+        }
+    };
+    let files = sources.len();
+    for (n, source) in sources.iter_mut().enumerate() {
+        if n > 0 && n < files {
+            maybe_snapshot(parse);
+        }
         loop {
             match source.next_frame() {
                 Ok(Some(frame)) => {
@@ -301,6 +364,7 @@ fn read_all(
                     frames += 1;
                     if frames % 4096 == 0 {
                         progress(done_bytes + source.bytes_read());
+                        maybe_snapshot(parse);
                     }
                 }
                 Ok(None) => break,
@@ -314,4 +378,85 @@ fn read_all(
     }
     progress(done_bytes);
     damage
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Keeps the SIP messages and dispositions counted in each snapshot.
+    #[derive(Default)]
+    struct Snapshots(Vec<(u64, serde_json::Value)>);
+
+    impl RecordSink for Snapshots {
+        fn write(&mut self, _: &CallRecord) -> Result<(), SinkError> {
+            Ok(())
+        }
+
+        fn counters(&mut self, source: &str, counters: &serde_json::Value) {
+            assert_eq!(source, "analyze");
+            let messages = counters["parse"]["sip_messages"].as_u64().unwrap_or(0);
+            self.0.push((messages, counters["dispositions"].clone()));
+        }
+
+        fn finish(&mut self) -> Result<(), SinkError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn snapshots_the_counters_during_a_run_on_either_thread_plan() {
+        let pcaps = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../pcaps");
+        // Recorded two hours apart, so the busy call is written (its retransmission linger
+        // over) by the time the second file has been read.
+        let files: Vec<PathBuf> = ["busy-486", "b2bua-a-leg", "b2bua-b-leg"]
+            .iter()
+            .map(|case| pcaps.join(case).join("capture.pcap"))
+            .collect();
+        for threads in [1, 2] {
+            let config = PipelineConfig {
+                threads,
+                stats_interval: Some(std::time::Duration::ZERO),
+                ..PipelineConfig::default()
+            };
+            let mut sink = Snapshots::default();
+            let (summary, result) = analyze_files(&files, None, &config, &mut sink, &mut |_| {});
+            result.expect("analysed");
+            assert_eq!(summary.records(), 5);
+            // Between the files: the records so far (each call ends within its own file, but
+            // lingers for retransmissions until later traffic or the end).
+            assert_eq!(sink.0.len(), 2, "one snapshot between each pair of files");
+            let total = |d: &serde_json::Value| {
+                d.as_object().map_or(0, |m| {
+                    m.values()
+                        .filter_map(serde_json::Value::as_u64)
+                        .sum::<u64>()
+                })
+            };
+            let totals: Vec<u64> = sink.0.iter().map(|(_, d)| total(d)).collect();
+            assert_eq!(totals, [0, 1], "threads {threads}: {:?}", sink.0);
+            assert_eq!(sink.0[1].1["busy"], 1);
+            let messages: Vec<u64> = sink.0.iter().map(|(m, _)| *m).collect();
+            assert_eq!(messages, [5, 19], "SIP messages read by each snapshot");
+        }
+    }
+
+    #[test]
+    fn takes_no_snapshot_unless_asked() {
+        let pcaps = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../pcaps");
+        let files = vec![
+            pcaps.join("busy-486/capture.pcap"),
+            pcaps.join("congestion-503/capture.pcap"),
+        ];
+        let mut sink = Snapshots::default();
+        let (_, result) = analyze_files(
+            &files,
+            None,
+            &PipelineConfig::default(),
+            &mut sink,
+            &mut |_| {},
+        );
+        result.expect("analysed");
+        assert!(sink.0.is_empty());
+    }
 }
