@@ -5,7 +5,7 @@
 //! ```toml
 //! node = "sbc-east-1"
 //! hosts = ["10.0.0.0/24"]
-//! ports = [5060, 5080]
+//! ports = [5060, "5080-5090"]
 //! collate_headers = ["X-CollateID", "X-CID"]
 //! stats_interval_secs = 60
 //!
@@ -30,11 +30,40 @@ use serde::Deserialize;
 pub struct FileConfig {
     pub node: Option<String>,
     pub hosts: Option<Vec<String>>,
-    pub ports: Option<Vec<u16>>,
+    /// Ports (5060) and ranges ("5080-5090").
+    pub ports: Option<Vec<PortSpec>>,
     pub collate_headers: Option<Vec<String>>,
     pub stats_interval_secs: Option<u64>,
     #[serde(default)]
     pub postgres: PostgresSection,
+}
+
+/// One entry of `ports`: a number, or a range as text.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum PortSpec {
+    Port(u16),
+    Range(String),
+}
+
+impl FileConfig {
+    /// `ports` as ranges, if given.
+    pub fn port_ranges(
+        &self,
+    ) -> Result<Option<Vec<spycraft_common::PortRange>>, crate::filter::FilterError> {
+        self.ports
+            .as_ref()
+            .map(|ports| {
+                ports
+                    .iter()
+                    .map(|p| match p {
+                        PortSpec::Port(n) => crate::filter::parse_range(&n.to_string()),
+                        PortSpec::Range(text) => crate::filter::parse_range(text),
+                    })
+                    .collect()
+            })
+            .transpose()
+    }
 }
 
 /// `[postgres]`: the flags that start with `--postgres` or `--spool`.
@@ -96,7 +125,10 @@ mod tests {
             .join("\n");
         let c: FileConfig = toml::from_str(&example).expect("the example parses");
         assert_eq!(c.node.as_deref(), Some("sbc-east-1"));
-        assert_eq!(c.ports, Some(vec![5060, 5080]));
+        assert_eq!(
+            c.port_ranges().expect("valid ranges").map(|r| r.len()),
+            Some(2)
+        );
         assert_eq!(c.postgres.retention_days, Some(90));
         assert!(c.postgres.url.is_some_and(|u| u.contains("verify-full")));
     }

@@ -9,6 +9,7 @@ pub mod call;
 pub mod capture;
 pub mod config;
 pub mod decode;
+pub mod filter;
 pub mod inspect;
 pub mod parse_stage;
 pub mod pipeline;

@@ -4,20 +4,23 @@
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use spycraft::call::{MonitoredHosts, Timers, TrackerConfig};
-use spycraft::capture::CaptureError;
+use spycraft::capture::{CaptureError, FrameSource, LiveSource, OfflineSource};
 use spycraft::config::FileConfig;
 use spycraft::decode::DecodeLimits;
-use spycraft::pipeline::{analyze_files, AnalyzeError, PipelineConfig, SipPorts};
+use spycraft::filter::FilterConfig;
+use spycraft::pipeline::{run_sources, AnalyzeError, PipelineConfig, SipPorts};
 use spycraft::sink::postgres::{self, PostgresConfig, PostgresError, PostgresSink, Target};
 use spycraft::sink::spool::{FsyncPolicy, SpoolConfig};
 use spycraft::sink::{sink_for, Format, RecordSink, SinkError, TeeSink};
+use spycraft_common::PortRange;
 
 /// Exit status when the input broke off mid-way: records from the readable part were written.
 const EXIT_DAMAGED: u8 = 3;
@@ -44,6 +47,12 @@ struct Cli {
 enum Command {
     /// Analyse pcap/pcapng captures and write one call detail record per call leg.
     Analyze(AnalyzeArgs),
+    /// The live sensor: capture SIP on an interface until SIGINT or SIGTERM, writing a
+    /// record as each call ends (open calls as `incomplete` at the stop).
+    Capture(CaptureArgs),
+    /// Print the capture filter generated from the ports and hosts: the pcap-filter
+    /// expression and the kernel programs' map contents.
+    Filter(FilterArgs),
     /// The PostgreSQL database: schema migrations, status, delivering a spool.
     #[command(subcommand)]
     Db(DbCommand),
@@ -94,6 +103,19 @@ struct DumpArgs {
 enum FindFormat {
     Table,
     Json,
+}
+
+#[derive(clap::Args, Debug)]
+struct FilterArgs {
+    /// SIP ports and ranges, comma-separated [default: 5060,5061,5080].
+    #[arg(long, value_delimiter = ',', value_name = "PORTS", value_parser = port_range)]
+    ports: Option<Vec<PortRange>>,
+    /// Only frames of these hosts (address or CIDR); repeatable.
+    #[arg(long = "host", value_name = "ADDR")]
+    hosts: Vec<String>,
+    /// Print only the pcap-filter expression (for tcpdump or tshark).
+    #[arg(short, long)]
+    expression: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -182,16 +204,59 @@ struct InputArgs {
     /// pcap-filter expression applied while reading (as tcpdump's).
     #[arg(short = 'f', long = "filter", value_name = "EXPR")]
     filter: Option<String>,
-    /// SIP ports, comma-separated. Given, only these are read; by default 5060, 5061 and 5080
-    /// plus any UDP port whose payload starts with a SIP start line.
-    #[arg(long, value_delimiter = ',', value_name = "PORTS")]
-    ports: Option<Vec<u16>>,
+    /// SIP ports and ranges, comma-separated (5060,5080-5090). Given, only these are read; by
+    /// default 5060, 5061 and 5080 plus any port whose traffic starts with a SIP start line.
+    #[arg(long, value_delimiter = ',', value_name = "PORTS", value_parser = port_range)]
+    ports: Option<Vec<PortRange>>,
+}
+
+fn port_range(text: &str) -> Result<PortRange, String> {
+    spycraft::filter::parse_range(text).map_err(|e| e.to_string())
 }
 
 #[derive(clap::Args, Debug)]
 struct AnalyzeArgs {
     #[command(flatten)]
     input: InputArgs,
+    #[command(flatten)]
+    record: RecordArgs,
+}
+
+/// Live capture: where, how, and what to keep.
+#[derive(clap::Args, Debug)]
+struct CaptureArgs {
+    /// Interface to capture on.
+    #[arg(short = 'i', long, value_name = "IFACE")]
+    interface: String,
+    /// How frames are picked: `pcap`, libpcap with the generated BPF filter (the XDP and
+    /// socket-filter modes arrive with the kernel programs).
+    #[arg(long, value_enum, default_value = "pcap")]
+    mode: CaptureMode,
+    /// SIP ports and ranges to capture, comma-separated [default: 5060,5061,5080].
+    #[arg(long, value_delimiter = ',', value_name = "PORTS", value_parser = port_range)]
+    ports: Option<Vec<PortRange>>,
+    /// Bytes of each frame kept.
+    #[arg(long, default_value_t = 65535, value_name = "BYTES")]
+    snap_len: u32,
+    /// Kernel buffer for frames waiting to be read, in MiB.
+    #[arg(long, default_value_t = 32, value_name = "MIB")]
+    buffer_mb: u32,
+    /// A line of counters on stderr every 10 s (libpcap received/dropped, frames, SIP
+    /// messages, parse errors).
+    #[arg(short, long)]
+    verbose: bool,
+    #[command(flatten)]
+    record: RecordArgs,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum CaptureMode {
+    Pcap,
+}
+
+/// What becomes of the calls: tracking, records and where they go.
+#[derive(clap::Args, Debug)]
+struct RecordArgs {
     /// Output format [default: table on a terminal, jsonl otherwise].
     #[arg(long, value_enum)]
     format: Option<FormatArg>,
@@ -238,6 +303,8 @@ fn main() -> ExitCode {
             let file = file.unwrap_or_default();
             match cli.command {
                 Command::Analyze(args) => analyze(args, &file),
+                Command::Capture(args) => capture(args, &file),
+                Command::Filter(args) => filter(args, &file),
                 Command::Db(command) => db(command, &file),
                 Command::Dump(args) => dump(args, &file),
                 Command::Find(args) => find(args, &file),
@@ -255,6 +322,135 @@ fn main() -> ExitCode {
 }
 
 fn analyze(args: AnalyzeArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
+    let ports = sip_ports(args.input.ports.clone(), file)?;
+    let mut sources: Vec<Box<dyn FrameSource>> = Vec::with_capacity(args.input.files.len());
+    // Open everything first, so a typo in the last name fails before a long run.
+    for path in &args.input.files {
+        sources.push(Box::new(OfflineSource::open(
+            path,
+            args.input.filter.as_deref(),
+        )?));
+    }
+    let bar = progress_bar(&args.input.files);
+    let mut progress = |bytes: u64| {
+        if let Some(bar) = &bar {
+            bar.set_position(bytes);
+        }
+    };
+    let code = record_run(
+        args.record,
+        file,
+        ports,
+        "analyze",
+        &mut sources,
+        &mut progress,
+    );
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    code
+}
+
+/// Set by SIGINT and SIGTERM: the live source ends, the run finishes cleanly.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_stop_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::Release);
+}
+
+fn capture(args: CaptureArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
+    let CaptureMode::Pcap = args.mode;
+    let ports = match args.ports.clone() {
+        Some(p) => p,
+        None => file
+            .port_ranges()
+            .context("ports in the settings file")?
+            .unwrap_or_else(|| FilterConfig::default().ports().to_vec()),
+    };
+    let host_list = pick(args.record.hosts.clone(), file.hosts.clone(), Vec::new());
+    let hosts = MonitoredHosts::parse(&host_list).context("--host")?;
+    let filter = FilterConfig::new(ports.clone(), hosts.nets().to_vec())?;
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_stop_signal as *const () as usize;
+            libc::sigaction(signal, &action, std::ptr::null_mut());
+        }
+    }
+    let source = LiveSource::open(
+        &args.interface,
+        &filter.pcap_expression(),
+        args.snap_len,
+        args.buffer_mb.saturating_mul(1 << 20),
+        &STOP,
+    )?;
+    let live = source.counters();
+    if !args.record.quiet {
+        eprintln!(
+            "spycraft: capturing on {} (libpcap, filter: {})",
+            args.interface,
+            filter.pcap_expression()
+        );
+    }
+    let mut sources: Vec<Box<dyn FrameSource>> = vec![Box::new(source)];
+    let mut last_line = Instant::now();
+    let verbose = args.verbose;
+    let mut progress = |_| {
+        if verbose && last_line.elapsed() >= Duration::from_secs(10) {
+            eprintln!("spycraft: {}", live.one_line());
+            last_line = Instant::now();
+        }
+    };
+    let ports = SipPorts {
+        ports,
+        detect_elsewhere: false,
+    };
+    let code = record_run(
+        args.record,
+        file,
+        ports,
+        "capture",
+        &mut sources,
+        &mut progress,
+    );
+    eprintln!("spycraft: {}", live.one_line());
+    code
+}
+
+fn filter(args: FilterArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
+    let ports = match args.ports {
+        Some(p) => p,
+        None => file
+            .port_ranges()
+            .context("ports in the settings file")?
+            .unwrap_or_else(|| FilterConfig::default().ports().to_vec()),
+    };
+    let host_list = pick(args.hosts, file.hosts.clone(), Vec::new());
+    let hosts = MonitoredHosts::parse(&host_list).context("--host")?;
+    let filter = FilterConfig::new(ports, hosts.nets().to_vec())?;
+    if args.expression {
+        println!("{}", filter.pcap_expression());
+    } else {
+        println!("pcap-filter expression (capture --mode pcap; also for tcpdump -i IFACE '...'):");
+        println!("  {}", filter.pcap_expression());
+        println!();
+        println!("kernel filter maps (capture --mode xdp|socket):");
+        print!("{}", filter.describe_maps());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The shared body of `analyze` and `capture`: tracks the calls of `sources` and writes their
+/// records where `args` says, then the summary and the exit status.
+fn record_run(
+    args: RecordArgs,
+    file: &FileConfig,
+    ports: SipPorts,
+    command: &str,
+    sources: &mut [Box<dyn FrameSource>],
+    progress: &mut dyn FnMut(u64),
+) -> anyhow::Result<ExitCode> {
     let node = node_name(args.node, file);
     let host_list = pick(args.hosts, file.hosts.clone(), Vec::new());
     let hosts = MonitoredHosts::parse(&host_list).context("--host")?;
@@ -263,7 +459,6 @@ fn analyze(args: AnalyzeArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
         file.collate_headers.clone(),
         vec!["X-CollateID".into()],
     );
-    let ports = sip_ports(args.input.ports.clone(), file);
     let config = PipelineConfig {
         ports,
         collation_headers: collate_headers,
@@ -317,23 +512,8 @@ fn analyze(args: AnalyzeArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
         None => sink_for(format, out),
     };
 
-    let bar = progress_bar(&args.input.files);
-    let mut progress = |bytes: u64| {
-        if let Some(bar) = &bar {
-            bar.set_position(bytes);
-        }
-    };
-    let (summary, result) = analyze_files(
-        &args.input.files,
-        args.input.filter.as_deref(),
-        &config,
-        sink.as_mut(),
-        &mut progress,
-    );
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
-    sink.counters("analyze", &summary.counters_json());
+    let (summary, result) = run_sources(sources, &config, sink.as_mut(), progress);
+    sink.counters(command, &summary.counters_json());
     match sink.finish() {
         Ok(()) => {}
         Err(SinkError::Postgres(e @ PostgresError::Undelivered { .. })) => {
@@ -360,14 +540,18 @@ fn analyze(args: AnalyzeArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
 }
 
 /// `--ports` (or the file's `ports`): only those; otherwise the defaults plus detection.
-fn sip_ports(cli: Option<Vec<u16>>, file: &FileConfig) -> SipPorts {
-    match cli.or_else(|| file.ports.clone()) {
+fn sip_ports(cli: Option<Vec<PortRange>>, file: &FileConfig) -> anyhow::Result<SipPorts> {
+    let ports = match cli {
+        Some(ports) => Some(ports),
+        None => file.port_ranges().context("ports in the settings file")?,
+    };
+    Ok(match ports {
         Some(ports) => SipPorts {
             ports,
             detect_elsewhere: false,
         },
         None => SipPorts::default(),
-    }
+    })
 }
 
 /// Where a tool writes: the named file, or standard output.
@@ -395,7 +579,7 @@ fn damage_status(damage: Option<CaptureError>) -> ExitCode {
 fn dump(args: DumpArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
     use spycraft::inspect::dump::{Collation, DumpedMessage, Selection};
     use spycraft::inspect::{each_message, ladder};
-    let ports = sip_ports(args.input.ports.clone(), file);
+    let ports = sip_ports(args.input.ports.clone(), file)?;
     let collate_headers = pick(
         args.collate_headers,
         file.collate_headers.clone(),
@@ -463,7 +647,7 @@ fn dump(args: DumpArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
 fn find(args: FindArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
     use spycraft::inspect::each_message;
     use spycraft::inspect::find::{table, EndpointFinder};
-    let ports = sip_ports(args.input.ports.clone(), file);
+    let ports = sip_ports(args.input.ports.clone(), file)?;
     let mut finder = EndpointFinder::default();
     let (_, damage) = each_message(
         &args.input.files,

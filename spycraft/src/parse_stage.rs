@@ -6,6 +6,8 @@
 use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 
+use spycraft_common::PortRange;
+
 use crate::capture::Frame;
 use crate::decode::{
     Consumed, Continuity, DecodeCounters, DecodeLimits, Decoder, PacketInfo, PayloadSink,
@@ -26,7 +28,7 @@ const START_LINE_TAIL: usize = 2048;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SipPorts {
     /// Payloads to or from these ports are parsed as SIP (errors counted).
-    pub ports: Vec<u16>,
+    pub ports: Vec<PortRange>,
     /// Also take payloads (and TCP streams) on any other port that begin with a SIP start line.
     pub detect_elsewhere: bool,
 }
@@ -34,7 +36,9 @@ pub struct SipPorts {
 impl Default for SipPorts {
     fn default() -> Self {
         Self {
-            ports: spycraft_common::DEFAULT_SIP_PORTS.to_vec(),
+            ports: spycraft_common::DEFAULT_SIP_PORTS
+                .map(PortRange::single)
+                .to_vec(),
             detect_elsewhere: true,
         }
     }
@@ -42,7 +46,10 @@ impl Default for SipPorts {
 
 impl SipPorts {
     fn configured(&self, info: &PacketInfo) -> bool {
-        self.ports.contains(&info.dst.port()) || self.ports.contains(&info.src.port())
+        let (src, dst) = (info.src.port(), info.dst.port());
+        self.ports
+            .iter()
+            .any(|r| r.contains(src) || r.contains(dst))
     }
 }
 

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 
 use crate::call::{CallRecord, CallTracker, Disposition, TrackerConfig, TrackerCounters};
-use crate::capture::{CaptureError, OfflineSource};
+use crate::capture::{CaptureError, FrameSource, OfflineSource, Polled};
 use crate::decode::DecodeLimits;
 use crate::sink::{RecordSink, SinkError};
 use crate::sip::ParseError;
@@ -229,13 +229,25 @@ pub fn analyze_files(
     progress: &mut dyn FnMut(u64),
 ) -> (Summary, Result<(), AnalyzeError>) {
     // Open everything first, so a typo in the last name fails before a long run.
-    let mut sources = Vec::with_capacity(inputs.len());
+    let mut sources: Vec<Box<dyn FrameSource>> = Vec::with_capacity(inputs.len());
     for path in inputs {
         match OfflineSource::open(path, filter) {
-            Ok(s) => sources.push(s),
+            Ok(s) => sources.push(Box::new(s)),
             Err(e) => return (Summary::default(), Err(e.into())),
         }
     }
+    run_sources(&mut sources, config, sink, progress)
+}
+
+/// Runs the pipeline over `sources` in order as one stream, until each has ended (a live
+/// source ends when it is stopped). `progress` hears the bytes read so far (files), after
+/// every 4,096 frames and whenever a live source is idle. Open calls are finished at the end.
+pub fn run_sources(
+    sources: &mut [Box<dyn FrameSource>],
+    config: &PipelineConfig,
+    sink: &mut dyn RecordSink,
+    progress: &mut dyn FnMut(u64),
+) -> (Summary, Result<(), AnalyzeError>) {
     let mut parse = ParseStage::with_limits(
         config.ports.clone(),
         config.collation_headers.clone(),
@@ -251,7 +263,7 @@ pub fn analyze_files(
     let finished = if config.threads <= 1 {
         let stage = std::cell::RefCell::new(stage);
         damage = read_all(
-            &mut sources,
+            sources,
             &mut parse,
             progress,
             &mut |input| stage.borrow_mut().on_input(&input),
@@ -289,7 +301,7 @@ pub fn analyze_files(
                 let _ = tx.send(Work::Inputs(std::mem::replace(batch, empty)));
             };
             damage = read_all(
-                &mut sources,
+                sources,
                 &mut parse,
                 progress,
                 &mut |input| {
@@ -335,7 +347,7 @@ pub fn analyze_files(
 /// Every `interval` (checked every 4096 frames and between files) `snapshot` gets the parse
 /// stage's counters.
 fn read_all(
-    sources: &mut [OfflineSource],
+    sources: &mut [Box<dyn FrameSource>],
     parse: &mut ParseStage,
     progress: &mut dyn FnMut(u64),
     out: &mut dyn FnMut(Input),
@@ -358,8 +370,8 @@ fn read_all(
             maybe_snapshot(parse);
         }
         loop {
-            match source.next_frame() {
-                Ok(Some(frame)) => {
+            match source.poll() {
+                Ok(Polled::Frame(frame)) => {
                     parse.on_frame(&frame, out);
                     frames += 1;
                     if frames % 4096 == 0 {
@@ -367,7 +379,11 @@ fn read_all(
                         maybe_snapshot(parse);
                     }
                 }
-                Ok(None) => break,
+                Ok(Polled::Idle) => {
+                    progress(done_bytes + source.bytes_read());
+                    maybe_snapshot(parse);
+                }
+                Ok(Polled::End) => break,
                 Err(e) => {
                     damage.get_or_insert(e);
                     break;

@@ -422,3 +422,54 @@ fn garbage_on_sip_ports_is_counted_never_fatal() {
         .expect("summary counts parse errors");
     assert!(errors > 1000, "the garbage is counted as errors: {stderr}");
 }
+
+#[test]
+fn the_generated_capture_filter_keeps_every_call_of_every_bundled_case() {
+    let pcaps = Path::new(env!("CARGO_MANIFEST_DIR")).join("../pcaps");
+    let mut cases: Vec<String> = std::fs::read_dir(&pcaps)
+        .expect("pcaps/")
+        .flatten()
+        .filter(|e| e.path().join("capture.pcap").exists())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    cases.sort();
+    assert!(cases.iter().any(|c| c == "udp-fragmented-invite"));
+    for case in cases {
+        let ports = if case.contains("15060") {
+            "15060,15062"
+        } else {
+            "5060,5061,5080"
+        };
+        let expression = spycraft(&["filter", "--expression", "--ports", ports]);
+        let expression = text(&expression.stdout);
+        let capture = bundled(&case);
+        let all = spycraft(&[
+            "analyze",
+            "--format",
+            "jsonl",
+            "--ports",
+            ports,
+            path(&capture),
+        ]);
+        let filtered = spycraft(&[
+            "analyze",
+            "--format",
+            "jsonl",
+            "--ports",
+            ports,
+            "-f",
+            expression.trim(),
+            path(&capture),
+        ]);
+        assert!(
+            filtered.status.success(),
+            "{case}: {}",
+            text(&filtered.stderr)
+        );
+        assert_eq!(
+            text(&filtered.stdout),
+            text(&all.stdout),
+            "{case}: the filter keeps every frame a record needs (fragments included)"
+        );
+    }
+}

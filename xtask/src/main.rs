@@ -128,8 +128,16 @@ fn demo() -> Result<()> {
 
 /// What the tests need beyond the build: a PostgreSQL server for the database tests (they
 /// start their own throwaway clusters), openssl for their TLS certificates, tshark to check
-/// `dump`'s selections, chromium to render the call-flow page.
-const TEST_PACKAGES: [&str; 4] = ["postgresql", "openssl", "tshark", "chromium"];
+/// `dump`'s selections, chromium to render the call-flow page, sipp and tcpdump for the live
+/// capture test.
+const TEST_PACKAGES: [&str; 6] = [
+    "postgresql",
+    "openssl",
+    "tshark",
+    "chromium",
+    "sip-tester",
+    "tcpdump",
+];
 
 fn test() -> Result<()> {
     setup(&TEST_PACKAGES)?;

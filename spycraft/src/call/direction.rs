@@ -34,6 +34,11 @@ impl MonitoredHosts {
         Ok(Self { nets })
     }
 
+    /// The prefixes given (addresses as /32 or /128).
+    pub fn nets(&self) -> &[IpNet] {
+        &self.nets
+    }
+
     pub fn contains(&self, ip: IpAddr) -> bool {
         self.nets.iter().any(|n| n.contains(&ip))
     }

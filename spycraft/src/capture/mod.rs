@@ -1,11 +1,51 @@
 // SPDX-License-Identifier: AGPL-3.0-or-later
 //! Frame sources. Each yields frames borrowed from its own buffer: `(timestamp, link type,
-//! bytes)`, no copy. Offline files come through libpcap; live sources arrive with the kernel
-//! programs.
+//! bytes)`, no copy. Files and live interfaces come through libpcap; the kernel programs'
+//! ring buffer arrives with them.
 
+mod live;
 mod offline;
 
+pub use live::{LiveCounters, LiveSource};
 pub use offline::{CaptureError, OfflineSource};
+
+/// What a read from a source gave.
+#[derive(Debug)]
+pub enum Polled<'a> {
+    Frame(Frame<'a>),
+    /// Nothing arrived within the source's read timeout (live sources); ask again.
+    Idle,
+    /// The end of the file, or of the capture once stopped.
+    End,
+}
+
+/// Anything frames can be read from, in order.
+pub trait FrameSource {
+    fn poll(&mut self) -> Result<Polled<'_>, CaptureError>;
+    /// Bytes read so far, for progress (files only; 0 for live sources).
+    fn bytes_read(&self) -> u64 {
+        0
+    }
+}
+
+impl FrameSource for OfflineSource {
+    fn poll(&mut self) -> Result<Polled<'_>, CaptureError> {
+        Ok(match self.next_frame()? {
+            Some(frame) => Polled::Frame(frame),
+            None => Polled::End,
+        })
+    }
+
+    fn bytes_read(&self) -> u64 {
+        OfflineSource::bytes_read(self)
+    }
+}
+
+impl FrameSource for LiveSource {
+    fn poll(&mut self) -> Result<Polled<'_>, CaptureError> {
+        LiveSource::poll(self)
+    }
+}
 
 use crate::decode::LinkType;
 

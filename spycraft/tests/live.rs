@@ -1,0 +1,183 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! The live sensor in libpcap mode: sipp calls on loopback, `spycraft capture` on `lo` with
+//! its generated filter, and tcpdump beside it with the same filter; the records written
+//! live must equal, byte for byte, those `analyze` writes from tcpdump's capture. Needs root
+//! (CI runs as root and must run it; elsewhere it says why it skipped).
+
+mod support;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{scratch, spycraft, text, utf8};
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Whether this run may capture; panics under CI=true when it may not.
+fn may_capture() -> bool {
+    if is_root() {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "live capture tests must run in CI, as root"
+    );
+    eprintln!("skipped: live capture needs root");
+    false
+}
+
+/// Kills the child on every path out of the test.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn interrupt(child: &Child) {
+    // SAFETY: kill with our own child's pid and a valid signal.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+}
+
+/// Scenario pairs (callee script, caller script, callee port, caller port), each placing three
+/// calls: answered, busy, cancelled after ringing.
+const PAIRS: [(&str, &str, u16, u16); 3] = [
+    ("uas-answer.xml", "uac-answer.xml", 5060, 5062),
+    ("uas-busy.xml", "uac-reject.xml", 5070, 5072),
+    ("uas-cancel.xml", "uac-cancel.xml", 5080, 5082),
+];
+
+fn sipp(script: &str, port: u16) -> Command {
+    let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("../pcaps/scenarios");
+    let mut cmd = Command::new("sipp");
+    cmd.arg("-sf")
+        .arg(scenarios.join(script))
+        .args(["-i", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-m", "3", "-l", "3", "-nostdin", "-timeout", "60s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    cmd
+}
+
+#[test]
+fn libpcap_live_capture_gives_the_records_offline_analysis_gives() {
+    if !may_capture() {
+        return;
+    }
+    let dir = scratch("live-pcap");
+    let ports = "5060,5062,5070,5072,5080,5082";
+    let live = dir.join("live.jsonl");
+    let pcap = dir.join("tcpdump.pcap");
+    let filter = text(&spycraft(&["filter", "--expression", "--ports", ports]).stdout);
+    let sensor = Reaped(
+        Command::new(env!("CARGO_BIN_EXE_spycraft"))
+            .args(["capture", "-i", "lo", "--mode", "pcap", "--ports", ports])
+            .args(["--node", "live", "--format", "jsonl", "-o", utf8(&live)])
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spycraft capture"),
+    );
+    let tcpdump = Reaped(
+        Command::new("tcpdump")
+            .args([
+                "-i",
+                "lo",
+                "-n",
+                "-U",
+                "--immediate-mode",
+                "-w",
+                utf8(&pcap),
+            ])
+            .arg(filter.trim())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tcpdump (Debian's tcpdump package)"),
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+
+    let callees: Vec<Reaped> = PAIRS
+        .iter()
+        .map(|(uas, _, port, _)| {
+            Reaped(
+                sipp(uas, *port)
+                    .spawn()
+                    .expect("sipp (Debian's sip-tester)"),
+            )
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let callers: Vec<Reaped> = PAIRS
+        .iter()
+        .map(|(_, uac, uas_port, port)| {
+            Reaped(
+                sipp(uac, *port)
+                    .args(["-s", "bob", &format!("127.0.0.1:{uas_port}")])
+                    .spawn()
+                    .expect("sipp"),
+            )
+        })
+        .collect();
+    for mut sipp in callers.into_iter().chain(callees) {
+        let status = sipp.0.wait().expect("sipp ends");
+        assert!(status.success(), "sipp failed: {status}");
+    }
+    std::thread::sleep(Duration::from_millis(1000));
+
+    let stopped = Instant::now();
+    interrupt(&sensor.0);
+    interrupt(&tcpdump.0);
+    let mut sensor = sensor;
+    let status = sensor.0.wait().expect("sensor ends");
+    assert!(
+        stopped.elapsed() < Duration::from_secs(5),
+        "SIGINT stops the sensor promptly"
+    );
+    let mut stderr = String::new();
+    if let Some(mut e) = sensor.0.stderr.take() {
+        use std::io::Read;
+        let _ = e.read_to_string(&mut stderr);
+    }
+    assert!(status.success(), "{status}: {stderr}");
+    assert!(
+        stderr.contains("9 calls (answered 3, busy 3, cancelled 3)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("libpcap: "), "{stderr}");
+    let mut tcpdump = tcpdump;
+    tcpdump.0.wait().expect("tcpdump ends");
+
+    let offline = spycraft(&[
+        "analyze",
+        "--node",
+        "live",
+        "--format",
+        "jsonl",
+        utf8(&pcap),
+    ]);
+    assert!(offline.status.success(), "{}", text(&offline.stderr));
+    let live_records = std::fs::read_to_string(&live).expect("live records");
+    assert_eq!(live_records.lines().count(), 9);
+    assert_eq!(
+        live_records,
+        text(&offline.stdout),
+        "live and offline records are the same, byte for byte"
+    );
+}
+
+#[test]
+fn a_missing_interface_is_a_clear_error() {
+    if !may_capture() {
+        return;
+    }
+    let out = spycraft(&["capture", "-i", "spycraft-none0"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("capture on spycraft-none0"), "{stderr}");
+}
