@@ -12,7 +12,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use spycraft::call::{MonitoredHosts, Timers, TrackerConfig};
-use spycraft::capture::{CaptureError, FrameSource, LiveSource, OfflineSource};
+use spycraft::capture::{
+    CaptureError, CaptureFormat, CaptureWriter, FrameSource, LiveSource, OfflineSource, Rotation,
+    TeeSource,
+};
 use spycraft::config::FileConfig;
 use spycraft::decode::DecodeLimits;
 use spycraft::filter::FilterConfig;
@@ -245,6 +248,22 @@ struct CaptureArgs {
     /// messages, parse errors).
     #[arg(short, long)]
     verbose: bool,
+    /// Also write the captured frames here (pcap with nanosecond timestamps).
+    #[arg(short = 'w', long = "write", value_name = "FILE")]
+    write: Option<PathBuf>,
+    /// Write pcapng instead of pcap.
+    #[arg(long, requires = "write")]
+    pcapng: bool,
+    /// Start a new file after this many megabytes (10^6 bytes, as tcpdump; fractions allowed):
+    /// FILE-0000.pcap, FILE-0001.pcap, …
+    #[arg(short = 'C', value_name = "MB", requires = "write")]
+    rotate_mb: Option<f64>,
+    /// Start a new file every this many seconds of capture time.
+    #[arg(short = 'G', value_name = "SECS", requires = "write")]
+    rotate_secs: Option<u64>,
+    /// With -C or -G: keep this many files, overwriting the oldest.
+    #[arg(short = 'W', value_name = "N", requires = "write")]
+    ring_files: Option<u32>,
     #[command(flatten)]
     record: RecordArgs,
 }
@@ -386,6 +405,7 @@ fn capture(args: CaptureArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
         &STOP,
     )?;
     let live = source.counters();
+    let link = source.link_type();
     if !args.record.quiet {
         eprintln!(
             "spycraft: capturing on {} (libpcap, filter: {})",
@@ -393,7 +413,24 @@ fn capture(args: CaptureArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
             filter.pcap_expression()
         );
     }
-    let mut sources: Vec<Box<dyn FrameSource>> = vec![Box::new(source)];
+    let mut sources: Vec<Box<dyn FrameSource>> = match &args.write {
+        None => vec![Box::new(source)],
+        Some(path) => {
+            let rotation = Rotation {
+                max_bytes: args.rotate_mb.map(|mb| (mb * 1e6).max(1.0) as u64),
+                every_secs: args.rotate_secs.filter(|&s| s > 0),
+                files: args.ring_files.filter(|&n| n > 0),
+            };
+            let format = if args.pcapng {
+                CaptureFormat::Pcapng
+            } else {
+                CaptureFormat::Pcap
+            };
+            let writer = CaptureWriter::create(path, format, rotation, link, args.snap_len)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            vec![Box::new(TeeSource::new(source, writer))]
+        }
+    };
     let mut last_line = Instant::now();
     let verbose = args.verbose;
     let mut progress = |_| {

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: AGPL-3.0-or-later
 //! The live sensor in libpcap mode: sipp calls on loopback, `spycraft capture` on `lo` with
 //! its generated filter, and tcpdump beside it with the same filter; the records written
-//! live must equal, byte for byte, those `analyze` writes from tcpdump's capture. Needs root
-//! (CI runs as root and must run it; elsewhere it says why it skipped).
+//! live must equal, byte for byte, those `analyze` writes from tcpdump's capture, and from the
+//! sensor's own rotated capture files (`-w`, `-C`). Needs root (CI runs as root and must run
+//! it; elsewhere it says why it skipped).
 
 mod support;
 
@@ -79,6 +80,8 @@ fn libpcap_live_capture_gives_the_records_offline_analysis_gives() {
         Command::new(env!("CARGO_BIN_EXE_spycraft"))
             .args(["capture", "-i", "lo", "--mode", "pcap", "--ports", ports])
             .args(["--node", "live", "--format", "jsonl", "-o", utf8(&live)])
+            // Its own capture, in files of about 8 kB.
+            .args(["-w", utf8(&dir.join("sensor.pcap")), "-C", "0.008"])
             .stderr(Stdio::piped())
             .spawn()
             .expect("spycraft capture"),
@@ -168,6 +171,32 @@ fn libpcap_live_capture_gives_the_records_offline_analysis_gives() {
         live_records,
         text(&offline.stdout),
         "live and offline records are the same, byte for byte"
+    );
+
+    // The sensor's own files, read in order as one stream, give the same records again.
+    let mut written: Vec<String> = std::fs::read_dir(&dir)
+        .expect("dir")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("sensor-"))
+        })
+        .map(|p| utf8(&p).to_owned())
+        .collect();
+    written.sort();
+    assert!(
+        written.len() >= 3,
+        "rotated into several files: {written:?}"
+    );
+    let mut args = vec!["analyze", "--node", "live", "--format", "jsonl"];
+    args.extend(written.iter().map(String::as_str));
+    let replayed = spycraft(&args);
+    assert!(replayed.status.success(), "{}", text(&replayed.stderr));
+    assert_eq!(
+        live_records,
+        text(&replayed.stdout),
+        "the written capture replays exactly"
     );
 }
 

@@ -142,6 +142,11 @@ impl LiveSource {
         })
     }
 
+    /// The link type of the interface (what a capture file of it declares).
+    pub fn link_type(&self) -> LinkType {
+        self.link
+    }
+
     /// The counters, shared: they stay readable after the source is handed to the pipeline.
     pub fn counters(&self) -> Arc<LiveCounters> {
         self.counters.clone()

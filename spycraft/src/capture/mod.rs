@@ -5,9 +5,11 @@
 
 mod live;
 mod offline;
+mod writer;
 
 pub use live::{LiveCounters, LiveSource};
 pub use offline::{CaptureError, OfflineSource};
+pub use writer::{CaptureFormat, CaptureWriter, Rotation, TeeSource};
 
 /// What a read from a source gave.
 #[derive(Debug)]

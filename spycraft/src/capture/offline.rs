@@ -34,6 +34,8 @@ pub enum CaptureError {
         filter: String,
         reason: String,
     },
+    #[error("writing {path}: {reason}")]
+    Write { path: PathBuf, reason: String },
     #[error("capture on {interface}: {reason}")]
     Live { interface: String, reason: String },
     #[error("{path}: capture damaged after {frames} frames: {reason}")]
