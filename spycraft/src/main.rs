@@ -484,7 +484,7 @@ fn record_run(
     args: RecordArgs,
     file: &FileConfig,
     ports: SipPorts,
-    command: &str,
+    command: &'static str,
     sources: &mut [Box<dyn FrameSource>],
     progress: &mut dyn FnMut(u64),
 ) -> anyhow::Result<ExitCode> {
@@ -519,6 +519,7 @@ fn record_run(
             0 => None,
             secs => Some(Duration::from_secs(secs)),
         },
+        stats_source: command,
     };
 
     // Open the database first: a wrong URL or schema fails before a long run.

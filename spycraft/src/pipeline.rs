@@ -31,6 +31,8 @@ pub struct PipelineConfig {
     /// Hand the sink a snapshot of the counters this often (wall clock) during a run, for
     /// sinks that keep them; none: only the caller's, at the end.
     pub stats_interval: Option<std::time::Duration>,
+    /// What the snapshots say took them (`analyze`, `capture`).
+    pub stats_source: &'static str,
 }
 
 impl Default for PipelineConfig {
@@ -42,6 +44,7 @@ impl Default for PipelineConfig {
             threads: 2,
             decode: DecodeLimits::default(),
             stats_interval: None,
+            stats_source: "analyze",
         }
     }
 }
@@ -152,6 +155,7 @@ struct RecordStage<'s> {
     sink: &'s mut dyn RecordSink,
     dispositions: [u64; Disposition::ALL.len()],
     error: Option<SinkError>,
+    stats_source: &'static str,
 }
 
 impl<'s> RecordStage<'s> {
@@ -173,7 +177,8 @@ impl<'s> RecordStage<'s> {
             tracker: self.tracker.counters(),
             dispositions: self.dispositions,
         };
-        self.sink.counters("analyze", &summary.counters_json());
+        self.sink
+            .counters(self.stats_source, &summary.counters_json());
     }
 
     fn finish(mut self) -> Result<(TrackerCounters, [u64; Disposition::ALL.len()]), SinkError> {
@@ -258,6 +263,7 @@ pub fn run_sources(
         sink,
         dispositions: [0; Disposition::ALL.len()],
         error: None,
+        stats_source: config.stats_source,
     };
     let mut damage = None;
     let finished = if config.threads <= 1 {

@@ -31,13 +31,34 @@ fn may_capture() -> bool {
     false
 }
 
-/// Kills the child on every path out of the test.
-struct Reaped(Child);
+/// Kills the child on every path out of the test, unless it was waited for.
+struct Reaped(Option<Child>);
+
+impl Reaped {
+    fn spawn(cmd: &mut Command) -> Self {
+        Self(Some(cmd.spawn().unwrap_or_else(|e| panic!("{cmd:?}: {e}"))))
+    }
+
+    fn child(&self) -> &Child {
+        self.0.as_ref().expect("running")
+    }
+
+    /// Waits for the child and collects what it printed.
+    fn output(mut self) -> std::process::Output {
+        self.0
+            .take()
+            .expect("running")
+            .wait_with_output()
+            .expect("waited")
+    }
+}
 
 impl Drop for Reaped {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        if let Some(child) = self.0.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -76,17 +97,16 @@ fn libpcap_live_capture_gives_the_records_offline_analysis_gives() {
     let live = dir.join("live.jsonl");
     let pcap = dir.join("tcpdump.pcap");
     let filter = text(&spycraft(&["filter", "--expression", "--ports", ports]).stdout);
-    let sensor = Reaped(
+    let sensor = Reaped::spawn(
         Command::new(env!("CARGO_BIN_EXE_spycraft"))
             .args(["capture", "-i", "lo", "--mode", "pcap", "--ports", ports])
             .args(["--node", "live", "--format", "jsonl", "-o", utf8(&live)])
             // Its own capture, in files of about 8 kB.
             .args(["-w", utf8(&dir.join("sensor.pcap")), "-C", "0.008"])
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spycraft capture"),
+            .stderr(Stdio::piped()),
     );
-    let tcpdump = Reaped(
+    // Debian's tcpdump package.
+    let tcpdump = Reaped::spawn(
         Command::new("tcpdump")
             .args([
                 "-i",
@@ -99,62 +119,43 @@ fn libpcap_live_capture_gives_the_records_offline_analysis_gives() {
             ])
             .arg(filter.trim())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("tcpdump (Debian's tcpdump package)"),
+            .stderr(Stdio::null()),
     );
     std::thread::sleep(Duration::from_millis(1500));
 
     let callees: Vec<Reaped> = PAIRS
         .iter()
-        .map(|(uas, _, port, _)| {
-            Reaped(
-                sipp(uas, *port)
-                    .spawn()
-                    .expect("sipp (Debian's sip-tester)"),
-            )
-        })
+        .map(|(uas, _, port, _)| Reaped::spawn(&mut sipp(uas, *port)))
         .collect();
     std::thread::sleep(Duration::from_millis(300));
     let callers: Vec<Reaped> = PAIRS
         .iter()
         .map(|(_, uac, uas_port, port)| {
-            Reaped(
-                sipp(uac, *port)
-                    .args(["-s", "bob", &format!("127.0.0.1:{uas_port}")])
-                    .spawn()
-                    .expect("sipp"),
-            )
+            Reaped::spawn(sipp(uac, *port).args(["-s", "bob", &format!("127.0.0.1:{uas_port}")]))
         })
         .collect();
-    for mut sipp in callers.into_iter().chain(callees) {
-        let status = sipp.0.wait().expect("sipp ends");
+    for sipp in callers.into_iter().chain(callees) {
+        let status = sipp.output().status;
         assert!(status.success(), "sipp failed: {status}");
     }
     std::thread::sleep(Duration::from_millis(1000));
 
     let stopped = Instant::now();
-    interrupt(&sensor.0);
-    interrupt(&tcpdump.0);
-    let mut sensor = sensor;
-    let status = sensor.0.wait().expect("sensor ends");
+    interrupt(sensor.child());
+    interrupt(tcpdump.child());
+    let out = sensor.output();
     assert!(
         stopped.elapsed() < Duration::from_secs(5),
         "SIGINT stops the sensor promptly"
     );
-    let mut stderr = String::new();
-    if let Some(mut e) = sensor.0.stderr.take() {
-        use std::io::Read;
-        let _ = e.read_to_string(&mut stderr);
-    }
-    assert!(status.success(), "{status}: {stderr}");
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{}: {stderr}", out.status);
     assert!(
         stderr.contains("9 calls (answered 3, busy 3, cancelled 3)"),
         "{stderr}"
     );
     assert!(stderr.contains("libpcap: "), "{stderr}");
-    let mut tcpdump = tcpdump;
-    tcpdump.0.wait().expect("tcpdump ends");
+    tcpdump.output();
 
     let offline = spycraft(&[
         "analyze",
@@ -209,4 +210,54 @@ fn a_missing_interface_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
     assert!(stderr.contains("capture on spycraft-none0"), "{stderr}");
+}
+
+#[test]
+fn the_live_sensor_delivers_records_and_periodic_counters_to_postgresql() {
+    if !may_capture() {
+        return;
+    }
+    let pg = support::postgres::Cluster::start();
+    let conn = pg.create_db("cdr");
+    let dir = scratch("live-postgres");
+    let sensor = Reaped::spawn(
+        Command::new(env!("CARGO_BIN_EXE_spycraft"))
+            .args(["capture", "-i", "lo", "--ports", "5090,5092"])
+            .args(["--node", "live-pg", "--stats-interval", "1"])
+            .args(["--postgres", &conn, "--spool", utf8(&dir.join("spool"))])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let callee = Reaped::spawn(&mut sipp("uas-busy.xml", 5090));
+    std::thread::sleep(Duration::from_millis(300));
+    let status = sipp("uac-reject.xml", 5092)
+        .args(["-s", "bob", "127.0.0.1:5090"])
+        .status()
+        .expect("sipp");
+    assert!(status.success());
+    assert!(callee.output().status.success());
+    // Long enough for a periodic snapshot or two while idle.
+    std::thread::sleep(Duration::from_millis(2500));
+    interrupt(sensor.child());
+    let out = sensor.output();
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(out.stdout.is_empty(), "records go to the database only");
+    assert!(stderr.contains("3 records delivered (3 new)"), "{stderr}");
+    assert_eq!(
+        pg.psql("cdr", "SELECT disposition, count(*) FROM cdr GROUP BY 1"),
+        "busy|3"
+    );
+    let snapshots: u64 = pg
+        .psql(
+            "cdr",
+            "SELECT count(*) FROM sensor_stats WHERE node = 'live-pg' AND source = 'capture'",
+        )
+        .parse()
+        .expect("a count");
+    assert!(
+        snapshots >= 3,
+        "periodic snapshots and the final one: {snapshots}"
+    );
 }
