@@ -81,8 +81,19 @@ enum DumpFormat {
 
 #[derive(clap::Args, Debug)]
 struct DumpArgs {
-    #[command(flatten)]
-    input: InputArgs,
+    /// Capture files (pcap or pcapng), read in order as one stream; `-` reads standard input.
+    #[arg(value_name = "FILE", required_unless_present = "interface")]
+    files: Vec<PathBuf>,
+    /// Capture live on this interface instead (libpcap, filter generated from --ports), until
+    /// SIGINT or SIGTERM.
+    #[arg(short = 'i', long, value_name = "IFACE", conflicts_with = "files")]
+    interface: Option<String>,
+    /// pcap-filter expression applied while reading files (as tcpdump's).
+    #[arg(short = 'f', long = "filter", value_name = "EXPR")]
+    filter: Option<String>,
+    /// SIP ports and ranges, comma-separated (5060,5080-5090); live, they make the filter.
+    #[arg(long, value_delimiter = ',', value_name = "PORTS", value_parser = port_range)]
+    ports: Option<Vec<PortRange>>,
     /// Messages to or from this endpoint: ADDR, ADDR:PORT or [IPv6]:PORT.
     #[arg(long, value_name = "ADDR[:PORT]")]
     host: Option<spycraft::inspect::dump::HostFilter>,
@@ -377,6 +388,19 @@ extern "C" fn on_stop_signal(_: libc::c_int) {
     STOP.store(true, Ordering::Release);
 }
 
+/// SIGINT and SIGTERM raise [`STOP`] instead of killing the process.
+fn install_stop_handlers() {
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe; the
+        // sigaction struct is zeroed (no flags, empty mask) before the handler is set.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_stop_signal as *const () as usize;
+            libc::sigaction(signal, &action, std::ptr::null_mut());
+        }
+    }
+}
+
 fn capture(args: CaptureArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
     let CaptureMode::Pcap = args.mode;
     let ports = match args.ports.clone() {
@@ -389,14 +413,7 @@ fn capture(args: CaptureArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
     let host_list = pick(args.record.hosts.clone(), file.hosts.clone(), Vec::new());
     let hosts = MonitoredHosts::parse(&host_list).context("--host")?;
     let filter = FilterConfig::new(ports.clone(), hosts.nets().to_vec())?;
-    for signal in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-        unsafe {
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = on_stop_signal as *const () as usize;
-            libc::sigaction(signal, &action, std::ptr::null_mut());
-        }
-    }
+    install_stop_handlers();
     let source = LiveSource::open(
         &args.interface,
         &filter.pcap_expression(),
@@ -616,20 +633,22 @@ fn damage_status(damage: Option<CaptureError>) -> ExitCode {
 
 fn dump(args: DumpArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
     use spycraft::inspect::dump::{Collation, DumpedMessage, Selection};
-    use spycraft::inspect::{each_message, ladder};
-    let ports = sip_ports(args.input.ports.clone(), file)?;
+    use spycraft::inspect::{each_message, each_message_of, ladder};
+    let ports = sip_ports(args.ports.clone(), file)?;
     let collate_headers = pick(
         args.collate_headers,
         file.collate_headers.clone(),
         vec!["X-CollateID".into()],
     );
-    let files = &args.input.files;
-    let filter = args.input.filter.as_deref();
+    let files = &args.files;
+    let filter = args.filter.as_deref();
+    let live = args.interface.is_some();
     let call_ids = if args.call_ids.is_empty() {
         None
-    } else if files.iter().any(|f| f.as_os_str() == "-") {
-        // Standard input cannot be read twice: no first pass to find the collated legs.
-        eprintln!("spycraft: reading standard input: collated legs of --call-id are not added");
+    } else if live || files.iter().any(|f| f.as_os_str() == "-") {
+        // A live capture or standard input cannot be read twice: no first pass to find the
+        // collated legs.
+        eprintln!("spycraft: reading once: collated legs of --call-id are not added");
         Some(args.call_ids.iter().cloned().collect())
     } else {
         let mut collation = Collation::default();
@@ -646,7 +665,7 @@ fn dump(args: DumpArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
     let mut out = output_to(args.output.as_deref())?;
     let mut kept = Vec::new();
     let mut failure = None;
-    let (_, damage) = each_message(files, filter, &ports, &collate_headers, &mut |m| {
+    let mut shown = |m: &spycraft::pipeline::SeenMessage<'_, '_, '_>| {
         if failure.is_some() || !selection.matches(m) {
             return;
         }
@@ -661,10 +680,28 @@ fn dump(args: DumpArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
                 Ok(())
             }
         };
+        // Live, each message is shown as it comes.
+        let written = written.and_then(|()| if live { out.flush() } else { Ok(()) });
         if let Err(e) = written {
             failure = Some(e);
         }
-    })?;
+    };
+    let damage = match &args.interface {
+        None => each_message(files, filter, &ports, &collate_headers, &mut shown)?.1,
+        Some(interface) => {
+            let capture_filter = FilterConfig::new(ports.ports.clone(), Vec::new())?;
+            install_stop_handlers();
+            let source = LiveSource::open(
+                interface,
+                &capture_filter.pcap_expression(),
+                65535,
+                32 << 20,
+                &STOP,
+            )?;
+            let mut sources: Vec<Box<dyn FrameSource>> = vec![Box::new(source)];
+            each_message_of(&mut sources, &ports, &collate_headers, &mut shown).1
+        }
+    };
     if let Some(e) = failure {
         return Err(e).context("writing the messages");
     }

@@ -261,3 +261,59 @@ fn the_live_sensor_delivers_records_and_periodic_counters_to_postgresql() {
         "periodic snapshots and the final one: {snapshots}"
     );
 }
+
+#[test]
+fn dump_shows_live_messages_as_they_pass() {
+    if !may_capture() {
+        return;
+    }
+    let dump = Reaped::spawn(
+        Command::new(env!("CARGO_BIN_EXE_spycraft"))
+            .args([
+                "dump",
+                "-i",
+                "lo",
+                "--ports",
+                "5094,5096",
+                "--format",
+                "json",
+            ])
+            .args(["--user", "bob"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let callee = Reaped::spawn(&mut sipp("uas-busy.xml", 5094));
+    std::thread::sleep(Duration::from_millis(300));
+    let status = sipp("uac-reject.xml", 5096)
+        .args(["-s", "bob", "127.0.0.1:5094"])
+        .status()
+        .expect("sipp");
+    assert!(status.success() && callee.output().status.success());
+    std::thread::sleep(Duration::from_millis(500));
+    interrupt(dump.child());
+    let out = dump.output();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let labels: Vec<String> = text(&out.stdout)
+        .lines()
+        .map(|l| {
+            let m: serde_json::Value = serde_json::from_str(l).expect("a JSON message");
+            m["label"].as_str().expect("label").to_owned()
+        })
+        .collect();
+    // Three overlapping calls, each INVITE, 100, 180, 486, ACK.
+    assert_eq!(labels.len(), 15, "{labels:?}");
+    for label in [
+        "INVITE",
+        "100 Trying",
+        "180 Ringing",
+        "486 Busy Here",
+        "ACK",
+    ] {
+        assert_eq!(
+            labels.iter().filter(|l| *l == label).count(),
+            3,
+            "{labels:?}"
+        );
+    }
+}

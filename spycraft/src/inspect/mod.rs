@@ -9,7 +9,7 @@ pub mod ladder;
 
 use std::path::PathBuf;
 
-use crate::capture::{CaptureError, OfflineSource};
+use crate::capture::{CaptureError, FrameSource, OfflineSource, Polled};
 use crate::parse_stage::{ParseCounters, ParseStage, SeenMessage, SipPorts};
 
 /// Reads the captures in order as one stream and shows `seen` every SIP message. Returns the
@@ -21,17 +21,33 @@ pub fn each_message(
     collation_headers: &[String],
     seen: &mut dyn FnMut(&SeenMessage<'_, '_, '_>),
 ) -> Result<(ParseCounters, Option<CaptureError>), CaptureError> {
-    let sources: Vec<OfflineSource> = inputs
-        .iter()
-        .map(|path| OfflineSource::open(path, filter))
-        .collect::<Result<_, _>>()?;
+    let mut sources: Vec<Box<dyn FrameSource>> = Vec::with_capacity(inputs.len());
+    for path in inputs {
+        sources.push(Box::new(OfflineSource::open(path, filter)?));
+    }
+    Ok(each_message_of(
+        &mut sources,
+        ports,
+        collation_headers,
+        seen,
+    ))
+}
+
+/// As [`each_message`], over sources already open (a live capture, say).
+pub fn each_message_of(
+    sources: &mut [Box<dyn FrameSource>],
+    ports: &SipPorts,
+    collation_headers: &[String],
+    seen: &mut dyn FnMut(&SeenMessage<'_, '_, '_>),
+) -> (ParseCounters, Option<CaptureError>) {
     let mut stage = ParseStage::new(ports.clone(), collation_headers.to_vec());
     let mut damage = None;
-    for mut source in sources {
+    for source in sources.iter_mut() {
         loop {
-            match source.next_frame() {
-                Ok(Some(frame)) => stage.on_frame_observed(&frame, &mut |_| {}, seen),
-                Ok(None) => break,
+            match source.poll() {
+                Ok(Polled::Frame(frame)) => stage.on_frame_observed(&frame, &mut |_| {}, seen),
+                Ok(Polled::Idle) => {}
+                Ok(Polled::End) => break,
                 Err(e) => {
                     damage.get_or_insert(e);
                     break;
@@ -39,5 +55,5 @@ pub fn each_message(
             }
         }
     }
-    Ok((stage.counters(), damage))
+    (stage.counters(), damage)
 }
