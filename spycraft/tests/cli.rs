@@ -425,14 +425,7 @@ fn garbage_on_sip_ports_is_counted_never_fatal() {
 
 #[test]
 fn the_generated_capture_filter_keeps_every_call_of_every_bundled_case() {
-    let pcaps = Path::new(env!("CARGO_MANIFEST_DIR")).join("../pcaps");
-    let mut cases: Vec<String> = std::fs::read_dir(&pcaps)
-        .expect("pcaps/")
-        .flatten()
-        .filter(|e| e.path().join("capture.pcap").exists())
-        .filter_map(|e| e.file_name().into_string().ok())
-        .collect();
-    cases.sort();
+    let cases = support::bundled_cases();
     assert!(cases.iter().any(|c| c == "udp-fragmented-invite"));
     for case in cases {
         let ports = if case.contains("15060") {

@@ -15,24 +15,7 @@ use spycraft::sink::postgres::{PostgresConfig, PostgresSink, Target};
 use spycraft::sink::spool::{self, FsyncPolicy, SpoolConfig};
 use spycraft::sink::RecordSink;
 use support::postgres::{Cluster, Settings};
-use support::{bundled as capture, scratch, spycraft, text, utf8};
-
-fn pcaps() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../pcaps")
-}
-
-/// Every bundled case, sorted.
-fn cases() -> Vec<String> {
-    let mut cases: Vec<String> = std::fs::read_dir(pcaps())
-        .expect("pcaps/")
-        .flatten()
-        .filter(|e| e.path().join("capture.pcap").exists())
-        .filter_map(|e| e.file_name().into_string().ok())
-        .collect();
-    cases.sort();
-    assert!(cases.len() >= 16, "bundled cases: {cases:?}");
-    cases
-}
+use support::{bundled as capture, bundled_cases as cases, pcaps, scratch, spycraft, text, utf8};
 
 fn expected(case: &str) -> Vec<Value> {
     std::fs::read_to_string(pcaps().join(case).join("expected.jsonl"))
