@@ -15,6 +15,7 @@ pub mod parse_stage;
 pub mod pipeline;
 pub mod sink;
 pub mod sip;
+pub mod stats;
 
 /// This machine's host name, the default sensor node name.
 pub fn hostname() -> String {

@@ -65,6 +65,9 @@ enum Command {
     /// The SIP endpoints seen, with their software, registrations, methods and calls (the
     /// original sipfind).
     Find(FindArgs),
+    /// Call-performance figures (RFC 6076 SER, SEER, ISA, SCR, SRD; ASR, NER, ACD) for all
+    /// calls, per node and per peer.
+    Stats(StatsArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -117,6 +120,17 @@ struct DumpArgs {
 enum FindFormat {
     Table,
     Json,
+}
+
+#[derive(clap::Args, Debug)]
+struct StatsArgs {
+    #[command(flatten)]
+    input: InputArgs,
+    #[arg(long, value_enum, default_value = "table")]
+    format: FindFormat,
+    /// Sensor name [default: host name].
+    #[arg(long)]
+    node: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -338,6 +352,7 @@ fn main() -> ExitCode {
                 Command::Db(command) => db(command, &file),
                 Command::Dump(args) => dump(args, &file),
                 Command::Find(args) => find(args, &file),
+                Command::Stats(args) => stats(args, &file),
             }
         }
         Err(e) => Err(e.into()),
@@ -716,6 +731,46 @@ fn dump(args: DumpArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
         DumpFormat::Text | DumpFormat::Json => {}
     }
     out.flush().context("writing the messages")?;
+    Ok(damage_status(damage))
+}
+
+fn stats(args: StatsArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
+    let config = PipelineConfig {
+        ports: sip_ports(args.input.ports.clone(), file)?,
+        collation_headers: pick(
+            Vec::new(),
+            file.collate_headers.clone(),
+            vec!["X-CollateID".into()],
+        ),
+        tracker: TrackerConfig {
+            node: node_name(args.node, file),
+            ..TrackerConfig::default()
+        },
+        ..PipelineConfig::default()
+    };
+    let mut stats = spycraft::stats::CallStats::default();
+    let (_, result) = spycraft::pipeline::analyze_files(
+        &args.input.files,
+        args.input.filter.as_deref(),
+        &config,
+        &mut stats,
+        &mut |_| {},
+    );
+    let damage = match result {
+        Ok(()) => None,
+        Err(AnalyzeError::Capture(e @ CaptureError::Damaged { .. })) => Some(e),
+        Err(e) => return Err(e.into()),
+    };
+    let report = stats.report();
+    let mut out = output_to(None)?;
+    match args.format {
+        FindFormat::Table => out.write_all(report.table().as_bytes())?,
+        FindFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, &report)?;
+            out.write_all(b"\n")?;
+        }
+    }
+    out.flush()?;
     Ok(damage_status(damage))
 }
 

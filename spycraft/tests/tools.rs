@@ -294,3 +294,73 @@ fn the_call_flow_page_renders_one_arrow_per_message_in_a_browser() {
     assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
     assert_eq!(svg.matches(r#"<g class="arrow""#).count(), 7);
 }
+
+#[test]
+fn stats_gives_the_hand_computed_rfc_6076_figures() {
+    // Seven legs: two answered and hung up (200), busy (486), 480, 408, cancelled (487), 503.
+    let cases = [
+        "busy-486",
+        "no-answer-480",
+        "no-answer-408",
+        "cancel-after-ringing",
+        "congestion-503",
+        "answered-caller-bye",
+        "auth-407-answered",
+    ];
+    let captures: Vec<_> = cases.iter().map(|c| bundled(c)).collect();
+    let mut args = vec!["stats", "--format", "json", "--node", "sbc"];
+    args.extend(captures.iter().map(|c| utf8(c)));
+    let out = spycraft(&args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let all = &report["all"];
+    assert_eq!(all["attempts"], 7);
+    assert_eq!(all["answered"], 2);
+    // SER = 2xx / (7 − 0 redirects); SEER adds 480 and 486: 4/7; ISA = 408 + 503: 2/7;
+    // SCR = answered and ended by BYE: 2/7; ASR = 2/7; NER = all but the 503: 6/7.
+    for (figure, want) in [
+        ("ser", 28.57),
+        ("seer", 57.14),
+        ("isa", 28.57),
+        ("scr", 28.57),
+        ("asr", 28.57),
+        ("ner", 85.71),
+    ] {
+        assert_eq!(all[figure].as_f64(), Some(want), "{figure}");
+    }
+    // SRD from the records' pdd_ms, ACD from their billable_ms.
+    let records: Vec<Value> = cases
+        .iter()
+        .flat_map(|c| {
+            std::fs::read_to_string(support::pcaps().join(c).join("expected.jsonl"))
+                .expect("expected")
+                .lines()
+                .map(|l| serde_json::from_str::<Value>(l).expect("json"))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let mut srd: Vec<u64> = records
+        .iter()
+        .filter_map(|r| r["pdd_ms"].as_u64())
+        .collect();
+    srd.sort_unstable();
+    assert_eq!(all["srd_p50_ms"].as_u64(), Some(srd[3]), "median of seven");
+    assert_eq!(
+        all["srd_p95_ms"].as_u64(),
+        Some(srd[6]),
+        "nearest rank: the 7th"
+    );
+    let billable: u64 = records
+        .iter()
+        .filter(|r| r["disposition"] == "answered")
+        .filter_map(|r| r["billable_ms"].as_u64())
+        .sum();
+    let acd = (billable as f64 / 2.0 / 10.0).round() / 100.0;
+    assert_eq!(all["acd_s"].as_f64(), Some(acd));
+    assert_eq!(
+        all["by_final_status"],
+        serde_json::json!({"200": 2, "408": 1, "480": 1, "486": 1, "487": 1, "503": 1})
+    );
+    assert_eq!(report["nodes"]["sbc"], *all, "one node");
+    assert_eq!(report["peers"]["127.0.0.1"], *all, "one peer");
+}

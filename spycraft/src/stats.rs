@@ -1,0 +1,313 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! `spycraft stats`: the RFC 6076 (and ITU-T E.411/E.425) call-performance figures over call
+//! records, for all calls, per sensor node and per peer (the address the INVITE went to).
+//!
+//! Each record is one INVITE attempt (a leg; a 401/407 challenge and its retry count once).
+//! - SER, session establishment ratio: 2xx / (attempts − 3xx).
+//! - SEER, session establishment effectiveness ratio: (2xx, 480, 486, 600, 603) / (attempts − 3xx).
+//! - ISA, ineffective session attempts: (408, 500, 503, 504, or no final response) / attempts.
+//! - SCR, session completion ratio: answered calls ended by a BYE / attempts.
+//! - ASR, answer seizure ratio (E.411): answered / attempts.
+//! - NER, network effectiveness ratio (E.425): answered, user busy (486, 600), no answer
+//!   (408, 480, or cancelled while ringing) and terminal rejection (603) / attempts.
+//! - SRD, session request delay: INVITE to the first 18x or final response (`pdd_ms`):
+//!   mean, median and 95th percentile (nearest rank).
+//! - ACD, average call duration: billable time of answered calls / answered calls.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::call::{CallRecord, Disposition, EndReason};
+
+/// Counts kept for one group of records.
+#[derive(Clone, Debug, Default)]
+struct Tally {
+    attempts: u64,
+    redirected: u64,
+    answered: u64,
+    effective: u64,
+    ineffective: u64,
+    completed: u64,
+    network_effective: u64,
+    billable_ms: u64,
+    srd_ms: Vec<u64>,
+    by_disposition: BTreeMap<&'static str, u64>,
+    by_final_status: BTreeMap<String, u64>,
+}
+
+impl Tally {
+    fn add(&mut self, r: &CallRecord) {
+        self.attempts += 1;
+        let code = r.final_status;
+        let answered = r.disposition == Disposition::Answered;
+        if code.is_some_and(|c| (300..400).contains(&c)) {
+            self.redirected += 1;
+        }
+        if answered {
+            self.answered += 1;
+            self.billable_ms += r.billable_ms.unwrap_or(0);
+            if r.end_reason == EndReason::Bye {
+                self.completed += 1;
+            }
+        }
+        if answered || matches!(code, Some(480 | 486 | 600 | 603)) {
+            self.effective += 1;
+        }
+        if code.is_none() || matches!(code, Some(408 | 500 | 503 | 504)) {
+            self.ineffective += 1;
+        }
+        let network_effective = answered
+            || matches!(
+                r.disposition,
+                Disposition::Busy | Disposition::NoAnswer | Disposition::Cancelled
+            )
+            || code == Some(603);
+        if network_effective {
+            self.network_effective += 1;
+        }
+        if let Some(pdd) = r.pdd_ms {
+            self.srd_ms.push(pdd);
+        }
+        *self
+            .by_disposition
+            .entry(r.disposition.as_str())
+            .or_default() += 1;
+        let code = code.map_or_else(|| "none".to_owned(), |c| c.to_string());
+        *self.by_final_status.entry(code).or_default() += 1;
+    }
+
+    fn figures(&self) -> Figures {
+        let percent = |n: u64, of: u64| {
+            if of == 0 {
+                None
+            } else {
+                Some((n as f64 * 10_000.0 / of as f64).round() / 100.0)
+            }
+        };
+        let established_base = self.attempts - self.redirected;
+        let mut srd = self.srd_ms.clone();
+        srd.sort_unstable();
+        let rank = |p: f64| -> Option<u64> {
+            if srd.is_empty() {
+                return None;
+            }
+            let index = ((p * srd.len() as f64).ceil() as usize).clamp(1, srd.len()) - 1;
+            Some(srd[index])
+        };
+        Figures {
+            attempts: self.attempts,
+            answered: self.answered,
+            ser: percent(self.answered, established_base),
+            seer: percent(self.effective, established_base),
+            isa: percent(self.ineffective, self.attempts),
+            scr: percent(self.completed, self.attempts),
+            asr: percent(self.answered, self.attempts),
+            ner: percent(self.network_effective, self.attempts),
+            srd_avg_ms: (!srd.is_empty())
+                .then(|| (srd.iter().sum::<u64>() as f64 / srd.len() as f64 * 10.0).round() / 10.0),
+            srd_p50_ms: rank(0.5),
+            srd_p95_ms: rank(0.95),
+            acd_s: (self.answered > 0)
+                .then(|| (self.billable_ms as f64 / self.answered as f64 / 10.0).round() / 100.0),
+            by_disposition: self.by_disposition.clone(),
+            by_final_status: self.by_final_status.clone(),
+        }
+    }
+}
+
+/// The figures of one group. Ratios are percentages with two decimals; `None` where the
+/// base is empty.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Figures {
+    pub attempts: u64,
+    pub answered: u64,
+    pub ser: Option<f64>,
+    pub seer: Option<f64>,
+    pub isa: Option<f64>,
+    pub scr: Option<f64>,
+    pub asr: Option<f64>,
+    pub ner: Option<f64>,
+    pub srd_avg_ms: Option<f64>,
+    pub srd_p50_ms: Option<u64>,
+    pub srd_p95_ms: Option<u64>,
+    /// Seconds.
+    pub acd_s: Option<f64>,
+    pub by_disposition: BTreeMap<&'static str, u64>,
+    pub by_final_status: BTreeMap<String, u64>,
+}
+
+/// Figures for everything, per node and per peer.
+#[derive(Clone, Debug, Default)]
+pub struct CallStats {
+    all: Tally,
+    nodes: BTreeMap<String, Tally>,
+    peers: BTreeMap<String, Tally>,
+}
+
+/// The report, as JSON shows it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StatsReport {
+    pub all: Figures,
+    pub nodes: BTreeMap<String, Figures>,
+    pub peers: BTreeMap<String, Figures>,
+}
+
+impl CallStats {
+    pub fn add(&mut self, r: &CallRecord) {
+        self.all.add(r);
+        self.nodes.entry(r.node.clone()).or_default().add(r);
+        self.peers
+            .entry(r.callee_ip.to_string())
+            .or_default()
+            .add(r);
+    }
+
+    pub fn report(&self) -> StatsReport {
+        StatsReport {
+            all: self.all.figures(),
+            nodes: self
+                .nodes
+                .iter()
+                .map(|(k, t)| (k.clone(), t.figures()))
+                .collect(),
+            peers: self
+                .peers
+                .iter()
+                .map(|(k, t)| (k.clone(), t.figures()))
+                .collect(),
+        }
+    }
+}
+
+impl StatsReport {
+    /// One row per group: all, each node, each peer.
+    pub fn table(&self) -> String {
+        let header = [
+            "GROUP", "CALLS", "ANSWERED", "SER%", "SEER%", "ISA%", "SCR%", "ASR%", "NER%",
+            "SRD AVG", "P50", "P95", "ACD S",
+        ];
+        let mut rows: Vec<Vec<String>> = Vec::new();
+        let mut row = |name: String, f: &Figures| {
+            let pct = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2}"));
+            let ms = |v: Option<u64>| v.map_or("-".into(), |v| v.to_string());
+            rows.push(vec![
+                name,
+                f.attempts.to_string(),
+                f.answered.to_string(),
+                pct(f.ser),
+                pct(f.seer),
+                pct(f.isa),
+                pct(f.scr),
+                pct(f.asr),
+                pct(f.ner),
+                f.srd_avg_ms.map_or("-".into(), |v| format!("{v:.1}")),
+                ms(f.srd_p50_ms),
+                ms(f.srd_p95_ms),
+                f.acd_s.map_or("-".into(), |v| format!("{v:.2}")),
+            ]);
+        };
+        row("all".into(), &self.all);
+        for (node, f) in &self.nodes {
+            row(format!("node {node}"), f);
+        }
+        for (peer, f) in &self.peers {
+            row(format!("peer {peer}"), f);
+        }
+        let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+        for r in &rows {
+            for (w, cell) in widths.iter_mut().zip(r) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        let mut out = String::new();
+        let mut line = |cells: Vec<&str>| {
+            let parts: Vec<String> = cells
+                .iter()
+                .zip(&widths)
+                .enumerate()
+                .map(|(i, (c, w))| {
+                    if i == 0 {
+                        format!("{c:<w$}")
+                    } else {
+                        format!("{c:>w$}")
+                    }
+                })
+                .collect();
+            out.push_str(parts.join("  ").trim_end());
+            out.push('\n');
+        };
+        line(header.to_vec());
+        for r in &rows {
+            line(r.iter().map(String::as_str).collect());
+        }
+        let by = |m: &BTreeMap<String, u64>| {
+            m.iter()
+                .map(|(k, n)| format!("{k}: {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        out.push_str(&format!(
+            "\ndispositions: {}\nfinal codes: {}\n",
+            self.all
+                .by_disposition
+                .iter()
+                .map(|(k, n)| format!("{k}: {n}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            by(&self.all.by_final_status)
+        ));
+        out
+    }
+}
+
+/// Collecting the figures is one more place records can go.
+impl crate::sink::RecordSink for CallStats {
+    fn write(&mut self, record: &CallRecord) -> Result<(), crate::sink::SinkError> {
+        self.add(record);
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), crate::sink::SinkError> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(status: Option<u16>, disposition: Disposition, end: EndReason) -> CallRecord {
+        let line = include_str!("../../pcaps/answered-caller-bye/expected.jsonl");
+        let mut r: CallRecord = serde_json::from_str(line.trim()).expect("a record");
+        r.final_status = status;
+        r.disposition = disposition;
+        r.end_reason = end;
+        r
+    }
+
+    #[test]
+    fn redirects_leave_the_establishment_base_and_silence_is_ineffective() {
+        let mut s = CallStats::default();
+        s.add(&record(Some(200), Disposition::Answered, EndReason::Bye));
+        s.add(&record(Some(302), Disposition::Failed, EndReason::Rejected));
+        s.add(&record(None, Disposition::Failed, EndReason::Timeout));
+        s.add(&record(Some(603), Disposition::Failed, EndReason::Rejected));
+        let f = s.report().all;
+        assert_eq!(f.attempts, 4);
+        assert_eq!(f.ser, Some(33.33), "1 of the 3 that were not redirected");
+        assert_eq!(f.seer, Some(66.67), "200 and 603 of 3");
+        assert_eq!(f.isa, Some(25.0), "no final response is ineffective");
+        assert_eq!(f.ner, Some(50.0), "answered and the 603");
+        assert_eq!(f.by_final_status["none"], 1);
+    }
+
+    #[test]
+    fn an_empty_group_has_no_ratios() {
+        let f = CallStats::default().report().all;
+        assert_eq!(
+            (f.ser, f.asr, f.acd_s, f.srd_p95_ms),
+            (None, None, None, None)
+        );
+    }
+}
