@@ -332,6 +332,10 @@ struct RecordArgs {
     /// No summary line on stderr.
     #[arg(short, long)]
     quiet: bool,
+    /// One row per call, its legs (across B2BUAs, by collation id) nested; jsonl: a `legs`
+    /// array. Not with csv.
+    #[arg(long)]
+    calls: bool,
     /// Seconds between counter snapshots during a run (PostgreSQL's sensor_stats); 0: only
     /// at the end [default: 60].
     #[arg(long, value_name = "SECS")]
@@ -575,11 +579,21 @@ fn record_run(
         None if to_terminal => Format::Table,
         None => Format::Jsonl,
     };
+    let output: Box<dyn RecordSink> = if args.calls {
+        use spycraft::sink::calls::{CallFormat, CallSink};
+        match format {
+            Format::Jsonl => Box::new(CallSink::new(out, CallFormat::Jsonl)),
+            Format::Table => Box::new(CallSink::new(out, CallFormat::Table)),
+            Format::Csv => anyhow::bail!("--calls nests legs: use --format jsonl or table"),
+        }
+    } else {
+        sink_for(format, out)
+    };
     // With a database, records go to standard output only when a format or file is asked for.
     let mut sink: Box<dyn RecordSink> = match database {
         Some(db) if args.format.is_none() && args.output.is_none() => db,
-        Some(db) => Box::new(TeeSink(vec![db, sink_for(format, out)])),
-        None => sink_for(format, out),
+        Some(db) => Box::new(TeeSink(vec![db, output])),
+        None => output,
     };
 
     let (summary, result) = run_sources(sources, &config, sink.as_mut(), progress);

@@ -466,3 +466,67 @@ fn the_generated_capture_filter_keeps_every_call_of_every_bundled_case() {
         );
     }
 }
+
+#[test]
+fn calls_gathers_the_legs_of_a_b2bua_call_into_one_row() {
+    let (a, b) = (bundled("b2bua-a-leg"), bundled("b2bua-b-leg"));
+    let legs = spycraft(&["analyze", "-q", "--format", "jsonl", path(&a), path(&b)]);
+    let legs: Vec<serde_json::Value> = text(&legs.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a record"))
+        .collect();
+    assert_eq!(legs.len(), 4);
+    let out = spycraft(&[
+        "analyze",
+        "-q",
+        "--calls",
+        "--format",
+        "jsonl",
+        path(&a),
+        path(&b),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let calls: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a call"))
+        .collect();
+    assert_eq!(calls.len(), 2, "two calls of two legs each");
+    for call in &calls {
+        let id = call["collation_id"].as_str().expect("collation id");
+        assert!(id.starts_with("b2bua-call-"), "{id}");
+        assert_eq!(call["leg_count"], 2);
+        assert_eq!(call["disposition"], "answered");
+        let nested = call["legs"].as_array().expect("legs");
+        let call_ids: Vec<&str> = nested
+            .iter()
+            .filter_map(|l| l["call_id"].as_str())
+            .collect();
+        assert_ne!(call_ids[0], call_ids[1], "each leg keeps its own Call-ID");
+        for leg in nested {
+            assert!(
+                legs.contains(leg),
+                "a nested leg is the plain record, unchanged"
+            );
+            assert_eq!(leg["collation_id"], id);
+        }
+        assert_eq!(call["started_at"], nested[0]["invite_at"]);
+    }
+    let table = spycraft(&[
+        "analyze",
+        "-q",
+        "--calls",
+        "--format",
+        "table",
+        path(&a),
+        path(&b),
+    ]);
+    let table = text(&table.stdout);
+    assert_eq!(
+        table.lines().filter(|l| l.starts_with("    ")).count(),
+        4,
+        "{table}"
+    );
+    let csv = spycraft(&["analyze", "--calls", "--format", "csv", path(&a)]);
+    assert_eq!(csv.status.code(), Some(1));
+    assert!(text(&csv.stderr).contains("--calls nests legs"));
+}

@@ -1,0 +1,201 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! `analyze --calls`: the legs of one call (same `collation_id`, across a B2BUA or several
+//! sensors) gathered into one row, legs nested. A call is written once capture time has moved
+//! [`CALL_LINGER_US`] past its last leg, so the legs that end a little later still join it;
+//! the rest are written at the end.
+
+use std::collections::HashMap;
+use std::io::{BufWriter, Write};
+
+use serde::Serialize;
+
+use super::{RecordSink, SinkError};
+use crate::call::{CallRecord, Disposition, Timestamp};
+
+/// How long after its last leg a call may still gain one (capture time).
+pub const CALL_LINGER_US: i64 = 60_000_000;
+
+/// Calls held at once; beyond it the quietest is written early.
+const MAX_OPEN_CALLS: usize = 250_000;
+
+/// One call: its legs and what they say together.
+#[derive(Clone, Debug, Serialize)]
+pub struct Call {
+    pub collation_id: String,
+    pub started_at: Timestamp,
+    pub ended_at: Option<Timestamp>,
+    pub leg_count: usize,
+    /// Sensors that saw a leg, sorted.
+    pub nodes: Vec<String>,
+    /// The first leg's (the one the caller sent).
+    pub disposition: Disposition,
+    pub from_user: Option<String>,
+    pub to_user: Option<String>,
+    /// The longest billable time among the legs.
+    pub billable_ms: Option<u64>,
+    /// In INVITE order.
+    pub legs: Vec<CallRecord>,
+}
+
+impl Call {
+    fn of(collation_id: String, mut legs: Vec<CallRecord>) -> Self {
+        legs.sort_by_key(|l| (l.invite_at, l.node.clone()));
+        let first = &legs[0];
+        let mut nodes: Vec<String> = legs.iter().map(|l| l.node.clone()).collect();
+        nodes.sort();
+        nodes.dedup();
+        Self {
+            collation_id,
+            started_at: first.invite_at,
+            ended_at: legs.iter().filter_map(|l| l.end_at).max(),
+            leg_count: legs.len(),
+            nodes,
+            disposition: first.disposition,
+            from_user: first.from_user.clone(),
+            to_user: first.to_user.clone(),
+            billable_ms: legs.iter().filter_map(|l| l.billable_ms).max(),
+            legs,
+        }
+    }
+}
+
+/// How calls are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallFormat {
+    /// One JSON object per call, legs in a `legs` array.
+    Jsonl,
+    /// A line per call, its legs indented below it.
+    Table,
+}
+
+struct OpenCall {
+    legs: Vec<CallRecord>,
+    /// Capture time of its latest leg event.
+    last_us: i64,
+}
+
+/// Gathers legs into calls and writes each call when it can gain no more legs.
+pub struct CallSink {
+    out: BufWriter<Box<dyn Write + Send>>,
+    format: CallFormat,
+    open: HashMap<String, OpenCall>,
+    /// Latest capture time seen on any leg.
+    clock_us: i64,
+    /// When the open calls were last looked over.
+    swept_us: i64,
+}
+
+impl std::fmt::Debug for CallSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallSink")
+            .field("open", &self.open.len())
+            .finish()
+    }
+}
+
+impl CallSink {
+    pub fn new(out: Box<dyn Write + Send>, format: CallFormat) -> Self {
+        Self {
+            out: BufWriter::with_capacity(64 * 1024, out),
+            format,
+            open: HashMap::new(),
+            clock_us: i64::MIN,
+            swept_us: i64::MIN,
+        }
+    }
+
+    fn emit(&mut self, collation_id: String, legs: Vec<CallRecord>) -> Result<(), SinkError> {
+        let call = Call::of(collation_id, legs);
+        match self.format {
+            CallFormat::Jsonl => {
+                serde_json::to_writer(&mut self.out, &call)?;
+                self.out.write_all(b"\n")?;
+            }
+            CallFormat::Table => {
+                let billable = call
+                    .billable_ms
+                    .map_or("-".into(), |ms| format!("{}.{:03}s", ms / 1000, ms % 1000));
+                writeln!(
+                    self.out,
+                    "{}  {}  {} -> {}  {}  billable {}  {} leg(s) on {}",
+                    clock(call.started_at),
+                    call.collation_id,
+                    call.from_user.as_deref().unwrap_or("-"),
+                    call.to_user.as_deref().unwrap_or("-"),
+                    call.disposition,
+                    billable,
+                    call.leg_count,
+                    call.nodes.join(", ")
+                )?;
+                for l in &call.legs {
+                    writeln!(
+                        self.out,
+                        "    {}  {}  {}:{} -> {}:{}  {}  {}",
+                        clock(l.invite_at),
+                        l.node,
+                        l.caller_ip,
+                        l.caller_port,
+                        l.callee_ip,
+                        l.callee_port,
+                        l.final_status.map_or("-".into(), |s| s.to_string()),
+                        l.call_id
+                    )?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the calls quiet for longer than the linger, oldest first.
+    fn sweep(&mut self, all: bool) -> Result<(), SinkError> {
+        let cutoff = self.clock_us.saturating_sub(CALL_LINGER_US);
+        let mut due: Vec<(i64, String)> = self
+            .open
+            .iter()
+            .filter(|(_, c)| all || c.last_us < cutoff)
+            .map(|(id, c)| (c.last_us, id.clone()))
+            .collect();
+        due.sort();
+        for (_, id) in due {
+            if let Some(call) = self.open.remove(&id) {
+                self.emit(id, call.legs)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn clock(t: Timestamp) -> String {
+    let text = t.to_rfc3339();
+    text.get(..23).map_or(text.clone(), |s| s.replace('T', " "))
+}
+
+impl RecordSink for CallSink {
+    fn write(&mut self, record: &CallRecord) -> Result<(), SinkError> {
+        let last = record.end_at.unwrap_or(record.invite_at).0;
+        self.clock_us = self.clock_us.max(last);
+        let call = self
+            .open
+            .entry(record.collation_id.clone())
+            .or_insert_with(|| OpenCall {
+                legs: Vec::new(),
+                last_us: last,
+            });
+        call.legs.push(record.clone());
+        call.last_us = call.last_us.max(last);
+        // Look the open calls over once per second of capture time, or when they crowd.
+        if self.clock_us.saturating_sub(self.swept_us) >= 1_000_000
+            || self.open.len() > MAX_OPEN_CALLS
+        {
+            self.swept_us = self.clock_us;
+            self.sweep(self.open.len() > MAX_OPEN_CALLS)?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), SinkError> {
+        self.sweep(true)?;
+        self.out.flush()?;
+        Ok(())
+    }
+}
