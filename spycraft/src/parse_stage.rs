@@ -64,6 +64,10 @@ pub enum Input {
         b: SocketAddr,
         ts_us: i64,
     },
+    /// A live source is idle at this wall-clock time: calls due to end by then end.
+    Clock {
+        ts_us: i64,
+    },
 }
 
 /// One SIP message as the parse stage saw it, for the tools that show messages rather than

@@ -167,6 +167,9 @@ impl<'s> RecordStage<'s> {
                 .tracker
                 .on_event(ev, &mut |r| deliver(sink, dispositions, error, &r)),
             Input::StreamGap { a, b, .. } => self.tracker.on_stream_gap(*a, *b),
+            Input::Clock { ts_us } => self
+                .tracker
+                .on_clock(*ts_us, &mut |r| deliver(sink, dispositions, error, &r)),
         }
     }
 
@@ -386,6 +389,11 @@ fn read_all(
                     }
                 }
                 Ok(Polled::Idle) => {
+                    // A live source's frames carry wall-clock times: so does the clock.
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+                    out(Input::Clock { ts_us: now });
                     progress(done_bytes + source.bytes_read());
                     maybe_snapshot(parse);
                 }

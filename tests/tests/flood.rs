@@ -62,6 +62,8 @@ impl Sensor {
                 }
             }),
             Input::StreamGap { a, b, .. } => tracker.on_stream_gap(a, b),
+            // Only live sources are ever idle.
+            Input::Clock { .. } => unreachable!("the parse stage never sends a clock"),
         });
     }
 

@@ -168,6 +168,33 @@ mod tests {
     }
 
     #[test]
+    fn a_quiet_clock_ends_the_linger_without_more_traffic() {
+        let config = TrackerConfig::default();
+        let mut tracker = CallTracker::new(config);
+        let mut out = Vec::new();
+        for s in [
+            step(0, true, INV, "1 INVITE"),
+            step(500, false, "SIP/2.0 486 Busy Here", "1 INVITE").tags("a1", "b2"),
+            step(510, true, "ACK sip:bob@b.example SIP/2.0", "1 ACK").tags("a1", "b2"),
+        ] {
+            tracker.on_event(&event("call-1", &s), &mut |r| out.push(r));
+        }
+        let t0 = 1_700_000_000_000_000;
+        tracker.on_clock(t0 + 10_000_000, &mut |r| out.push(r));
+        assert!(out.is_empty(), "still lingering for retransmissions");
+        tracker.on_clock(t0 + 40_000_000, &mut |r| out.push(r));
+        assert_eq!(
+            out.len(),
+            1,
+            "written once the linger is over, with no traffic"
+        );
+        assert_eq!(out[0].disposition, Disposition::Busy);
+        assert_eq!(out[0].end_reason, EndReason::Rejected);
+        tracker.on_clock(t0, &mut |r| out.push(r));
+        assert_eq!(out.len(), 1, "a clock never goes back");
+    }
+
+    #[test]
     fn cancel_after_ringing() {
         let r = run(&[
             step(0, true, INV, "1 INVITE"),

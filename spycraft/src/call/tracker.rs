@@ -120,6 +120,18 @@ impl CallTracker {
         self.drain(emit);
     }
 
+    /// Time passes with no event (a quiet live capture): legs due to end by `ts_us` end.
+    pub fn on_clock(&mut self, ts_us: i64, emit: &mut impl FnMut(CallRecord)) {
+        if ts_us > self.now {
+            self.now = ts_us;
+        }
+        if self.now >= self.next_sweep {
+            self.sweep(emit);
+            self.next_sweep = self.now + SWEEP_INTERVAL_US;
+        }
+        self.drain(emit);
+    }
+
     fn apply(&mut self, ev: &SipEvent, emit: &mut impl FnMut(CallRecord)) {
         match self.find(ev) {
             Some(slot) => {
