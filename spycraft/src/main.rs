@@ -114,6 +114,14 @@ struct DumpArgs {
     /// Write here instead of standard output.
     #[arg(short, long, value_name = "PATH")]
     output: Option<PathBuf>,
+    /// Write the frames behind the chosen messages to this pcap instead (files only).
+    #[arg(
+        short = 'w',
+        long = "write",
+        value_name = "FILE",
+        conflicts_with = "interface"
+    )]
+    write: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -246,6 +254,10 @@ fn port_range(text: &str) -> Result<PortRange, String> {
 struct AnalyzeArgs {
     #[command(flatten)]
     input: InputArgs,
+    /// Also write one pcap per call into DIR (every leg of its collation group, the frames
+    /// behind each message: fragments and TCP segments included).
+    #[arg(long, value_name = "DIR")]
+    split_calls: Option<PathBuf>,
     #[command(flatten)]
     record: RecordArgs,
 }
@@ -372,6 +384,10 @@ fn main() -> ExitCode {
 
 fn analyze(args: AnalyzeArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
     let ports = sip_ports(args.input.ports.clone(), file)?;
+    if args.split_calls.is_some() && args.input.files.iter().any(|f| f.as_os_str() == "-") {
+        anyhow::bail!("--split-calls reads the captures twice: give files, not standard input");
+    }
+    let split_ports = ports.clone();
     let mut sources: Vec<Box<dyn FrameSource>> = Vec::with_capacity(args.input.files.len());
     // Open everything first, so a typo in the last name fails before a long run.
     for path in &args.input.files {
@@ -386,6 +402,12 @@ fn analyze(args: AnalyzeArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
             bar.set_position(bytes);
         }
     };
+    let collate_headers = pick(
+        args.record.collate_headers.clone(),
+        file.collate_headers.clone(),
+        vec!["X-CollateID".into()],
+    );
+    let quiet = args.record.quiet;
     let code = record_run(
         args.record,
         file,
@@ -396,6 +418,21 @@ fn analyze(args: AnalyzeArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
     );
     if let Some(bar) = bar {
         bar.finish_and_clear();
+    }
+    if let Some(dir) = &args.split_calls {
+        let inputs = spycraft::inspect::write::Inputs {
+            files: &args.input.files,
+            filter: args.input.filter.as_deref(),
+            ports: &split_ports,
+            collation_headers: &collate_headers,
+        };
+        let files = spycraft::inspect::write::split_calls(inputs, dir)?;
+        if !quiet {
+            eprintln!(
+                "spycraft: {files} call captures written to {}",
+                dir.display()
+            );
+        }
     }
     code
 }
@@ -691,6 +728,21 @@ fn dump(args: DumpArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
         call_ids,
         user: args.user,
     };
+    if let Some(path) = &args.write {
+        if files.iter().any(|f| f.as_os_str() == "-") {
+            anyhow::bail!("dump -w reads the captures twice: give files, not standard input");
+        }
+        let inputs = spycraft::inspect::write::Inputs {
+            files,
+            filter,
+            ports: &ports,
+            collation_headers: &collate_headers,
+        };
+        let frames =
+            spycraft::inspect::write::write_picked(inputs, &mut |m| selection.matches(m), path)?;
+        eprintln!("spycraft: {frames} frames written to {}", path.display());
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut out = output_to(args.output.as_deref())?;
     let mut kept = Vec::new();
     let mut failure = None;

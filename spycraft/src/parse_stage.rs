@@ -10,7 +10,7 @@ use spycraft_common::PortRange;
 
 use crate::capture::Frame;
 use crate::decode::{
-    Consumed, Continuity, DecodeCounters, DecodeLimits, Decoder, PacketInfo, PayloadSink,
+    Consumed, Continuity, DecodeCounters, DecodeLimits, Decoder, PacketInfo, PayloadSink, Piece,
 };
 use crate::sip::{
     find_message_start, is_keepalive, is_stream_keepalive, looks_like_sip, parse_datagram_uninit,
@@ -81,6 +81,23 @@ pub struct SeenMessage<'a, 'h, 'b> {
     pub event: &'a SipEvent,
 }
 
+/// What the tools that show messages watch: each message and, for those that write the frames
+/// behind a message, each piece of a payload that spans frames. `frame` numbers the frames
+/// given to the stage, from 0.
+pub trait Observer {
+    fn message(&mut self, frame: u64, message: &SeenMessage<'_, '_, '_>);
+    fn piece(&mut self, _frame: u64, _piece: &Piece) {}
+}
+
+/// A closure watching messages only.
+struct Messages<'a>(&'a mut dyn FnMut(&SeenMessage<'_, '_, '_>));
+
+impl Observer for Messages<'_> {
+    fn message(&mut self, _frame: u64, message: &SeenMessage<'_, '_, '_>) {
+        (self.0)(message);
+    }
+}
+
 /// Counters of the capture, decode and parse stages.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ParseCounters {
@@ -116,6 +133,8 @@ impl ParseCounters {
 pub struct ParseStage {
     decoder: Decoder,
     sip: SipStage,
+    /// Frames given so far: the number of the next one.
+    frames: u64,
 }
 
 #[derive(Debug)]
@@ -142,6 +161,7 @@ impl ParseStage {
                 collation_headers,
                 counters: ParseCounters::default(),
             },
+            frames: 0,
         }
     }
 
@@ -169,11 +189,23 @@ impl ParseStage {
         out: &mut dyn FnMut(Input),
         seen: &mut dyn FnMut(&SeenMessage<'_, '_, '_>),
     ) {
+        self.on_frame_traced(frame, out, &mut Messages(seen));
+    }
+
+    /// As [`ParseStage::on_frame`], with an observer that also sees the pieces.
+    pub fn on_frame_traced(
+        &mut self,
+        frame: &Frame<'_>,
+        out: &mut dyn FnMut(Input),
+        observer: &mut dyn Observer,
+    ) {
         let mut emit = Emit {
             sip: &mut self.sip,
             out,
-            seen,
+            observer,
+            frame: self.frames,
         };
+        self.frames += 1;
         self.decoder.on_frame(frame, &mut emit);
     }
 }
@@ -182,7 +214,8 @@ impl ParseStage {
 struct Emit<'a> {
     sip: &'a mut SipStage,
     out: &'a mut dyn FnMut(Input),
-    seen: &'a mut dyn FnMut(&SeenMessage<'_, '_, '_>),
+    observer: &'a mut dyn Observer,
+    frame: u64,
 }
 
 impl Emit<'_> {
@@ -196,12 +229,15 @@ impl Emit<'_> {
         match SipEvent::from_message(*info, msg, &self.sip.collation_headers) {
             Ok(event) => {
                 c.sip_messages += 1;
-                (self.seen)(&SeenMessage {
-                    info,
-                    raw,
-                    message: msg,
-                    event: &event,
-                });
+                self.observer.message(
+                    self.frame,
+                    &SeenMessage {
+                        info,
+                        raw,
+                        message: msg,
+                        event: &event,
+                    },
+                );
                 (self.out)(Input::Event(event));
             }
             Err(e) => c.parse_errors[e.index()] += 1,
@@ -226,6 +262,10 @@ impl Emit<'_> {
 const SIPS_PORT: u16 = 5061;
 
 impl PayloadSink for Emit<'_> {
+    fn piece(&mut self, piece: &Piece) {
+        self.observer.piece(self.frame, piece);
+    }
+
     fn tls_flow(&mut self, info: &PacketInfo) {
         let sips = info.src.port() == SIPS_PORT || info.dst.port() == SIPS_PORT;
         if sips || self.sip.ports.configured(info) {

@@ -15,7 +15,7 @@ use crate::decode::DecodeLimits;
 use crate::sink::{RecordSink, SinkError};
 use crate::sip::ParseError;
 
-pub use crate::parse_stage::{Input, ParseCounters, ParseStage, SeenMessage, SipPorts};
+pub use crate::parse_stage::{Input, Observer, ParseCounters, ParseStage, SeenMessage, SipPorts};
 
 /// Everything the pipeline needs to know.
 #[derive(Clone, Debug)]

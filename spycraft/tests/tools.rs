@@ -364,3 +364,114 @@ fn stats_gives_the_hand_computed_rfc_6076_figures() {
     assert_eq!(report["nodes"]["sbc"], *all, "one node");
     assert_eq!(report["peers"]["127.0.0.1"], *all, "one peer");
 }
+
+/// The records `analyze` writes from these captures, sorted.
+fn records(captures: &[&Path]) -> Vec<String> {
+    let mut args = vec!["analyze", "-q", "--node", "golden", "--format", "jsonl"];
+    args.extend(captures.iter().map(|c| utf8(c)));
+    let out = spycraft(&args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut lines: Vec<String> = text(&out.stdout).lines().map(str::to_owned).collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn split_calls_writes_each_call_whole_and_each_replays_to_its_records() {
+    for (name, cases, files) in [
+        ("b2bua", &["b2bua-a-leg", "b2bua-b-leg"][..], 2),
+        ("fragments", &["udp-fragmented-invite"][..], 1),
+        ("tcp", &["tcp-connection-per-call"][..], 3),
+    ] {
+        let dir = scratch(&format!("split-{name}"));
+        let captures: Vec<_> = cases.iter().map(|c| bundled(c)).collect();
+        let capture_refs: Vec<&Path> = captures.iter().map(|c| c.as_path()).collect();
+        let mut args = vec!["analyze", "-q", "--format", "jsonl", "--split-calls"];
+        let out_dir = dir.join("calls");
+        args.push(utf8(&out_dir));
+        args.extend(captures.iter().map(|c| utf8(c)));
+        let out = spycraft(&args);
+        assert!(out.status.success(), "{name}: {}", text(&out.stderr));
+        let mut written: Vec<_> = std::fs::read_dir(&out_dir)
+            .expect("the call directory")
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        written.sort();
+        assert_eq!(written.len(), files, "{name}: {written:?}");
+        if name == "b2bua" {
+            let named = out_dir.join("b2bua-call-1.pcap");
+            assert!(named.exists(), "named after the collation id: {written:?}");
+        }
+        let written_refs: Vec<&Path> = written.iter().map(|p| p.as_path()).collect();
+        let mut replayed: Vec<String> = written_refs
+            .iter()
+            .flat_map(|file| records(&[file]))
+            .collect();
+        replayed.sort();
+        assert_eq!(
+            replayed,
+            records(&capture_refs),
+            "{name}: each call's file replays to exactly its records"
+        );
+    }
+}
+
+#[test]
+fn dump_writes_the_frames_of_the_chosen_call_and_they_replay_to_its_records() {
+    let (a, b) = (bundled("b2bua-a-leg"), bundled("b2bua-b-leg"));
+    let leg = call_id("b2bua-b-leg", 1);
+    let file = scratch("dump-w").join("call.pcap");
+    let out = spycraft(&[
+        "dump",
+        "--call-id",
+        &leg,
+        "-w",
+        utf8(&file),
+        utf8(&a),
+        utf8(&b),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("14 frames written"),
+        "{}",
+        text(&out.stderr)
+    );
+    let want: Vec<String> = records(&[&a, &b])
+        .into_iter()
+        .filter(|r| r.contains("\"collation_id\":\"b2bua-call-2\""))
+        .collect();
+    assert_eq!(want.len(), 2, "both legs of the second call");
+    assert_eq!(records(&[&file]), want);
+}
+
+#[test]
+fn split_calls_keeps_a_shared_tcp_connection_whole_around_each_call() {
+    // Three calls over one TCP connection: each file holds the connection's segments from
+    // its call's first message to its last, so its own record replays exactly (the other
+    // calls inside that window show up as partial legs).
+    let capture = bundled("tcp-one-connection");
+    let out_dir = scratch("split-shared-tcp").join("calls");
+    let out = spycraft(&[
+        "analyze",
+        "-q",
+        "--format",
+        "jsonl",
+        "--split-calls",
+        utf8(&out_dir),
+        utf8(&capture),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let original = records(&[&capture]);
+    assert_eq!(original.len(), 3);
+    for record in &original {
+        let r: Value = serde_json::from_str(record).expect("json");
+        let call_id = r["call_id"].as_str().expect("call id");
+        let file = out_dir.join(format!("{call_id}.pcap"));
+        let replayed = records(&[&file]);
+        assert!(
+            replayed.contains(record),
+            "{call_id}: its record replays exactly from its file: {replayed:#?}"
+        );
+    }
+}

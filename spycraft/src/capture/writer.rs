@@ -83,6 +83,29 @@ impl CaptureWriter {
         Ok(writer)
     }
 
+    /// Continues a pcap file this writer made earlier (no rotation): for tools that keep many
+    /// files and close some for a while.
+    pub fn append(path: &Path, link: LinkType, snap_len: u32) -> std::io::Result<Self> {
+        let file = std::fs::OpenOptions::new().append(true).open(path)?;
+        let bytes = file.metadata()?.len();
+        Ok(Self {
+            base: path.to_path_buf(),
+            format: CaptureFormat::Pcap,
+            rotation: Rotation::default(),
+            link,
+            snap_len,
+            out: BufWriter::with_capacity(64 * 1024, file),
+            opened: 1,
+            bytes,
+            started_us: None,
+        })
+    }
+
+    /// The link type every frame written must have.
+    pub fn link_type(&self) -> LinkType {
+        self.link
+    }
+
     /// The file being written now.
     pub fn current_path(&self) -> PathBuf {
         file_name(&self.base, &self.rotation, self.opened - 1)

@@ -92,6 +92,18 @@ pub trait PayloadSink {
     fn stream(&mut self, info: &PacketInfo, data: &[u8], continuity: Continuity) -> Consumed;
     /// A TCP flow opened with a TLS handshake: encrypted, so never decoded.
     fn tls_flow(&mut self, info: &PacketInfo);
+    /// A piece of a larger payload went by in this frame (an IP fragment, a TCP segment with
+    /// bytes): for consumers that write the frames behind a message. Most ignore it.
+    fn piece(&mut self, _piece: &Piece) {}
+}
+
+/// One frame's part of a payload that spans frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Piece {
+    /// A fragment of the IP datagram with this key.
+    Fragment(FragmentKey),
+    /// Bytes of this direction of a TCP connection.
+    Segment { src: SocketAddr, dst: SocketAddr },
 }
 
 /// Why a frame (or a layer inside it) yielded nothing. Each reason has a counter.
@@ -427,6 +439,7 @@ impl Decoder {
             more,
             payload: payload.payload,
         };
+        sink.piece(&Piece::Fragment(key));
         match self.defrag.add(layer.ts_us, key, fragment) {
             Some(whole) => self.transport(protocol, &whole, src, dst, layer, sink),
             None => Ok(()),
@@ -486,6 +499,12 @@ impl Decoder {
                     rst: tcp.rst(),
                     payload: tcp.payload(),
                 };
+                if !segment.payload.is_empty() {
+                    sink.piece(&Piece::Segment {
+                        src: key.src,
+                        dst: key.dst,
+                    });
+                }
                 let mut router =
                     StreamRouter::new(sink, &mut self.router_counters, layer.ts_us, layer.vlan);
                 self.tcp.segment(layer.ts_us, key, segment, &mut router);

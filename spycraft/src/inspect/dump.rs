@@ -100,6 +100,11 @@ impl Collation {
             .or_insert_with(|| group.to_owned());
     }
 
+    /// The collation group of a Call-ID whose INVITE was seen.
+    pub fn group_of(&self, call_id: &str) -> Option<&str> {
+        self.by_call_id.get(call_id).map(String::as_str)
+    }
+
     /// `wanted` and every Call-ID sharing a collation id with one of them.
     pub fn expand(&self, wanted: &[String]) -> HashSet<String> {
         let groups: HashSet<&str> = wanted
