@@ -114,13 +114,8 @@ struct DumpArgs {
     /// Write here instead of standard output.
     #[arg(short, long, value_name = "PATH")]
     output: Option<PathBuf>,
-    /// Write the frames behind the chosen messages to this pcap instead (files only).
-    #[arg(
-        short = 'w',
-        long = "write",
-        value_name = "FILE",
-        conflicts_with = "interface"
-    )]
+    /// Write the frames behind the chosen messages to this pcap instead.
+    #[arg(short = 'w', long = "write", value_name = "FILE")]
     write: Option<PathBuf>,
 }
 
@@ -728,6 +723,26 @@ fn dump(args: DumpArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
         call_ids,
         user: args.user,
     };
+    if let (Some(path), Some(interface)) = (&args.write, &args.interface) {
+        let capture_filter = FilterConfig::new(ports.ports.clone(), Vec::new())?;
+        install_stop_handlers();
+        let mut source = LiveSource::open(
+            interface,
+            &capture_filter.pcap_expression(),
+            65535,
+            32 << 20,
+            &STOP,
+        )?;
+        let frames = spycraft::inspect::write::write_picked_live(
+            &mut source,
+            &ports,
+            &collate_headers,
+            &mut |m| selection.matches(m),
+            path,
+        )?;
+        eprintln!("spycraft: {frames} frames written to {}", path.display());
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Some(path) = &args.write {
         if files.iter().any(|f| f.as_os_str() == "-") {
             anyhow::bail!("dump -w reads the captures twice: give files, not standard input");

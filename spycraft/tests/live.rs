@@ -317,3 +317,39 @@ fn dump_shows_live_messages_as_they_pass() {
         );
     }
 }
+
+#[test]
+fn dump_writes_the_live_frames_of_the_chosen_messages() {
+    if !may_capture() {
+        return;
+    }
+    let file = scratch("live-dump-w").join("bob.pcap");
+    let dump = Reaped::spawn(
+        Command::new(env!("CARGO_BIN_EXE_spycraft"))
+            .args(["dump", "-i", "lo", "--ports", "5098,5100", "--user", "bob"])
+            .args(["-w", utf8(&file)])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let callee = Reaped::spawn(&mut sipp("uas-busy.xml", 5098));
+    std::thread::sleep(Duration::from_millis(300));
+    let status = sipp("uac-reject.xml", 5100)
+        .args(["-s", "bob", "127.0.0.1:5098"])
+        .status()
+        .expect("sipp");
+    assert!(status.success() && callee.output().status.success());
+    std::thread::sleep(Duration::from_millis(500));
+    interrupt(dump.child());
+    let out = dump.output();
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("15 frames written"), "{stderr}");
+    let replay = spycraft(&["analyze", "--format", "jsonl", utf8(&file)]);
+    let records = text(&replay.stdout);
+    assert_eq!(records.lines().count(), 3, "{records}");
+    assert!(
+        records.lines().all(|r| r.contains("\"final_status\":486")),
+        "{records}"
+    );
+}

@@ -329,3 +329,119 @@ fn file_name(id: &str) -> String {
     }
     name
 }
+
+/// Frames kept for a live `dump -w`, so a message's earlier fragments and segments can still
+/// be written when it completes.
+const LIVE_RING: usize = 8192;
+
+/// `dump -i IFACE -w FILE`: one pass over a live source, writing the frames of each chosen
+/// message as it completes (from a ring of recent frames); returns how many were written.
+pub fn write_picked_live(
+    source: &mut dyn crate::capture::FrameSource,
+    ports: &SipPorts,
+    collation_headers: &[String],
+    pick: &mut dyn FnMut(&SeenMessage<'_, '_, '_>) -> bool,
+    out: &Path,
+) -> Result<u64, WriteError> {
+    use crate::capture::Polled;
+    use crate::parse_stage::ParseStage;
+    use std::collections::VecDeque;
+
+    struct Picker<'p> {
+        trail: FrameTrail,
+        pick: &'p mut dyn FnMut(&SeenMessage<'_, '_, '_>) -> bool,
+        due: Vec<u64>,
+    }
+    impl Observer for Picker<'_> {
+        fn message(&mut self, frame: u64, m: &SeenMessage<'_, '_, '_>) {
+            let frames = self.trail.frames_of(frame, m);
+            if (self.pick)(m) {
+                self.due.extend(frames);
+            }
+        }
+        fn piece(&mut self, frame: u64, piece: &Piece) {
+            self.trail.piece(frame, piece);
+        }
+    }
+    let io = |source| WriteError::Io {
+        path: out.to_owned(),
+        source,
+    };
+    let mut picker = Picker {
+        trail: FrameTrail::default(),
+        pick,
+        due: Vec::new(),
+    };
+    let mut stage = ParseStage::new(ports.clone(), collation_headers.to_vec());
+    // (number, time, length on the wire, link, bytes) of recent frames.
+    let mut ring: VecDeque<(u64, i64, u32, LinkType, Vec<u8>)> = VecDeque::with_capacity(LIVE_RING);
+    let mut written: BTreeSet<u64> = BTreeSet::new();
+    let mut writer: Option<CaptureWriter> = None;
+    let mut count = 0;
+    let mut n = 0u64;
+    loop {
+        match source.poll()? {
+            Polled::Frame(frame) => {
+                if ring.len() == LIVE_RING {
+                    ring.pop_front();
+                }
+                ring.push_back((
+                    n,
+                    frame.ts_us,
+                    frame.original_len,
+                    frame.link,
+                    frame.data.to_vec(),
+                ));
+                stage.on_frame_traced(&frame, &mut |_| {}, &mut picker);
+                n += 1;
+            }
+            Polled::Idle => {
+                if let Some(w) = &mut writer {
+                    w.flush().map_err(io)?;
+                }
+                continue;
+            }
+            Polled::End => break,
+        }
+        picker.due.sort_unstable();
+        picker.due.dedup();
+        for index in picker.due.drain(..) {
+            let oldest = ring.front().map_or(0, |f| f.0);
+            if index < oldest || !written.insert(index) {
+                continue;
+            }
+            let Some((_, ts_us, original_len, link, data)) = ring.get((index - oldest) as usize)
+            else {
+                continue;
+            };
+            let frame = Frame {
+                ts_us: *ts_us,
+                link: *link,
+                original_len: *original_len,
+                data,
+            };
+            let w = match &mut writer {
+                Some(w) => w,
+                None => writer.insert(
+                    CaptureWriter::create(
+                        out,
+                        CaptureFormat::Pcap,
+                        Rotation::default(),
+                        frame.link,
+                        SNAP_LEN,
+                    )
+                    .map_err(io)?,
+                ),
+            };
+            write_frame(w, &frame).map_err(io)?;
+            count += 1;
+        }
+        // Forget what the ring no longer holds.
+        let oldest = ring.front().map_or(0, |f| f.0);
+        written = written.split_off(&oldest);
+    }
+    if let Some(w) = &mut writer {
+        w.flush().map_err(io)?;
+    }
+    Ok(count)
+}
