@@ -692,6 +692,20 @@ fn damage_status(damage: Option<CaptureError>) -> ExitCode {
     }
 }
 
+/// A live capture for `dump -i`: whole frames, the filter made from the SIP ports, SIGINT
+/// and SIGTERM ending it.
+fn dump_source(interface: &str, ports: &SipPorts) -> anyhow::Result<LiveSource> {
+    let filter = FilterConfig::new(ports.ports.clone(), Vec::new())?;
+    install_stop_handlers();
+    Ok(LiveSource::open(
+        interface,
+        &filter.pcap_expression(),
+        65535,
+        32 << 20,
+        &STOP,
+    )?)
+}
+
 fn dump(args: DumpArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
     use spycraft::inspect::dump::{Collation, DumpedMessage, Selection};
     use spycraft::inspect::{each_message, each_message_of, ladder};
@@ -724,15 +738,7 @@ fn dump(args: DumpArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
         user: args.user,
     };
     if let (Some(path), Some(interface)) = (&args.write, &args.interface) {
-        let capture_filter = FilterConfig::new(ports.ports.clone(), Vec::new())?;
-        install_stop_handlers();
-        let mut source = LiveSource::open(
-            interface,
-            &capture_filter.pcap_expression(),
-            65535,
-            32 << 20,
-            &STOP,
-        )?;
+        let mut source = dump_source(interface, &ports)?;
         let frames = spycraft::inspect::write::write_picked_live(
             &mut source,
             &ports,
@@ -785,16 +791,8 @@ fn dump(args: DumpArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
     let damage = match &args.interface {
         None => each_message(files, filter, &ports, &collate_headers, &mut shown)?.1,
         Some(interface) => {
-            let capture_filter = FilterConfig::new(ports.ports.clone(), Vec::new())?;
-            install_stop_handlers();
-            let source = LiveSource::open(
-                interface,
-                &capture_filter.pcap_expression(),
-                65535,
-                32 << 20,
-                &STOP,
-            )?;
-            let mut sources: Vec<Box<dyn FrameSource>> = vec![Box::new(source)];
+            let mut sources: Vec<Box<dyn FrameSource>> =
+                vec![Box::new(dump_source(interface, &ports)?)];
             each_message_of(&mut sources, &ports, &collate_headers, &mut shown).1
         }
     };

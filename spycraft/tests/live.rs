@@ -87,6 +87,20 @@ fn sipp(script: &str, port: u16) -> Command {
     cmd
 }
 
+/// Waits for a capture to start, then places three calls to bob that the callee on
+/// `uas_port` answers 486 Busy Here.
+fn three_busy_calls(uas_port: u16, uac_port: u16) {
+    std::thread::sleep(Duration::from_millis(1500));
+    let callee = Reaped::spawn(&mut sipp("uas-busy.xml", uas_port));
+    std::thread::sleep(Duration::from_millis(300));
+    let status = sipp("uac-reject.xml", uac_port)
+        .args(["-s", "bob", &format!("127.0.0.1:{uas_port}")])
+        .status()
+        .expect("sipp");
+    assert!(status.success(), "caller: {status}");
+    assert!(callee.output().status.success(), "callee");
+}
+
 #[test]
 fn libpcap_live_capture_gives_the_records_offline_analysis_gives() {
     if !may_capture() {
@@ -228,15 +242,7 @@ fn the_live_sensor_delivers_records_and_periodic_counters_to_postgresql() {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped()),
     );
-    std::thread::sleep(Duration::from_millis(1500));
-    let callee = Reaped::spawn(&mut sipp("uas-busy.xml", 5090));
-    std::thread::sleep(Duration::from_millis(300));
-    let status = sipp("uac-reject.xml", 5092)
-        .args(["-s", "bob", "127.0.0.1:5090"])
-        .status()
-        .expect("sipp");
-    assert!(status.success());
-    assert!(callee.output().status.success());
+    three_busy_calls(5090, 5092);
     // Long enough for a periodic snapshot or two while idle.
     std::thread::sleep(Duration::from_millis(2500));
     interrupt(sensor.child());
@@ -282,14 +288,7 @@ fn dump_shows_live_messages_as_they_pass() {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped()),
     );
-    std::thread::sleep(Duration::from_millis(1500));
-    let callee = Reaped::spawn(&mut sipp("uas-busy.xml", 5094));
-    std::thread::sleep(Duration::from_millis(300));
-    let status = sipp("uac-reject.xml", 5096)
-        .args(["-s", "bob", "127.0.0.1:5094"])
-        .status()
-        .expect("sipp");
-    assert!(status.success() && callee.output().status.success());
+    three_busy_calls(5094, 5096);
     std::thread::sleep(Duration::from_millis(500));
     interrupt(dump.child());
     let out = dump.output();
@@ -331,14 +330,7 @@ fn dump_writes_the_live_frames_of_the_chosen_messages() {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped()),
     );
-    std::thread::sleep(Duration::from_millis(1500));
-    let callee = Reaped::spawn(&mut sipp("uas-busy.xml", 5098));
-    std::thread::sleep(Duration::from_millis(300));
-    let status = sipp("uac-reject.xml", 5100)
-        .args(["-s", "bob", "127.0.0.1:5098"])
-        .status()
-        .expect("sipp");
-    assert!(status.success() && callee.output().status.success());
+    three_busy_calls(5098, 5100);
     std::thread::sleep(Duration::from_millis(500));
     interrupt(dump.child());
     let out = dump.output();
