@@ -397,11 +397,7 @@ fn analyze(args: AnalyzeArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
             bar.set_position(bytes);
         }
     };
-    let collate_headers = pick(
-        args.record.collate_headers.clone(),
-        file.collate_headers.clone(),
-        vec!["X-CollateID".into()],
-    );
+    let collate_headers = collation_headers(args.record.collate_headers.clone(), file);
     let quiet = args.record.quiet;
     let code = record_run(
         args.record,
@@ -454,16 +450,8 @@ fn install_stop_handlers() {
 
 fn capture(args: CaptureArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
     let CaptureMode::Pcap = args.mode;
-    let ports = match args.ports.clone() {
-        Some(p) => p,
-        None => file
-            .port_ranges()
-            .context("ports in the settings file")?
-            .unwrap_or_else(|| FilterConfig::default().ports().to_vec()),
-    };
-    let host_list = pick(args.record.hosts.clone(), file.hosts.clone(), Vec::new());
-    let hosts = MonitoredHosts::parse(&host_list).context("--host")?;
-    let filter = FilterConfig::new(ports.clone(), hosts.nets().to_vec())?;
+    let filter = capture_filter(args.ports.clone(), args.record.hosts.clone(), file)?;
+    let ports = filter.ports().to_vec();
     install_stop_handlers();
     let source = LiveSource::open(
         &args.interface,
@@ -524,16 +512,7 @@ fn capture(args: CaptureArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
 }
 
 fn filter(args: FilterArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
-    let ports = match args.ports {
-        Some(p) => p,
-        None => file
-            .port_ranges()
-            .context("ports in the settings file")?
-            .unwrap_or_else(|| FilterConfig::default().ports().to_vec()),
-    };
-    let host_list = pick(args.hosts, file.hosts.clone(), Vec::new());
-    let hosts = MonitoredHosts::parse(&host_list).context("--host")?;
-    let filter = FilterConfig::new(ports, hosts.nets().to_vec())?;
+    let filter = capture_filter(args.ports, args.hosts, file)?;
     if args.expression {
         println!("{}", filter.pcap_expression());
     } else {
@@ -557,13 +536,8 @@ fn record_run(
     progress: &mut dyn FnMut(u64),
 ) -> anyhow::Result<ExitCode> {
     let node = node_name(args.node, file);
-    let host_list = pick(args.hosts, file.hosts.clone(), Vec::new());
-    let hosts = MonitoredHosts::parse(&host_list).context("--host")?;
-    let collate_headers = pick(
-        args.collate_headers,
-        file.collate_headers.clone(),
-        vec!["X-CollateID".into()],
-    );
+    let hosts = monitored_hosts(args.hosts, file)?;
+    let collate_headers = collation_headers(args.collate_headers, file);
     let config = PipelineConfig {
         ports,
         collation_headers: collate_headers,
@@ -710,11 +684,7 @@ fn dump(args: DumpArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
     use spycraft::inspect::dump::{Collation, DumpedMessage, Selection};
     use spycraft::inspect::{each_message, each_message_of, ladder};
     let ports = sip_ports(args.ports.clone(), file)?;
-    let collate_headers = pick(
-        args.collate_headers,
-        file.collate_headers.clone(),
-        vec!["X-CollateID".into()],
-    );
+    let collate_headers = collation_headers(args.collate_headers, file);
     let files = &args.files;
     let filter = args.filter.as_deref();
     let live = args.interface.is_some();
@@ -816,11 +786,7 @@ fn dump(args: DumpArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
 fn stats(args: StatsArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
     let config = PipelineConfig {
         ports: sip_ports(args.input.ports.clone(), file)?,
-        collation_headers: pick(
-            Vec::new(),
-            file.collate_headers.clone(),
-            vec!["X-CollateID".into()],
-        ),
+        collation_headers: collation_headers(Vec::new(), file),
         tracker: TrackerConfig {
             node: node_name(args.node, file),
             ..TrackerConfig::default()
@@ -882,6 +848,38 @@ fn find(args: FindArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
     }
     out.flush()?;
     Ok(damage_status(damage))
+}
+
+/// `--collate-header` values, else the file's, else `X-CollateID`.
+fn collation_headers(cli: Vec<String>, file: &FileConfig) -> Vec<String> {
+    pick(
+        cli,
+        file.collate_headers.clone(),
+        vec!["X-CollateID".into()],
+    )
+}
+
+/// `--host` values (else the file's): the monitored SIP nodes.
+fn monitored_hosts(cli: Vec<String>, file: &FileConfig) -> anyhow::Result<MonitoredHosts> {
+    let list = pick(cli, file.hosts.clone(), Vec::new());
+    MonitoredHosts::parse(&list).context("--host")
+}
+
+/// What a live capture keeps: `--ports` (else the file's, else the defaults) and `--host`.
+fn capture_filter(
+    ports: Option<Vec<PortRange>>,
+    hosts: Vec<String>,
+    file: &FileConfig,
+) -> anyhow::Result<FilterConfig> {
+    let ports = match ports {
+        Some(p) => p,
+        None => file
+            .port_ranges()
+            .context("ports in the settings file")?
+            .unwrap_or_else(|| FilterConfig::default().ports().to_vec()),
+    };
+    let hosts = monitored_hosts(hosts, file)?;
+    Ok(FilterConfig::new(ports, hosts.nets().to_vec())?)
 }
 
 /// The command line's value if given, else the file's, else the default.

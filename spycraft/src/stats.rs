@@ -214,33 +214,7 @@ impl StatsReport {
         for (peer, f) in &self.peers {
             row(format!("peer {peer}"), f);
         }
-        let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-        for r in &rows {
-            for (w, cell) in widths.iter_mut().zip(r) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
-        let mut out = String::new();
-        let mut line = |cells: Vec<&str>| {
-            let parts: Vec<String> = cells
-                .iter()
-                .zip(&widths)
-                .enumerate()
-                .map(|(i, (c, w))| {
-                    if i == 0 {
-                        format!("{c:<w$}")
-                    } else {
-                        format!("{c:>w$}")
-                    }
-                })
-                .collect();
-            out.push_str(parts.join("  ").trim_end());
-            out.push('\n');
-        };
-        line(header.to_vec());
-        for r in &rows {
-            line(r.iter().map(String::as_str).collect());
-        }
+        let mut out = crate::sink::aligned::aligned(&header, &rows, 1);
         let by = |m: &BTreeMap<String, u64>| {
             m.iter()
                 .map(|(k, n)| format!("{k}: {n}"))

@@ -11,12 +11,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use support::postgres::is_root;
 use support::{scratch, spycraft, text, utf8};
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
 
 /// Whether this run may capture; panics under CI=true when it may not.
 fn may_capture() -> bool {

@@ -33,6 +33,15 @@ impl Timestamp {
         }
     }
 
+    /// `2026-11-26 06:22:52.123` (UTC, milliseconds): for tables people read.
+    pub fn to_clock(self) -> String {
+        let text = self.to_rfc3339();
+        match (text.get(..10), text.get(11..23)) {
+            (Some(day), Some(time)) => format!("{day} {time}"),
+            _ => text,
+        }
+    }
+
     /// The inverse of [`Timestamp::to_rfc3339`] (any offset accepted).
     pub fn parse_rfc3339(text: &str) -> Option<Self> {
         let t = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)

@@ -207,7 +207,7 @@ pub fn table(endpoints: &[Endpoint]) -> String {
             .collect::<Vec<_>>()
             .join(" ")
     };
-    let rows: Vec<[String; 8]> = endpoints
+    let rows: Vec<Vec<String>> = endpoints
         .iter()
         .map(|e| {
             let endpoint = match e.address {
@@ -217,18 +217,18 @@ pub fn table(endpoints: &[Endpoint]) -> String {
             let aors = e
                 .registrations
                 .iter()
-                .map(|(aor, until)| format!("{aor} until {}", clock(*until)))
+                .map(|(aor, until)| format!("{aor} until {}", until.to_clock()))
                 .collect::<Vec<_>>()
                 .join(", ");
-            [
+            vec![
                 endpoint,
                 e.user_agents.iter().cloned().collect::<Vec<_>>().join(", "),
                 aors,
                 counts(&e.sent),
                 counts(&e.received),
                 e.calls.to_string(),
-                clock(e.first_seen),
-                clock(e.last_seen),
+                e.first_seen.to_clock(),
+                e.last_seen.to_clock(),
             ]
         })
         .collect();
@@ -242,30 +242,5 @@ pub fn table(endpoints: &[Endpoint]) -> String {
         "FIRST SEEN",
         "LAST SEEN",
     ];
-    let mut widths = header.map(|h| h.chars().count());
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
-        let parts: Vec<String> = cells
-            .zip(widths)
-            .map(|(c, w)| format!("{c}{}", " ".repeat(w - c.chars().count())))
-            .collect();
-        out.push_str(parts.join("  ").trim_end());
-        out.push('\n');
-    };
-    line(&mut header.iter().copied());
-    for row in &rows {
-        line(&mut row.iter().map(String::as_str));
-    }
-    out
-}
-
-/// `2026-11-26 06:45:39.486` (UTC).
-fn clock(t: Timestamp) -> String {
-    let text = t.to_rfc3339();
-    text.get(..23).map_or(text.clone(), |s| s.replace('T', " "))
+    crate::sink::aligned::aligned(&header, &rows, usize::MAX)
 }

@@ -149,20 +149,14 @@ pub fn write_picked(
         }
         let w = match &mut writer {
             Some(w) => w,
-            None => writer.insert(CaptureWriter::create(
-                out,
-                CaptureFormat::Pcap,
-                Rotation::default(),
-                frame.link,
-                SNAP_LEN,
-            )?),
+            None => writer.insert(new_pcap(out, frame.link)?),
         };
         if w.link_type() != frame.link {
             return Err(std::io::Error::other(
                 WriteError::MixedLinks(w.link_type(), frame.link).to_string(),
             ));
         }
-        write_frame(w, frame)?;
+        w.write(frame)?;
         written += 1;
         Ok(())
     })?;
@@ -173,14 +167,7 @@ pub fn write_picked(
         })?,
         // Nothing picked: an empty capture still says so.
         None => drop(
-            CaptureWriter::create(
-                out,
-                CaptureFormat::Pcap,
-                Rotation::default(),
-                LinkType::Ethernet,
-                SNAP_LEN,
-            )
-            .map_err(|source| WriteError::Io {
+            new_pcap(out, LinkType::Ethernet).map_err(|source| WriteError::Io {
                 path: out.to_owned(),
                 source,
             })?,
@@ -279,20 +266,14 @@ pub fn split_calls(inputs: Inputs<'_>, dir: &Path) -> Result<usize, WriteError> 
                     }
                 }
                 let w = if created.insert(path.clone()) {
-                    CaptureWriter::create(
-                        path,
-                        CaptureFormat::Pcap,
-                        Rotation::default(),
-                        frame.link,
-                        SNAP_LEN,
-                    )?
+                    new_pcap(path, frame.link)?
                 } else {
                     CaptureWriter::append(path, frame.link, SNAP_LEN)?
                 };
                 open.insert(path.clone(), w);
             }
             if let Some(w) = open.get_mut(path) {
-                write_frame(w, frame)?;
+                w.write(frame)?;
             }
         }
         Ok(())
@@ -307,8 +288,15 @@ pub fn split_calls(inputs: Inputs<'_>, dir: &Path) -> Result<usize, WriteError> 
     Ok(created.len())
 }
 
-fn write_frame(w: &mut CaptureWriter, frame: &Frame<'_>) -> std::io::Result<()> {
-    w.write(frame)
+/// A new pcap for written frames.
+fn new_pcap(path: &Path, link: LinkType) -> std::io::Result<CaptureWriter> {
+    CaptureWriter::create(
+        path,
+        CaptureFormat::Pcap,
+        Rotation::default(),
+        link,
+        SNAP_LEN,
+    )
 }
 
 /// A collation id as a file name: letters, digits and `._-@+` kept, the rest `_`.
@@ -422,18 +410,9 @@ pub fn write_picked_live(
             };
             let w = match &mut writer {
                 Some(w) => w,
-                None => writer.insert(
-                    CaptureWriter::create(
-                        out,
-                        CaptureFormat::Pcap,
-                        Rotation::default(),
-                        frame.link,
-                        SNAP_LEN,
-                    )
-                    .map_err(io)?,
-                ),
+                None => writer.insert(new_pcap(out, frame.link).map_err(io)?),
             };
-            write_frame(w, &frame).map_err(io)?;
+            w.write(&frame).map_err(io)?;
             count += 1;
         }
         // Forget what the ring no longer holds.

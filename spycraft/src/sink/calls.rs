@@ -118,7 +118,7 @@ impl CallSink {
                 writeln!(
                     self.out,
                     "{}  {}  {} -> {}  {}  billable {}  {} leg(s) on {}",
-                    clock(call.started_at),
+                    call.started_at.to_clock(),
                     call.collation_id,
                     call.from_user.as_deref().unwrap_or("-"),
                     call.to_user.as_deref().unwrap_or("-"),
@@ -131,7 +131,7 @@ impl CallSink {
                     writeln!(
                         self.out,
                         "    {}  {}  {}:{} -> {}:{}  {}  {}",
-                        clock(l.invite_at),
+                        l.invite_at.to_clock(),
                         l.node,
                         l.caller_ip,
                         l.caller_port,
@@ -163,11 +163,6 @@ impl CallSink {
         }
         Ok(())
     }
-}
-
-fn clock(t: Timestamp) -> String {
-    let text = t.to_rfc3339();
-    text.get(..23).map_or(text.clone(), |s| s.replace('T', " "))
 }
 
 impl RecordSink for CallSink {

@@ -2,6 +2,7 @@
 //! Where call records go: a terminal table, JSON lines, CSV, PostgreSQL (through a spool).
 //! (RADIUS and HEP arrive with their own issues.)
 
+pub mod aligned;
 pub mod calls;
 mod columns;
 mod csv_sink;

@@ -53,14 +53,8 @@ fn party(user: &Option<String>, uri: &str) -> String {
 
 impl RecordSink for TableSink {
     fn write(&mut self, r: &CallRecord) -> Result<(), SinkError> {
-        let invite = r.invite_at.to_rfc3339();
-        // 2026-11-26T06:22:52.123456Z -> 2026-11-26 06:22:52.123
-        let invite = match (invite.get(..10), invite.get(11..23)) {
-            (Some(day), Some(time)) => format!("{day} {time}"),
-            _ => invite,
-        };
         self.rows.push([
-            invite,
+            r.invite_at.to_clock(),
             party(&r.from_user, &r.from_uri),
             party(&r.to_user, &r.to_uri),
             format!("{}:{}", r.caller_ip, r.caller_port),
@@ -77,28 +71,12 @@ impl RecordSink for TableSink {
     }
 
     fn finish(&mut self) -> Result<(), SinkError> {
-        let mut widths = HEADINGS.map(str::len);
-        for row in &self.rows {
-            for (w, cell) in widths.iter_mut().zip(row) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
-        let mut line = |cells: &[&str]| -> std::io::Result<()> {
-            let mut text = String::new();
-            for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-                if i + 1 == cells.len() {
-                    text.push_str(cell);
-                } else {
-                    text.push_str(&format!("{cell:<w$}  "));
-                }
-            }
-            writeln!(self.out, "{}", text.trim_end())
-        };
-        line(&HEADINGS)?;
-        for row in std::mem::take(&mut self.rows) {
-            let cells: Vec<&str> = row.iter().map(String::as_str).collect();
-            line(&cells)?;
-        }
+        let rows: Vec<Vec<String>> = std::mem::take(&mut self.rows)
+            .into_iter()
+            .map(Vec::from)
+            .collect();
+        self.out
+            .write_all(super::aligned::aligned(&HEADINGS, &rows, usize::MAX).as_bytes())?;
         self.out.flush()?;
         Ok(())
     }

@@ -61,7 +61,8 @@ fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
-fn is_root() -> bool {
+/// Whether the tests run as root (then the server runs as `postgres`; live capture is allowed).
+pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
 }
