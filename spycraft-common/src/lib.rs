@@ -18,6 +18,98 @@ pub const MAX_PORT_RANGES: usize = 16;
 /// Bytes of each frame copied into the ring buffer by default (a full Ethernet MTU plus tags).
 pub const DEFAULT_SNAP_LEN: u32 = 1536;
 
+/// Most bytes of a frame the kernel programs copy (a jumbo frame). Each copy is sized to its
+/// frame, so a large bound costs ring space only for large frames.
+pub const MAX_KERNEL_SNAP_LEN: u32 = 9216;
+
+/// Most host prefixes per address family in the kernel's LPM tries.
+pub const MAX_HOST_PREFIXES: u32 = 256;
+
+/// Datagrams whose first fragment matched, remembered so their later fragments follow (LRU).
+pub const FRAGMENT_FLOWS: u32 = 4096;
+
+/// Bytes of the kernel's frame ring buffer by default (a power of two of pages).
+pub const DEFAULT_RING_BYTES: u32 = 16 << 20;
+
+/// What the kernel programs select, filled by userspace before it attaches them (the one
+/// entry of the `SETTINGS` array map). All zero selects nothing.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FilterSettings {
+    /// The SIP port ranges; the first `port_ranges` are used. A frame matches when its
+    /// source or destination port lies in one.
+    pub ports: [PortRange; MAX_PORT_RANGES],
+    pub port_ranges: u32,
+    /// Prefixes in the `HOSTS_V4` and `HOSTS_V6` tries. When either is non-zero, a frame must
+    /// also have its source or destination in the trie of its family (none given: any host).
+    pub host_prefixes_v4: u32,
+    pub host_prefixes_v6: u32,
+    /// Bytes of each selected frame copied (at most [`MAX_KERNEL_SNAP_LEN`]).
+    pub snap_len: u32,
+    /// An [`XdpAction`] as `u32`: what XDP returns for every frame.
+    pub xdp_action: u32,
+    /// Non-zero: the socket filter ignores outgoing frames (on loopback every frame is seen
+    /// leaving and again arriving; libpcap drops the first copy the same way).
+    pub skip_outgoing: u32,
+}
+
+impl FilterSettings {
+    /// Settings that select nothing.
+    pub const EMPTY: Self = Self {
+        ports: [PortRange { first: 0, last: 0 }; MAX_PORT_RANGES],
+        port_ranges: 0,
+        host_prefixes_v4: 0,
+        host_prefixes_v6: 0,
+        snap_len: 0,
+        xdp_action: XdpAction::Pass as u32,
+        skip_outgoing: 0,
+    };
+
+    /// Whether `port` lies in one of the used ranges.
+    #[inline(always)]
+    pub fn port_selected(&self, port: u16) -> bool {
+        let mut i = 0;
+        // A fixed bound the verifier can see; `port_ranges` ends it early.
+        while i < MAX_PORT_RANGES {
+            if i as u32 >= self.port_ranges {
+                return false;
+            }
+            if self.ports[i].contains(port) {
+                return true;
+            }
+            i += 1;
+        }
+        false
+    }
+}
+
+/// What the XDP program returns once it has copied what it selected.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum XdpAction {
+    /// Fail open: the frame goes on up the stack (the default everywhere).
+    Pass = 0,
+    /// A dedicated mirror port whose frames nothing else on the box needs: drop every frame
+    /// after the copy, saving the stack's work.
+    Drop = 1,
+}
+
+/// Key of the fragment map: the fields that tie the fragments of one datagram together
+/// (RFC 791: addresses, protocol and identification; RFC 8200: addresses and identification).
+/// IPv4 addresses sit in the first four bytes of each address field, the rest zero.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct FragmentKey {
+    pub source: [u8; 16],
+    pub destination: [u8; 16],
+    pub identification: u32,
+    /// 4 or 6.
+    pub version: u8,
+    /// The IPv4 protocol; 0 for IPv6.
+    pub protocol: u8,
+    pub _pad: [u8; 2],
+}
+
 /// An inclusive range of transport ports, as held in the kernel's filter map.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -76,13 +168,41 @@ pub const RING_FLAG_FRAGMENT_FOLLOW: u8 = 1;
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KernelCounter {
+    /// Frames the program ran on.
     Seen = 0,
+    /// Frames selected and copied into the ring.
     Selected = 1,
+    /// Frames selected but lost because the ring was full (the reader fell behind).
     RingFull = 2,
+    /// Of the selected, later fragments let through because their first fragment matched.
+    FragmentsFollowed = 3,
+}
+
+impl KernelCounter {
+    /// Every counter, in index order.
+    pub const ALL: [KernelCounter; KERNEL_COUNTERS as usize] = [
+        KernelCounter::Seen,
+        KernelCounter::Selected,
+        KernelCounter::RingFull,
+        KernelCounter::FragmentsFollowed,
+    ];
 }
 
 /// Number of [`KernelCounter`] slots.
-pub const KERNEL_COUNTERS: u32 = 3;
+pub const KERNEL_COUNTERS: u32 = 4;
+
+#[cfg(feature = "user")]
+// SAFETY: plain `#[repr(C)]` data, padded explicitly, every bit pattern valid.
+unsafe impl aya::Pod for FilterSettings {}
+#[cfg(feature = "user")]
+// SAFETY: plain `#[repr(C)]` data, padded explicitly, every bit pattern valid.
+unsafe impl aya::Pod for FragmentKey {}
+#[cfg(feature = "user")]
+// SAFETY: plain `#[repr(C)]` data, padded explicitly, every bit pattern valid.
+unsafe impl aya::Pod for PortRange {}
+#[cfg(feature = "user")]
+// SAFETY: plain `#[repr(C)]` data, padded explicitly, every bit pattern valid.
+unsafe impl aya::Pod for RingRecordHeader {}
 
 #[cfg(test)]
 mod tests {
@@ -98,6 +218,23 @@ mod tests {
         );
         assert_eq!(align_of::<RingRecordHeader>(), 8);
         assert_eq!(size_of::<PortRange>(), 4);
+        assert_eq!(size_of::<FilterSettings>(), 4 * MAX_PORT_RANGES + 24);
+        assert_eq!(size_of::<FragmentKey>(), 40);
+    }
+
+    #[test]
+    fn only_the_used_port_ranges_select() {
+        let mut s = FilterSettings::EMPTY;
+        assert!(!s.port_selected(0), "empty settings select nothing");
+        s.ports[0] = PortRange::single(5060);
+        s.ports[1] = PortRange {
+            first: 5080,
+            last: 5090,
+        };
+        s.port_ranges = 1;
+        assert!(s.port_selected(5060) && !s.port_selected(5085));
+        s.port_ranges = 2;
+        assert!(s.port_selected(5085) && !s.port_selected(5091));
     }
 
     #[test]

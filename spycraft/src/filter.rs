@@ -11,7 +11,9 @@
 use std::fmt::Write;
 
 use ipnet::IpNet;
-use spycraft_common::{PortRange, DEFAULT_SIP_PORTS, MAX_PORT_RANGES};
+use spycraft_common::{
+    PortRange, DEFAULT_SIP_PORTS, FRAGMENT_FLOWS, MAX_HOST_PREFIXES, MAX_PORT_RANGES,
+};
 
 /// What the capture keeps.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,6 +31,8 @@ pub enum FilterError {
     TooManyRanges(usize),
     #[error("no SIP ports given")]
     NoPorts,
+    #[error("{0} host prefixes of one address family given; the kernel filter holds at most {MAX_HOST_PREFIXES}")]
+    TooManyHosts(usize),
 }
 
 impl Default for FilterConfig {
@@ -77,6 +81,15 @@ impl FilterConfig {
         let mut hosts: Vec<IpNet> = hosts.into_iter().map(|n| n.trunc()).collect();
         hosts.sort();
         hosts.dedup();
+        for v4 in [true, false] {
+            let n = hosts
+                .iter()
+                .filter(|n| matches!(n, IpNet::V4(_)) == v4)
+                .count();
+            if n > MAX_HOST_PREFIXES as usize {
+                return Err(FilterError::TooManyHosts(n));
+            }
+        }
         Ok(Self {
             ports: merged,
             hosts,
@@ -89,6 +102,21 @@ impl FilterConfig {
 
     pub fn hosts(&self) -> &[IpNet] {
         &self.hosts
+    }
+
+    /// The ports as an operator writes them: `5060, 5080-5090`.
+    pub fn ports_text(&self) -> String {
+        self.ports
+            .iter()
+            .map(|r| {
+                if r.first == r.last {
+                    r.first.to_string()
+                } else {
+                    format!("{}-{}", r.first, r.last)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// The pcap-filter expression (tcpdump syntax), VLAN-tagged frames included.
@@ -130,25 +158,41 @@ impl FilterConfig {
         format!("({frame}) or (vlan and ({frame}))")
     }
 
-    /// The kernel programs' map contents, as `spycraft filter` shows them.
+    /// The kernel programs' map contents, as `spycraft filter` shows them (spycraft-ebpf
+    /// reads them; `capture::kernel::load` writes them).
     pub fn describe_maps(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "SIP_PORTS  array of {MAX_PORT_RANGES} port ranges, {} used:",
+            "SETTINGS   array, 1 entry: {} of {MAX_PORT_RANGES} port ranges used (source or destination port):",
             self.ports.len()
         );
         for (i, r) in self.ports.iter().enumerate() {
             let _ = writeln!(out, "  [{i}] {}-{}", r.first, r.last);
         }
-        if self.hosts.is_empty() {
-            let _ = writeln!(out, "SIP_HOSTS  LPM trie, empty: frames of any host");
-        } else {
-            let _ = writeln!(out, "SIP_HOSTS  LPM trie, {} prefixes:", self.hosts.len());
-            for n in &self.hosts {
-                let _ = writeln!(out, "  {n}");
+        for (map, v4) in [("HOSTS_V4", true), ("HOSTS_V6", false)] {
+            let nets: Vec<&IpNet> = self
+                .hosts
+                .iter()
+                .filter(|n| matches!(n, IpNet::V4(_)) == v4)
+                .collect();
+            if self.hosts.is_empty() {
+                let _ = writeln!(out, "{map}   LPM trie, empty: frames of any host");
+            } else {
+                let _ = writeln!(
+                    out,
+                    "{map}   LPM trie, {} prefixes (source or destination address):",
+                    nets.len()
+                );
+                for n in nets {
+                    let _ = writeln!(out, "  {n}");
+                }
             }
         }
+        let _ = writeln!(
+            out,
+            "FRAGMENTS  LRU hash of {FRAGMENT_FLOWS} datagrams whose first fragment matched; their later fragments follow"
+        );
         out
     }
 }
@@ -186,6 +230,17 @@ mod tests {
             Err(FilterError::TooManyRanges(17))
         );
         assert_eq!(FilterConfig::new(vec![], vec![]), Err(FilterError::NoPorts));
+        let hosts: Vec<IpNet> = (0..=MAX_HOST_PREFIXES)
+            .map(|i| {
+                IpNet::from(std::net::IpAddr::from(std::net::Ipv4Addr::from(
+                    0x0a00_0000 + i,
+                )))
+            })
+            .collect();
+        assert_eq!(
+            FilterConfig::new(ranges(&["5060"]), hosts),
+            Err(FilterError::TooManyHosts(MAX_HOST_PREFIXES as usize + 1))
+        );
         for bad in ["", "x", "5090-5080", "0", "70000"] {
             assert!(parse_range(bad).is_err(), "{bad}");
         }

@@ -263,16 +263,28 @@ struct CaptureArgs {
     /// Interface to capture on.
     #[arg(short = 'i', long, value_name = "IFACE")]
     interface: String,
-    /// How frames are picked: `pcap`, libpcap with the generated BPF filter (the XDP and
-    /// socket-filter modes arrive with the kernel programs).
+    /// How frames are picked: `xdp`, spycraft's XDP program (a mirror port: ingress only);
+    /// `socket`, its socket filter on an AF_PACKET socket (beside the SIP service: both
+    /// directions); `pcap`, libpcap with the generated BPF filter (portable).
     #[arg(long, value_enum, default_value = "pcap")]
     mode: CaptureMode,
+    /// XDP only: what becomes of the interface's frames once copied. `drop` is for a
+    /// dedicated mirror port whose frames nothing else on the box needs.
+    #[arg(long, value_enum, default_value = "pass")]
+    xdp_action: XdpActionArg,
+    /// XDP only: `native` (driver), `generic` (skb), or `auto`: native when the driver has
+    /// it, else generic.
+    #[arg(long, value_enum, default_value = "auto")]
+    xdp_mode: XdpModeArg,
+    /// xdp and socket modes: size of the kernel's ring buffer of selected frames, in MiB.
+    #[arg(long, default_value_t = 16, value_name = "MIB")]
+    ring_mb: u32,
     /// SIP ports and ranges to capture, comma-separated [default: 5060,5061,5080].
     #[arg(long, value_delimiter = ',', value_name = "PORTS", value_parser = port_range)]
     ports: Option<Vec<PortRange>>,
-    /// Bytes of each frame kept.
-    #[arg(long, default_value_t = 65535, value_name = "BYTES")]
-    snap_len: u32,
+    /// Bytes of each frame kept [default: 65535 for pcap; 9216, the most, for xdp and socket].
+    #[arg(long, value_name = "BYTES")]
+    snap_len: Option<u32>,
     /// Kernel buffer for frames waiting to be read, in MiB.
     #[arg(long, default_value_t = 32, value_name = "MIB")]
     buffer_mb: u32,
@@ -300,9 +312,24 @@ struct CaptureArgs {
     record: RecordArgs,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum CaptureMode {
+    Xdp,
+    Socket,
     Pcap,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum XdpActionArg {
+    Pass,
+    Drop,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum XdpModeArg {
+    Auto,
+    Native,
+    Generic,
 }
 
 /// What becomes of the calls: tracking, records and where they go.
@@ -449,28 +476,25 @@ fn install_stop_handlers() {
 }
 
 fn capture(args: CaptureArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
-    let CaptureMode::Pcap = args.mode;
     let filter = capture_filter(args.ports.clone(), args.record.hosts.clone(), file)?;
     let ports = filter.ports().to_vec();
+    if args.mode != CaptureMode::Xdp
+        && (args.xdp_action != XdpActionArg::Pass || args.xdp_mode != XdpModeArg::Auto)
+    {
+        anyhow::bail!("--xdp-action and --xdp-mode apply to --mode xdp only");
+    }
     install_stop_handlers();
-    let source = LiveSource::open(
-        &args.interface,
-        &filter.pcap_expression(),
-        args.snap_len,
-        args.buffer_mb.saturating_mul(1 << 20),
-        &STOP,
-    )?;
-    let live = source.counters();
-    let link = source.link_type();
+    let opened = open_live(&args, &filter)?;
+    let (link, snap_len, counters) = (opened.link, opened.snap_len, opened.counters);
     if !args.record.quiet {
         eprintln!(
-            "spycraft: capturing on {} (libpcap, filter: {})",
-            args.interface,
-            filter.pcap_expression()
+            "spycraft: capturing on {} ({})",
+            args.interface, opened.description
         );
     }
+    let source = opened.source;
     let mut sources: Vec<Box<dyn FrameSource>> = match &args.write {
-        None => vec![Box::new(source)],
+        None => vec![source],
         Some(path) => {
             let rotation = Rotation {
                 max_bytes: args.rotate_mb.map(|mb| (mb * 1e6).max(1.0) as u64),
@@ -482,7 +506,7 @@ fn capture(args: CaptureArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
             } else {
                 CaptureFormat::Pcap
             };
-            let writer = CaptureWriter::create(path, format, rotation, link, args.snap_len)
+            let writer = CaptureWriter::create(path, format, rotation, link, snap_len)
                 .with_context(|| format!("cannot create {}", path.display()))?;
             vec![Box::new(TeeSource::new(source, writer))]
         }
@@ -491,7 +515,7 @@ fn capture(args: CaptureArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
     let verbose = args.verbose;
     let mut progress = |_| {
         if verbose && last_line.elapsed() >= Duration::from_secs(10) {
-            eprintln!("spycraft: {}", live.one_line());
+            eprintln!("spycraft: {}", counters());
             last_line = Instant::now();
         }
     };
@@ -507,8 +531,86 @@ fn capture(args: CaptureArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
         &mut sources,
         &mut progress,
     );
-    eprintln!("spycraft: {}", live.one_line());
+    eprintln!("spycraft: {}", counters());
     code
+}
+
+/// A live source, opened in the mode asked for.
+struct OpenedLive {
+    source: Box<dyn FrameSource>,
+    link: spycraft::decode::LinkType,
+    snap_len: u32,
+    /// How frames are picked, for the start-up line.
+    description: String,
+    /// The source's counters as one line, readable while it runs.
+    counters: Box<dyn Fn() -> String>,
+}
+
+fn open_live(args: &CaptureArgs, filter: &FilterConfig) -> anyhow::Result<OpenedLive> {
+    if args.mode == CaptureMode::Pcap {
+        let snap_len = args.snap_len.unwrap_or(65535);
+        let source = LiveSource::open(
+            &args.interface,
+            &filter.pcap_expression(),
+            snap_len,
+            args.buffer_mb.saturating_mul(1 << 20),
+            &STOP,
+        )?;
+        let live = source.counters();
+        return Ok(OpenedLive {
+            link: source.link_type(),
+            snap_len,
+            description: format!("libpcap, filter: {}", filter.pcap_expression()),
+            counters: Box::new(move || live.one_line()),
+            source: Box::new(source),
+        });
+    }
+    open_kernel(args, filter)
+}
+
+#[cfg(feature = "ebpf")]
+fn open_kernel(args: &CaptureArgs, filter: &FilterConfig) -> anyhow::Result<OpenedLive> {
+    use spycraft::capture::kernel::{KernelMode, KernelOptions, KernelSource, XdpAttach};
+    use spycraft_common::{XdpAction, MAX_KERNEL_SNAP_LEN};
+    let snap_len = args.snap_len.unwrap_or(MAX_KERNEL_SNAP_LEN);
+    if snap_len > MAX_KERNEL_SNAP_LEN {
+        anyhow::bail!(
+            "--snap-len {snap_len}: the kernel programs copy at most {MAX_KERNEL_SNAP_LEN} bytes of a frame"
+        );
+    }
+    let mode = match args.mode {
+        CaptureMode::Xdp => KernelMode::Xdp(match args.xdp_mode {
+            XdpModeArg::Auto => XdpAttach::Auto,
+            XdpModeArg::Native => XdpAttach::Native,
+            XdpModeArg::Generic => XdpAttach::Generic,
+        }),
+        _ => KernelMode::Socket,
+    };
+    let options = KernelOptions {
+        mode,
+        snap_len,
+        ring_bytes: args.ring_mb.clamp(1, 2048).saturating_mul(1 << 20),
+        xdp_action: match args.xdp_action {
+            XdpActionArg::Pass => XdpAction::Pass,
+            XdpActionArg::Drop => XdpAction::Drop,
+        },
+    };
+    let source = KernelSource::open(&args.interface, filter, options, &STOP)?;
+    let counters = source.counters();
+    Ok(OpenedLive {
+        link: source.link_type(),
+        snap_len,
+        description: format!("{}; ports {}", source.attachment(), filter.ports_text()),
+        counters: Box::new(move || counters.one_line()),
+        source: Box::new(source),
+    })
+}
+
+#[cfg(not(feature = "ebpf"))]
+fn open_kernel(_: &CaptureArgs, _: &FilterConfig) -> anyhow::Result<OpenedLive> {
+    anyhow::bail!(
+        "this spycraft was built without its kernel programs (cargo feature `ebpf`); use --mode pcap"
+    )
 }
 
 fn filter(args: FilterArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {

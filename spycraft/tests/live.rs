@@ -8,60 +8,11 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::postgres::is_root;
+use support::process::{interrupt, may_capture, Reaped};
 use support::{scratch, spycraft, text, utf8};
-
-/// Whether this run may capture; panics under CI=true when it may not.
-fn may_capture() -> bool {
-    if is_root() {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "live capture tests must run in CI, as root"
-    );
-    eprintln!("skipped: live capture needs root");
-    false
-}
-
-/// Kills the child on every path out of the test, unless it was waited for.
-struct Reaped(Option<Child>);
-
-impl Reaped {
-    fn spawn(cmd: &mut Command) -> Self {
-        Self(Some(cmd.spawn().unwrap_or_else(|e| panic!("{cmd:?}: {e}"))))
-    }
-
-    fn child(&self) -> &Child {
-        self.0.as_ref().expect("running")
-    }
-
-    /// Waits for the child and collects what it printed.
-    fn output(mut self) -> std::process::Output {
-        self.0
-            .take()
-            .expect("running")
-            .wait_with_output()
-            .expect("waited")
-    }
-}
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        if let Some(child) = self.0.as_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn interrupt(child: &Child) {
-    // SAFETY: kill with our own child's pid and a valid signal.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-}
 
 /// Scenario pairs (callee script, caller script, callee port, caller port), each placing three
 /// calls: answered, busy, cancelled after ringing.

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
-use crate::{run, synth};
+use crate::synth;
 
 /// Entry point of `cargo xtask bench`.
 pub fn command(root: &Path, args: &[String]) -> Result<()> {
@@ -26,7 +26,7 @@ pub fn command(root: &Path, args: &[String]) -> Result<()> {
             other => bail!("bench: unknown argument {other}"),
         }
     }
-    run(crate::cargo().args(["build", "--release", "-q", "-p", "spycraft", "-p", "xtask"]))?;
+    crate::build_release(&["xtask"])?;
     let capture = root.join(format!("target/bench/synth-{}k.pcap", calls / 1000));
     if !capture.is_file() || !synth::truth_path(&capture).is_file() {
         synth::generate(calls, &capture)?;

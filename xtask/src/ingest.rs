@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
-use crate::{run, synth};
+use crate::synth;
 
 #[path = "../../spycraft/tests/support/postgres.rs"]
 #[allow(dead_code)]
@@ -27,7 +27,7 @@ pub fn command(root: &Path, args: &[String]) -> Result<()> {
             other => bail!("ingest: unknown argument {other}"),
         }
     }
-    run(crate::cargo().args(["build", "--release", "-q", "-p", "spycraft"]))?;
+    crate::build_release(&[])?;
     let capture = root.join(format!("target/bench/synth-{}k.pcap", calls / 1000));
     if !capture.is_file() {
         synth::generate(calls, &capture)?;

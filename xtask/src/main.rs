@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: AGPL-3.0-or-later
 //! Project chores: `cargo xtask <command>`.
 //!
-//! - `setup`   install what building and testing need (Debian packages), if missing
+//! - `setup`   install what building and testing need (Debian packages, the rust-src
+//!   component, bpf-linker for the kernel programs), if missing
 //! - `demo`    analyse the bundled captures in `pcaps/` and print their call records
 //! - `test`    setup, then `cargo fmt --check`, clippy with `-D warnings`, and every test
 //! - `pcaps`   regenerate `pcaps/<case>/` with sipp on loopback (needs root for tcpdump)
@@ -26,7 +27,10 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rest = args.get(1..).unwrap_or_default();
     match args.first().map(String::as_str) {
-        Some("setup") => setup(&TEST_PACKAGES),
+        Some("setup") => {
+            setup(&TEST_PACKAGES)?;
+            setup_kernel_build()
+        }
         Some("demo") => demo(),
         Some("test") => test(),
         Some("pcaps") => {
@@ -111,9 +115,70 @@ fn cargo() -> Command {
     cmd
 }
 
+/// Debian's LLVM 22, which bpf-linker 0.13 links against (DESIGN.md's pins).
+const KERNEL_BUILD_PACKAGES: [&str; 4] = [
+    "llvm-22-dev",
+    "libpolly-22-dev",
+    "libzstd-dev",
+    "zlib1g-dev",
+];
+const BPF_LINKER_VERSION: &str = "0.13.0";
+
+/// Whether the kernel programs can be built here: bpf-linker at the pinned version and the
+/// toolchain's rust-src (for build-std).
+fn kernel_build_ready() -> bool {
+    let linker = Command::new("bpf-linker")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(BPF_LINKER_VERSION));
+    let rust_src = Command::new("rustup")
+        .args(["component", "list", "--installed"])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("rust-src"));
+    linker && rust_src
+}
+
+/// Installs what building the kernel programs needs: LLVM 22, the rust-src component and
+/// bpf-linker built against that LLVM.
+fn setup_kernel_build() -> Result<()> {
+    setup(&KERNEL_BUILD_PACKAGES)?;
+    if kernel_build_ready() {
+        return Ok(());
+    }
+    run(Command::new("rustup").args(["component", "add", "rust-src"]))?;
+    eprintln!("xtask: building bpf-linker {BPF_LINKER_VERSION} against LLVM 22 (a few minutes)");
+    run(Command::new("cargo")
+        .args([
+            "install",
+            "bpf-linker",
+            "--locked",
+            "--version",
+            BPF_LINKER_VERSION,
+        ])
+        .args(["--no-default-features", "--features", "llvm-22"])
+        .env("LLVM_SYS_221_PREFIX", "/usr/lib/llvm-22")
+        .env("LLVM_PREFIX", "/usr/lib/llvm-22"))
+}
+
+/// Builds the release binary (and `also` packages). Commands that read files need no kernel
+/// programs, so without their toolchain (`cargo xtask setup` installs it) the build leaves
+/// them out.
+pub fn build_release(also: &[&str]) -> Result<()> {
+    let mut build = cargo();
+    build.args(["build", "--release", "-q", "-p", "spycraft"]);
+    for package in also {
+        build.args(["-p", package]);
+    }
+    if !kernel_build_ready() {
+        eprintln!("xtask: bpf-linker {BPF_LINKER_VERSION} or rust-src missing: building without the kernel programs (cargo xtask setup installs them)");
+        build.arg("--no-default-features");
+    }
+    run(&mut build)
+}
+
 fn demo() -> Result<()> {
     setup(&[])?;
-    run(cargo().args(["build", "--release", "-q", "-p", "spycraft"]))?;
+    build_release(&[])?;
     let binary = root().join("target/release/spycraft");
     for case in pcaps::bundled_cases(&root())? {
         let name = case.strip_prefix(root()).unwrap_or(&case);
@@ -129,18 +194,22 @@ fn demo() -> Result<()> {
 /// What the tests need beyond the build: a PostgreSQL server for the database tests (they
 /// start their own throwaway clusters), openssl for their TLS certificates, tshark to check
 /// `dump`'s selections, chromium to render the call-flow page, sipp and tcpdump for the live
-/// capture test.
-const TEST_PACKAGES: [&str; 6] = [
+/// capture test, iproute2 (ip, tc) for its network namespaces, tcpreplay for the capture
+/// benchmark.
+const TEST_PACKAGES: [&str; 8] = [
     "postgresql",
     "openssl",
     "tshark",
     "chromium",
     "sip-tester",
     "tcpdump",
+    "iproute2",
+    "tcpreplay",
 ];
 
 fn test() -> Result<()> {
     setup(&TEST_PACKAGES)?;
+    setup_kernel_build()?;
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
     // A short fuzzing smoke of every target (nightly); long runs: `cargo xtask fuzz --seconds N`.
     let nightly = Command::new("cargo")
@@ -152,15 +221,28 @@ fn test() -> Result<()> {
     } else {
         eprintln!("xtask: no nightly toolchain here, so no fuzzing smoke (CI always runs it)");
     }
+    // spycraft-ebpf builds only for the BPF target, through spycraft's build script.
     run(cargo().args([
         "clippy",
         "--workspace",
+        "--exclude",
+        "spycraft-ebpf",
         "--all-targets",
         "--",
         "-D",
         "warnings",
     ]))?;
-    run_tests(cargo().args(["test", "--workspace"]))
+    // The offline build without the kernel side must keep working.
+    run(cargo().args([
+        "clippy",
+        "-p",
+        "spycraft",
+        "--no-default-features",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    run_tests(cargo().args(["test", "--workspace", "--exclude", "spycraft-ebpf"]))
 }
 
 /// Runs cargo test, echoing its output, and closes with the totals over every test binary

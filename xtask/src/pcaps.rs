@@ -100,7 +100,7 @@ pub fn describe(case: &Path) -> String {
 
 /// Records every case again (or only the named ones) and rewrites its expected records.
 pub fn regenerate(root: &Path, only: &[String]) -> Result<()> {
-    run(crate::cargo().args(["build", "--release", "-q", "-p", "spycraft"]))?;
+    crate::build_release(&[])?;
     let spycraft = root.join("target/release/spycraft");
     let scenarios = root.join("pcaps/scenarios");
     for case in CASES

@@ -1,10 +1,14 @@
 // SPDX-License-Identifier: AGPL-3.0-or-later
 //! Live capture through libpcap (`capture --mode pcap`): the portable mode, with the BPF
-//! filter generated from the same configuration as the kernel programs' maps. A waker thread
-//! interrupts the blocking read twice a second (`pcap_breakloop`; libpcap's own read timeout
-//! does not wake an idle Linux capture), so the stop flag (SIGINT, SIGTERM) is seen within
-//! half a second and an idle capture still gets its periodic work done.
+//! filter generated from the same configuration as the kernel programs' maps.
+//!
+//! The handle is non-blocking and waited on with poll(2) for at most [`READ_TIMEOUT_MS`], so
+//! the stop flag (SIGINT, SIGTERM) is seen promptly and an idle capture still gets its
+//! periodic work done. (libpcap's own read timeout does not wake an idle Linux capture, and
+//! `pcap_breakloop` from another thread can discard the packet a read just took.) On stop,
+//! what the kernel already queued is read before the end.
 
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -15,8 +19,6 @@ use crate::decode::LinkType;
 
 /// How long a read waits for a frame before looking at the stop flag.
 const READ_TIMEOUT_MS: i32 = 200;
-/// How often the waker interrupts a blocked read.
-const WAKE_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// An interface being captured.
 pub struct LiveSource {
@@ -29,14 +31,10 @@ pub struct LiveSource {
     polls: u64,
     refreshed: (u64, u64),
     counters: Arc<LiveCounters>,
-    /// Tells the waker thread to end.
-    closed: Arc<AtomicBool>,
-}
-
-impl Drop for LiveSource {
-    fn drop(&mut self) {
-        self.closed.store(true, Ordering::Release);
-    }
+    /// The last read found nothing: wait on the descriptor before the next.
+    was_empty: bool,
+    /// Stopped: reading what is left, then the end.
+    draining: bool,
 }
 
 impl std::fmt::Debug for LiveSource {
@@ -117,20 +115,10 @@ impl LiveSource {
         capture
             .filter(filter, true)
             .map_err(|e| failed(format!("filter `{filter}`: {e}")))?;
-        let closed = Arc::new(AtomicBool::new(false));
-        let waker = capture.breakloop_handle();
-        let waker_closed = closed.clone();
-        std::thread::Builder::new()
-            .name("spycraft-pcap-waker".into())
-            .spawn(move || {
-                while !waker_closed.load(Ordering::Acquire) {
-                    std::thread::sleep(WAKE_EVERY);
-                    waker.breakloop();
-                }
-            })
-            .map_err(|e| failed(e.to_string()))?;
+        let capture = capture
+            .setnonblock()
+            .map_err(|e| failed(format!("non-blocking mode: {e}")))?;
         Ok(Self {
-            closed,
             interface: interface.to_owned(),
             capture,
             link,
@@ -139,6 +127,8 @@ impl LiveSource {
             polls: 0,
             refreshed: (0, 0),
             counters: Arc::default(),
+            was_empty: false,
+            draining: false,
         })
     }
 
@@ -153,22 +143,25 @@ impl LiveSource {
     }
 
     /// The next frame; `Idle` when none came within the read timeout; `End` once the stop
-    /// flag is raised.
+    /// flag is raised and what was queued has been read.
     pub fn poll(&mut self) -> Result<Polled<'_>, CaptureError> {
-        if self.stop.load(Ordering::Acquire) {
-            self.refresh();
-            return Ok(Polled::End);
+        if !self.draining && self.stop.load(Ordering::Acquire) {
+            self.draining = true;
         }
         // Refresh after an idle read or every 4,096 frames (an idle read cannot refresh
         // itself: the read borrows the capture until it returns).
         let idle = self.polls - self.frames;
-        if idle != self.refreshed.1 || self.frames >= self.refreshed.0 + 4096 {
+        if self.draining || idle != self.refreshed.1 || self.frames >= self.refreshed.0 + 4096 {
             self.refresh();
             self.refreshed = (self.frames, idle);
+        }
+        if self.was_empty && !self.draining {
+            self.wait_readable()?;
         }
         self.polls += 1;
         match self.capture.next_packet() {
             Ok(packet) => {
+                self.was_empty = false;
                 self.frames += 1;
                 self.counters.frames.store(self.frames, Ordering::Relaxed);
                 let ts = packet.header.ts;
@@ -181,13 +174,42 @@ impl LiveSource {
                     data: packet.data,
                 }))
             }
-            // Woken by the waker (or libpcap's timeout): nothing yet.
-            Err(pcap::Error::TimeoutExpired | pcap::Error::NoMorePackets) => Ok(Polled::Idle),
+            // Nothing queued right now.
+            Err(pcap::Error::TimeoutExpired | pcap::Error::NoMorePackets) => {
+                self.was_empty = true;
+                if self.draining {
+                    // The counters were refreshed on entry (draining); nothing was read since.
+                    Ok(Polled::End)
+                } else {
+                    Ok(Polled::Idle)
+                }
+            }
             Err(e) => Err(CaptureError::Live {
                 interface: self.interface.clone(),
                 reason: e.to_string(),
             }),
         }
+    }
+
+    /// Waits until the handle has something to read, the timeout passes or a signal arrives.
+    fn wait_readable(&mut self) -> Result<(), CaptureError> {
+        let mut fd = libc::pollfd {
+            fd: self.capture.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, for the duration of the call.
+        let rc = unsafe { libc::poll(&mut fd, 1, READ_TIMEOUT_MS) };
+        if rc < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(CaptureError::Live {
+                    interface: self.interface.clone(),
+                    reason: format!("poll: {e}"),
+                });
+            }
+        }
+        Ok(())
     }
 
     fn refresh(&mut self) {

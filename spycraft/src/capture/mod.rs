@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: AGPL-3.0-or-later
 //! Frame sources. Each yields frames borrowed from its own buffer: `(timestamp, link type,
-//! bytes)`, no copy. Files and live interfaces come through libpcap; the kernel programs'
-//! ring buffer arrives with them.
+//! bytes)`. Files and live interfaces come through libpcap (no copy); `kernel` reads
+//! the ring buffer of spycraft's XDP and socket-filter programs.
 
+#[cfg(feature = "ebpf")]
+pub mod kernel;
 mod live;
 mod offline;
 mod writer;
@@ -30,6 +32,16 @@ pub trait FrameSource {
     }
 }
 
+impl<S: FrameSource + ?Sized> FrameSource for Box<S> {
+    fn poll(&mut self) -> Result<Polled<'_>, CaptureError> {
+        (**self).poll()
+    }
+
+    fn bytes_read(&self) -> u64 {
+        (**self).bytes_read()
+    }
+}
+
 impl FrameSource for OfflineSource {
     fn poll(&mut self) -> Result<Polled<'_>, CaptureError> {
         Ok(match self.next_frame()? {
@@ -40,6 +52,13 @@ impl FrameSource for OfflineSource {
 
     fn bytes_read(&self) -> u64 {
         OfflineSource::bytes_read(self)
+    }
+}
+
+#[cfg(feature = "ebpf")]
+impl FrameSource for kernel::KernelSource {
+    fn poll(&mut self) -> Result<Polled<'_>, CaptureError> {
+        kernel::KernelSource::poll(self)
     }
 }
 

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod postgres;
+pub mod process;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,0 +1,547 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! Live capture through spycraft's kernel programs (`capture --mode xdp|socket`).
+//!
+//! The programs (spycraft-ebpf, embedded at build time) pick SIP frames out of everything the
+//! interface carries and copy them into a ring buffer; this source reads that ring through
+//! tokio's `AsyncFd` and yields the frames to the same pipeline as `analyze`. Frames that are
+//! not SIP never reach userspace.
+//!
+//! - `xdp`: on a mirror port (XDP sees ingress only). Native (driver) mode when the driver has
+//!   it, else generic (skb) mode; [`KernelSource::attachment`] says which.
+//! - `socket`: the socket filter of an AF_PACKET socket, for a sensor beside the SIP service
+//!   (both directions). The socket itself queues nothing.
+//!
+//! On stop the program is detached first, then the ring is drained, so no frame the kernel
+//! selected is lost.
+
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aya::maps::lpm_trie::{Key, LpmTrie};
+use aya::maps::{Array, MapData, PerCpuArray, RingBuf};
+use aya::programs::{SocketFilter, Xdp, XdpMode};
+use aya::{Ebpf, EbpfLoader};
+use spycraft_common::{
+    FilterSettings, KernelCounter, RingRecordHeader, XdpAction, MAX_KERNEL_SNAP_LEN,
+};
+use tokio::io::unix::AsyncFd;
+
+use super::{CaptureError, Frame, Polled};
+use crate::decode::LinkType;
+use crate::filter::FilterConfig;
+
+/// The kernel programs, built by `build.rs` from spycraft-ebpf.
+static PROGRAMS: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/spycraft"));
+
+/// How long a read waits for the ring before reporting `Idle`.
+const READ_TIMEOUT: Duration = Duration::from_millis(200);
+
+/// Which program picks the frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelMode {
+    /// XDP on the interface's ingress.
+    Xdp(XdpAttach),
+    /// Socket filter on an AF_PACKET socket bound to the interface.
+    Socket,
+}
+
+/// How the XDP program is attached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum XdpAttach {
+    /// Native (driver) mode, falling back to generic when the driver refuses.
+    Auto,
+    Native,
+    Generic,
+}
+
+/// What the kernel programs need beyond the filter.
+#[derive(Clone, Copy, Debug)]
+pub struct KernelOptions {
+    pub mode: KernelMode,
+    /// Bytes of each frame copied (at most [`MAX_KERNEL_SNAP_LEN`]).
+    pub snap_len: u32,
+    /// Ring buffer size in bytes (rounded up to a power of two of pages).
+    pub ring_bytes: u32,
+    pub xdp_action: XdpAction,
+}
+
+/// The kernel programs' counters, summed over CPUs; refreshed by the capture loop, readable
+/// from any thread.
+#[derive(Debug, Default)]
+pub struct KernelCounters {
+    pub seen: AtomicU64,
+    pub selected: AtomicU64,
+    pub ring_full: AtomicU64,
+    pub fragments_followed: AtomicU64,
+    /// Frames read from the ring by spycraft.
+    pub read: AtomicU64,
+}
+
+impl KernelCounters {
+    pub fn one_line(&self) -> String {
+        format!(
+            "kernel: {} frames seen, {} selected, {} lost (ring full), {} later fragments followed; {} read by spycraft",
+            self.seen.load(Ordering::Relaxed),
+            self.selected.load(Ordering::Relaxed),
+            self.ring_full.load(Ordering::Relaxed),
+            self.fragments_followed.load(Ordering::Relaxed),
+            self.read.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// An interface captured through the kernel programs.
+pub struct KernelSource {
+    interface: String,
+    ebpf: Ebpf,
+    attached: Option<Attached>,
+    attachment: &'static str,
+    ring: AsyncFd<RingBuf<MapData>>,
+    counters_map: PerCpuArray<MapData, u64>,
+    counters: Arc<KernelCounters>,
+    runtime: tokio::runtime::Runtime,
+    stop: &'static AtomicBool,
+    /// The current record's frame bytes (the ring entry is released as soon as it is copied).
+    frame: Vec<u8>,
+    /// CLOCK_REALTIME − CLOCK_MONOTONIC in ns: the programs stamp frames with the latter.
+    clock_offset_ns: i64,
+    read: u64,
+    refreshed_at: u64,
+}
+
+/// What keeps a program attached: dropping it detaches.
+enum Attached {
+    Xdp(aya::programs::xdp::XdpLinkId),
+    Socket(OwnedFd),
+}
+
+impl std::fmt::Debug for KernelSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KernelSource")
+            .field("interface", &self.interface)
+            .field("attachment", &self.attachment)
+            .field("read", &self.read)
+            .finish()
+    }
+}
+
+/// Loads the kernel programs with `filter` in their maps, unattached (tests run them through
+/// `BPF_PROG_TEST_RUN`; [`KernelSource::open`] attaches them).
+pub fn load(
+    filter: &FilterConfig,
+    options: &KernelOptions,
+    skip_outgoing: bool,
+) -> Result<Ebpf, String> {
+    let ring_bytes = options.ring_bytes.max(4096).next_power_of_two();
+    let mut ebpf = EbpfLoader::new()
+        .map_max_entries("FRAMES", ring_bytes)
+        .load(PROGRAMS)
+        .map_err(|e| explain(format!("loading the kernel programs: {e}")))?;
+    let mut settings = FilterSettings::EMPTY;
+    for (slot, range) in settings.ports.iter_mut().zip(filter.ports()) {
+        *slot = *range;
+    }
+    settings.port_ranges = filter.ports().len() as u32;
+    settings.snap_len = options.snap_len.clamp(64, MAX_KERNEL_SNAP_LEN);
+    settings.xdp_action = options.xdp_action as u32;
+    settings.skip_outgoing = u32::from(skip_outgoing);
+    {
+        let mut v4: LpmTrie<_, [u8; 4], u8> =
+            LpmTrie::try_from(map(&mut ebpf, "HOSTS_V4")?).map_err(|e| e.to_string())?;
+        for net in filter.hosts() {
+            if let ipnet::IpNet::V4(net) = net {
+                v4.insert(
+                    &Key::new(u32::from(net.prefix_len()), net.addr().octets()),
+                    1,
+                    0,
+                )
+                .map_err(|e| format!("HOSTS_V4 {net}: {e}"))?;
+                settings.host_prefixes_v4 += 1;
+            }
+        }
+    }
+    {
+        let mut v6: LpmTrie<_, [u8; 16], u8> =
+            LpmTrie::try_from(map(&mut ebpf, "HOSTS_V6")?).map_err(|e| e.to_string())?;
+        for net in filter.hosts() {
+            if let ipnet::IpNet::V6(net) = net {
+                v6.insert(
+                    &Key::new(u32::from(net.prefix_len()), net.addr().octets()),
+                    1,
+                    0,
+                )
+                .map_err(|e| format!("HOSTS_V6 {net}: {e}"))?;
+                settings.host_prefixes_v6 += 1;
+            }
+        }
+    }
+    let mut array: Array<_, FilterSettings> =
+        Array::try_from(map(&mut ebpf, "SETTINGS")?).map_err(|e| e.to_string())?;
+    array
+        .set(0, settings, 0)
+        .map_err(|e| format!("SETTINGS: {e}"))?;
+    Ok(ebpf)
+}
+
+fn map<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut aya::maps::Map, String> {
+    ebpf.map_mut(name)
+        .ok_or_else(|| format!("the kernel object has no map {name}"))
+}
+
+/// Adds what to do about a permission error.
+fn explain(text: String) -> String {
+    if text.contains("EPERM") || text.contains("ermission") || text.contains("not permitted") {
+        format!(
+            "{text}: the kernel programs need root, or CAP_BPF and CAP_PERFMON with CAP_NET_ADMIN \
+             (xdp) or CAP_NET_RAW (socket); see the README's setcap line"
+        )
+    } else {
+        text
+    }
+}
+
+/// Sums a per-CPU counter.
+pub fn read_counter(map: &PerCpuArray<MapData, u64>, counter: KernelCounter) -> u64 {
+    map.get(&(counter as u32), 0)
+        .map(|values| values.iter().sum())
+        .unwrap_or(0)
+}
+
+impl KernelSource {
+    /// Loads the programs with `filter`, attaches the one `options.mode` names to `interface`
+    /// and opens the ring.
+    pub fn open(
+        interface: &str,
+        filter: &FilterConfig,
+        options: KernelOptions,
+        stop: &'static AtomicBool,
+    ) -> Result<Self, CaptureError> {
+        let failed = |reason: String| CaptureError::Live {
+            interface: interface.to_owned(),
+            reason,
+        };
+        let ifindex = interface_index(interface).map_err(&failed)?;
+        let loopback = is_loopback(interface);
+        let mut ebpf = load(filter, &options, loopback).map_err(&failed)?;
+        let (attached, attachment) = match options.mode {
+            KernelMode::Xdp(how) => attach_xdp(&mut ebpf, interface, how).map_err(&failed)?,
+            KernelMode::Socket => {
+                let socket = attach_socket(&mut ebpf, ifindex).map_err(&failed)?;
+                (
+                    Attached::Socket(socket),
+                    "socket filter on an AF_PACKET socket",
+                )
+            }
+        };
+        let ring = RingBuf::try_from(
+            ebpf.take_map("FRAMES")
+                .ok_or_else(|| failed("the kernel object has no map FRAMES".into()))?,
+        )
+        .map_err(|e| failed(e.to_string()))?;
+        let counters_map = PerCpuArray::try_from(
+            ebpf.take_map("COUNTERS")
+                .ok_or_else(|| failed("the kernel object has no map COUNTERS".into()))?,
+        )
+        .map_err(|e| failed(e.to_string()))?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(|e| failed(e.to_string()))?;
+        let ring = {
+            let _guard = runtime.enter();
+            // SAFETY: the ring owns its map's fd, which stays open and the same for as long
+            // as the ring, and so the AsyncFd that owns it, lives.
+            unsafe { AsyncFd::register(ring) }.map_err(|e| failed(e.to_string()))?
+        };
+        Ok(Self {
+            interface: interface.to_owned(),
+            ebpf,
+            attached: Some(attached),
+            attachment,
+            ring,
+            counters_map,
+            counters: Arc::default(),
+            runtime,
+            stop,
+            frame: Vec::with_capacity(MAX_KERNEL_SNAP_LEN as usize),
+            clock_offset_ns: clock_offset_ns(),
+            read: 0,
+            refreshed_at: 0,
+        })
+    }
+
+    /// How the program is attached, for the start-up message.
+    pub fn attachment(&self) -> &'static str {
+        self.attachment
+    }
+
+    /// Every kernel-captured frame is Ethernet (as libpcap reports for these interfaces).
+    pub fn link_type(&self) -> LinkType {
+        LinkType::Ethernet
+    }
+
+    pub fn counters(&self) -> Arc<KernelCounters> {
+        self.counters.clone()
+    }
+
+    /// The next frame; `Idle` when the ring stayed empty for the read timeout; `End` once
+    /// stopped and drained.
+    pub fn poll(&mut self) -> Result<Polled<'_>, CaptureError> {
+        if self.read >= self.refreshed_at + 4096 {
+            self.refresh();
+        }
+        if self.stop.load(Ordering::Acquire) && self.attached.is_some() {
+            // Detach first: what is in the ring now is all there will be.
+            self.detach();
+        }
+        if !self.next_record()? {
+            if self.attached.is_none() {
+                self.refresh();
+                return Ok(Polled::End);
+            }
+            self.refresh();
+            let ring = &self.ring;
+            let ready = self.runtime.block_on(async {
+                match tokio::time::timeout(READ_TIMEOUT, ring.readable()).await {
+                    Ok(Ok(mut guard)) => {
+                        guard.clear_ready();
+                        Ok(())
+                    }
+                    Ok(Err(e)) => Err(e),
+                    Err(_elapsed) => Ok(()),
+                }
+            });
+            ready.map_err(|e| CaptureError::Live {
+                interface: self.interface.clone(),
+                reason: format!("waiting on the ring buffer: {e}"),
+            })?;
+            if !self.next_record()? {
+                return Ok(Polled::Idle);
+            }
+        }
+        let header = read_header(&self.frame);
+        let ts_ns = header.timestamp_ns as i64 + self.clock_offset_ns;
+        Ok(Polled::Frame(Frame {
+            ts_us: ts_ns.div_euclid(1000),
+            link: LinkType::Ethernet,
+            original_len: header.original_len,
+            data: &self.frame[size_of::<RingRecordHeader>()..],
+        }))
+    }
+
+    /// Copies the next ring record into `self.frame`; false when the ring is empty.
+    fn next_record(&mut self) -> Result<bool, CaptureError> {
+        let ring = self.ring.get_mut();
+        let Some(item) = ring.next() else {
+            return Ok(false);
+        };
+        let header_len = size_of::<RingRecordHeader>();
+        if item.len() < header_len {
+            return Err(CaptureError::Live {
+                interface: self.interface.clone(),
+                reason: format!("a ring record of {} bytes has no header", item.len()),
+            });
+        }
+        let header = read_header(&item);
+        let end = header_len + (header.captured_len as usize).min(item.len() - header_len);
+        self.frame.clear();
+        self.frame.extend_from_slice(&item[..end]);
+        drop(item);
+        self.read += 1;
+        Ok(true)
+    }
+
+    fn detach(&mut self) {
+        match self.attached.take() {
+            Some(Attached::Xdp(link)) => {
+                if let Some(program) = self.ebpf.program_mut("spycraft_xdp") {
+                    if let Ok(xdp) = <&mut Xdp>::try_from(program) {
+                        let _ = xdp.detach(link);
+                    }
+                }
+            }
+            // Closing the socket ends the filter.
+            Some(Attached::Socket(socket)) => drop(socket),
+            None => {}
+        }
+    }
+
+    fn refresh(&mut self) {
+        let c = &self.counters;
+        let get = |counter| read_counter(&self.counters_map, counter);
+        c.seen.store(get(KernelCounter::Seen), Ordering::Relaxed);
+        c.selected
+            .store(get(KernelCounter::Selected), Ordering::Relaxed);
+        c.ring_full
+            .store(get(KernelCounter::RingFull), Ordering::Relaxed);
+        c.fragments_followed
+            .store(get(KernelCounter::FragmentsFollowed), Ordering::Relaxed);
+        c.read.store(self.read, Ordering::Relaxed);
+        self.refreshed_at = self.read;
+    }
+}
+
+impl Drop for KernelSource {
+    fn drop(&mut self) {
+        self.detach();
+    }
+}
+
+/// The record header at the front of `bytes` (which holds at least one).
+fn read_header(bytes: &[u8]) -> RingRecordHeader {
+    debug_assert!(bytes.len() >= size_of::<RingRecordHeader>());
+    // SAFETY: the length is checked above (and by every caller); the header is plain data
+    // with every bit pattern valid, read unaligned because ring entries are only 8-aligned
+    // by the kernel's word and the copy in `frame` has no alignment at all.
+    unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<RingRecordHeader>()) }
+}
+
+fn attach_xdp(
+    ebpf: &mut Ebpf,
+    interface: &str,
+    how: XdpAttach,
+) -> Result<(Attached, &'static str), String> {
+    let program: &mut Xdp = ebpf
+        .program_mut("spycraft_xdp")
+        .ok_or("the kernel object has no spycraft_xdp program")?
+        .try_into()
+        .map_err(|e: aya::programs::ProgramError| e.to_string())?;
+    program
+        .load()
+        .map_err(|e| explain(format!("loading the XDP program: {e}")))?;
+    match how {
+        XdpAttach::Native | XdpAttach::Auto => match program.attach(interface, XdpMode::Driver) {
+            Ok(link) => return Ok((Attached::Xdp(link), "XDP, native (driver) mode")),
+            Err(e) if how == XdpAttach::Native => {
+                return Err(explain(format!("attaching XDP in native mode: {e}")))
+            }
+            Err(_) => {}
+        },
+        XdpAttach::Generic => {}
+    }
+    let link = program
+        .attach(interface, XdpMode::Skb)
+        .map_err(|e| explain(format!("attaching XDP in generic mode: {e}")))?;
+    Ok((
+        Attached::Xdp(link),
+        if how == XdpAttach::Auto {
+            "XDP, generic (skb) mode: the driver has no native XDP"
+        } else {
+            "XDP, generic (skb) mode"
+        },
+    ))
+}
+
+fn attach_socket(ebpf: &mut Ebpf, ifindex: u32) -> Result<OwnedFd, String> {
+    let program: &mut SocketFilter = ebpf
+        .program_mut("spycraft_socket")
+        .ok_or("the kernel object has no spycraft_socket program")?
+        .try_into()
+        .map_err(|e: aya::programs::ProgramError| e.to_string())?;
+    program
+        .load()
+        .map_err(|e| explain(format!("loading the socket filter: {e}")))?;
+    // Protocol 0: the socket receives nothing until it is bound, so no frame slips past
+    // before the filter is in place.
+    // SAFETY: socket(2) with constant arguments; the result is checked before use.
+    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(explain(format!(
+            "AF_PACKET socket: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    // SAFETY: `fd` is a socket we just opened and own alone.
+    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+    program
+        .attach(socket.as_fd())
+        .map_err(|e| explain(format!("attaching the socket filter: {e}")))?;
+    // SAFETY: sockaddr_ll is plain data; zero is a valid starting value.
+    let mut address: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    address.sll_family = libc::AF_PACKET as u16;
+    address.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
+    address.sll_ifindex = ifindex as i32;
+    // SAFETY: `address` is a valid sockaddr_ll and the length is its size.
+    let rc = unsafe {
+        libc::bind(
+            socket.as_raw_fd(),
+            (&raw const address).cast::<libc::sockaddr>(),
+            size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(format!(
+            "binding the AF_PACKET socket: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(socket)
+}
+
+fn interface_index(interface: &str) -> Result<u32, String> {
+    let name = std::ffi::CString::new(interface).map_err(|_| "bad interface name".to_owned())?;
+    // SAFETY: `name` is a NUL-terminated string that outlives the call.
+    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    if index == 0 {
+        Err(format!(
+            "no such interface ({})",
+            std::io::Error::last_os_error()
+        ))
+    } else {
+        Ok(index)
+    }
+}
+
+/// Whether the interface is a loopback (its IFF_LOOPBACK flag, from sysfs).
+fn is_loopback(interface: &str) -> bool {
+    std::fs::read_to_string(format!("/sys/class/net/{interface}/flags"))
+        .ok()
+        .and_then(|text| u32::from_str_radix(text.trim().trim_start_matches("0x"), 16).ok())
+        .is_some_and(|flags| flags & libc::IFF_LOOPBACK as u32 != 0)
+}
+
+/// CLOCK_REALTIME − CLOCK_MONOTONIC, in nanoseconds.
+fn clock_offset_ns() -> i64 {
+    let now = |clock| {
+        // SAFETY: timespec is plain data; clock_gettime writes it for a valid clock id.
+        let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+        // SAFETY: as above; both clocks always exist on Linux.
+        unsafe { libc::clock_gettime(clock, &mut ts) };
+        // time_t and c_long are i64 here, narrower elsewhere.
+        #[allow(clippy::useless_conversion)]
+        let ns = i64::from(ts.tv_sec) * 1_000_000_000 + i64::from(ts.tv_nsec);
+        ns
+    };
+    now(libc::CLOCK_REALTIME) - now(libc::CLOCK_MONOTONIC)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_record_header_reads_from_any_alignment() {
+        let header = RingRecordHeader {
+            timestamp_ns: 0x0102_0304_0506_0708,
+            ifindex: 7,
+            original_len: 1514,
+            captured_len: 1200,
+            direction: 2,
+            flags: 1,
+            _pad: [0; 2],
+        };
+        let mut bytes = vec![0u8; 1 + size_of::<RingRecordHeader>()];
+        // SAFETY: the destination has room for the header after the first byte.
+        unsafe {
+            std::ptr::write_unaligned(bytes[1..].as_mut_ptr().cast::<RingRecordHeader>(), header)
+        };
+        assert_eq!(read_header(&bytes[1..]), header);
+        assert_eq!(
+            spycraft_common::KERNEL_COUNTERS as usize,
+            KernelCounter::ALL.len()
+        );
+    }
+}

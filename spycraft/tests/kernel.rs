@@ -1,0 +1,448 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! The kernel programs, run by the kernel on crafted frames (`BPF_PROG_TEST_RUN`): which
+//! frames the shared parser selects (SIP ports, VLAN and QinQ, IPv6 extension headers, first
+//! and later fragments, TCP, hosts, truncation), what a ring record holds, the XDP verdict and
+//! the per-CPU counters. Needs root (CI runs as root and must run it).
+#![cfg(feature = "ebpf")]
+
+mod support;
+
+use aya::maps::{MapData, PerCpuArray, RingBuf};
+use aya::programs::{TestRun, TestRunOptions, Xdp};
+use aya::Ebpf;
+use spycraft::capture::kernel::{self, KernelMode, KernelOptions, XdpAttach};
+use spycraft::filter::{parse_range, FilterConfig};
+use spycraft_common::{
+    FrameDirection, KernelCounter, RingRecordHeader, XdpAction, RING_FLAG_FRAGMENT_FOLLOW,
+};
+
+use support::process::may_capture;
+
+const XDP_DROP: u32 = 1;
+const XDP_PASS: u32 = 2;
+
+/// The XDP program loaded with `filter`, and its ring and counters.
+struct Harness {
+    ebpf: Ebpf,
+    ring: RingBuf<MapData>,
+    counters: PerCpuArray<MapData, u64>,
+}
+
+impl Harness {
+    fn new(filter: &FilterConfig, snap_len: u32, ring_bytes: u32, action: XdpAction) -> Self {
+        let options = KernelOptions {
+            mode: KernelMode::Xdp(XdpAttach::Auto),
+            snap_len,
+            ring_bytes,
+            xdp_action: action,
+        };
+        let mut ebpf = kernel::load(filter, &options, false).expect("programs load");
+        let xdp: &mut Xdp = ebpf
+            .program_mut("spycraft_xdp")
+            .expect("program")
+            .try_into()
+            .expect("xdp");
+        xdp.load().expect("the verifier accepts the XDP program");
+        let ring = RingBuf::try_from(ebpf.take_map("FRAMES").expect("ring")).expect("ring");
+        let counters =
+            PerCpuArray::try_from(ebpf.take_map("COUNTERS").expect("counters")).expect("map");
+        Self {
+            ebpf,
+            ring,
+            counters,
+        }
+    }
+
+    fn sip() -> Self {
+        Self::new(&FilterConfig::default(), 1536, 1 << 20, XdpAction::Pass)
+    }
+
+    /// Runs the program on `frame`: its verdict and the ring record it wrote, if any.
+    fn run(&mut self, frame: &[u8]) -> (u32, Option<(RingRecordHeader, Vec<u8>)>) {
+        let xdp: &Xdp = self
+            .ebpf
+            .program("spycraft_xdp")
+            .expect("program")
+            .try_into()
+            .expect("xdp");
+        let result = xdp
+            .test_run(TestRunOptions {
+                data_in: Some(frame),
+                ..TestRunOptions::default()
+            })
+            .expect("BPF_PROG_TEST_RUN");
+        let record = self.ring.next().map(|item| {
+            let size = size_of::<RingRecordHeader>();
+            // SAFETY: every record starts with a header; read unaligned to be safe.
+            let header =
+                unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<RingRecordHeader>()) };
+            (header, item[size..].to_vec())
+        });
+        assert!(self.ring.next().is_none(), "one record per frame at most");
+        (result.return_value, record)
+    }
+
+    fn selected(&mut self, frame: &[u8]) -> bool {
+        self.run(frame).1.is_some()
+    }
+
+    fn counter(&self, counter: KernelCounter) -> u64 {
+        kernel::read_counter(&self.counters, counter)
+    }
+}
+
+// ---- frame builders ------------------------------------------------------------------------
+
+const SIP: &[u8] = b"OPTIONS sip:a@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060\r\n\r\n";
+
+fn ethernet(ethertype: u16, tags: &[u16]) -> Vec<u8> {
+    let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1];
+    for &tpid in tags {
+        f.extend_from_slice(&tpid.to_be_bytes());
+        f.extend_from_slice(&100u16.to_be_bytes());
+    }
+    f.extend_from_slice(&ethertype.to_be_bytes());
+    f
+}
+
+fn transport(protocol: u8, source: u16, destination: u16, payload: &[u8]) -> Vec<u8> {
+    let mut t = Vec::new();
+    t.extend_from_slice(&source.to_be_bytes());
+    t.extend_from_slice(&destination.to_be_bytes());
+    if protocol == 17 {
+        t.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+        t.extend_from_slice(&[0, 0]);
+    } else {
+        t.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
+    }
+    t.extend_from_slice(payload);
+    t
+}
+
+/// An IPv4 packet: `fragment` is the flags-and-offset field.
+fn ipv4(source: [u8; 4], protocol: u8, id: u16, fragment: u16, body: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x45, 0];
+    p.extend_from_slice(&((20 + body.len()) as u16).to_be_bytes());
+    p.extend_from_slice(&id.to_be_bytes());
+    p.extend_from_slice(&fragment.to_be_bytes());
+    p.extend_from_slice(&[64, protocol, 0, 0]);
+    p.extend_from_slice(&source);
+    p.extend_from_slice(&[10, 0, 0, 2]);
+    p.extend_from_slice(body);
+    p
+}
+
+fn ipv6(next: u8, body: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x60, 0, 0, 0];
+    p.extend_from_slice(&(body.len() as u16).to_be_bytes());
+    p.extend_from_slice(&[next, 64]);
+    p.extend_from_slice(
+        &"2001:db8::1"
+            .parse::<std::net::Ipv6Addr>()
+            .unwrap()
+            .octets(),
+    );
+    p.extend_from_slice(
+        &"2001:db8::2"
+            .parse::<std::net::Ipv6Addr>()
+            .unwrap()
+            .octets(),
+    );
+    p.extend_from_slice(body);
+    p
+}
+
+fn udp4(source: [u8; 4], destination_port: u16) -> Vec<u8> {
+    let mut f = ethernet(0x0800, &[]);
+    f.extend(ipv4(
+        source,
+        17,
+        1,
+        0,
+        &transport(17, 40000, destination_port, SIP),
+    ));
+    f
+}
+
+fn filter(ports: &[&str], hosts: &[&str]) -> FilterConfig {
+    FilterConfig::new(
+        ports
+            .iter()
+            .map(|p| parse_range(p).expect("range"))
+            .collect(),
+        hosts.iter().map(|h| h.parse().expect("prefix")).collect(),
+    )
+    .expect("filter")
+}
+
+// ---- tests ---------------------------------------------------------------------------------
+
+#[test]
+fn sip_on_a_listed_port_is_copied_whole_with_its_header() {
+    if !may_capture() {
+        return;
+    }
+    let mut h = Harness::sip();
+    let frame = udp4([10, 0, 0, 1], 5060);
+    let (verdict, record) = h.run(&frame);
+    assert_eq!(verdict, XDP_PASS, "XDP fails open");
+    let (header, bytes) = record.expect("selected");
+    assert_eq!(bytes, frame);
+    assert_eq!(header.original_len as usize, frame.len());
+    assert_eq!(header.captured_len as usize, frame.len());
+    assert_eq!(header.direction, FrameDirection::Ingress as u8);
+    assert_eq!(header.flags, 0);
+    assert!(header.timestamp_ns > 0);
+
+    assert!(!h.selected(&udp4([10, 0, 0, 1], 5070)), "port not listed");
+    let mut tcp = ethernet(0x0800, &[]);
+    tcp.extend(ipv4(
+        [10, 0, 0, 1],
+        6,
+        2,
+        0,
+        &transport(6, 5080, 41000, SIP),
+    ));
+    assert!(h.selected(&tcp), "TCP from a SIP source port");
+    let mut sctp = ethernet(0x0800, &[]);
+    sctp.extend(ipv4(
+        [10, 0, 0, 1],
+        132,
+        3,
+        0,
+        &transport(17, 5060, 5060, SIP),
+    ));
+    assert!(!h.selected(&sctp), "neither UDP nor TCP");
+    let mut arp = ethernet(0x0806, &[]);
+    arp.extend_from_slice(&[0; 28]);
+    assert!(!h.selected(&arp));
+
+    assert_eq!(h.counter(KernelCounter::Seen), 5);
+    assert_eq!(h.counter(KernelCounter::Selected), 2);
+    assert_eq!(h.counter(KernelCounter::RingFull), 0);
+}
+
+#[test]
+fn port_ranges_and_hosts_come_from_the_maps() {
+    if !may_capture() {
+        return;
+    }
+    let mut h = Harness::new(
+        &filter(&["6000-6010", "7000"], &["10.1.0.0/16", "2001:db8::1/128"]),
+        1536,
+        1 << 20,
+        XdpAction::Pass,
+    );
+    assert!(h.selected(&udp4([10, 1, 2, 3], 6005)));
+    assert!(h.selected(&udp4([10, 1, 2, 3], 7000)));
+    assert!(
+        !h.selected(&udp4([10, 1, 2, 3], 5060)),
+        "default port, not listed"
+    );
+    assert!(
+        !h.selected(&udp4([10, 2, 0, 1], 6005)),
+        "host outside the prefixes"
+    );
+    let mut v6 = ethernet(0x86dd, &[]);
+    v6.extend(ipv6(17, &transport(17, 40000, 7000, SIP)));
+    assert!(h.selected(&v6), "IPv6 source listed");
+}
+
+#[test]
+fn vlan_and_qinq_tags_are_walked() {
+    if !may_capture() {
+        return;
+    }
+    let mut h = Harness::sip();
+    let body = ipv4([10, 0, 0, 1], 17, 4, 0, &transport(17, 40000, 5060, SIP));
+    for tags in [&[0x8100][..], &[0x88a8, 0x8100], &[0x9100, 0x8100]] {
+        let mut f = ethernet(0x0800, tags);
+        f.extend_from_slice(&body);
+        assert!(h.selected(&f), "tags {tags:x?}");
+    }
+    let mut three = ethernet(0x0800, &[0x88a8, 0x8100, 0x8100]);
+    three.extend_from_slice(&body);
+    assert!(!h.selected(&three), "more than two tags is past the bound");
+}
+
+#[test]
+fn ipv6_extension_headers_are_walked() {
+    if !may_capture() {
+        return;
+    }
+    let mut h = Harness::sip();
+    let udp = transport(17, 40000, 5060, SIP);
+    // Hop-by-hop (8 bytes) → destination options (16 bytes) → UDP.
+    let mut body = vec![60, 0, 1, 4, 0, 0, 0, 0];
+    body.extend_from_slice(&[17, 1, 1, 12]);
+    body.extend_from_slice(&[0; 12]);
+    body.extend_from_slice(&udp);
+    let mut f = ethernet(0x86dd, &[]);
+    f.extend(ipv6(0, &body));
+    assert!(h.selected(&f), "hop-by-hop + destination options");
+    let mut plain = ethernet(0x86dd, &[0x8100]);
+    plain.extend(ipv6(17, &udp));
+    assert!(h.selected(&plain), "tagged IPv6");
+    // Seven hop-by-hop-like headers: past the walk's bound.
+    let mut deep = Vec::new();
+    for _ in 0..7 {
+        deep.extend_from_slice(&[60, 0, 1, 4, 0, 0, 0, 0]);
+    }
+    deep[7 * 8 - 8] = 17;
+    deep.extend_from_slice(&udp);
+    let mut f = ethernet(0x86dd, &[]);
+    f.extend(ipv6(60, &deep));
+    assert!(!h.selected(&f), "too many extension headers");
+}
+
+#[test]
+fn later_fragments_follow_a_first_fragment_that_matched() {
+    if !may_capture() {
+        return;
+    }
+    let mut h = Harness::sip();
+    // IPv4: first fragment (MF, offset 0) carries the ports; the later ones do not.
+    let mut first = ethernet(0x0800, &[]);
+    first.extend(ipv4(
+        [10, 0, 0, 1],
+        17,
+        77,
+        0x2000,
+        &transport(17, 40000, 5060, SIP),
+    ));
+    let mut later = ethernet(0x0800, &[]);
+    later.extend(ipv4([10, 0, 0, 1], 17, 77, 10, b"more SIP body bytes"));
+    let mut stranger = ethernet(0x0800, &[]);
+    stranger.extend(ipv4([10, 0, 0, 1], 17, 78, 10, b"some other datagram"));
+    assert!(
+        !h.selected(&later),
+        "a later fragment before its first is not known yet"
+    );
+    let (_, record) = h.run(&first);
+    assert_eq!(record.expect("first fragment").0.flags, 0);
+    let (_, record) = h.run(&later);
+    assert_eq!(
+        record.expect("later fragment follows").0.flags,
+        RING_FLAG_FRAGMENT_FOLLOW
+    );
+    assert!(!h.selected(&stranger), "another datagram's fragment");
+
+    // IPv6: the fragment header, then UDP in the first fragment only.
+    let fragment_header = |offset_flags: u16, id: u32| {
+        let mut f = vec![17, 0];
+        f.extend_from_slice(&offset_flags.to_be_bytes());
+        f.extend_from_slice(&id.to_be_bytes());
+        f
+    };
+    let mut body = fragment_header(1, 0xabcd);
+    body.extend(transport(17, 5060, 40000, SIP));
+    let mut first6 = ethernet(0x86dd, &[]);
+    first6.extend(ipv6(44, &body));
+    let mut body = fragment_header(185 << 3, 0xabcd);
+    body.extend_from_slice(b"the rest of the INVITE");
+    let mut later6 = ethernet(0x86dd, &[]);
+    later6.extend(ipv6(44, &body));
+    assert!(h.selected(&first6));
+    assert_eq!(
+        h.run(&later6).1.expect("follows").0.flags,
+        RING_FLAG_FRAGMENT_FOLLOW
+    );
+    assert_eq!(h.counter(KernelCounter::FragmentsFollowed), 2);
+    assert_eq!(h.counter(KernelCounter::Selected), 4);
+}
+
+#[test]
+fn truncated_frames_are_left_without_harm() {
+    if !may_capture() {
+        return;
+    }
+    let mut h = Harness::sip();
+    let whole = udp4([10, 0, 0, 1], 5060);
+    // Cut inside the IP header, just before the ports, and after Ethernet (the kernel runs
+    // XDP on nothing shorter than an Ethernet header).
+    for cut in [20, 14 + 20 + 2, 14] {
+        let (verdict, record) = h.run(&whole[..cut]);
+        assert_eq!(verdict, XDP_PASS);
+        assert!(record.is_none(), "cut at {cut}");
+    }
+    // Cut after the ports: selected, and copied as far as it goes.
+    let (_, record) = h.run(&whole[..14 + 20 + 4]);
+    assert_eq!(record.expect("ports present").1.len(), 38);
+}
+
+#[test]
+fn the_snap_length_cuts_long_frames_and_the_header_keeps_the_length() {
+    if !may_capture() {
+        return;
+    }
+    let mut h = Harness::new(&FilterConfig::default(), 1000, 1 << 20, XdpAction::Pass);
+    let body = vec![b'x'; 3000];
+    let mut f = ethernet(0x0800, &[]);
+    f.extend(ipv4(
+        [10, 0, 0, 1],
+        17,
+        5,
+        0,
+        &transport(17, 5060, 5060, &body),
+    ));
+    let (header, bytes) = h.run(&f).1.expect("selected");
+    assert_eq!(header.original_len as usize, f.len());
+    assert_eq!(header.captured_len, 1000);
+    assert_eq!(bytes, f[..1000]);
+}
+
+#[test]
+fn drop_mode_drops_every_frame_after_the_copy() {
+    if !may_capture() {
+        return;
+    }
+    let mut h = Harness::new(&FilterConfig::default(), 1536, 1 << 20, XdpAction::Drop);
+    let (verdict, record) = h.run(&udp4([10, 0, 0, 1], 5060));
+    assert_eq!(verdict, XDP_DROP);
+    assert!(record.is_some());
+    let (verdict, record) = h.run(&udp4([10, 0, 0, 1], 80));
+    assert_eq!(verdict, XDP_DROP);
+    assert!(record.is_none());
+}
+
+#[test]
+fn a_full_ring_is_counted_not_hidden() {
+    if !may_capture() {
+        return;
+    }
+    // One page of ring, frames of about 1 KiB, nobody reading.
+    let mut h = Harness::new(&FilterConfig::default(), 1536, 4096, XdpAction::Pass);
+    let mut f = ethernet(0x0800, &[]);
+    f.extend(ipv4(
+        [10, 0, 0, 1],
+        17,
+        6,
+        0,
+        &transport(17, 5060, 5060, &[b'y'; 1000]),
+    ));
+    let xdp: &Xdp = h
+        .ebpf
+        .program("spycraft_xdp")
+        .expect("program")
+        .try_into()
+        .expect("xdp");
+    for _ in 0..10 {
+        xdp.test_run(TestRunOptions {
+            data_in: Some(&f),
+            ..TestRunOptions::default()
+        })
+        .expect("run");
+    }
+    let selected = h.counter(KernelCounter::Selected);
+    let full = h.counter(KernelCounter::RingFull);
+    assert_eq!(selected + full, 10);
+    assert!(full > 0 && selected > 0, "selected {selected}, full {full}");
+    let mut read = 0;
+    while h.ring.next().is_some() {
+        read += 1;
+    }
+    assert_eq!(
+        read, selected,
+        "every record counted as selected is in the ring"
+    );
+}
