@@ -31,6 +31,13 @@ pub const FRAGMENT_FLOWS: u32 = 4096;
 /// Bytes of the kernel's frame ring buffer by default (a power of two of pages).
 pub const DEFAULT_RING_BYTES: u32 = 16 << 20;
 
+/// Records waiting in the ring before the programs wake the reader (about 60 SIP frames);
+/// below it the reader finds them when it next looks, within [`READER_LOOKS_EVERY_MS`].
+pub const WAKE_READER_BYTES: u64 = 64 << 10;
+
+/// How often the ring's reader looks without being woken.
+pub const READER_LOOKS_EVERY_MS: u64 = 5;
+
 /// What the kernel programs select, filled by userspace before it attaches them (the one
 /// entry of the `SETTINGS` array map). All zero selects nothing.
 #[repr(C)]

@@ -17,7 +17,7 @@
 mod select;
 
 use aya_ebpf::{
-    bindings::xdp_action,
+    bindings::{xdp_action, BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::generated::{bpf_ktime_get_ns, bpf_skb_load_bytes, bpf_xdp_load_bytes},
     macros::{map, socket_filter, xdp},
     maps::{Array, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
@@ -27,7 +27,7 @@ use aya_ebpf::{
 use spycraft_common::{
     FilterSettings, FragmentKey, FrameDirection, KernelCounter, RingRecordHeader, XdpAction,
     DEFAULT_RING_BYTES, FRAGMENT_FLOWS, KERNEL_COUNTERS, MAX_HOST_PREFIXES, MAX_KERNEL_SNAP_LEN,
-    RING_FLAG_FRAGMENT_FOLLOW,
+    RING_FLAG_FRAGMENT_FOLLOW, WAKE_READER_BYTES,
 };
 
 use select::Packet;
@@ -104,7 +104,7 @@ pub fn spycraft_socket(ctx: SkBuffContext) -> i64 {
     } else {
         FrameDirection::Ingress
     };
-    capture(&SkbFrame(&ctx), settings, ifindex, direction);
+    capture(&SkbFrame::new(&ctx), settings, ifindex, direction);
     // Keep nothing on the socket itself: the ring carries the frames.
     0
 }
@@ -129,7 +129,7 @@ fn capture<P: Packet + Copier>(
     };
     // SAFETY: the per-CPU scratch entry is ours alone while this program runs on this CPU.
     let record = unsafe { &mut *record };
-    let original_len = frame.len();
+    let original_len = frame.wire_len();
     // 64-bit arithmetic throughout: a 32-bit value is zero-extended into a fresh register,
     // and the verifier would then see the bounds checked on a copy, not on what is passed.
     let mut len = u64::from(original_len);
@@ -161,7 +161,14 @@ fn capture<P: Packet + Copier>(
     // SAFETY: `record` is HEADER + SNAP bytes and `size` is at most that.
     let bytes =
         unsafe { core::slice::from_raw_parts((record as *const Record).cast::<u8>(), size) };
-    if FRAMES.output::<[u8]>(bytes, 0).is_ok() {
+    // Wake the reader only once a batch has gathered: a wakeup per frame costs it more than
+    // the frame. It also looks every few milliseconds on its own, so nothing waits long.
+    let wake = if FRAMES.query(u64::from(BPF_RB_AVAIL_DATA)) + size as u64 >= WAKE_READER_BYTES {
+        u64::from(BPF_RB_FORCE_WAKEUP)
+    } else {
+        u64::from(BPF_RB_NO_WAKEUP)
+    };
+    if FRAMES.output::<[u8]>(bytes, wake).is_ok() {
         count(KernelCounter::Selected);
     } else {
         count(KernelCounter::RingFull);
@@ -176,8 +183,11 @@ fn count(counter: KernelCounter) {
     }
 }
 
-/// Copies the first `len` bytes of the frame (1 ≤ len ≤ SNAP).
+/// The frame as it was on the wire, for the ring record.
 trait Copier {
+    /// Its length on the wire.
+    fn wire_len(&self) -> u32;
+    /// Copies its first `len` bytes (1 ≤ len ≤ SNAP).
     fn copy_into(&self, dst: &mut [u8; SNAP], len: u64) -> bool;
 }
 
@@ -201,18 +211,43 @@ impl Packet for XdpFrame<'_> {
 
 impl Copier for XdpFrame<'_> {
     #[inline(always)]
+    fn wire_len(&self) -> u32 {
+        self.len()
+    }
+
+    #[inline(always)]
     fn copy_into(&self, dst: &mut [u8; SNAP], len: u64) -> bool {
         // SAFETY: `len` ≤ SNAP = dst.len(); the helper checks it against the frame.
         unsafe { bpf_xdp_load_bytes(self.0.ctx, 0, dst.as_mut_ptr().cast(), len as u32) == 0 }
     }
 }
 
-struct SkbFrame<'a>(&'a SkBuffContext);
+/// A socket filter's frame. The kernel may have taken a VLAN tag out of the bytes into the
+/// skb (on receive, always; on send, with VLAN offload); the parser reads the bytes as they
+/// are, and the copy puts the tag back where it was on the wire, as libpcap does.
+struct SkbFrame<'a> {
+    ctx: &'a SkBuffContext,
+    /// The tag's protocol as stored (network order) and its TCI, when taken out.
+    vlan: Option<(u16, u16)>,
+}
+
+impl<'a> SkbFrame<'a> {
+    #[inline(always)]
+    fn new(ctx: &'a SkBuffContext) -> Self {
+        // SAFETY: the vlan fields are readable by socket filters.
+        let (present, proto, tci) = unsafe {
+            let skb = &*ctx.skb.skb;
+            (skb.vlan_present, skb.vlan_proto, skb.vlan_tci)
+        };
+        let vlan = (present != 0).then_some((proto as u16, tci as u16));
+        Self { ctx, vlan }
+    }
+}
 
 impl Packet for SkbFrame<'_> {
     #[inline(always)]
     fn len(&self) -> u32 {
-        self.0.len()
+        self.ctx.len()
     }
 
     #[inline(always)]
@@ -220,17 +255,54 @@ impl Packet for SkbFrame<'_> {
         let mut out = [0u8; N];
         // SAFETY: as for XDP: the helper bounds the read by the frame and by N.
         let rc = unsafe {
-            bpf_skb_load_bytes(self.0.as_ptr(), offset, out.as_mut_ptr().cast(), N as u32)
+            bpf_skb_load_bytes(self.ctx.as_ptr(), offset, out.as_mut_ptr().cast(), N as u32)
         };
         (rc == 0).then_some(out)
     }
 }
 
+/// The MAC addresses, before which a VLAN tag sits.
+const MACS: usize = 12;
+const TAG: usize = 4;
+
 impl Copier for SkbFrame<'_> {
     #[inline(always)]
+    fn wire_len(&self) -> u32 {
+        self.len() + if self.vlan.is_some() { TAG as u32 } else { 0 }
+    }
+
+    #[inline(always)]
     fn copy_into(&self, dst: &mut [u8; SNAP], len: u64) -> bool {
-        // SAFETY: `len` ≤ SNAP = dst.len(); the helper checks it against the frame.
-        unsafe { bpf_skb_load_bytes(self.0.as_ptr(), 0, dst.as_mut_ptr().cast(), len as u32) == 0 }
+        let skb = self.ctx.as_ptr();
+        let Some((proto, tci)) = self.vlan else {
+            // SAFETY: `len` ≤ SNAP = dst.len(); the helper checks it against the frame.
+            return unsafe { bpf_skb_load_bytes(skb, 0, dst.as_mut_ptr().cast(), len as u32) == 0 };
+        };
+        // MAC addresses, the tag, then the rest of the frame after it.
+        let rest = len.wrapping_sub((MACS + TAG) as u64);
+        if rest == 0 || rest > (SNAP - MACS - TAG) as u64 {
+            return false;
+        }
+        // SAFETY: 12 bytes into a buffer of SNAP; the helper checks the frame.
+        if unsafe { bpf_skb_load_bytes(skb, 0, dst.as_mut_ptr().cast(), MACS as u32) } != 0 {
+            return false;
+        }
+        // `proto` holds the wire's bytes already; the TCI is in host order.
+        let proto = proto.to_ne_bytes();
+        let tci = tci.to_be_bytes();
+        dst[MACS] = proto[0];
+        dst[MACS + 1] = proto[1];
+        dst[MACS + 2] = tci[0];
+        dst[MACS + 3] = tci[1];
+        // SAFETY: the destination starts 16 bytes in and `rest` ≤ SNAP − 16 bytes follow it.
+        unsafe {
+            bpf_skb_load_bytes(
+                skb,
+                MACS as u32,
+                dst.as_mut_ptr().add(MACS + TAG).cast(),
+                rest as u32,
+            ) == 0
+        }
     }
 }
 

@@ -4,7 +4,8 @@
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -19,7 +20,7 @@ use spycraft::capture::{
 use spycraft::config::FileConfig;
 use spycraft::decode::DecodeLimits;
 use spycraft::filter::FilterConfig;
-use spycraft::pipeline::{run_sources, AnalyzeError, PipelineConfig, SipPorts};
+use spycraft::pipeline::{run_sources, AnalyzeError, PipelineConfig, Progress, SipPorts};
 use spycraft::sink::postgres::{self, PostgresConfig, PostgresError, PostgresSink, Target};
 use spycraft::sink::spool::{FsyncPolicy, SpoolConfig};
 use spycraft::sink::{sink_for, Format, RecordSink, SinkError, TeeSink};
@@ -276,6 +277,10 @@ struct CaptureArgs {
     /// it, else generic.
     #[arg(long, value_enum, default_value = "auto")]
     xdp_mode: XdpModeArg,
+    /// pcap mode: this pcap-filter expression instead of the generated one (`""` keeps every
+    /// frame).
+    #[arg(long, value_name = "EXPR")]
+    pcap_filter: Option<String>,
     /// xdp and socket modes: size of the kernel's ring buffer of selected frames, in MiB.
     #[arg(long, default_value_t = 16, value_name = "MIB")]
     ring_mb: u32,
@@ -419,9 +424,9 @@ fn analyze(args: AnalyzeArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
         )?));
     }
     let bar = progress_bar(&args.input.files);
-    let mut progress = |bytes: u64| {
+    let mut progress = |p: &Progress| {
         if let Some(bar) = &bar {
-            bar.set_position(bytes);
+            bar.set_position(p.bytes);
         }
     };
     let collate_headers = collation_headers(args.record.collate_headers.clone(), file);
@@ -433,6 +438,7 @@ fn analyze(args: AnalyzeArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
         "analyze",
         &mut sources,
         &mut progress,
+        None,
     );
     if let Some(bar) = bar {
         bar.finish_and_clear();
@@ -483,6 +489,9 @@ fn capture(args: CaptureArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
     {
         anyhow::bail!("--xdp-action and --xdp-mode apply to --mode xdp only");
     }
+    if args.mode != CaptureMode::Pcap && args.pcap_filter.is_some() {
+        anyhow::bail!("--pcap-filter applies to --mode pcap only");
+    }
     install_stop_handlers();
     let opened = open_live(&args, &filter)?;
     let (link, snap_len, counters) = (opened.link, opened.snap_len, opened.counters);
@@ -513,9 +522,17 @@ fn capture(args: CaptureArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
     };
     let mut last_line = Instant::now();
     let verbose = args.verbose;
-    let mut progress = |_| {
+    let written = Arc::new(AtomicU64::new(0));
+    let records = written.clone();
+    let mut progress = |p: &Progress| {
         if verbose && last_line.elapsed() >= Duration::from_secs(10) {
-            eprintln!("spycraft: {}", counters());
+            eprintln!(
+                "spycraft: {}; parsed {} SIP messages, {} parse errors, {} calls recorded",
+                counters(),
+                p.sip_messages,
+                p.parse_errors,
+                records.load(Ordering::Relaxed)
+            );
             last_line = Instant::now();
         }
     };
@@ -530,6 +547,7 @@ fn capture(args: CaptureArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
         "capture",
         &mut sources,
         &mut progress,
+        Some(written),
     );
     eprintln!("spycraft: {}", counters());
     code
@@ -549,9 +567,13 @@ struct OpenedLive {
 fn open_live(args: &CaptureArgs, filter: &FilterConfig) -> anyhow::Result<OpenedLive> {
     if args.mode == CaptureMode::Pcap {
         let snap_len = args.snap_len.unwrap_or(65535);
+        let expression = args
+            .pcap_filter
+            .clone()
+            .unwrap_or_else(|| filter.pcap_expression());
         let source = LiveSource::open(
             &args.interface,
-            &filter.pcap_expression(),
+            &expression,
             snap_len,
             args.buffer_mb.saturating_mul(1 << 20),
             &STOP,
@@ -560,7 +582,11 @@ fn open_live(args: &CaptureArgs, filter: &FilterConfig) -> anyhow::Result<Opened
         return Ok(OpenedLive {
             link: source.link_type(),
             snap_len,
-            description: format!("libpcap, filter: {}", filter.pcap_expression()),
+            description: if expression.is_empty() {
+                "libpcap, no filter".to_owned()
+            } else {
+                format!("libpcap, filter: {expression}")
+            },
             counters: Box::new(move || live.one_line()),
             source: Box::new(source),
         });
@@ -635,7 +661,8 @@ fn record_run(
     ports: SipPorts,
     command: &'static str,
     sources: &mut [Box<dyn FrameSource>],
-    progress: &mut dyn FnMut(u64),
+    progress: &mut dyn FnMut(&Progress),
+    records_written: Option<Arc<AtomicU64>>,
 ) -> anyhow::Result<ExitCode> {
     let node = node_name(args.node, file);
     let hosts = monitored_hosts(args.hosts, file)?;
@@ -655,6 +682,7 @@ fn record_run(
         },
         threads: usize::from(args.threads),
         decode: DecodeLimits::default(),
+        records_written,
         stats_interval: match args
             .stats_interval
             .or(file.stats_interval_secs)

@@ -33,6 +33,18 @@ pub struct PipelineConfig {
     pub stats_interval: Option<std::time::Duration>,
     /// What the snapshots say took them (`analyze`, `capture`).
     pub stats_source: &'static str,
+    /// Records written so far, kept up to date for a live status line on another thread.
+    pub records_written: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+}
+
+/// How far a run has got, for a progress bar or a status line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Bytes read from files so far (0 for live sources).
+    pub bytes: u64,
+    pub frames: u64,
+    pub sip_messages: u64,
+    pub parse_errors: u64,
 }
 
 impl Default for PipelineConfig {
@@ -45,6 +57,7 @@ impl Default for PipelineConfig {
             decode: DecodeLimits::default(),
             stats_interval: None,
             stats_source: "analyze",
+            records_written: None,
         }
     }
 }
@@ -156,10 +169,19 @@ struct RecordStage<'s> {
     dispositions: [u64; Disposition::ALL.len()],
     error: Option<SinkError>,
     stats_source: &'static str,
+    written: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl<'s> RecordStage<'s> {
     fn on_input(&mut self, input: &Input) {
+        self.track(input);
+        if let Some(written) = &self.written {
+            let n = self.dispositions.iter().sum();
+            written.store(n, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    fn track(&mut self, input: &Input) {
         let (sink, dispositions, error) =
             (&mut *self.sink, &mut self.dispositions, &mut self.error);
         match input {
@@ -234,7 +256,7 @@ pub fn analyze_files(
     filter: Option<&str>,
     config: &PipelineConfig,
     sink: &mut dyn RecordSink,
-    progress: &mut dyn FnMut(u64),
+    progress: &mut dyn FnMut(&Progress),
 ) -> (Summary, Result<(), AnalyzeError>) {
     // Open everything first, so a typo in the last name fails before a long run.
     let mut sources: Vec<Box<dyn FrameSource>> = Vec::with_capacity(inputs.len());
@@ -248,13 +270,14 @@ pub fn analyze_files(
 }
 
 /// Runs the pipeline over `sources` in order as one stream, until each has ended (a live
-/// source ends when it is stopped). `progress` hears the bytes read so far (files), after
-/// every 4,096 frames and whenever a live source is idle. Open calls are finished at the end.
+/// source ends when it is stopped). `progress` hears how far it got (bytes read from files,
+/// frames, SIP messages, parse errors) after every 4,096 frames and whenever a live source is
+/// idle. Open calls are finished at the end.
 pub fn run_sources(
     sources: &mut [Box<dyn FrameSource>],
     config: &PipelineConfig,
     sink: &mut dyn RecordSink,
-    progress: &mut dyn FnMut(u64),
+    progress: &mut dyn FnMut(&Progress),
 ) -> (Summary, Result<(), AnalyzeError>) {
     let mut parse = ParseStage::with_limits(
         config.ports.clone(),
@@ -267,6 +290,7 @@ pub fn run_sources(
         dispositions: [0; Disposition::ALL.len()],
         error: None,
         stats_source: config.stats_source,
+        written: config.records_written.clone(),
     };
     let mut damage = None;
     let finished = if config.threads <= 1 {
@@ -358,7 +382,7 @@ pub fn run_sources(
 fn read_all(
     sources: &mut [Box<dyn FrameSource>],
     parse: &mut ParseStage,
-    progress: &mut dyn FnMut(u64),
+    progress: &mut dyn FnMut(&Progress),
     out: &mut dyn FnMut(Input),
     interval: Option<std::time::Duration>,
     snapshot: &mut dyn FnMut(ParseCounters),
@@ -373,6 +397,15 @@ fn read_all(
             last_snapshot = std::time::Instant::now();
         }
     };
+    let report = |bytes: u64, frames: u64, parse: &ParseStage| {
+        let counters = parse.counters();
+        Progress {
+            bytes,
+            frames,
+            sip_messages: counters.sip_messages,
+            parse_errors: counters.total_parse_errors(),
+        }
+    };
     let files = sources.len();
     for (n, source) in sources.iter_mut().enumerate() {
         if n > 0 && n < files {
@@ -384,7 +417,7 @@ fn read_all(
                     parse.on_frame(&frame, out);
                     frames += 1;
                     if frames % 4096 == 0 {
-                        progress(done_bytes + source.bytes_read());
+                        progress(&report(done_bytes + source.bytes_read(), frames, parse));
                         maybe_snapshot(parse);
                     }
                 }
@@ -394,7 +427,7 @@ fn read_all(
                         .duration_since(std::time::UNIX_EPOCH)
                         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
                     out(Input::Clock { ts_us: now });
-                    progress(done_bytes + source.bytes_read());
+                    progress(&report(done_bytes + source.bytes_read(), frames, parse));
                     maybe_snapshot(parse);
                 }
                 Ok(Polled::End) => break,
@@ -406,7 +439,7 @@ fn read_all(
         }
         done_bytes += source.bytes_read();
     }
-    progress(done_bytes);
+    progress(&report(done_bytes, frames, parse));
     damage
 }
 

@@ -446,3 +446,225 @@ fn a_full_ring_is_counted_not_hidden() {
         "every record counted as selected is in the ring"
     );
 }
+
+// ---- the socket filter, on a real AF_PACKET socket -----------------------------------------
+//
+// BPF_PROG_TEST_RUN hands a socket filter an skb that starts at the IP header, unlike the
+// AF_PACKET sockets it runs on, so it is tested where it lives: on one end of a veth pair in
+// a network namespace of its own, with frames sent into the pair from both ends.
+
+/// A namespace with a veth pair `sa`–`sb`, deleted on drop.
+struct Namespace(String);
+
+impl Namespace {
+    fn new() -> Self {
+        let name = format!("spy-kern-{}", std::process::id());
+        let ip = |args: &[&str]| {
+            let out = std::process::Command::new("ip")
+                .args(args)
+                .output()
+                .expect("ip");
+            assert!(
+                out.status.success(),
+                "ip {args:?}: {}",
+                support::text(&out.stderr)
+            );
+        };
+        ip(&["netns", "add", &name]);
+        ip(&[
+            "-n", &name, "link", "add", "name", "sa", "type", "veth", "peer", "name", "sb",
+        ]);
+        ip(&["-n", &name, "link", "set", "sa", "up"]);
+        ip(&["-n", &name, "link", "set", "sb", "up"]);
+        Self(name)
+    }
+
+    /// Moves the calling thread into the namespace.
+    fn enter(&self) {
+        let file = std::fs::File::open(format!("/run/netns/{}", self.0)).expect("netns file");
+        // SAFETY: setns with a namespace file we hold open; it changes this thread only.
+        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.0])
+            .status();
+    }
+}
+
+use std::os::fd::{AsRawFd, OwnedFd};
+
+/// A raw AF_PACKET socket that sends whole frames out of `interface`.
+fn sender(interface: &str) -> (OwnedFd, libc::sockaddr_ll) {
+    // SAFETY: socket(2) with constant arguments, checked below.
+    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
+    assert!(fd >= 0, "{}", std::io::Error::last_os_error());
+    // SAFETY: a socket we own alone.
+    let fd = unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) };
+    // SAFETY: plain data; zero is a valid start.
+    let mut address: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    address.sll_family = libc::AF_PACKET as u16;
+    address.sll_ifindex = kernel::interface_index(interface).expect("interface") as i32;
+    address.sll_halen = 6;
+    (fd, address)
+}
+
+fn send(socket: &(OwnedFd, libc::sockaddr_ll), frame: &[u8]) {
+    // SAFETY: the buffer and the address are valid for the call.
+    let sent = unsafe {
+        libc::sendto(
+            socket.0.as_raw_fd(),
+            frame.as_ptr().cast(),
+            frame.len(),
+            0,
+            (&raw const socket.1).cast(),
+            size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(
+        sent,
+        frame.len() as isize,
+        "{}",
+        std::io::Error::last_os_error()
+    );
+}
+
+#[test]
+fn the_socket_filter_sees_both_directions_and_puts_vlan_tags_back() {
+    if !may_capture() {
+        return;
+    }
+    let namespace = Namespace::new();
+    let body = std::thread::spawn(move || {
+        namespace.enter();
+        let options = KernelOptions {
+            mode: KernelMode::Socket,
+            snap_len: 9216,
+            ring_bytes: 1 << 20,
+            xdp_action: XdpAction::Pass,
+        };
+        let mut ebpf = kernel::load(&FilterConfig::default(), &options, false).expect("load");
+        let index = kernel::interface_index("sa").expect("sa");
+        let _socket = kernel::attach_socket(&mut ebpf, index).expect("the verifier accepts it");
+        let mut ring = RingBuf::try_from(ebpf.take_map("FRAMES").expect("ring")).expect("ring");
+        let counters: PerCpuArray<MapData, u64> =
+            PerCpuArray::try_from(ebpf.take_map("COUNTERS").expect("map")).expect("map");
+
+        let into_sa = sender("sb");
+        let out_of_sa = sender("sa");
+        let arriving = udp4([10, 0, 0, 1], 5060);
+        let leaving = udp4([10, 0, 0, 2], 5080);
+        let mut tagged = ethernet(0x0800, &[0x8100]);
+        tagged.extend(ipv4(
+            [10, 0, 0, 3],
+            17,
+            9,
+            0,
+            &transport(17, 40000, 5061, SIP),
+        ));
+        let noise = udp4([10, 0, 0, 1], 53);
+        send(&into_sa, &arriving);
+        send(&out_of_sa, &leaving);
+        send(&into_sa, &tagged);
+        send(&into_sa, &noise);
+
+        let mut records = Vec::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while records.len() < 3 && std::time::Instant::now() < deadline {
+            match ring.next() {
+                Some(item) => {
+                    // SAFETY: every record starts with a header.
+                    let header = unsafe {
+                        std::ptr::read_unaligned(item.as_ptr().cast::<RingRecordHeader>())
+                    };
+                    records.push((header, item[size_of::<RingRecordHeader>()..].to_vec()));
+                }
+                None => std::thread::sleep(std::time::Duration::from_millis(10)),
+            }
+        }
+        assert_eq!(records.len(), 3, "three SIP frames");
+        let find = |frame: &[u8]| {
+            records
+                .iter()
+                .find(|(_, bytes)| bytes == frame)
+                .unwrap_or_else(|| panic!("a record of {frame:x?}"))
+                .0
+        };
+        assert_eq!(find(&arriving).direction, FrameDirection::Ingress as u8);
+        assert_eq!(find(&leaving).direction, FrameDirection::Egress as u8);
+        let header = find(&tagged);
+        assert_eq!(header.original_len as usize, tagged.len(), "the tag counts");
+        assert_eq!(header.ifindex, index);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(ring.next().is_none(), "the DNS frame was left");
+        assert_eq!(kernel::read_counter(&counters, KernelCounter::Selected), 3);
+        assert!(kernel::read_counter(&counters, KernelCounter::Seen) >= 4);
+    });
+    body.join().expect("the socket filter test");
+}
+
+// ---- least privilege -------------------------------------------------------------------------
+
+/// The README's setcap line is enough to run every mode as an unprivileged user, and without
+/// it the error says what is missing.
+#[test]
+fn the_named_capabilities_suffice_and_their_absence_is_explained() {
+    if !may_capture() {
+        return;
+    }
+    // A copy the `nobody` user can reach and run (the build tree may be private).
+    let dir = std::env::temp_dir().join(format!("spycraft-caps-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let binary = dir.join("spycraft");
+    std::fs::copy(env!("CARGO_BIN_EXE_spycraft"), &binary).expect("copy");
+    let open = |path: &std::path::Path, mode| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    };
+    open(&dir, 0o755);
+    open(&binary, 0o755);
+    let run_as_nobody = |mode: &str| {
+        // setpriv (util-linux) changes user and execs: the signal below reaches the sensor.
+        let child = std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(&binary)
+            .args(["capture", "-i", "lo", "--mode", mode, "-o", "/dev/null"])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("setpriv");
+        let child = support::process::Reaped::spawn_from(child);
+        std::thread::sleep(std::time::Duration::from_millis(800));
+        support::process::interrupt(child.child());
+        child.output()
+    };
+    for mode in ["xdp", "socket"] {
+        let out = run_as_nobody(mode);
+        let stderr = support::text(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{mode} without capabilities: {stderr}"
+        );
+        assert!(
+            stderr.contains("Operation not permitted") && stderr.contains("CAP_BPF"),
+            "{stderr}"
+        );
+    }
+    let setcap = std::process::Command::new("setcap")
+        .arg("cap_bpf,cap_perfmon,cap_net_admin,cap_net_raw+eip")
+        .arg(&binary)
+        .status()
+        .expect("setcap (libcap2-bin)");
+    assert!(setcap.success());
+    for mode in ["xdp", "socket", "pcap"] {
+        let out = run_as_nobody(mode);
+        let stderr = support::text(&out.stderr);
+        assert!(out.status.success(), "{mode} with capabilities: {stderr}");
+        assert!(stderr.contains("capturing on lo"), "{stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

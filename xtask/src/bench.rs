@@ -201,7 +201,7 @@ pub fn floor(file: &Path) -> Result<()> {
     Ok(())
 }
 
-fn json_number(json: &str, key: &str) -> Option<u64> {
+pub fn json_number(json: &str, key: &str) -> Option<u64> {
     let at = json.find(&format!("\"{key}\":"))? + key.len() + 3;
     let digits: String = json[at..]
         .chars()

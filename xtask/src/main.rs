@@ -8,11 +8,14 @@
 //! - `pcaps`   regenerate `pcaps/<case>/` with sipp on loopback (needs root for tcpdump)
 //! - `synth`   write a large deterministic synthetic capture (see `synth.rs`)
 //! - `bench`   time `spycraft analyze` on the synthetic capture against a floor program
+//! - `capbench` the live capture modes (xdp, socket, pcap) on a replayed capture: SIP
+//!   messages lost and the sensor's CPU per frame (root)
 //! - `floor`   the floor program itself, on one capture
 //! - `ingest`  the PostgreSQL ingest rate, on a throwaway cluster
 //! - `fuzz`    run the cargo-fuzz targets (nightly), seeded from the captures
 
 mod bench;
+mod capbench;
 mod fuzz;
 mod ingest;
 mod pcaps;
@@ -40,13 +43,14 @@ fn main() -> Result<()> {
         Some("synth") => synth::command(rest),
         Some("fuzz") => fuzz::command(&root(), rest),
         Some("bench") => bench::command(&root(), rest),
+        Some("capbench") => capbench::command(&root(), rest),
         Some("ingest") => {
             setup(&TEST_PACKAGES)?;
             ingest::command(&root(), rest)
         }
         Some("floor") => bench::floor(Path::new(rest.first().map_or("", String::as_str))),
         _ => {
-            eprintln!("usage: cargo xtask <setup|demo|test|pcaps [CASE…]|synth|bench|floor FILE|ingest [--calls N] [--batch N]|fuzz [--seconds N] [TARGET…]>");
+            eprintln!("usage: cargo xtask <setup|demo|test|pcaps [CASE…]|synth|bench|capbench [--calls N] [--noise PERCENT]|floor FILE|ingest [--calls N] [--batch N]|fuzz [--seconds N] [TARGET…]>");
             bail!("unknown or missing command")
         }
     }
@@ -75,7 +79,7 @@ pub fn run(cmd: &mut Command) -> Result<()> {
 const BASE_PACKAGES: [&str; 2] = ["libpcap-dev", "pkg-config"];
 
 /// Installs the Debian packages that are missing (apt-get, as root), plus `extra`.
-fn setup(extra: &[&str]) -> Result<()> {
+pub fn setup(extra: &[&str]) -> Result<()> {
     let missing: Vec<&str> = BASE_PACKAGES
         .iter()
         .chain(extra)
@@ -140,7 +144,7 @@ fn kernel_build_ready() -> bool {
 
 /// Installs what building the kernel programs needs: LLVM 22, the rust-src component and
 /// bpf-linker built against that LLVM.
-fn setup_kernel_build() -> Result<()> {
+pub fn setup_kernel_build() -> Result<()> {
     setup(&KERNEL_BUILD_PACKAGES)?;
     if kernel_build_ready() {
         return Ok(());
@@ -194,9 +198,9 @@ fn demo() -> Result<()> {
 /// What the tests need beyond the build: a PostgreSQL server for the database tests (they
 /// start their own throwaway clusters), openssl for their TLS certificates, tshark to check
 /// `dump`'s selections, chromium to render the call-flow page, sipp and tcpdump for the live
-/// capture test, iproute2 (ip, tc) for its network namespaces, tcpreplay for the capture
-/// benchmark.
-const TEST_PACKAGES: [&str; 8] = [
+/// capture test, iproute2 (ip, tc) for its network namespaces, libcap2-bin (setcap) for the
+/// least-privilege test, tcpreplay for the capture benchmark.
+const TEST_PACKAGES: [&str; 9] = [
     "postgresql",
     "openssl",
     "tshark",
@@ -204,6 +208,7 @@ const TEST_PACKAGES: [&str; 8] = [
     "sip-tester",
     "tcpdump",
     "iproute2",
+    "libcap2-bin",
     "tcpreplay",
 ];
 

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: AGPL-3.0-or-later
 //! A large, deterministic synthetic capture for throughput measurements.
 //!
-//! `cargo xtask synth [--calls N] [--out FILE]` writes N overlapping calls (one starting every
-//! 5 ms, so about 3,700 are up at once) over Ethernet/IPv4/UDP with SDP bodies, plus RTP-like
-//! noise as 10 % of the frames. The outcome mix: 60 % answered, 15 % busy, 10 % cancelled,
+//! `cargo xtask synth [--calls N] [--noise PERCENT] [--out FILE]` writes N overlapping calls
+//! (one starting every 5 ms, so about 3,700 are up at once) over Ethernet/IPv4/UDP with SDP
+//! bodies, plus RTP-like noise as PERCENT of the frames (10 by default). The outcome mix: 60 % answered, 15 % busy, 10 % cancelled,
 //! 5 % 480, 5 % 503, 5 % challenged with 407 and then answered. Beside the capture,
 //! `FILE.truth.json` holds the number of calls per disposition and of SIP messages.
 
@@ -99,22 +99,51 @@ const PBX: [u8; 4] = [10, 2, 0, 1];
 /// Entry point of `cargo xtask synth`.
 pub fn command(args: &[String]) -> Result<()> {
     let mut calls = 200_000u32;
+    let mut noise = DEFAULT_NOISE_PERCENT;
     let mut out = PathBuf::from("target/bench/synth-200k.pcap");
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--calls" => calls = it.next().context("--calls N")?.parse()?,
+            "--noise" => noise = it.next().context("--noise PERCENT")?.parse()?,
             "--out" => out = it.next().context("--out FILE")?.into(),
             other => bail!("synth: unknown argument {other}"),
         }
     }
-    let truth = generate(calls, &out)?;
+    let truth = generate_with_noise(calls, noise, &out)?;
     eprintln!("xtask: wrote {} ({truth})", out.display());
     Ok(())
 }
 
+/// Share of the frames that are noise unless asked otherwise.
+pub const DEFAULT_NOISE_PERCENT: u32 = 10;
+
 /// Writes the capture and its truth file; returns the truth as JSON text.
 pub fn generate(calls: u32, out: &Path) -> Result<String> {
+    generate_with_noise(calls, DEFAULT_NOISE_PERCENT, out)
+}
+
+/// Noise frames per SIP message for `percent` % noise, as a reduced fraction: each message
+/// gets `whole` frames and one more with probability `rest / of`.
+fn noise_rate(percent: u32) -> Result<(u64, u64, u64)> {
+    if percent >= 100 {
+        bail!("--noise {percent}: some frames must be SIP");
+    }
+    let (mut num, mut den) = (u64::from(percent), u64::from(100 - percent));
+    let (mut a, mut b) = (num, den);
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    if a > 1 {
+        num /= a;
+        den /= a;
+    }
+    Ok((num / den, num % den, den))
+}
+
+/// As [`generate`], with `noise_percent` % of the frames RTP-like noise.
+pub fn generate_with_noise(calls: u32, noise_percent: u32, out: &Path) -> Result<String> {
+    let (whole, rest, of) = noise_rate(noise_percent)?;
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -227,14 +256,15 @@ pub fn generate(calls: u32, out: &Path) -> Result<String> {
             text.as_bytes(),
         )?;
         sip_messages += 1;
-        // One RTP-like frame for every nine SIP messages: 10 % of the frames are noise.
-        if noise.below(9) == 0 {
+        // RTP-like frames after the message (at 10 %: one for every nine messages).
+        let frames = whole + u64::from(rest > 0 && noise.below(of) < rest);
+        for k in 0..frames {
             let payload = [0x80u8; 172];
             let port = 10_000 + 2 * noise.below(5_000) as u16;
             write_frame(
                 &mut w,
                 &mut frame,
-                START_US + t + 1,
+                START_US + t + 1 + k,
                 call.caller,
                 port,
                 PBX,
@@ -394,4 +424,19 @@ fn write_frame(
     w.write_all(&(frame.len() as u32).to_le_bytes())?;
     w.write_all(frame)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::noise_rate;
+
+    #[test]
+    fn noise_shares_become_frames_per_message() {
+        // 10 %: one frame after one message in nine, as the benchmark's capture always had.
+        assert_eq!(noise_rate(10).expect("valid"), (0, 1, 9));
+        assert_eq!(noise_rate(90).expect("valid"), (9, 0, 1));
+        assert_eq!(noise_rate(50).expect("valid"), (1, 0, 1));
+        assert_eq!(noise_rate(0).expect("valid"), (0, 0, 1));
+        assert!(noise_rate(100).is_err());
+    }
 }

@@ -25,6 +25,7 @@ use aya::programs::{SocketFilter, Xdp, XdpMode};
 use aya::{Ebpf, EbpfLoader};
 use spycraft_common::{
     FilterSettings, KernelCounter, RingRecordHeader, XdpAction, MAX_KERNEL_SNAP_LEN,
+    READER_LOOKS_EVERY_MS,
 };
 use tokio::io::unix::AsyncFd;
 
@@ -37,6 +38,10 @@ static PROGRAMS: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/
 
 /// How long a read waits for the ring before reporting `Idle`.
 const READ_TIMEOUT: Duration = Duration::from_millis(200);
+/// The programs wake the reader only once a batch has gathered, so it also looks this often.
+const LOOK_EVERY: Duration = Duration::from_millis(READER_LOOKS_EVERY_MS);
+/// How often the kernel's counters are read while frames flow.
+const REFRESH_EVERY: Duration = Duration::from_millis(500);
 
 /// Which program picks the frames.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,7 +113,7 @@ pub struct KernelSource {
     /// CLOCK_REALTIME − CLOCK_MONOTONIC in ns: the programs stamp frames with the latter.
     clock_offset_ns: i64,
     read: u64,
-    refreshed_at: u64,
+    refreshed_at: std::time::Instant,
 }
 
 /// What keeps a program attached: dropping it detaches.
@@ -138,7 +143,7 @@ pub fn load(
     let mut ebpf = EbpfLoader::new()
         .map_max_entries("FRAMES", ring_bytes)
         .load(PROGRAMS)
-        .map_err(|e| explain(format!("loading the kernel programs: {e}")))?;
+        .map_err(|e| explain(format!("loading the kernel programs: {}", chain(&e))))?;
     let mut settings = FilterSettings::EMPTY;
     for (slot, range) in settings.ports.iter_mut().zip(filter.ports()) {
         *slot = *range;
@@ -188,6 +193,22 @@ pub fn load(
 fn map<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut aya::maps::Map, String> {
     ebpf.map_mut(name)
         .ok_or_else(|| format!("the kernel object has no map {name}"))
+}
+
+/// An error and its causes, `: `-separated (aya's messages leave the system error to the
+/// cause).
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        let more = e.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = e.source();
+    }
+    text
 }
 
 /// Adds what to do about a permission error.
@@ -269,7 +290,7 @@ impl KernelSource {
             frame: Vec::with_capacity(MAX_KERNEL_SNAP_LEN as usize),
             clock_offset_ns: clock_offset_ns(),
             read: 0,
-            refreshed_at: 0,
+            refreshed_at: std::time::Instant::now(),
         })
     }
 
@@ -290,37 +311,24 @@ impl KernelSource {
     /// The next frame; `Idle` when the ring stayed empty for the read timeout; `End` once
     /// stopped and drained.
     pub fn poll(&mut self) -> Result<Polled<'_>, CaptureError> {
-        if self.read >= self.refreshed_at + 4096 {
+        if self.refreshed_at.elapsed() >= REFRESH_EVERY {
             self.refresh();
         }
         if self.stop.load(Ordering::Acquire) && self.attached.is_some() {
             // Detach first: what is in the ring now is all there will be.
             self.detach();
         }
-        if !self.next_record()? {
+        let waited = std::time::Instant::now();
+        while !self.next_record()? {
             if self.attached.is_none() {
                 self.refresh();
                 return Ok(Polled::End);
             }
-            self.refresh();
-            let ring = &self.ring;
-            let ready = self.runtime.block_on(async {
-                match tokio::time::timeout(READ_TIMEOUT, ring.readable()).await {
-                    Ok(Ok(mut guard)) => {
-                        guard.clear_ready();
-                        Ok(())
-                    }
-                    Ok(Err(e)) => Err(e),
-                    Err(_elapsed) => Ok(()),
-                }
-            });
-            ready.map_err(|e| CaptureError::Live {
-                interface: self.interface.clone(),
-                reason: format!("waiting on the ring buffer: {e}"),
-            })?;
-            if !self.next_record()? {
+            if waited.elapsed() >= READ_TIMEOUT || self.stop.load(Ordering::Acquire) {
+                self.refresh();
                 return Ok(Polled::Idle);
             }
+            self.wait()?;
         }
         let header = read_header(&self.frame);
         let ts_ns = header.timestamp_ns as i64 + self.clock_offset_ns;
@@ -330,6 +338,25 @@ impl KernelSource {
             original_len: header.original_len,
             data: &self.frame[size_of::<RingRecordHeader>()..],
         }))
+    }
+
+    /// Waits until the programs wake the reader or [`LOOK_EVERY`] has passed.
+    fn wait(&mut self) -> Result<(), CaptureError> {
+        let ring = &self.ring;
+        let woken = self.runtime.block_on(async {
+            match tokio::time::timeout(LOOK_EVERY, ring.readable()).await {
+                Ok(Ok(mut guard)) => {
+                    guard.clear_ready();
+                    Ok(())
+                }
+                Ok(Err(e)) => Err(e),
+                Err(_elapsed) => Ok(()),
+            }
+        });
+        woken.map_err(|e| CaptureError::Live {
+            interface: self.interface.clone(),
+            reason: format!("waiting on the ring buffer: {e}"),
+        })
     }
 
     /// Copies the next ring record into `self.frame`; false when the ring is empty.
@@ -380,7 +407,7 @@ impl KernelSource {
         c.fragments_followed
             .store(get(KernelCounter::FragmentsFollowed), Ordering::Relaxed);
         c.read.store(self.read, Ordering::Relaxed);
-        self.refreshed_at = self.read;
+        self.refreshed_at = std::time::Instant::now();
     }
 }
 
@@ -411,12 +438,15 @@ fn attach_xdp(
         .map_err(|e: aya::programs::ProgramError| e.to_string())?;
     program
         .load()
-        .map_err(|e| explain(format!("loading the XDP program: {e}")))?;
+        .map_err(|e| explain(format!("loading the XDP program: {}", chain(&e))))?;
     match how {
         XdpAttach::Native | XdpAttach::Auto => match program.attach(interface, XdpMode::Driver) {
             Ok(link) => return Ok((Attached::Xdp(link), "XDP, native (driver) mode")),
             Err(e) if how == XdpAttach::Native => {
-                return Err(explain(format!("attaching XDP in native mode: {e}")))
+                return Err(explain(format!(
+                    "attaching XDP in native mode: {}",
+                    chain(&e)
+                )))
             }
             Err(_) => {}
         },
@@ -424,7 +454,7 @@ fn attach_xdp(
     }
     let link = program
         .attach(interface, XdpMode::Skb)
-        .map_err(|e| explain(format!("attaching XDP in generic mode: {e}")))?;
+        .map_err(|e| explain(format!("attaching XDP in generic mode: {}", chain(&e))))?;
     Ok((
         Attached::Xdp(link),
         if how == XdpAttach::Auto {
@@ -435,7 +465,9 @@ fn attach_xdp(
     ))
 }
 
-fn attach_socket(ebpf: &mut Ebpf, ifindex: u32) -> Result<OwnedFd, String> {
+/// Loads the socket filter and attaches it to a new AF_PACKET socket bound to `ifindex`; the
+/// socket keeps it attached.
+pub fn attach_socket(ebpf: &mut Ebpf, ifindex: u32) -> Result<OwnedFd, String> {
     let program: &mut SocketFilter = ebpf
         .program_mut("spycraft_socket")
         .ok_or("the kernel object has no spycraft_socket program")?
@@ -443,7 +475,7 @@ fn attach_socket(ebpf: &mut Ebpf, ifindex: u32) -> Result<OwnedFd, String> {
         .map_err(|e: aya::programs::ProgramError| e.to_string())?;
     program
         .load()
-        .map_err(|e| explain(format!("loading the socket filter: {e}")))?;
+        .map_err(|e| explain(format!("loading the socket filter: {}", chain(&e))))?;
     // Protocol 0: the socket receives nothing until it is bound, so no frame slips past
     // before the filter is in place.
     // SAFETY: socket(2) with constant arguments; the result is checked before use.
@@ -458,7 +490,7 @@ fn attach_socket(ebpf: &mut Ebpf, ifindex: u32) -> Result<OwnedFd, String> {
     let socket = unsafe { OwnedFd::from_raw_fd(fd) };
     program
         .attach(socket.as_fd())
-        .map_err(|e| explain(format!("attaching the socket filter: {e}")))?;
+        .map_err(|e| explain(format!("attaching the socket filter: {}", chain(&e))))?;
     // SAFETY: sockaddr_ll is plain data; zero is a valid starting value.
     let mut address: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
     address.sll_family = libc::AF_PACKET as u16;
@@ -481,7 +513,7 @@ fn attach_socket(ebpf: &mut Ebpf, ifindex: u32) -> Result<OwnedFd, String> {
     Ok(socket)
 }
 
-fn interface_index(interface: &str) -> Result<u32, String> {
+pub fn interface_index(interface: &str) -> Result<u32, String> {
     let name = std::ffi::CString::new(interface).map_err(|_| "bad interface name".to_owned())?;
     // SAFETY: `name` is a NUL-terminated string that outlives the call.
     let index = unsafe { libc::if_nametoindex(name.as_ptr()) };

@@ -26,6 +26,11 @@ impl Reaped {
         Self(Some(cmd.spawn().unwrap_or_else(|e| panic!("{cmd:?}: {e}"))))
     }
 
+    /// Takes charge of a child already started.
+    pub fn spawn_from(child: Child) -> Self {
+        Self(Some(child))
+    }
+
     pub fn child(&self) -> &Child {
         self.0.as_ref().expect("running")
     }
