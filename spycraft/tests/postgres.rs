@@ -54,7 +54,8 @@ fn rows_as_json(pg: &Cluster, db: &str) -> Vec<Value> {
          from_uri, from_user, to_uri, to_user, request_uri, p_asserted_identity, diversion, \
          host(caller_ip) AS caller_ip, caller_port, host(callee_ip) AS callee_ip, callee_port, \
          transport, vlan, direction, user_agent, server, {}, {}, {}, {}, duration_ms, \
-         billable_ms, pdd_ms, disposition, final_status, final_reason, q850_cause, ended_by, \
+         billable_ms, pdd_ms, sdd_ms, hold_ms, disposition, final_status, final_reason, \
+         q850_cause, ended_by, \
          end_reason, auth_challenges, invite_retransmissions, capture_issues \
          FROM cdr ORDER BY id) t",
         ts("invite_at"),
@@ -156,7 +157,7 @@ fn sensors_starting_together_apply_each_migration_once() {
             "cdr",
             "SELECT string_agg(version::text, ',' ORDER BY version) FROM spycraft_migrations"
         ),
-        "1,2"
+        "1,2,3"
     );
     let out = spycraft(&["db", "migrate", "--postgres", &conn]);
     assert!(
@@ -170,7 +171,7 @@ fn sensors_starting_together_apply_each_migration_once() {
     let status = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));
     for line in [
-        "schema:     version 2",
+        "schema:     version 3",
         "records:    0",
         "partitions: none yet",
     ] {

@@ -73,6 +73,8 @@ struct Outcome {
     ended_by: &'static str,
     /// Billable time expected from the scenario's pauses (ms), with 150 ms of slack (5 below).
     billable_ms: Option<u64>,
+    /// Time on hold expected from the scenario's pauses (ms), with the same slack.
+    hold_ms: Option<u64>,
     auth_challenges: u64,
     q850_cause: Option<u64>,
     has_ring: bool,
@@ -89,6 +91,7 @@ const ANSWERED: Outcome = Outcome {
     end_reason: "bye",
     ended_by: "caller",
     billable_ms: Some(3000),
+    hold_ms: Some(0),
     auth_challenges: 0,
     q850_cause: Some(16),
     has_ring: true,
@@ -101,11 +104,27 @@ const REJECTED: Outcome = Outcome {
     end_reason: "rejected",
     ended_by: "callee",
     billable_ms: Some(0),
+    hold_ms: None,
     q850_cause: None,
     ..ANSWERED
 };
 
 const OUTCOMES: &[Outcome] = &[
+    Outcome {
+        case: "hold-resume",
+        billable_ms: Some(4000),
+        hold_ms: Some(2000),
+        ..ANSWERED
+    },
+    Outcome {
+        case: "session-timer-expired",
+        end_reason: "timeout",
+        ended_by: "timeout",
+        // The 2 s session interval, from the 200 OK: nobody refreshed it.
+        billable_ms: Some(2000),
+        q850_cause: None,
+        ..ANSWERED
+    },
     Outcome {
         case: "answered-caller-bye",
         ..ANSWERED
@@ -141,6 +160,7 @@ const OUTCOMES: &[Outcome] = &[
         end_reason: "cancel",
         billable_ms: Some(0),
         q850_cause: None,
+        hold_ms: None,
         ..ANSWERED
     },
     Outcome {
@@ -239,6 +259,13 @@ fn check_outcome(o: &Outcome, r: &Value) {
             "{c}: billable {got} ms, scenario plays {want} ms"
         ),
         (want, got) => assert_eq!(got, want, "{c}: billable"),
+    }
+    match (o.hold_ms, r["hold_ms"].as_u64()) {
+        (Some(want), Some(got)) => assert!(
+            got + 5 >= want && got <= want + 150,
+            "{c}: on hold {got} ms, scenario plays {want} ms"
+        ),
+        (want, got) => assert_eq!(got, want, "{c}: hold"),
     }
     if o.end_reason == "incomplete" {
         assert!(r["end_at"].is_null() && r["duration_ms"].is_null(), "{c}");

@@ -9,7 +9,7 @@ use super::record::{
 };
 use super::timers::Timers;
 use crate::decode::Transport;
-use crate::sip::{uri_user, Field, Method, SipEvent, SipKind};
+use crate::sip::{uri_user, Field, Media, Method, SipEvent, SipKind};
 
 /// Where the leg stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,6 +54,16 @@ impl Issues {
     }
 }
 
+/// A mid-dialog offer or refresh awaiting its final response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Pending {
+    cseq: u32,
+    method: Method,
+    media: Media,
+    /// Sent by the caller; each party numbers its own requests.
+    from_caller: bool,
+}
+
 /// One call leg in progress.
 #[derive(Clone, Debug)]
 pub(crate) struct Leg {
@@ -94,6 +104,21 @@ pub(crate) struct Leg {
     invite_retransmissions: u32,
     acked: bool,
     bye_answered: bool,
+    /// When the first BYE's final response arrived (RFC 6076 session disconnect delay).
+    bye_answered_at: Option<i64>,
+    /// A re-INVITE or UPDATE in progress. Its offer and its session refresh take effect when
+    /// its 2xx arrives; a failure (491 glare, 481, anything else) leaves the session as it was.
+    pending: Option<Pending>,
+    /// When the current hold began, and the holds before it (µs).
+    held_since: Option<i64>,
+    held_us: i64,
+    /// The session timer (RFC 4028): the interval the INVITE asked for, the interval in force,
+    /// and when it was last started or refreshed.
+    asked_interval: Option<u32>,
+    session_interval: Option<u32>,
+    session_refreshed_at: i64,
+    /// The last deadline given was the session's expiry, not the idle timeout.
+    session_deadline: bool,
     issues: Issues,
 }
 
@@ -145,6 +170,14 @@ impl Leg {
             invite_retransmissions: 0,
             acked: false,
             bye_answered: false,
+            bye_answered_at: None,
+            pending: None,
+            held_since: None,
+            held_us: 0,
+            asked_interval: ev.session_expires,
+            session_interval: None,
+            session_refreshed_at: ev.meta.ts_us,
+            session_deadline: false,
             issues: Issues::default(),
         }
     }
@@ -226,7 +259,8 @@ impl Leg {
     fn on_request(&mut self, method: Method, ev: &SipEvent, ts: i64) {
         let from_caller = ev.from_tag() == self.from_tag;
         match method {
-            Method::Invite if ev.cseq.number == self.invite_cseq => {
+            // Each party numbers its own requests: only the caller's can repeat the INVITE.
+            Method::Invite if from_caller && ev.cseq.number == self.invite_cseq => {
                 // The same INVITE between other addresses is the next hop through a proxy,
                 // not a retransmission.
                 if (ev.meta.src, ev.meta.dst) == (self.caller, self.callee) {
@@ -237,6 +271,24 @@ impl Leg {
                 }
             }
             Method::Invite if self.is_retry(ev) => self.retry(ev, ts),
+            Method::Invite | Method::Update
+                if self.phase == Phase::Answered && !ev.to_tag().is_empty() =>
+            {
+                self.last_activity = ts;
+                let request = Pending {
+                    cseq: ev.cseq.number,
+                    method,
+                    media: ev.media,
+                    from_caller,
+                };
+                // A retransmission leaves the pending request as it is.
+                if self
+                    .pending
+                    .is_none_or(|p| (p.cseq, p.from_caller) != (request.cseq, from_caller))
+                {
+                    self.pending = Some(request);
+                }
+            }
             Method::Invite
             | Method::Update
             | Method::Info
@@ -303,18 +355,47 @@ impl Leg {
     }
 
     fn on_response(&mut self, code: u16, ev: &SipEvent, ts: i64) {
+        // Responses carry their request's From: this one answers the caller's request or the
+        // callee's, whose CSeq numbers are independent.
+        let to_caller = ev.from_tag() == self.from_tag;
         // A response to a later INVITE of this leg whose request the capture lost.
-        if ev.cseq.method == Method::Invite
+        if to_caller
+            && ev.cseq.method == Method::Invite
             && ev.cseq.number > self.invite_cseq
             && self.is_retry_phase()
         {
             self.retry(ev, ts);
         }
         match ev.cseq.method {
-            Method::Invite if ev.cseq.number == self.invite_cseq => {
+            Method::Invite if to_caller && ev.cseq.number == self.invite_cseq => {
                 self.on_invite_response(code, ev, ts)
             }
-            Method::Bye if code >= 200 => self.bye_answered = true,
+            Method::Bye if code >= 200 => {
+                self.bye_answered = true;
+                self.bye_answered_at.get_or_insert(ts);
+            }
+            Method::Invite | Method::Update
+                if code >= 200
+                    && self.pending.is_some_and(|p| {
+                        (p.cseq, p.method, p.from_caller)
+                            == (ev.cseq.number, ev.cseq.method, to_caller)
+                    }) =>
+            {
+                let offered = self.pending.take().map_or(Media::None, |p| p.media);
+                if (200..300).contains(&code) && self.phase == Phase::Answered {
+                    // The offer was in the request, or (an empty re-INVITE) in this 2xx.
+                    self.apply_media(
+                        if offered == Media::None {
+                            ev.media
+                        } else {
+                            offered
+                        },
+                        ts,
+                    );
+                    self.refresh_session(ev, ts);
+                }
+                self.last_activity = ts;
+            }
             _ => {
                 if self.phase == Phase::Answered {
                     self.last_activity = ts;
@@ -346,6 +427,7 @@ impl Leg {
                     self.last_activity = ts;
                     self.set_final(code, ev);
                     self.to_tag = non_empty(ev.to_tag());
+                    self.refresh_session(ev, ts);
                 }
             }
             401 | 407 if self.answer_at.is_none() && self.phase != Phase::Ended => {
@@ -377,12 +459,43 @@ impl Leg {
         }
     }
 
+    /// A hold starts with an offer that holds the media and ends with one that does not.
+    fn apply_media(&mut self, media: Media, ts: i64) {
+        match (media, self.held_since) {
+            (Media::Held, None) => self.held_since = Some(ts),
+            (Media::Active, Some(since)) => {
+                self.held_us += ts - since;
+                self.held_since = None;
+            }
+            _ => {}
+        }
+    }
+
+    /// A 2xx to an INVITE, re-INVITE or UPDATE (re)starts the session timer with the interval
+    /// it carries, or else the one asked for or in force.
+    fn refresh_session(&mut self, ev: &SipEvent, ts: i64) {
+        self.session_interval = ev
+            .session_expires
+            .or(self.session_interval)
+            .or(self.asked_interval);
+        self.session_refreshed_at = ts;
+    }
+
+    /// When the session expires without a refresh (RFC 4028 §10), if a timer runs.
+    fn session_expiry(&self) -> Option<i64> {
+        self.session_interval
+            .map(|secs| self.session_refreshed_at + i64::from(secs) * 1_000_000)
+    }
+
     fn set_final(&mut self, code: u16, ev: &SipEvent) {
         self.final_status = Some(code);
         self.final_reason = non_empty(ev.field(Field::ReasonPhrase));
     }
 
     fn end(&mut self, ts: i64, reason: EndReason, by: EndedBy) {
+        if let Some(since) = self.held_since.take() {
+            self.held_us += (ts - since).max(0);
+        }
         self.phase = Phase::Ended;
         self.end_at = Some(ts);
         self.end_reason = Some(reason);
@@ -406,7 +519,12 @@ impl Leg {
                 self.last_activity + us(t.transaction_secs)
             }
             Phase::Proceeding => self.last_activity + us(t.ringing_secs),
-            Phase::Answered => self.last_activity + us(t.call_idle_secs),
+            Phase::Answered => {
+                let idle = self.last_activity + us(t.call_idle_secs);
+                let expiry = self.session_expiry().filter(|&e| e < idle);
+                self.session_deadline = expiry.is_some();
+                expiry.unwrap_or(idle)
+            }
             Phase::Ended => self.last_activity + us(t.linger_secs),
         }
     }
@@ -436,6 +554,12 @@ impl Leg {
                 self.end_at = self.cancel_at;
                 self.end_reason = Some(EndReason::Cancel);
                 self.ended_by = EndedBy::Caller;
+            }
+            // The session timer ran out with no refresh: the session ends at its expiry
+            // (RFC 4028 §10), which is the protocol working, not a capture gap.
+            (Phase::Answered, Finish::Expired) if self.session_deadline => {
+                let expiry = self.session_expiry().unwrap_or(self.last_activity);
+                self.end(expiry, EndReason::Timeout, EndedBy::Timeout);
             }
             (phase, Finish::Expired | Finish::Evicted) => {
                 self.end_at = Some(self.last_activity);
@@ -525,6 +649,20 @@ impl Leg {
                 (Some(_), None) => None,
             },
             pdd_ms: pdd_at.map(|at| ts(at).millis_since(invite_at)),
+            sdd_ms: match (self.end_reason, end_at, self.bye_answered_at) {
+                (Some(EndReason::Bye), Some(bye), Some(answered)) => {
+                    Some(ts(answered).millis_since(bye))
+                }
+                _ => None,
+            },
+            hold_ms: answer_at.map(|_| {
+                // A hold still open when the record is written runs to the call's end.
+                let open = match (self.held_since, self.end_at) {
+                    (Some(since), Some(end)) => (end - since).max(0),
+                    _ => 0,
+                };
+                u64::try_from((self.held_us + open) / 1000).unwrap_or(0)
+            }),
             disposition,
             final_status: self.final_status,
             final_reason: self.final_reason,

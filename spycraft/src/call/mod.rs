@@ -36,6 +36,8 @@ mod tests {
         from_tag: &'static str,
         to_tag: &'static str,
         extra: &'static str,
+        /// An SDP body: its media-level attribute lines (and the connection address).
+        sdp: Option<(&'static str, &'static str)>,
     }
 
     fn step(at_ms: i64, from_a: bool, start: &'static str, cseq: &'static str) -> Step {
@@ -48,6 +50,7 @@ mod tests {
             from_tag,
             to_tag,
             extra: "",
+            sdp: None,
         }
     }
 
@@ -61,6 +64,11 @@ mod tests {
             self.extra = extra;
             self
         }
+        /// An SDP body with connection address `c` and attribute lines `a`.
+        fn sdp(mut self, c: &'static str, a: &'static str) -> Self {
+            self.sdp = Some((c, a));
+            self
+        }
     }
 
     fn event(call_id: &str, s: &Step) -> SipEvent {
@@ -69,10 +77,25 @@ mod tests {
         } else {
             format!(";tag={}", s.to_tag)
         };
+        let body = s.sdp.map_or(String::new(), |(c, a)| {
+            format!("v=0\r\no=- 1 1 IN IP4 {c}\r\ns=-\r\nc=IN IP4 {c}\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n{a}")
+        });
+        let content_type = if body.is_empty() {
+            ""
+        } else {
+            "Content-Type: application/sdp\r\n"
+        };
         let raw = format!(
             "{}\r\nVia: SIP/2.0/UDP x;branch=z9hG4bK{}\r\nFrom: <sip:alice@a.example>;tag={}\r\n\
-             To: <sip:bob@b.example>{}\r\nCall-ID: {}\r\nCSeq: {}\r\n{}Content-Length: 0\r\n\r\n",
-            s.start, s.cseq, s.from_tag, to_tag, call_id, s.cseq, s.extra
+             To: <sip:bob@b.example>{}\r\nCall-ID: {}\r\nCSeq: {}\r\n{}{content_type}Content-Length: {}\r\n\r\n{body}",
+            s.start,
+            s.cseq,
+            s.from_tag,
+            to_tag,
+            call_id,
+            s.cseq,
+            s.extra,
+            body.len()
         );
         let mut headers = [EMPTY_HEADER; 32];
         let msg = parse_datagram(raw.as_bytes(), &mut headers).expect("test message parses");
@@ -103,6 +126,255 @@ mod tests {
     }
 
     const INV: &str = "INVITE sip:bob@b.example SIP/2.0";
+
+    /// What a mid-call script must leave on the record.
+    struct MidCall {
+        name: &'static str,
+        /// Steps after the call is answered at 1 s (SDP active) and ACKed.
+        steps: Vec<Step>,
+        hold_ms: u64,
+        end_reason: EndReason,
+        ended_by: EndedBy,
+        billable_ms: u64,
+        sdd_ms: Option<u64>,
+    }
+
+    const SENDONLY: &str = "a=sendonly\r\n";
+    const SENDRECV: &str = "a=sendrecv\r\n";
+    const INACTIVE: &str = "a=inactive\r\n";
+    const UAC: &str = "192.0.2.10";
+    const REINV: &str = "INVITE sip:bob@b.example SIP/2.0";
+    const BYE_A: &str = "BYE sip:bob@b.example SIP/2.0";
+
+    /// A request of the caller's within the dialog, and a response to it.
+    fn mine(at_ms: i64, start: &'static str, cseq: &'static str) -> Step {
+        step(at_ms, true, start, cseq).tags("a1", "b2")
+    }
+    fn theirs(at_ms: i64, start: &'static str, cseq: &'static str) -> Step {
+        step(at_ms, false, start, cseq).tags("a1", "b2")
+    }
+
+    /// Every mid-call transition: holds by re-INVITE and UPDATE (sendonly, inactive,
+    /// c=0.0.0.0, an offer in the 2xx), failures that leave the session as it was (491 glare,
+    /// 481), a BYE crossing a re-INVITE, retransmitted 2xx and BYE, session refresh and
+    /// session expiry.
+    #[test]
+    fn mid_call_transitions() {
+        let cases = vec![
+            MidCall {
+                name: "re-INVITE hold, re-INVITE resume",
+                steps: vec![
+                    mine(2_000, REINV, "2 INVITE").sdp(UAC, SENDONLY),
+                    theirs(2_010, "SIP/2.0 200 OK", "2 INVITE")
+                        .sdp("198.51.100.20", "a=recvonly\r\n"),
+                    mine(2_020, "ACK sip:bob@b.example SIP/2.0", "2 ACK"),
+                    mine(5_000, REINV, "3 INVITE").sdp(UAC, SENDRECV),
+                    theirs(5_010, "SIP/2.0 200 OK", "3 INVITE").sdp("198.51.100.20", SENDRECV),
+                    mine(8_000, BYE_A, "4 BYE"),
+                    theirs(8_020, "SIP/2.0 200 OK", "4 BYE"),
+                ],
+                hold_ms: 3_000,
+                end_reason: EndReason::Bye,
+                ended_by: EndedBy::Caller,
+                billable_ms: 7_000,
+                sdd_ms: Some(20),
+            },
+            MidCall {
+                name: "UPDATE inactive, BYE while held",
+                steps: vec![
+                    mine(2_000, "UPDATE sip:bob@b.example SIP/2.0", "2 UPDATE").sdp(UAC, INACTIVE),
+                    theirs(2_010, "SIP/2.0 200 OK", "2 UPDATE").sdp("198.51.100.20", INACTIVE),
+                    mine(4_010, BYE_A, "3 BYE"),
+                    theirs(4_015, "SIP/2.0 200 OK", "3 BYE"),
+                ],
+                hold_ms: 2_000,
+                end_reason: EndReason::Bye,
+                ended_by: EndedBy::Caller,
+                billable_ms: 3_010,
+                sdd_ms: Some(5),
+            },
+            MidCall {
+                name: "the callee holds with c=0.0.0.0 and resumes",
+                steps: vec![
+                    step(
+                        2_000,
+                        false,
+                        "INVITE sip:alice@a.example SIP/2.0",
+                        "1 INVITE",
+                    )
+                    .tags("b2", "a1")
+                    .sdp("0.0.0.0", ""),
+                    step(2_010, true, "SIP/2.0 200 OK", "1 INVITE")
+                        .tags("b2", "a1")
+                        .sdp(UAC, ""),
+                    step(
+                        3_000,
+                        false,
+                        "INVITE sip:alice@a.example SIP/2.0",
+                        "2 INVITE",
+                    )
+                    .tags("b2", "a1")
+                    .sdp("198.51.100.20", ""),
+                    step(3_010, true, "SIP/2.0 200 OK", "2 INVITE")
+                        .tags("b2", "a1")
+                        .sdp(UAC, ""),
+                    mine(4_000, BYE_A, "2 BYE"),
+                    theirs(4_001, "SIP/2.0 200 OK", "2 BYE"),
+                ],
+                hold_ms: 1_000,
+                end_reason: EndReason::Bye,
+                ended_by: EndedBy::Caller,
+                billable_ms: 3_000,
+                sdd_ms: Some(1),
+            },
+            MidCall {
+                name: "an empty re-INVITE whose 2xx offers the hold",
+                steps: vec![
+                    mine(2_000, REINV, "2 INVITE"),
+                    theirs(2_010, "SIP/2.0 200 OK", "2 INVITE").sdp("198.51.100.20", SENDONLY),
+                    mine(3_010, BYE_A, "3 BYE"),
+                    theirs(3_020, "SIP/2.0 200 OK", "3 BYE"),
+                ],
+                hold_ms: 1_000,
+                end_reason: EndReason::Bye,
+                ended_by: EndedBy::Caller,
+                billable_ms: 2_010,
+                sdd_ms: Some(10),
+            },
+            MidCall {
+                name: "glare: 491 leaves the media as it was",
+                steps: vec![
+                    mine(2_000, REINV, "2 INVITE").sdp(UAC, SENDONLY),
+                    theirs(2_005, "SIP/2.0 491 Request Pending", "2 INVITE"),
+                    mine(2_006, "ACK sip:bob@b.example SIP/2.0", "2 ACK"),
+                    mine(4_000, BYE_A, "3 BYE"),
+                    theirs(4_010, "SIP/2.0 200 OK", "3 BYE"),
+                ],
+                hold_ms: 0,
+                end_reason: EndReason::Bye,
+                ended_by: EndedBy::Caller,
+                billable_ms: 3_000,
+                sdd_ms: Some(10),
+            },
+            MidCall {
+                name: "481 to a re-INVITE leaves the media as it was",
+                steps: vec![
+                    mine(2_000, REINV, "2 INVITE").sdp(UAC, SENDONLY),
+                    theirs(
+                        2_005,
+                        "SIP/2.0 481 Call/Transaction Does Not Exist",
+                        "2 INVITE",
+                    ),
+                    mine(3_000, BYE_A, "3 BYE"),
+                    theirs(3_010, "SIP/2.0 200 OK", "3 BYE"),
+                ],
+                hold_ms: 0,
+                end_reason: EndReason::Bye,
+                ended_by: EndedBy::Caller,
+                billable_ms: 2_000,
+                sdd_ms: Some(10),
+            },
+            MidCall {
+                name: "a BYE crossing a re-INVITE",
+                steps: vec![
+                    mine(2_000, REINV, "2 INVITE").sdp(UAC, SENDONLY),
+                    step(2_001, false, "BYE sip:alice@a.example SIP/2.0", "1 BYE").tags("b2", "a1"),
+                    step(2_005, true, "SIP/2.0 200 OK", "1 BYE").tags("b2", "a1"),
+                    theirs(
+                        2_006,
+                        "SIP/2.0 481 Call/Transaction Does Not Exist",
+                        "2 INVITE",
+                    ),
+                ],
+                hold_ms: 0,
+                end_reason: EndReason::Bye,
+                ended_by: EndedBy::Callee,
+                billable_ms: 1_001,
+                sdd_ms: Some(4),
+            },
+            MidCall {
+                name: "retransmitted 2xx and BYE count once",
+                steps: vec![
+                    mine(2_000, REINV, "2 INVITE").sdp(UAC, SENDONLY),
+                    theirs(2_010, "SIP/2.0 200 OK", "2 INVITE").sdp("198.51.100.20", SENDONLY),
+                    theirs(2_510, "SIP/2.0 200 OK", "2 INVITE").sdp("198.51.100.20", SENDONLY),
+                    mine(2_520, "ACK sip:bob@b.example SIP/2.0", "2 ACK"),
+                    mine(4_010, REINV, "3 INVITE").sdp(UAC, SENDRECV),
+                    theirs(4_010, "SIP/2.0 200 OK", "3 INVITE").sdp("198.51.100.20", SENDRECV),
+                    mine(5_000, BYE_A, "4 BYE"),
+                    mine(5_500, BYE_A, "4 BYE"),
+                    theirs(5_600, "SIP/2.0 200 OK", "4 BYE"),
+                    theirs(5_700, "SIP/2.0 200 OK", "4 BYE"),
+                ],
+                hold_ms: 2_000,
+                end_reason: EndReason::Bye,
+                ended_by: EndedBy::Caller,
+                billable_ms: 4_000,
+                sdd_ms: Some(600),
+            },
+            MidCall {
+                name: "a session refresh moves the expiry on",
+                steps: vec![
+                    mine(8_000, REINV, "2 INVITE")
+                        .sdp(UAC, SENDRECV)
+                        .extra("Session-Expires: 10;refresher=uac\r\n"),
+                    theirs(8_010, "SIP/2.0 200 OK", "2 INVITE")
+                        .sdp("198.51.100.20", SENDRECV)
+                        .extra("Session-Expires: 10;refresher=uac\r\n"),
+                    mine(30_000, "OPTIONS sip:bob@b.example SIP/2.0", "3 OPTIONS"),
+                ],
+                hold_ms: 0,
+                end_reason: EndReason::Timeout,
+                ended_by: EndedBy::Timeout,
+                billable_ms: 17_010,
+                sdd_ms: None,
+            },
+            MidCall {
+                name: "no refresh: the session ends at its expiry",
+                steps: vec![mine(
+                    30_000,
+                    "OPTIONS sip:bob@b.example SIP/2.0",
+                    "2 OPTIONS",
+                )],
+                hold_ms: 0,
+                end_reason: EndReason::Timeout,
+                ended_by: EndedBy::Timeout,
+                billable_ms: 10_000,
+                sdd_ms: None,
+            },
+        ];
+        for case in cases {
+            let timer = case.name.contains("session") || case.name.contains("refresh");
+            let mut steps = vec![
+                step(0, true, INV, "1 INVITE").sdp(UAC, "").extra(if timer {
+                    "Session-Expires: 10\r\n"
+                } else {
+                    ""
+                }),
+                step(1_000, false, "SIP/2.0 200 OK", "1 INVITE")
+                    .tags("a1", "b2")
+                    .sdp("198.51.100.20", "")
+                    .extra(if timer {
+                        "Session-Expires: 10;refresher=uac\r\n"
+                    } else {
+                        ""
+                    }),
+                step(1_010, true, "ACK sip:bob@b.example SIP/2.0", "1 ACK").tags("a1", "b2"),
+            ];
+            steps.extend(case.steps);
+            let records = run(&steps);
+            assert_eq!(records.len(), 1, "{}", case.name);
+            let r = &records[0];
+            let name = case.name;
+            assert_eq!(r.disposition, Disposition::Answered, "{name}");
+            assert_eq!(r.hold_ms, Some(case.hold_ms), "{name}: hold");
+            assert_eq!(r.end_reason, case.end_reason, "{name}");
+            assert_eq!(r.ended_by, case.ended_by, "{name}");
+            assert_eq!(r.billable_ms, Some(case.billable_ms), "{name}: billable");
+            assert_eq!(r.sdd_ms, case.sdd_ms, "{name}: sdd");
+            assert_eq!(r.capture_issues, vec![], "{name}");
+        }
+    }
 
     #[test]
     fn answered_call_ended_by_callee() {

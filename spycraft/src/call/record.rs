@@ -286,6 +286,10 @@ pub struct CallRecord {
     pub duration_ms: Option<u64>,
     pub billable_ms: Option<u64>,
     pub pdd_ms: Option<u64>,
+    /// RFC 6076 session disconnect delay: the BYE to its final response.
+    pub sdd_ms: Option<u64>,
+    /// Time the media was on hold (answered calls; 0 when never held).
+    pub hold_ms: Option<u64>,
     pub disposition: Disposition,
     pub final_status: Option<u16>,
     pub final_reason: Option<String>,

@@ -4,7 +4,7 @@
 use crate::call::{CallRecord, Timestamp};
 
 /// Column names, in contract order; identical to the JSON field names.
-pub const COLUMNS: [&str; 38] = [
+pub const COLUMNS: [&str; 40] = [
     "id",
     "node",
     "call_id",
@@ -34,6 +34,8 @@ pub const COLUMNS: [&str; 38] = [
     "duration_ms",
     "billable_ms",
     "pdd_ms",
+    "sdd_ms",
+    "hold_ms",
     "disposition",
     "final_status",
     "final_reason",
@@ -86,6 +88,8 @@ pub fn values(r: &CallRecord) -> Vec<String> {
         opt(&r.duration_ms),
         opt(&r.billable_ms),
         opt(&r.pdd_ms),
+        opt(&r.sdd_ms),
+        opt(&r.hold_ms),
         r.disposition.to_string(),
         opt(&r.final_status),
         opt(&r.final_reason),

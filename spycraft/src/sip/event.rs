@@ -50,6 +50,10 @@ pub struct SipEvent {
     pub cseq: CSeq,
     /// Q.850 cause from a Reason header.
     pub q850_cause: Option<u16>,
+    /// What an SDP body says about the media, if the message carries one.
+    pub media: Media,
+    /// Session-Expires, in seconds (RFC 4028).
+    pub session_expires: Option<u32>,
     text: String,
     spans: [(u32, u32); FIELDS],
 }
@@ -121,6 +125,10 @@ impl SipEvent {
             kind,
             cseq,
             q850_cause: q850_cause(msg),
+            media: media(msg),
+            session_expires: msg
+                .header(HeaderKind::SessionExpires)
+                .and_then(|v| parse_u32(trim(v.split(|&b| b == b';').next().unwrap_or(v)), 9)),
             text,
             spans,
         })
@@ -174,6 +182,38 @@ fn push_field(text: &mut String, value: &[u8]) {
         end -= 1;
     }
     text.push_str(&lossy[..end]);
+}
+
+/// The media an SDP body offers or answers: held when a stream is `sendonly` or `inactive`,
+/// or the connection address is 0.0.0.0 (RFC 3264 §8.4 and the older RFC 2543 way).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Media {
+    /// No SDP body.
+    #[default]
+    None,
+    Active,
+    Held,
+}
+
+fn media(msg: &Message<'_, '_>) -> Media {
+    let is_sdp = msg.header(HeaderKind::ContentType).is_some_and(|v| {
+        let v = trim(v);
+        v.len() >= 15 && v[..15].eq_ignore_ascii_case(b"application/sdp")
+    });
+    if !is_sdp || msg.body.is_empty() {
+        return Media::None;
+    }
+    let held = msg.body.split(|&b| b == b'\n').any(|line| {
+        let line = trim(line);
+        line == b"a=sendonly"
+            || line == b"a=inactive"
+            || (line.starts_with(b"c=IN IP4 ") && trim(&line[9..]).starts_with(b"0.0.0.0"))
+    });
+    if held {
+        Media::Held
+    } else {
+        Media::Active
+    }
 }
 
 /// `Reason: Q.850;cause=16;text="Normal call clearing"` → 16 (RFC 3326).
@@ -244,6 +284,41 @@ Content-Length: 0\r\n\r\n";
                 method: Method::Bye
             }
         );
+    }
+
+    /// A re-INVITE with `sdp` as its body.
+    fn reinvite(sdp: &str, extra: &str) -> SipEvent {
+        let raw = format!(
+            "INVITE sip:bob@192.0.2.2 SIP/2.0\r\nFrom: <sip:a@x>;tag=a\r\nTo: <sip:b@y>;tag=b\r\n\
+             Call-ID: c\r\nCSeq: 2 INVITE\r\n{extra}Content-Type: Application/SDP\r\n\
+             Content-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
+        );
+        let mut h = [EMPTY_HEADER; 32];
+        let msg = parse_datagram(raw.as_bytes(), &mut h).expect("valid");
+        SipEvent::from_message(meta(), &msg, &[]).expect("event")
+    }
+
+    #[test]
+    fn reads_holds_from_sdp_and_the_session_interval() {
+        let sdp = |c: &str, a: &str| {
+            format!("v=0\r\no=- 1 2 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 {c}\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n{a}")
+        };
+        let cases = [
+            (sdp("192.0.2.1", "a=sendrecv\r\n"), Media::Active),
+            (sdp("192.0.2.1", ""), Media::Active),
+            (sdp("192.0.2.1", "a=sendonly\r\n"), Media::Held),
+            (sdp("192.0.2.1", "a=inactive\r\n"), Media::Held),
+            (sdp("0.0.0.0", ""), Media::Held),
+            (String::new(), Media::None),
+        ];
+        for (body, media) in cases {
+            assert_eq!(reinvite(&body, "").media, media, "{body}");
+        }
+        let ev = reinvite("", "Session-Expires: 1800;refresher=uac\r\n");
+        assert_eq!(ev.session_expires, Some(1800));
+        assert_eq!(reinvite("", "x: 90\r\n").session_expires, Some(90));
+        assert_eq!(reinvite("", "").session_expires, None);
     }
 
     #[test]

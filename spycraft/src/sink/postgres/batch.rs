@@ -17,7 +17,7 @@ use crate::sink::COLUMNS;
 use super::PostgresError;
 
 /// Column types in [`COLUMNS`] order.
-const TYPES: [Type; 38] = [
+const TYPES: [Type; 40] = [
     Type::UUID,        // id
     Type::TEXT,        // node
     Type::TEXT,        // call_id
@@ -47,6 +47,8 @@ const TYPES: [Type; 38] = [
     Type::INT8,        // duration_ms
     Type::INT8,        // billable_ms
     Type::INT8,        // pdd_ms
+    Type::INT8,        // sdd_ms
+    Type::INT8,        // hold_ms
     Type::TEXT,        // disposition
     Type::INT2,        // final_status
     Type::TEXT,        // final_reason
@@ -147,7 +149,7 @@ struct Row<'a> {
     callee_port: i32,
     vlan: Option<i32>,
     times: [Option<OffsetDateTime>; 4],
-    durations: [Option<i64>; 3],
+    durations: [Option<i64>; 5],
     final_status: Option<i16>,
     q850_cause: Option<i16>,
     counts: [i32; 2],
@@ -188,7 +190,13 @@ impl<'a> Row<'a> {
                 r.answer_at.map(instant),
                 r.end_at.map(instant),
             ],
-            durations: [int8(r.duration_ms), int8(r.billable_ms), int8(r.pdd_ms)],
+            durations: [
+                int8(r.duration_ms),
+                int8(r.billable_ms),
+                int8(r.pdd_ms),
+                int8(r.sdd_ms),
+                int8(r.hold_ms),
+            ],
             final_status: int2(r.final_status),
             q850_cause: int2(r.q850_cause),
             counts: [int4(r.auth_challenges), int4(r.invite_retransmissions)],
@@ -204,12 +212,12 @@ impl<'a> Row<'a> {
     }
 
     /// The values in [`COLUMNS`] order.
-    fn values(&self) -> [&(dyn ToSql + Sync); 38] {
+    fn values(&self) -> [&(dyn ToSql + Sync); 40] {
         let [node, call_id, from_tag, collation_id, from_uri, to_uri] = &self.texts;
         let [to_tag, from_user, to_user, pai, diversion, user_agent, server, final_reason, request_uri] =
             &self.opt_texts;
         let [invite_at, ring_at, answer_at, end_at] = &self.times;
-        let [duration, billable, pdd] = &self.durations;
+        let [duration, billable, pdd, sdd, hold] = &self.durations;
         let [challenges, retransmissions] = &self.counts;
         let [transport, direction, disposition, ended_by, end_reason] = &self.labels;
         [
@@ -242,6 +250,8 @@ impl<'a> Row<'a> {
             duration,
             billable,
             pdd,
+            sdd,
+            hold,
             disposition,
             &self.final_status,
             final_reason,

@@ -27,6 +27,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "calls and cdr_asterisk views",
         sql: include_str!("migrations/0002_views.sql"),
     },
+    Migration {
+        version: 3,
+        name: "cdr: sdd_ms and hold_ms",
+        sql: include_str!("migrations/0003_sdd_hold.sql"),
+    },
 ];
 
 /// Key of the session advisory lock held while migrating.
