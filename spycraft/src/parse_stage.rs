@@ -68,6 +68,8 @@ pub enum Input {
     Clock {
         ts_us: i64,
     },
+    /// The capture lost frames (its buffer was full): the calls up now may miss messages.
+    CaptureLoss,
 }
 
 /// One SIP message as the parse stage saw it, for the tools that show messages rather than

@@ -189,6 +189,7 @@ impl<'s> RecordStage<'s> {
                 .tracker
                 .on_event(ev, &mut |r| deliver(sink, dispositions, error, &r)),
             Input::StreamGap { a, b, .. } => self.tracker.on_stream_gap(*a, *b),
+            Input::CaptureLoss => self.tracker.on_capture_loss(),
             Input::Clock { ts_us } => self
                 .tracker
                 .on_clock(*ts_us, &mut |r| deliver(sink, dispositions, error, &r)),
@@ -407,6 +408,8 @@ fn read_all(
         }
     };
     let files = sources.len();
+    // Frames the live source said it lost, when last asked.
+    let mut lost = 0;
     for (n, source) in sources.iter_mut().enumerate() {
         if n > 0 && n < files {
             maybe_snapshot(parse);
@@ -417,6 +420,10 @@ fn read_all(
                     parse.on_frame(&frame, out);
                     frames += 1;
                     if frames % 4096 == 0 {
+                        if source.lost() > lost {
+                            lost = source.lost();
+                            out(Input::CaptureLoss);
+                        }
                         progress(&report(done_bytes + source.bytes_read(), frames, parse));
                         maybe_snapshot(parse);
                     }
@@ -427,6 +434,10 @@ fn read_all(
                         .duration_since(std::time::UNIX_EPOCH)
                         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
                     out(Input::Clock { ts_us: now });
+                    if source.lost() > lost {
+                        lost = source.lost();
+                        out(Input::CaptureLoss);
+                    }
                     progress(&report(done_bytes + source.bytes_read(), frames, parse));
                     maybe_snapshot(parse);
                 }

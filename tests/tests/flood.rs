@@ -62,8 +62,10 @@ impl Sensor {
                 }
             }),
             Input::StreamGap { a, b, .. } => tracker.on_stream_gap(a, b),
-            // Only live sources are ever idle.
-            Input::Clock { .. } => unreachable!("the parse stage never sends a clock"),
+            // Only the reader of a live source sends these.
+            Input::Clock { .. } | Input::CaptureLoss => {
+                unreachable!("the parse stage sends neither clocks nor losses")
+            }
         });
     }
 

@@ -111,6 +111,11 @@ const REJECTED: Outcome = Outcome {
 
 const OUTCOMES: &[Outcome] = &[
     Outcome {
+        case: "prack-100rel",
+        billable_ms: Some(2000),
+        ..ANSWERED
+    },
+    Outcome {
         case: "hold-resume",
         billable_ms: Some(4000),
         hold_ms: Some(2000),

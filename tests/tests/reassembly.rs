@@ -69,7 +69,7 @@ fn summary(inputs: &[Input]) -> Vec<String> {
         .iter()
         .filter_map(|i| match i {
             Input::Event(ev) => Some(format!("{:?} {} {}", ev.kind, ev.cseq.number, ev.call_id())),
-            Input::StreamGap { .. } | Input::Clock { .. } => None,
+            Input::StreamGap { .. } | Input::Clock { .. } | Input::CaptureLoss => None,
         })
         .collect()
 }

@@ -39,17 +39,17 @@ pub(crate) enum Finish {
 
 /// Capture issues as a bit set until the record is written.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Issues(u8);
+struct Issues(u16);
 
 impl Issues {
     fn add(&mut self, issue: CaptureIssue) {
-        self.0 |= 1 << (issue as u8);
+        self.0 |= 1 << (issue as u16);
     }
 
     fn to_vec(self) -> Vec<CaptureIssue> {
         CaptureIssue::ALL
             .into_iter()
-            .filter(|&issue| self.0 & (1 << (issue as u8)) != 0)
+            .filter(|&issue| self.0 & (1 << (issue as u16)) != 0)
             .collect()
     }
 }
@@ -119,6 +119,9 @@ pub(crate) struct Leg {
     session_refreshed_at: i64,
     /// The last deadline given was the session's expiry, not the idle timeout.
     session_deadline: bool,
+    /// The highest CSeq of each party's requests so far (the callee's from its first).
+    caller_cseq: u32,
+    callee_cseq: Option<u32>,
     issues: Issues,
 }
 
@@ -178,6 +181,8 @@ impl Leg {
             session_interval: None,
             session_refreshed_at: ev.meta.ts_us,
             session_deadline: false,
+            caller_cseq: ev.cseq.number,
+            callee_cseq: None,
             issues: Issues::default(),
         }
     }
@@ -258,6 +263,7 @@ impl Leg {
 
     fn on_request(&mut self, method: Method, ev: &SipEvent, ts: i64) {
         let from_caller = ev.from_tag() == self.from_tag;
+        self.check_cseq(method, ev, from_caller);
         match method {
             // Each party numbers its own requests: only the caller's can repeat the INVITE.
             Method::Invite if from_caller && ev.cseq.number == self.invite_cseq => {
@@ -335,6 +341,29 @@ impl Leg {
                 }
             }
             Method::Register | Method::Subscribe | Method::Publish | Method::Other => {}
+        }
+    }
+
+    /// Notes a party's CSeq skipping a number: a request the capture never saw. ACK and CANCEL
+    /// reuse their INVITE's number; a retransmission repeats its own.
+    fn check_cseq(&mut self, method: Method, ev: &SipEvent, from_caller: bool) {
+        if matches!(method, Method::Ack | Method::Cancel) {
+            return;
+        }
+        let n = ev.cseq.number;
+        let last = if from_caller {
+            Some(&mut self.caller_cseq)
+        } else {
+            self.callee_cseq.as_mut()
+        };
+        match last {
+            Some(last) => {
+                if n > last.saturating_add(1) {
+                    self.issues.add(CaptureIssue::CseqGap);
+                }
+                *last = (*last).max(n);
+            }
+            None => self.callee_cseq = Some(n),
         }
     }
 

@@ -376,6 +376,72 @@ mod tests {
         }
     }
 
+    /// Capture issues of the call's life: a party's CSeq skipping a number (a request the
+    /// capture missed), and frames the capture itself lost while the call was up.
+    #[test]
+    fn cseq_gaps_and_capture_losses_are_noted() {
+        let answered = || {
+            vec![
+                step(0, true, INV, "1 INVITE"),
+                step(1_000, false, "SIP/2.0 200 OK", "1 INVITE").tags("a1", "b2"),
+                step(1_010, true, "ACK sip:bob@b.example SIP/2.0", "1 ACK").tags("a1", "b2"),
+            ]
+        };
+        let issues = |extra: Vec<Step>| {
+            let mut steps = answered();
+            steps.extend(extra);
+            let records = run(&steps);
+            assert_eq!(records.len(), 1);
+            records[0].capture_issues.clone()
+        };
+        // Clean: the caller's next request takes the next number; the callee's first request
+        // sets its own count, retransmissions repeat it.
+        let clean = issues(vec![
+            step(2_000, false, "INFO sip:alice@a.example SIP/2.0", "7 INFO").tags("b2", "a1"),
+            step(2_001, false, "INFO sip:alice@a.example SIP/2.0", "7 INFO").tags("b2", "a1"),
+            step(3_000, false, "BYE sip:alice@a.example SIP/2.0", "8 BYE").tags("b2", "a1"),
+            step(3_001, true, "SIP/2.0 200 OK", "8 BYE").tags("b2", "a1"),
+        ]);
+        assert_eq!(clean, vec![]);
+        for (who, gap) in [
+            ("caller", mine(3_000, BYE_A, "3 BYE")),
+            (
+                "callee",
+                step(3_000, false, "BYE sip:alice@a.example SIP/2.0", "9 BYE").tags("b2", "a1"),
+            ),
+        ] {
+            let mut extra = vec![
+                step(2_000, false, "INFO sip:alice@a.example SIP/2.0", "7 INFO").tags("b2", "a1"),
+            ];
+            extra.push(gap);
+            assert_eq!(issues(extra), vec![CaptureIssue::CseqGap], "{who}");
+        }
+
+        // A loss while the call is up marks it; a call that starts after does not.
+        let config = TrackerConfig {
+            node: "test".into(),
+            ..TrackerConfig::default()
+        };
+        let mut tracker = CallTracker::new(config);
+        let mut out = Vec::new();
+        for s in answered() {
+            tracker.on_event(&event("lossy", &s), &mut |r| out.push(r));
+        }
+        tracker.on_capture_loss();
+        for s in answered() {
+            tracker.on_event(&event("after", &s), &mut |r| out.push(r));
+        }
+        tracker.finish(&mut |r| out.push(r));
+        let issues_of = |id: &str| {
+            out.iter()
+                .find(|r| r.call_id == id)
+                .map(|r| r.capture_issues.clone())
+                .expect("record")
+        };
+        assert!(issues_of("lossy").contains(&CaptureIssue::CaptureLoss));
+        assert!(!issues_of("after").contains(&CaptureIssue::CaptureLoss));
+    }
+
     #[test]
     fn answered_call_ended_by_callee() {
         let r = run(&[

@@ -226,11 +226,17 @@ pub enum CaptureIssue {
     Evicted,
     /// Bytes were lost on a TCP connection carrying the call's signalling.
     ReassemblyGap,
+    /// A party's CSeq skipped a number within the dialog: a request of the call (or more)
+    /// never reached the capture (RFC 3261 §12.2.1.1: each new request takes the next).
+    CseqGap,
+    /// The capture itself lost frames while the call was up (the kernel's ring buffer or
+    /// libpcap's buffer was full).
+    CaptureLoss,
 }
 
 impl CaptureIssue {
     /// Every issue, in the order records list them.
-    pub const ALL: [CaptureIssue; 7] = [
+    pub const ALL: [CaptureIssue; 9] = [
         Self::NoResponse,
         Self::MissingAck,
         Self::MissingBye,
@@ -238,6 +244,8 @@ impl CaptureIssue {
         Self::CaptureEnded,
         Self::Evicted,
         Self::ReassemblyGap,
+        Self::CseqGap,
+        Self::CaptureLoss,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -249,6 +257,8 @@ impl CaptureIssue {
             Self::CaptureEnded => "capture_ended",
             Self::Evicted => "evicted",
             Self::ReassemblyGap => "reassembly_gap",
+            Self::CseqGap => "cseq_gap",
+            Self::CaptureLoss => "capture_loss",
         }
     }
 }

@@ -171,6 +171,13 @@ impl CallTracker {
         }
     }
 
+    /// The capture lost frames just now: every call up may miss a message.
+    pub fn on_capture_loss(&mut self) {
+        for leg in self.slots.iter_mut().flatten() {
+            leg.note(CaptureIssue::CaptureLoss);
+        }
+    }
+
     /// Writes every leg still held (the input ended or the sensor is stopping).
     pub fn finish(&mut self, emit: &mut impl FnMut(CallRecord)) {
         self.sweep(emit);

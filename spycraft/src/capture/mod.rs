@@ -30,6 +30,11 @@ pub trait FrameSource {
     fn bytes_read(&self) -> u64 {
         0
     }
+    /// Frames the capture knows it lost so far (its buffer was full); 0 for files. Updated
+    /// when the source refreshes its counters, so a loss shows within a second or so.
+    fn lost(&self) -> u64 {
+        0
+    }
 }
 
 impl<S: FrameSource + ?Sized> FrameSource for Box<S> {
@@ -39,6 +44,10 @@ impl<S: FrameSource + ?Sized> FrameSource for Box<S> {
 
     fn bytes_read(&self) -> u64 {
         (**self).bytes_read()
+    }
+
+    fn lost(&self) -> u64 {
+        (**self).lost()
     }
 }
 
@@ -60,11 +69,23 @@ impl FrameSource for kernel::KernelSource {
     fn poll(&mut self) -> Result<Polled<'_>, CaptureError> {
         kernel::KernelSource::poll(self)
     }
+
+    fn lost(&self) -> u64 {
+        self.counters()
+            .ring_full
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 impl FrameSource for LiveSource {
     fn poll(&mut self) -> Result<Polled<'_>, CaptureError> {
         LiveSource::poll(self)
+    }
+
+    fn lost(&self) -> u64 {
+        use std::sync::atomic::Ordering::Relaxed;
+        let c = self.counters();
+        c.dropped.load(Relaxed) + c.if_dropped.load(Relaxed)
     }
 }
 

@@ -288,6 +288,10 @@ impl<S: FrameSource> FrameSource for TeeSource<S> {
     fn bytes_read(&self) -> u64 {
         self.inner.bytes_read()
     }
+
+    fn lost(&self) -> u64 {
+        self.inner.lost()
+    }
 }
 
 #[cfg(test)]
