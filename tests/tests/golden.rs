@@ -111,6 +111,10 @@ const REJECTED: Outcome = Outcome {
 
 const OUTCOMES: &[Outcome] = &[
     Outcome {
+        case: "forked-second-answers",
+        ..ANSWERED
+    },
+    Outcome {
         case: "prack-100rel",
         billable_ms: Some(2000),
         ..ANSWERED

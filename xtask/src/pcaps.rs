@@ -72,6 +72,7 @@ const CASES: &[Case] = &[
     Case { calls: 2, ..udp_case("b2bua-a-leg", "caller side of a B2BUA: two answered calls, X-CollateID b2bua-call-1 and -2", "uas-answer.xml", "uac-collated.xml") },
     Case { calls: 2, uas_port: 5080, uac_port: 5082, ..udp_case("b2bua-b-leg", "callee side of the same B2BUA: two answered calls with their own Call-IDs and the same X-CollateIDs", "uas-answer.xml", "uac-collated.xml") },
     udp_case("prack-100rel", "a reliable 183 with early media, PRACKed (RFC 3262); answered 1 s later, caller hangs up after 2 s", "uas-prack.xml", "uac-prack.xml"),
+    udp_case("forked-second-answers", "a forked INVITE: 180s from two dialogs (different To tags), the second answers after 1 s; caller hangs up after 3 s", "uas-fork.xml", "uac-answer.xml"),
     udp_case("hold-resume", "answered; caller holds (re-INVITE a=sendonly) after 1 s, resumes (a=sendrecv) 2 s later, hangs up after 1 s more", "uas-hold.xml", "uac-hold.xml"),
     udp_case("session-timer-expired", "answered with a 2 s session timer (RFC 4028) that nobody refreshes and no BYE; an OPTIONS 4 s later runs the capture past the expiry", "uas-session-timer.xml", "uac-session-timer.xml"),
     Case { net: Net::SmallMtuNamespace, ..udp_case("udp-fragmented-invite", "a 1.5 KB INVITE over a 576-byte MTU link, in IP fragments; answered, caller hangs up after 2 s", "uas-answer.xml", "uac-big-invite.xml") },

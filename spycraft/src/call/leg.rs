@@ -54,6 +54,26 @@ impl Issues {
     }
 }
 
+/// The dialogs a forked INVITE created (RFC 3261 §12.1.2, §13.2.2.4): one per To tag of its
+/// responses. Kept apart (boxed) because only forked calls need it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Forks {
+    /// (hash of the To tag, last status on that dialog), in order of first response.
+    dialogs: Vec<(u64, u16)>,
+    /// The dialog whose status changed last.
+    last: u64,
+}
+
+/// FNV-1a: a stable, cheap hash of a tag, so tags need not be stored.
+fn tag_hash(tag: &str) -> u64 {
+    tag.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// At most this many dialogs per INVITE are told apart; more are counted as the last.
+const MAX_FORKS: usize = 16;
+
 /// A mid-dialog offer or refresh awaiting its final response.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Pending {
@@ -122,6 +142,10 @@ pub(crate) struct Leg {
     /// The highest CSeq of each party's requests so far (the callee's from its first).
     caller_cseq: u32,
     callee_cseq: Option<u32>,
+    /// The first dialog's To tag (hashed) and last status; once a second appears, every
+    /// dialog is in `forks`.
+    first_dialog: Option<(u64, u16)>,
+    forks: Option<Box<Forks>>,
     issues: Issues,
 }
 
@@ -183,6 +207,8 @@ impl Leg {
             session_deadline: false,
             caller_cseq: ev.cseq.number,
             callee_cseq: None,
+            first_dialog: None,
+            forks: None,
             issues: Issues::default(),
         }
     }
@@ -263,6 +289,11 @@ impl Leg {
 
     fn on_request(&mut self, method: Method, ev: &SipEvent, ts: i64) {
         let from_caller = ev.from_tag() == self.from_tag;
+        if !self.in_this_dialog(ev, from_caller) {
+            // Another fork's dialog: the caller ACKs and BYEs a second 2xx (RFC 3261
+            // §13.2.2.4); none of it is this call's.
+            return;
+        }
         self.check_cseq(method, ev, from_caller);
         match method {
             // Each party numbers its own requests: only the caller's can repeat the INVITE.
@@ -344,6 +375,69 @@ impl Leg {
         }
     }
 
+    /// Whether an in-dialog message belongs to the dialog this record follows: once answered,
+    /// the callee's tag is known, and a message of another fork's dialog carries another.
+    fn in_this_dialog(&self, ev: &SipEvent, caller_side: bool) -> bool {
+        let Some(dialog) = self.answer_at.and(self.to_tag.as_deref()) else {
+            return true;
+        };
+        let remote = if caller_side {
+            ev.to_tag()
+        } else {
+            ev.from_tag()
+        };
+        remote.is_empty() || remote == dialog
+    }
+
+    /// Counts the dialogs the INVITE created, one per To tag of its responses (100 Trying
+    /// has none).
+    fn note_dialog(&mut self, to_tag: &str, code: u16) {
+        if to_tag.is_empty() {
+            return;
+        }
+        let tag = tag_hash(to_tag);
+        let first = self.first_dialog.get_or_insert((tag, code));
+        if self.forks.is_none() {
+            if first.0 == tag {
+                first.1 = code;
+                return;
+            }
+        }
+        let first = *first;
+        let forks = self.forks.get_or_insert_with(|| {
+            Box::new(Forks {
+                dialogs: vec![first],
+                last: first.0,
+            })
+        });
+        match forks.dialogs.iter().position(|(t, _)| *t == tag) {
+            Some(i) => forks.dialogs[i].1 = code,
+            None if forks.dialogs.len() < MAX_FORKS => forks.dialogs.push((tag, code)),
+            None => {}
+        }
+        forks.last = tag;
+    }
+
+    /// Dialogs other than the record's, and the last status one of them had.
+    fn other_dialogs(&self) -> (u32, Option<u16>) {
+        let Some(forks) = &self.forks else {
+            return (0, None);
+        };
+        let own = self.to_tag.as_deref().map(tag_hash);
+        let others: Vec<&(u64, u16)> = forks
+            .dialogs
+            .iter()
+            .filter(|(t, _)| Some(*t) != own)
+            .collect();
+        // The last one heard from among the others, else the latest of them.
+        let last = others
+            .iter()
+            .find(|(t, _)| *t == forks.last)
+            .or(others.last())
+            .map(|(_, code)| *code);
+        (others.len() as u32, last)
+    }
+
     /// Notes a party's CSeq skipping a number: a request the capture never saw. ACK and CANCEL
     /// reuse their INVITE's number; a retransmission repeats its own.
     fn check_cseq(&mut self, method: Method, ev: &SipEvent, from_caller: bool) {
@@ -387,6 +481,14 @@ impl Leg {
         // Responses carry their request's From: this one answers the caller's request or the
         // callee's, whose CSeq numbers are independent.
         let to_caller = ev.from_tag() == self.from_tag;
+        if to_caller && ev.cseq.method == Method::Invite && ev.cseq.number == self.invite_cseq {
+            self.note_dialog(ev.to_tag(), code);
+        }
+        if ev.cseq.method != Method::Invite || ev.cseq.number != self.invite_cseq {
+            if !self.in_this_dialog(ev, to_caller) {
+                return;
+            }
+        }
         // A response to a later INVITE of this leg whose request the capture lost.
         if to_caller
             && ev.cseq.method == Method::Invite
@@ -636,6 +738,7 @@ impl Leg {
 
     fn record(self, node: &str, direction: Direction) -> CallRecord {
         let disposition = self.disposition();
+        let (forked_dialogs, forked_last_status) = self.other_dialogs();
         let pdd_at = self.pdd_at();
         let ts = |us: i64| Timestamp(us);
         let invite_at = ts(self.invite_at);
@@ -684,6 +787,8 @@ impl Leg {
                 }
                 _ => None,
             },
+            forked_dialogs,
+            forked_last_status,
             hold_ms: answer_at.map(|_| {
                 // A hold still open when the record is written runs to the call's end.
                 let open = match (self.held_since, self.end_at) {

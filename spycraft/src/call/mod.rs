@@ -442,6 +442,79 @@ mod tests {
         assert!(!issues_of("after").contains(&CaptureIssue::CaptureLoss));
     }
 
+    /// A forked INVITE (RFC 3261 §13.2.2.4): one record for the dialog that answered, the
+    /// other dialogs counted with the last status one had; a second 2xx, and the ACK and BYE
+    /// the caller sends to that fork, leave the answered call as it was.
+    #[test]
+    fn forked_invites_make_one_record_and_note_the_other_dialogs() {
+        let ringing = |at, tag| step(at, false, "SIP/2.0 180 Ringing", "1 INVITE").tags("a1", tag);
+        let ok = |at, tag| step(at, false, "SIP/2.0 200 OK", "1 INVITE").tags("a1", tag);
+        let to = |at, start, cseq, tag| step(at, true, start, cseq).tags("a1", tag);
+        let cases: Vec<(&str, Vec<Step>, &str, u32, Option<u16>, u64)> = vec![
+            (
+                "no fork",
+                vec![
+                    ringing(100, "b2"),
+                    ok(1_000, "b2"),
+                    to(1_010, "ACK sip:b SIP/2.0", "1 ACK", "b2"),
+                ],
+                "b2",
+                0,
+                None,
+                4_000,
+            ),
+            (
+                "two early dialogs, the second answers",
+                vec![
+                    ringing(100, "b2"),
+                    ringing(150, "b3"),
+                    ok(1_000, "b3"),
+                    to(1_010, "ACK sip:b SIP/2.0", "1 ACK", "b3"),
+                ],
+                "b3",
+                1,
+                Some(180),
+                4_000,
+            ),
+            (
+                "two forks answer: the second is ACKed and hung up",
+                vec![
+                    ringing(100, "b2"),
+                    ok(1_000, "b2"),
+                    to(1_010, "ACK sip:b SIP/2.0", "1 ACK", "b2"),
+                    ok(1_100, "b3"),
+                    to(1_110, "ACK sip:b SIP/2.0", "1 ACK", "b3"),
+                    to(1_120, "BYE sip:b SIP/2.0", "2 BYE", "b3"),
+                    step(1_130, false, "SIP/2.0 200 OK", "2 BYE").tags("a1", "b3"),
+                    step(2_000, false, "BYE sip:a SIP/2.0", "1 BYE").tags("b3", "a1"),
+                ],
+                "b2",
+                1,
+                Some(200),
+                4_000,
+            ),
+        ];
+        for (name, middle, dialog, forked, last, billable) in cases {
+            let mut steps = vec![step(0, true, INV, "1 INVITE")];
+            steps.extend(middle);
+            // Each dialog numbers its own requests: the answered one's BYE is its second.
+            steps.push(to(5_000, BYE_A, "2 BYE", dialog));
+            steps.push(step(5_010, false, "SIP/2.0 200 OK", "2 BYE").tags("a1", dialog));
+            let records = run(&steps);
+            assert_eq!(records.len(), 1, "{name}");
+            let r = &records[0];
+            assert_eq!(r.to_tag.as_deref(), Some(dialog), "{name}");
+            assert_eq!(r.end_reason, EndReason::Bye, "{name}");
+            assert_eq!(r.billable_ms, Some(billable), "{name}");
+            assert_eq!(r.sdd_ms, Some(10), "{name}");
+            assert_eq!(
+                (r.forked_dialogs, r.forked_last_status),
+                (forked, last),
+                "{name}"
+            );
+        }
+    }
+
     #[test]
     fn answered_call_ended_by_callee() {
         let r = run(&[

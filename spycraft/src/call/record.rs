@@ -300,6 +300,10 @@ pub struct CallRecord {
     pub sdd_ms: Option<u64>,
     /// Time the media was on hold (answered calls; 0 when never held).
     pub hold_ms: Option<u64>,
+    /// Dialogs a forked INVITE created besides this record's (other To tags), and the last
+    /// status one of them had.
+    pub forked_dialogs: u32,
+    pub forked_last_status: Option<u16>,
     pub disposition: Disposition,
     pub final_status: Option<u16>,
     pub final_reason: Option<String>,

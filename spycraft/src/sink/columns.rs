@@ -4,7 +4,7 @@
 use crate::call::{CallRecord, Timestamp};
 
 /// Column names, in contract order; identical to the JSON field names.
-pub const COLUMNS: [&str; 40] = [
+pub const COLUMNS: [&str; 42] = [
     "id",
     "node",
     "call_id",
@@ -36,6 +36,8 @@ pub const COLUMNS: [&str; 40] = [
     "pdd_ms",
     "sdd_ms",
     "hold_ms",
+    "forked_dialogs",
+    "forked_last_status",
     "disposition",
     "final_status",
     "final_reason",
@@ -90,6 +92,8 @@ pub fn values(r: &CallRecord) -> Vec<String> {
         opt(&r.pdd_ms),
         opt(&r.sdd_ms),
         opt(&r.hold_ms),
+        r.forked_dialogs.to_string(),
+        opt(&r.forked_last_status),
         r.disposition.to_string(),
         opt(&r.final_status),
         opt(&r.final_reason),

@@ -17,7 +17,7 @@ use crate::sink::COLUMNS;
 use super::PostgresError;
 
 /// Column types in [`COLUMNS`] order.
-const TYPES: [Type; 40] = [
+const TYPES: [Type; 42] = [
     Type::UUID,        // id
     Type::TEXT,        // node
     Type::TEXT,        // call_id
@@ -49,6 +49,8 @@ const TYPES: [Type; 40] = [
     Type::INT8,        // pdd_ms
     Type::INT8,        // sdd_ms
     Type::INT8,        // hold_ms
+    Type::INT4,        // forked_dialogs
+    Type::INT2,        // forked_last_status
     Type::TEXT,        // disposition
     Type::INT2,        // final_status
     Type::TEXT,        // final_reason
@@ -152,7 +154,8 @@ struct Row<'a> {
     durations: [Option<i64>; 5],
     final_status: Option<i16>,
     q850_cause: Option<i16>,
-    counts: [i32; 2],
+    forked_last_status: Option<i16>,
+    counts: [i32; 3],
     /// transport, direction, disposition, ended_by, end_reason.
     labels: [&'static str; 5],
     issues: Json<&'a [CaptureIssue]>,
@@ -199,7 +202,12 @@ impl<'a> Row<'a> {
             ],
             final_status: int2(r.final_status),
             q850_cause: int2(r.q850_cause),
-            counts: [int4(r.auth_challenges), int4(r.invite_retransmissions)],
+            forked_last_status: int2(r.forked_last_status),
+            counts: [
+                int4(r.auth_challenges),
+                int4(r.invite_retransmissions),
+                int4(r.forked_dialogs),
+            ],
             labels: [
                 r.transport.as_str(),
                 r.direction.as_str(),
@@ -212,13 +220,13 @@ impl<'a> Row<'a> {
     }
 
     /// The values in [`COLUMNS`] order.
-    fn values(&self) -> [&(dyn ToSql + Sync); 40] {
+    fn values(&self) -> [&(dyn ToSql + Sync); 42] {
         let [node, call_id, from_tag, collation_id, from_uri, to_uri] = &self.texts;
         let [to_tag, from_user, to_user, pai, diversion, user_agent, server, final_reason, request_uri] =
             &self.opt_texts;
         let [invite_at, ring_at, answer_at, end_at] = &self.times;
         let [duration, billable, pdd, sdd, hold] = &self.durations;
-        let [challenges, retransmissions] = &self.counts;
+        let [challenges, retransmissions, forked] = &self.counts;
         let [transport, direction, disposition, ended_by, end_reason] = &self.labels;
         [
             &self.r.id,
@@ -252,6 +260,8 @@ impl<'a> Row<'a> {
             pdd,
             sdd,
             hold,
+            forked,
+            &self.forked_last_status,
             disposition,
             &self.final_status,
             final_reason,

@@ -29,8 +29,8 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 3,
-        name: "cdr: sdd_ms and hold_ms",
-        sql: include_str!("migrations/0003_sdd_hold.sql"),
+        name: "cdr: sdd_ms, hold_ms, forked_dialogs, forked_last_status",
+        sql: include_str!("migrations/0003_call_model.sql"),
     },
 ];
 
