@@ -397,11 +397,9 @@ impl Leg {
         }
         let tag = tag_hash(to_tag);
         let first = self.first_dialog.get_or_insert((tag, code));
-        if self.forks.is_none() {
-            if first.0 == tag {
-                first.1 = code;
-                return;
-            }
+        if self.forks.is_none() && first.0 == tag {
+            first.1 = code;
+            return;
         }
         let first = *first;
         let forks = self.forks.get_or_insert_with(|| {
@@ -484,10 +482,9 @@ impl Leg {
         if to_caller && ev.cseq.method == Method::Invite && ev.cseq.number == self.invite_cseq {
             self.note_dialog(ev.to_tag(), code);
         }
-        if ev.cseq.method != Method::Invite || ev.cseq.number != self.invite_cseq {
-            if !self.in_this_dialog(ev, to_caller) {
-                return;
-            }
+        let answers_invite = ev.cseq.method == Method::Invite && ev.cseq.number == self.invite_cseq;
+        if !answers_invite && !self.in_this_dialog(ev, to_caller) {
+            return;
         }
         // A response to a later INVITE of this leg whose request the capture lost.
         if to_caller

@@ -450,7 +450,10 @@ mod tests {
         let ringing = |at, tag| step(at, false, "SIP/2.0 180 Ringing", "1 INVITE").tags("a1", tag);
         let ok = |at, tag| step(at, false, "SIP/2.0 200 OK", "1 INVITE").tags("a1", tag);
         let to = |at, start, cseq, tag| step(at, true, start, cseq).tags("a1", tag);
-        let cases: Vec<(&str, Vec<Step>, &str, u32, Option<u16>, u64)> = vec![
+        // (name, the steps between the INVITE and the BYE, the answered dialog's To tag,
+        // other dialogs, their last status, billable ms)
+        type Case = (&'static str, Vec<Step>, &'static str, u32, Option<u16>, u64);
+        let cases: Vec<Case> = vec![
             (
                 "no fork",
                 vec![
