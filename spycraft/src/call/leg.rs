@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 
 use super::record::{
-    CallRecord, CaptureIssue, Direction, Disposition, EndReason, EndedBy, Timestamp,
+    CallRecord, CaptureIssue, Direction, Disposition, EndReason, EndedBy, Party, Timestamp,
 };
 use super::timers::Timers;
 use crate::decode::Transport;
@@ -62,6 +62,16 @@ struct Forks {
     dialogs: Vec<(u64, u16)>,
     /// The dialog whose status changed last.
     last: u64,
+}
+
+/// A call's part in transfers: the REFER it carried, or the transfer that made it. Boxed:
+/// most calls have none.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Transfers {
+    /// (time, sent by the caller, Refer-To, last sipfrag status)
+    refer: Option<(i64, bool, String, Option<u16>)>,
+    referred_by: Option<String>,
+    from_call: Option<String>,
 }
 
 /// FNV-1a: a stable, cheap hash of a tag, so tags need not be stored.
@@ -146,6 +156,7 @@ pub(crate) struct Leg {
     /// dialog is in `forks`.
     first_dialog: Option<(u64, u16)>,
     forks: Option<Box<Forks>>,
+    transfers: Option<Box<Transfers>>,
     issues: Issues,
 }
 
@@ -209,6 +220,17 @@ impl Leg {
             callee_cseq: None,
             first_dialog: None,
             forks: None,
+            transfers: {
+                let referred_by = non_empty(ev.field(Field::ReferredBy));
+                let from_call = non_empty(ev.field(Field::Replaces));
+                (referred_by.is_some() || from_call.is_some()).then(|| {
+                    Box::new(Transfers {
+                        refer: None,
+                        referred_by,
+                        from_call,
+                    })
+                })
+            },
             issues: Issues::default(),
         }
     }
@@ -326,6 +348,21 @@ impl Leg {
                     self.pending = Some(request);
                 }
             }
+            Method::Refer if self.phase == Phase::Answered => {
+                self.last_activity = ts;
+                let to = ev.field(Field::ReferTo).to_owned();
+                let transfers = self.transfers.get_or_insert_with(Box::default);
+                // A retransmitted REFER keeps the first one's time.
+                if transfers.refer.as_ref().is_none_or(|r| r.2 != to) {
+                    transfers.refer = Some((ts, from_caller, to, None));
+                }
+            }
+            Method::Notify if self.phase == Phase::Answered && ev.sipfrag_status.is_some() => {
+                self.last_activity = ts;
+                if let Some((.., status)) = self.transfers.as_mut().and_then(|t| t.refer.as_mut()) {
+                    *status = ev.sipfrag_status;
+                }
+            }
             Method::Invite
             | Method::Update
             | Method::Info
@@ -434,6 +471,28 @@ impl Leg {
             .or(others.last())
             .map(|(_, code)| *code);
         (others.len() as u32, last)
+    }
+
+    /// The target of the REFER this call carried, if any (for linking the call it causes).
+    pub(crate) fn refer_target(&self) -> Option<&str> {
+        self.transfers
+            .as_ref()
+            .and_then(|t| t.refer.as_ref())
+            .map(|r| r.2.as_str())
+    }
+
+    /// Whether this call was asked for by a transfer (Referred-By) without naming the call
+    /// it replaces; its Request-URI is then the REFER's target.
+    pub(crate) fn awaits_transfer_link(&self) -> Option<&str> {
+        let t = self.transfers.as_ref()?;
+        (t.referred_by.is_some() && t.from_call.is_none()).then_some(self.request_uri.as_str())
+    }
+
+    /// Links this call to the one whose REFER caused it.
+    pub(crate) fn link_transfer(&mut self, call_id: &str) {
+        if let Some(t) = self.transfers.as_mut() {
+            t.from_call = Some(call_id.to_owned());
+        }
     }
 
     /// Notes a party's CSeq skipping a number: a request the capture never saw. ACK and CANCEL
@@ -733,9 +792,11 @@ impl Leg {
         })
     }
 
-    fn record(self, node: &str, direction: Direction) -> CallRecord {
+    fn record(mut self, node: &str, direction: Direction) -> CallRecord {
         let disposition = self.disposition();
         let (forked_dialogs, forked_last_status) = self.other_dialogs();
+        let mut transfers = self.transfers.take();
+        let refer = transfers.as_mut().and_then(|t| t.refer.take());
         let pdd_at = self.pdd_at();
         let ts = |us: i64| Timestamp(us);
         let invite_at = ts(self.invite_at);
@@ -786,6 +847,14 @@ impl Leg {
             },
             forked_dialogs,
             forked_last_status,
+            transfer_at: refer.as_ref().map(|r| ts(r.0)),
+            transferred_by: refer
+                .as_ref()
+                .map(|r| if r.1 { Party::Caller } else { Party::Callee }),
+            transfer_status: refer.as_ref().and_then(|r| r.3),
+            transfer_to: refer.map(|r| r.2),
+            referred_by: transfers.as_mut().and_then(|t| t.referred_by.take()),
+            transferred_from: transfers.and_then(|t| t.from_call),
             hold_ms: answer_at.map(|_| {
                 // A hold still open when the record is written runs to the call's end.
                 let open = match (self.held_since, self.end_at) {

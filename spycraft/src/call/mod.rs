@@ -11,7 +11,9 @@ mod tracker;
 
 pub use direction::{BadHost, MonitoredHosts};
 pub use leg::record_id;
-pub use record::{CallRecord, CaptureIssue, Direction, Disposition, EndReason, EndedBy, Timestamp};
+pub use record::{
+    CallRecord, CaptureIssue, Direction, Disposition, EndReason, EndedBy, Party, Timestamp,
+};
 pub use timers::Timers;
 pub use tracker::{CallTracker, TrackerConfig, TrackerCounters};
 
@@ -38,6 +40,8 @@ mod tests {
         extra: &'static str,
         /// An SDP body: its media-level attribute lines (and the connection address).
         sdp: Option<(&'static str, &'static str)>,
+        /// A `message/sipfrag` body: its status line.
+        frag: Option<&'static str>,
     }
 
     fn step(at_ms: i64, from_a: bool, start: &'static str, cseq: &'static str) -> Step {
@@ -51,6 +55,7 @@ mod tests {
             to_tag,
             extra: "",
             sdp: None,
+            frag: None,
         }
     }
 
@@ -69,6 +74,10 @@ mod tests {
             self.sdp = Some((c, a));
             self
         }
+        fn frag(mut self, status_line: &'static str) -> Self {
+            self.frag = Some(status_line);
+            self
+        }
     }
 
     fn event(call_id: &str, s: &Step) -> SipEvent {
@@ -80,10 +89,10 @@ mod tests {
         let body = s.sdp.map_or(String::new(), |(c, a)| {
             format!("v=0\r\no=- 1 1 IN IP4 {c}\r\ns=-\r\nc=IN IP4 {c}\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n{a}")
         });
-        let content_type = if body.is_empty() {
-            ""
-        } else {
-            "Content-Type: application/sdp\r\n"
+        let (content_type, body) = match s.frag {
+            Some(line) => ("Content-Type: message/sipfrag\r\n", format!("{line}\r\n")),
+            None if body.is_empty() => ("", body),
+            None => ("Content-Type: application/sdp\r\n", body),
         };
         let raw = format!(
             "{}\r\nVia: SIP/2.0/UDP x;branch=z9hG4bK{}\r\nFrom: <sip:alice@a.example>;tag={}\r\n\
@@ -120,6 +129,20 @@ mod tests {
         let mut out = Vec::new();
         for s in steps {
             tracker.on_event(&event("call-1", s), &mut |r| out.push(r));
+        }
+        tracker.finish(&mut |r| out.push(r));
+        out
+    }
+
+    /// Runs steps of several calls, each step with its Call-ID.
+    fn run_calls(steps: &[(&str, Step)]) -> Vec<CallRecord> {
+        let mut tracker = CallTracker::new(TrackerConfig {
+            node: "test".into(),
+            ..TrackerConfig::default()
+        });
+        let mut out = Vec::new();
+        for (call, s) in steps {
+            tracker.on_event(&event(call, s), &mut |r| out.push(r));
         }
         tracker.finish(&mut |r| out.push(r));
         out
@@ -515,6 +538,92 @@ mod tests {
                 (forked, last),
                 "{name}"
             );
+        }
+    }
+
+    /// Transfers (RFC 3515, 3891, 3892): the call that carried the REFER says when, by whom,
+    /// to whom and with what outcome (the NOTIFYs' sipfrag); the call the transfer made says
+    /// who asked for it and links to the call it came from — through the REFER's target for a
+    /// blind transfer, through Replaces for an attended one.
+    #[test]
+    fn transfers_are_recorded_on_both_calls() {
+        let answered = |call: &'static str, at: i64, uri: &'static str, extra: &'static str| {
+            let inv: &'static str = Box::leak(format!("INVITE {uri} SIP/2.0").into_boxed_str());
+            vec![
+                (call, step(at, true, inv, "1 INVITE").extra(extra)),
+                (
+                    call,
+                    step(at + 500, false, "SIP/2.0 200 OK", "1 INVITE").tags("a1", "b2"),
+                ),
+                (
+                    call,
+                    step(at + 510, true, "ACK sip:x SIP/2.0", "1 ACK").tags("a1", "b2"),
+                ),
+            ]
+        };
+        let callee = |call, at, start, cseq| (call, step(at, false, start, cseq).tags("b2", "a1"));
+        let caller = |call, at, start, cseq| (call, step(at, true, start, cseq).tags("b2", "a1"));
+        let refer = "REFER sip:alice@a.example SIP/2.0";
+        let notify = "NOTIFY sip:bob@b.example SIP/2.0";
+        for (outcome, status) in [("SIP/2.0 200 OK", 200), ("SIP/2.0 486 Busy Here", 486)] {
+            let mut steps = answered("call-1", 0, "sip:bob@b.example", "");
+            let (call, refer_step) = callee("call-1", 3_000, refer, "1 REFER");
+            steps.push((
+                call,
+                refer_step.extra(
+                    "Refer-To: <sip:carol@c.example>\r\nReferred-By: <sip:bob@b.example>\r\n",
+                ),
+            ));
+            steps.push(caller("call-1", 3_001, "SIP/2.0 202 Accepted", "1 REFER"));
+            steps.push((
+                "call-1",
+                step(3_002, true, notify, "2 NOTIFY")
+                    .tags("a1", "b2")
+                    .extra("Event: refer\r\n")
+                    .frag("SIP/2.0 100 Trying"),
+            ));
+            // The call the transfer makes: to the REFER's target, naming who asked.
+            steps.extend(answered(
+                "call-2",
+                3_100,
+                "sip:carol@c.example",
+                "Referred-By: <sip:bob@b.example>\r\n",
+            ));
+            steps.push((
+                "call-1",
+                step(4_000, true, notify, "3 NOTIFY")
+                    .tags("a1", "b2")
+                    .extra("Event: refer\r\n")
+                    .frag(outcome),
+            ));
+            steps.push(callee(
+                "call-1",
+                4_500,
+                "BYE sip:alice@a.example SIP/2.0",
+                "2 BYE",
+            ));
+            // An attended transfer: the new call replaces call-1's dialog.
+            steps.extend(answered(
+                "call-3",
+                5_000,
+                "sip:dave@d.example",
+                "Replaces: call-1;to-tag=a1;from-tag=b2\r\n",
+            ));
+            let records = run_calls(&steps);
+            let by_call = |id: &str| records.iter().find(|r| r.call_id == id).expect("record");
+            let first = by_call("call-1");
+            assert_eq!(first.transfer_at, Some(Timestamp(1_700_000_003_000_000)));
+            assert_eq!(first.transferred_by, Some(Party::Callee));
+            assert_eq!(first.transfer_to.as_deref(), Some("sip:carol@c.example"));
+            assert_eq!(first.transfer_status, Some(status));
+            assert_eq!(first.end_reason, EndReason::Bye);
+            assert_eq!(first.referred_by, None);
+            let blind = by_call("call-2");
+            assert_eq!(blind.referred_by.as_deref(), Some("sip:bob@b.example"));
+            assert_eq!(blind.transferred_from.as_deref(), Some("call-1"));
+            assert_eq!(blind.transfer_to, None);
+            let attended = by_call("call-3");
+            assert_eq!(attended.transferred_from.as_deref(), Some("call-1"));
         }
     }
 

@@ -135,6 +135,23 @@ impl fmt::Display for Disposition {
     }
 }
 
+/// A party of the call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Party {
+    Caller,
+    Callee,
+}
+
+impl Party {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Caller => "caller",
+            Self::Callee => "callee",
+        }
+    }
+}
+
 /// Who ended the call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -304,6 +321,16 @@ pub struct CallRecord {
     /// status one of them had.
     pub forked_dialogs: u32,
     pub forked_last_status: Option<u16>,
+    /// A transfer asked for in this call (REFER, RFC 3515): when, by which party, to whom,
+    /// and the outcome the NOTIFYs reported (the last sipfrag status).
+    pub transfer_at: Option<Timestamp>,
+    pub transferred_by: Option<Party>,
+    pub transfer_to: Option<String>,
+    pub transfer_status: Option<u16>,
+    /// A call that a transfer made: who asked for it (Referred-By), and the Call-ID of the
+    /// call it came from (the dialog it replaces, or the call whose REFER named its target).
+    pub referred_by: Option<String>,
+    pub transferred_from: Option<String>,
     pub disposition: Disposition,
     pub final_status: Option<u16>,
     pub final_reason: Option<String>,

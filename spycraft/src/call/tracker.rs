@@ -9,7 +9,7 @@ use super::direction::MonitoredHosts;
 use super::leg::{Finish, Leg, Phase};
 use super::record::{CallRecord, CaptureIssue};
 use super::timers::Timers;
-use crate::sip::{Method, SipEvent, SipKind};
+use crate::sip::{uri_user, Method, SipEvent, SipKind};
 
 /// Settings of a tracker.
 #[derive(Clone, Debug)]
@@ -70,7 +70,14 @@ pub struct CallTracker {
     next_sweep: i64,
     counters: TrackerCounters,
     finished: Vec<(Leg, Finish)>,
+    /// Recent REFERs: (Refer-To, Call-ID of the call that carried it, time), newest last, so
+    /// the call a blind transfer makes links to the call it came from.
+    refers: VecDeque<(String, String, i64)>,
 }
+
+/// REFERs remembered for linking, and for how long (capture time).
+const MAX_REFERS: usize = 1024;
+const REFER_LINK_US: i64 = 300_000_000;
 
 impl CallTracker {
     pub fn new(config: TrackerConfig) -> Self {
@@ -88,6 +95,7 @@ impl CallTracker {
             next_sweep: i64::MIN,
             counters: TrackerCounters::default(),
             finished: Vec::new(),
+            refers: VecDeque::new(),
         }
     }
 
@@ -143,6 +151,18 @@ impl CallTracker {
                     self.start(ev, emit);
                 } else {
                     leg.on_event(ev);
+                    if ev.method() == Some(Method::Refer) {
+                        if let Some(target) = leg.refer_target() {
+                            if self.refers.len() == MAX_REFERS {
+                                self.refers.pop_front();
+                            }
+                            self.refers.push_back((
+                                target.to_owned(),
+                                ev.call_id().to_owned(),
+                                ev.meta.ts_us,
+                            ));
+                        }
+                    }
                     if leg.phase() == Phase::Challenged {
                         set_addr_key(&mut self.key, ev.call_id(), ev.meta.src);
                         let generation = self.generations[slot as usize];
@@ -195,7 +215,24 @@ impl CallTracker {
             self.evict_oldest();
             self.drain(emit);
         }
-        let leg = Leg::start(ev);
+        let mut leg = Leg::start(ev);
+        if let Some(target) = leg.awaits_transfer_link() {
+            let now = ev.meta.ts_us;
+            let same_user = |a: &str, b: &str| {
+                a == b
+                    || (uri_user(a.as_bytes()).is_some()
+                        && uri_user(a.as_bytes()) == uri_user(b.as_bytes()))
+            };
+            if let Some((_, call_id, _)) = self
+                .refers
+                .iter()
+                .rev()
+                .find(|(to, _, at)| now - at <= REFER_LINK_US && same_user(to, target))
+            {
+                let call_id = call_id.clone();
+                leg.link_transfer(&call_id);
+            }
+        }
         let slot = match self.free.pop() {
             Some(slot) => {
                 self.slots[slot as usize] = Some(leg);

@@ -4,7 +4,7 @@
 use crate::call::{CallRecord, Timestamp};
 
 /// Column names, in contract order; identical to the JSON field names.
-pub const COLUMNS: [&str; 42] = [
+pub const COLUMNS: [&str; 48] = [
     "id",
     "node",
     "call_id",
@@ -38,6 +38,12 @@ pub const COLUMNS: [&str; 42] = [
     "hold_ms",
     "forked_dialogs",
     "forked_last_status",
+    "transfer_at",
+    "transferred_by",
+    "transfer_to",
+    "transfer_status",
+    "referred_by",
+    "transferred_from",
     "disposition",
     "final_status",
     "final_reason",
@@ -94,6 +100,13 @@ pub fn values(r: &CallRecord) -> Vec<String> {
         opt(&r.hold_ms),
         r.forked_dialogs.to_string(),
         opt(&r.forked_last_status),
+        time(r.transfer_at),
+        r.transferred_by
+            .map_or(String::new(), |p| p.as_str().to_owned()),
+        opt(&r.transfer_to),
+        opt(&r.transfer_status),
+        opt(&r.referred_by),
+        opt(&r.transferred_from),
         r.disposition.to_string(),
         opt(&r.final_status),
         opt(&r.final_reason),

@@ -38,9 +38,15 @@ pub enum Field {
     ReasonPhrase,
     /// Value of the first configured collation header present.
     CollationId,
+    /// REFER's target (RFC 3515), without the headers part of the URI (`?Replaces=…`).
+    ReferTo,
+    /// Who asked for the transfer (RFC 3892), in a REFER or the INVITE it causes.
+    ReferredBy,
+    /// The Call-ID of the dialog an INVITE replaces (RFC 3891: attended transfer).
+    Replaces,
 }
 
-const FIELDS: usize = Field::CollationId as usize + 1;
+const FIELDS: usize = Field::Replaces as usize + 1;
 
 /// One SIP message, reduced to what call tracking needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,6 +60,8 @@ pub struct SipEvent {
     pub media: Media,
     /// Session-Expires, in seconds (RFC 4028).
     pub session_expires: Option<u32>,
+    /// The status line of a `message/sipfrag` body (the NOTIFYs of a transfer, RFC 3515).
+    pub sipfrag_status: Option<u16>,
     text: String,
     spans: [(u32, u32); FIELDS],
 }
@@ -111,6 +119,13 @@ impl SipEvent {
         values[Field::Software as usize] = software;
         values[Field::ReasonPhrase as usize] = reason;
         values[Field::CollationId as usize] = collation;
+        let refer_to = first_uri(HeaderKind::ReferTo);
+        values[Field::ReferTo as usize] = refer_to.split(|&b| b == b'?').next().unwrap_or(refer_to);
+        values[Field::ReferredBy as usize] = first_uri(HeaderKind::ReferredBy);
+        values[Field::Replaces as usize] = msg
+            .header_named(b"replaces")
+            .map(|v| trim(v.split(|&b| b == b';').next().unwrap_or(v)))
+            .unwrap_or(b"");
 
         let capacity = values.iter().map(|v| v.len().min(MAX_FIELD)).sum();
         let mut text = String::with_capacity(capacity);
@@ -126,6 +141,7 @@ impl SipEvent {
             cseq,
             q850_cause: q850_cause(msg),
             media: media(msg),
+            sipfrag_status: sipfrag_status(msg),
             session_expires: msg
                 .header(HeaderKind::SessionExpires)
                 .and_then(|v| parse_u32(trim(v.split(|&b| b == b';').next().unwrap_or(v)), 9)),
@@ -193,6 +209,18 @@ pub enum Media {
     None,
     Active,
     Held,
+}
+
+/// `SIP/2.0 200 OK` at the start of a `message/sipfrag` body → 200.
+fn sipfrag_status(msg: &Message<'_, '_>) -> Option<u16> {
+    let content_type = trim(msg.header(HeaderKind::ContentType)?);
+    if content_type.len() < 15 || !content_type[..15].eq_ignore_ascii_case(b"message/sipfrag") {
+        return None;
+    }
+    let body = trim(msg.body);
+    let rest = body.strip_prefix(b"SIP/2.0 ")?;
+    let code = parse_u32(rest.get(..3)?, 3)?;
+    u16::try_from(code).ok().filter(|c| (100..700).contains(c))
 }
 
 fn media(msg: &Message<'_, '_>) -> Media {

@@ -17,7 +17,7 @@ use crate::sink::COLUMNS;
 use super::PostgresError;
 
 /// Column types in [`COLUMNS`] order.
-const TYPES: [Type; 42] = [
+const TYPES: [Type; 48] = [
     Type::UUID,        // id
     Type::TEXT,        // node
     Type::TEXT,        // call_id
@@ -51,6 +51,12 @@ const TYPES: [Type; 42] = [
     Type::INT8,        // hold_ms
     Type::INT4,        // forked_dialogs
     Type::INT2,        // forked_last_status
+    Type::TIMESTAMPTZ, // transfer_at
+    Type::TEXT,        // transferred_by
+    Type::TEXT,        // transfer_to
+    Type::INT2,        // transfer_status
+    Type::TEXT,        // referred_by
+    Type::TEXT,        // transferred_from
     Type::TEXT,        // disposition
     Type::INT2,        // final_status
     Type::TEXT,        // final_reason
@@ -155,6 +161,11 @@ struct Row<'a> {
     final_status: Option<i16>,
     q850_cause: Option<i16>,
     forked_last_status: Option<i16>,
+    transfer_at: Option<OffsetDateTime>,
+    transferred_by: Option<&'static str>,
+    /// transfer_to, referred_by, transferred_from.
+    transfer_texts: [Option<Cow<'a, str>>; 3],
+    transfer_status: Option<i16>,
     counts: [i32; 3],
     /// transport, direction, disposition, ended_by, end_reason.
     labels: [&'static str; 5],
@@ -203,6 +214,14 @@ impl<'a> Row<'a> {
             final_status: int2(r.final_status),
             q850_cause: int2(r.q850_cause),
             forked_last_status: int2(r.forked_last_status),
+            transfer_at: r.transfer_at.map(instant),
+            transferred_by: r.transferred_by.map(|p| p.as_str()),
+            transfer_texts: [
+                opt_text(&r.transfer_to),
+                opt_text(&r.referred_by),
+                opt_text(&r.transferred_from),
+            ],
+            transfer_status: int2(r.transfer_status),
             counts: [
                 int4(r.auth_challenges),
                 int4(r.invite_retransmissions),
@@ -220,13 +239,14 @@ impl<'a> Row<'a> {
     }
 
     /// The values in [`COLUMNS`] order.
-    fn values(&self) -> [&(dyn ToSql + Sync); 42] {
+    fn values(&self) -> [&(dyn ToSql + Sync); 48] {
         let [node, call_id, from_tag, collation_id, from_uri, to_uri] = &self.texts;
         let [to_tag, from_user, to_user, pai, diversion, user_agent, server, final_reason, request_uri] =
             &self.opt_texts;
         let [invite_at, ring_at, answer_at, end_at] = &self.times;
         let [duration, billable, pdd, sdd, hold] = &self.durations;
         let [challenges, retransmissions, forked] = &self.counts;
+        let [transfer_to, referred_by, transferred_from] = &self.transfer_texts;
         let [transport, direction, disposition, ended_by, end_reason] = &self.labels;
         [
             &self.r.id,
@@ -262,6 +282,12 @@ impl<'a> Row<'a> {
             hold,
             forked,
             &self.forked_last_status,
+            &self.transfer_at,
+            &self.transferred_by,
+            transfer_to,
+            &self.transfer_status,
+            referred_by,
+            transferred_from,
             disposition,
             &self.final_status,
             final_reason,

@@ -29,7 +29,7 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 3,
-        name: "cdr: sdd_ms, hold_ms, forked_dialogs, forked_last_status",
+        name: "cdr: the call model's delays, hold, forks and transfers",
         sql: include_str!("migrations/0003_call_model.sql"),
     },
 ];
