@@ -152,42 +152,39 @@ pub fn load(
     settings.snap_len = options.snap_len.clamp(64, MAX_KERNEL_SNAP_LEN);
     settings.xdp_action = options.xdp_action as u32;
     settings.skip_outgoing = u32::from(skip_outgoing);
-    {
-        let mut v4: LpmTrie<_, [u8; 4], u8> =
-            LpmTrie::try_from(map(&mut ebpf, "HOSTS_V4")?).map_err(|e| e.to_string())?;
-        for net in filter.hosts() {
-            if let ipnet::IpNet::V4(net) = net {
-                v4.insert(
-                    &Key::new(u32::from(net.prefix_len()), net.addr().octets()),
-                    1,
-                    0,
-                )
-                .map_err(|e| format!("HOSTS_V4 {net}: {e}"))?;
-                settings.host_prefixes_v4 += 1;
-            }
-        }
-    }
-    {
-        let mut v6: LpmTrie<_, [u8; 16], u8> =
-            LpmTrie::try_from(map(&mut ebpf, "HOSTS_V6")?).map_err(|e| e.to_string())?;
-        for net in filter.hosts() {
-            if let ipnet::IpNet::V6(net) = net {
-                v6.insert(
-                    &Key::new(u32::from(net.prefix_len()), net.addr().octets()),
-                    1,
-                    0,
-                )
-                .map_err(|e| format!("HOSTS_V6 {net}: {e}"))?;
-                settings.host_prefixes_v6 += 1;
-            }
-        }
-    }
+    let v4 = filter.hosts().iter().filter_map(|net| match net {
+        ipnet::IpNet::V4(n) => Some((n.prefix_len(), n.addr().octets())),
+        ipnet::IpNet::V6(_) => None,
+    });
+    settings.host_prefixes_v4 = fill_hosts(&mut ebpf, "HOSTS_V4", v4)?;
+    let v6 = filter.hosts().iter().filter_map(|net| match net {
+        ipnet::IpNet::V6(n) => Some((n.prefix_len(), n.addr().octets())),
+        ipnet::IpNet::V4(_) => None,
+    });
+    settings.host_prefixes_v6 = fill_hosts(&mut ebpf, "HOSTS_V6", v6)?;
     let mut array: Array<_, FilterSettings> =
         Array::try_from(map(&mut ebpf, "SETTINGS")?).map_err(|e| e.to_string())?;
     array
         .set(0, settings, 0)
         .map_err(|e| format!("SETTINGS: {e}"))?;
     Ok(ebpf)
+}
+
+/// Puts the (prefix length, address) pairs into the LPM trie `name`; returns how many.
+fn fill_hosts<const N: usize>(
+    ebpf: &mut Ebpf,
+    name: &str,
+    prefixes: impl Iterator<Item = (u8, [u8; N])>,
+) -> Result<u32, String> {
+    let mut trie: LpmTrie<_, [u8; N], u8> =
+        LpmTrie::try_from(map(ebpf, name)?).map_err(|e| e.to_string())?;
+    let mut count = 0;
+    for (len, address) in prefixes {
+        trie.insert(&Key::new(u32::from(len), address), 1, 0)
+            .map_err(|e| format!("{name} {address:?}/{len}: {e}"))?;
+        count += 1;
+    }
+    Ok(count)
 }
 
 fn map<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut aya::maps::Map, String> {
