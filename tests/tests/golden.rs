@@ -333,3 +333,29 @@ fn node_and_monitored_hosts_shape_id_and_direction() {
     assert_ne!(a[0].id, b[0].id, "ids differ per node");
     assert_eq!(a[0].call_id, b[0].call_id);
 }
+
+#[test]
+fn a_blind_transfer_links_the_new_call_to_the_one_it_came_from() {
+    let records = records_of("blind-transfer");
+    assert_eq!(records.len(), 2);
+    let (first, second) = (&records[0], &records[1]);
+    // Alice–Bob: Bob (the callee) transferred Alice to Carol, which worked; then hung up.
+    assert_eq!(first["to_user"], "bob");
+    assert_eq!(first["transferred_by"], "callee");
+    let target = first["transfer_to"].as_str().expect("transfer_to");
+    assert!(target.starts_with("sip:carol@"), "{target}");
+    assert_eq!(first["transfer_status"], 200);
+    assert_eq!(first["ended_by"], "callee");
+    assert!(first["transfer_at"].as_str() > first["answer_at"].as_str());
+    // Alice–Carol: asked for by Bob, and linked to the Alice–Bob call.
+    assert_eq!(second["to_user"], "carol");
+    assert!(second["referred_by"]
+        .as_str()
+        .is_some_and(|r| r.starts_with("sip:bob@")));
+    assert_eq!(second["transferred_from"], first["call_id"]);
+    assert!(second["invite_at"].as_str() > first["transfer_at"].as_str());
+    for r in &records {
+        assert_eq!(r["disposition"], "answered");
+        assert_eq!(r["capture_issues"], serde_json::json!([]));
+    }
+}

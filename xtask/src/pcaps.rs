@@ -24,6 +24,20 @@ struct Case {
     /// Calls placed (at most 3 at once).
     calls: u32,
     net: Net,
+    /// A second call between two more sipp instances, started while the first runs (the new
+    /// call of a transfer).
+    then: Option<SecondCall>,
+}
+
+/// A second pair of scenarios: its callee (user `service`) and its caller, started `after_ms`
+/// after the first caller.
+struct SecondCall {
+    uas: &'static str,
+    uac: &'static str,
+    service: &'static str,
+    uas_port: u16,
+    uac_port: u16,
+    after_ms: u64,
 }
 
 /// Where a scenario runs.
@@ -52,6 +66,7 @@ const fn udp_case(
         transport: "u1",
         calls: 1,
         net: Net::Loopback,
+        then: None,
     }
 }
 
@@ -73,6 +88,17 @@ const CASES: &[Case] = &[
     Case { calls: 2, uas_port: 5080, uac_port: 5082, ..udp_case("b2bua-b-leg", "callee side of the same B2BUA: two answered calls with their own Call-IDs and the same X-CollateIDs", "uas-answer.xml", "uac-collated.xml") },
     udp_case("prack-100rel", "a reliable 183 with early media, PRACKed (RFC 3262); answered 1 s later, caller hangs up after 2 s", "uas-prack.xml", "uac-prack.xml"),
     udp_case("forked-second-answers", "a forked INVITE: 180s from two dialogs (different To tags), the second answers after 1 s; caller hangs up after 3 s", "uas-fork.xml", "uac-answer.xml"),
+    Case {
+        then: Some(SecondCall {
+            uas: "uas-answer.xml",
+            uac: "uac-transfer-target.xml",
+            service: "carol",
+            uas_port: 5070,
+            uac_port: 5064,
+            after_ms: 2000,
+        }),
+        ..udp_case("blind-transfer", "Alice calls Bob; after 1 s Bob transfers her to Carol (REFER); she calls Carol (Referred-By: Bob), reports 100 then 200 in NOTIFYs; Bob hangs up; Alice talks to Carol 2 s", "uas-transferor.xml", "uac-transferee.xml")
+    },
     udp_case("hold-resume", "answered; caller holds (re-INVITE a=sendonly) after 1 s, resumes (a=sendrecv) 2 s later, hangs up after 1 s more", "uas-hold.xml", "uac-hold.xml"),
     udp_case("session-timer-expired", "answered with a 2 s session timer (RFC 4028) that nobody refreshes and no BYE; an OPTIONS 4 s later runs the capture past the expiry", "uas-session-timer.xml", "uac-session-timer.xml"),
     Case { net: Net::SmallMtuNamespace, ..udp_case("udp-fragmented-invite", "a 1.5 KB INVITE over a 576-byte MTU link, in IP fragments; answered, caller hangs up after 2 s", "uas-answer.xml", "uac-big-invite.xml") },
@@ -203,9 +229,14 @@ fn record(case: &Case, scenarios: &Path, pcap: &Path) -> Result<()> {
     };
     // With a connection per call the caller's ports are ephemeral; the callee's port and
     // address still select every packet of the scenario.
+    let mut ports = vec![case.uas_port, case.uac_port];
+    if let Some(then) = &case.then {
+        ports.extend([then.uas_port, then.uac_port]);
+    }
+    let ports: Vec<String> = ports.iter().map(|p| format!("port {p}")).collect();
     let filter = format!(
-        "host {uas_ip} and (port {} or port {} or ip[6:2] & 0x1fff != 0)",
-        case.uas_port, case.uac_port
+        "host {uas_ip} and ({} or ip[6:2] & 0x1fff != 0)",
+        ports.join(" or ")
     );
     let mut tcpdump = Reaped(
         Command::new("tcpdump")
@@ -256,12 +287,35 @@ fn record(case: &Case, scenarios: &Path, pcap: &Path) -> Result<()> {
             .spawn()
             .context("sipp (uas)")?,
     );
+    let second_uas = match &case.then {
+        Some(then) => Some(Reaped(
+            sipp(then.uas, uas_ip, then.uas_port, in_namespace)
+                .spawn()
+                .context("sipp (second uas)")?,
+        )),
+        None => None,
+    };
     std::thread::sleep(Duration::from_millis(300));
-    let uac = sipp(case.uac, uac_ip, case.uac_port, false)
-        .arg(format!("{uas_ip}:{}", case.uas_port))
-        .args(["-s", "bob"])
-        .status()
-        .context("sipp (uac)")?;
+    let mut uac = Reaped(
+        sipp(case.uac, uac_ip, case.uac_port, false)
+            .arg(format!("{uas_ip}:{}", case.uas_port))
+            .args(["-s", "bob"])
+            .spawn()
+            .context("sipp (uac)")?,
+    );
+    if let (Some(then), Some(mut second_uas)) = (&case.then, second_uas) {
+        std::thread::sleep(Duration::from_millis(then.after_ms));
+        let second = sipp(then.uac, uac_ip, then.uac_port, false)
+            .arg(format!("{uas_ip}:{}", then.uas_port))
+            .args(["-s", then.service])
+            .status()
+            .context("sipp (second uac)")?;
+        let second_uas = second_uas.0.wait()?;
+        if !second.success() || !second_uas.success() {
+            bail!("sipp failed: second uac {second}, second uas {second_uas}");
+        }
+    }
+    let uac = uac.0.wait()?;
     let uas_status = uas.0.wait()?;
     if !uac.success() || !uas_status.success() {
         bail!("sipp failed: uac {uac}, uas {uas_status}");
