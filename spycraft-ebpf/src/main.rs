@@ -30,6 +30,7 @@ use spycraft_common::{
     RING_FLAG_FRAGMENT_FOLLOW, WAKE_READER_BYTES,
 };
 
+use aya_log_ebpf::{debug, warn};
 use select::Packet;
 
 /// The filter configuration (one entry), written by userspace before attaching.
@@ -81,7 +82,7 @@ pub fn spycraft_xdp(ctx: XdpContext) -> u32 {
     let frame = XdpFrame(&ctx);
     // SAFETY: ingress_ifindex is a plain field of the context the kernel gave us.
     let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
-    capture(&frame, settings, ifindex, FrameDirection::Ingress);
+    capture(&ctx, &frame, settings, ifindex, FrameDirection::Ingress);
     if settings.xdp_action == XdpAction::Drop as u32 {
         xdp_action::XDP_DROP
     } else {
@@ -104,14 +105,15 @@ pub fn spycraft_socket(ctx: SkBuffContext) -> i64 {
     } else {
         FrameDirection::Ingress
     };
-    capture(&SkbFrame::new(&ctx), settings, ifindex, direction);
+    capture(&ctx, &SkbFrame::new(&ctx), settings, ifindex, direction);
     // Keep nothing on the socket itself: the ring carries the frames.
     0
 }
 
 /// Counts the frame, and copies it into the ring when it is selected.
 #[inline(always)]
-fn capture<P: Packet + Copier>(
+fn capture<C: EbpfContext, P: Packet + Copier>(
+    ctx: &C,
     frame: &P,
     settings: &FilterSettings,
     ifindex: u32,
@@ -170,8 +172,18 @@ fn capture<P: Packet + Copier>(
     };
     if FRAMES.output::<[u8]>(bytes, wake).is_ok() {
         count(KernelCounter::Selected);
+        // Off unless userspace raised AYA_LOG_LEVEL at load (`capture -vv`): then one load
+        // and compare per selected frame decide it.
+        debug!(
+            ctx,
+            "selected a frame of {} bytes, {} copied, flags {}", original_len, len as u32, flags
+        );
     } else {
         count(KernelCounter::RingFull);
+        warn!(
+            ctx,
+            "ring buffer full: a frame of {} bytes lost", original_len
+        );
     }
 }
 

@@ -293,10 +293,11 @@ struct CaptureArgs {
     /// Kernel buffer for frames waiting to be read, in MiB.
     #[arg(long, default_value_t = 32, value_name = "MIB")]
     buffer_mb: u32,
-    /// A line of counters on stderr every 10 s (libpcap received/dropped, frames, SIP
-    /// messages, parse errors).
-    #[arg(short, long)]
-    verbose: bool,
+    /// A line of counters on stderr every 10 s (kernel or libpcap counters, SIP messages,
+    /// parse errors, calls); twice (`-vv`, xdp and socket modes): also the kernel programs'
+    /// log of every frame they select.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
     /// Also write the captured frames here (pcap with nanosecond timestamps).
     #[arg(short = 'w', long = "write", value_name = "FILE")]
     write: Option<PathBuf>,
@@ -521,7 +522,7 @@ fn capture(args: CaptureArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
         }
     };
     let mut last_line = Instant::now();
-    let verbose = args.verbose;
+    let verbose = args.verbose > 0;
     let written = Arc::new(AtomicU64::new(0));
     let records = written.clone();
     let mut progress = |p: &Progress| {
@@ -616,6 +617,7 @@ fn open_kernel(args: &CaptureArgs, filter: &FilterConfig) -> anyhow::Result<Open
         mode,
         snap_len,
         ring_bytes: args.ring_mb.clamp(1, 2048).saturating_mul(1 << 20),
+        log_frames: args.verbose >= 2,
         xdp_action: match args.xdp_action {
             XdpActionArg::Pass => XdpAction::Pass,
             XdpActionArg::Drop => XdpAction::Drop,

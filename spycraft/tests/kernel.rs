@@ -35,6 +35,7 @@ impl Harness {
             snap_len,
             ring_bytes,
             xdp_action: action,
+            log_frames: false,
         };
         let mut ebpf = kernel::load(filter, &options, false).expect("programs load");
         let xdp: &mut Xdp = ebpf
@@ -546,6 +547,7 @@ fn the_socket_filter_sees_both_directions_and_puts_vlan_tags_back() {
             snap_len: 9216,
             ring_bytes: 1 << 20,
             xdp_action: XdpAction::Pass,
+            log_frames: false,
         };
         let mut ebpf = kernel::load(&FilterConfig::default(), &options, false).expect("load");
         let index = kernel::interface_index("sa").expect("sa");
@@ -667,4 +669,73 @@ fn the_named_capabilities_suffice_and_their_absence_is_explained() {
         assert!(stderr.contains("capturing on lo"), "{stderr}");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+// ---- diagnostics -----------------------------------------------------------------------------
+
+/// Collects the programs' log records.
+#[derive(Clone, Default)]
+struct Collected(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl log::Log for Collected {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        self.0
+            .lock()
+            .expect("not poisoned")
+            .push(format!("{} {}", record.level(), record.args()));
+    }
+    fn flush(&self) {}
+}
+
+/// aya-log is off unless asked for (`capture -vv`): then each selected frame is logged.
+#[test]
+fn the_programs_log_selected_frames_only_when_asked() {
+    if !may_capture() {
+        return;
+    }
+    for log_frames in [false, true] {
+        let options = KernelOptions {
+            mode: KernelMode::Xdp(XdpAttach::Auto),
+            snap_len: 1536,
+            ring_bytes: 1 << 20,
+            xdp_action: XdpAction::Pass,
+            log_frames,
+        };
+        let mut ebpf = kernel::load(&FilterConfig::default(), &options, false).expect("load");
+        let collected = Collected::default();
+        let mut logger =
+            aya_log::EbpfLogger::init_with_logger(&mut ebpf, collected.clone()).expect("logger");
+        let xdp: &mut Xdp = ebpf
+            .program_mut("spycraft_xdp")
+            .expect("program")
+            .try_into()
+            .expect("xdp");
+        xdp.load().expect("verifier");
+        let frame = udp4([10, 0, 0, 1], 5060);
+        for f in [&frame[..], &udp4([10, 0, 0, 1], 53)] {
+            xdp.test_run(TestRunOptions {
+                data_in: Some(f),
+                ..TestRunOptions::default()
+            })
+            .expect("run");
+        }
+        logger.flush();
+        let lines = collected.0.lock().expect("not poisoned").clone();
+        if log_frames {
+            assert_eq!(
+                lines,
+                [format!(
+                    "DEBUG selected a frame of {} bytes, {} copied, flags 0",
+                    frame.len(),
+                    frame.len()
+                )],
+                "one line, for the SIP frame only"
+            );
+        } else {
+            assert!(lines.is_empty(), "{lines:?}");
+        }
+    }
 }

@@ -70,6 +70,9 @@ pub struct KernelOptions {
     /// Ring buffer size in bytes (rounded up to a power of two of pages).
     pub ring_bytes: u32,
     pub xdp_action: XdpAction,
+    /// The programs' diagnostics (aya-log): every selected frame, and ring overflows, on
+    /// stderr. Off by default: off, they cost one check per selected frame.
+    pub log_frames: bool,
 }
 
 /// The kernel programs' counters, summed over CPUs; refreshed by the capture loop, readable
@@ -114,6 +117,28 @@ pub struct KernelSource {
     clock_offset_ns: i64,
     read: u64,
     refreshed_at: std::time::Instant,
+    /// The programs' log records (aya-log), written to stderr as they are read.
+    logger: Option<aya_log::EbpfLogger<StderrLog>>,
+}
+
+/// Writes the kernel programs' log records to stderr, with spycraft's prefix.
+#[derive(Debug)]
+pub struct StderrLog;
+
+impl log::Log for StderrLog {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        eprintln!(
+            "spycraft: kernel {}: {}",
+            record.level().as_str().to_ascii_lowercase(),
+            record.args()
+        );
+    }
+
+    fn flush(&self) {}
 }
 
 /// What keeps a program attached: dropping it detaches.
@@ -140,8 +165,11 @@ pub fn load(
     skip_outgoing: bool,
 ) -> Result<Ebpf, String> {
     let ring_bytes = options.ring_bytes.max(4096).next_power_of_two();
+    // aya-log's level global: 0 keeps every log statement off; 4 is debug.
+    let log_level: u8 = if options.log_frames { 4 } else { 0 };
     let mut ebpf = EbpfLoader::new()
         .map_max_entries("FRAMES", ring_bytes)
+        .override_global("AYA_LOG_LEVEL", &log_level, true)
         .load(PROGRAMS)
         .map_err(|e| explain(format!("loading the kernel programs: {}", chain(&e))))?;
     let mut settings = FilterSettings::EMPTY;
@@ -253,6 +281,8 @@ impl KernelSource {
                 )
             }
         };
+        // Without its reader the log ring fills and later records are dropped; nothing else.
+        let logger = aya_log::EbpfLogger::init_with_logger(&mut ebpf, StderrLog).ok();
         let ring = RingBuf::try_from(
             ebpf.take_map("FRAMES")
                 .ok_or_else(|| failed("the kernel object has no map FRAMES".into()))?,
@@ -288,6 +318,7 @@ impl KernelSource {
             clock_offset_ns: clock_offset_ns(),
             read: 0,
             refreshed_at: std::time::Instant::now(),
+            logger,
         })
     }
 
@@ -339,6 +370,9 @@ impl KernelSource {
 
     /// Waits until the programs wake the reader or [`LOOK_EVERY`] has passed.
     fn wait(&mut self) -> Result<(), CaptureError> {
+        if let Some(logger) = self.logger.as_mut() {
+            logger.flush();
+        }
         let ring = &self.ring;
         let woken = self.runtime.block_on(async {
             match tokio::time::timeout(LOOK_EVERY, ring.readable()).await {
