@@ -350,6 +350,9 @@ impl KernelSource {
         while !self.next_record()? {
             if self.attached.is_none() {
                 self.refresh();
+                if let Some(logger) = self.logger.as_mut() {
+                    logger.flush();
+                }
                 return Ok(Polled::End);
             }
             if waited.elapsed() >= READ_TIMEOUT || self.stop.load(Ordering::Acquire) {
