@@ -99,8 +99,10 @@ impl SipEvent {
             .unwrap_or(b"");
         let collation = collation_headers
             .iter()
-            .find_map(|name| msg.header_named(name.as_bytes()))
-            .map(trim)
+            .find_map(|name| {
+                let value = msg.header_named(name.as_bytes())?;
+                Some(collation_value(name.as_bytes(), value)).filter(|v| !v.is_empty())
+            })
             .unwrap_or(b"");
         let first_uri = |kind| {
             msg.first_name_addr(kind)
@@ -209,6 +211,32 @@ pub enum Media {
     None,
     Active,
     Held,
+}
+
+/// The part of a collation header that names the call: for Session-ID (RFC 7989) the sender's
+/// UUID, which a B2BUA passes on unchanged; for P-Charging-Vector (RFC 7315) the icid-value;
+/// for any other header its whole value.
+fn collation_value<'b>(name: &[u8], value: &'b [u8]) -> &'b [u8] {
+    let value = trim(value);
+    let mut items = value.split(|&b| b == b';').map(trim);
+    if name.eq_ignore_ascii_case(b"session-id") {
+        return items.next().unwrap_or(b"");
+    }
+    if name.eq_ignore_ascii_case(b"p-charging-vector") {
+        return items
+            .find_map(|item| {
+                let (key, v) = item.split_at(item.iter().position(|&b| b == b'=')?);
+                key.eq_ignore_ascii_case(b"icid-value")
+                    .then(|| trim(&v[1..]))
+            })
+            .map(|v| {
+                v.strip_prefix(b"\"")
+                    .and_then(|v| v.strip_suffix(b"\""))
+                    .unwrap_or(v)
+            })
+            .unwrap_or(b"");
+    }
+    value
 }
 
 /// `SIP/2.0 200 OK` at the start of a `message/sipfrag` body → 200.
@@ -347,6 +375,44 @@ Content-Length: 0\r\n\r\n";
         assert_eq!(ev.session_expires, Some(1800));
         assert_eq!(reinvite("", "x: 90\r\n").session_expires, Some(90));
         assert_eq!(reinvite("", "").session_expires, None);
+    }
+
+    #[test]
+    fn collation_takes_the_session_id_uuid_and_the_icid_value() {
+        let event = |extra: &str, headers: &[&str]| {
+            let raw = format!(
+                "INVITE sip:b@y SIP/2.0\r\nFrom: <sip:a@x>;tag=a\r\nTo: <sip:b@y>\r\n\
+                 Call-ID: c\r\nCSeq: 1 INVITE\r\n{extra}Content-Length: 0\r\n\r\n"
+            );
+            let mut h = [EMPTY_HEADER; 32];
+            let msg = parse_datagram(raw.as_bytes(), &mut h).expect("valid");
+            let names: Vec<String> = headers.iter().map(|s| (*s).to_owned()).collect();
+            SipEvent::from_message(meta(), &msg, &names).expect("event")
+        };
+        let configured = ["X-CollateID", "Session-ID", "P-Charging-Vector"];
+        let session = "Session-ID: ab30317f1a784dc48ff824d0d3715d86;remote=00000000000000000000000000000000\r\n";
+        let pcv = "P-Charging-Vector: icid-value=\"1234bc9876e\";icid-generated-at=192.0.6.8\r\n";
+        let cases = [
+            (session, "ab30317f1a784dc48ff824d0d3715d86"),
+            (pcv, "1234bc9876e"),
+            (
+                "P-Charging-Vector: orig-ioi=home1.net;icid-value=77\r\n",
+                "77",
+            ),
+            (
+                "X-CollateID: leg-7\r\nSession-ID: ab30317f1a784dc48ff824d0d3715d86\r\n",
+                "leg-7",
+            ),
+            // A header without the part that names the call does not count.
+            ("P-Charging-Vector: orig-ioi=home1.net\r\n", ""),
+        ];
+        for (extra, want) in cases {
+            assert_eq!(
+                event(extra, &configured).field(Field::CollationId),
+                want,
+                "{extra}"
+            );
+        }
     }
 
     #[test]
