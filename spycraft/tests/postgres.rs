@@ -54,7 +54,7 @@ fn rows_as_json(pg: &Cluster, db: &str) -> Vec<Value> {
          from_uri, from_user, to_uri, to_user, request_uri, p_asserted_identity, diversion, \
          host(caller_ip) AS caller_ip, caller_port, host(callee_ip) AS callee_ip, callee_port, \
          transport, vlan, direction, user_agent, server, {}, {}, {}, {}, duration_ms, \
-         billable_ms, pdd_ms, sdd_ms, hold_ms, forked_dialogs, forked_last_status, {}, \
+         billable_ms, pdd_ms, sdd_ms, setup_ms, hold_ms, forked_dialogs, forked_last_status, {}, \
          transferred_by, transfer_to, transfer_status, referred_by, transferred_from, disposition, \
          final_status, final_reason, \
          q850_cause, ended_by, \

@@ -855,6 +855,7 @@ impl Leg {
             transfer_to: refer.map(|r| r.2),
             referred_by: transfers.as_mut().and_then(|t| t.referred_by.take()),
             transferred_from: transfers.and_then(|t| t.from_call),
+            setup_ms: answer_at.map(|answer| answer.millis_since(invite_at)),
             hold_ms: answer_at.map(|_| {
                 // A hold still open when the record is written runs to the call's end.
                 let open = match (self.held_since, self.end_at) {

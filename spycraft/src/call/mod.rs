@@ -391,6 +391,7 @@ mod tests {
             let name = case.name;
             assert_eq!(r.disposition, Disposition::Answered, "{name}");
             assert_eq!(r.hold_ms, Some(case.hold_ms), "{name}: hold");
+            assert_eq!(r.setup_ms, Some(1_000), "{name}: setup");
             assert_eq!(r.end_reason, case.end_reason, "{name}");
             assert_eq!(r.ended_by, case.ended_by, "{name}");
             assert_eq!(r.billable_ms, Some(case.billable_ms), "{name}: billable");

@@ -315,6 +315,8 @@ pub struct CallRecord {
     pub pdd_ms: Option<u64>,
     /// RFC 6076 session disconnect delay: the BYE to its final response.
     pub sdd_ms: Option<u64>,
+    /// Call setup time: the first INVITE to the answer (answered calls).
+    pub setup_ms: Option<u64>,
     /// Time the media was on hold (answered calls; 0 when never held).
     pub hold_ms: Option<u64>,
     /// Dialogs a forked INVITE created besides this record's (other To tags), and the last

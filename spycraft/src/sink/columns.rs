@@ -4,7 +4,7 @@
 use crate::call::{CallRecord, Timestamp};
 
 /// Column names, in contract order; identical to the JSON field names.
-pub const COLUMNS: [&str; 48] = [
+pub const COLUMNS: [&str; 49] = [
     "id",
     "node",
     "call_id",
@@ -35,6 +35,7 @@ pub const COLUMNS: [&str; 48] = [
     "billable_ms",
     "pdd_ms",
     "sdd_ms",
+    "setup_ms",
     "hold_ms",
     "forked_dialogs",
     "forked_last_status",
@@ -97,6 +98,7 @@ pub fn values(r: &CallRecord) -> Vec<String> {
         opt(&r.billable_ms),
         opt(&r.pdd_ms),
         opt(&r.sdd_ms),
+        opt(&r.setup_ms),
         opt(&r.hold_ms),
         r.forked_dialogs.to_string(),
         opt(&r.forked_last_status),

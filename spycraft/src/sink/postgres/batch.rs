@@ -17,7 +17,7 @@ use crate::sink::COLUMNS;
 use super::PostgresError;
 
 /// Column types in [`COLUMNS`] order.
-const TYPES: [Type; 48] = [
+const TYPES: [Type; 49] = [
     Type::UUID,        // id
     Type::TEXT,        // node
     Type::TEXT,        // call_id
@@ -48,6 +48,7 @@ const TYPES: [Type; 48] = [
     Type::INT8,        // billable_ms
     Type::INT8,        // pdd_ms
     Type::INT8,        // sdd_ms
+    Type::INT8,        // setup_ms
     Type::INT8,        // hold_ms
     Type::INT4,        // forked_dialogs
     Type::INT2,        // forked_last_status
@@ -157,7 +158,7 @@ struct Row<'a> {
     callee_port: i32,
     vlan: Option<i32>,
     times: [Option<OffsetDateTime>; 4],
-    durations: [Option<i64>; 5],
+    durations: [Option<i64>; 6],
     final_status: Option<i16>,
     q850_cause: Option<i16>,
     forked_last_status: Option<i16>,
@@ -209,6 +210,7 @@ impl<'a> Row<'a> {
                 int8(r.billable_ms),
                 int8(r.pdd_ms),
                 int8(r.sdd_ms),
+                int8(r.setup_ms),
                 int8(r.hold_ms),
             ],
             final_status: int2(r.final_status),
@@ -239,12 +241,12 @@ impl<'a> Row<'a> {
     }
 
     /// The values in [`COLUMNS`] order.
-    fn values(&self) -> [&(dyn ToSql + Sync); 48] {
+    fn values(&self) -> [&(dyn ToSql + Sync); 49] {
         let [node, call_id, from_tag, collation_id, from_uri, to_uri] = &self.texts;
         let [to_tag, from_user, to_user, pai, diversion, user_agent, server, final_reason, request_uri] =
             &self.opt_texts;
         let [invite_at, ring_at, answer_at, end_at] = &self.times;
-        let [duration, billable, pdd, sdd, hold] = &self.durations;
+        let [duration, billable, pdd, sdd, setup, hold] = &self.durations;
         let [challenges, retransmissions, forked] = &self.counts;
         let [transfer_to, referred_by, transferred_from] = &self.transfer_texts;
         let [transport, direction, disposition, ended_by, end_reason] = &self.labels;
@@ -279,6 +281,7 @@ impl<'a> Row<'a> {
             billable,
             pdd,
             sdd,
+            setup,
             hold,
             forked,
             &self.forked_last_status,
