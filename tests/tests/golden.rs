@@ -111,6 +111,12 @@ const REJECTED: Outcome = Outcome {
 
 const OUTCOMES: &[Outcome] = &[
     Outcome {
+        case: "reinvite-glare",
+        // Both re-INVITEs failed with 491: the call was never held.
+        billable_ms: Some(1000),
+        ..ANSWERED
+    },
+    Outcome {
         case: "forked-second-answers",
         ..ANSWERED
     },

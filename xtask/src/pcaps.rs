@@ -99,6 +99,7 @@ const CASES: &[Case] = &[
         }),
         ..udp_case("blind-transfer", "Alice calls Bob; after 1 s Bob transfers her to Carol (REFER); she calls Carol (Referred-By: Bob), reports 100 then 200 in NOTIFYs; Bob hangs up; Alice talks to Carol 2 s", "uas-transferor.xml", "uac-transferee.xml")
     },
+    udp_case("reinvite-glare", "answered; both parties re-INVITE at once (glare) and each answers 491; caller hangs up after 1 s", "uas-glare.xml", "uac-glare.xml"),
     udp_case("hold-resume", "answered; caller holds (re-INVITE a=sendonly) after 1 s, resumes (a=sendrecv) 2 s later, hangs up after 1 s more", "uas-hold.xml", "uac-hold.xml"),
     udp_case("session-timer-expired", "answered with a 2 s session timer (RFC 4028) that nobody refreshes and no BYE; an OPTIONS 4 s later runs the capture past the expiry", "uas-session-timer.xml", "uac-session-timer.xml"),
     Case { net: Net::SmallMtuNamespace, ..udp_case("udp-fragmented-invite", "a 1.5 KB INVITE over a 576-byte MTU link, in IP fragments; answered, caller hangs up after 2 s", "uas-answer.xml", "uac-big-invite.xml") },
