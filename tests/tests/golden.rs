@@ -365,3 +365,31 @@ fn a_blind_transfer_links_the_new_call_to_the_one_it_came_from() {
         assert_eq!(r["capture_issues"], serde_json::json!([]));
     }
 }
+
+#[test]
+fn an_attended_transfer_links_the_new_call_to_the_consultation_it_replaces() {
+    let records = records_of("attended-transfer");
+    assert_eq!(records.len(), 3);
+    let (first, consultation, new) = (&records[0], &records[1], &records[2]);
+    assert_eq!(first["to_user"], "bob");
+    assert_eq!(first["transferred_by"], "callee");
+    assert_eq!(first["transfer_status"], 200);
+    // Refer-To's ?Replaces= part is not the target's address.
+    let target = first["transfer_to"].as_str().expect("transfer_to");
+    assert!(
+        target.starts_with("sip:carol@") && !target.contains('?'),
+        "{target}"
+    );
+    assert_eq!(consultation["call_id"], "consult-1@spycraft");
+    assert_eq!(consultation["from_user"], "bob");
+    assert_eq!(new["to_user"], "carol");
+    assert_eq!(new["request_uri"].as_str(), Some(target));
+    assert!(new["referred_by"]
+        .as_str()
+        .is_some_and(|r| r.starts_with("sip:bob@")));
+    assert_eq!(new["transferred_from"], consultation["call_id"]);
+    for r in &records {
+        assert_eq!(r["disposition"], "answered");
+        assert_eq!(r["capture_issues"], serde_json::json!([]));
+    }
+}

@@ -24,13 +24,13 @@ struct Case {
     /// Calls placed (at most 3 at once).
     calls: u32,
     net: Net,
-    /// A second call between two more sipp instances, started while the first runs (the new
-    /// call of a transfer).
-    then: Option<SecondCall>,
+    /// More calls between more sipp instances, started while the first runs (a transfer's
+    /// consultation and new call).
+    also: &'static [SecondCall],
 }
 
-/// A second pair of scenarios: its callee (user `service`) and its caller, started `after_ms`
-/// after the first caller.
+/// Another pair of scenarios: its callee (user `service`) and its caller, started `after_ms`
+/// after the first caller; `call_id` is sipp's `-cid_str` for a Call-ID others must know.
 struct SecondCall {
     uas: &'static str,
     uac: &'static str,
@@ -38,6 +38,7 @@ struct SecondCall {
     uas_port: u16,
     uac_port: u16,
     after_ms: u64,
+    call_id: Option<&'static str>,
 }
 
 /// Where a scenario runs.
@@ -66,7 +67,7 @@ const fn udp_case(
         transport: "u1",
         calls: 1,
         net: Net::Loopback,
-        then: None,
+        also: &[],
     }
 }
 
@@ -89,17 +90,41 @@ const CASES: &[Case] = &[
     udp_case("prack-100rel", "a reliable 183 with early media, PRACKed (RFC 3262); answered 1 s later, caller hangs up after 2 s", "uas-prack.xml", "uac-prack.xml"),
     udp_case("forked-second-answers", "a forked INVITE: 180s from two dialogs (different To tags), the second answers after 1 s; caller hangs up after 3 s", "uas-fork.xml", "uac-answer.xml"),
     Case {
-        then: Some(SecondCall {
+        also: &[SecondCall {
             uas: "uas-answer.xml",
             uac: "uac-transfer-target.xml",
             service: "carol",
             uas_port: 5070,
             uac_port: 5064,
             after_ms: 2000,
-        }),
+            call_id: None,
+        }],
         ..udp_case("blind-transfer", "Alice calls Bob; after 1 s Bob transfers her to Carol (REFER); she calls Carol (Referred-By: Bob), reports 100 then 200 in NOTIFYs; Bob hangs up; Alice talks to Carol 2 s", "uas-transferor.xml", "uac-transferee.xml")
     },
     udp_case("reinvite-glare", "answered; both parties re-INVITE at once (glare) and each answers 491; caller hangs up after 1 s", "uas-glare.xml", "uac-glare.xml"),
+    Case {
+        also: &[
+            SecondCall {
+                uas: "uas-consulted.xml",
+                uac: "uac-consult.xml",
+                service: "carol",
+                uas_port: 5070,
+                uac_port: 5064,
+                after_ms: 1000,
+                call_id: Some("consult-%u@spycraft"),
+            },
+            SecondCall {
+                uas: "uas-answer.xml",
+                uac: "uac-replaces.xml",
+                service: "carol",
+                uas_port: 5072,
+                uac_port: 5066,
+                after_ms: 2300,
+                call_id: None,
+            },
+        ],
+        ..udp_case("attended-transfer", "Alice calls Bob; Bob consults Carol in a call of his own; Bob transfers Alice to Carol replacing the consultation (REFER with Replaces); Alice's INVITE to Carol carries Replaces; Carol hangs up the consultation, Bob hangs up on Alice", "uas-transferor-attended.xml", "uac-transferee.xml")
+    },
     udp_case("hold-resume", "answered; caller holds (re-INVITE a=sendonly) after 1 s, resumes (a=sendrecv) 2 s later, hangs up after 1 s more", "uas-hold.xml", "uac-hold.xml"),
     udp_case("session-timer-expired", "answered with a 2 s session timer (RFC 4028) that nobody refreshes and no BYE; an OPTIONS 4 s later runs the capture past the expiry", "uas-session-timer.xml", "uac-session-timer.xml"),
     Case { net: Net::SmallMtuNamespace, ..udp_case("udp-fragmented-invite", "a 1.5 KB INVITE over a 576-byte MTU link, in IP fragments; answered, caller hangs up after 2 s", "uas-answer.xml", "uac-big-invite.xml") },
@@ -231,8 +256,8 @@ fn record(case: &Case, scenarios: &Path, pcap: &Path) -> Result<()> {
     // With a connection per call the caller's ports are ephemeral; the callee's port and
     // address still select every packet of the scenario.
     let mut ports = vec![case.uas_port, case.uac_port];
-    if let Some(then) = &case.then {
-        ports.extend([then.uas_port, then.uac_port]);
+    for also in case.also {
+        ports.extend([also.uas_port, also.uac_port]);
     }
     let ports: Vec<String> = ports.iter().map(|p| format!("port {p}")).collect();
     let filter = format!(
@@ -288,14 +313,14 @@ fn record(case: &Case, scenarios: &Path, pcap: &Path) -> Result<()> {
             .spawn()
             .context("sipp (uas)")?,
     );
-    let second_uas = match &case.then {
-        Some(then) => Some(Reaped(
-            sipp(then.uas, uas_ip, then.uas_port, in_namespace)
+    let mut more_uas = Vec::new();
+    for also in case.also {
+        more_uas.push(Reaped(
+            sipp(also.uas, uas_ip, also.uas_port, in_namespace)
                 .spawn()
-                .context("sipp (second uas)")?,
-        )),
-        None => None,
-    };
+                .context("sipp (another uas)")?,
+        ));
+    }
     std::thread::sleep(Duration::from_millis(300));
     let mut uac = Reaped(
         sipp(case.uac, uac_ip, case.uac_port, false)
@@ -304,16 +329,23 @@ fn record(case: &Case, scenarios: &Path, pcap: &Path) -> Result<()> {
             .spawn()
             .context("sipp (uac)")?,
     );
-    if let (Some(then), Some(mut second_uas)) = (&case.then, second_uas) {
-        std::thread::sleep(Duration::from_millis(then.after_ms));
-        let second = sipp(then.uac, uac_ip, then.uac_port, false)
-            .arg(format!("{uas_ip}:{}", then.uas_port))
-            .args(["-s", then.service])
-            .status()
-            .context("sipp (second uac)")?;
-        let second_uas = second_uas.0.wait()?;
-        if !second.success() || !second_uas.success() {
-            bail!("sipp failed: second uac {second}, second uas {second_uas}");
+    let started = std::time::Instant::now();
+    let mut more_uac = Vec::new();
+    for also in case.also {
+        let at = Duration::from_millis(also.after_ms);
+        std::thread::sleep(at.saturating_sub(started.elapsed()));
+        let mut cmd = sipp(also.uac, uac_ip, also.uac_port, false);
+        cmd.arg(format!("{uas_ip}:{}", also.uas_port))
+            .args(["-s", also.service]);
+        if let Some(call_id) = also.call_id {
+            cmd.args(["-cid_str", call_id]);
+        }
+        more_uac.push(Reaped(cmd.spawn().context("sipp (another uac)")?));
+    }
+    for (mut uac, mut uas) in more_uac.into_iter().zip(more_uas) {
+        let (uac, uas) = (uac.0.wait()?, uas.0.wait()?);
+        if !uac.success() || !uas.success() {
+            bail!("sipp failed: another uac {uac}, uas {uas}");
         }
     }
     let uac = uac.0.wait()?;
