@@ -9,8 +9,8 @@
 //!
 //! Capture timestamps differ between the modes by the microseconds between the points where
 //! each stamps a frame (XDP before the stack, the socket at the callee's interface), so the
-//! times (and the record id, which hashes the INVITE's time) are compared to within 50 ms;
-//! every other field must be equal.
+//! times, the durations and delays made from them (and the record id, which hashes the
+//! INVITE's time) are compared to within 50 ms; every other field must be equal.
 
 mod support;
 
@@ -205,7 +205,7 @@ fn assert_same_records(mode: &str, got: &str, want: &BTreeMap<(String, String), 
             let actual = &record[field];
             match field.as_str() {
                 "id" => {}
-                "invite_at" | "ring_at" | "answer_at" | "end_at" => {
+                "invite_at" | "ring_at" | "answer_at" | "end_at" | "transfer_at" => {
                     let (a, e) = (micros(actual), micros(value));
                     assert_eq!(a.is_some(), e.is_some(), "{mode} {key:?} {field}");
                     if let (Some(a), Some(e)) = (a, e) {
@@ -215,7 +215,7 @@ fn assert_same_records(mode: &str, got: &str, want: &BTreeMap<(String, String), 
                         );
                     }
                 }
-                "duration_ms" | "billable_ms" | "pdd_ms" => {
+                "duration_ms" | "billable_ms" | "pdd_ms" | "sdd_ms" | "setup_ms" | "hold_ms" => {
                     let (a, e) = (actual.as_i64(), value.as_i64());
                     assert_eq!(a.is_some(), e.is_some(), "{mode} {key:?} {field}");
                     if let (Some(a), Some(e)) = (a, e) {
