@@ -151,7 +151,7 @@ pub enum FrameDirection {
 
 /// Fixed header that precedes every frame the kernel copies into the ring buffer.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RingRecordHeader {
     /// `bpf_ktime_get_ns` converted by userspace to wall-clock time.
     pub timestamp_ns: u64,

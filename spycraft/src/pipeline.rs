@@ -420,10 +420,7 @@ fn read_all(
                     parse.on_frame(&frame, out);
                     frames += 1;
                     if frames % 4096 == 0 {
-                        if source.lost() > lost {
-                            lost = source.lost();
-                            out(Input::CaptureLoss);
-                        }
+                        note_loss(source.as_ref(), &mut lost, out);
                         progress(&report(done_bytes + source.bytes_read(), frames, parse));
                         maybe_snapshot(parse);
                     }
@@ -434,10 +431,7 @@ fn read_all(
                         .duration_since(std::time::UNIX_EPOCH)
                         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
                     out(Input::Clock { ts_us: now });
-                    if source.lost() > lost {
-                        lost = source.lost();
-                        out(Input::CaptureLoss);
-                    }
+                    note_loss(source.as_ref(), &mut lost, out);
                     progress(&report(done_bytes + source.bytes_read(), frames, parse));
                     maybe_snapshot(parse);
                 }
@@ -452,6 +446,15 @@ fn read_all(
     }
     progress(&report(done_bytes, frames, parse));
     damage
+}
+
+/// Tells the call stage when the source has lost frames since `lost` was last updated.
+fn note_loss(source: &dyn FrameSource, lost: &mut u64, out: &mut dyn FnMut(Input)) {
+    let now = source.lost();
+    if now > *lost {
+        *lost = now;
+        out(Input::CaptureLoss);
+    }
 }
 
 #[cfg(test)]

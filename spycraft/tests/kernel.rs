@@ -16,7 +16,7 @@ use spycraft_common::{
     FrameDirection, KernelCounter, RingRecordHeader, XdpAction, RING_FLAG_FRAGMENT_FOLLOW,
 };
 
-use support::process::may_capture;
+use support::process::{ip, may_capture};
 
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
@@ -73,11 +73,8 @@ impl Harness {
             })
             .expect("BPF_PROG_TEST_RUN");
         let record = self.ring.next().map(|item| {
-            let size = size_of::<RingRecordHeader>();
-            // SAFETY: every record starts with a header; read unaligned to be safe.
-            let header =
-                unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<RingRecordHeader>()) };
-            (header, item[size..].to_vec())
+            let (header, bytes) = kernel::split_record(&item).expect("a record header");
+            (header, bytes.to_vec())
         });
         assert!(self.ring.next().is_none(), "one record per frame at most");
         (result.return_value, record)
@@ -460,17 +457,6 @@ struct Namespace(String);
 impl Namespace {
     fn new() -> Self {
         let name = format!("spy-kern-{}", std::process::id());
-        let ip = |args: &[&str]| {
-            let out = std::process::Command::new("ip")
-                .args(args)
-                .output()
-                .expect("ip");
-            assert!(
-                out.status.success(),
-                "ip {args:?}: {}",
-                support::text(&out.stderr)
-            );
-        };
         ip(&["netns", "add", &name]);
         ip(&[
             "-n", &name, "link", "add", "name", "sa", "type", "veth", "peer", "name", "sb",
@@ -579,11 +565,8 @@ fn the_socket_filter_sees_both_directions_and_puts_vlan_tags_back() {
         while records.len() < 3 && std::time::Instant::now() < deadline {
             match ring.next() {
                 Some(item) => {
-                    // SAFETY: every record starts with a header.
-                    let header = unsafe {
-                        std::ptr::read_unaligned(item.as_ptr().cast::<RingRecordHeader>())
-                    };
-                    records.push((header, item[size_of::<RingRecordHeader>()..].to_vec()));
+                    let (header, bytes) = kernel::split_record(&item).expect("a record header");
+                    records.push((header, bytes.to_vec()));
                 }
                 None => std::thread::sleep(std::time::Duration::from_millis(10)),
             }

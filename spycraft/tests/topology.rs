@@ -20,7 +20,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-use support::process::{interrupt, may_capture, Reaped};
+use support::process::{interrupt, ip, may_capture, Reaped};
 use support::{scratch, spycraft, text, utf8};
 
 const CALLER: &str = "10.77.0.1";
@@ -40,14 +40,6 @@ struct Topology {
     caller: String,
     callee: String,
     monitor: String,
-}
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .expect("ip (iproute2)");
-    assert!(out.status.success(), "ip {args:?}: {}", text(&out.stderr));
 }
 
 fn tc(namespace: &str, args: &[&str]) {

@@ -133,7 +133,6 @@ pub(crate) struct Leg {
     auth_challenges: u32,
     invite_retransmissions: u32,
     acked: bool,
-    bye_answered: bool,
     /// When the first BYE's final response arrived (RFC 6076 session disconnect delay).
     bye_answered_at: Option<i64>,
     /// A re-INVITE or UPDATE in progress. Its offer and its session refresh take effect when
@@ -207,7 +206,6 @@ impl Leg {
             auth_challenges: 0,
             invite_retransmissions: 0,
             acked: false,
-            bye_answered: false,
             bye_answered_at: None,
             pending: None,
             held_since: None,
@@ -459,18 +457,13 @@ impl Leg {
             return (0, None);
         };
         let own = self.to_tag.as_deref().map(tag_hash);
-        let others: Vec<&(u64, u16)> = forks
-            .dialogs
-            .iter()
-            .filter(|(t, _)| Some(*t) != own)
-            .collect();
+        let others = || forks.dialogs.iter().filter(move |(t, _)| Some(*t) != own);
         // The last one heard from among the others, else the latest of them.
-        let last = others
-            .iter()
+        let last = others()
             .find(|(t, _)| *t == forks.last)
-            .or(others.last())
+            .or_else(|| others().next_back())
             .map(|(_, code)| *code);
-        (others.len() as u32, last)
+        (others().count() as u32, last)
     }
 
     /// The target of the REFER this call carried, if any (for linking the call it causes).
@@ -558,7 +551,6 @@ impl Leg {
                 self.on_invite_response(code, ev, ts)
             }
             Method::Bye if code >= 200 => {
-                self.bye_answered = true;
                 self.bye_answered_at.get_or_insert(ts);
             }
             Method::Invite | Method::Update
@@ -725,7 +717,7 @@ impl Leg {
         match (self.phase, why) {
             (Phase::Ended, _) => {
                 if self.end_reason == Some(EndReason::Bye)
-                    && !self.bye_answered
+                    && self.bye_answered_at.is_none()
                     && why == Finish::Expired
                 {
                     self.issues.add(CaptureIssue::ByeWithoutResponse);

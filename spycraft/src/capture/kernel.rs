@@ -113,6 +113,8 @@ pub struct KernelSource {
     stop: &'static AtomicBool,
     /// The current record's frame bytes (the ring entry is released as soon as it is copied).
     frame: Vec<u8>,
+    /// The current record's header.
+    header: RingRecordHeader,
     /// CLOCK_REALTIME − CLOCK_MONOTONIC in ns: the programs stamp frames with the latter.
     clock_offset_ns: i64,
     read: u64,
@@ -315,6 +317,7 @@ impl KernelSource {
             runtime,
             stop,
             frame: Vec::with_capacity(MAX_KERNEL_SNAP_LEN as usize),
+            header: RingRecordHeader::default(),
             clock_offset_ns: clock_offset_ns(),
             read: 0,
             refreshed_at: std::time::Instant::now(),
@@ -334,6 +337,11 @@ impl KernelSource {
 
     pub fn counters(&self) -> Arc<KernelCounters> {
         self.counters.clone()
+    }
+
+    /// Frames the programs lost because the ring was full, as last refreshed.
+    pub fn lost(&self) -> u64 {
+        self.counters.ring_full.load(Ordering::Relaxed)
     }
 
     /// The next frame; `Idle` when the ring stayed empty for the read timeout; `End` once
@@ -361,13 +369,12 @@ impl KernelSource {
             }
             self.wait()?;
         }
-        let header = read_header(&self.frame);
-        let ts_ns = header.timestamp_ns as i64 + self.clock_offset_ns;
+        let ts_ns = self.header.timestamp_ns as i64 + self.clock_offset_ns;
         Ok(Polled::Frame(Frame {
             ts_us: ts_ns.div_euclid(1000),
             link: LinkType::Ethernet,
-            original_len: header.original_len,
-            data: &self.frame[size_of::<RingRecordHeader>()..],
+            original_len: self.header.original_len,
+            data: &self.frame,
         }))
     }
 
@@ -393,23 +400,22 @@ impl KernelSource {
         })
     }
 
-    /// Copies the next ring record into `self.frame`; false when the ring is empty.
+    /// Copies the next ring record into `self.header` and `self.frame`; false when the ring
+    /// is empty.
     fn next_record(&mut self) -> Result<bool, CaptureError> {
         let ring = self.ring.get_mut();
         let Some(item) = ring.next() else {
             return Ok(false);
         };
-        let header_len = size_of::<RingRecordHeader>();
-        if item.len() < header_len {
+        let Some((header, bytes)) = split_record(&item) else {
             return Err(CaptureError::Live {
                 interface: self.interface.clone(),
                 reason: format!("a ring record of {} bytes has no header", item.len()),
             });
-        }
-        let header = read_header(&item);
-        let end = header_len + (header.captured_len as usize).min(item.len() - header_len);
+        };
+        self.header = header;
         self.frame.clear();
-        self.frame.extend_from_slice(&item[..end]);
+        self.frame.extend_from_slice(bytes);
         drop(item);
         self.read += 1;
         Ok(true)
@@ -451,13 +457,15 @@ impl Drop for KernelSource {
     }
 }
 
-/// The record header at the front of `bytes` (which holds at least one).
-fn read_header(bytes: &[u8]) -> RingRecordHeader {
-    debug_assert!(bytes.len() >= size_of::<RingRecordHeader>());
-    // SAFETY: the length is checked above (and by every caller); the header is plain data
-    // with every bit pattern valid, read unaligned because ring entries are only 8-aligned
-    // by the kernel's word and the copy in `frame` has no alignment at all.
-    unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<RingRecordHeader>()) }
+/// A ring record's header and its frame bytes (at most the captured length); `None` when the
+/// record is too short to hold a header.
+pub fn split_record(record: &[u8]) -> Option<(RingRecordHeader, &[u8])> {
+    let (head, rest) = record.split_at_checked(size_of::<RingRecordHeader>())?;
+    // SAFETY: `head` is exactly one header long; the header is plain data with every bit
+    // pattern valid, read unaligned because nothing promises the slice's alignment.
+    let header = unsafe { std::ptr::read_unaligned(head.as_ptr().cast::<RingRecordHeader>()) };
+    let captured = rest.len().min(header.captured_len as usize);
+    Some((header, &rest[..captured]))
 }
 
 fn attach_xdp(
@@ -604,7 +612,11 @@ mod tests {
         unsafe {
             std::ptr::write_unaligned(bytes[1..].as_mut_ptr().cast::<RingRecordHeader>(), header)
         };
-        assert_eq!(read_header(&bytes[1..]), header);
+        assert_eq!(split_record(&bytes[1..]).map(|(h, _)| h), Some(header));
+        assert!(
+            split_record(&bytes[2..]).is_none(),
+            "one byte short of a header"
+        );
         assert_eq!(
             spycraft_common::KERNEL_COUNTERS as usize,
             KernelCounter::ALL.len()

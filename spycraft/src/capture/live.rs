@@ -137,6 +137,12 @@ impl LiveSource {
         self.link
     }
 
+    /// Frames the kernel socket or the interface dropped, as last refreshed.
+    pub fn lost(&self) -> u64 {
+        self.counters.dropped.load(Ordering::Relaxed)
+            + self.counters.if_dropped.load(Ordering::Relaxed)
+    }
+
     /// The counters, shared: they stay readable after the source is handed to the pipeline.
     pub fn counters(&self) -> Arc<LiveCounters> {
         self.counters.clone()

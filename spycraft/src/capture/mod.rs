@@ -71,9 +71,7 @@ impl FrameSource for kernel::KernelSource {
     }
 
     fn lost(&self) -> u64 {
-        self.counters()
-            .ring_full
-            .load(std::sync::atomic::Ordering::Relaxed)
+        kernel::KernelSource::lost(self)
     }
 }
 
@@ -83,9 +81,7 @@ impl FrameSource for LiveSource {
     }
 
     fn lost(&self) -> u64 {
-        use std::sync::atomic::Ordering::Relaxed;
-        let c = self.counters();
-        c.dropped.load(Relaxed) + c.if_dropped.load(Relaxed)
+        LiveSource::lost(self)
     }
 }
 

@@ -5,6 +5,19 @@ use std::process::{Child, Command};
 
 use super::postgres::is_root;
 
+/// Runs iproute2's `ip` with `args` and fails the test if it fails.
+pub fn ip(args: &[&str]) {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .expect("ip (iproute2)");
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {}",
+        super::text(&out.stderr)
+    );
+}
+
 /// Whether this run may capture; panics under CI=true when it may not.
 pub fn may_capture() -> bool {
     if is_root() {
