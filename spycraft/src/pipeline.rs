@@ -296,11 +296,17 @@ pub fn run_sources(
     let mut damage = None;
     let finished = if config.threads <= 1 {
         let stage = std::cell::RefCell::new(stage);
+        // Inputs of the current frame, handed back to the parse stage once it has finished it.
+        let spent = std::cell::RefCell::new(Vec::new());
         damage = read_all(
             sources,
             &mut parse,
             progress,
-            &mut |input| stage.borrow_mut().on_input(&input),
+            &mut |input| {
+                stage.borrow_mut().on_input(&input);
+                spent.borrow_mut().push(input);
+            },
+            &mut |parse| parse.recycle(&mut spent.borrow_mut()),
             config.stats_interval,
             &mut |counters| stage.borrow_mut().snapshot(counters),
         );
@@ -314,10 +320,11 @@ pub fn run_sources(
                 let mut stage = stage;
                 for work in rx {
                     match work {
-                        Work::Inputs(mut batch) => {
-                            for input in batch.drain(..) {
-                                stage.on_input(&input);
+                        Work::Inputs(batch) => {
+                            for input in &batch {
+                                stage.on_input(input);
                             }
+                            // Back with its events, whose buffers the parse stage reuses.
                             let _ = recycle_tx.try_send(batch);
                         }
                         Work::Snapshot(counters) => stage.snapshot(*counters),
@@ -326,12 +333,15 @@ pub fn run_sources(
                 stage.finish()
             });
             let batch = std::cell::RefCell::new(Vec::with_capacity(BATCH));
+            // Batches back from the consumer, their events already recycled.
+            let empties = std::cell::RefCell::new(Vec::<Vec<Input>>::new());
             // Sends the events gathered so far; a send fails only if the consumer stopped,
             // and its error is reported below.
             let flush = |batch: &mut Vec<Input>| {
-                let empty = recycle_rx
-                    .try_recv()
-                    .unwrap_or_else(|_| Vec::with_capacity(BATCH));
+                let empty = empties
+                    .borrow_mut()
+                    .pop()
+                    .unwrap_or_else(|| Vec::with_capacity(BATCH));
                 let _ = tx.send(Work::Inputs(std::mem::replace(batch, empty)));
             };
             damage = read_all(
@@ -343,6 +353,12 @@ pub fn run_sources(
                     batch.push(input);
                     if batch.len() == BATCH {
                         flush(&mut batch);
+                    }
+                },
+                &mut |parse| {
+                    while let Ok(mut spent) = recycle_rx.try_recv() {
+                        parse.recycle(&mut spent);
+                        empties.borrow_mut().push(spent);
                     }
                 },
                 config.stats_interval,
@@ -378,13 +394,15 @@ pub fn run_sources(
 }
 
 /// Reads every source to its end; returns the first damage met (later files are still read).
-/// Every `interval` (checked every 4096 frames and between files) `snapshot` gets the parse
-/// stage's counters.
+/// `after_frame` runs after each frame, when the parse stage is free to take back spent
+/// inputs. Every `interval` (checked every 4096 frames and between files) `snapshot` gets the
+/// parse stage's counters.
 fn read_all(
     sources: &mut [Box<dyn FrameSource>],
     parse: &mut ParseStage,
     progress: &mut dyn FnMut(&Progress),
     out: &mut dyn FnMut(Input),
+    after_frame: &mut dyn FnMut(&mut ParseStage),
     interval: Option<std::time::Duration>,
     snapshot: &mut dyn FnMut(ParseCounters),
 ) -> Option<CaptureError> {
@@ -418,6 +436,7 @@ fn read_all(
             match source.poll() {
                 Ok(Polled::Frame(frame)) => {
                     parse.on_frame(&frame, out);
+                    after_frame(parse);
                     frames += 1;
                     if frames % 4096 == 0 {
                         note_loss(source.as_ref(), &mut lost, out);

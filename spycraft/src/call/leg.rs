@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use super::record::{
     CallRecord, CaptureIssue, Direction, Disposition, EndReason, EndedBy, Party, Timestamp,
 };
+use super::text::{LegField, LegText};
 use super::timers::Timers;
 use crate::decode::Transport;
 use crate::sip::{uri_user, Field, Media, Method, SipEvent, SipKind};
@@ -97,17 +98,8 @@ struct Pending {
 /// One call leg in progress.
 #[derive(Clone, Debug)]
 pub(crate) struct Leg {
-    call_id: String,
-    from_tag: String,
-    to_tag: Option<String>,
-    collation_id: String,
-    from_uri: String,
-    to_uri: String,
-    request_uri: String,
-    p_asserted_identity: Option<String>,
-    diversion: Option<String>,
-    user_agent: Option<String>,
-    server: Option<String>,
+    /// Call-ID, tags, URIs, software and final reason, in one allocation.
+    text: LegText,
     caller: SocketAddr,
     callee: SocketAddr,
     transport: Transport,
@@ -126,7 +118,6 @@ pub(crate) struct Leg {
     /// Time of the last message that keeps the leg's current phase alive.
     last_activity: i64,
     final_status: Option<u16>,
-    final_reason: Option<String>,
     q850_cause: Option<u16>,
     ended_by: EndedBy,
     end_reason: Option<EndReason>,
@@ -167,23 +158,29 @@ impl Leg {
     /// Starts a leg from its first INVITE.
     pub(crate) fn start(ev: &SipEvent) -> Self {
         let collation = ev.field(Field::CollationId);
+        let text = LegText::new(&[
+            (LegField::CallId, ev.call_id()),
+            (LegField::FromTag, ev.from_tag()),
+            (
+                LegField::CollationId,
+                if collation == ev.call_id() {
+                    ""
+                } else {
+                    collation
+                },
+            ),
+            (LegField::FromUri, ev.field(Field::FromUri)),
+            (LegField::ToUri, ev.field(Field::ToUri)),
+            (LegField::RequestUri, ev.field(Field::RequestUri)),
+            (
+                LegField::PAssertedIdentity,
+                ev.field(Field::PAssertedIdentity),
+            ),
+            (LegField::Diversion, ev.field(Field::Diversion)),
+            (LegField::UserAgent, ev.field(Field::Software)),
+        ]);
         Self {
-            call_id: ev.call_id().to_owned(),
-            from_tag: ev.from_tag().to_owned(),
-            to_tag: None,
-            collation_id: if collation.is_empty() {
-                ev.call_id()
-            } else {
-                collation
-            }
-            .to_owned(),
-            from_uri: ev.field(Field::FromUri).to_owned(),
-            to_uri: ev.field(Field::ToUri).to_owned(),
-            request_uri: ev.field(Field::RequestUri).to_owned(),
-            p_asserted_identity: non_empty(ev.field(Field::PAssertedIdentity)),
-            diversion: non_empty(ev.field(Field::Diversion)),
-            user_agent: non_empty(ev.field(Field::Software)),
-            server: None,
+            text,
             caller: ev.meta.src,
             callee: ev.meta.dst,
             transport: ev.meta.transport,
@@ -199,7 +196,6 @@ impl Leg {
             cancel_at: None,
             last_activity: ev.meta.ts_us,
             final_status: None,
-            final_reason: None,
             q850_cause: None,
             ended_by: EndedBy::Unknown,
             end_reason: None,
@@ -239,13 +235,13 @@ impl Leg {
         self.phase == Phase::Challenged
             && ev.method() == Some(Method::Invite)
             && ev.to_tag().is_empty()
-            && ev.call_id() == self.call_id
+            && ev.call_id() == self.call_id()
             && (ev.meta.src, ev.meta.dst) == (self.caller, self.callee)
     }
 
     /// Takes the retry's From tag as the leg's, and starts its transaction.
     pub(crate) fn retag(&mut self, ev: &SipEvent) {
-        self.from_tag = ev.from_tag().to_owned();
+        self.text.set(LegField::FromTag, ev.from_tag());
         self.retry(ev, ev.meta.ts_us);
     }
 
@@ -255,12 +251,12 @@ impl Leg {
     }
 
     pub(crate) fn call_id(&self) -> &str {
-        &self.call_id
+        self.text.get(LegField::CallId)
     }
 
     #[allow(clippy::wrong_self_convention)] // SIP's From tag, not a conversion
     pub(crate) fn from_tag(&self) -> &str {
-        &self.from_tag
+        self.text.get(LegField::FromTag)
     }
 
     pub(crate) fn invite_at(&self) -> i64 {
@@ -308,7 +304,7 @@ impl Leg {
     }
 
     fn on_request(&mut self, method: Method, ev: &SipEvent, ts: i64) {
-        let from_caller = ev.from_tag() == self.from_tag;
+        let from_caller = ev.from_tag() == self.from_tag();
         if !self.in_this_dialog(ev, from_caller) {
             // Another fork's dialog: the caller ACKs and BYEs a second 2xx (RFC 3261
             // §13.2.2.4); none of it is this call's.
@@ -413,7 +409,7 @@ impl Leg {
     /// Whether an in-dialog message belongs to the dialog this record follows: once answered,
     /// the callee's tag is known, and a message of another fork's dialog carries another.
     fn in_this_dialog(&self, ev: &SipEvent, caller_side: bool) -> bool {
-        let Some(dialog) = self.answer_at.and(self.to_tag.as_deref()) else {
+        let Some(dialog) = self.answer_at.and(self.text.non_empty(LegField::ToTag)) else {
             return true;
         };
         let remote = if caller_side {
@@ -456,7 +452,7 @@ impl Leg {
         let Some(forks) = &self.forks else {
             return (0, None);
         };
-        let own = self.to_tag.as_deref().map(tag_hash);
+        let own = self.text.non_empty(LegField::ToTag).map(tag_hash);
         let others = || forks.dialogs.iter().filter(move |(t, _)| Some(*t) != own);
         // The last one heard from among the others, else the latest of them.
         let last = others()
@@ -478,7 +474,8 @@ impl Leg {
     /// it replaces; its Request-URI is then the REFER's target.
     pub(crate) fn awaits_transfer_link(&self) -> Option<&str> {
         let t = self.transfers.as_ref()?;
-        (t.referred_by.is_some() && t.from_call.is_none()).then_some(self.request_uri.as_str())
+        (t.referred_by.is_some() && t.from_call.is_none())
+            .then_some(self.text.get(LegField::RequestUri))
     }
 
     /// Links this call to the one whose REFER caused it.
@@ -516,21 +513,24 @@ impl Leg {
         self.invite_cseq = ev.cseq.number;
         self.phase = Phase::Trying;
         self.final_status = None;
-        self.final_reason = None;
+        self.text.set(LegField::FinalReason, "");
         self.final_at = None;
         self.end_at = None;
         self.end_reason = None;
         self.ended_by = EndedBy::Unknown;
         self.last_activity = ts;
-        if self.p_asserted_identity.is_none() {
-            self.p_asserted_identity = non_empty(ev.field(Field::PAssertedIdentity));
+        if self.text.get(LegField::PAssertedIdentity).is_empty() {
+            self.text.set(
+                LegField::PAssertedIdentity,
+                ev.field(Field::PAssertedIdentity),
+            );
         }
     }
 
     fn on_response(&mut self, code: u16, ev: &SipEvent, ts: i64) {
         // Responses carry their request's From: this one answers the caller's request or the
         // callee's, whose CSeq numbers are independent.
-        let to_caller = ev.from_tag() == self.from_tag;
+        let to_caller = ev.from_tag() == self.from_tag();
         if to_caller && ev.cseq.method == Method::Invite && ev.cseq.number == self.invite_cseq {
             self.note_dialog(ev.to_tag(), code);
         }
@@ -584,8 +584,8 @@ impl Leg {
     }
 
     fn on_invite_response(&mut self, code: u16, ev: &SipEvent, ts: i64) {
-        if self.server.is_none() {
-            self.server = non_empty(ev.field(Field::Software));
+        if self.text.get(LegField::Server).is_empty() {
+            self.text.set(LegField::Server, ev.field(Field::Software));
         }
         match code {
             100..=199 => {
@@ -605,7 +605,7 @@ impl Leg {
                     self.phase = Phase::Answered;
                     self.last_activity = ts;
                     self.set_final(code, ev);
-                    self.to_tag = non_empty(ev.to_tag());
+                    self.text.set(LegField::ToTag, ev.to_tag());
                     self.refresh_session(ev, ts);
                 }
             }
@@ -618,13 +618,13 @@ impl Leg {
                 self.final_at = Some(ts);
                 self.last_activity = ts;
                 self.set_final(code, ev);
-                self.to_tag = non_empty(ev.to_tag());
+                self.text.set(LegField::ToTag, ev.to_tag());
             }
             _ => {
                 if matches!(self.phase, Phase::Trying | Phase::Proceeding) {
                     self.final_at = Some(ts);
                     self.set_final(code, ev);
-                    self.to_tag = non_empty(ev.to_tag());
+                    self.text.set(LegField::ToTag, ev.to_tag());
                     if ev.q850_cause.is_some() {
                         self.q850_cause = ev.q850_cause;
                     }
@@ -668,7 +668,8 @@ impl Leg {
 
     fn set_final(&mut self, code: u16, ev: &SipEvent) {
         self.final_status = Some(code);
-        self.final_reason = non_empty(ev.field(Field::ReasonPhrase));
+        self.text
+            .set(LegField::FinalReason, ev.field(Field::ReasonPhrase));
     }
 
     fn end(&mut self, ts: i64, reason: EndReason, by: EndedBy) {
@@ -794,23 +795,27 @@ impl Leg {
         let invite_at = ts(self.invite_at);
         let end_at = self.end_at.map(ts);
         let answer_at = self.answer_at.map(ts);
-        let id = record_id(node, &self.call_id, &self.from_tag, self.invite_at);
+        let text = &self.text;
+        let id = record_id(node, self.call_id(), self.from_tag(), self.invite_at);
+        let user = |field| {
+            uri_user(text.get(field).as_bytes()).map(|u| String::from_utf8_lossy(u).into_owned())
+        };
         CallRecord {
             id,
             node: node.to_owned(),
-            from_user: uri_user(self.from_uri.as_bytes())
-                .map(|u| String::from_utf8_lossy(u).into_owned()),
-            to_user: uri_user(self.to_uri.as_bytes())
-                .map(|u| String::from_utf8_lossy(u).into_owned()),
-            call_id: self.call_id,
-            from_tag: self.from_tag,
-            to_tag: self.to_tag,
-            collation_id: self.collation_id,
-            from_uri: self.from_uri,
-            to_uri: self.to_uri,
-            request_uri: self.request_uri,
-            p_asserted_identity: self.p_asserted_identity,
-            diversion: self.diversion,
+            from_user: user(LegField::FromUri),
+            to_user: user(LegField::ToUri),
+            call_id: text.get(LegField::CallId).to_owned(),
+            from_tag: text.get(LegField::FromTag).to_owned(),
+            to_tag: text.owned(LegField::ToTag),
+            collation_id: text
+                .owned(LegField::CollationId)
+                .unwrap_or_else(|| text.get(LegField::CallId).to_owned()),
+            from_uri: text.get(LegField::FromUri).to_owned(),
+            to_uri: text.get(LegField::ToUri).to_owned(),
+            request_uri: text.get(LegField::RequestUri).to_owned(),
+            p_asserted_identity: text.owned(LegField::PAssertedIdentity),
+            diversion: text.owned(LegField::Diversion),
             caller_ip: self.caller.ip(),
             caller_port: self.caller.port(),
             callee_ip: self.callee.ip(),
@@ -818,8 +823,8 @@ impl Leg {
             transport: self.transport,
             vlan: self.vlan,
             direction,
-            user_agent: self.user_agent,
-            server: self.server,
+            user_agent: text.owned(LegField::UserAgent),
+            server: text.owned(LegField::Server),
             invite_at,
             ring_at: self.ring_at.map(ts),
             answer_at,
@@ -858,7 +863,7 @@ impl Leg {
             }),
             disposition,
             final_status: self.final_status,
-            final_reason: self.final_reason,
+            final_reason: text.owned(LegField::FinalReason),
             q850_cause: self.q850_cause,
             ended_by: self.ended_by,
             end_reason: self.end_reason.unwrap_or(EndReason::Incomplete),

@@ -6,6 +6,7 @@
 mod direction;
 mod leg;
 mod record;
+mod text;
 mod timers;
 mod tracker;
 

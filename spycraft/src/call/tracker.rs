@@ -3,6 +3,9 @@
 //! expires legs by capture time and hands finished legs out as records.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasher;
+
+use hashbrown::{DefaultHashBuilder, HashTable};
 use std::net::SocketAddr;
 
 use super::direction::MonitoredHosts;
@@ -57,8 +60,10 @@ pub struct CallTracker {
     /// Generation of each slot, bumped on reuse, so stale `order` entries are recognisable.
     generations: Vec<u32>,
     free: Vec<u32>,
-    /// `call_id \0 from_tag` → slot.
-    index: HashMap<Box<[u8]>, u32>,
+    /// Slots by Call-ID and From tag. The keys are the legs' own text, so the index holds
+    /// four bytes a leg and no copy of either.
+    index: HashTable<u32>,
+    hasher: DefaultHashBuilder,
     /// `call_id \0 caller address` → (slot, generation) of legs last seen challenged, for
     /// retries that come with a new From tag.
     challenged: HashMap<Box<[u8]>, (u32, u32)>,
@@ -86,7 +91,8 @@ impl CallTracker {
             slots: Vec::new(),
             generations: Vec::new(),
             free: Vec::new(),
-            index: HashMap::new(),
+            index: HashTable::new(),
+            hasher: DefaultHashBuilder::default(),
             challenged: HashMap::new(),
             order: VecDeque::new(),
             live: 0,
@@ -244,8 +250,7 @@ impl CallTracker {
                 (self.slots.len() - 1) as u32
             }
         };
-        set_key(&mut self.key, ev.call_id(), ev.from_tag());
-        self.index.insert(self.key.clone().into_boxed_slice(), slot);
+        self.index_slot(slot);
         self.order
             .push_back((slot, self.generations[slot as usize]));
         self.live += 1;
@@ -274,34 +279,64 @@ impl CallTracker {
         if !leg.is_retagged_retry(ev) {
             return false;
         }
-        set_key(&mut self.key, leg.call_id(), leg.from_tag());
-        self.index.remove(self.key.as_slice());
+        let old = key_hash(&self.hasher, leg);
         leg.retag(ev);
-        set_key(&mut self.key, ev.call_id(), ev.from_tag());
-        self.index.insert(self.key.clone().into_boxed_slice(), slot);
+        self.unindex_slot(slot, old);
+        self.index_slot(slot);
         true
     }
 
     /// The leg of a message: requests and responses of the caller's transactions carry the
     /// caller's tag in From; the callee's requests (a BYE from the called party) carry it in To.
-    fn find(&mut self, ev: &SipEvent) -> Option<u32> {
-        set_key(&mut self.key, ev.call_id(), ev.from_tag());
-        if let Some(&slot) = self.index.get(self.key.as_slice()) {
+    fn find(&self, ev: &SipEvent) -> Option<u32> {
+        if let Some(slot) = self.lookup(ev.call_id(), ev.from_tag()) {
             return Some(slot);
         }
         if ev.to_tag().is_empty() {
             return None;
         }
-        set_key(&mut self.key, ev.call_id(), ev.to_tag());
-        self.index.get(self.key.as_slice()).copied()
+        self.lookup(ev.call_id(), ev.to_tag())
+    }
+
+    /// The slot of the leg with this Call-ID and From tag.
+    fn lookup(&self, call_id: &str, from_tag: &str) -> Option<u32> {
+        let hash = self.hasher.hash_one((call_id, from_tag));
+        let slots = &self.slots;
+        self.index
+            .find(hash, |&slot| {
+                slots[slot as usize]
+                    .as_ref()
+                    .is_some_and(|leg| leg.call_id() == call_id && leg.from_tag() == from_tag)
+            })
+            .copied()
+    }
+
+    /// Indexes the leg in `slot` under its Call-ID and From tag.
+    fn index_slot(&mut self, slot: u32) {
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        let leg = slots[slot as usize]
+            .as_ref()
+            .expect("indexed slot holds a leg");
+        self.index
+            .insert_unique(key_hash(hasher, leg), slot, |&other| {
+                slots[other as usize]
+                    .as_ref()
+                    .map_or(0, |leg| key_hash(hasher, leg))
+            });
+    }
+
+    /// Removes `slot` from the index, where it was filed under `hash`.
+    fn unindex_slot(&mut self, slot: u32, hash: u64) {
+        if let Ok(entry) = self.index.find_entry(hash, |&other| other == slot) {
+            entry.remove();
+        }
     }
 
     fn remove(&mut self, slot: u32, why: Finish) {
         let Some(leg) = self.slots[slot as usize].take() else {
             return;
         };
-        set_key(&mut self.key, leg.call_id(), leg.from_tag());
-        self.index.remove(self.key.as_slice());
+        self.unindex_slot(slot, key_hash(&self.hasher, &leg));
         self.generations[slot as usize] = self.generations[slot as usize].wrapping_add(1);
         self.free.push(slot);
         self.live -= 1;
@@ -394,18 +429,15 @@ fn set_addr_key(key: &mut Vec<u8>, call_id: &str, addr: SocketAddr) {
     key.extend_from_slice(&addr.port().to_be_bytes());
 }
 
-fn set_key(key: &mut Vec<u8>, call_id: &str, tag: &str) {
-    key.clear();
-    key.extend_from_slice(call_id.as_bytes());
-    key.push(0);
-    key.extend_from_slice(tag.as_bytes());
+/// The hash a leg is indexed under.
+fn key_hash(hasher: &DefaultHashBuilder, leg: &Leg) -> u64 {
+    hasher.hash_one((leg.call_id(), leg.from_tag()))
 }
 
 #[cfg(test)]
 impl CallTracker {
     pub(crate) fn phase_of(&mut self, call_id: &str, from_tag: &str) -> Option<Phase> {
-        set_key(&mut self.key, call_id, from_tag);
-        let slot = *self.index.get(self.key.as_slice())?;
+        let slot = self.lookup(call_id, from_tag)?;
         self.slots[slot as usize].as_ref().map(Leg::phase)
     }
 }

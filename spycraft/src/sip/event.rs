@@ -74,6 +74,17 @@ impl SipEvent {
         msg: &Message<'_, '_>,
         collation_headers: &[String],
     ) -> Result<Self, ParseError> {
+        Self::from_message_in(meta, msg, collation_headers, String::new())
+    }
+
+    /// As [`SipEvent::from_message`], writing the text into `text` (cleared first), so a caller
+    /// that recycles the strings of spent events allocates nothing per message.
+    pub fn from_message_in(
+        meta: PacketInfo,
+        msg: &Message<'_, '_>,
+        collation_headers: &[String],
+        mut text: String,
+    ) -> Result<Self, ParseError> {
         let call_id = msg.call_id().map(trim).ok_or(ParseError::MissingHeader)?;
         let cseq = msg.cseq().ok_or(ParseError::MissingHeader)?;
         // RFC 3261 §8.1.1.5: a request's CSeq names its own method. A mismatch would make the
@@ -130,7 +141,8 @@ impl SipEvent {
             .unwrap_or(b"");
 
         let capacity = values.iter().map(|v| v.len().min(MAX_FIELD)).sum();
-        let mut text = String::with_capacity(capacity);
+        text.clear();
+        text.reserve(capacity);
         let mut spans = [(0u32, 0u32); FIELDS];
         for (span, value) in spans.iter_mut().zip(values) {
             let start = text.len();
@@ -150,6 +162,11 @@ impl SipEvent {
             text,
             spans,
         })
+    }
+
+    /// Gives up the event's text buffer, for reuse by [`SipEvent::from_message_in`].
+    pub fn into_text(self) -> String {
+        self.text
     }
 
     /// Text of one field; empty when the message did not carry it.

@@ -1,0 +1,159 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! The text a live leg keeps, in one allocation.
+//!
+//! A sensor may hold a million open dialogs; a dozen `String`s each would cost a dozen heap
+//! blocks (and their allocator overhead) per dialog. Here every field is a span of one string.
+
+/// Text fields of a leg.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LegField {
+    CallId,
+    FromTag,
+    ToTag,
+    /// Empty when it is the Call-ID, so the common case stores it once.
+    CollationId,
+    FromUri,
+    ToUri,
+    RequestUri,
+    PAssertedIdentity,
+    Diversion,
+    UserAgent,
+    Server,
+    FinalReason,
+}
+
+const FIELDS: usize = LegField::FinalReason as usize + 1;
+
+/// All text fields of a leg, each a span of `text`. Fields are cut to 512 bytes by the
+/// event that supplies them, so spans fit in `u16`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct LegText {
+    text: Box<str>,
+    /// (start, length) of each field in `text`.
+    spans: [(u16, u16); FIELDS],
+}
+
+impl LegText {
+    /// Builds the text from its first values, in one exactly sized allocation.
+    pub(crate) fn new(values: &[(LegField, &str)]) -> Self {
+        let len: usize = values.iter().map(|(_, v)| v.len()).sum();
+        let mut text = String::with_capacity(len);
+        let mut spans = [(0u16, 0u16); FIELDS];
+        for &(field, value) in values {
+            spans[field as usize] = (span_u16(text.len()), span_u16(value.len()));
+            text.push_str(value);
+        }
+        Self {
+            text: text.into_boxed_str(),
+            spans,
+        }
+    }
+
+    pub(crate) fn get(&self, field: LegField) -> &str {
+        let (start, len) = self.spans[field as usize];
+        let start = usize::from(start);
+        &self.text[start..start + usize::from(len)]
+    }
+
+    /// The field, or `None` when empty.
+    pub(crate) fn non_empty(&self, field: LegField) -> Option<&str> {
+        Some(self.get(field)).filter(|v| !v.is_empty())
+    }
+
+    /// The field as an owned string for a record, or `None` when empty.
+    pub(crate) fn owned(&self, field: LegField) -> Option<String> {
+        self.non_empty(field).map(str::to_owned)
+    }
+
+    /// Replaces a field's value. Rare (a To tag, a server, a final reason per transaction),
+    /// so it rebuilds the text, again exactly sized.
+    pub(crate) fn set(&mut self, field: LegField, value: &str) {
+        if self.get(field) == value {
+            return;
+        }
+        let (old_start, old_len) = self.spans[field as usize];
+        let (old_start, old_len) = (usize::from(old_start), usize::from(old_len));
+        let mut text = String::with_capacity(self.text.len() - old_len + value.len());
+        text.push_str(&self.text[..old_start]);
+        text.push_str(&self.text[old_start + old_len..]);
+        for span in &mut self.spans {
+            if usize::from(span.0) > old_start {
+                span.0 -= span_u16(old_len);
+            }
+        }
+        self.spans[field as usize] = (span_u16(text.len()), span_u16(value.len()));
+        text.push_str(value);
+        self.text = text.into_boxed_str();
+    }
+
+    /// Heap bytes held (for the memory accounting in tests and docs).
+    #[cfg(test)]
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.text.len()
+    }
+}
+
+fn span_u16(n: usize) -> u16 {
+    u16::try_from(n).expect("leg text fields are cut to 512 bytes each")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_each_field_apart_through_replacements() {
+        let mut text = LegText::new(&[
+            (LegField::CallId, "abc@host"),
+            (LegField::FromTag, "f1"),
+            (LegField::FromUri, "sip:alice@a"),
+        ]);
+        assert_eq!(text.get(LegField::CallId), "abc@host");
+        assert_eq!(text.get(LegField::FromTag), "f1");
+        assert_eq!(text.non_empty(LegField::ToTag), None);
+        assert_eq!(text.heap_bytes(), 8 + 2 + 11);
+
+        text.set(LegField::FinalReason, "Proxy Authentication Required");
+        text.set(LegField::ToTag, "t9");
+        text.set(LegField::FromTag, "retagged");
+        text.set(LegField::FinalReason, "OK");
+        assert_eq!(text.get(LegField::CallId), "abc@host");
+        assert_eq!(text.get(LegField::FromTag), "retagged");
+        assert_eq!(text.get(LegField::FromUri), "sip:alice@a");
+        assert_eq!(text.get(LegField::ToTag), "t9");
+        assert_eq!(text.get(LegField::FinalReason), "OK");
+        assert_eq!(text.owned(LegField::Server), None);
+        // Replaced values leave nothing behind.
+        assert_eq!(text.heap_bytes(), 8 + 8 + 11 + 2 + 2);
+
+        text.set(LegField::ToTag, "");
+        assert_eq!(text.non_empty(LegField::ToTag), None);
+        assert_eq!(text.get(LegField::FinalReason), "OK");
+    }
+
+    #[test]
+    fn holds_fields_at_their_longest() {
+        let long = "x".repeat(512);
+        let values: Vec<(LegField, &str)> = [
+            LegField::CallId,
+            LegField::FromTag,
+            LegField::ToTag,
+            LegField::CollationId,
+            LegField::FromUri,
+            LegField::ToUri,
+            LegField::RequestUri,
+            LegField::PAssertedIdentity,
+            LegField::Diversion,
+            LegField::UserAgent,
+            LegField::Server,
+            LegField::FinalReason,
+        ]
+        .into_iter()
+        .map(|f| (f, long.as_str()))
+        .collect();
+        let mut text = LegText::new(&values);
+        text.set(LegField::CallId, "short");
+        assert_eq!(text.get(LegField::FinalReason), long);
+        assert_eq!(text.get(LegField::CallId), "short");
+    }
+}
