@@ -9,6 +9,8 @@ use spycraft::call::CallRecord;
 use spycraft::pipeline::{analyze_files, AnalyzeError, PipelineConfig, Summary};
 use spycraft::sink::{RecordSink, SinkError};
 
+pub mod sensor;
+
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -8,10 +8,8 @@
 use std::sync::Mutex;
 
 use etherparse::PacketBuilder;
-use spycraft::call::{CallRecord, CallTracker, Disposition, TrackerConfig};
-use spycraft::capture::Frame;
-use spycraft::decode::LinkType;
-use spycraft::pipeline::{Input, ParseStage, SipPorts};
+use spycraft::call::{CallRecord, Disposition, TrackerConfig};
+use spycraft_tests::sensor::{memory_kib, xorshift, Sensor};
 
 /// The documented bound (README, "Robustness") on the sensor's peak RSS under a flood.
 const RSS_CAP_MIB: u64 = 512;
@@ -21,63 +19,21 @@ const FLOOD: u32 = 1_000_000;
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn peak_rss_mib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("procfs");
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM");
-    kib / 1024
+    memory_kib("VmHWM") / 1024
 }
 
-/// A parse stage and a tracker with the default bounds, fed raw IPv4 frames.
-struct Sensor {
-    parse: ParseStage,
-    tracker: CallTracker,
-    records: Vec<CallRecord>,
+/// A sensor with the default bounds that keeps only the real calls' records; the flood's
+/// are counted.
+fn sensor() -> Sensor {
+    Sensor::new(TrackerConfig::default(), |r| r.call_id.starts_with("real-"))
 }
 
-impl Sensor {
-    fn new() -> Self {
-        Self {
-            parse: ParseStage::new(SipPorts::default(), vec!["X-CollateID".into()]),
-            tracker: CallTracker::new(TrackerConfig::default()),
-            records: Vec::new(),
-        }
-    }
+/// Real calls mixed into a flood.
+trait RealCalls {
+    fn real_call(&mut self, ts_us: i64, n: u32);
+}
 
-    fn frame(&mut self, ts_us: i64, data: &[u8]) {
-        let frame = Frame {
-            ts_us,
-            link: LinkType::RawIp,
-            original_len: data.len() as u32,
-            data,
-        };
-        let (tracker, records) = (&mut self.tracker, &mut self.records);
-        self.parse.on_frame(&frame, &mut |input| match input {
-            Input::Event(ev) => tracker.on_event(&ev, &mut |r| {
-                // Keep only the real calls' records; the flood's are counted.
-                if r.call_id.starts_with("real-") {
-                    records.push(r)
-                }
-            }),
-            Input::StreamGap { a, b, .. } => tracker.on_stream_gap(a, b),
-            // Only the reader of a live source sends these.
-            Input::Clock { .. } | Input::CaptureLoss => {
-                unreachable!("the parse stage sends neither clocks nor losses")
-            }
-        });
-    }
-
-    fn udp(&mut self, ts_us: i64, src: [u8; 4], sport: u16, text: &str) {
-        let mut out = Vec::with_capacity(text.len() + 28);
-        PacketBuilder::ipv4(src, [10, 0, 0, 1], 64)
-            .udp(sport, 5060)
-            .write(&mut out, text.as_bytes())
-            .expect("build");
-        self.frame(ts_us, &out);
-    }
-
+impl RealCalls for Sensor {
     /// A complete answered call of 5 s, seen from the PBX at 10.0.0.1.
     fn real_call(&mut self, ts_us: i64, n: u32) {
         let dialog = |first: &str, cseq: &str, to_tag: &str| {
@@ -129,16 +85,6 @@ impl Sensor {
             dialog("SIP/2.0 200 OK", "2 BYE", &tag),
         );
     }
-
-    fn finish(mut self) -> (Vec<CallRecord>, CallTracker, ParseStage) {
-        let records = &mut self.records;
-        self.tracker.finish(&mut |r| {
-            if r.call_id.starts_with("real-") {
-                records.push(r)
-            }
-        });
-        (self.records, self.tracker, self.parse)
-    }
 }
 
 fn check_real_calls(records: &[CallRecord], expected: usize) {
@@ -150,18 +96,10 @@ fn check_real_calls(records: &[CallRecord], expected: usize) {
     }
 }
 
-/// A cheap deterministic stream of random numbers.
-fn xorshift(state: &mut u64) -> u64 {
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    *state
-}
-
 #[test]
 fn a_million_unanswered_invites() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let mut sensor = Sensor::new();
+    let mut sensor = sensor();
     let mut rng = 0x1234_5678_9abc_def0u64;
     let mut real = 0;
     for i in 0..FLOOD {
@@ -198,7 +136,7 @@ fn a_million_unanswered_invites() {
 #[test]
 fn a_million_registers() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let mut sensor = Sensor::new();
+    let mut sensor = sensor();
     let mut rng = 0xfeed_face_cafe_beefu64;
     for i in 0..FLOOD {
         let r = xorshift(&mut rng);
@@ -231,7 +169,7 @@ fn a_million_registers() {
 #[test]
 fn a_million_half_open_tcp_flows() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let mut sensor = Sensor::new();
+    let mut sensor = sensor();
     let partial = "INVITE sip:bob@10.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 192.0.2.1;branch=z9hG4bKx\r\nContent-Length: 900\r\n\r\n";
     for i in 0..FLOOD {
         // A SYN and the start of a message that never completes, from a new source each time.
