@@ -14,6 +14,7 @@ pub use direction::{BadHost, MonitoredHosts};
 pub use leg::record_id;
 pub use record::{
     CallRecord, CaptureIssue, Direction, Disposition, EndReason, EndedBy, Party, Timestamp,
+    RFC3339_LEN,
 };
 pub use timers::Timers;
 pub use tracker::{CallTracker, TrackerConfig, TrackerCounters};

@@ -9,6 +9,24 @@ use uuid::Uuid;
 
 use crate::decode::Transport;
 
+/// Length of `2026-11-26T06:22:52.123456Z`.
+pub const RFC3339_LEN: usize = 27;
+
+/// Proleptic Gregorian (year, month, day) of a day counted from 1970-01-01, after Howard
+/// Hinnant's `civil_from_days` (public domain, chrono.html).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
 /// Microseconds since the Unix epoch; serialised as RFC 3339 UTC with microseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(pub i64);
@@ -16,21 +34,47 @@ pub struct Timestamp(pub i64);
 impl Timestamp {
     /// `2026-11-26T06:22:52.123456Z`.
     pub fn to_rfc3339(self) -> String {
+        self.format_rfc3339(&mut [0; RFC3339_LEN]).to_owned()
+    }
+
+    /// The RFC 3339 text written into `buf`, without allocating: sinks format millions.
+    /// Years outside 0000–9999, which RFC 3339 cannot write, come out as `@<µs>us`.
+    pub fn format_rfc3339(self, buf: &mut [u8; RFC3339_LEN]) -> &str {
         let secs = self.0.div_euclid(1_000_000);
         let micros = self.0.rem_euclid(1_000_000);
-        match time::OffsetDateTime::from_unix_timestamp(secs) {
-            Ok(t) => format!(
-                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-                t.year(),
-                u8::from(t.month()),
-                t.day(),
-                t.hour(),
-                t.minute(),
-                t.second(),
-                micros
-            ),
-            Err(_) => format!("@{}us", self.0),
+        let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
+        let of_day = secs.rem_euclid(86_400);
+        if !(0..=9999).contains(&year) {
+            let text = format!("@{}us", self.0);
+            let n = text.len().min(RFC3339_LEN);
+            buf[..n].copy_from_slice(&text.as_bytes()[..n]);
+            return std::str::from_utf8(&buf[..n]).unwrap_or_default();
         }
+        let mut put = |at: usize, width: usize, mut value: i64| {
+            for i in (at..at + width).rev() {
+                buf[i] = b'0' + (value % 10) as u8;
+                value /= 10;
+            }
+        };
+        put(0, 4, year);
+        put(5, 2, month);
+        put(8, 2, day);
+        put(11, 2, of_day / 3600);
+        put(14, 2, of_day / 60 % 60);
+        put(17, 2, of_day % 60);
+        put(20, 6, micros);
+        for (at, sep) in [
+            (4, b'-'),
+            (7, b'-'),
+            (10, b'T'),
+            (13, b':'),
+            (16, b':'),
+            (19, b'.'),
+        ] {
+            buf[at] = sep;
+        }
+        buf[26] = b'Z';
+        std::str::from_utf8(&buf[..]).unwrap_or_default()
     }
 
     /// `2026-11-26 06:22:52.123` (UTC, milliseconds): for tables people read.
@@ -59,7 +103,7 @@ impl Timestamp {
 
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_rfc3339())
+        s.serialize_str(self.format_rfc3339(&mut [0; RFC3339_LEN]))
     }
 }
 
@@ -362,6 +406,28 @@ mod tests {
             );
         }
         assert_eq!(Timestamp::parse_rfc3339("yesterday"), None);
+        // The hand-written calendar agrees with the time crate across four centuries,
+        // leap days and the day before the epoch included.
+        let mut us = -2_208_988_800_000_000i64; // 1900-01-01
+        while us < 7_258_118_400_000_000 {
+            let t = time::OffsetDateTime::from_unix_timestamp(us.div_euclid(1_000_000))
+                .expect("in range");
+            let expected = format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second(),
+                us.rem_euclid(1_000_000)
+            );
+            assert_eq!(Timestamp(us).to_rfc3339(), expected);
+            us += 86_399_999_999 + 3_600_000_001;
+        }
+        for far in [i64::MAX, i64::MIN] {
+            assert_eq!(Timestamp(far).to_rfc3339(), format!("@{far}us"));
+        }
         assert_eq!(Timestamp(2_500).millis_since(Timestamp(500)), 2);
         assert_eq!(Timestamp(0).millis_since(Timestamp(5_000)), 0);
     }

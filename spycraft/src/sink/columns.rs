@@ -1,7 +1,11 @@
 // SPDX-License-Identifier: AGPL-3.0-or-later
 //! The CDR contract as flat text columns, for CSV (and any other row-oriented sink).
 
-use crate::call::{CallRecord, Timestamp};
+use std::net::IpAddr;
+
+use uuid::Uuid;
+
+use crate::call::{CallRecord, CaptureIssue, Timestamp};
 
 /// Column names, in contract order; identical to the JSON field names.
 pub const COLUMNS: [&str; 49] = [
@@ -56,71 +60,113 @@ pub const COLUMNS: [&str; 49] = [
     "capture_issues",
 ];
 
-fn opt<T: ToString>(v: &Option<T>) -> String {
-    v.as_ref().map(ToString::to_string).unwrap_or_default()
+/// One value of a record, borrowed from it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Value<'a> {
+    Null,
+    Text(&'a str),
+    Number(u64),
+    Ip(IpAddr),
+    Time(Timestamp),
+    Id(Uuid),
+    Issues(&'a [CaptureIssue]),
 }
 
-fn time(v: Option<Timestamp>) -> String {
-    v.map(Timestamp::to_rfc3339).unwrap_or_default()
+impl Value<'_> {
+    /// Flat text, as CSV writes it: empty for null, capture issues joined with `;`.
+    pub fn to_text(self) -> String {
+        match self {
+            Self::Null => String::new(),
+            Self::Text(s) => s.to_owned(),
+            Self::Number(n) => n.to_string(),
+            Self::Ip(ip) => ip.to_string(),
+            Self::Time(t) => t.to_rfc3339(),
+            Self::Id(id) => id.to_string(),
+            Self::Issues(issues) => issues
+                .iter()
+                .map(|i| i.as_str())
+                .collect::<Vec<_>>()
+                .join(";"),
+        }
+    }
+}
+
+fn text(v: &Option<String>) -> Value<'_> {
+    v.as_deref().map_or(Value::Null, Value::Text)
+}
+
+fn number(v: Option<impl Into<u64>>) -> Value<'static> {
+    v.map_or(Value::Null, |n| Value::Number(n.into()))
+}
+
+fn time(v: Option<Timestamp>) -> Value<'static> {
+    v.map_or(Value::Null, Value::Time)
+}
+
+/// Hands each of the record's values, in [`COLUMNS`] order, to `f` with its column name:
+/// the one place the row-oriented sinks and the JSON writer take a record apart.
+pub fn visit<'r>(r: &'r CallRecord, f: &mut impl FnMut(&'static str, Value<'r>)) {
+    let values: [Value<'r>; COLUMNS.len()] = [
+        Value::Id(r.id),
+        Value::Text(&r.node),
+        Value::Text(&r.call_id),
+        Value::Text(&r.from_tag),
+        text(&r.to_tag),
+        Value::Text(&r.collation_id),
+        Value::Text(&r.from_uri),
+        text(&r.from_user),
+        Value::Text(&r.to_uri),
+        text(&r.to_user),
+        Value::Text(&r.request_uri),
+        text(&r.p_asserted_identity),
+        text(&r.diversion),
+        Value::Ip(r.caller_ip),
+        Value::Number(r.caller_port.into()),
+        Value::Ip(r.callee_ip),
+        Value::Number(r.callee_port.into()),
+        Value::Text(r.transport.as_str()),
+        number(r.vlan),
+        Value::Text(r.direction.as_str()),
+        text(&r.user_agent),
+        text(&r.server),
+        Value::Time(r.invite_at),
+        time(r.ring_at),
+        time(r.answer_at),
+        time(r.end_at),
+        number(r.duration_ms),
+        number(r.billable_ms),
+        number(r.pdd_ms),
+        number(r.sdd_ms),
+        number(r.setup_ms),
+        number(r.hold_ms),
+        Value::Number(r.forked_dialogs.into()),
+        number(r.forked_last_status),
+        time(r.transfer_at),
+        r.transferred_by
+            .map_or(Value::Null, |p| Value::Text(p.as_str())),
+        text(&r.transfer_to),
+        number(r.transfer_status),
+        text(&r.referred_by),
+        text(&r.transferred_from),
+        Value::Text(r.disposition.as_str()),
+        number(r.final_status),
+        text(&r.final_reason),
+        number(r.q850_cause),
+        Value::Text(r.ended_by.as_str()),
+        Value::Text(r.end_reason.as_str()),
+        Value::Number(r.auth_challenges.into()),
+        Value::Number(r.invite_retransmissions.into()),
+        Value::Issues(&r.capture_issues),
+    ];
+    for (name, value) in COLUMNS.into_iter().zip(values) {
+        f(name, value);
+    }
 }
 
 /// The record's values in [`COLUMNS`] order; empty text for null. Capture issues are joined
 /// with `;`.
 pub fn values(r: &CallRecord) -> Vec<String> {
-    vec![
-        r.id.to_string(),
-        r.node.clone(),
-        r.call_id.clone(),
-        r.from_tag.clone(),
-        opt(&r.to_tag),
-        r.collation_id.clone(),
-        r.from_uri.clone(),
-        opt(&r.from_user),
-        r.to_uri.clone(),
-        opt(&r.to_user),
-        r.request_uri.clone(),
-        opt(&r.p_asserted_identity),
-        opt(&r.diversion),
-        r.caller_ip.to_string(),
-        r.caller_port.to_string(),
-        r.callee_ip.to_string(),
-        r.callee_port.to_string(),
-        r.transport.to_string(),
-        opt(&r.vlan),
-        r.direction.as_str().to_owned(),
-        opt(&r.user_agent),
-        opt(&r.server),
-        r.invite_at.to_rfc3339(),
-        time(r.ring_at),
-        time(r.answer_at),
-        time(r.end_at),
-        opt(&r.duration_ms),
-        opt(&r.billable_ms),
-        opt(&r.pdd_ms),
-        opt(&r.sdd_ms),
-        opt(&r.setup_ms),
-        opt(&r.hold_ms),
-        r.forked_dialogs.to_string(),
-        opt(&r.forked_last_status),
-        time(r.transfer_at),
-        r.transferred_by
-            .map_or(String::new(), |p| p.as_str().to_owned()),
-        opt(&r.transfer_to),
-        opt(&r.transfer_status),
-        opt(&r.referred_by),
-        opt(&r.transferred_from),
-        r.disposition.to_string(),
-        opt(&r.final_status),
-        opt(&r.final_reason),
-        opt(&r.q850_cause),
-        r.ended_by.as_str().to_owned(),
-        r.end_reason.as_str().to_owned(),
-        r.auth_challenges.to_string(),
-        r.invite_retransmissions.to_string(),
-        r.capture_issues
-            .iter()
-            .map(|i| i.as_str())
-            .collect::<Vec<_>>()
-            .join(";"),
-    ]
+    let mut out = Vec::with_capacity(COLUMNS.len());
+    visit(r, &mut |_, value| out.push(value.to_text()));
+    out
 }
