@@ -7,6 +7,7 @@
 pub mod kernel;
 mod live;
 mod offline;
+mod pcap_file;
 mod writer;
 
 pub use live::{LiveCounters, LiveSource};

@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: AGPL-3.0-or-later
-//! pcap and pcapng files (or standard input, `-`) through libpcap.
+//! pcap and pcapng files (or standard input, `-`): classic pcap files read directly,
+//! everything else (and any filtered read) through libpcap.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use pcap::{Capture, Offline, Precision};
 
+use super::pcap_file::{PcapHeader, PcapReader};
 use super::Frame;
 use crate::decode::LinkType;
 
@@ -46,10 +49,18 @@ pub enum CaptureError {
     },
 }
 
+/// Where the records come from.
+enum Reader {
+    /// Classic pcap files without a filter: read directly (see `pcap_file`).
+    Pcap(PcapReader<std::fs::File>),
+    /// pcapng, standard input, filtered reads.
+    Libpcap(Capture<Offline>),
+}
+
 /// An open capture file.
 pub struct OfflineSource {
     path: PathBuf,
-    capture: Capture<Offline>,
+    reader: Reader,
     link: LinkType,
     frames: u64,
     /// File bytes consumed so far (record headers included), for progress.
@@ -92,6 +103,9 @@ impl OfflineSource {
                 });
             }
         }
+        if let Some(source) = Self::open_direct(path, filter) {
+            return Ok(source);
+        }
         let mut capture =
             Capture::from_file_with_precision(path, Precision::Nano).map_err(|e| {
                 CaptureError::NotACapture {
@@ -116,7 +130,27 @@ impl OfflineSource {
         }
         Ok(Self {
             path: owned,
-            capture,
+            reader: Reader::Libpcap(capture),
+            link,
+            frames: 0,
+            bytes_read: 24,
+        })
+    }
+
+    /// Opens a classic pcap file with a link type spycraft decodes, for reading without
+    /// libpcap; `None` leaves the file (and its error messages) to libpcap.
+    fn open_direct(path: &Path, filter: Option<&str>) -> Option<Self> {
+        if filter.is_some() || path == Path::new("-") {
+            return None;
+        }
+        let mut file = std::fs::File::open(path).ok()?;
+        let mut global = [0u8; 24];
+        file.read_exact(&mut global).ok()?;
+        let header = PcapHeader::parse(&global)?;
+        let link = LinkType::from_dlt(i32::try_from(header.link_type).ok()?)?;
+        Some(Self {
+            path: path.to_path_buf(),
+            reader: Reader::Pcap(PcapReader::new(file, header)),
             link,
             frames: 0,
             bytes_read: 24,
@@ -138,28 +172,45 @@ impl OfflineSource {
 
     /// The next frame, `Ok(None)` at the end, or `Damaged` when the file breaks off mid-record.
     pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
-        match self.capture.next_packet() {
-            Ok(packet) => {
-                self.frames += 1;
-                self.bytes_read += 16 + u64::from(packet.header.caplen);
-                let ts = packet.header.ts;
-                // With nanosecond precision, tv_usec holds nanoseconds. The field types
-                // differ between platforms, hence the conversions.
-                #[allow(clippy::useless_conversion)]
-                let ts_us = i64::from(ts.tv_sec) * 1_000_000 + i64::from(ts.tv_usec) / 1000;
-                Ok(Some(Frame {
-                    ts_us,
-                    link: self.link,
-                    original_len: packet.header.len,
-                    data: packet.data,
-                }))
-            }
-            Err(pcap::Error::NoMorePackets) => Ok(None),
-            Err(e) => Err(CaptureError::Damaged {
-                path: self.path.clone(),
-                frames: self.frames,
-                reason: e.to_string(),
-            }),
+        let damaged = |frames: u64, reason: String| CaptureError::Damaged {
+            path: self.path.clone(),
+            frames,
+            reason,
+        };
+        match &mut self.reader {
+            Reader::Pcap(reader) => match reader.next_record() {
+                Ok(Some(record)) => {
+                    self.frames += 1;
+                    self.bytes_read += 16 + record.len as u64;
+                    Ok(Some(Frame {
+                        ts_us: record.ts_us,
+                        link: self.link,
+                        original_len: record.original_len,
+                        data: reader.data(&record),
+                    }))
+                }
+                Ok(None) => Ok(None),
+                Err(reason) => Err(damaged(self.frames, reason)),
+            },
+            Reader::Libpcap(capture) => match capture.next_packet() {
+                Ok(packet) => {
+                    self.frames += 1;
+                    self.bytes_read += 16 + u64::from(packet.header.caplen);
+                    let ts = packet.header.ts;
+                    // With nanosecond precision, tv_usec holds nanoseconds. The field types
+                    // differ between platforms, hence the conversions.
+                    #[allow(clippy::useless_conversion)]
+                    let ts_us = i64::from(ts.tv_sec) * 1_000_000 + i64::from(ts.tv_usec) / 1000;
+                    Ok(Some(Frame {
+                        ts_us,
+                        link: self.link,
+                        original_len: packet.header.len,
+                        data: packet.data,
+                    }))
+                }
+                Err(pcap::Error::NoMorePackets) => Ok(None),
+                Err(e) => Err(damaged(self.frames, e.to_string())),
+            },
         }
     }
 }
