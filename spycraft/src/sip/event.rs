@@ -47,6 +47,7 @@ pub enum Field {
 }
 
 const FIELDS: usize = Field::Replaces as usize + 1;
+const _: () = assert!(FIELDS * MAX_FIELD <= u16::MAX as usize, "spans fit in u16");
 
 /// One SIP message, reduced to what call tracking needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,7 +64,8 @@ pub struct SipEvent {
     /// The status line of a `message/sipfrag` body (the NOTIFYs of a transfer, RFC 3515).
     pub sipfrag_status: Option<u16>,
     text: String,
-    spans: [(u32, u32); FIELDS],
+    /// (start, length) of each field in `text`; at most `FIELDS * MAX_FIELD` bytes in all.
+    spans: [(u16, u16); FIELDS],
 }
 
 impl SipEvent {
@@ -83,7 +85,7 @@ impl SipEvent {
         meta: PacketInfo,
         msg: &Message<'_, '_>,
         collation_headers: &[String],
-        mut text: String,
+        text: String,
     ) -> Result<Self, ParseError> {
         let call_id = msg.call_id().map(trim).ok_or(ParseError::MissingHeader)?;
         let cseq = msg.cseq().ok_or(ParseError::MissingHeader)?;
@@ -136,19 +138,11 @@ impl SipEvent {
         values[Field::ReferTo as usize] = refer_to.split(|&b| b == b'?').next().unwrap_or(refer_to);
         values[Field::ReferredBy as usize] = first_uri(HeaderKind::ReferredBy);
         values[Field::Replaces as usize] = msg
-            .header_named(b"replaces")
+            .header(HeaderKind::Replaces)
             .map(|v| trim(v.split(|&b| b == b';').next().unwrap_or(v)))
             .unwrap_or(b"");
 
-        let capacity = values.iter().map(|v| v.len().min(MAX_FIELD)).sum();
-        text.clear();
-        text.reserve(capacity);
-        let mut spans = [(0u32, 0u32); FIELDS];
-        for (span, value) in spans.iter_mut().zip(values) {
-            let start = text.len();
-            push_field(&mut text, value);
-            *span = (start as u32, (text.len() - start) as u32);
-        }
+        let (text, spans) = join_fields(text, &values);
         Ok(Self {
             meta,
             kind,
@@ -201,6 +195,42 @@ impl SipEvent {
             SipKind::Request(_) => None,
         }
     }
+}
+
+/// The fields, each cut to `MAX_FIELD` bytes, joined into `buffer` (reused), with their spans.
+/// The joined bytes are checked as UTF-8 once, not field by field: SIP text is nearly always
+/// valid. Otherwise each field is converted on its own, invalid bytes replaced.
+fn join_fields(buffer: String, values: &[&[u8]; FIELDS]) -> (String, [(u16, u16); FIELDS]) {
+    let mut spans = [(0u16, 0u16); FIELDS];
+    let mut bytes = buffer.into_bytes();
+    bytes.clear();
+    bytes.reserve(values.iter().map(|v| v.len().min(MAX_FIELD)).sum());
+    for (span, value) in spans.iter_mut().zip(values) {
+        let value = &value[..value.len().min(MAX_FIELD)];
+        *span = (bytes.len() as u16, value.len() as u16);
+        bytes.extend_from_slice(value);
+    }
+    let bytes = match String::from_utf8(bytes) {
+        Ok(text)
+            if spans.iter().all(|&(start, len)| {
+                text.is_char_boundary(start as usize)
+                    && text.is_char_boundary((start + len) as usize)
+            }) =>
+        {
+            return (text, spans);
+        }
+        Ok(text) => text.into_bytes(),
+        Err(e) => e.into_bytes(),
+    };
+    // Rare: rebuild field by field from the joined copy.
+    let mut text = String::with_capacity(bytes.len());
+    for span in &mut spans {
+        let (start, len) = (span.0 as usize, span.1 as usize);
+        let from = text.len();
+        push_field(&mut text, &bytes[start..start + len]);
+        *span = (from as u16, (text.len() - from) as u16);
+    }
+    (text, spans)
 }
 
 /// Appends `value` as UTF-8 (invalid bytes replaced), cut to `MAX_FIELD` bytes.
@@ -460,5 +490,37 @@ Content-Length: 0\r\n\r\n";
         let mut text = String::new();
         push_field(&mut text, b"ok\xffbad");
         assert_eq!(text, "ok\u{fffd}bad");
+    }
+
+    #[test]
+    fn joins_fields_checked_once_and_repairs_the_rare_bad_one() {
+        let mut values: [&[u8]; FIELDS] = [b""; FIELDS];
+        values[Field::CallId as usize] = b"abc@h";
+        values[Field::FromTag as usize] = "tag-\u{e9}".as_bytes();
+        let (text, spans) = join_fields(String::from("old contents"), &values);
+        assert_eq!(text, "abc@htag-\u{e9}");
+        assert_eq!(spans[Field::FromTag as usize], (5, 6));
+
+        // An invalid byte is replaced in its own field only.
+        values[Field::Software as usize] = b"ua\xff";
+        let (text, spans) = join_fields(String::new(), &values);
+        let (start, len) = spans[Field::Software as usize];
+        assert_eq!(&text[start as usize..(start + len) as usize], "ua\u{fffd}");
+        assert!(text.starts_with("abc@htag-\u{e9}"));
+
+        // Two fields that are each broken but whole together (a character split between
+        // them by the length cut) are repaired, never sliced mid-character.
+        let long = format!("{}\u{e9}", "x".repeat(MAX_FIELD - 1));
+        let mut values: [&[u8]; FIELDS] = [b""; FIELDS];
+        values[Field::CallId as usize] = long.as_bytes();
+        values[Field::FromTag as usize] = &[0xa9, b't'];
+        let (text, spans) = join_fields(String::new(), &values);
+        let (start, len) = spans[Field::CallId as usize];
+        assert_eq!(
+            &text[start as usize..(start + len) as usize],
+            "x".repeat(MAX_FIELD - 1)
+        );
+        let (start, len) = spans[Field::FromTag as usize];
+        assert_eq!(&text[start as usize..(start + len) as usize], "\u{fffd}t");
     }
 }

@@ -30,11 +30,16 @@ pub enum HeaderKind {
     AllowEvents,
     MaxForwards,
     XCollateId,
+    /// RFC 3891: the dialog an INVITE replaces (attended transfer).
+    Replaces,
     #[default]
     Other,
 }
 
 impl HeaderKind {
+    /// Number of kinds, `Other` included.
+    pub const COUNT: usize = Self::Other as usize + 1;
+
     /// Classifies a header name, case-insensitively, including RFC 3261 §7.3.3 compact forms
     /// and the compact forms registered later (o, r, b, x, u).
     pub fn from_name(name: &[u8]) -> Self {
@@ -53,7 +58,7 @@ impl HeaderKind {
                 (b"contact", Self::Contact),
                 (b"subject", Self::Subject),
             ],
-            8 => &[(b"refer-to", Self::ReferTo)],
+            8 => &[(b"refer-to", Self::ReferTo), (b"replaces", Self::Replaces)],
             9 => &[
                 (b"diversion", Self::Diversion),
                 (b"supported", Self::Supported),
@@ -76,10 +81,11 @@ impl HeaderKind {
         };
         candidates
             .iter()
-            .find(|(known, _)| known.eq_ignore_ascii_case(name))
+            .find(|(known, _)| eq_lowercase(name, known))
             .map_or(Self::Other, |&(_, kind)| kind)
     }
 
+    #[inline]
     fn from_compact(c: u8) -> Self {
         match c {
             b'i' => Self::CallId,
@@ -103,6 +109,15 @@ impl HeaderKind {
 }
 
 /// One header line (folded continuation lines included) as borrowed slices of the message.
+/// Whether the token `name` is `known` (lower case letters, digits and `-`) in any case.
+/// Setting bit 5 lowers a letter and leaves `-` and digits alone; of the token characters,
+/// only upper case letters become lower case letters that way, so the test is exact, and
+/// branch-free where `eq_ignore_ascii_case` is not.
+#[inline]
+fn eq_lowercase(name: &[u8], known: &[u8]) -> bool {
+    name.len() == known.len() && name.iter().zip(known).all(|(&n, &k)| n | 0x20 == k)
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Header<'b> {
     /// The name as written (a compact form stays compact here; see `kind`).
@@ -123,6 +138,34 @@ pub const EMPTY_HEADER: Header<'static> = Header {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn changing_any_byte_of_a_known_name_to_another_token_character_unmatches_it() {
+        let known: [&[u8]; 5] = [
+            b"call-id",
+            b"content-length",
+            b"x-collateid",
+            b"cseq",
+            b"p-asserted-identity",
+        ];
+        for name in known {
+            let kind = HeaderKind::from_name(name);
+            assert_ne!(kind, HeaderKind::Other);
+            for at in 0..name.len() {
+                for b in (0..=255u8).filter(|&b| crate::sip::syntax::is_token(b)) {
+                    let mut changed = name.to_vec();
+                    changed[at] = b;
+                    let same = b.to_ascii_lowercase() == name[at];
+                    assert_eq!(
+                        HeaderKind::from_name(&changed) == kind,
+                        same,
+                        "{}",
+                        String::from_utf8_lossy(&changed)
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn classifies_full_and_compact_names_in_any_case() {
@@ -151,6 +194,9 @@ mod tests {
             (b"P-Asserted-Identity", HeaderKind::PAssertedIdentity),
             (b"X-Unknown", HeaderKind::Other),
             (b"", HeaderKind::Other),
+            (b"REPLACES", HeaderKind::Replaces),
+            (b"call_id", HeaderKind::Other),
+            (b"Call-Ie", HeaderKind::Other),
         ];
         for (name, kind) in cases {
             assert_eq!(

@@ -116,6 +116,25 @@ pub struct Message<'h, 'b> {
     pub body_issue: Option<BodyIssue>,
     /// Header lines skipped because they were not `name: value`.
     pub malformed_lines: u16,
+    first: FirstOfKind,
+}
+
+/// Where the first header of each kind is (its index plus one; 0 when absent), so that a
+/// lookup by kind costs one array read instead of a walk over every header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FirstOfKind([u8; HeaderKind::COUNT]);
+
+impl FirstOfKind {
+    fn note(&mut self, kind: HeaderKind, index: usize) {
+        let slot = &mut self.0[kind as usize];
+        if *slot == 0 {
+            *slot = u8::try_from(index + 1).unwrap_or(0);
+        }
+    }
+
+    fn get(&self, kind: HeaderKind) -> Option<usize> {
+        usize::from(self.0[kind as usize]).checked_sub(1)
+    }
 }
 
 /// What was wrong with the body of a message that was kept anyway.
@@ -146,6 +165,7 @@ struct Head<'b> {
     content_length: ContentLength,
     malformed_lines: u16,
     unterminated: bool,
+    first: FirstOfKind,
 }
 
 /// Parses a whole message from a stream-like buffer (TCP): `Partial` until the head and the
@@ -186,6 +206,7 @@ pub fn parse_uninit<'h, 'b>(
         len: end,
         body_issue: None,
         malformed_lines: head.malformed_lines,
+        first: head.first,
     }))
 }
 
@@ -228,6 +249,7 @@ pub fn parse_datagram_uninit<'h, 'b>(
         len: head.len + body_len,
         body_issue,
         malformed_lines: head.malformed_lines,
+        first: head.first,
     })
 }
 
@@ -292,6 +314,7 @@ fn parse_head<'b>(
     let mut malformed_lines = 0u16;
     let mut unterminated = false;
     let mut content_length = ContentLength::Absent;
+    let mut first = FirstOfKind([0; HeaderKind::COUNT]);
     loop {
         let Some((line, mut after)) = line_at(pos) else {
             if datagram {
@@ -337,6 +360,7 @@ fn parse_head<'b>(
         }
         let slot = headers.get_mut(count).ok_or(ParseError::TooManyHeaders)?;
         slot.write(header);
+        first.note(header.kind, count);
         count += 1;
     }
     Ok(Status::Complete(Head {
@@ -346,6 +370,7 @@ fn parse_head<'b>(
         content_length,
         malformed_lines,
         unterminated,
+        first,
     }))
 }
 
@@ -434,27 +459,40 @@ fn check_version(version: &[u8]) -> Result<(), ParseError> {
 impl<'h, 'b> Message<'h, 'b> {
     /// Value of the first header of this kind.
     pub fn header(&self, kind: HeaderKind) -> Option<&'b [u8]> {
-        self.headers
-            .iter()
-            .find(|h| h.kind == kind)
-            .map(|h| h.value)
+        if kind == HeaderKind::Other {
+            return self
+                .headers
+                .iter()
+                .find(|h| h.kind == kind)
+                .map(|h| h.value);
+        }
+        self.first.get(kind).map(|i| self.headers[i].value)
     }
 
     /// Values of every header of this kind, in order (not split at commas).
     pub fn headers_of(&self, kind: HeaderKind) -> impl Iterator<Item = &'b [u8]> + 'h {
-        self.headers
+        let from = match kind {
+            HeaderKind::Other => 0,
+            _ => self.first.get(kind).unwrap_or(self.headers.len()),
+        };
+        self.headers[from..]
             .iter()
             .filter(move |h| h.kind == kind)
             .map(|h| h.value)
     }
 
     /// Value of the first header whose name equals `name`, ignoring case (for configured
-    /// extension headers such as X-CID).
+    /// extension headers such as X-CID). A name spycraft knows (in any form) is looked up by
+    /// its kind.
     pub fn header_named(&self, name: &[u8]) -> Option<&'b [u8]> {
-        self.headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value)
+        match HeaderKind::from_name(name) {
+            HeaderKind::Other => self
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case(name))
+                .map(|h| h.value),
+            kind => self.header(kind),
+        }
     }
 
     /// The request method, or `None` for a response.
