@@ -306,12 +306,21 @@ fn media(msg: &Message<'_, '_>) -> Media {
     if !is_sdp || msg.body.is_empty() {
         return Media::None;
     }
-    let held = msg.body.split(|&b| b == b'\n').any(|line| {
-        let line = trim(line);
-        line == b"a=sendonly"
-            || line == b"a=inactive"
-            || (line.starts_with(b"c=IN IP4 ") && trim(&line[9..]).starts_with(b"0.0.0.0"))
-    });
+    let body = msg.body;
+    let mut start = 0;
+    let held = memchr::memchr_iter(b'\n', body)
+        .chain([body.len()])
+        .any(|end| {
+            let line = trim(&body[start.min(end)..end]);
+            start = end + 1;
+            match line.first() {
+                Some(b'a') => line == b"a=sendonly" || line == b"a=inactive",
+                Some(b'c') => {
+                    line.starts_with(b"c=IN IP4 ") && trim(&line[9..]).starts_with(b"0.0.0.0")
+                }
+                _ => false,
+            }
+        });
     if held {
         Media::Held
     } else {

@@ -277,14 +277,31 @@ fn init_prefix<'h, 'b>(headers: &'h [MaybeUninit<Header<'b>>], count: usize) -> 
     unsafe { std::slice::from_raw_parts(headers.as_ptr().cast::<Header<'b>>(), count) }
 }
 
-/// One line starting at `pos`: its bytes without CR/LF, and where the next line starts.
-/// Bare LF is accepted as a line end, as tolerant stacks do.
-#[inline]
-fn next_line(buf: &[u8], pos: usize) -> Option<(&[u8], usize)> {
-    let nl = pos + memchr(b'\n', &buf[pos..])?;
-    let line = &buf[pos..nl];
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    Some((line, nl + 1))
+/// The lines of a message head, read front to back. One `memchr` iterator finds every line
+/// end, instead of a fresh search (and its set-up) per line.
+struct Lines<'b> {
+    buf: &'b [u8],
+    ends: memchr::Memchr<'b>,
+}
+
+impl<'b> Lines<'b> {
+    fn new(buf: &'b [u8]) -> Self {
+        Self {
+            buf,
+            ends: memchr::memchr_iter(b'\n', buf),
+        }
+    }
+
+    /// The line starting at `pos` (never before the last line asked for): its bytes without
+    /// CR/LF, and where the next line starts. Bare LF is accepted as a line end, as tolerant
+    /// stacks do.
+    #[inline]
+    fn at(&mut self, pos: usize) -> Option<(&'b [u8], usize)> {
+        let nl = self.ends.by_ref().find(|&nl| nl >= pos)?;
+        let line = &self.buf[pos..nl];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        Some((line, nl + 1))
+    }
 }
 
 /// Parses the start line and headers. In a datagram, the end of the buffer also ends the
@@ -295,8 +312,10 @@ fn parse_head<'b>(
     datagram: bool,
 ) -> Result<Status<Head<'b>>, ParseError> {
     // In a datagram, a last line without its line end still counts.
-    let line_at = |pos: usize| {
-        next_line(buf, pos)
+    let mut lines = Lines::new(buf);
+    let mut line_at = |pos: usize| {
+        lines
+            .at(pos)
             .or_else(|| (datagram && pos < buf.len()).then(|| (&buf[pos..], buf.len())))
     };
     // RFC 3261 §7.5: CRLFs before the start line are ignored.
