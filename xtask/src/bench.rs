@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: AGPL-3.0-or-later
 //! `cargo xtask bench [--calls N] [--runs R]`: times `spycraft analyze` on the synthetic
-//! capture against a floor program (and tshark's `sip,stat` when installed), and checks the
-//! records against the generator's truth. It reports; it never fails on a time.
+//! capture against reading the file, a floor program, and tshark and sngrep when installed;
+//! prints throughput, peak RSS and the ratios, and checks the records against the generator's
+//! truth. It reports; it never fails on a time.
 //!
 //! `cargo xtask floor FILE` is the floor itself: walk the pcap records and memmem-count
 //! `\r\n\r\n` in each UDP payload — the least any SIP analyser must do.
@@ -56,6 +57,11 @@ pub fn command(root: &Path, args: &[String]) -> Result<()> {
         tools.push((name.to_owned(), cmd));
     };
     add(
+        "reading the file (cat > /dev/null)",
+        Path::new("cat"),
+        &[file],
+    );
+    add(
         "floor (pcap walk + memmem CRLFCRLF)",
         &xtask,
         &["floor", file],
@@ -84,7 +90,7 @@ pub fn command(root: &Path, args: &[String]) -> Result<()> {
             &["-N", "-q", "-I", file, "port", "5060"],
         );
     }
-    let mut floor_wall = None;
+    let mut results: Vec<(String, f64, u64)> = Vec::new();
     for (name, mut cmd) in tools {
         let mut samples = Vec::with_capacity(runs);
         for _ in 0..runs {
@@ -92,7 +98,13 @@ pub fn command(root: &Path, args: &[String]) -> Result<()> {
         }
         samples.sort_by(|a, b| a.0.total_cmp(&b.0));
         let (wall, rss_kib) = samples[samples.len() / 2];
-        let floor = *floor_wall.get_or_insert(wall);
+        results.push((name, wall, rss_kib));
+    }
+    let floor = results
+        .iter()
+        .find(|(name, ..)| name.starts_with("floor"))
+        .map_or(f64::NAN, |r| r.1);
+    for (name, wall, rss_kib) in &results {
         println!(
             "{name:<44} {wall:>9.2} {:>13.0} {:>9.0} {:>7} MiB   ({:.1}× floor)",
             messages as f64 / wall,
@@ -101,6 +113,33 @@ pub fn command(root: &Path, args: &[String]) -> Result<()> {
             wall / floor
         );
     }
+    // How spycraft (both threads) compares with each tool people use today.
+    let row = |prefix: &str| results.iter().find(|(name, ..)| name.starts_with(prefix));
+    if let Some((_, ours, our_rss)) = row("spycraft analyze --format jsonl") {
+        println!();
+        for tool in ["tshark", "sngrep"] {
+            if let Some((name, wall, rss)) = row(tool) {
+                println!(
+                    "spycraft vs {name}: {:.1}× faster, {:.0}× less memory",
+                    wall / ours,
+                    *rss as f64 / (*our_rss).max(1) as f64
+                );
+            }
+        }
+        let rate = messages as f64 / ours;
+        println!(
+            "target: 2.4 M SIP messages/s and 64 MiB: {:.2} M/s ({}), {} MiB ({})",
+            rate / 1e6,
+            if rate >= 2.4e6 { "met" } else { "not met" },
+            our_rss / 1024,
+            if *our_rss <= 64 * 1024 {
+                "met"
+            } else {
+                "not met"
+            }
+        );
+    }
+    println!();
     verify(&spycraft, file, &truth)
 }
 

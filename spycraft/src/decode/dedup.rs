@@ -3,6 +3,10 @@
 //! both the ingress and egress of a switch port. A genuine SIP retransmission comes at least
 //! T1 (500 ms) later, far outside the window.
 
+use std::hash::BuildHasher;
+
+use hashbrown::DefaultHashBuilder;
+
 use super::PacketInfo;
 
 /// Two copies closer than this are one datagram.
@@ -14,6 +18,7 @@ const RECENT: usize = 64;
 pub(super) struct Dedup {
     recent: [(u64, i64); RECENT],
     next: usize,
+    hasher: DefaultHashBuilder,
 }
 
 impl Default for Dedup {
@@ -21,6 +26,7 @@ impl Default for Dedup {
         Self {
             recent: [(0, i64::MIN); RECENT],
             next: 0,
+            hasher: DefaultHashBuilder::default(),
         }
     }
 }
@@ -28,7 +34,7 @@ impl Default for Dedup {
 impl Dedup {
     /// Whether this datagram was seen within the window; remembers it if not.
     pub fn is_duplicate(&mut self, info: &PacketInfo, payload: &[u8]) -> bool {
-        let hash = fingerprint(info, payload);
+        let hash = fingerprint(&self.hasher, info, payload);
         let seen = self
             .recent
             .iter()
@@ -41,47 +47,11 @@ impl Dedup {
     }
 }
 
-/// A fast word-wise hash of the addresses, the length, and the head and tail of the payload:
-/// enough to tell datagrams apart within the window, cheap enough for every datagram. Four
-/// independent lanes let the multiplications overlap instead of waiting on one another.
-fn fingerprint(info: &PacketInfo, payload: &[u8]) -> u64 {
-    let mut lanes: [u64; 4] = [
-        0x9e37_79b9_7f4a_7c15 ^ payload.len() as u64,
-        0xc2b2_ae3d_27d4_eb4f,
-        0x1656_67b1_9e37_79f9,
-        0x27d4_eb2f_1656_67c5,
-    ];
-    let mut n = 0;
-    let mut mix = |word: u64| {
-        let h = &mut lanes[n % 4];
-        *h = (*h ^ word).wrapping_mul(0xff51_afd7_ed55_8ccd);
-        *h ^= *h >> 32;
-        n += 1;
-    };
-    for addr in [info.src, info.dst] {
-        let ip = match addr.ip() {
-            std::net::IpAddr::V4(ip) => u128::from(u32::from(ip)),
-            std::net::IpAddr::V6(ip) => u128::from(ip),
-        };
-        mix(ip as u64);
-        mix((ip >> 64) as u64 ^ u64::from(addr.port()));
-    }
-    let head = &payload[..payload.len().min(128)];
-    let tail = &payload[payload.len().saturating_sub(64)..];
-    for part in [head, tail] {
-        let mut words = part.chunks_exact(8);
-        for w in &mut words {
-            mix(u64::from_le_bytes(w.try_into().unwrap_or_default()));
-        }
-        let mut last = [0u8; 8];
-        last[..words.remainder().len()].copy_from_slice(words.remainder());
-        mix(u64::from_le_bytes(last));
-    }
-    lanes.into_iter().fold(0, |h, lane| {
-        (h ^ lane)
-            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-            .rotate_left(29)
-    })
+/// A hash of the addresses and the whole payload. Only a byte-identical copy may match:
+/// two calls' INVITEs can share long prefixes and suffixes (same proxy, same SDP template),
+/// so a partial fingerprint could drop a real message.
+fn fingerprint(hasher: &DefaultHashBuilder, info: &PacketInfo, payload: &[u8]) -> u64 {
+    hasher.hash_one((info.src, info.dst, payload))
 }
 
 #[cfg(test)]
@@ -113,5 +83,22 @@ mod tests {
             &info(500_010),
             b"INVITE sip:x SIP/2.0\r\nCall-ID: 2\r\n\r\n"
         ));
+    }
+
+    #[test]
+    fn keeps_messages_that_differ_only_in_the_middle() {
+        // Two calls through one proxy 5 ms apart: same length, same first 200 and last
+        // 200 bytes, different Call-IDs.
+        let make = |n: u8| {
+            let mut m = vec![b'a'; 200];
+            m.extend_from_slice(b"Call-ID: ");
+            m.push(n);
+            m.extend_from_slice(&[b'z'; 200]);
+            m
+        };
+        let mut d = Dedup::default();
+        assert!(!d.is_duplicate(&info(0), &make(b'1')));
+        assert!(!d.is_duplicate(&info(5_000), &make(b'2')));
+        assert!(d.is_duplicate(&info(5_100), &make(b'2')), "its mirror copy");
     }
 }
