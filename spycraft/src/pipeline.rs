@@ -174,10 +174,17 @@ struct RecordStage<'s> {
 
 impl<'s> RecordStage<'s> {
     fn on_input(&mut self, input: &Input) {
+        // The sum is taken again only when a record went out (capture mode's status line).
+        let before = self
+            .written
+            .is_some()
+            .then(|| self.tracker.counters().records);
         self.track(input);
-        if let Some(written) = &self.written {
-            let n = self.dispositions.iter().sum();
-            written.store(n, std::sync::atomic::Ordering::Relaxed);
+        if let (Some(written), Some(before)) = (&self.written, before) {
+            if self.tracker.counters().records != before {
+                let n = self.dispositions.iter().sum();
+                written.store(n, std::sync::atomic::Ordering::Relaxed);
+            }
         }
     }
 
