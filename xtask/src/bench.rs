@@ -84,10 +84,12 @@ pub fn command(root: &Path, args: &[String]) -> Result<()> {
         );
     }
     if which("sngrep") {
+        // sngrep stops taking dialogs at its capture limit (20,000 by default): raise it so
+        // that it holds every call, as spycraft does.
         add(
-            "sngrep -N -q -I F port 5060",
+            "sngrep -N -q -l 1000000 -I F port 5060",
             Path::new("sngrep"),
-            &["-N", "-q", "-I", file, "port", "5060"],
+            &["-N", "-q", "-l", "1000000", "-I", file, "port", "5060"],
         );
     }
     let mut results: Vec<(String, f64, u64)> = Vec::new();

@@ -214,3 +214,41 @@ impl OfflineSource {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every frame of a file as (time, length on the wire, bytes).
+    fn frames(mut source: OfflineSource) -> Vec<(i64, u32, Vec<u8>)> {
+        let mut out = Vec::new();
+        while let Some(f) = source.next_frame().expect("readable") {
+            out.push((f.ts_us, f.original_len, f.data.to_vec()));
+        }
+        out
+    }
+
+    #[test]
+    fn the_direct_reader_yields_exactly_what_libpcap_does() {
+        let pcaps = Path::new(env!("CARGO_MANIFEST_DIR")).join("../pcaps");
+        let mut compared = 0;
+        for entry in std::fs::read_dir(&pcaps).expect("pcaps/") {
+            let file = entry.expect("entry").path().join("capture.pcap");
+            if !file.is_file() {
+                continue;
+            }
+            let direct = OfflineSource::open(&file, None).expect("opens");
+            assert!(
+                matches!(direct.reader, Reader::Pcap(_)),
+                "{}",
+                file.display()
+            );
+            // An empty filter accepts every frame, and sends the read through libpcap.
+            let libpcap = OfflineSource::open(&file, Some("")).expect("opens");
+            assert!(matches!(libpcap.reader, Reader::Libpcap(_)));
+            assert_eq!(frames(direct), frames(libpcap), "{}", file.display());
+            compared += 1;
+        }
+        assert!(compared >= 20, "{compared} captures compared");
+    }
+}
