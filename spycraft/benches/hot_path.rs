@@ -99,11 +99,10 @@ fn frame(payload: &[u8]) -> Vec<u8> {
     f
 }
 
-fn parse_stage(c: &mut Criterion) {
-    let mut group = c.benchmark_group("parse_stage_frame");
-    let mut stage = ParseStage::new(SipPorts::default(), vec!["X-CollateID".into()]);
-    let mut spent = Vec::new();
-    // Frames a tenth of a second apart, so none is taken for a mirror's duplicate.
+/// Benchmarks `run` on each message's Ethernet frame, frames a tenth of a second apart so
+/// none is taken for a mirror's duplicate.
+fn per_frame(c: &mut Criterion, group: &str, mut run: impl FnMut(&Frame<'_>) -> usize) {
+    let mut group = c.benchmark_group(group);
     let mut ts_us = 0i64;
     for (name, raw) in messages() {
         let data = frame(&raw);
@@ -117,15 +116,23 @@ fn parse_stage(c: &mut Criterion) {
                     original_len: data.len() as u32,
                     data: black_box(&data),
                 };
-                stage.on_frame(&f, &mut |input| spent.push(input));
-                let n = spent.len();
-                // Back for reuse, as the pipeline does.
-                stage.recycle(&mut spent);
-                black_box(n)
+                black_box(run(&f))
             })
         });
     }
     group.finish();
+}
+
+fn parse_stage(c: &mut Criterion) {
+    let mut stage = ParseStage::new(SipPorts::default(), vec!["X-CollateID".into()]);
+    let mut spent = Vec::new();
+    per_frame(c, "parse_stage_frame", |f| {
+        stage.on_frame(f, &mut |input| spent.push(input));
+        let n = spent.len();
+        // Back for reuse, as the pipeline does.
+        stage.recycle(&mut spent);
+        n
+    });
 }
 
 /// Counts what the decoder hands on; parses nothing.
@@ -144,28 +151,12 @@ impl PayloadSink for Payloads {
 }
 
 fn decoder(c: &mut Criterion) {
-    let mut group = c.benchmark_group("decode_frame");
     let mut decoder = Decoder::new(DecodeLimits::default());
-    let mut ts_us = 0i64;
-    for (name, raw) in messages() {
-        let data = frame(&raw);
-        group.throughput(Throughput::Bytes(data.len() as u64));
-        group.bench_function(name, |b| {
-            b.iter(|| {
-                ts_us += 100_000;
-                let f = Frame {
-                    ts_us,
-                    link: LinkType::Ethernet,
-                    original_len: data.len() as u32,
-                    data: black_box(&data),
-                };
-                let mut sink = Payloads(0);
-                decoder.on_frame(&f, &mut sink);
-                black_box(sink.0)
-            })
-        });
-    }
-    group.finish();
+    per_frame(c, "decode_frame", |f| {
+        let mut sink = Payloads(0);
+        decoder.on_frame(f, &mut sink);
+        sink.0
+    });
 }
 
 /// The events of `calls` answered calls, one starting every 10 ms, in capture order.
