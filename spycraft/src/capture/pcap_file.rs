@@ -9,7 +9,9 @@ use std::io::Read;
 
 /// Bytes read from the file at a time.
 const CHUNK: usize = 1 << 20;
-/// libpcap's largest snap length: records claiming more are damage, not data.
+/// libpcap's largest snap length for the link types spycraft reads: records claiming more
+/// are damage, not data, whatever the file's header says (so a hostile header cannot make the
+/// reader allocate gigabytes).
 const MAX_SNAPLEN: u32 = 262_144;
 const HEADER: usize = 24;
 const RECORD_HEADER: usize = 16;
@@ -63,7 +65,7 @@ impl PcapHeader {
         Some(Self {
             swapped: big_endian,
             nanos,
-            max_caplen: u32_at(16).max(MAX_SNAPLEN),
+            max_caplen: MAX_SNAPLEN,
             link_type,
         })
     }
@@ -284,6 +286,18 @@ mod tests {
         assert!(reader.next_record().expect("ok").is_some());
         let err = reader.next_record().expect_err("huge");
         assert!(err.contains("bigger than maximum of 262144"), "{err}");
+    }
+
+    #[test]
+    fn a_header_claiming_a_huge_snap_length_does_not_raise_the_bound() {
+        let mut file = global(0xa1b2_c3d4, false, 1);
+        file[16..20].copy_from_slice(&u32::MAX.to_le_bytes());
+        let header = PcapHeader::parse(&file).expect("classic pcap");
+        file.extend(record(false, [1, 0, 1 << 30, 1 << 30], &[0; 64]));
+        let mut reader = PcapReader::new(&file[HEADER..], header);
+        let err = reader.next_record().expect_err("too long");
+        assert!(err.contains("bigger than maximum of 262144"), "{err}");
+        assert_eq!(reader.buf.len(), CHUNK, "nothing was allocated for it");
     }
 
     #[test]
