@@ -110,12 +110,7 @@ fn per_frame(c: &mut Criterion, group: &str, mut run: impl FnMut(&Frame<'_>) -> 
         group.bench_function(name, |b| {
             b.iter(|| {
                 ts_us += 100_000;
-                let f = Frame {
-                    ts_us,
-                    link: LinkType::Ethernet,
-                    original_len: data.len() as u32,
-                    data: black_box(&data),
-                };
+                let f = Frame::whole(ts_us, LinkType::Ethernet, black_box(&data));
                 black_box(run(&f))
             })
         });
@@ -174,12 +169,7 @@ fn call_events(calls: u32) -> Vec<SipEvent> {
     timed.sort_by_key(|(ts, _)| *ts);
     let mut events = Vec::with_capacity(timed.len());
     for (ts_us, data) in &timed {
-        let f = Frame {
-            ts_us: *ts_us,
-            link: LinkType::Ethernet,
-            original_len: data.len() as u32,
-            data,
-        };
+        let f = Frame::whole(*ts_us, LinkType::Ethernet, data);
         stage.on_frame(&f, &mut |input| {
             if let Input::Event(ev) = input {
                 events.push(ev);

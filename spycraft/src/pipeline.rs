@@ -342,6 +342,8 @@ pub fn run_sources(
             let batch = std::cell::RefCell::new(Vec::with_capacity(BATCH));
             // Batches back from the consumer, their events already recycled.
             let empties = std::cell::RefCell::new(Vec::<Vec<Input>>::new());
+            // A batch went out since the consumer's returns were last taken in.
+            let sent = std::cell::Cell::new(false);
             // Sends the events gathered so far; a send fails only if the consumer stopped,
             // and its error is reported below.
             let flush = |batch: &mut Vec<Input>| {
@@ -350,6 +352,7 @@ pub fn run_sources(
                     .pop()
                     .unwrap_or_else(|| Vec::with_capacity(BATCH));
                 let _ = tx.send(Work::Inputs(std::mem::replace(batch, empty)));
+                sent.set(true);
             };
             damage = read_all(
                 sources,
@@ -363,6 +366,10 @@ pub fn run_sources(
                     }
                 },
                 &mut |parse| {
+                    // Once a batch, not once a frame: batches come back at the pace they go.
+                    if !sent.replace(false) {
+                        return;
+                    }
                     while let Ok(mut spent) = recycle_rx.try_recv() {
                         parse.recycle(&mut spent);
                         empties.borrow_mut().push(spent);

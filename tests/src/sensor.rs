@@ -35,12 +35,7 @@ impl Sensor {
 
     /// One raw IPv4 frame.
     pub fn frame(&mut self, ts_us: i64, data: &[u8]) {
-        let frame = Frame {
-            ts_us,
-            link: LinkType::RawIp,
-            original_len: data.len() as u32,
-            data,
-        };
+        let frame = Frame::whole(ts_us, LinkType::RawIp, data);
         let (tracker, records, keep, spent) = (
             &mut self.tracker,
             &mut self.records,

@@ -43,12 +43,7 @@ fn run(frames: &[(i64, Vec<u8>)]) -> Vec<Input> {
     let mut stage = ParseStage::new(SipPorts::default(), Vec::new());
     let mut out = Vec::new();
     for (ts_us, data) in frames {
-        let frame = Frame {
-            ts_us: *ts_us,
-            link: LinkType::RawIp,
-            original_len: data.len() as u32,
-            data,
-        };
+        let frame = Frame::whole(*ts_us, LinkType::RawIp, data);
         stage.on_frame(&frame, &mut |input| out.push(input));
     }
     // A frame far later lets reassembly give up on what never completed.
@@ -254,12 +249,7 @@ fn memory_stays_bounded_under_half_open_flows_and_unfinished_fragment_trains() {
             .expect("build");
         frag[6] = 0x20; // more fragments
         for data in [&tcp, &frag] {
-            let frame = Frame {
-                ts_us: i64::from(i) * 100,
-                link: LinkType::RawIp,
-                original_len: data.len() as u32,
-                data,
-            };
+            let frame = Frame::whole(i64::from(i) * 100, LinkType::RawIp, data);
             stage.on_frame(&frame, &mut |_| {});
         }
         peak = peak.max(stage.held_bytes());

@@ -98,3 +98,15 @@ pub struct Frame<'a> {
     pub original_len: u32,
     pub data: &'a [u8],
 }
+
+impl<'a> Frame<'a> {
+    /// A frame captured whole: its length on the wire is its length.
+    pub fn whole(ts_us: i64, link: LinkType, data: &'a [u8]) -> Self {
+        Self {
+            ts_us,
+            link,
+            original_len: data.len() as u32,
+            data,
+        }
+    }
+}

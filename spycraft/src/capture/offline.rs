@@ -96,15 +96,15 @@ impl OfflineSource {
                 Ok(_) => {}
             }
             // libpcap reports permission problems as format errors; check them ourselves.
-            if let Err(source) = std::fs::File::open(path) {
-                return Err(CaptureError::Unreadable {
-                    path: owned,
-                    source,
-                });
+            let file = std::fs::File::open(path).map_err(|source| CaptureError::Unreadable {
+                path: owned.clone(),
+                source,
+            })?;
+            if filter.is_none() {
+                if let Some(source) = Self::open_direct(&owned, file) {
+                    return Ok(source);
+                }
             }
-        }
-        if let Some(source) = Self::open_direct(path, filter) {
-            return Ok(source);
         }
         let mut capture =
             Capture::from_file_with_precision(path, Precision::Nano).map_err(|e| {
@@ -137,13 +137,9 @@ impl OfflineSource {
         })
     }
 
-    /// Opens a classic pcap file with a link type spycraft decodes, for reading without
-    /// libpcap; `None` leaves the file (and its error messages) to libpcap.
-    fn open_direct(path: &Path, filter: Option<&str>) -> Option<Self> {
-        if filter.is_some() || path == Path::new("-") {
-            return None;
-        }
-        let mut file = std::fs::File::open(path).ok()?;
+    /// Reads `file`, if it is a classic pcap file with a link type spycraft decodes,
+    /// without libpcap; `None` leaves it (and its error messages) to libpcap.
+    fn open_direct(path: &Path, mut file: std::fs::File) -> Option<Self> {
         let mut global = [0u8; 24];
         file.read_exact(&mut global).ok()?;
         let header = PcapHeader::parse(&global)?;

@@ -186,27 +186,27 @@ impl<R: Read> PcapReader<R> {
 mod tests {
     use super::*;
 
+    /// A global header: magic, version 2.4, snap length 65,535, link type.
     fn global(magic: u32, big_endian: bool, link: u32) -> Vec<u8> {
-        let fields = [magic, 0x0004_0002, 0, 0, 65_535, link];
-        let mut out = Vec::new();
-        for (n, f) in fields.into_iter().enumerate() {
-            // version is two u16s: major 2, minor 4
-            if n == 1 {
-                let (major, minor) = (2u16, 4u16);
-                if big_endian {
-                    out.extend_from_slice(&major.to_be_bytes());
-                    out.extend_from_slice(&minor.to_be_bytes());
-                } else {
-                    out.extend_from_slice(&major.to_le_bytes());
-                    out.extend_from_slice(&minor.to_le_bytes());
-                }
-                continue;
-            }
-            out.extend_from_slice(&if big_endian {
-                f.to_be_bytes()
+        let u32s = |v: u32| {
+            if big_endian {
+                v.to_be_bytes()
             } else {
-                f.to_le_bytes()
-            });
+                v.to_le_bytes()
+            }
+        };
+        let u16s = |v: u16| {
+            if big_endian {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            }
+        };
+        let mut out = u32s(magic).to_vec();
+        out.extend(u16s(2));
+        out.extend(u16s(4));
+        for field in [0, 0, 65_535, link] {
+            out.extend(u32s(field));
         }
         out
     }
