@@ -357,7 +357,8 @@ struct RecordArgs {
     /// [default: X-CollateID].
     #[arg(long = "collate-header", value_name = "NAME")]
     collate_headers: Vec<String>,
-    /// Threads: 1 runs everything on one; 2 tracks calls and writes records on a second.
+    /// Cores to use: 1 runs everything on one thread; 2 reads, parses and tracks calls on
+    /// three threads in a row, which keep two cores busy.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=2))]
     threads: u8,
     /// Most calls held at once; beyond it the oldest is written early (counted as evicted).

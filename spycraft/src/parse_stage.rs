@@ -128,6 +128,17 @@ impl ParseCounters {
     pub fn total_parse_errors(&self) -> u64 {
         self.parse_errors.iter().sum()
     }
+
+    /// Adds the counts a [`MessageStage`] keeps (messages, parse errors, body issues,
+    /// malformed lines), for a run whose messages were parsed on another thread.
+    pub fn add_message_counts(&mut self, other: &ParseCounters) {
+        self.sip_messages += other.sip_messages;
+        for (mine, theirs) in self.parse_errors.iter_mut().zip(other.parse_errors) {
+            *mine += theirs;
+        }
+        self.body_issues += other.body_issues;
+        self.malformed_header_lines += other.malformed_header_lines;
+    }
 }
 
 /// Turns frames into inputs for the call stage.
@@ -135,16 +146,29 @@ impl ParseCounters {
 pub struct ParseStage {
     decoder: Decoder,
     sip: SipStage,
+    /// Parses the messages found, unless the caller defers them to a [`MessageStage`] of its
+    /// own (on another thread).
+    messages: MessageStage,
     /// Frames given so far: the number of the next one.
     frames: u64,
 }
 
+/// Picks the payloads that carry SIP and frames stream bytes into messages.
 #[derive(Debug)]
 struct SipStage {
     ports: SipPorts,
-    collation_headers: Vec<String>,
     counters: ParseCounters,
-    /// Text buffers of spent events, handed back through [`ParseStage::recycle`], so that
+}
+
+/// Turns framed SIP messages into events: the half of the parse stage that needs no state
+/// from earlier frames, so it can run on a thread of its own ([`ParseStage::on_frame_deferred`]).
+#[derive(Debug)]
+pub struct MessageStage {
+    collation_headers: Vec<String>,
+    /// Only the message counts: `sip_messages`, `parse_errors`, `body_issues`,
+    /// `malformed_header_lines` (see [`ParseCounters::add_message_counts`]).
+    counters: ParseCounters,
+    /// Text buffers of spent events, handed back through [`MessageStage::recycle`], so that
     /// building an event allocates nothing once the pipeline is warm.
     spare_text: Vec<String>,
 }
@@ -170,17 +194,22 @@ impl ParseStage {
             decoder: Decoder::new(limits),
             sip: SipStage {
                 ports,
-                collation_headers,
                 counters: ParseCounters::default(),
-                spare_text: Vec::new(),
             },
+            messages: MessageStage::new(collation_headers),
             frames: 0,
         }
     }
 
-    /// Everything counted so far.
+    /// A message stage like this one's, for parsing deferred messages elsewhere.
+    pub fn message_stage(&self) -> MessageStage {
+        MessageStage::new(self.messages.collation_headers.clone())
+    }
+
+    /// Everything counted so far (by this stage's own message stage too).
     pub fn counters(&self) -> ParseCounters {
         let mut c = self.sip.counters.clone();
+        c.add_message_counts(&self.messages.counters);
         c.decode = self.decoder.counters();
         c
     }
@@ -188,15 +217,7 @@ impl ParseStage {
     /// Takes back spent inputs (emptying `inputs`): their events' text buffers are reused
     /// for the next events.
     pub fn recycle(&mut self, inputs: &mut Vec<Input>) {
-        let spare = &mut self.sip.spare_text;
-        for input in inputs.drain(..) {
-            if let Input::Event(event) = input {
-                let text = event.into_text();
-                if spare.len() < MAX_SPARE_TEXTS && text.capacity() <= MAX_SPARE_TEXT_BYTES {
-                    spare.push(text);
-                }
-            }
-        }
+        self.messages.recycle(inputs);
     }
 
     /// Bytes held for reassembly.
@@ -228,8 +249,24 @@ impl ParseStage {
     ) {
         let mut emit = Emit {
             sip: &mut self.sip,
-            out,
-            observer,
+            to: Target::Events {
+                messages: &mut self.messages,
+                out,
+                observer,
+            },
+            frame: self.frames,
+        };
+        self.frames += 1;
+        self.decoder.on_frame(frame, &mut emit);
+    }
+
+    /// Decodes one frame and frames its SIP messages, but leaves parsing them to a
+    /// [`MessageStage`]: the messages are copied into `unparsed`, in order with the other
+    /// inputs, so that parsing can run on another thread.
+    pub fn on_frame_deferred(&mut self, frame: &Frame<'_>, unparsed: &mut Unparsed) {
+        let mut emit = Emit {
+            sip: &mut self.sip,
+            to: Target::Deferred(unparsed),
             frame: self.frames,
         };
         self.frames += 1;
@@ -237,28 +274,169 @@ impl ParseStage {
     }
 }
 
-/// The SIP half of the stage, as the decoder's payload sink for one frame.
-struct Emit<'a> {
-    sip: &'a mut SipStage,
-    out: &'a mut dyn FnMut(Input),
-    observer: &'a mut dyn Observer,
-    frame: u64,
+/// SIP messages copied out of frames for a [`MessageStage`] to parse, in capture order with
+/// the other inputs met among them. Emptied by [`MessageStage::parse_all`] and reused.
+#[derive(Debug, Default)]
+pub struct Unparsed {
+    /// The messages' bytes, back to back.
+    bytes: Vec<u8>,
+    items: Vec<Pending>,
 }
 
-impl Emit<'_> {
+#[derive(Debug)]
+enum Pending {
+    /// A datagram taken for SIP: `bytes[previous end..end]`.
+    Datagram { info: PacketInfo, end: usize },
+    /// A whole message framed from a stream.
+    StreamMessage { info: PacketInfo, end: usize },
+    /// Boxed: rare, and far larger than the rest.
+    Input(Box<Input>),
+}
+
+impl Unparsed {
+    /// Messages and inputs held.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Bytes of the messages held.
+    pub fn byte_len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Adds an input that is not a message (a clock tick, a capture loss) after those held.
+    pub fn push_input(&mut self, input: Input) {
+        self.items.push(Pending::Input(Box::new(input)));
+    }
+
+    fn push_datagram(&mut self, info: &PacketInfo, payload: &[u8]) {
+        self.bytes.extend_from_slice(payload);
+        self.items.push(Pending::Datagram {
+            info: *info,
+            end: self.bytes.len(),
+        });
+    }
+
+    fn push_stream_message(&mut self, info: &PacketInfo, message: &[u8]) {
+        self.bytes.extend_from_slice(message);
+        self.items.push(Pending::StreamMessage {
+            info: *info,
+            end: self.bytes.len(),
+        });
+    }
+}
+
+/// Watches nothing.
+struct Unobserved;
+
+impl Observer for Unobserved {
+    fn message(&mut self, _: u64, _: &SeenMessage<'_, '_, '_>) {}
+}
+
+impl MessageStage {
+    pub fn new(collation_headers: Vec<String>) -> Self {
+        Self {
+            collation_headers,
+            counters: ParseCounters::default(),
+            spare_text: Vec::new(),
+        }
+    }
+
+    /// What this stage counted: messages, parse errors, body issues, malformed lines.
+    pub fn counters(&self) -> &ParseCounters {
+        &self.counters
+    }
+
+    /// Takes back spent inputs (emptying `inputs`): their events' text buffers are reused
+    /// for the next events.
+    pub fn recycle(&mut self, inputs: &mut Vec<Input>) {
+        let spare = &mut self.spare_text;
+        for input in inputs.drain(..) {
+            if let Input::Event(event) = input {
+                let text = event.into_text();
+                if spare.len() < MAX_SPARE_TEXTS && text.capacity() <= MAX_SPARE_TEXT_BYTES {
+                    spare.push(text);
+                }
+            }
+        }
+    }
+
+    /// Parses everything `unparsed` holds, in order, emptying it; events and the other inputs
+    /// go to `out`.
+    pub fn parse_all(&mut self, unparsed: &mut Unparsed, out: &mut dyn FnMut(Input)) {
+        let mut start = 0;
+        for item in unparsed.items.drain(..) {
+            match item {
+                Pending::Datagram { info, end } => {
+                    let payload = &unparsed.bytes[start..end];
+                    start = end;
+                    self.datagram(&info, payload, out, &mut Unobserved, 0);
+                }
+                Pending::StreamMessage { info, end } => {
+                    let message = &unparsed.bytes[start..end];
+                    start = end;
+                    let mut headers = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+                    // Framed whole by the same parser, so it parses whole again.
+                    match parse_uninit(message, &mut headers) {
+                        Ok(Status::Complete(msg)) => {
+                            self.accept(&info, &msg, message, out, &mut Unobserved, 0);
+                        }
+                        Ok(Status::Partial) => {
+                            self.counters.parse_errors[ParseError::Truncated.index()] += 1;
+                        }
+                        Err(e) => self.counters.parse_errors[e.index()] += 1,
+                    }
+                }
+                Pending::Input(input) => out(*input),
+            }
+        }
+        unparsed.bytes.clear();
+    }
+
+    /// Parses a datagram already taken for SIP.
+    fn datagram(
+        &mut self,
+        info: &PacketInfo,
+        payload: &[u8],
+        out: &mut dyn FnMut(Input),
+        observer: &mut dyn Observer,
+        frame: u64,
+    ) {
+        let mut headers = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+        match parse_datagram_uninit(payload, &mut headers) {
+            Ok(msg) => {
+                let raw = &payload[..msg.len.min(payload.len())];
+                self.accept(info, &msg, raw, out, observer, frame);
+            }
+            Err(e) => self.counters.parse_errors[e.index()] += 1,
+        }
+    }
+
     /// Turns a parsed message (`raw` its bytes) into an event.
-    fn accept(&mut self, info: &PacketInfo, msg: &Message<'_, '_>, raw: &[u8]) {
-        let c = &mut self.sip.counters;
+    fn accept(
+        &mut self,
+        info: &PacketInfo,
+        msg: &Message<'_, '_>,
+        raw: &[u8],
+        out: &mut dyn FnMut(Input),
+        observer: &mut dyn Observer,
+        frame: u64,
+    ) {
+        let c = &mut self.counters;
         if msg.body_issue.is_some() {
             c.body_issues += 1;
         }
         c.malformed_header_lines += u64::from(msg.malformed_lines);
-        let text = self.sip.spare_text.pop().unwrap_or_default();
-        match SipEvent::from_message_in(*info, msg, &self.sip.collation_headers, text) {
+        let text = self.spare_text.pop().unwrap_or_default();
+        match SipEvent::from_message_in(*info, msg, &self.collation_headers, text) {
             Ok(event) => {
                 c.sip_messages += 1;
-                self.observer.message(
-                    self.frame,
+                observer.message(
+                    frame,
                     &SeenMessage {
                         info,
                         raw,
@@ -266,12 +444,42 @@ impl Emit<'_> {
                         event: &event,
                     },
                 );
-                (self.out)(Input::Event(event));
+                out(Input::Event(event));
             }
             Err(e) => c.parse_errors[e.index()] += 1,
         }
     }
+}
 
+/// The SIP half of the stage, as the decoder's payload sink for one frame.
+struct Emit<'a> {
+    sip: &'a mut SipStage,
+    to: Target<'a>,
+    frame: u64,
+}
+
+/// Where the messages of a frame go.
+enum Target<'a> {
+    /// Parsed here, their events (and the other inputs) to `out`.
+    Events {
+        messages: &'a mut MessageStage,
+        out: &'a mut dyn FnMut(Input),
+        observer: &'a mut dyn Observer,
+    },
+    /// Copied, for a message stage elsewhere.
+    Deferred(&'a mut Unparsed),
+}
+
+impl Target<'_> {
+    fn input(&mut self, input: Input) {
+        match self {
+            Self::Events { out, .. } => out(input),
+            Self::Deferred(unparsed) => unparsed.push_input(input),
+        }
+    }
+}
+
+impl Emit<'_> {
     /// Moves `pos` past the next start line after it (or near the end when there is none).
     fn resync(&mut self, data: &[u8], from: usize) -> Option<usize> {
         let c = &mut self.sip.counters;
@@ -291,7 +499,9 @@ const SIPS_PORT: u16 = 5061;
 
 impl PayloadSink for Emit<'_> {
     fn piece(&mut self, piece: &Piece) {
-        self.observer.piece(self.frame, piece);
+        if let Target::Events { observer, .. } = &mut self.to {
+            observer.piece(self.frame, piece);
+        }
     }
 
     fn tls_flow(&mut self, info: &PacketInfo) {
@@ -313,16 +523,19 @@ impl PayloadSink for Emit<'_> {
             sip.counters.keepalives += 1;
             return;
         }
-        let mut headers = [const { MaybeUninit::uninit() }; MAX_HEADERS];
-        match parse_datagram_uninit(payload, &mut headers) {
-            Ok(msg) => self.accept(info, &msg, &payload[..msg.len.min(payload.len())]),
-            Err(e) => sip.counters.parse_errors[e.index()] += 1,
+        match &mut self.to {
+            Target::Events {
+                messages,
+                out,
+                observer,
+            } => messages.datagram(info, payload, *out, *observer, self.frame),
+            Target::Deferred(unparsed) => unparsed.push_datagram(info, payload),
         }
     }
 
     fn stream(&mut self, info: &PacketInfo, data: &[u8], continuity: Continuity) -> Consumed {
         if continuity == Continuity::AfterLoss {
-            (self.out)(Input::StreamGap {
+            self.to.input(Input::StreamGap {
                 a: info.src,
                 b: info.dst,
                 ts_us: info.ts_us,
@@ -366,7 +579,15 @@ impl PayloadSink for Emit<'_> {
             let failed = match parse_uninit(rest, &mut headers) {
                 Ok(Status::Complete(msg)) => {
                     pos += msg.len;
-                    self.accept(info, &msg, &rest[..msg.len]);
+                    let raw = &rest[..msg.len];
+                    match &mut self.to {
+                        Target::Events {
+                            messages,
+                            out,
+                            observer,
+                        } => messages.accept(info, &msg, raw, *out, *observer, self.frame),
+                        Target::Deferred(unparsed) => unparsed.push_stream_message(info, raw),
+                    }
                     continue;
                 }
                 Ok(Status::Partial) if rest.len() <= MAX_STREAM_MESSAGE => break,

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: AGPL-3.0-or-later
 //! The hot path's allocation budget, counted by a global allocator: the parser allocates
 //! nothing; the parse stage allocates once per SIP message (the `SipEvent`) unless spent
-//! events are handed back, as the pipeline does, and then nothing once warm; the call stage
+//! events are handed back, as the pipeline does, and then nothing once warm (also when split
+//! in two for the two-core pipeline); the call stage
 //! allocates per call (its leg and its record), never per in-dialog message.
 //! Only the test's own thread is counted: the test harness allocates on its threads too.
 
@@ -12,7 +13,7 @@ use etherparse::PacketBuilder;
 use spycraft::call::{CallTracker, TrackerConfig};
 use spycraft::capture::Frame;
 use spycraft::decode::LinkType;
-use spycraft::pipeline::{Input, ParseStage, SipPorts};
+use spycraft::pipeline::{Input, MessageStage, ParseStage, SipPorts, Unparsed};
 use spycraft::sip::{parse_datagram, SipEvent, EMPTY_HEADER, MAX_HEADERS};
 
 struct Counting;
@@ -264,6 +265,62 @@ fn the_parse_stage_allocates_nothing_per_message_once_warm() {
     assert_eq!(
         allocations, 0,
         "{allocations} allocations for {events} messages"
+    );
+}
+
+/// Runs `frames` through the parse stage split as the two-core pipeline splits it: frames
+/// decoded into an [`Unparsed`] batch, the batch parsed by a [`MessageStage`], the events
+/// handed back to it. Both halves run here, so both are counted. Returns the events made.
+fn parse_deferred(
+    stage: &mut ParseStage,
+    messages: &mut MessageStage,
+    frames: &[(i64, Vec<u8>)],
+    unparsed: &mut Unparsed,
+    events: &mut Vec<Input>,
+) -> u64 {
+    let mut made = 0;
+    for batch in frames.chunks(64) {
+        for (ts_us, data) in batch {
+            stage.on_frame_deferred(&Frame::whole(*ts_us, LinkType::RawIp, data), unparsed);
+        }
+        messages.parse_all(unparsed, &mut |input| events.push(input));
+        made += events.len() as u64;
+        messages.recycle(events);
+    }
+    made
+}
+
+#[test]
+fn the_split_parse_stage_allocates_nothing_per_message_once_warm() {
+    const CALLS: u32 = 2_000;
+    let warm_up = traffic(0, CALLS, true);
+    let measured = traffic(CALLS, CALLS, true);
+    let mut stage = ParseStage::new(SipPorts::default(), vec!["X-CollateID".into()]);
+    let mut messages = stage.message_stage();
+    let mut unparsed = Unparsed::default();
+    let mut events = Vec::with_capacity(64);
+    parse_deferred(
+        &mut stage,
+        &mut messages,
+        &warm_up,
+        &mut unparsed,
+        &mut events,
+    );
+    let mut made = 0;
+    let allocations = allocations_in(|| {
+        made = parse_deferred(
+            &mut stage,
+            &mut messages,
+            &measured,
+            &mut unparsed,
+            &mut events,
+        );
+    });
+    assert_eq!(made, measured.len() as u64, "every frame made an event");
+    assert_eq!(messages.counters().sip_messages, 2 * made);
+    assert_eq!(
+        allocations, 0,
+        "{allocations} allocations for {made} messages"
     );
 }
 

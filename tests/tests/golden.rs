@@ -311,6 +311,43 @@ fn register_and_options_make_no_call() {
 }
 
 #[test]
+fn either_thread_plan_gives_the_same_records_and_counters() {
+    use spycraft::pipeline::PipelineConfig;
+    use spycraft_tests::analyze_with;
+    // All the bundled captures as one stream: UDP, TCP one connection and many, a fragmented
+    // INVITE, a non-standard port.
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(workspace_root().join("pcaps"))
+        .expect("pcaps/")
+        .filter_map(|e| e.ok().map(|e| e.path().join("capture.pcap")))
+        .filter(|p| p.is_file())
+        .collect();
+    paths.sort();
+    let run = |threads| {
+        let config = PipelineConfig {
+            threads,
+            ..PipelineConfig::default()
+        };
+        let (records, summary, result) = analyze_with(&paths, &config);
+        result.expect("analysed");
+        (records, summary)
+    };
+    let (records_1, summary_1) = run(1);
+    let (records_2, summary_2) = run(2);
+    assert!(
+        summary_1.parse.sip_messages > 200 && summary_1.records() > 20,
+        "{} messages, {} records",
+        summary_1.parse.sip_messages,
+        summary_1.records()
+    );
+    assert!(
+        summary_1.parse.decode.tcp.segments > 0,
+        "TCP cases included"
+    );
+    assert_eq!(summary_1, summary_2);
+    assert_eq!(records_1, records_2);
+}
+
+#[test]
 fn several_files_are_one_stream_in_order() {
     let paths: Vec<PathBuf> = ["busy-486", "answered-caller-bye", "congestion-503"]
         .iter()

@@ -38,6 +38,11 @@ pub(crate) enum Finish {
     Evicted,
 }
 
+/// Seconds of a timer as capture-time microseconds.
+fn us(secs: u32) -> i64 {
+    i64::from(secs) * 1_000_000
+}
+
 /// Capture issues as a bit set until the record is written.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Issues(u16);
@@ -45,6 +50,10 @@ struct Issues(u16);
 impl Issues {
     fn add(&mut self, issue: CaptureIssue) {
         self.0 |= 1 << (issue as u16);
+    }
+
+    fn has(self, issue: CaptureIssue) -> bool {
+        self.0 & (1 << (issue as u16)) != 0
     }
 
     fn to_vec(self) -> Vec<CaptureIssue> {
@@ -686,26 +695,46 @@ impl Leg {
     /// Capture time after which the leg must be finished, and notes the missing ACK when its
     /// wait has passed.
     pub(crate) fn deadline(&mut self, now: i64, t: &Timers) -> i64 {
-        let us = |secs: u32| i64::from(secs) * 1_000_000;
         if let (Phase::Answered, Some(answer)) = (self.phase, self.answer_at) {
             if !self.acked && now > answer + us(t.transaction_secs) {
                 self.issues.add(CaptureIssue::MissingAck);
             }
         }
+        let (at, by_session) = self.expiry(t);
+        self.session_deadline = by_session;
+        at
+    }
+
+    /// When the tracker must next look at the leg: its deadline, or sooner, when the wait for
+    /// the ACK of its answer ends first (the moment [`Leg::deadline`] would note it missing).
+    pub(crate) fn next_check(&self, t: &Timers) -> i64 {
+        let (at, _) = self.expiry(t);
+        match (self.phase, self.answer_at) {
+            (Phase::Answered, Some(answer))
+                if !self.acked && !self.issues.has(CaptureIssue::MissingAck) =>
+            {
+                at.min(answer + us(t.transaction_secs) + 1)
+            }
+            _ => at,
+        }
+    }
+
+    /// The leg's deadline as its state stands, and whether the session timer sets it.
+    fn expiry(&self, t: &Timers) -> (i64, bool) {
+        let after = |secs: u32| self.last_activity + us(secs);
         match self.phase {
-            Phase::Trying => self.last_activity + us(t.transaction_secs),
-            Phase::Challenged => self.last_activity + us(t.challenge_secs),
-            Phase::Proceeding if self.cancel_at.is_some() => {
-                self.last_activity + us(t.transaction_secs)
-            }
-            Phase::Proceeding => self.last_activity + us(t.ringing_secs),
+            Phase::Trying => (after(t.transaction_secs), false),
+            Phase::Challenged => (after(t.challenge_secs), false),
+            Phase::Proceeding if self.cancel_at.is_some() => (after(t.transaction_secs), false),
+            Phase::Proceeding => (after(t.ringing_secs), false),
             Phase::Answered => {
-                let idle = self.last_activity + us(t.call_idle_secs);
-                let expiry = self.session_expiry().filter(|&e| e < idle);
-                self.session_deadline = expiry.is_some();
-                expiry.unwrap_or(idle)
+                let idle = after(t.call_idle_secs);
+                match self.session_expiry().filter(|&e| e < idle) {
+                    Some(expiry) => (expiry, true),
+                    None => (idle, false),
+                }
             }
-            Phase::Ended => self.last_activity + us(t.linger_secs),
+            Phase::Ended => (after(t.linger_secs), false),
         }
     }
 

@@ -2,7 +2,8 @@
 //! The call tracker: finds the leg each SIP event belongs to, drives its state machine,
 //! expires legs by capture time and hands finished legs out as records.
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::hash::BuildHasher;
 
 use hashbrown::{DefaultHashBuilder, HashTable};
@@ -69,6 +70,12 @@ pub struct CallTracker {
     challenged: HashMap<Box<[u8]>, (u32, u32)>,
     /// Slots in creation order, for evicting the oldest leg when the cap is hit.
     order: VecDeque<(u32, u32)>,
+    /// (check time, slot, generation): when each leg must next be looked at, soonest first,
+    /// so a sweep visits only the legs that may be due rather than every leg held.
+    checks: BinaryHeap<Reverse<(i64, u32, u32)>>,
+    /// Each slot's soonest check in `checks`; never later than the leg's deadline. Entries
+    /// that no longer match are stale and skipped.
+    check_at: Vec<i64>,
     live: usize,
     key: Vec<u8>,
     now: i64,
@@ -95,6 +102,8 @@ impl CallTracker {
             hasher: DefaultHashBuilder::default(),
             challenged: HashMap::new(),
             order: VecDeque::new(),
+            checks: BinaryHeap::new(),
+            check_at: Vec::new(),
             live: 0,
             key: Vec::with_capacity(256),
             now: i64::MIN,
@@ -157,6 +166,11 @@ impl CallTracker {
                     self.start(ev, emit);
                 } else {
                     leg.on_event(ev);
+                    let check = leg.next_check(&self.config.timers);
+                    self.check_sooner(slot, check);
+                    let leg = self.slots[slot as usize]
+                        .as_mut()
+                        .expect("indexed slot holds a leg");
                     if ev.method() == Some(Method::Refer) {
                         if let Some(target) = leg.refer_target() {
                             if self.refers.len() == MAX_REFERS {
@@ -247,10 +261,16 @@ impl CallTracker {
             None => {
                 self.slots.push(Some(leg));
                 self.generations.push(0);
+                self.check_at.push(i64::MAX);
                 (self.slots.len() - 1) as u32
             }
         };
         self.index_slot(slot);
+        self.check_at[slot as usize] = i64::MAX;
+        let check = self.slots[slot as usize]
+            .as_ref()
+            .map_or(i64::MAX, |leg| leg.next_check(&self.config.timers));
+        self.check_sooner(slot, check);
         self.order
             .push_back((slot, self.generations[slot as usize]));
         self.live += 1;
@@ -281,8 +301,10 @@ impl CallTracker {
         }
         let old = key_hash(&self.hasher, leg);
         leg.retag(ev);
+        let check = leg.next_check(&self.config.timers);
         self.unindex_slot(slot, old);
         self.index_slot(slot);
+        self.check_sooner(slot, check);
         true
     }
 
@@ -366,16 +388,45 @@ impl CallTracker {
         });
         let now = self.now;
         let timers = self.config.timers;
-        for slot in 0..self.slots.len() {
-            let expired = match self.slots[slot].as_mut() {
-                Some(leg) => leg.deadline(now, &timers) <= now,
-                None => false,
+        while let Some(&Reverse((at, slot, generation))) = self.checks.peek() {
+            if at > now {
+                break;
+            }
+            self.checks.pop();
+            let s = slot as usize;
+            if self.generations[s] != generation || self.check_at[s] != at {
+                continue; // the leg is gone, or has a sooner check of its own
+            }
+            let Some(leg) = self.slots[s].as_mut() else {
+                continue;
             };
-            if expired {
-                self.remove(slot as u32, Finish::Expired);
+            if leg.deadline(now, &timers) <= now {
+                self.remove(slot, Finish::Expired);
+            } else {
+                let check = leg.next_check(&timers);
+                self.check_at[s] = i64::MAX;
+                self.check_sooner(slot, check);
             }
         }
         self.drain(emit);
+    }
+
+    /// Makes sure the leg in `slot` is looked at by `at`: queues a check unless one as soon
+    /// is queued already. Stale checks are dropped when they outnumber the legs.
+    fn check_sooner(&mut self, slot: u32, at: i64) {
+        let s = slot as usize;
+        if at >= self.check_at[s] {
+            return;
+        }
+        self.check_at[s] = at;
+        self.checks.push(Reverse((at, slot, self.generations[s])));
+        if self.checks.len() > 2 * self.live + 1024 {
+            let (slots, generations, check_at) = (&self.slots, &self.generations, &self.check_at);
+            self.checks.retain(|&Reverse((at, slot, generation))| {
+                let s = slot as usize;
+                slots[s].is_some() && generations[s] == generation && check_at[s] == at
+            });
+        }
     }
 
     /// Emits finished legs in a stable order: by INVITE time, then Call-ID.

@@ -2,20 +2,22 @@
 //! The stages wired together: frames → decode → SIP parse → [`Input`] → call tracker →
 //! [`CallRecord`] → sink, with the counters every stage keeps.
 //!
-//! With two threads, the reading thread decodes and parses while a second one tracks calls and
-//! writes records; events cross in batches through a bounded channel, so a slow sink holds the
-//! reader back instead of growing memory.
+//! On one thread each frame goes all the way through at once. For two cores, reading and
+//! decoding, parsing, and tracking calls run on three threads in a row (`threaded.rs`).
+
+mod threaded;
 
 use std::path::PathBuf;
-use std::sync::mpsc;
 
 use crate::call::{CallRecord, CallTracker, Disposition, TrackerConfig, TrackerCounters};
-use crate::capture::{CaptureError, FrameSource, OfflineSource, Polled};
+use crate::capture::{CaptureError, Frame, FrameSource, OfflineSource, Polled};
 use crate::decode::DecodeLimits;
 use crate::sink::{RecordSink, SinkError};
 use crate::sip::ParseError;
 
-pub use crate::parse_stage::{Input, Observer, ParseCounters, ParseStage, SeenMessage, SipPorts};
+pub use crate::parse_stage::{
+    Input, MessageStage, Observer, ParseCounters, ParseStage, SeenMessage, SipPorts, Unparsed,
+};
 
 /// Everything the pipeline needs to know.
 #[derive(Clone, Debug)]
@@ -24,7 +26,8 @@ pub struct PipelineConfig {
     /// Headers whose value links the legs of one call across a B2BUA, in order of preference.
     pub collation_headers: Vec<String>,
     pub tracker: TrackerConfig,
-    /// 1: everything on the calling thread; 2: call tracking and sinks on a second thread.
+    /// 1: everything on the calling thread; 2: reading, parsing and call tracking on three
+    /// threads in a row, for two cores.
     pub threads: usize,
     /// Bounds of TCP and fragment reassembly.
     pub decode: DecodeLimits,
@@ -242,20 +245,6 @@ fn deliver(
     }
 }
 
-/// Events handed across threads at a time; amortises the channel.
-const BATCH: usize = 512;
-
-/// What crosses from the reading thread to the recording one.
-enum Work {
-    Inputs(Vec<Input>),
-    /// The parse stage's counters, for a periodic snapshot.
-    Snapshot(Box<ParseCounters>),
-}
-
-/// Batches in flight between the threads: the bound that makes a slow consumer hold the
-/// reader back.
-const QUEUED_BATCHES: usize = 16;
-
 /// Analyses capture files in order as one stream: a call may start in one file and end in the
 /// next. Records of a file that breaks off are still written; the damage is reported after.
 /// The caller finishes the sink, so it can add the run's counters first.
@@ -300,102 +289,29 @@ pub fn run_sources(
         stats_source: config.stats_source,
         written: config.records_written.clone(),
     };
-    let mut damage = None;
-    let finished = if config.threads <= 1 {
-        let stage = std::cell::RefCell::new(stage);
-        // Inputs of the current frame, handed back to the parse stage once it has finished it.
-        let spent = std::cell::RefCell::new(Vec::new());
-        damage = read_all(
+    let (damage, parsed_elsewhere, finished) = if config.threads <= 1 {
+        let mut feed = Inline {
+            stage,
+            spent: Vec::new(),
+        };
+        let damage = read_all(
             sources,
             &mut parse,
             progress,
-            &mut |input| {
-                stage.borrow_mut().on_input(&input);
-                spent.borrow_mut().push(input);
-            },
-            &mut |parse| parse.recycle(&mut spent.borrow_mut()),
+            &mut feed,
             config.stats_interval,
-            &mut |counters| stage.borrow_mut().snapshot(counters),
         );
-        stage.into_inner().finish()
+        (damage, None, feed.stage.finish())
     } else {
-        std::thread::scope(|scope| {
-            let (tx, rx) = mpsc::sync_channel::<Work>(QUEUED_BATCHES);
-            // Emptied batches go back to the reader, so batches are allocated only at start.
-            let (recycle_tx, recycle_rx) = mpsc::sync_channel::<Vec<Input>>(QUEUED_BATCHES + 2);
-            let consumer = scope.spawn(move || {
-                let mut stage = stage;
-                for work in rx {
-                    match work {
-                        Work::Inputs(batch) => {
-                            for input in &batch {
-                                stage.on_input(input);
-                            }
-                            // Back with its events, whose buffers the parse stage reuses.
-                            let _ = recycle_tx.try_send(batch);
-                        }
-                        Work::Snapshot(counters) => stage.snapshot(*counters),
-                    }
-                }
-                stage.finish()
-            });
-            let batch = std::cell::RefCell::new(Vec::with_capacity(BATCH));
-            // Batches back from the consumer, their events already recycled.
-            let empties = std::cell::RefCell::new(Vec::<Vec<Input>>::new());
-            // A batch went out since the consumer's returns were last taken in.
-            let sent = std::cell::Cell::new(false);
-            // Sends the events gathered so far; a send fails only if the consumer stopped,
-            // and its error is reported below.
-            let flush = |batch: &mut Vec<Input>| {
-                let empty = empties
-                    .borrow_mut()
-                    .pop()
-                    .unwrap_or_else(|| Vec::with_capacity(BATCH));
-                let _ = tx.send(Work::Inputs(std::mem::replace(batch, empty)));
-                sent.set(true);
-            };
-            damage = read_all(
-                sources,
-                &mut parse,
-                progress,
-                &mut |input| {
-                    let mut batch = batch.borrow_mut();
-                    batch.push(input);
-                    if batch.len() == BATCH {
-                        flush(&mut batch);
-                    }
-                },
-                &mut |parse| {
-                    // Once a batch, not once a frame: batches come back at the pace they go.
-                    if !sent.replace(false) {
-                        return;
-                    }
-                    while let Ok(mut spent) = recycle_rx.try_recv() {
-                        parse.recycle(&mut spent);
-                        empties.borrow_mut().push(spent);
-                    }
-                },
-                config.stats_interval,
-                &mut |counters| {
-                    // The events before the snapshot go first, so it counts them.
-                    flush(&mut batch.borrow_mut());
-                    let _ = tx.send(Work::Snapshot(Box::new(counters)));
-                },
-            );
-            let batch = batch.into_inner();
-            if !batch.is_empty() {
-                let _ = tx.send(Work::Inputs(batch));
-            }
-            drop(tx);
-            consumer
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        })
+        threaded::run(sources, &mut parse, stage, progress, config.stats_interval)
     };
     let mut summary = Summary {
         parse: parse.counters(),
         ..Summary::default()
     };
+    if let Some(parsed) = parsed_elsewhere {
+        summary.parse.add_message_counts(&parsed);
+    }
     let result = match finished {
         Ok((tracker, dispositions)) => {
             summary.tracker = tracker;
@@ -407,36 +323,76 @@ pub fn run_sources(
     (summary, result)
 }
 
+/// What the reading loop hands its frames and other inputs to: one of the thread plans.
+trait Feed {
+    /// Takes one frame through `parse`.
+    fn frame(&mut self, parse: &mut ParseStage, frame: &Frame<'_>);
+    /// Takes an input that no frame carried (a clock tick, a capture loss).
+    fn input(&mut self, input: Input);
+    /// The source is idle: pass on whatever is held back.
+    fn idle(&mut self) {}
+    /// Passes on the parse stage's counters, after everything fed before them.
+    fn snapshot(&mut self, counters: ParseCounters);
+    /// Messages and parse errors counted on other threads so far, for progress reports.
+    fn parsed_elsewhere(&self) -> (u64, u64) {
+        (0, 0)
+    }
+}
+
+/// The single-thread plan: each frame parsed and tracked at once.
+struct Inline<'s> {
+    stage: RecordStage<'s>,
+    /// Inputs of the current frame, handed back to the parse stage once it is done.
+    spent: Vec<Input>,
+}
+
+impl Feed for Inline<'_> {
+    fn frame(&mut self, parse: &mut ParseStage, frame: &Frame<'_>) {
+        let (stage, spent) = (&mut self.stage, &mut self.spent);
+        parse.on_frame(frame, &mut |input| {
+            stage.on_input(&input);
+            spent.push(input);
+        });
+        parse.recycle(spent);
+    }
+
+    fn input(&mut self, input: Input) {
+        self.stage.on_input(&input);
+    }
+
+    fn snapshot(&mut self, counters: ParseCounters) {
+        self.stage.snapshot(counters);
+    }
+}
+
 /// Reads every source to its end; returns the first damage met (later files are still read).
-/// `after_frame` runs after each frame, when the parse stage is free to take back spent
-/// inputs. Every `interval` (checked every 4096 frames and between files) `snapshot` gets the
-/// parse stage's counters.
+/// Every `interval` (checked every 4096 frames and between files) the feed gets the parse
+/// stage's counters.
 fn read_all(
     sources: &mut [Box<dyn FrameSource>],
     parse: &mut ParseStage,
     progress: &mut dyn FnMut(&Progress),
-    out: &mut dyn FnMut(Input),
-    after_frame: &mut dyn FnMut(&mut ParseStage),
+    feed: &mut dyn Feed,
     interval: Option<std::time::Duration>,
-    snapshot: &mut dyn FnMut(ParseCounters),
 ) -> Option<CaptureError> {
     let mut damage = None;
     let mut done_bytes = 0;
     let mut frames = 0u64;
     let mut last_snapshot = std::time::Instant::now();
-    let mut maybe_snapshot = |parse: &ParseStage| {
+    let mut maybe_snapshot = |parse: &ParseStage, feed: &mut dyn Feed| {
         if interval.is_some_and(|every| last_snapshot.elapsed() >= every) {
-            snapshot(parse.counters());
+            feed.snapshot(parse.counters());
             last_snapshot = std::time::Instant::now();
         }
     };
-    let report = |bytes: u64, frames: u64, parse: &ParseStage| {
+    let report = |bytes: u64, frames: u64, parse: &ParseStage, feed: &dyn Feed| {
         let counters = parse.counters();
+        let (messages, errors) = feed.parsed_elsewhere();
         Progress {
             bytes,
             frames,
-            sip_messages: counters.sip_messages,
-            parse_errors: counters.total_parse_errors(),
+            sip_messages: counters.sip_messages + messages,
+            parse_errors: counters.total_parse_errors() + errors,
         }
     };
     let files = sources.len();
@@ -444,18 +400,22 @@ fn read_all(
     let mut lost = 0;
     for (n, source) in sources.iter_mut().enumerate() {
         if n > 0 && n < files {
-            maybe_snapshot(parse);
+            maybe_snapshot(parse, feed);
         }
         loop {
             match source.poll() {
                 Ok(Polled::Frame(frame)) => {
-                    parse.on_frame(&frame, out);
-                    after_frame(parse);
+                    feed.frame(parse, &frame);
                     frames += 1;
                     if frames % 4096 == 0 {
-                        note_loss(source.as_ref(), &mut lost, out);
-                        progress(&report(done_bytes + source.bytes_read(), frames, parse));
-                        maybe_snapshot(parse);
+                        note_loss(source.as_ref(), &mut lost, feed);
+                        progress(&report(
+                            done_bytes + source.bytes_read(),
+                            frames,
+                            parse,
+                            feed,
+                        ));
+                        maybe_snapshot(parse, feed);
                     }
                 }
                 Ok(Polled::Idle) => {
@@ -463,10 +423,16 @@ fn read_all(
                     let now = std::time::SystemTime::now()
                         .duration_since(std::time::UNIX_EPOCH)
                         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
-                    out(Input::Clock { ts_us: now });
-                    note_loss(source.as_ref(), &mut lost, out);
-                    progress(&report(done_bytes + source.bytes_read(), frames, parse));
-                    maybe_snapshot(parse);
+                    feed.input(Input::Clock { ts_us: now });
+                    note_loss(source.as_ref(), &mut lost, feed);
+                    feed.idle();
+                    progress(&report(
+                        done_bytes + source.bytes_read(),
+                        frames,
+                        parse,
+                        feed,
+                    ));
+                    maybe_snapshot(parse, feed);
                 }
                 Ok(Polled::End) => break,
                 Err(e) => {
@@ -477,16 +443,16 @@ fn read_all(
         }
         done_bytes += source.bytes_read();
     }
-    progress(&report(done_bytes, frames, parse));
+    progress(&report(done_bytes, frames, parse, feed));
     damage
 }
 
 /// Tells the call stage when the source has lost frames since `lost` was last updated.
-fn note_loss(source: &dyn FrameSource, lost: &mut u64, out: &mut dyn FnMut(Input)) {
+fn note_loss(source: &dyn FrameSource, lost: &mut u64, feed: &mut dyn Feed) {
     let now = source.lost();
     if now > *lost {
         *lost = now;
-        out(Input::CaptureLoss);
+        feed.input(Input::CaptureLoss);
     }
 }
 
