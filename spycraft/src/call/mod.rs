@@ -693,6 +693,88 @@ mod tests {
         }
     }
 
+    /// The expiry queue holds each leg's next check, which must never be later than its
+    /// deadline: a deadline that moves sooner (an answered call hung up: from hours of idle
+    /// time to the linger) is queued again, and the end of the ACK wait has a check of its own.
+    /// The clock at 50 s takes the INVITE's first check (at 32 s) off the queue beforehand.
+    #[test]
+    fn legs_are_checked_when_due_even_when_their_deadline_moves_sooner() {
+        let t0 = 1_700_000_000_000_000;
+        let clock = |tracker: &mut CallTracker, out: &mut Vec<CallRecord>, secs: i64| {
+            tracker.on_clock(t0 + secs * 1_000_000, &mut |r| out.push(r));
+        };
+        let feed = |tracker: &mut CallTracker, out: &mut Vec<CallRecord>, steps: Vec<Step>| {
+            for s in steps {
+                tracker.on_event(&event("call-1", &s), &mut |r| out.push(r));
+            }
+        };
+        let ack =
+            |at_ms| step(at_ms, true, "ACK sip:bob@b.example SIP/2.0", "1 ACK").tags("a1", "b2");
+        let bye =
+            |at_ms| step(at_ms, true, "BYE sip:bob@b.example SIP/2.0", "2 BYE").tags("a1", "b2");
+        let ok = |at_ms, cseq| step(at_ms, false, "SIP/2.0 200 OK", cseq).tags("a1", "b2");
+
+        // Answered, then hung up at 60 s: written once the 32 s linger is over, not hours
+        // later at the idle timeout.
+        let mut tracker = CallTracker::new(TrackerConfig::default());
+        let mut out = Vec::new();
+        feed(
+            &mut tracker,
+            &mut out,
+            vec![
+                step(0, true, INV, "1 INVITE"),
+                ok(100, "1 INVITE"),
+                ack(110),
+            ],
+        );
+        clock(&mut tracker, &mut out, 50);
+        feed(
+            &mut tracker,
+            &mut out,
+            vec![bye(60_000), ok(60_010, "2 BYE")],
+        );
+        clock(&mut tracker, &mut out, 80);
+        assert!(out.is_empty(), "still lingering");
+        clock(&mut tracker, &mut out, 100);
+        assert_eq!(out.len(), 1, "written when the linger ended");
+        assert_eq!(out[0].duration_ms, Some(60_000), "INVITE to BYE");
+        assert!(
+            out[0].capture_issues.is_empty(),
+            "{:?}",
+            out[0].capture_issues
+        );
+
+        // Answered at 55 s after ringing, never ACKed by the end of the wait (87 s): noted by
+        // a clock after it, although the call's own deadline is hours away and an ACK comes
+        // later; not noted when the ACK comes before any check after the wait.
+        for (clock_s, missing) in [(90, true), (80, false)] {
+            let mut tracker = CallTracker::new(TrackerConfig::default());
+            let mut out = Vec::new();
+            let ringing = step(50, false, "SIP/2.0 180 Ringing", "1 INVITE").tags("a1", "b2");
+            feed(
+                &mut tracker,
+                &mut out,
+                vec![step(0, true, INV, "1 INVITE"), ringing],
+            );
+            clock(&mut tracker, &mut out, 50);
+            feed(&mut tracker, &mut out, vec![ok(55_000, "1 INVITE")]);
+            clock(&mut tracker, &mut out, clock_s);
+            feed(
+                &mut tracker,
+                &mut out,
+                vec![ack(95_000), bye(120_000), ok(120_010, "2 BYE")],
+            );
+            tracker.finish(&mut |r| out.push(r));
+            assert_eq!(out.len(), 1);
+            assert_eq!(
+                out[0].capture_issues.contains(&CaptureIssue::MissingAck),
+                missing,
+                "clock at {clock_s} s: {:?}",
+                out[0].capture_issues
+            );
+        }
+    }
+
     #[test]
     fn a_quiet_clock_ends_the_linger_without_more_traffic() {
         let config = TrackerConfig::default();
