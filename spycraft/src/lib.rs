@@ -8,6 +8,7 @@
 pub mod call;
 pub mod capture;
 pub mod config;
+mod decimal;
 pub mod decode;
 pub mod filter;
 pub mod inspect;

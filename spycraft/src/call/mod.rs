@@ -1034,6 +1034,15 @@ mod tests {
 
     #[test]
     fn record_ids_are_deterministic() {
+        // Ids never change across versions: the name hashed is the one `format!` made.
+        for at in [0, 5, -1, 1_700_000_000_123_456, i64::MIN, i64::MAX] {
+            let name = format!("node\0call@host\0tag\0{at}");
+            let namespace = uuid::Uuid::from_u128(0x5b1c_7a3e_2f44_4d0b_9c61_8e2a_d4f0_c7a1);
+            assert_eq!(
+                record_id("node", "call@host", "tag", at),
+                uuid::Uuid::new_v5(&namespace, name.as_bytes())
+            );
+        }
         let a = record_id("n", "c", "t", 5);
         assert_eq!(a, record_id("n", "c", "t", 5));
         assert_ne!(a, record_id("n2", "c", "t", 5));

@@ -165,83 +165,87 @@ pub enum AnalyzeError {
     Sink(#[from] SinkError),
 }
 
-/// Tracks calls and writes their records; the consuming half of the pipeline.
+/// Tracks calls and writes their records, on one thread.
 struct RecordStage<'s> {
     tracker: CallTracker,
-    sink: &'s mut dyn RecordSink,
-    dispositions: [u64; Disposition::ALL.len()],
-    error: Option<SinkError>,
-    stats_source: &'static str,
-    written: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+    delivery: Delivery<'s>,
 }
 
-impl<'s> RecordStage<'s> {
+impl RecordStage<'_> {
     fn on_input(&mut self, input: &Input) {
-        // The sum is taken again only when a record went out (capture mode's status line).
-        let before = self
-            .written
-            .is_some()
-            .then(|| self.tracker.counters().records);
-        self.track(input);
-        if let (Some(written), Some(before)) = (&self.written, before) {
-            if self.tracker.counters().records != before {
-                let n = self.dispositions.iter().sum();
-                written.store(n, std::sync::atomic::Ordering::Relaxed);
-            }
-        }
-    }
-
-    fn track(&mut self, input: &Input) {
-        let (sink, dispositions, error) =
-            (&mut *self.sink, &mut self.dispositions, &mut self.error);
-        match input {
-            Input::Event(ev) => self
-                .tracker
-                .on_event(ev, &mut |r| deliver(sink, dispositions, error, &r)),
-            Input::StreamGap { a, b, .. } => self.tracker.on_stream_gap(*a, *b),
-            Input::CaptureLoss => self.tracker.on_capture_loss(),
-            Input::Clock { ts_us } => self
-                .tracker
-                .on_clock(*ts_us, &mut |r| deliver(sink, dispositions, error, &r)),
-        }
+        let delivery = &mut self.delivery;
+        track(&mut self.tracker, input, &mut |r| delivery.deliver(&r));
     }
 
     /// Hands the sink the counters so far: the parse stage's as sent, the rest as here.
     fn snapshot(&mut self, parse: ParseCounters) {
-        let summary = Summary {
+        self.delivery.snapshot(Summary {
             parse,
             tracker: self.tracker.counters(),
-            dispositions: self.dispositions,
-        };
+            ..Summary::default()
+        });
+    }
+
+    fn finish(mut self) -> Recorded {
+        let delivery = &mut self.delivery;
+        self.tracker.finish(&mut |r| delivery.deliver(&r));
+        let dispositions = self.delivery.finish()?;
+        Ok((self.tracker.counters(), dispositions))
+    }
+}
+
+/// What the recording end gives back: the tracker's counters and the dispositions written.
+type Recorded = Result<(TrackerCounters, [u64; Disposition::ALL.len()]), SinkError>;
+
+/// Applies one input to the tracker; records of calls that finished go to `emit`.
+fn track(tracker: &mut CallTracker, input: &Input, emit: &mut impl FnMut(CallRecord)) {
+    match input {
+        Input::Event(ev) => tracker.on_event(ev, emit),
+        Input::StreamGap { a, b, .. } => tracker.on_stream_gap(*a, *b),
+        Input::CaptureLoss => tracker.on_capture_loss(),
+        Input::Clock { ts_us } => tracker.on_clock(*ts_us, emit),
+    }
+}
+
+/// Counts finished records and writes them: the pipeline's last stage.
+struct Delivery<'s> {
+    sink: &'s mut dyn RecordSink,
+    dispositions: [u64; Disposition::ALL.len()],
+    /// The sink's first failure; later records are not written.
+    error: Option<SinkError>,
+    stats_source: &'static str,
+    /// Records written so far, for a status line on another thread.
+    written: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+}
+
+impl Delivery<'_> {
+    /// Counts a finished record and writes it, unless the sink already failed.
+    fn deliver(&mut self, record: &CallRecord) {
+        if self.error.is_some() {
+            return;
+        }
+        self.dispositions[record.disposition as usize] += 1;
+        if let Err(e) = self.sink.write(record) {
+            self.error = Some(e);
+        }
+        if let Some(written) = &self.written {
+            let n = self.dispositions.iter().sum();
+            written.store(n, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Hands the sink the counters of `summary` and the dispositions so far.
+    fn snapshot(&mut self, mut summary: Summary) {
+        summary.dispositions = self.dispositions;
         self.sink
             .counters(self.stats_source, &summary.counters_json());
     }
 
-    fn finish(mut self) -> Result<(TrackerCounters, [u64; Disposition::ALL.len()]), SinkError> {
-        let (sink, dispositions, error) =
-            (&mut *self.sink, &mut self.dispositions, &mut self.error);
-        self.tracker
-            .finish(&mut |r| deliver(sink, dispositions, error, &r));
-        if let Some(e) = self.error {
-            return Err(e);
+    fn finish(self) -> Result<[u64; Disposition::ALL.len()], SinkError> {
+        match self.error {
+            Some(e) => Err(e),
+            None => Ok(self.dispositions),
         }
-        Ok((self.tracker.counters(), self.dispositions))
-    }
-}
-
-/// Counts a finished record and writes it, unless the sink already failed.
-fn deliver(
-    sink: &mut dyn RecordSink,
-    dispositions: &mut [u64; Disposition::ALL.len()],
-    error: &mut Option<SinkError>,
-    record: &CallRecord,
-) {
-    if error.is_some() {
-        return;
-    }
-    dispositions[record.disposition as usize] += 1;
-    if let Err(e) = sink.write(record) {
-        *error = Some(e);
     }
 }
 
@@ -283,11 +287,13 @@ pub fn run_sources(
     );
     let stage = RecordStage {
         tracker: CallTracker::new(config.tracker.clone()),
-        sink,
-        dispositions: [0; Disposition::ALL.len()],
-        error: None,
-        stats_source: config.stats_source,
-        written: config.records_written.clone(),
+        delivery: Delivery {
+            sink,
+            dispositions: [0; Disposition::ALL.len()],
+            error: None,
+            stats_source: config.stats_source,
+            written: config.records_written.clone(),
+        },
     };
     let (damage, parsed_elsewhere, finished) = if config.threads <= 1 {
         let mut feed = Inline {

@@ -1,23 +1,25 @@
 // SPDX-License-Identifier: AGPL-3.0-or-later
-//! The plan for two cores: three threads in a row, each handing batches to the next through
+//! The plan for two cores: four threads in a row, each handing batches to the next through
 //! a bounded channel.
 //!
 //! 1. The calling thread reads and decodes frames, frames TCP streams, and copies the SIP
 //!    messages it finds into [`Unparsed`] batches: everything that needs state from earlier
 //!    frames.
 //! 2. A parser thread turns each batch into events, in order: the stateless, costly part.
-//! 3. A recorder thread tracks calls and writes records.
+//! 3. A tracker thread follows the calls.
+//! 4. A writer thread counts and writes the records (sinks format, and may wait on I/O).
 //!
-//! The load splits about evenly, so the operating system keeps both cores busy. Batches go
-//! back up the line once emptied, with the events' text buffers, so nothing is allocated per
-//! message once the run is warm. A bounded queue makes a slow sink hold the reader back
-//! instead of growing memory.
+//! No stage needs more than a third of the work, so the operating system can keep both cores
+//! busy: a stage that needed more than half would leave one core idle whenever the others
+//! waited on it. Batches go back up the line once emptied, with the events' text buffers, so
+//! nothing is allocated per message once the run is warm. A bounded queue makes a slow sink
+//! hold the reader back instead of growing memory.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
-use super::{read_all, Feed, Progress, RecordStage};
-use crate::call::{Disposition, TrackerCounters};
+use super::{read_all, track, Delivery, Feed, Progress, RecordStage, Recorded, Summary};
+use crate::call::{CallRecord, CallTracker, Disposition, TrackerCounters};
 use crate::capture::{CaptureError, Frame, FrameSource};
 use crate::parse_stage::{Input, MessageStage, ParseCounters, ParseStage, Unparsed};
 use crate::sink::SinkError;
@@ -34,11 +36,8 @@ const QUEUED_BATCHES: usize = 16;
 /// thread completes with its own before passing them on.
 enum Work<T> {
     Batch(T),
-    Snapshot(Box<ParseCounters>),
+    Snapshot(Box<Summary>),
 }
-
-/// What the recorder thread gives back: the tracker's counters and the dispositions written.
-type Recorded = Result<(TrackerCounters, [u64; Disposition::ALL.len()]), SinkError>;
 
 /// Runs the sources through the three threads. Returns the first damage met, the message
 /// stage's counters, and what the recorder made of it all.
@@ -51,20 +50,26 @@ pub(super) fn run(
 ) -> (Option<CaptureError>, Option<ParseCounters>, Recorded) {
     let messages = parse.message_stage();
     let parsed = ParsedSoFar::default();
+    let RecordStage { tracker, delivery } = stage;
     std::thread::scope(|scope| {
         let (raw_tx, raw_rx) = sync_channel::<Work<Unparsed>>(QUEUED_BATCHES);
         let (raw_back_tx, raw_back_rx) = sync_channel::<Unparsed>(QUEUED_BATCHES + 2);
         let (events_tx, events_rx) = sync_channel::<Work<Vec<Input>>>(QUEUED_BATCHES);
         let (events_back_tx, events_back_rx) = sync_channel::<Vec<Input>>(QUEUED_BATCHES + 2);
+        let (records_tx, records_rx) = sync_channel::<Work<Vec<CallRecord>>>(QUEUED_BATCHES);
 
         // Named, so `top -H` and profiles tell the threads apart.
-        let recorder = std::thread::Builder::new()
-            .name("spycraft-record".into())
-            .spawn_scoped(scope, move || record(stage, events_rx, events_back_tx))
-            .expect("spawning the recorder thread");
+        let spawn = |name: &str| std::thread::Builder::new().name(format!("spycraft-{name}"));
+        let writer = spawn("write")
+            .spawn_scoped(scope, move || write(delivery, records_rx))
+            .expect("spawning the writer thread");
+        let tracker = spawn("track")
+            .spawn_scoped(scope, move || {
+                track_calls(tracker, events_rx, events_back_tx, records_tx)
+            })
+            .expect("spawning the tracker thread");
         let parsed_ref = &parsed;
-        let parser = std::thread::Builder::new()
-            .name("spycraft-parse".into())
+        let parser = spawn("parse")
             .spawn_scoped(scope, move || {
                 let mut parser = Parser {
                     messages,
@@ -80,9 +85,9 @@ pub(super) fn run(
                             // Back to the reader for reuse; dropped if it stopped taking them.
                             let _ = raw_back_tx.try_send(unparsed);
                         }
-                        Work::Snapshot(mut counters) => {
-                            counters.add_message_counts(parser.messages.counters());
-                            let _ = parser.events.send(Work::Snapshot(counters));
+                        Work::Snapshot(mut summary) => {
+                            summary.parse.add_message_counts(parser.messages.counters());
+                            let _ = parser.events.send(Work::Snapshot(summary));
                         }
                     }
                 }
@@ -98,14 +103,18 @@ pub(super) fn run(
         };
         let damage = read_all(sources, parse, progress, &mut feed, interval);
         feed.flush();
-        // Closing the channel ends the parser, whose end closes the recorder's.
+        // Closing the first channel ends each thread in turn.
         drop(feed);
         let counters = parser
             .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        let recorded = recorder
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        let tracked = tracker
             .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        let written = writer
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        let recorded = written.map(|dispositions| (tracked, dispositions));
         (damage, Some(counters), recorded)
     })
 }
@@ -159,7 +168,11 @@ impl Feed for Deferring<'_> {
     fn snapshot(&mut self, counters: ParseCounters) {
         // The messages before the snapshot go first, so it counts them.
         self.flush();
-        let _ = self.to_parser.send(Work::Snapshot(Box::new(counters)));
+        let summary = Summary {
+            parse: counters,
+            ..Summary::default()
+        };
+        let _ = self.to_parser.send(Work::Snapshot(Box::new(summary)));
     }
 
     fn parsed_elsewhere(&self) -> (u64, u64) {
@@ -208,24 +221,59 @@ impl Parser<'_> {
     }
 }
 
-/// The recorder thread: tracks calls and writes records until the parser's channel closes.
-fn record(
-    mut stage: RecordStage<'_>,
+/// The tracker thread: follows the calls until the parser's channel closes, and sends the
+/// records of each batch's finished calls on together.
+fn track_calls(
+    mut tracker: CallTracker,
     events: Receiver<Work<Vec<Input>>>,
     spent: SyncSender<Vec<Input>>,
-) -> Recorded {
+    records: SyncSender<Work<Vec<CallRecord>>>,
+) -> TrackerCounters {
+    let mut finished = Vec::new();
     for work in events {
         match work {
             Work::Batch(batch) => {
                 for input in &batch {
-                    stage.on_input(input);
+                    track(&mut tracker, input, &mut |r| finished.push(r));
                 }
                 // Back with its events, whose buffers the parser reuses. A full return queue
                 // (the parser is behind taking them) just drops this one.
                 let _ = spent.try_send(batch);
             }
-            Work::Snapshot(counters) => stage.snapshot(*counters),
+            Work::Snapshot(mut summary) => {
+                if !finished.is_empty() {
+                    let _ = records.send(Work::Batch(std::mem::take(&mut finished)));
+                }
+                summary.tracker = tracker.counters();
+                let _ = records.send(Work::Snapshot(summary));
+                continue;
+            }
+        }
+        if !finished.is_empty() {
+            let _ = records.send(Work::Batch(std::mem::take(&mut finished)));
         }
     }
-    stage.finish()
+    tracker.finish(&mut |r| finished.push(r));
+    if !finished.is_empty() {
+        let _ = records.send(Work::Batch(finished));
+    }
+    tracker.counters()
+}
+
+/// The writer thread: counts and writes records until the tracker's channel closes.
+fn write(
+    mut delivery: Delivery<'_>,
+    records: Receiver<Work<Vec<CallRecord>>>,
+) -> Result<[u64; Disposition::ALL.len()], SinkError> {
+    for work in records {
+        match work {
+            Work::Batch(batch) => {
+                for record in &batch {
+                    delivery.deliver(record);
+                }
+            }
+            Work::Snapshot(summary) => delivery.snapshot(*summary),
+        }
+    }
+    delivery.finish()
 }
