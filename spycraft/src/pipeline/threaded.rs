@@ -39,8 +39,8 @@ enum Work<T> {
     Snapshot(Box<Summary>),
 }
 
-/// Runs the sources through the three threads. Returns the first damage met, the message
-/// stage's counters, and what the recorder made of it all.
+/// Runs the sources through the four threads. Returns the first damage met, the message
+/// stage's counters, and the tracker's and writer's results.
 pub(super) fn run(
     sources: &mut [Box<dyn FrameSource>],
     parse: &mut ParseStage,
@@ -68,31 +68,15 @@ pub(super) fn run(
                 track_calls(tracker, events_rx, events_back_tx, records_tx)
             })
             .expect("spawning the tracker thread");
-        let parsed_ref = &parsed;
+        let parser = Parser {
+            messages,
+            events: events_tx,
+            spent: events_back_rx,
+            empties: Vec::new(),
+            parsed: &parsed,
+        };
         let parser = spawn("parse")
-            .spawn_scoped(scope, move || {
-                let mut parser = Parser {
-                    messages,
-                    events: events_tx,
-                    spent: events_back_rx,
-                    empties: Vec::new(),
-                    parsed: parsed_ref,
-                };
-                for work in raw_rx {
-                    match work {
-                        Work::Batch(mut unparsed) => {
-                            parser.parse(&mut unparsed);
-                            // Back to the reader for reuse; dropped if it stopped taking them.
-                            let _ = raw_back_tx.try_send(unparsed);
-                        }
-                        Work::Snapshot(mut summary) => {
-                            summary.parse.add_message_counts(parser.messages.counters());
-                            let _ = parser.events.send(Work::Snapshot(summary));
-                        }
-                    }
-                }
-                parser.messages.counters().clone()
-            })
+            .spawn_scoped(scope, move || parser.run(raw_rx, raw_back_tx))
             .expect("spawning the parser thread");
 
         let mut feed = Deferring {
@@ -194,6 +178,29 @@ struct Parser<'p> {
 }
 
 impl Parser<'_> {
+    /// Parses batches until the reader's channel closes, handing each back emptied; returns
+    /// what the message stage counted.
+    fn run(
+        mut self,
+        unparsed: Receiver<Work<Unparsed>>,
+        back: SyncSender<Unparsed>,
+    ) -> ParseCounters {
+        for work in unparsed {
+            match work {
+                Work::Batch(mut batch) => {
+                    self.parse(&mut batch);
+                    // Back to the reader for reuse; dropped if it stopped taking them.
+                    let _ = back.try_send(batch);
+                }
+                Work::Snapshot(mut summary) => {
+                    summary.parse.add_message_counts(self.messages.counters());
+                    let _ = self.events.send(Work::Snapshot(summary));
+                }
+            }
+        }
+        self.messages.counters().clone()
+    }
+
     /// Parses one batch and sends its events on as one batch, so nothing waits for the next.
     fn parse(&mut self, unparsed: &mut Unparsed) {
         while let Ok(mut spent) = self.spent.try_recv() {
