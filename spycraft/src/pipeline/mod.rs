@@ -9,7 +9,9 @@ mod threaded;
 
 use std::path::PathBuf;
 
-use crate::call::{CallRecord, CallTracker, Disposition, TrackerConfig, TrackerCounters};
+use crate::call::{
+    CallRecord, CallTracker, Disposition, FinishedLeg, TrackerConfig, TrackerCounters,
+};
 use crate::capture::{CaptureError, Frame, FrameSource, OfflineSource, Polled};
 use crate::decode::DecodeLimits;
 use crate::sink::{RecordSink, SinkError};
@@ -169,12 +171,16 @@ pub enum AnalyzeError {
 struct RecordStage<'s> {
     tracker: CallTracker,
     delivery: Delivery<'s>,
+    /// The sensor's name, for the records.
+    node: String,
 }
 
 impl RecordStage<'_> {
     fn on_input(&mut self, input: &Input) {
-        let delivery = &mut self.delivery;
-        track(&mut self.tracker, input, &mut |r| delivery.deliver(&r));
+        let (delivery, node) = (&mut self.delivery, &self.node);
+        track_legs(&mut self.tracker, input, &mut |leg| {
+            delivery.deliver(&leg.into_record(node));
+        });
     }
 
     /// Hands the sink the counters so far: the parse stage's as sent, the rest as here.
@@ -187,8 +193,9 @@ impl RecordStage<'_> {
     }
 
     fn finish(mut self) -> Recorded {
-        let delivery = &mut self.delivery;
-        self.tracker.finish(&mut |r| delivery.deliver(&r));
+        let (delivery, node) = (&mut self.delivery, &self.node);
+        self.tracker
+            .finish_legs(&mut |leg| delivery.deliver(&leg.into_record(node)));
         let dispositions = self.delivery.finish()?;
         Ok((self.tracker.counters(), dispositions))
     }
@@ -197,13 +204,13 @@ impl RecordStage<'_> {
 /// What the recording end gives back: the tracker's counters and the dispositions written.
 type Recorded = Result<(TrackerCounters, [u64; Disposition::ALL.len()]), SinkError>;
 
-/// Applies one input to the tracker; records of calls that finished go to `emit`.
-fn track(tracker: &mut CallTracker, input: &Input, emit: &mut impl FnMut(CallRecord)) {
+/// Applies one input to the tracker; the legs that finished go to `emit`.
+fn track_legs(tracker: &mut CallTracker, input: &Input, emit: &mut impl FnMut(FinishedLeg)) {
     match input {
-        Input::Event(ev) => tracker.on_event(ev, emit),
+        Input::Event(ev) => tracker.on_event_legs(ev, emit),
         Input::StreamGap { a, b, .. } => tracker.on_stream_gap(*a, *b),
         Input::CaptureLoss => tracker.on_capture_loss(),
-        Input::Clock { ts_us } => tracker.on_clock(*ts_us, emit),
+        Input::Clock { ts_us } => tracker.on_clock_legs(*ts_us, emit),
     }
 }
 
@@ -287,6 +294,7 @@ pub fn run_sources(
     );
     let stage = RecordStage {
         tracker: CallTracker::new(config.tracker.clone()),
+        node: config.tracker.node.clone(),
         delivery: Delivery {
             sink,
             dispositions: [0; Disposition::ALL.len()],

@@ -7,7 +7,8 @@
 //!    frames.
 //! 2. A parser thread turns each batch into events, in order: the stateless, costly part.
 //! 3. A tracker thread follows the calls.
-//! 4. A writer thread counts and writes the records (sinks format, and may wait on I/O).
+//! 4. A writer thread makes, counts and writes the records of the calls that ended (sinks
+//!    format, and may wait on I/O).
 //!
 //! No stage needs more than a third of the work, so the operating system can keep both cores
 //! busy: a stage that needed more than half would leave one core idle whenever the others
@@ -18,8 +19,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
-use super::{read_all, track, Delivery, Feed, Progress, RecordStage, Recorded, Summary};
-use crate::call::{CallRecord, CallTracker, Disposition, TrackerCounters};
+use super::{read_all, track_legs, Delivery, Feed, Progress, RecordStage, Recorded, Summary};
+use crate::call::{CallTracker, Disposition, FinishedLeg, TrackerCounters};
 use crate::capture::{CaptureError, Frame, FrameSource};
 use crate::parse_stage::{Input, MessageStage, ParseCounters, ParseStage, Unparsed};
 use crate::sink::SinkError;
@@ -50,22 +51,26 @@ pub(super) fn run(
 ) -> (Option<CaptureError>, Option<ParseCounters>, Recorded) {
     let messages = parse.message_stage();
     let parsed = ParsedSoFar::default();
-    let RecordStage { tracker, delivery } = stage;
+    let RecordStage {
+        tracker,
+        delivery,
+        node,
+    } = stage;
     std::thread::scope(|scope| {
         let (raw_tx, raw_rx) = sync_channel::<Work<Unparsed>>(QUEUED_BATCHES);
         let (raw_back_tx, raw_back_rx) = sync_channel::<Unparsed>(QUEUED_BATCHES + 2);
         let (events_tx, events_rx) = sync_channel::<Work<Vec<Input>>>(QUEUED_BATCHES);
         let (events_back_tx, events_back_rx) = sync_channel::<Vec<Input>>(QUEUED_BATCHES + 2);
-        let (records_tx, records_rx) = sync_channel::<Work<Vec<CallRecord>>>(QUEUED_BATCHES);
+        let (finished_tx, finished_rx) = sync_channel::<Work<Vec<FinishedLeg>>>(QUEUED_BATCHES);
 
         // Named, so `top -H` and profiles tell the threads apart.
         let spawn = |name: &str| std::thread::Builder::new().name(format!("spycraft-{name}"));
         let writer = spawn("write")
-            .spawn_scoped(scope, move || write(delivery, records_rx))
+            .spawn_scoped(scope, move || write(delivery, &node, finished_rx))
             .expect("spawning the writer thread");
         let tracker = spawn("track")
             .spawn_scoped(scope, move || {
-                track_calls(tracker, events_rx, events_back_tx, records_tx)
+                track_calls(tracker, events_rx, events_back_tx, finished_tx)
             })
             .expect("spawning the tracker thread");
         let parser = Parser {
@@ -229,54 +234,55 @@ impl Parser<'_> {
 }
 
 /// The tracker thread: follows the calls until the parser's channel closes, and sends the
-/// records of each batch's finished calls on together.
+/// legs that finished in each batch on together.
 fn track_calls(
     mut tracker: CallTracker,
     events: Receiver<Work<Vec<Input>>>,
     spent: SyncSender<Vec<Input>>,
-    records: SyncSender<Work<Vec<CallRecord>>>,
+    finished_tx: SyncSender<Work<Vec<FinishedLeg>>>,
 ) -> TrackerCounters {
     let mut finished = Vec::new();
+    let send = |finished: &mut Vec<FinishedLeg>| {
+        if !finished.is_empty() {
+            let _ = finished_tx.send(Work::Batch(std::mem::take(finished)));
+        }
+    };
     for work in events {
         match work {
             Work::Batch(batch) => {
                 for input in &batch {
-                    track(&mut tracker, input, &mut |r| finished.push(r));
+                    track_legs(&mut tracker, input, &mut |leg| finished.push(leg));
                 }
                 // Back with its events, whose buffers the parser reuses. A full return queue
                 // (the parser is behind taking them) just drops this one.
                 let _ = spent.try_send(batch);
+                send(&mut finished);
             }
             Work::Snapshot(mut summary) => {
-                if !finished.is_empty() {
-                    let _ = records.send(Work::Batch(std::mem::take(&mut finished)));
-                }
+                send(&mut finished);
                 summary.tracker = tracker.counters();
-                let _ = records.send(Work::Snapshot(summary));
-                continue;
+                let _ = finished_tx.send(Work::Snapshot(summary));
             }
         }
-        if !finished.is_empty() {
-            let _ = records.send(Work::Batch(std::mem::take(&mut finished)));
-        }
     }
-    tracker.finish(&mut |r| finished.push(r));
-    if !finished.is_empty() {
-        let _ = records.send(Work::Batch(finished));
-    }
+    tracker.finish_legs(&mut |leg| finished.push(leg));
+    send(&mut finished);
     tracker.counters()
 }
 
-/// The writer thread: counts and writes records until the tracker's channel closes.
+/// The writer thread: turns finished legs into records, counts and writes them, until the
+/// tracker's channel closes. A record is made, written and freed here in turn, so the
+/// allocator's per-thread cache serves the next one.
 fn write(
     mut delivery: Delivery<'_>,
-    records: Receiver<Work<Vec<CallRecord>>>,
+    node: &str,
+    finished: Receiver<Work<Vec<FinishedLeg>>>,
 ) -> Result<[u64; Disposition::ALL.len()], SinkError> {
-    for work in records {
+    for work in finished {
         match work {
-            Work::Batch(batch) => {
-                for record in &batch {
-                    delivery.deliver(record);
+            Work::Batch(legs) => {
+                for leg in legs {
+                    delivery.deliver(&leg.into_record(node));
                 }
             }
             Work::Snapshot(summary) => delivery.snapshot(*summary),
