@@ -357,8 +357,8 @@ struct RecordArgs {
     /// [default: X-CollateID].
     #[arg(long = "collate-header", value_name = "NAME")]
     collate_headers: Vec<String>,
-    /// Cores to use: 1 runs everything on one thread; 2 reads, parses and tracks calls on
-    /// three threads in a row, which keep two cores busy.
+    /// Cores to use: 1 runs everything on one thread; 2 reads on one and tracks calls on
+    /// another, sharing the parsing between them by how busy each is.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=2))]
     threads: u8,
     /// Most calls held at once; beyond it the oldest is written early (counted as evicted).

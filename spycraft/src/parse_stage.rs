@@ -220,6 +220,12 @@ impl ParseStage {
         self.messages.recycle(inputs);
     }
 
+    /// Parses deferred messages here after all (see [`MessageStage::parse_all`]), counting
+    /// them with this stage's own.
+    pub fn parse_unparsed(&mut self, unparsed: &mut Unparsed, out: &mut dyn FnMut(Input)) {
+        self.messages.parse_all(unparsed, out);
+    }
+
     /// Bytes held for reassembly.
     pub fn held_bytes(&self) -> usize {
         self.decoder.held_bytes()

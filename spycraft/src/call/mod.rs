@@ -17,7 +17,7 @@ pub use record::{
     RFC3339_LEN,
 };
 pub use timers::Timers;
-pub use tracker::{CallTracker, FinishedLeg, TrackerConfig, TrackerCounters};
+pub use tracker::{CallTracker, TrackerConfig, TrackerCounters};
 
 #[cfg(test)]
 mod tests {

@@ -8,11 +8,10 @@ use std::hash::BuildHasher;
 
 use hashbrown::{DefaultHashBuilder, HashTable};
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use super::direction::MonitoredHosts;
 use super::leg::{Finish, Leg, Phase};
-use super::record::{CallRecord, CaptureIssue, Direction};
+use super::record::{CallRecord, CaptureIssue};
 use super::timers::Timers;
 use crate::sip::{uri_user, Method, SipEvent, SipKind};
 
@@ -58,8 +57,6 @@ const SWEEP_INTERVAL_US: i64 = 1_000_000;
 #[derive(Debug)]
 pub struct CallTracker {
     config: TrackerConfig,
-    /// `config.node`, shared with the closures that turn finished legs into records.
-    node: Arc<str>,
     slots: Vec<Option<Leg>>,
     /// Generation of each slot, bumped on reuse, so stale `order` entries are recognisable.
     generations: Vec<u32>,
@@ -97,7 +94,6 @@ const REFER_LINK_US: i64 = 300_000_000;
 impl CallTracker {
     pub fn new(config: TrackerConfig) -> Self {
         Self {
-            node: Arc::from(config.node.as_str()),
             config,
             slots: Vec::new(),
             generations: Vec::new(),
@@ -129,25 +125,6 @@ impl CallTracker {
 
     /// Applies one event; records of legs that finished meanwhile go to `emit`.
     pub fn on_event(&mut self, ev: &SipEvent, emit: &mut impl FnMut(CallRecord)) {
-        let node = Arc::clone(&self.node);
-        self.on_event_legs(ev, &mut |leg| emit(leg.into_record(&node)));
-    }
-
-    /// Time passes with no event (a quiet live capture): legs due to end by `ts_us` end.
-    pub fn on_clock(&mut self, ts_us: i64, emit: &mut impl FnMut(CallRecord)) {
-        let node = Arc::clone(&self.node);
-        self.on_clock_legs(ts_us, &mut |leg| emit(leg.into_record(&node)));
-    }
-
-    /// Writes every leg still held (the input ended or the sensor is stopping).
-    pub fn finish(&mut self, emit: &mut impl FnMut(CallRecord)) {
-        let node = Arc::clone(&self.node);
-        self.finish_legs(&mut |leg| emit(leg.into_record(&node)));
-    }
-
-    /// As [`CallTracker::on_event`], handing out the finished legs themselves, so their records
-    /// can be made on another thread.
-    pub fn on_event_legs(&mut self, ev: &SipEvent, emit: &mut impl FnMut(FinishedLeg)) {
         self.counters.events += 1;
         let ts = ev.meta.ts_us;
         if ts > self.now {
@@ -166,8 +143,8 @@ impl CallTracker {
         self.drain(emit);
     }
 
-    /// As [`CallTracker::on_clock`], handing out the finished legs.
-    pub fn on_clock_legs(&mut self, ts_us: i64, emit: &mut impl FnMut(FinishedLeg)) {
+    /// Time passes with no event (a quiet live capture): legs due to end by `ts_us` end.
+    pub fn on_clock(&mut self, ts_us: i64, emit: &mut impl FnMut(CallRecord)) {
         if ts_us > self.now {
             self.now = ts_us;
         }
@@ -178,7 +155,7 @@ impl CallTracker {
         self.drain(emit);
     }
 
-    fn apply(&mut self, ev: &SipEvent, emit: &mut impl FnMut(FinishedLeg)) {
+    fn apply(&mut self, ev: &SipEvent, emit: &mut impl FnMut(CallRecord)) {
         match self.find(ev) {
             Some(slot) => {
                 let leg = self.slots[slot as usize]
@@ -241,8 +218,8 @@ impl CallTracker {
         }
     }
 
-    /// As [`CallTracker::finish`], handing out the finished legs.
-    pub fn finish_legs(&mut self, emit: &mut impl FnMut(FinishedLeg)) {
+    /// Writes every leg still held (the input ended or the sensor is stopping).
+    pub fn finish(&mut self, emit: &mut impl FnMut(CallRecord)) {
         self.sweep(emit);
         for slot in 0..self.slots.len() {
             if self.slots[slot].is_some() {
@@ -253,7 +230,7 @@ impl CallTracker {
         self.order.clear();
     }
 
-    fn start(&mut self, ev: &SipEvent, emit: &mut impl FnMut(FinishedLeg)) {
+    fn start(&mut self, ev: &SipEvent, emit: &mut impl FnMut(CallRecord)) {
         if self.live >= self.config.max_live_legs {
             self.evict_oldest();
             self.drain(emit);
@@ -401,7 +378,7 @@ impl CallTracker {
         }
     }
 
-    fn sweep(&mut self, emit: &mut impl FnMut(FinishedLeg)) {
+    fn sweep(&mut self, emit: &mut impl FnMut(CallRecord)) {
         let (slots, generations) = (&self.slots, &self.generations);
         self.challenged.retain(|_, &mut (slot, generation)| {
             generations[slot as usize] == generation
@@ -453,7 +430,7 @@ impl CallTracker {
     }
 
     /// Emits finished legs in a stable order: by INVITE time, then Call-ID.
-    fn drain(&mut self, emit: &mut impl FnMut(FinishedLeg)) {
+    fn drain(&mut self, emit: &mut impl FnMut(CallRecord)) {
         if self.finished.is_empty() {
             return;
         }
@@ -464,28 +441,8 @@ impl CallTracker {
             let (caller, callee) = leg.endpoints();
             let direction = self.config.hosts.direction(caller.ip(), callee.ip());
             self.counters.records += 1;
-            emit(FinishedLeg {
-                leg,
-                why,
-                direction,
-            });
+            emit(leg.finish(why, &self.config.node, direction));
         }
-    }
-}
-
-/// A leg that has ended, before it is turned into its record: the tracker's work is done, the
-/// record's (formatting its text, hashing its id) can be done on another thread.
-#[derive(Debug)]
-pub struct FinishedLeg {
-    leg: Leg,
-    why: Finish,
-    direction: Direction,
-}
-
-impl FinishedLeg {
-    /// The leg's record, as sensor `node` writes it.
-    pub fn into_record(self, node: &str) -> CallRecord {
-        self.leg.finish(self.why, node, self.direction)
     }
 }
 

@@ -2,16 +2,14 @@
 //! The stages wired together: frames → decode → SIP parse → [`Input`] → call tracker →
 //! [`CallRecord`] → sink, with the counters every stage keeps.
 //!
-//! On one thread each frame goes all the way through at once. For two cores, reading and
-//! decoding, parsing, and tracking calls run on three threads in a row (`threaded.rs`).
+//! On one thread each frame goes all the way through at once. For two cores, a reading thread
+//! and a recording thread share the parsing between them (`threaded.rs`).
 
 mod threaded;
 
 use std::path::PathBuf;
 
-use crate::call::{
-    CallRecord, CallTracker, Disposition, FinishedLeg, TrackerConfig, TrackerCounters,
-};
+use crate::call::{CallRecord, CallTracker, Disposition, TrackerConfig, TrackerCounters};
 use crate::capture::{CaptureError, Frame, FrameSource, OfflineSource, Polled};
 use crate::decode::DecodeLimits;
 use crate::sink::{RecordSink, SinkError};
@@ -28,8 +26,8 @@ pub struct PipelineConfig {
     /// Headers whose value links the legs of one call across a B2BUA, in order of preference.
     pub collation_headers: Vec<String>,
     pub tracker: TrackerConfig,
-    /// 1: everything on the calling thread; 2: reading, parsing and call tracking on three
-    /// threads in a row, for two cores.
+    /// 1: everything on the calling thread; 2: reading on one, tracking calls and writing
+    /// records on another, parsing shared between them.
     pub threads: usize,
     /// Bounds of TCP and fragment reassembly.
     pub decode: DecodeLimits,
@@ -171,16 +169,18 @@ pub enum AnalyzeError {
 struct RecordStage<'s> {
     tracker: CallTracker,
     delivery: Delivery<'s>,
-    /// The sensor's name, for the records.
-    node: String,
 }
 
 impl RecordStage<'_> {
     fn on_input(&mut self, input: &Input) {
-        let (delivery, node) = (&mut self.delivery, &self.node);
-        track_legs(&mut self.tracker, input, &mut |leg| {
-            delivery.deliver(&leg.into_record(node));
-        });
+        let delivery = &mut self.delivery;
+        let emit = &mut |record: CallRecord| delivery.deliver(&record);
+        match input {
+            Input::Event(ev) => self.tracker.on_event(ev, emit),
+            Input::StreamGap { a, b, .. } => self.tracker.on_stream_gap(*a, *b),
+            Input::CaptureLoss => self.tracker.on_capture_loss(),
+            Input::Clock { ts_us } => self.tracker.on_clock(*ts_us, emit),
+        }
     }
 
     /// Hands the sink the counters so far: the parse stage's as sent, the rest as here.
@@ -193,9 +193,8 @@ impl RecordStage<'_> {
     }
 
     fn finish(mut self) -> Recorded {
-        let (delivery, node) = (&mut self.delivery, &self.node);
-        self.tracker
-            .finish_legs(&mut |leg| delivery.deliver(&leg.into_record(node)));
+        let delivery = &mut self.delivery;
+        self.tracker.finish(&mut |record| delivery.deliver(&record));
         let dispositions = self.delivery.finish()?;
         Ok((self.tracker.counters(), dispositions))
     }
@@ -203,16 +202,6 @@ impl RecordStage<'_> {
 
 /// What the recording end gives back: the tracker's counters and the dispositions written.
 type Recorded = Result<(TrackerCounters, [u64; Disposition::ALL.len()]), SinkError>;
-
-/// Applies one input to the tracker; the legs that finished go to `emit`.
-fn track_legs(tracker: &mut CallTracker, input: &Input, emit: &mut impl FnMut(FinishedLeg)) {
-    match input {
-        Input::Event(ev) => tracker.on_event_legs(ev, emit),
-        Input::StreamGap { a, b, .. } => tracker.on_stream_gap(*a, *b),
-        Input::CaptureLoss => tracker.on_capture_loss(),
-        Input::Clock { ts_us } => tracker.on_clock_legs(*ts_us, emit),
-    }
-}
 
 /// Counts finished records and writes them: the pipeline's last stage.
 struct Delivery<'s> {
@@ -294,7 +283,6 @@ pub fn run_sources(
     );
     let stage = RecordStage {
         tracker: CallTracker::new(config.tracker.clone()),
-        node: config.tracker.node.clone(),
         delivery: Delivery {
             sink,
             dispositions: [0; Disposition::ALL.len()],

@@ -1,47 +1,47 @@
 // SPDX-License-Identifier: AGPL-3.0-or-later
-//! The plan for two cores: four threads in a row, each handing batches to the next through
-//! a bounded channel.
+//! The plan for two cores: two threads that share the parsing between them.
 //!
-//! 1. The calling thread reads and decodes frames, frames TCP streams, and copies the SIP
-//!    messages it finds into [`Unparsed`] batches: everything that needs state from earlier
-//!    frames.
-//! 2. A parser thread turns each batch into events, in order: the stateless, costly part.
-//! 3. A tracker thread follows the calls.
-//! 4. A writer thread makes, counts and writes the records of the calls that ended (sinks
-//!    format, and may wait on I/O).
+//! The calling thread reads and decodes frames, frames TCP streams, and copies the SIP messages
+//! it finds into [`Unparsed`] batches: everything that needs state from earlier frames. A
+//! recorder thread parses the batches into events, tracks the calls and writes the records.
 //!
-//! No stage needs more than a third of the work, so the operating system can keep both cores
-//! busy: a stage that needed more than half would leave one core idle whenever the others
-//! waited on it. Batches go back up the line once emptied, with the events' text buffers, so
-//! nothing is allocated per message once the run is warm. A bounded queue makes a slow sink
-//! hold the reader back instead of growing memory.
+//! Parsing has no state, so either thread can do it, and they share it by how busy they are:
+//! when the recorder's queue is full, the reader parses the next batch itself and sends the
+//! events instead. The more the recorder lags, the more the reader takes on, until both cores
+//! are equally busy, whatever the mix of work (long SIP messages, many records, a slow sink).
+//! Two threads on two cores also leave the operating system nothing to juggle. Batches keep
+//! their order, so calls are tracked in capture order and every counter adds up as on one
+//! thread. Spent batches go back to where their buffers came from, so nothing is allocated
+//! per message once the run is warm; the bounded queue makes a slow sink hold the reader back
+//! instead of growing memory.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 
-use super::{read_all, track_legs, Delivery, Feed, Progress, RecordStage, Recorded, Summary};
-use crate::call::{CallTracker, Disposition, FinishedLeg, TrackerCounters};
+use super::{read_all, Feed, Progress, RecordStage, Recorded};
 use crate::capture::{CaptureError, Frame, FrameSource};
 use crate::parse_stage::{Input, MessageStage, ParseCounters, ParseStage, Unparsed};
-use crate::sink::SinkError;
 
-/// Messages (and other inputs) per batch: amortises the channels.
+/// Messages (and other inputs) per batch: amortises the channel.
 const BATCH: usize = 512;
 /// A batch goes once its messages hold this many bytes, however few they are.
 const BATCH_BYTES: usize = 512 * 1024;
-/// Batches in flight between two threads: the bound that makes a slow consumer hold the
-/// producer back.
+/// Batches queued for the recorder: the bound that makes a slow recorder hold the reader back,
+/// and the sign, when reached, that the reader should parse.
 const QUEUED_BATCHES: usize = 16;
 
-/// What goes down the line besides data: the counters for a periodic snapshot, which each
-/// thread completes with its own before passing them on.
-enum Work<T> {
-    Batch(T),
-    Snapshot(Box<Summary>),
+/// What the reader sends the recorder, in capture order.
+enum Work {
+    /// Messages for the recorder to parse.
+    Unparsed(Unparsed),
+    /// Events the reader parsed itself while the recorder was behind.
+    Parsed(Vec<Input>),
+    /// The reader's counters for a periodic snapshot; the recorder adds its own.
+    Snapshot(Box<ParseCounters>),
 }
 
-/// Runs the sources through the four threads. Returns the first damage met, the message
-/// stage's counters, and the tracker's and writer's results.
+/// Runs the sources through the two threads. Returns the first damage met, the counts of the
+/// messages the recorder parsed, and the recorder's results.
 pub(super) fn run(
     sources: &mut [Box<dyn FrameSource>],
     parse: &mut ParseStage,
@@ -49,99 +49,116 @@ pub(super) fn run(
     progress: &mut dyn FnMut(&Progress),
     interval: Option<std::time::Duration>,
 ) -> (Option<CaptureError>, Option<ParseCounters>, Recorded) {
-    let messages = parse.message_stage();
     let parsed = ParsedSoFar::default();
-    let RecordStage {
-        tracker,
-        delivery,
-        node,
-    } = stage;
+    let recorder = Recorder {
+        stage,
+        messages: parse.message_stage(),
+        events: Vec::with_capacity(BATCH),
+        parsed: &parsed,
+    };
     std::thread::scope(|scope| {
-        let (raw_tx, raw_rx) = sync_channel::<Work<Unparsed>>(QUEUED_BATCHES);
-        let (raw_back_tx, raw_back_rx) = sync_channel::<Unparsed>(QUEUED_BATCHES + 2);
-        let (events_tx, events_rx) = sync_channel::<Work<Vec<Input>>>(QUEUED_BATCHES);
-        let (events_back_tx, events_back_rx) = sync_channel::<Vec<Input>>(QUEUED_BATCHES + 2);
-        let (finished_tx, finished_rx) = sync_channel::<Work<Vec<FinishedLeg>>>(QUEUED_BATCHES);
-
+        let (work_tx, work_rx) = sync_channel::<Work>(QUEUED_BATCHES);
+        let (unparsed_back_tx, unparsed_back_rx) = sync_channel::<Unparsed>(QUEUED_BATCHES + 2);
+        let (spent_tx, spent_rx) = sync_channel::<Vec<Input>>(QUEUED_BATCHES + 2);
         // Named, so `top -H` and profiles tell the threads apart.
-        let spawn = |name: &str| std::thread::Builder::new().name(format!("spycraft-{name}"));
-        let writer = spawn("write")
-            .spawn_scoped(scope, move || write(delivery, &node, finished_rx))
-            .expect("spawning the writer thread");
-        let tracker = spawn("track")
+        let recorder = std::thread::Builder::new()
+            .name("spycraft-record".into())
             .spawn_scoped(scope, move || {
-                track_calls(tracker, events_rx, events_back_tx, finished_tx)
+                recorder.run(work_rx, unparsed_back_tx, spent_tx)
             })
-            .expect("spawning the tracker thread");
-        let parser = Parser {
-            messages,
-            events: events_tx,
-            spent: events_back_rx,
+            .expect("spawning the recorder thread");
+        let mut feed = Sharing {
+            batch: Unparsed::default(),
+            to_recorder: work_tx,
+            unparsed_back: unparsed_back_rx,
+            spare: Vec::new(),
+            spent: spent_rx,
             empties: Vec::new(),
             parsed: &parsed,
         };
-        let parser = spawn("parse")
-            .spawn_scoped(scope, move || parser.run(raw_rx, raw_back_tx))
-            .expect("spawning the parser thread");
-
-        let mut feed = Deferring {
-            batch: Unparsed::default(),
-            to_parser: raw_tx,
-            returned: raw_back_rx,
-            parsed: &parsed,
-        };
         let damage = read_all(sources, parse, progress, &mut feed, interval);
-        feed.flush();
-        // Closing the first channel ends each thread in turn.
+        feed.flush(Some(parse));
+        // Closing the channel ends the recorder.
         drop(feed);
-        let counters = parser
+        let (counters, recorded) = recorder
             .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p));
-        let tracked = tracker
-            .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p));
-        let written = writer
-            .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p));
-        let recorded = written.map(|dispositions| (tracked, dispositions));
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         (damage, Some(counters), recorded)
     })
 }
 
-/// Messages and parse errors the parser thread has counted, for the reader's progress reports.
+/// Messages and parse errors the recorder has counted, for the reader's progress reports.
 #[derive(Default)]
 struct ParsedSoFar {
     messages: AtomicU64,
     errors: AtomicU64,
 }
 
-/// The reader's end: frames decoded here, their messages batched for the parser.
-struct Deferring<'p> {
+/// The reader's end: frames decoded here, their messages batched for the recorder, or parsed
+/// here when it is behind.
+struct Sharing<'p> {
     batch: Unparsed,
-    to_parser: SyncSender<Work<Unparsed>>,
-    /// Batches the parser has emptied.
-    returned: Receiver<Unparsed>,
+    to_recorder: SyncSender<Work>,
+    /// Batches the recorder has parsed and emptied.
+    unparsed_back: Receiver<Unparsed>,
+    /// Batches emptied here.
+    spare: Vec<Unparsed>,
+    /// Event batches parsed here that the recorder has finished with: their text buffers
+    /// are reused for the next events parsed here.
+    spent: Receiver<Vec<Input>>,
+    empties: Vec<Vec<Input>>,
     parsed: &'p ParsedSoFar,
 }
 
-impl Deferring<'_> {
-    /// Sends what is held, if anything. A send fails only if the parser stopped (it panicked,
-    /// which the join reports).
-    fn flush(&mut self) {
+impl Sharing<'_> {
+    /// Sends what is held, if anything: unparsed while the recorder keeps up; parsed here
+    /// (given `parse`) when its queue is full. A send fails only if the recorder stopped (it
+    /// panicked, which the join reports).
+    fn flush(&mut self, parse: Option<&mut ParseStage>) {
         if self.batch.is_empty() {
             return;
         }
-        let empty = self.returned.try_recv().unwrap_or_default();
+        let empty = self
+            .spare
+            .pop()
+            .or_else(|| self.unparsed_back.try_recv().ok())
+            .unwrap_or_default();
         let full = std::mem::replace(&mut self.batch, empty);
-        let _ = self.to_parser.send(Work::Batch(full));
+        let work = match self.to_recorder.try_send(Work::Unparsed(full)) {
+            Ok(()) | Err(TrySendError::Disconnected(_)) => return,
+            Err(TrySendError::Full(work)) => work,
+        };
+        let (Some(parse), Work::Unparsed(mut full)) = (parse, work) else {
+            return;
+        };
+        while let Ok(mut spent) = self.spent.try_recv() {
+            parse.recycle(&mut spent);
+            self.empties.push(spent);
+        }
+        let mut events = self
+            .empties
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(BATCH));
+        parse.parse_unparsed(&mut full, &mut |input| events.push(input));
+        self.spare.push(full);
+        let _ = self.to_recorder.send(Work::Parsed(events));
+    }
+
+    /// Sends what is held as it is, waiting for room if need be.
+    fn send_unparsed(&mut self) {
+        if !self.batch.is_empty() {
+            let empty = self.spare.pop().unwrap_or_default();
+            let full = std::mem::replace(&mut self.batch, empty);
+            let _ = self.to_recorder.send(Work::Unparsed(full));
+        }
     }
 }
 
-impl Feed for Deferring<'_> {
+impl Feed for Sharing<'_> {
     fn frame(&mut self, parse: &mut ParseStage, frame: &Frame<'_>) {
         parse.on_frame_deferred(frame, &mut self.batch);
         if self.batch.len() >= BATCH || self.batch.byte_len() >= BATCH_BYTES {
-            self.flush();
+            self.flush(Some(parse));
         }
     }
 
@@ -151,17 +168,13 @@ impl Feed for Deferring<'_> {
 
     /// A live source gone quiet: what it captured goes on now, not when a batch fills.
     fn idle(&mut self) {
-        self.flush();
+        self.send_unparsed();
     }
 
     fn snapshot(&mut self, counters: ParseCounters) {
         // The messages before the snapshot go first, so it counts them.
-        self.flush();
-        let summary = Summary {
-            parse: counters,
-            ..Summary::default()
-        };
-        let _ = self.to_parser.send(Work::Snapshot(Box::new(summary)));
+        self.send_unparsed();
+        let _ = self.to_recorder.send(Work::Snapshot(Box::new(counters)));
     }
 
     fn parsed_elsewhere(&self) -> (u64, u64) {
@@ -172,121 +185,197 @@ impl Feed for Deferring<'_> {
     }
 }
 
-/// The parser thread's state.
-struct Parser<'p> {
+/// The recorder thread's state: parses what the reader left unparsed, tracks calls, writes
+/// records.
+struct Recorder<'s, 'p> {
+    stage: RecordStage<'s>,
     messages: MessageStage,
-    events: SyncSender<Work<Vec<Input>>>,
-    /// Batches the recorder has finished with, their events' buffers to reuse.
-    spent: Receiver<Vec<Input>>,
-    empties: Vec<Vec<Input>>,
+    /// The events of the batch at hand; their buffers are reused for the next batch's.
+    events: Vec<Input>,
     parsed: &'p ParsedSoFar,
 }
 
-impl Parser<'_> {
-    /// Parses batches until the reader's channel closes, handing each back emptied; returns
-    /// what the message stage counted.
+impl Recorder<'_, '_> {
+    /// Takes work until the reader's channel closes; returns the counts of the messages
+    /// parsed here, and the record stage's results.
     fn run(
         mut self,
-        unparsed: Receiver<Work<Unparsed>>,
-        back: SyncSender<Unparsed>,
-    ) -> ParseCounters {
-        for work in unparsed {
-            match work {
-                Work::Batch(mut batch) => {
-                    self.parse(&mut batch);
+        work: Receiver<Work>,
+        unparsed_back: SyncSender<Unparsed>,
+        spent: SyncSender<Vec<Input>>,
+    ) -> (ParseCounters, Recorded) {
+        for item in work {
+            match item {
+                Work::Unparsed(mut batch) => {
+                    let events = &mut self.events;
+                    self.messages
+                        .parse_all(&mut batch, &mut |input| events.push(input));
                     // Back to the reader for reuse; dropped if it stopped taking them.
-                    let _ = back.try_send(batch);
+                    let _ = unparsed_back.try_send(batch);
+                    let counters = self.messages.counters();
+                    self.parsed
+                        .messages
+                        .store(counters.sip_messages, Ordering::Relaxed);
+                    self.parsed
+                        .errors
+                        .store(counters.total_parse_errors(), Ordering::Relaxed);
+                    for input in &self.events {
+                        self.stage.on_input(input);
+                    }
+                    self.messages.recycle(&mut self.events);
                 }
-                Work::Snapshot(mut summary) => {
-                    summary.parse.add_message_counts(self.messages.counters());
-                    let _ = self.events.send(Work::Snapshot(summary));
+                Work::Parsed(events) => {
+                    for input in &events {
+                        self.stage.on_input(input);
+                    }
+                    // Back to the reader, whose buffers they are; dropped if its return
+                    // queue is full.
+                    let _ = spent.try_send(events);
+                }
+                Work::Snapshot(mut counters) => {
+                    counters.add_message_counts(self.messages.counters());
+                    self.stage.snapshot(*counters);
                 }
             }
         }
-        self.messages.counters().clone()
-    }
-
-    /// Parses one batch and sends its events on as one batch, so nothing waits for the next.
-    fn parse(&mut self, unparsed: &mut Unparsed) {
-        while let Ok(mut spent) = self.spent.try_recv() {
-            self.messages.recycle(&mut spent);
-            self.empties.push(spent);
-        }
-        let mut events = self
-            .empties
-            .pop()
-            .unwrap_or_else(|| Vec::with_capacity(BATCH));
-        self.messages
-            .parse_all(unparsed, &mut |input| events.push(input));
-        let counters = self.messages.counters();
-        self.parsed
-            .messages
-            .store(counters.sip_messages, Ordering::Relaxed);
-        self.parsed
-            .errors
-            .store(counters.total_parse_errors(), Ordering::Relaxed);
-        if events.is_empty() {
-            self.empties.push(events);
-        } else {
-            let _ = self.events.send(Work::Batch(events));
-        }
+        (self.messages.counters().clone(), self.stage.finish())
     }
 }
 
-/// The tracker thread: follows the calls until the parser's channel closes, and sends the
-/// legs that finished in each batch on together.
-fn track_calls(
-    mut tracker: CallTracker,
-    events: Receiver<Work<Vec<Input>>>,
-    spent: SyncSender<Vec<Input>>,
-    finished_tx: SyncSender<Work<Vec<FinishedLeg>>>,
-) -> TrackerCounters {
-    let mut finished = Vec::new();
-    let send = |finished: &mut Vec<FinishedLeg>| {
-        if !finished.is_empty() {
-            let _ = finished_tx.send(Work::Batch(std::mem::take(finished)));
-        }
-    };
-    for work in events {
-        match work {
-            Work::Batch(batch) => {
-                for input in &batch {
-                    track_legs(&mut tracker, input, &mut |leg| finished.push(leg));
-                }
-                // Back with its events, whose buffers the parser reuses. A full return queue
-                // (the parser is behind taking them) just drops this one.
-                let _ = spent.try_send(batch);
-                send(&mut finished);
-            }
-            Work::Snapshot(mut summary) => {
-                send(&mut finished);
-                summary.tracker = tracker.counters();
-                let _ = finished_tx.send(Work::Snapshot(summary));
-            }
-        }
-    }
-    tracker.finish_legs(&mut |leg| finished.push(leg));
-    send(&mut finished);
-    tracker.counters()
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::call::{CallRecord, CallTracker};
+    use crate::capture::OfflineSource;
+    use crate::decode::LinkType;
+    use crate::pipeline::{run_sources, Delivery, PipelineConfig, Summary};
+    use crate::sink::{RecordSink, SinkError};
 
-/// The writer thread: turns finished legs into records, counts and writes them, until the
-/// tracker's channel closes. A record is made, written and freed here in turn, so the
-/// allocator's per-thread cache serves the next one.
-fn write(
-    mut delivery: Delivery<'_>,
-    node: &str,
-    finished: Receiver<Work<Vec<FinishedLeg>>>,
-) -> Result<[u64; Disposition::ALL.len()], SinkError> {
-    for work in finished {
-        match work {
-            Work::Batch(legs) => {
-                for leg in legs {
-                    delivery.deliver(&leg.into_record(node));
+    /// Every bundled capture's frames, `times` over, each round later than the last by more
+    /// than any call lasts, so each round's calls are new ones.
+    struct Rounds {
+        frames: Vec<(i64, LinkType, Vec<u8>)>,
+        round_us: i64,
+        times: usize,
+        next: usize,
+    }
+
+    impl Rounds {
+        fn of_bundled_captures(times: usize) -> Self {
+            let pcaps = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../pcaps");
+            let mut files: Vec<_> = std::fs::read_dir(&pcaps)
+                .expect("pcaps/")
+                .filter_map(|e| Some(e.ok()?.path().join("capture.pcap")))
+                .filter(|p| p.is_file())
+                .collect();
+            files.sort();
+            let mut frames = Vec::new();
+            for file in files {
+                let mut source = OfflineSource::open(&file, None).expect("readable");
+                while let Some(frame) = source.next_frame().expect("intact") {
+                    frames.push((frame.ts_us, frame.link, frame.data.to_vec()));
                 }
             }
-            Work::Snapshot(summary) => delivery.snapshot(*summary),
+            let (first, last) = frames.iter().fold((i64::MAX, i64::MIN), |(lo, hi), f| {
+                (lo.min(f.0), hi.max(f.0))
+            });
+            Self {
+                frames,
+                round_us: last - first + 24 * 3_600_000_000,
+                times,
+                next: 0,
+            }
         }
     }
-    delivery.finish()
+
+    impl FrameSource for Rounds {
+        fn poll(&mut self) -> Result<crate::capture::Polled<'_>, CaptureError> {
+            let (round, at) = (self.next / self.frames.len(), self.next % self.frames.len());
+            if round == self.times {
+                return Ok(crate::capture::Polled::End);
+            }
+            self.next += 1;
+            let (ts_us, link, data) = &self.frames[at];
+            let ts_us = ts_us + round as i64 * self.round_us;
+            Ok(crate::capture::Polled::Frame(Frame::whole(
+                ts_us, *link, data,
+            )))
+        }
+    }
+
+    /// Keeps the records; the first write stalls, as a sink waiting on a busy database
+    /// does, so the reader finds the recorder's queue full.
+    #[derive(Default)]
+    struct Stalling(Vec<CallRecord>);
+
+    impl RecordSink for Stalling {
+        fn write(&mut self, record: &CallRecord) -> Result<(), SinkError> {
+            if self.0.is_empty() {
+                std::thread::sleep(std::time::Duration::from_millis(300));
+            }
+            self.0.push(record.clone());
+            Ok(())
+        }
+
+        fn finish(&mut self) -> Result<(), SinkError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_reader_parses_when_the_recorder_is_behind_and_nothing_changes() {
+        const ROUNDS: usize = 100;
+        let config = PipelineConfig::default();
+
+        // The two-thread plan, run directly so that the recorder's share is seen.
+        let mut sink = Stalling::default();
+        let mut parse = ParseStage::new(config.ports.clone(), config.collation_headers.clone());
+        let stage = RecordStage {
+            tracker: CallTracker::new(config.tracker.clone()),
+            delivery: Delivery {
+                sink: &mut sink,
+                dispositions: Default::default(),
+                error: None,
+                stats_source: "analyze",
+                written: None,
+            },
+        };
+        let mut sources: Vec<Box<dyn FrameSource>> =
+            vec![Box::new(Rounds::of_bundled_captures(ROUNDS))];
+        let (damage, by_recorder, recorded) =
+            run(&mut sources, &mut parse, stage, &mut |_| {}, None);
+        assert!(damage.is_none());
+        let (tracker, dispositions) = recorded.expect("written");
+        let by_recorder = by_recorder.expect("the recorder's counts");
+        let mut shared = Summary {
+            parse: parse.counters(),
+            tracker,
+            dispositions,
+        };
+        let by_reader = shared.parse.sip_messages;
+        shared.parse.add_message_counts(&by_recorder);
+        assert!(
+            by_reader > 0 && by_recorder.sip_messages > 0,
+            "parsed by the reader {by_reader}, by the recorder {}",
+            by_recorder.sip_messages
+        );
+
+        // One thread: the same records, the same counters.
+        let one_thread = PipelineConfig {
+            threads: 1,
+            ..PipelineConfig::default()
+        };
+        let mut alone = Stalling::default();
+        let mut sources: Vec<Box<dyn FrameSource>> =
+            vec![Box::new(Rounds::of_bundled_captures(ROUNDS))];
+        let (summary, result) = run_sources(&mut sources, &one_thread, &mut alone, &mut |_| {});
+        result.expect("analysed");
+        assert!(
+            summary.parse.sip_messages > 20_000,
+            "{}",
+            summary.parse.sip_messages
+        );
+        assert_eq!(shared, summary);
+        assert_eq!(sink.0, alone.0);
+    }
 }
