@@ -244,6 +244,9 @@ impl Recorder<'_, '_> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+
     use super::*;
     use crate::call::{CallRecord, CallTracker};
     use crate::capture::OfflineSource;
@@ -263,12 +266,23 @@ mod tests {
     impl Rounds {
         fn of_bundled_captures(times: usize) -> Self {
             let pcaps = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../pcaps");
-            let mut files: Vec<_> = std::fs::read_dir(&pcaps)
+            let mut cases: Vec<String> = std::fs::read_dir(&pcaps)
                 .expect("pcaps/")
-                .filter_map(|e| Some(e.ok()?.path().join("capture.pcap")))
-                .filter(|p| p.is_file())
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().join("capture.pcap").is_file())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
                 .collect();
-            files.sort();
+            cases.sort();
+            let cases: Vec<&str> = cases.iter().map(String::as_str).collect();
+            Self::of(&cases, times)
+        }
+
+        /// The frames of these bundled cases.
+        fn of(cases: &[&str], times: usize) -> Self {
+            let pcaps = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../pcaps");
+            let files = cases
+                .iter()
+                .map(|case| pcaps.join(case).join("capture.pcap"));
             let mut frames = Vec::new();
             for file in files {
                 let mut source = OfflineSource::open(&file, None).expect("readable");
@@ -377,5 +391,57 @@ mod tests {
         );
         assert_eq!(shared, summary);
         assert_eq!(sink.0, alone.0);
+    }
+
+    /// A live source: one call's frames, then idle polls until its record is out, or until
+    /// it gives up (after 5 s) and ends.
+    struct QuietAfterOneCall {
+        frames: Rounds,
+        written: Arc<AtomicU64>,
+        idle_polls: u32,
+        gave_up: Arc<AtomicBool>,
+    }
+
+    impl FrameSource for QuietAfterOneCall {
+        fn poll(&mut self) -> Result<crate::capture::Polled<'_>, CaptureError> {
+            if self.frames.next < self.frames.frames.len() {
+                return self.frames.poll();
+            }
+            if self.written.load(Ordering::Relaxed) > 0 {
+                return Ok(crate::capture::Polled::End);
+            }
+            if self.idle_polls == 500 {
+                self.gave_up.store(true, Ordering::Relaxed);
+                return Ok(crate::capture::Polled::End);
+            }
+            self.idle_polls += 1;
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            Ok(crate::capture::Polled::Idle)
+        }
+    }
+
+    #[test]
+    fn a_quiet_live_source_has_its_calls_written_while_it_idles() {
+        let written = Arc::new(AtomicU64::new(0));
+        let gave_up = Arc::new(AtomicBool::new(false));
+        let config = PipelineConfig {
+            records_written: Some(written.clone()),
+            ..PipelineConfig::default()
+        };
+        let source = QuietAfterOneCall {
+            frames: Rounds::of(&["busy-486"], 1),
+            written,
+            idle_polls: 0,
+            gave_up: gave_up.clone(),
+        };
+        let mut sink = Stalling::default();
+        let mut sources: Vec<Box<dyn FrameSource>> = vec![Box::new(source)];
+        let (summary, result) = run_sources(&mut sources, &config, &mut sink, &mut |_| {});
+        result.expect("ran");
+        assert_eq!(summary.records(), 1);
+        assert!(
+            !gave_up.load(Ordering::Relaxed),
+            "the record came only when the source ended"
+        );
     }
 }
