@@ -161,7 +161,7 @@ struct SipStage {
 }
 
 /// Turns framed SIP messages into events: the half of the parse stage that needs no state
-/// from earlier frames, so it can run on a thread of its own ([`ParseStage::on_frame_deferred`]).
+/// from earlier frames, so another thread can do it ([`ParseStage::on_frame_deferred`]).
 #[derive(Debug)]
 pub struct MessageStage {
     collation_headers: Vec<String>,

@@ -400,9 +400,16 @@ fn read_all(
     let files = sources.len();
     // Frames the live source said it lost, when last asked.
     let mut lost = 0;
+    // Now and then: losses noted, progress reported, a snapshot taken if one is due.
+    let mut checkpoint =
+        |source: &dyn FrameSource, done: u64, frames, parse: &ParseStage, feed: &mut dyn Feed| {
+            note_loss(source, &mut lost, feed);
+            progress(&report(done + source.bytes_read(), frames, parse, feed));
+            maybe_snapshot(parse, feed);
+        };
     for (n, source) in sources.iter_mut().enumerate() {
         if n > 0 && n < files {
-            maybe_snapshot(parse, feed);
+            checkpoint(source.as_ref(), done_bytes, frames, parse, feed);
         }
         loop {
             match source.poll() {
@@ -410,14 +417,7 @@ fn read_all(
                     feed.frame(parse, &frame);
                     frames += 1;
                     if frames % 4096 == 0 {
-                        note_loss(source.as_ref(), &mut lost, feed);
-                        progress(&report(
-                            done_bytes + source.bytes_read(),
-                            frames,
-                            parse,
-                            feed,
-                        ));
-                        maybe_snapshot(parse, feed);
+                        checkpoint(source.as_ref(), done_bytes, frames, parse, feed);
                     }
                 }
                 Ok(Polled::Idle) => {
@@ -426,15 +426,8 @@ fn read_all(
                         .duration_since(std::time::UNIX_EPOCH)
                         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
                     feed.input(Input::Clock { ts_us: now });
-                    note_loss(source.as_ref(), &mut lost, feed);
+                    checkpoint(source.as_ref(), done_bytes, frames, parse, feed);
                     feed.idle();
-                    progress(&report(
-                        done_bytes + source.bytes_read(),
-                        frames,
-                        parse,
-                        feed,
-                    ));
-                    maybe_snapshot(parse, feed);
                 }
                 Ok(Polled::End) => break,
                 Err(e) => {
