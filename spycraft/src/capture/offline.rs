@@ -212,17 +212,20 @@ impl OfflineSource {
 }
 
 #[cfg(test)]
+impl OfflineSource {
+    /// Every frame not read yet, as (time, length on the wire, bytes): what tests compare.
+    pub(crate) fn remaining_frames(mut self) -> Vec<(i64, u32, Vec<u8>)> {
+        let mut frames = Vec::new();
+        while let Some(f) = self.next_frame().expect("readable") {
+            frames.push((f.ts_us, f.original_len, f.data.to_vec()));
+        }
+        frames
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Every frame of a file as (time, length on the wire, bytes).
-    fn frames(mut source: OfflineSource) -> Vec<(i64, u32, Vec<u8>)> {
-        let mut out = Vec::new();
-        while let Some(f) = source.next_frame().expect("readable") {
-            out.push((f.ts_us, f.original_len, f.data.to_vec()));
-        }
-        out
-    }
 
     #[test]
     fn the_direct_reader_yields_exactly_what_libpcap_does() {
@@ -242,7 +245,12 @@ mod tests {
             // An empty filter accepts every frame, and sends the read through libpcap.
             let libpcap = OfflineSource::open(&file, Some("")).expect("opens");
             assert!(matches!(libpcap.reader, Reader::Libpcap(_)));
-            assert_eq!(frames(direct), frames(libpcap), "{}", file.display());
+            assert_eq!(
+                direct.remaining_frames(),
+                libpcap.remaining_frames(),
+                "{}",
+                file.display()
+            );
             compared += 1;
         }
         assert!(compared >= 20, "{compared} captures compared");

@@ -317,12 +317,8 @@ mod tests {
 
     /// Every frame of a file, as libpcap reads it back.
     fn read_back(path: &Path) -> Vec<(i64, u32, Vec<u8>)> {
-        let mut source = OfflineSource::open(path, None).expect("libpcap opens it");
-        let mut frames = Vec::new();
-        while let Some(f) = source.next_frame().expect("readable") {
-            frames.push((f.ts_us, f.original_len, f.data.to_vec()));
-        }
-        frames
+        let source = OfflineSource::open(path, None).expect("libpcap opens it");
+        source.remaining_frames()
     }
 
     #[test]

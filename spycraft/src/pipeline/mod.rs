@@ -185,11 +185,15 @@ impl RecordStage<'_> {
 
     /// Hands the sink the counters so far: the parse stage's as sent, the rest as here.
     fn snapshot(&mut self, parse: ParseCounters) {
-        self.delivery.snapshot(Summary {
+        let summary = Summary {
             parse,
             tracker: self.tracker.counters(),
-            ..Summary::default()
-        });
+            dispositions: self.delivery.dispositions,
+        };
+        let delivery = &mut self.delivery;
+        delivery
+            .sink
+            .counters(delivery.stats_source, &summary.counters_json());
     }
 
     fn finish(mut self) -> Recorded {
@@ -228,13 +232,6 @@ impl Delivery<'_> {
             let n = self.dispositions.iter().sum();
             written.store(n, std::sync::atomic::Ordering::Relaxed);
         }
-    }
-
-    /// Hands the sink the counters of `summary` and the dispositions so far.
-    fn snapshot(&mut self, mut summary: Summary) {
-        summary.dispositions = self.dispositions;
-        self.sink
-            .counters(self.stats_source, &summary.counters_json());
     }
 
     fn finish(self) -> Result<[u64; Disposition::ALL.len()], SinkError> {

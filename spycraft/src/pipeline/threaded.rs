@@ -77,7 +77,7 @@ pub(super) fn run(
             parsed: &parsed,
         };
         let damage = read_all(sources, parse, progress, &mut feed, interval);
-        feed.flush(Some(parse));
+        feed.flush(parse);
         // Closing the channel ends the recorder.
         drop(feed);
         let (counters, recorded) = recorder
@@ -111,25 +111,28 @@ struct Sharing<'p> {
 }
 
 impl Sharing<'_> {
-    /// Sends what is held, if anything: unparsed while the recorder keeps up; parsed here
-    /// (given `parse`) when its queue is full. A send fails only if the recorder stopped (it
-    /// panicked, which the join reports).
-    fn flush(&mut self, parse: Option<&mut ParseStage>) {
-        if self.batch.is_empty() {
-            return;
-        }
+    /// Takes the batch held, leaving an emptied one (from here or back from the recorder) in
+    /// its place.
+    fn take_batch(&mut self) -> Unparsed {
         let empty = self
             .spare
             .pop()
             .or_else(|| self.unparsed_back.try_recv().ok())
             .unwrap_or_default();
-        let full = std::mem::replace(&mut self.batch, empty);
-        let work = match self.to_recorder.try_send(Work::Unparsed(full)) {
-            Ok(()) | Err(TrySendError::Disconnected(_)) => return,
-            Err(TrySendError::Full(work)) => work,
-        };
-        let (Some(parse), Work::Unparsed(mut full)) = (parse, work) else {
+        std::mem::replace(&mut self.batch, empty)
+    }
+
+    /// Sends what is held, if anything: unparsed while the recorder keeps up; parsed here
+    /// with `parse` when its queue is full. A send fails only if the recorder stopped (it
+    /// panicked, which the join reports).
+    fn flush(&mut self, parse: &mut ParseStage) {
+        if self.batch.is_empty() {
             return;
+        }
+        let full = self.take_batch();
+        let mut full = match self.to_recorder.try_send(Work::Unparsed(full)) {
+            Err(TrySendError::Full(Work::Unparsed(full))) => full,
+            _ => return,
         };
         while let Ok(mut spent) = self.spent.try_recv() {
             parse.recycle(&mut spent);
@@ -147,8 +150,7 @@ impl Sharing<'_> {
     /// Sends what is held as it is, waiting for room if need be.
     fn send_unparsed(&mut self) {
         if !self.batch.is_empty() {
-            let empty = self.spare.pop().unwrap_or_default();
-            let full = std::mem::replace(&mut self.batch, empty);
+            let full = self.take_batch();
             let _ = self.to_recorder.send(Work::Unparsed(full));
         }
     }
@@ -158,7 +160,7 @@ impl Feed for Sharing<'_> {
     fn frame(&mut self, parse: &mut ParseStage, frame: &Frame<'_>) {
         parse.on_frame_deferred(frame, &mut self.batch);
         if self.batch.len() >= BATCH || self.batch.byte_len() >= BATCH_BYTES {
-            self.flush(Some(parse));
+            self.flush(parse);
         }
     }
 
@@ -280,15 +282,13 @@ mod tests {
         /// The frames of these bundled cases.
         fn of(cases: &[&str], times: usize) -> Self {
             let pcaps = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../pcaps");
-            let files = cases
-                .iter()
-                .map(|case| pcaps.join(case).join("capture.pcap"));
             let mut frames = Vec::new();
-            for file in files {
-                let mut source = OfflineSource::open(&file, None).expect("readable");
-                while let Some(frame) = source.next_frame().expect("intact") {
-                    frames.push((frame.ts_us, frame.link, frame.data.to_vec()));
-                }
+            for case in cases {
+                let file = pcaps.join(case).join("capture.pcap");
+                let source = OfflineSource::open(&file, None).expect("readable");
+                let link = source.link_type();
+                let read = source.remaining_frames().into_iter();
+                frames.extend(read.map(|(ts_us, _, data)| (ts_us, link, data)));
             }
             let (first, last) = frames.iter().fold((i64::MAX, i64::MIN), |(lo, hi), f| {
                 (lo.min(f.0), hi.max(f.0))
