@@ -7,14 +7,16 @@
 //!
 //! Parsing has no state, so either thread can do it, and they share it by how busy they are:
 //! when the recorder's queue is full, the reader parses the next batch itself and sends the
-//! events instead. The more the recorder lags, the more the reader takes on, until both cores
-//! are equally busy, whatever the mix of work (long SIP messages, many records, a slow sink).
+//! events instead; while the queue stays full it holds a few parsed batches and reads on,
+//! rather than idling. The more the recorder lags, the more the reader takes on, until both
+//! cores are equally busy, whatever the mix of work (long SIP messages, many records, a slow sink).
 //! Two threads on two cores also leave the operating system nothing to juggle. Batches keep
 //! their order, so calls are tracked in capture order and every counter adds up as on one
 //! thread. Spent batches go back to where their buffers came from, so nothing is allocated
 //! per message once the run is warm; the bounded queue makes a slow sink hold the reader back
 //! instead of growing memory.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 
@@ -29,6 +31,10 @@ const BATCH_BYTES: usize = 512 * 1024;
 /// Batches queued for the recorder: the bound that makes a slow recorder hold the reader back,
 /// and the sign, when reached, that the reader should parse.
 const QUEUED_BATCHES: usize = 16;
+/// Batches the reader has parsed and holds while the queue is full. Holding a few rather than
+/// waiting for room keeps the reader working (reading and parsing on) instead of idling a
+/// batch's time at every full queue; past this many, it waits.
+const HELD_PARSED: usize = 4;
 
 /// What the reader sends the recorder, in capture order.
 enum Work {
@@ -74,10 +80,12 @@ pub(super) fn run(
             spare: Vec::new(),
             spent: spent_rx,
             empties: Vec::new(),
+            held: VecDeque::new(),
             parsed: &parsed,
         };
         let damage = read_all(sources, parse, progress, &mut feed, interval);
         feed.flush(parse);
+        feed.send_all();
         // Closing the channel ends the recorder.
         drop(feed);
         let (counters, recorded) = recorder
@@ -107,6 +115,9 @@ struct Sharing<'p> {
     /// are reused for the next events parsed here.
     spent: Receiver<Vec<Input>>,
     empties: Vec<Vec<Input>>,
+    /// Batches parsed here that found the queue full, oldest first; they go before anything
+    /// newer.
+    held: VecDeque<Vec<Input>>,
     parsed: &'p ParsedSoFar,
 }
 
@@ -123,17 +134,21 @@ impl Sharing<'_> {
     }
 
     /// Sends what is held, if anything: unparsed while the recorder keeps up; parsed here
-    /// with `parse` when its queue is full. A send fails only if the recorder stopped (it
-    /// panicked, which the join reports).
+    /// with `parse` when its queue is full, in which case the events wait here (a few batches
+    /// at most) rather than the reader waiting for room. A send fails only if the recorder
+    /// stopped (it panicked, which the join reports).
     fn flush(&mut self, parse: &mut ParseStage) {
         if self.batch.is_empty() {
             return;
         }
-        let full = self.take_batch();
-        let mut full = match self.to_recorder.try_send(Work::Unparsed(full)) {
-            Err(TrySendError::Full(Work::Unparsed(full))) => full,
-            _ => return,
-        };
+        self.send_held_while_room();
+        let mut full = self.take_batch();
+        if self.held.is_empty() {
+            full = match self.to_recorder.try_send(Work::Unparsed(full)) {
+                Err(TrySendError::Full(Work::Unparsed(full))) => full,
+                _ => return,
+            };
+        }
         while let Ok(mut spent) = self.spent.try_recv() {
             parse.recycle(&mut spent);
             self.empties.push(spent);
@@ -144,11 +159,37 @@ impl Sharing<'_> {
             .unwrap_or_else(|| Vec::with_capacity(BATCH));
         parse.parse_unparsed(&mut full, &mut |input| events.push(input));
         self.spare.push(full);
-        let _ = self.to_recorder.send(Work::Parsed(events));
+        self.held.push_back(events);
+        self.send_held_while_room();
+        while self.held.len() > HELD_PARSED {
+            self.send_oldest_held();
+        }
     }
 
-    /// Sends what is held as it is, waiting for room if need be.
-    fn send_unparsed(&mut self) {
+    /// Sends held events, oldest first, while the queue has room.
+    fn send_held_while_room(&mut self) {
+        while let Some(events) = self.held.pop_front() {
+            if let Err(TrySendError::Full(Work::Parsed(events))) =
+                self.to_recorder.try_send(Work::Parsed(events))
+            {
+                self.held.push_front(events);
+                return;
+            }
+        }
+    }
+
+    /// Sends the oldest held events, waiting for room.
+    fn send_oldest_held(&mut self) {
+        if let Some(events) = self.held.pop_front() {
+            let _ = self.to_recorder.send(Work::Parsed(events));
+        }
+    }
+
+    /// Sends everything held, in order, waiting for room if need be.
+    fn send_all(&mut self) {
+        while !self.held.is_empty() {
+            self.send_oldest_held();
+        }
         if !self.batch.is_empty() {
             let full = self.take_batch();
             let _ = self.to_recorder.send(Work::Unparsed(full));
@@ -170,12 +211,12 @@ impl Feed for Sharing<'_> {
 
     /// A live source gone quiet: what it captured goes on now, not when a batch fills.
     fn idle(&mut self) {
-        self.send_unparsed();
+        self.send_all();
     }
 
     fn snapshot(&mut self, counters: ParseCounters) {
         // The messages before the snapshot go first, so it counts them.
-        self.send_unparsed();
+        self.send_all();
         let _ = self.to_recorder.send(Work::Snapshot(Box::new(counters)));
     }
 
@@ -317,16 +358,16 @@ mod tests {
         }
     }
 
-    /// Keeps the records; the first write stalls, as a sink waiting on a busy database
-    /// does, so the reader finds the recorder's queue full.
+    /// Keeps the records; the first write stalls and every later one is slow, as with a
+    /// sink writing to a busy database, so the reader finds the recorder's queue full, and
+    /// still holds parsed batches of its own when the input ends.
     #[derive(Default)]
     struct Stalling(Vec<CallRecord>);
 
     impl RecordSink for Stalling {
         fn write(&mut self, record: &CallRecord) -> Result<(), SinkError> {
-            if self.0.is_empty() {
-                std::thread::sleep(std::time::Duration::from_millis(300));
-            }
+            let pause = if self.0.is_empty() { 300_000 } else { 100 };
+            std::thread::sleep(std::time::Duration::from_micros(pause));
             self.0.push(record.clone());
             Ok(())
         }
