@@ -2,6 +2,7 @@
 //! The state machine of one call leg: a dialog-forming INVITE transaction from its first INVITE
 //! to its BYE (or rejection, cancellation, timeout), with challenge retries folded in.
 
+use sha1::{Digest, Sha1};
 use std::net::SocketAddr;
 
 use super::record::{
@@ -928,5 +929,13 @@ pub fn record_id(node: &str, call_id: &str, from_tag: &str, invite_at_us: i64) -
         name.push(0);
     }
     crate::decimal::push_i64(invite_at_us, &mut name);
-    uuid::Uuid::new_v5(&RECORD_NAMESPACE, &name)
+    // UUIDv5 (RFC 9562 §5.5) by hand, with a SHA-1 that uses the CPU's SHA instructions
+    // where it has them: the hash was a tenth of the cost of a record.
+    let mut sha1 = Sha1::new();
+    sha1.update(RECORD_NAMESPACE.as_bytes());
+    sha1.update(&name);
+    let digest = sha1.finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_sha1_bytes(bytes).into_uuid()
 }

@@ -7,8 +7,18 @@ use uuid::Uuid;
 
 use crate::call::{CallRecord, CaptureIssue, Timestamp};
 
-/// Column names, in contract order; identical to the JSON field names.
-pub const COLUMNS: [&str; 49] = [
+/// Declares the column names once, and from the same list each name as JSON writes it.
+macro_rules! columns {
+    ($($name:literal),* $(,)?) => {
+        /// Column names, in contract order; identical to the JSON field names.
+        pub const COLUMNS: [&str; [$($name),*].len()] = [$($name),*];
+        /// Each column's JSON key with the comma before it: `,"name":`. The first column's
+        /// is written without its comma.
+        pub(crate) const JSON_KEYS: [&str; COLUMNS.len()] = [$(concat!(",\"", $name, "\":")),*];
+    };
+}
+
+columns![
     "id",
     "node",
     "call_id",

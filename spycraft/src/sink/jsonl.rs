@@ -8,7 +8,7 @@
 use std::io::Write;
 use std::net::IpAddr;
 
-use super::columns::{visit, Value};
+use super::columns::{visit, Value, JSON_KEYS};
 use super::{RecordSink, SinkError};
 use crate::call::{CallRecord, RFC3339_LEN};
 use crate::decimal::push_u64;
@@ -76,16 +76,11 @@ impl Drop for JsonlSink {
 /// Appends the record as a JSON object, exactly as `serde_json::to_writer` writes it.
 pub fn write_json(record: &CallRecord, out: &mut Vec<u8>) {
     out.push(b'{');
-    let mut first = true;
-    visit(record, &mut |name, value| {
-        if first {
-            out.push(b'"');
-        } else {
-            out.extend_from_slice(b",\"");
-        }
-        first = false;
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b"\":");
+    let mut column = 0;
+    visit(record, &mut |_, value| {
+        let key = JSON_KEYS[column].as_bytes();
+        out.extend_from_slice(if column == 0 { &key[1..] } else { key });
+        column += 1;
         write_value(value, out);
     });
     out.push(b'}');
