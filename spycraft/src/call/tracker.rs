@@ -81,7 +81,10 @@ pub struct CallTracker {
     now: i64,
     next_sweep: i64,
     counters: TrackerCounters,
-    finished: Vec<(Leg, Finish)>,
+    /// Legs ended and not yet written; taken out in `drain`.
+    finished: Vec<Option<(Leg, Finish)>>,
+    /// The order `drain` writes `finished` in (kept to reuse its allocation).
+    finished_order: Vec<u32>,
     /// Recent REFERs: (Refer-To, Call-ID of the call that carried it, time), newest last, so
     /// the call a blind transfer makes links to the call it came from.
     refers: VecDeque<(String, String, i64)>,
@@ -110,6 +113,7 @@ impl CallTracker {
             next_sweep: i64::MIN,
             counters: TrackerCounters::default(),
             finished: Vec::new(),
+            finished_order: Vec::new(),
             refers: VecDeque::new(),
         }
     }
@@ -365,7 +369,7 @@ impl CallTracker {
         if why == Finish::Evicted {
             self.counters.evicted += 1;
         }
-        self.finished.push((leg, why));
+        self.finished.push(Some((leg, why)));
     }
 
     fn evict_oldest(&mut self) {
@@ -429,20 +433,31 @@ impl CallTracker {
         }
     }
 
-    /// Emits finished legs in a stable order: by INVITE time, then Call-ID.
+    /// Emits finished legs in a stable order: by INVITE time, then Call-ID. Their positions
+    /// are sorted rather than the legs themselves, which are hundreds of bytes to move.
     fn drain(&mut self, emit: &mut impl FnMut(CallRecord)) {
         if self.finished.is_empty() {
             return;
         }
-        self.finished.sort_by(|(a, _), (b, _)| {
-            (a.invite_at(), a.call_id()).cmp(&(b.invite_at(), b.call_id()))
+        let finished = &mut self.finished;
+        let order = &mut self.finished_order;
+        order.clear();
+        order.extend(0..finished.len() as u32);
+        order.sort_by(|&a, &b| {
+            let key = |at: u32| {
+                let (leg, _) = finished[at as usize].as_ref().expect("not yet taken");
+                (leg.invite_at(), leg.call_id())
+            };
+            key(a).cmp(&key(b))
         });
-        for (leg, why) in self.finished.drain(..) {
+        for &at in order.iter() {
+            let (leg, why) = finished[at as usize].take().expect("taken once");
             let (caller, callee) = leg.endpoints();
             let direction = self.config.hosts.direction(caller.ip(), callee.ip());
             self.counters.records += 1;
             emit(leg.finish(why, &self.config.node, direction));
         }
+        finished.clear();
     }
 }
 

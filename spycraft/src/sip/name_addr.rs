@@ -25,9 +25,15 @@ impl<'b> NameAddr<'b> {
         if value[0] == b'"' {
             display_end = quoted_end(value);
         }
-        match find_unquoted(&value[display_end..], b'<').map(|i| i + display_end) {
+        // `<uri>` first is the common case without a display name: no search needed.
+        let open = if value[0] == b'<' {
+            Some(0)
+        } else {
+            find_unquoted(&value[display_end..], b'<').map(|i| i + display_end)
+        };
+        match open {
             Some(open) => {
-                let close = value[open..].iter().position(|&b| b == b'>')? + open;
+                let close = memchr::memchr(b'>', &value[open..])? + open;
                 Some(Self {
                     display: unquote(trim(&value[..open])),
                     uri: trim(&value[open + 1..close]),

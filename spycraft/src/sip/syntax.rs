@@ -99,21 +99,32 @@ pub fn split_values(value: &[u8]) -> impl Iterator<Item = &[u8]> {
 /// Value of parameter `name` (case-insensitive) in a `;a=b;c` parameter list. A parameter
 /// without `=` yields an empty value. Quotes around the value are removed.
 pub fn param<'b>(params: &'b [u8], name: &[u8]) -> Option<&'b [u8]> {
+    // Without quotes or angle brackets (the norm: `;tag=1928301774`) every `;` splits.
+    if memchr::memchr2(b'"', b'<', params).is_none() {
+        return params
+            .split(|&b| b == b';')
+            .skip(1)
+            .find_map(|item| param_item(item, name));
+    }
     let mut rest = params;
     while let Some(start) = find_unquoted(rest, b';') {
         rest = &rest[start + 1..];
         let end = find_unquoted(rest, b';').unwrap_or(rest.len());
-        let item = &rest[..end];
-        let (key, value) = match item.iter().position(|&b| b == b'=') {
-            Some(eq) => (trim(&item[..eq]), trim(&item[eq + 1..])),
-            None => (trim(item), &b""[..]),
-        };
-        if key.eq_ignore_ascii_case(name) {
-            return Some(unquote(value));
+        if let Some(value) = param_item(&rest[..end], name) {
+            return Some(value);
         }
         rest = &rest[end..];
     }
     None
+}
+
+/// The value of one `name=value` item (empty without `=`), unquoted, if its name is `name`.
+fn param_item<'b>(item: &'b [u8], name: &[u8]) -> Option<&'b [u8]> {
+    let (key, value) = match item.iter().position(|&b| b == b'=') {
+        Some(eq) => (trim(&item[..eq]), trim(&item[eq + 1..])),
+        None => (trim(item), &b""[..]),
+    };
+    key.eq_ignore_ascii_case(name).then(|| unquote(value))
 }
 
 /// Strips one pair of surrounding double quotes, if present.
