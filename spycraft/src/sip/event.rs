@@ -206,9 +206,18 @@ fn join_fields(buffer: String, values: &[&[u8]; FIELDS]) -> (String, [(u16, u16)
     bytes.clear();
     bytes.reserve(values.iter().map(|v| v.len().min(MAX_FIELD)).sum());
     for (span, value) in spans.iter_mut().zip(values) {
+        // Most fields are absent: an empty span at 0 needs no copy.
+        if value.is_empty() {
+            continue;
+        }
         let value = &value[..value.len().min(MAX_FIELD)];
         *span = (bytes.len() as u16, value.len() as u16);
         bytes.extend_from_slice(value);
+    }
+    // ASCII, the norm, is valid UTF-8 cut anywhere: one quick pass settles it.
+    if bytes.is_ascii() {
+        // SAFETY: ASCII bytes are valid UTF-8.
+        return (unsafe { String::from_utf8_unchecked(bytes) }, spans);
     }
     let bytes = match String::from_utf8(bytes) {
         Ok(text)

@@ -100,7 +100,7 @@ pub fn split_values(value: &[u8]) -> impl Iterator<Item = &[u8]> {
 /// without `=` yields an empty value. Quotes around the value are removed.
 pub fn param<'b>(params: &'b [u8], name: &[u8]) -> Option<&'b [u8]> {
     // Without quotes or angle brackets (the norm: `;tag=1928301774`) every `;` splits.
-    if memchr::memchr2(b'"', b'<', params).is_none() {
+    if !params.iter().any(|&b| b == b'"' || b == b'<') {
         return params
             .split(|&b| b == b';')
             .skip(1)
