@@ -8,7 +8,7 @@
 use std::io::Write;
 use std::net::IpAddr;
 
-use super::columns::{visit, Value, JSON_KEYS};
+use super::columns::{visit, Columns, Value, JSON_KEYS};
 use super::{RecordSink, SinkError};
 use crate::call::{CallRecord, RFC3339_LEN};
 use crate::decimal::push_u64;
@@ -76,16 +76,30 @@ impl Drop for JsonlSink {
 /// Appends the record as a JSON object, exactly as `serde_json::to_writer` writes it.
 pub fn write_json(record: &CallRecord, out: &mut Vec<u8>) {
     out.push(b'{');
-    let mut column = 0;
-    visit(record, &mut |_, value| {
-        let key = JSON_KEYS[column].as_bytes();
-        out.extend_from_slice(if column == 0 { &key[1..] } else { key });
-        column += 1;
-        write_value(value, out);
-    });
+    visit(record, &mut JsonFields { out, column: 0 });
     out.push(b'}');
 }
 
+/// Writes each value after its key, which carries the comma before it.
+struct JsonFields<'o> {
+    out: &'o mut Vec<u8>,
+    column: usize,
+}
+
+impl<'r> Columns<'r> for JsonFields<'_> {
+    /// Inlined into each column's call, where the kind of the value is known, so the
+    /// choice between kinds is made while compiling.
+    #[inline(always)]
+    fn column(&mut self, _name: &'static str, value: Value<'r>) {
+        let key = JSON_KEYS[self.column].as_bytes();
+        let key = if self.column == 0 { &key[1..] } else { key };
+        self.out.extend_from_slice(key);
+        self.column += 1;
+        write_value(value, self.out);
+    }
+}
+
+#[inline(always)]
 fn write_value(value: Value<'_>, out: &mut Vec<u8>) {
     match value {
         Value::Null => out.extend_from_slice(b"null"),
