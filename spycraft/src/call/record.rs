@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use uuid::Uuid;
 
+use crate::decimal::two_digits;
 use crate::decode::Transport;
 
 /// Length of `2026-11-26T06:22:52.123456Z`.
@@ -40,29 +41,38 @@ impl Timestamp {
     /// The RFC 3339 text written into `buf`, without allocating: sinks format millions.
     /// Years outside 0000–9999, which RFC 3339 cannot write, come out as `@<µs>us`.
     pub fn format_rfc3339(self, buf: &mut [u8; RFC3339_LEN]) -> &str {
+        std::str::from_utf8(self.rfc3339_bytes(buf)).unwrap_or_default()
+    }
+
+    /// [`Timestamp::format_rfc3339`] as bytes (always ASCII), for writers that need no
+    /// `&str` and so no UTF-8 check.
+    pub fn rfc3339_bytes(self, buf: &mut [u8; RFC3339_LEN]) -> &[u8] {
         let secs = self.0.div_euclid(1_000_000);
-        let micros = self.0.rem_euclid(1_000_000);
+        let micros = self.0.rem_euclid(1_000_000) as u64;
         let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
-        let of_day = secs.rem_euclid(86_400);
+        let of_day = secs.rem_euclid(86_400) as u64;
         if !(0..=9999).contains(&year) {
             let text = format!("@{}us", self.0);
             let n = text.len().min(RFC3339_LEN);
             buf[..n].copy_from_slice(&text.as_bytes()[..n]);
-            return std::str::from_utf8(&buf[..n]).unwrap_or_default();
+            return &buf[..n];
         }
-        let mut put = |at: usize, width: usize, mut value: i64| {
-            for i in (at..at + width).rev() {
-                buf[i] = b'0' + (value % 10) as u8;
-                value /= 10;
-            }
-        };
-        put(0, 4, year);
-        put(5, 2, month);
-        put(8, 2, day);
-        put(11, 2, of_day / 3600);
-        put(14, 2, of_day / 60 % 60);
-        put(17, 2, of_day % 60);
-        put(20, 6, micros);
+        let (year, month, day) = (year as u64, month as u64, day as u64);
+        for (at, n) in [
+            (0, year / 100),
+            (2, year),
+            (5, month),
+            (8, day),
+            (11, of_day / 3600),
+            (14, of_day / 60 % 60),
+            (17, of_day % 60),
+            (20, micros / 10_000),
+            (22, micros / 100),
+            (24, micros),
+        ] {
+            // `two_digits` keeps the last two digits of `n`.
+            buf[at..at + 2].copy_from_slice(&two_digits(n));
+        }
         for (at, sep) in [
             (4, b'-'),
             (7, b'-'),
@@ -74,7 +84,7 @@ impl Timestamp {
             buf[at] = sep;
         }
         buf[26] = b'Z';
-        std::str::from_utf8(&buf[..]).unwrap_or_default()
+        &buf[..]
     }
 
     /// `2026-11-26 06:22:52.123` (UTC, milliseconds): for tables people read.

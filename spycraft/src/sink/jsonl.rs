@@ -119,7 +119,7 @@ fn write_value(value: Value<'_>, out: &mut Vec<u8>) {
             // Infallible: writing into a Vec.
             let _ = write!(out, "\"{ip}\"");
         }
-        Value::Time(t) => write_plain(t.format_rfc3339(&mut [0; RFC3339_LEN]), out),
+        Value::Time(t) => write_plain_bytes(t.rfc3339_bytes(&mut [0; RFC3339_LEN]), out),
         Value::Id(id) => write_plain(
             id.hyphenated()
                 .encode_lower(&mut uuid::Uuid::encode_buffer()),
@@ -151,9 +151,14 @@ fn write_str(s: &str, out: &mut Vec<u8>) {
 
 /// A string known to need no escape (the program's own text: times, ids, names).
 fn write_plain(s: &str, out: &mut Vec<u8>) {
+    write_plain_bytes(s.as_bytes(), out);
+}
+
+/// [`write_plain`] for ASCII the program wrote itself.
+fn write_plain_bytes(s: &[u8], out: &mut Vec<u8>) {
     out.reserve(s.len() + 2);
     out.push(b'"');
-    out.extend_from_slice(s.as_bytes());
+    out.extend_from_slice(s);
     out.push(b'"');
 }
 
