@@ -410,7 +410,7 @@ fn parse_header_line(line: &[u8]) -> Option<Header<'_>> {
         .filter(|&i| rest[i] == b':')?;
     Some(Header {
         name,
-        kind: HeaderKind::from_name(name),
+        kind: HeaderKind::from_line(line, name_len),
         value: trim(&rest[colon + 1..]),
     })
 }
