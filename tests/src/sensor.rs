@@ -45,8 +45,8 @@ impl Sensor {
         self.parse.on_frame(&frame, &mut |input| {
             match &input {
                 Input::Event(ev) => tracker.on_event(ev, &mut |r| {
-                    if keep(&r) {
-                        records.push(r)
+                    if keep(r) {
+                        records.push(r.clone())
                     }
                 }),
                 Input::StreamGap { a, b, .. } => tracker.on_stream_gap(*a, *b),
@@ -74,8 +74,8 @@ impl Sensor {
     pub fn finish(mut self) -> (Vec<CallRecord>, CallTracker, ParseStage) {
         let (records, keep) = (&mut self.records, self.keep);
         self.tracker.finish(&mut |r| {
-            if keep(&r) {
-                records.push(r)
+            if keep(r) {
+                records.push(r.clone())
             }
         });
         (self.records, self.tracker, self.parse)

@@ -57,11 +57,10 @@ impl Issues {
         self.0 & (1 << (issue as u16)) != 0
     }
 
-    fn to_vec(self) -> Vec<CaptureIssue> {
+    fn iter(self) -> impl Iterator<Item = CaptureIssue> {
         CaptureIssue::ALL
             .into_iter()
-            .filter(|&issue| self.0 & (1 << (issue as u16)) != 0)
-            .collect()
+            .filter(move |&issue| self.0 & (1 << (issue as u16)) != 0)
     }
 }
 
@@ -158,6 +157,28 @@ pub(crate) struct Leg {
     forks: Option<Box<Forks>>,
     transfers: Option<Box<Transfers>>,
     issues: Issues,
+}
+
+/// Overwrites `to` with `from`, keeping its allocation.
+fn put(to: &mut String, from: &str) {
+    to.clear();
+    to.push_str(from);
+}
+
+/// [`put`] for an optional field: its string is kept while the field stays present.
+fn put_some(to: &mut Option<String>, from: Option<&str>) {
+    match (to.as_mut(), from) {
+        (Some(to), Some(from)) => put(to, from),
+        (_, from) => *to = from.map(str::to_owned),
+    }
+}
+
+/// The user part of `uri` (see [`uri_user`]) into `to`, invalid UTF-8 replaced.
+fn put_user(to: &mut Option<String>, uri: &str) {
+    match uri_user(uri.as_bytes()) {
+        Some(user) => put_some(to, Some(&String::from_utf8_lossy(user))),
+        None => *to = None,
+    }
 }
 
 fn non_empty(s: &str) -> Option<String> {
@@ -739,8 +760,15 @@ impl Leg {
         }
     }
 
-    /// Turns the leg into its record.
-    pub(crate) fn finish(mut self, why: Finish, node: &str, direction: Direction) -> CallRecord {
+    /// Turns the leg into its record, written over `record` (whose allocations are reused:
+    /// a tracker writes hundreds of thousands).
+    pub(crate) fn finish(
+        mut self,
+        why: Finish,
+        node: &str,
+        direction: Direction,
+        record: &mut CallRecord,
+    ) {
         // An ended leg evicted while it lingers loses nothing: its record is complete.
         if why == Finish::Evicted && self.phase != Phase::Ended {
             self.issues.add(CaptureIssue::Evicted);
@@ -790,7 +818,7 @@ impl Leg {
                 self.issues.add(CaptureIssue::CaptureEnded);
             }
         }
-        self.record(node, direction)
+        self.record(node, direction, record)
     }
 
     fn disposition(&self) -> Disposition {
@@ -815,7 +843,8 @@ impl Leg {
         })
     }
 
-    fn record(mut self, node: &str, direction: Direction) -> CallRecord {
+    /// Writes the leg's record over `r`, reusing its strings' allocations.
+    fn record(mut self, node: &str, direction: Direction, r: &mut CallRecord) {
         let disposition = self.disposition();
         let (forked_dialogs, forked_last_status) = self.other_dialogs();
         let mut transfers = self.transfers.take();
@@ -826,81 +855,81 @@ impl Leg {
         let end_at = self.end_at.map(ts);
         let answer_at = self.answer_at.map(ts);
         let text = &self.text;
-        let id = record_id(node, self.call_id(), self.from_tag(), self.invite_at);
-        let user = |field| {
-            uri_user(text.get(field).as_bytes()).map(|u| String::from_utf8_lossy(u).into_owned())
+        r.id = record_id(node, self.call_id(), self.from_tag(), self.invite_at);
+        put(&mut r.node, node);
+        put_user(&mut r.from_user, text.get(LegField::FromUri));
+        put_user(&mut r.to_user, text.get(LegField::ToUri));
+        put(&mut r.call_id, text.get(LegField::CallId));
+        put(&mut r.from_tag, text.get(LegField::FromTag));
+        put_some(&mut r.to_tag, text.non_empty(LegField::ToTag));
+        put(
+            &mut r.collation_id,
+            text.non_empty(LegField::CollationId)
+                .unwrap_or_else(|| text.get(LegField::CallId)),
+        );
+        put(&mut r.from_uri, text.get(LegField::FromUri));
+        put(&mut r.to_uri, text.get(LegField::ToUri));
+        put(&mut r.request_uri, text.get(LegField::RequestUri));
+        put_some(
+            &mut r.p_asserted_identity,
+            text.non_empty(LegField::PAssertedIdentity),
+        );
+        put_some(&mut r.diversion, text.non_empty(LegField::Diversion));
+        r.caller_ip = self.caller.ip();
+        r.caller_port = self.caller.port();
+        r.callee_ip = self.callee.ip();
+        r.callee_port = self.callee.port();
+        r.transport = self.transport;
+        r.vlan = self.vlan;
+        r.direction = direction;
+        put_some(&mut r.user_agent, text.non_empty(LegField::UserAgent));
+        put_some(&mut r.server, text.non_empty(LegField::Server));
+        r.invite_at = invite_at;
+        r.ring_at = self.ring_at.map(ts);
+        r.answer_at = answer_at;
+        r.end_at = end_at;
+        r.duration_ms = end_at.map(|end| end.millis_since(invite_at));
+        r.billable_ms = match (answer_at, end_at) {
+            (Some(answer), Some(end)) => Some(end.millis_since(answer)),
+            (None, _) => Some(0),
+            (Some(_), None) => None,
         };
-        CallRecord {
-            id,
-            node: node.to_owned(),
-            from_user: user(LegField::FromUri),
-            to_user: user(LegField::ToUri),
-            call_id: text.get(LegField::CallId).to_owned(),
-            from_tag: text.get(LegField::FromTag).to_owned(),
-            to_tag: text.owned(LegField::ToTag),
-            collation_id: text
-                .owned(LegField::CollationId)
-                .unwrap_or_else(|| text.get(LegField::CallId).to_owned()),
-            from_uri: text.get(LegField::FromUri).to_owned(),
-            to_uri: text.get(LegField::ToUri).to_owned(),
-            request_uri: text.get(LegField::RequestUri).to_owned(),
-            p_asserted_identity: text.owned(LegField::PAssertedIdentity),
-            diversion: text.owned(LegField::Diversion),
-            caller_ip: self.caller.ip(),
-            caller_port: self.caller.port(),
-            callee_ip: self.callee.ip(),
-            callee_port: self.callee.port(),
-            transport: self.transport,
-            vlan: self.vlan,
-            direction,
-            user_agent: text.owned(LegField::UserAgent),
-            server: text.owned(LegField::Server),
-            invite_at,
-            ring_at: self.ring_at.map(ts),
-            answer_at,
-            end_at,
-            duration_ms: end_at.map(|end| end.millis_since(invite_at)),
-            billable_ms: match (answer_at, end_at) {
-                (Some(answer), Some(end)) => Some(end.millis_since(answer)),
-                (None, _) => Some(0),
-                (Some(_), None) => None,
-            },
-            pdd_ms: pdd_at.map(|at| ts(at).millis_since(invite_at)),
-            sdd_ms: match (self.end_reason, end_at, self.bye_answered_at) {
-                (Some(EndReason::Bye), Some(bye), Some(answered)) => {
-                    Some(ts(answered).millis_since(bye))
-                }
-                _ => None,
-            },
-            forked_dialogs,
-            forked_last_status,
-            transfer_at: refer.as_ref().map(|r| ts(r.0)),
-            transferred_by: refer
-                .as_ref()
-                .map(|r| if r.1 { Party::Caller } else { Party::Callee }),
-            transfer_status: refer.as_ref().and_then(|r| r.3),
-            transfer_to: refer.map(|r| r.2),
-            referred_by: transfers.as_mut().and_then(|t| t.referred_by.take()),
-            transferred_from: transfers.and_then(|t| t.from_call),
-            setup_ms: answer_at.map(|answer| answer.millis_since(invite_at)),
-            hold_ms: answer_at.map(|_| {
-                // A hold still open when the record is written runs to the call's end.
-                let open = match (self.held_since, self.end_at) {
-                    (Some(since), Some(end)) => (end - since).max(0),
-                    _ => 0,
-                };
-                u64::try_from((self.held_us + open) / 1000).unwrap_or(0)
-            }),
-            disposition,
-            final_status: self.final_status,
-            final_reason: text.owned(LegField::FinalReason),
-            q850_cause: self.q850_cause,
-            ended_by: self.ended_by,
-            end_reason: self.end_reason.unwrap_or(EndReason::Incomplete),
-            auth_challenges: self.auth_challenges,
-            invite_retransmissions: self.invite_retransmissions,
-            capture_issues: self.issues.to_vec(),
-        }
+        r.pdd_ms = pdd_at.map(|at| ts(at).millis_since(invite_at));
+        r.sdd_ms = match (self.end_reason, end_at, self.bye_answered_at) {
+            (Some(EndReason::Bye), Some(bye), Some(answered)) => {
+                Some(ts(answered).millis_since(bye))
+            }
+            _ => None,
+        };
+        r.forked_dialogs = forked_dialogs;
+        r.forked_last_status = forked_last_status;
+        r.transfer_at = refer.as_ref().map(|r| ts(r.0));
+        r.transferred_by = refer
+            .as_ref()
+            .map(|r| if r.1 { Party::Caller } else { Party::Callee });
+        r.transfer_status = refer.as_ref().and_then(|r| r.3);
+        r.transfer_to = refer.map(|r| r.2);
+        r.referred_by = transfers.as_mut().and_then(|t| t.referred_by.take());
+        r.transferred_from = transfers.and_then(|t| t.from_call);
+        r.setup_ms = answer_at.map(|answer| answer.millis_since(invite_at));
+        r.hold_ms = answer_at.map(|_| {
+            // A hold still open when the record is written runs to the call's end.
+            let open = match (self.held_since, self.end_at) {
+                (Some(since), Some(end)) => (end - since).max(0),
+                _ => 0,
+            };
+            u64::try_from((self.held_us + open) / 1000).unwrap_or(0)
+        });
+        r.disposition = disposition;
+        r.final_status = self.final_status;
+        put_some(&mut r.final_reason, text.non_empty(LegField::FinalReason));
+        r.q850_cause = self.q850_cause;
+        r.ended_by = self.ended_by;
+        r.end_reason = self.end_reason.unwrap_or(EndReason::Incomplete);
+        r.auth_challenges = self.auth_challenges;
+        r.invite_retransmissions = self.invite_retransmissions;
+        r.capture_issues.clear();
+        r.capture_issues.extend(self.issues.iter());
     }
 
     /// Caller and callee addresses, for the direction.
@@ -921,19 +950,22 @@ const RECORD_NAMESPACE: uuid::Uuid =
 /// Deterministic id: the same call seen by the same node always gets the same id, so a
 /// replayed capture or a re-delivered record never duplicates.
 pub fn record_id(node: &str, call_id: &str, from_tag: &str, invite_at_us: i64) -> uuid::Uuid {
-    // `node \0 call_id \0 from_tag \0 invite_at_us`, joined by hand: `format!` cost more than
-    // the hash.
-    let mut name = Vec::with_capacity(node.len() + call_id.len() + from_tag.len() + 23);
-    for part in [node, call_id, from_tag] {
-        name.extend_from_slice(part.as_bytes());
-        name.push(0);
-    }
-    crate::decimal::push_i64(invite_at_us, &mut name);
     // UUIDv5 (RFC 9562 §5.5) by hand, with a SHA-1 that uses the CPU's SHA instructions
-    // where it has them: the hash was a tenth of the cost of a record.
+    // where it has them: the hash was a tenth of the cost of a record. The name,
+    // `node \0 call_id \0 from_tag \0 invite_at_us`, is hashed in pieces, never joined.
     let mut sha1 = Sha1::new();
     sha1.update(RECORD_NAMESPACE.as_bytes());
-    sha1.update(&name);
+    for part in [node, call_id, from_tag] {
+        sha1.update(part.as_bytes());
+        sha1.update([0]);
+    }
+    if invite_at_us < 0 {
+        sha1.update(b"-");
+    }
+    sha1.update(crate::decimal::u64_digits(
+        invite_at_us.unsigned_abs(),
+        &mut [0; 20],
+    ));
     let digest = sha1.finalize();
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&digest[..16]);

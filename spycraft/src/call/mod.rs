@@ -130,9 +130,9 @@ mod tests {
         let mut tracker = CallTracker::new(config);
         let mut out = Vec::new();
         for s in steps {
-            tracker.on_event(&event("call-1", s), &mut |r| out.push(r));
+            tracker.on_event(&event("call-1", s), &mut |r| out.push(r.clone()));
         }
-        tracker.finish(&mut |r| out.push(r));
+        tracker.finish(&mut |r| out.push(r.clone()));
         out
     }
 
@@ -144,9 +144,9 @@ mod tests {
         });
         let mut out = Vec::new();
         for (call, s) in steps {
-            tracker.on_event(&event(call, s), &mut |r| out.push(r));
+            tracker.on_event(&event(call, s), &mut |r| out.push(r.clone()));
         }
-        tracker.finish(&mut |r| out.push(r));
+        tracker.finish(&mut |r| out.push(r.clone()));
         out
     }
 
@@ -451,13 +451,13 @@ mod tests {
         let mut tracker = CallTracker::new(config);
         let mut out = Vec::new();
         for s in answered() {
-            tracker.on_event(&event("lossy", &s), &mut |r| out.push(r));
+            tracker.on_event(&event("lossy", &s), &mut |r| out.push(r.clone()));
         }
         tracker.on_capture_loss();
         for s in answered() {
-            tracker.on_event(&event("after", &s), &mut |r| out.push(r));
+            tracker.on_event(&event("after", &s), &mut |r| out.push(r.clone()));
         }
-        tracker.finish(&mut |r| out.push(r));
+        tracker.finish(&mut |r| out.push(r.clone()));
         let issues_of = |id: &str| {
             out.iter()
                 .find(|r| r.call_id == id)
@@ -701,11 +701,11 @@ mod tests {
     fn legs_are_checked_when_due_even_when_their_deadline_moves_sooner() {
         let t0 = 1_700_000_000_000_000;
         let clock = |tracker: &mut CallTracker, out: &mut Vec<CallRecord>, secs: i64| {
-            tracker.on_clock(t0 + secs * 1_000_000, &mut |r| out.push(r));
+            tracker.on_clock(t0 + secs * 1_000_000, &mut |r| out.push(r.clone()));
         };
         let feed = |tracker: &mut CallTracker, out: &mut Vec<CallRecord>, steps: Vec<Step>| {
             for s in steps {
-                tracker.on_event(&event("call-1", &s), &mut |r| out.push(r));
+                tracker.on_event(&event("call-1", &s), &mut |r| out.push(r.clone()));
             }
         };
         let ack =
@@ -764,7 +764,7 @@ mod tests {
                 &mut out,
                 vec![ack(95_000), bye(120_000), ok(120_010, "2 BYE")],
             );
-            tracker.finish(&mut |r| out.push(r));
+            tracker.finish(&mut |r| out.push(r.clone()));
             assert_eq!(out.len(), 1);
             assert_eq!(
                 out[0].capture_issues.contains(&CaptureIssue::MissingAck),
@@ -785,12 +785,12 @@ mod tests {
             step(500, false, "SIP/2.0 486 Busy Here", "1 INVITE").tags("a1", "b2"),
             step(510, true, "ACK sip:bob@b.example SIP/2.0", "1 ACK").tags("a1", "b2"),
         ] {
-            tracker.on_event(&event("call-1", &s), &mut |r| out.push(r));
+            tracker.on_event(&event("call-1", &s), &mut |r| out.push(r.clone()));
         }
         let t0 = 1_700_000_000_000_000;
-        tracker.on_clock(t0 + 10_000_000, &mut |r| out.push(r));
+        tracker.on_clock(t0 + 10_000_000, &mut |r| out.push(r.clone()));
         assert!(out.is_empty(), "still lingering for retransmissions");
-        tracker.on_clock(t0 + 40_000_000, &mut |r| out.push(r));
+        tracker.on_clock(t0 + 40_000_000, &mut |r| out.push(r.clone()));
         assert_eq!(
             out.len(),
             1,
@@ -798,7 +798,7 @@ mod tests {
         );
         assert_eq!(out[0].disposition, Disposition::Busy);
         assert_eq!(out[0].end_reason, EndReason::Rejected);
-        tracker.on_clock(t0, &mut |r| out.push(r));
+        tracker.on_clock(t0, &mut |r| out.push(r.clone()));
         assert_eq!(out.len(), 1, "a clock never goes back");
     }
 
@@ -952,7 +952,7 @@ mod tests {
             )
             .tags("zz", ""),
         ] {
-            tracker.on_event(&event("c", &s), &mut |r| out.push(r));
+            tracker.on_event(&event("c", &s), &mut |r| out.push(r.clone()));
         }
         assert_eq!(out.len(), 1, "expired before the input ended");
         assert_eq!(out[0].end_reason, EndReason::Timeout);
@@ -985,7 +985,7 @@ mod tests {
         for (i, cid) in ["c1", "c2", "c3"].iter().enumerate() {
             tracker.on_event(
                 &event(cid, &step(i as i64, true, INV, "1 INVITE")),
-                &mut |r| out.push(r),
+                &mut |r| out.push(r.clone()),
             );
         }
         assert_eq!(tracker.phase_of("c1", "a1"), None);
@@ -1003,14 +1003,14 @@ mod tests {
         let mut out = Vec::new();
         // Two calls over the same connection, A to B; the gap is reported in either direction.
         tracker.on_event(&event("first", &step(0, true, INV, "1 INVITE")), &mut |r| {
-            out.push(r)
+            out.push(r.clone())
         });
         tracker.on_event(
             &event("second", &step(0, true, INV, "1 INVITE")),
-            &mut |r| out.push(r),
+            &mut |r| out.push(r.clone()),
         );
         tracker.on_stream_gap(B.parse().expect("addr"), A.parse().expect("addr"));
-        tracker.finish(&mut |r| out.push(r));
+        tracker.finish(&mut |r| out.push(r.clone()));
         assert_eq!(out.len(), 2);
         for r in &out {
             assert!(
@@ -1022,13 +1022,13 @@ mod tests {
         let mut tracker = CallTracker::new(TrackerConfig::default());
         let mut out = Vec::new();
         tracker.on_event(&event("c", &step(0, true, INV, "1 INVITE")), &mut |r| {
-            out.push(r)
+            out.push(r.clone())
         });
         tracker.on_stream_gap(
             "203.0.113.9:5060".parse().expect("addr"),
             A.parse().expect("addr"),
         );
-        tracker.finish(&mut |r| out.push(r));
+        tracker.finish(&mut |r| out.push(r.clone()));
         assert!(!out[0].capture_issues.contains(&CaptureIssue::ReassemblyGap));
     }
 

@@ -398,6 +398,64 @@ pub struct CallRecord {
     pub capture_issues: Vec<CaptureIssue>,
 }
 
+impl CallRecord {
+    /// A record with nothing in it, to be written over (see `Leg::finish`).
+    pub(crate) fn blank() -> Self {
+        let nowhere = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
+        Self {
+            id: Uuid::nil(),
+            node: String::new(),
+            call_id: String::new(),
+            from_tag: String::new(),
+            to_tag: None,
+            collation_id: String::new(),
+            from_uri: String::new(),
+            from_user: None,
+            to_uri: String::new(),
+            to_user: None,
+            request_uri: String::new(),
+            p_asserted_identity: None,
+            diversion: None,
+            caller_ip: nowhere,
+            caller_port: 0,
+            callee_ip: nowhere,
+            callee_port: 0,
+            transport: Transport::Udp,
+            vlan: None,
+            direction: Direction::Unknown,
+            user_agent: None,
+            server: None,
+            invite_at: Timestamp(0),
+            ring_at: None,
+            answer_at: None,
+            end_at: None,
+            duration_ms: None,
+            billable_ms: None,
+            pdd_ms: None,
+            sdd_ms: None,
+            setup_ms: None,
+            hold_ms: None,
+            forked_dialogs: 0,
+            forked_last_status: None,
+            transfer_at: None,
+            transferred_by: None,
+            transfer_to: None,
+            transfer_status: None,
+            referred_by: None,
+            transferred_from: None,
+            disposition: Disposition::Failed,
+            final_status: None,
+            final_reason: None,
+            q850_cause: None,
+            ended_by: EndedBy::Unknown,
+            end_reason: EndReason::Incomplete,
+            auth_challenges: 0,
+            invite_retransmissions: 0,
+            capture_issues: Vec::new(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -60,11 +60,6 @@ impl LegText {
         Some(self.get(field)).filter(|v| !v.is_empty())
     }
 
-    /// The field as an owned string for a record, or `None` when empty.
-    pub(crate) fn owned(&self, field: LegField) -> Option<String> {
-        self.non_empty(field).map(str::to_owned)
-    }
-
     /// Replaces a field's value. Rare (a To tag, a server, a final reason per transaction),
     /// so it rebuilds the text, again exactly sized.
     pub(crate) fn set(&mut self, field: LegField, value: &str) {
@@ -122,7 +117,7 @@ mod tests {
         assert_eq!(text.get(LegField::FromUri), "sip:alice@a");
         assert_eq!(text.get(LegField::ToTag), "t9");
         assert_eq!(text.get(LegField::FinalReason), "OK");
-        assert_eq!(text.owned(LegField::Server), None);
+        assert_eq!(text.non_empty(LegField::Server), None);
         // Replaced values leave nothing behind.
         assert_eq!(text.heap_bytes(), 8 + 8 + 11 + 2 + 2);
 

@@ -85,6 +85,9 @@ pub struct CallTracker {
     finished: Vec<Option<(Leg, Finish)>>,
     /// The order `drain` writes `finished` in (kept to reuse its allocation).
     finished_order: Vec<u32>,
+    /// Each record is written over this one in turn and lent to the sink, so its strings'
+    /// allocations serve every record.
+    record: CallRecord,
     /// Recent REFERs: (Refer-To, Call-ID of the call that carried it, time), newest last, so
     /// the call a blind transfer makes links to the call it came from.
     refers: VecDeque<(String, String, i64)>,
@@ -114,6 +117,7 @@ impl CallTracker {
             counters: TrackerCounters::default(),
             finished: Vec::new(),
             finished_order: Vec::new(),
+            record: CallRecord::blank(),
             refers: VecDeque::new(),
         }
     }
@@ -128,7 +132,7 @@ impl CallTracker {
     }
 
     /// Applies one event; records of legs that finished meanwhile go to `emit`.
-    pub fn on_event(&mut self, ev: &SipEvent, emit: &mut impl FnMut(CallRecord)) {
+    pub fn on_event(&mut self, ev: &SipEvent, emit: &mut impl FnMut(&CallRecord)) {
         self.counters.events += 1;
         let ts = ev.meta.ts_us;
         if ts > self.now {
@@ -148,7 +152,7 @@ impl CallTracker {
     }
 
     /// Time passes with no event (a quiet live capture): legs due to end by `ts_us` end.
-    pub fn on_clock(&mut self, ts_us: i64, emit: &mut impl FnMut(CallRecord)) {
+    pub fn on_clock(&mut self, ts_us: i64, emit: &mut impl FnMut(&CallRecord)) {
         if ts_us > self.now {
             self.now = ts_us;
         }
@@ -159,7 +163,7 @@ impl CallTracker {
         self.drain(emit);
     }
 
-    fn apply(&mut self, ev: &SipEvent, emit: &mut impl FnMut(CallRecord)) {
+    fn apply(&mut self, ev: &SipEvent, emit: &mut impl FnMut(&CallRecord)) {
         match self.find(ev) {
             Some(slot) => {
                 let leg = self.slots[slot as usize]
@@ -223,7 +227,7 @@ impl CallTracker {
     }
 
     /// Writes every leg still held (the input ended or the sensor is stopping).
-    pub fn finish(&mut self, emit: &mut impl FnMut(CallRecord)) {
+    pub fn finish(&mut self, emit: &mut impl FnMut(&CallRecord)) {
         self.sweep(emit);
         for slot in 0..self.slots.len() {
             if self.slots[slot].is_some() {
@@ -234,7 +238,7 @@ impl CallTracker {
         self.order.clear();
     }
 
-    fn start(&mut self, ev: &SipEvent, emit: &mut impl FnMut(CallRecord)) {
+    fn start(&mut self, ev: &SipEvent, emit: &mut impl FnMut(&CallRecord)) {
         if self.live >= self.config.max_live_legs {
             self.evict_oldest();
             self.drain(emit);
@@ -382,7 +386,7 @@ impl CallTracker {
         }
     }
 
-    fn sweep(&mut self, emit: &mut impl FnMut(CallRecord)) {
+    fn sweep(&mut self, emit: &mut impl FnMut(&CallRecord)) {
         let (slots, generations) = (&self.slots, &self.generations);
         self.challenged.retain(|_, &mut (slot, generation)| {
             generations[slot as usize] == generation
@@ -435,7 +439,7 @@ impl CallTracker {
 
     /// Emits finished legs in a stable order: by INVITE time, then Call-ID. Their positions
     /// are sorted rather than the legs themselves, which are hundreds of bytes to move.
-    fn drain(&mut self, emit: &mut impl FnMut(CallRecord)) {
+    fn drain(&mut self, emit: &mut impl FnMut(&CallRecord)) {
         if self.finished.is_empty() {
             return;
         }
@@ -455,7 +459,8 @@ impl CallTracker {
             let (caller, callee) = leg.endpoints();
             let direction = self.config.hosts.direction(caller.ip(), callee.ip());
             self.counters.records += 1;
-            emit(leg.finish(why, &self.config.node, direction));
+            leg.finish(why, &self.config.node, direction, &mut self.record);
+            emit(&self.record);
         }
         finished.clear();
     }

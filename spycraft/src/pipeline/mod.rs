@@ -174,7 +174,7 @@ struct RecordStage<'s> {
 impl RecordStage<'_> {
     fn on_input(&mut self, input: &Input) {
         let delivery = &mut self.delivery;
-        let emit = &mut |record: CallRecord| delivery.deliver(&record);
+        let emit = &mut |record: &CallRecord| delivery.deliver(record);
         match input {
             Input::Event(ev) => self.tracker.on_event(ev, emit),
             Input::StreamGap { a, b, .. } => self.tracker.on_stream_gap(*a, *b),
@@ -198,7 +198,7 @@ impl RecordStage<'_> {
 
     fn finish(mut self) -> Recorded {
         let delivery = &mut self.delivery;
-        self.tracker.finish(&mut |record| delivery.deliver(&record));
+        self.tracker.finish(&mut |record| delivery.deliver(record));
         let dispositions = self.delivery.finish()?;
         Ok((self.tracker.counters(), dispositions))
     }
