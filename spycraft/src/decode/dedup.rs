@@ -4,6 +4,7 @@
 //! T1 (500 ms) later, far outside the window.
 
 use std::hash::BuildHasher;
+use std::net::SocketAddr;
 
 use foldhash::fast::FixedState;
 
@@ -60,7 +61,16 @@ impl Dedup {
 /// two calls' INVITEs can share long prefixes and suffixes (same proxy, same SDP template),
 /// so a partial fingerprint could drop a real message.
 fn fingerprint(hasher: &FixedState, info: &PacketInfo, payload: &[u8]) -> u64 {
-    hasher.hash_one((info.src, info.dst, payload))
+    hasher.hash_one((address_key(&info.src), address_key(&info.dst), payload))
+}
+
+/// An address as plain numbers, read field by field: the decoder has just written them
+/// that way, and reading the whole `SocketAddr` at once would wait for those stores.
+fn address_key(address: &SocketAddr) -> (bool, u128, u16) {
+    match address {
+        SocketAddr::V4(a) => (false, u128::from(a.ip().to_bits()), a.port()),
+        SocketAddr::V6(a) => (true, a.ip().to_bits(), a.port()),
+    }
 }
 
 #[cfg(test)]
