@@ -52,8 +52,8 @@ impl HeaderKind {
             .map_or(Self::Other, |known| known.kind)
     }
 
-    /// [`HeaderKind::from_name`] for the name that makes up the first `name_len` bytes of
-    /// `line`. With 16 bytes of line to read, the name is compared as one folded word with
+    /// [`HeaderKind::from_name`] for the name (token characters, as the parser finds it) that
+    /// makes up the first `name_len` bytes of `line`. With 16 bytes of line to read, the name is compared as one folded word with
     /// each known name of its length, rather than byte by byte: it runs for every header.
     #[inline]
     pub fn from_line(line: &[u8], name_len: usize) -> Self {
