@@ -46,11 +46,11 @@ fuzz_target!(|data: &[u8]| {
         let (src, dst) = if chunk[2] & 0x80 == 0 { ("192.0.2.1:5060", "192.0.2.2:5060") } else { ("192.0.2.2:5060", "192.0.2.1:5060") };
         let info = PacketInfo { ts_us: ts, src: src.parse().expect("addr"), dst: dst.parse().expect("addr"), transport: Transport::Udp, vlan: None };
         if let Ok(ev) = SipEvent::from_message(info, &msg, &[]) {
-            tracker.on_event(&ev, &mut |r| records.push(r));
+            tracker.on_event(&ev, &mut |r| records.push(r.clone()));
         }
         assert!(tracker.live_legs() <= 8);
     }
-    tracker.finish(&mut |r| records.push(r));
+    tracker.finish(&mut |r| records.push(r.clone()));
     for r in &records {
         if let (Some(d), Some(b)) = (r.duration_ms, r.billable_ms) {
             assert!(b <= d, "billable {b} beyond duration {d}: {r:?}");
