@@ -4,6 +4,8 @@
 //! It is the only thing that crosses from the parse stage to the call stage, so it holds just
 //! what a call record needs, with all its text in one allocation.
 
+use std::sync::LazyLock;
+
 use super::header::HeaderKind;
 use super::method::Method;
 use super::name_addr::NameAddr;
@@ -311,6 +313,11 @@ fn sipfrag_status(msg: &Message<'_, '_>) -> Option<u16> {
     u16::try_from(code).ok().filter(|c| (100..700).contains(c))
 }
 
+/// Text that some line of a held stream's SDP contains (see [`media`]).
+static HOLD_MARKS: LazyLock<[memchr::memmem::Finder<'static>; 3]> = LazyLock::new(|| {
+    [b"a=sendonly", b"a=inactive", &b"0.0.0.0"[..]].map(memchr::memmem::Finder::new)
+});
+
 fn media(msg: &Message<'_, '_>) -> Media {
     let is_sdp = msg.header(HeaderKind::ContentType).is_some_and(|v| {
         let v = trim(v);
@@ -320,6 +327,10 @@ fn media(msg: &Message<'_, '_>) -> Media {
         return Media::None;
     }
     let body = msg.body;
+    // Most bodies hold none of the text a held stream needs: no line-by-line reading then.
+    if !HOLD_MARKS.iter().any(|mark| mark.find(body).is_some()) {
+        return Media::Active;
+    }
     let mut start = 0;
     let held = memchr::memchr_iter(b'\n', body)
         .chain([body.len()])
@@ -435,6 +446,13 @@ Content-Length: 0\r\n\r\n";
             (sdp("192.0.2.1", "a=sendonly\r\n"), Media::Held),
             (sdp("192.0.2.1", "a=inactive\r\n"), Media::Held),
             (sdp("0.0.0.0", ""), Media::Held),
+            (sdp(" 0.0.0.0", ""), Media::Held),
+            // The marks of a hold, but not as a hold's lines.
+            (
+                sdp("192.0.2.1", "a=x-note:0.0.0.0 a=sendonly\r\n"),
+                Media::Active,
+            ),
+            (sdp("10.0.0.0", "a=inactivex\r\n"), Media::Active),
             (String::new(), Media::None),
         ];
         for (body, media) in cases {
