@@ -175,10 +175,8 @@ fn put_some(to: &mut Option<String>, from: Option<&str>) {
 
 /// The user part of `uri` (see [`uri_user`]) into `to`, invalid UTF-8 replaced.
 fn put_user(to: &mut Option<String>, uri: &str) {
-    match uri_user(uri.as_bytes()) {
-        Some(user) => put_some(to, Some(&String::from_utf8_lossy(user))),
-        None => *to = None,
-    }
+    let user = uri_user(uri.as_bytes()).map(String::from_utf8_lossy);
+    put_some(to, user.as_deref());
 }
 
 fn non_empty(s: &str) -> Option<String> {

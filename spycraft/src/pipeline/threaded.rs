@@ -10,11 +10,12 @@
 //! events instead; while the queue stays full it holds a few parsed batches and reads on,
 //! rather than idling. The more the recorder lags, the more the reader takes on, until both
 //! cores are equally busy, whatever the mix of work (long SIP messages, many records, a slow
-//! sink). Two threads on two cores also leave the operating system nothing to juggle. Batches keep
-//! their order, so calls are tracked in capture order and every counter adds up as on one
-//! thread. Spent batches go back to where their buffers came from, so nothing is allocated
-//! per message once the run is warm; the bounded queue makes a slow sink hold the reader back
-//! instead of growing memory.
+//! sink). Two threads on two cores also leave the operating system nothing to juggle.
+//!
+//! Batches keep their order, so calls are tracked in capture order and every counter adds up
+//! as on one thread. Spent batches go back to where their buffers came from, so nothing is
+//! allocated per message once the run is warm; the bounded queue makes a slow sink hold the
+//! reader back instead of growing memory.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -113,78 +113,79 @@ fn time(v: Option<Timestamp>) -> Value<'static> {
     v.map_or(Value::Null, Value::Time)
 }
 
-/// Takes a record's values one by one, from [`visit`]. Any `FnMut(name, value)` will do; a
-/// writer of its own type can mark its method `#[inline(always)]`, which a closure cannot.
+/// Takes a record's values one by one, from [`visit`], each with its place in [`COLUMNS`].
+/// Any `FnMut(column, value)` will do; a writer of its own type can mark its method
+/// `#[inline(always)]`, which a closure cannot.
 pub trait Columns<'r> {
-    fn column(&mut self, name: &'static str, value: Value<'r>);
+    fn column(&mut self, column: usize, value: Value<'r>);
 }
 
-impl<'r, F: FnMut(&'static str, Value<'r>)> Columns<'r> for F {
+impl<'r, F: FnMut(usize, Value<'r>)> Columns<'r> for F {
     #[inline(always)]
-    fn column(&mut self, name: &'static str, value: Value<'r>) {
-        self(name, value)
+    fn column(&mut self, column: usize, value: Value<'r>) {
+        self(column, value)
     }
 }
 
-/// Hands each of the record's values, in [`COLUMNS`] order, to `f` with its column name:
+/// Hands each of the record's values, in [`COLUMNS`] order, to `f` with its column number:
 /// the one place the row-oriented sinks and the JSON writer take a record apart. One call
 /// per column rather than a loop over an array of values, so that once inlined each call
 /// knows its value's kind and the writer's choice between kinds disappears.
 #[inline(always)]
 pub fn visit<'r>(r: &'r CallRecord, f: &mut impl Columns<'r>) {
-    f.column(COLUMNS[0], Value::Id(r.id));
-    f.column(COLUMNS[1], Value::Text(&r.node));
-    f.column(COLUMNS[2], Value::Text(&r.call_id));
-    f.column(COLUMNS[3], Value::Text(&r.from_tag));
-    f.column(COLUMNS[4], text(&r.to_tag));
-    f.column(COLUMNS[5], Value::Text(&r.collation_id));
-    f.column(COLUMNS[6], Value::Text(&r.from_uri));
-    f.column(COLUMNS[7], text(&r.from_user));
-    f.column(COLUMNS[8], Value::Text(&r.to_uri));
-    f.column(COLUMNS[9], text(&r.to_user));
-    f.column(COLUMNS[10], Value::Text(&r.request_uri));
-    f.column(COLUMNS[11], text(&r.p_asserted_identity));
-    f.column(COLUMNS[12], text(&r.diversion));
-    f.column(COLUMNS[13], Value::Ip(r.caller_ip));
-    f.column(COLUMNS[14], Value::Number(r.caller_port.into()));
-    f.column(COLUMNS[15], Value::Ip(r.callee_ip));
-    f.column(COLUMNS[16], Value::Number(r.callee_port.into()));
-    f.column(COLUMNS[17], Value::Text(r.transport.as_str()));
-    f.column(COLUMNS[18], number(r.vlan));
-    f.column(COLUMNS[19], Value::Text(r.direction.as_str()));
-    f.column(COLUMNS[20], text(&r.user_agent));
-    f.column(COLUMNS[21], text(&r.server));
-    f.column(COLUMNS[22], Value::Time(r.invite_at));
-    f.column(COLUMNS[23], time(r.ring_at));
-    f.column(COLUMNS[24], time(r.answer_at));
-    f.column(COLUMNS[25], time(r.end_at));
-    f.column(COLUMNS[26], number(r.duration_ms));
-    f.column(COLUMNS[27], number(r.billable_ms));
-    f.column(COLUMNS[28], number(r.pdd_ms));
-    f.column(COLUMNS[29], number(r.sdd_ms));
-    f.column(COLUMNS[30], number(r.setup_ms));
-    f.column(COLUMNS[31], number(r.hold_ms));
-    f.column(COLUMNS[32], Value::Number(r.forked_dialogs.into()));
-    f.column(COLUMNS[33], number(r.forked_last_status));
-    f.column(COLUMNS[34], time(r.transfer_at));
+    f.column(0, Value::Id(r.id));
+    f.column(1, Value::Text(&r.node));
+    f.column(2, Value::Text(&r.call_id));
+    f.column(3, Value::Text(&r.from_tag));
+    f.column(4, text(&r.to_tag));
+    f.column(5, Value::Text(&r.collation_id));
+    f.column(6, Value::Text(&r.from_uri));
+    f.column(7, text(&r.from_user));
+    f.column(8, Value::Text(&r.to_uri));
+    f.column(9, text(&r.to_user));
+    f.column(10, Value::Text(&r.request_uri));
+    f.column(11, text(&r.p_asserted_identity));
+    f.column(12, text(&r.diversion));
+    f.column(13, Value::Ip(r.caller_ip));
+    f.column(14, Value::Number(r.caller_port.into()));
+    f.column(15, Value::Ip(r.callee_ip));
+    f.column(16, Value::Number(r.callee_port.into()));
+    f.column(17, Value::Text(r.transport.as_str()));
+    f.column(18, number(r.vlan));
+    f.column(19, Value::Text(r.direction.as_str()));
+    f.column(20, text(&r.user_agent));
+    f.column(21, text(&r.server));
+    f.column(22, Value::Time(r.invite_at));
+    f.column(23, time(r.ring_at));
+    f.column(24, time(r.answer_at));
+    f.column(25, time(r.end_at));
+    f.column(26, number(r.duration_ms));
+    f.column(27, number(r.billable_ms));
+    f.column(28, number(r.pdd_ms));
+    f.column(29, number(r.sdd_ms));
+    f.column(30, number(r.setup_ms));
+    f.column(31, number(r.hold_ms));
+    f.column(32, Value::Number(r.forked_dialogs.into()));
+    f.column(33, number(r.forked_last_status));
+    f.column(34, time(r.transfer_at));
     f.column(
-        COLUMNS[35],
+        35,
         r.transferred_by
             .map_or(Value::Null, |p| Value::Text(p.as_str())),
     );
-    f.column(COLUMNS[36], text(&r.transfer_to));
-    f.column(COLUMNS[37], number(r.transfer_status));
-    f.column(COLUMNS[38], text(&r.referred_by));
-    f.column(COLUMNS[39], text(&r.transferred_from));
-    f.column(COLUMNS[40], Value::Text(r.disposition.as_str()));
-    f.column(COLUMNS[41], number(r.final_status));
-    f.column(COLUMNS[42], text(&r.final_reason));
-    f.column(COLUMNS[43], number(r.q850_cause));
-    f.column(COLUMNS[44], Value::Text(r.ended_by.as_str()));
-    f.column(COLUMNS[45], Value::Text(r.end_reason.as_str()));
-    f.column(COLUMNS[46], Value::Number(r.auth_challenges.into()));
-    f.column(COLUMNS[47], Value::Number(r.invite_retransmissions.into()));
-    f.column(COLUMNS[48], Value::Issues(&r.capture_issues));
+    f.column(36, text(&r.transfer_to));
+    f.column(37, number(r.transfer_status));
+    f.column(38, text(&r.referred_by));
+    f.column(39, text(&r.transferred_from));
+    f.column(40, Value::Text(r.disposition.as_str()));
+    f.column(41, number(r.final_status));
+    f.column(42, text(&r.final_reason));
+    f.column(43, number(r.q850_cause));
+    f.column(44, Value::Text(r.ended_by.as_str()));
+    f.column(45, Value::Text(r.end_reason.as_str()));
+    f.column(46, Value::Number(r.auth_challenges.into()));
+    f.column(47, Value::Number(r.invite_retransmissions.into()));
+    f.column(48, Value::Issues(&r.capture_issues));
 }
 
 /// The record's values in [`COLUMNS`] order; empty text for null. Capture issues are joined

@@ -76,26 +76,22 @@ impl Drop for JsonlSink {
 /// Appends the record as a JSON object, exactly as `serde_json::to_writer` writes it.
 pub fn write_json(record: &CallRecord, out: &mut Vec<u8>) {
     out.push(b'{');
-    visit(record, &mut JsonFields { out, column: 0 });
+    visit(record, &mut JsonFields(out));
     out.push(b'}');
 }
 
 /// Writes each value after its key, which carries the comma before it.
-struct JsonFields<'o> {
-    out: &'o mut Vec<u8>,
-    column: usize,
-}
+struct JsonFields<'o>(&'o mut Vec<u8>);
 
 impl<'r> Columns<'r> for JsonFields<'_> {
     /// Inlined into each column's call, where the kind of the value is known, so the
     /// choice between kinds is made while compiling.
     #[inline(always)]
-    fn column(&mut self, _name: &'static str, value: Value<'r>) {
-        let key = JSON_KEYS[self.column].as_bytes();
-        let key = if self.column == 0 { &key[1..] } else { key };
-        self.out.extend_from_slice(key);
-        self.column += 1;
-        write_value(value, self.out);
+    fn column(&mut self, column: usize, value: Value<'r>) {
+        let key = JSON_KEYS[column].as_bytes();
+        let key = if column == 0 { &key[1..] } else { key };
+        self.0.extend_from_slice(key);
+        write_value(value, self.0);
     }
 }
 

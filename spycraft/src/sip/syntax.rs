@@ -99,6 +99,21 @@ pub fn split_values(value: &[u8]) -> impl Iterator<Item = &[u8]> {
 /// Value of parameter `name` (case-insensitive) in a `;a=b;c` parameter list. A parameter
 /// without `=` yields an empty value. Quotes around the value are removed.
 pub fn param<'b>(params: &'b [u8], name: &[u8]) -> Option<&'b [u8]> {
+    sole_token_param(params, name).or_else(|| walk_params(params, name))
+}
+
+/// The value of `;name=token` when that is the whole list, the usual form (`;tag=1928301774`),
+/// found without walking it; `None` for anything else, which [`walk_params`] reads, and
+/// would read to the same value here.
+fn sole_token_param<'b>(params: &'b [u8], name: &[u8]) -> Option<&'b [u8]> {
+    let (key, rest) = params.strip_prefix(b";")?.split_at_checked(name.len())?;
+    let value = rest.strip_prefix(b"=")?;
+    (key.eq_ignore_ascii_case(name) && !value.is_empty() && value.iter().all(|&b| is_token(b)))
+        .then_some(value)
+}
+
+/// [`param`] by walking the `;`-separated items.
+fn walk_params<'b>(params: &'b [u8], name: &[u8]) -> Option<&'b [u8]> {
     // Without quotes or angle brackets (the norm: `;tag=1928301774`) every `;` splits.
     if !params.iter().any(|&b| b == b'"' || b == b'<') {
         return params
@@ -212,6 +227,32 @@ mod tests {
                 &b"sip:e@f"[..]
             ]
         );
+    }
+
+    #[test]
+    fn the_short_way_to_a_parameter_finds_what_the_walk_finds() {
+        for params in [
+            &b";tag=abc"[..],
+            b";TAG=a.b-c",
+            b";tag=",
+            b";tag=a b",
+            b";tag=abc;x=1",
+            b";tag=\"quoted\"",
+            b";tagx=1",
+            b"; tag=1",
+            b";tag =1",
+            b";x=1;tag=2",
+            b";tag=\xc3\xa9",
+            b";tag",
+            b"",
+        ] {
+            assert_eq!(
+                param(params, b"tag"),
+                walk_params(params, b"tag"),
+                "{}",
+                String::from_utf8_lossy(params)
+            );
+        }
     }
 
     #[test]
