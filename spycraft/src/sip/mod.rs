@@ -6,6 +6,7 @@ mod detect;
 mod event;
 mod framing;
 mod header;
+mod lines;
 mod method;
 mod name_addr;
 mod parser;

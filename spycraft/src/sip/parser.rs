@@ -7,6 +7,7 @@ use std::mem::MaybeUninit;
 use memchr::memchr;
 
 use super::header::{Header, HeaderKind};
+use super::lines::Lines;
 use super::method::Method;
 use super::name_addr::NameAddr;
 use super::syntax::{is_token, parse_u32, split_values, trim};
@@ -275,33 +276,6 @@ fn init_prefix<'h, 'b>(headers: &'h [MaybeUninit<Header<'b>>], count: usize) -> 
     // SAFETY: parse_head initialised slots 0..count (it counts each slot it writes), and
     // MaybeUninit<T> has T's layout.
     unsafe { std::slice::from_raw_parts(headers.as_ptr().cast::<Header<'b>>(), count) }
-}
-
-/// The lines of a message head, read front to back. One `memchr` iterator finds every line
-/// end, instead of a fresh search (and its set-up) per line.
-struct Lines<'b> {
-    buf: &'b [u8],
-    ends: memchr::Memchr<'b>,
-}
-
-impl<'b> Lines<'b> {
-    fn new(buf: &'b [u8]) -> Self {
-        Self {
-            buf,
-            ends: memchr::memchr_iter(b'\n', buf),
-        }
-    }
-
-    /// The line starting at `pos` (never before the last line asked for): its bytes without
-    /// CR/LF, and where the next line starts. Bare LF is accepted as a line end, as tolerant
-    /// stacks do.
-    #[inline]
-    fn at(&mut self, pos: usize) -> Option<(&'b [u8], usize)> {
-        let nl = self.ends.by_ref().find(|&nl| nl >= pos)?;
-        let line = &self.buf[pos..nl];
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        Some((line, nl + 1))
-    }
 }
 
 /// Parses the start line and headers. In a datagram, the end of the buffer also ends the

@@ -1,0 +1,187 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! Splitting a message head into lines: the parser's innermost loop.
+
+/// The lines of a message head, read front to back. Line ends are found 64 bytes at a time,
+/// as a bit mask per block, so a head's dozen short lines cost a few compares each rather
+/// than a search (and its set-up) each.
+pub(super) struct Lines<'b> {
+    buf: &'b [u8],
+    /// Where the block `ends` describes begins.
+    block: usize,
+    /// Line ends in the block not yet handed out, bit `i` for `buf[block + i]`.
+    ends: u64,
+}
+
+impl<'b> Lines<'b> {
+    pub(super) fn new(buf: &'b [u8]) -> Self {
+        Self {
+            buf,
+            block: 0,
+            ends: newline_mask(buf),
+        }
+    }
+
+    /// The next line end, if any.
+    #[inline]
+    fn next_end(&mut self) -> Option<usize> {
+        while self.ends == 0 {
+            self.block += 64;
+            if self.block >= self.buf.len() {
+                return None;
+            }
+            self.ends = newline_mask(&self.buf[self.block..]);
+        }
+        let at = self.block + self.ends.trailing_zeros() as usize;
+        self.ends &= self.ends - 1;
+        Some(at)
+    }
+
+    /// The line starting at `pos` (never before the last line asked for): its bytes without
+    /// CR/LF, and where the next line starts. Bare LF is accepted as a line end, as tolerant
+    /// stacks do.
+    #[inline]
+    pub(super) fn at(&mut self, pos: usize) -> Option<(&'b [u8], usize)> {
+        let nl = loop {
+            let nl = self.next_end()?;
+            if nl >= pos {
+                break nl;
+            }
+        };
+        let line = &self.buf[pos..nl];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        Some((line, nl + 1))
+    }
+}
+
+/// Bit `i` set where `bytes[i]` is a line feed, for the first 64 bytes; a short tail is
+/// padded.
+#[inline]
+fn newline_mask(bytes: &[u8]) -> u64 {
+    let mut block = [0u8; 64];
+    let block = match bytes.first_chunk::<64>() {
+        Some(whole) => whole,
+        None => {
+            block[..bytes.len()].copy_from_slice(bytes);
+            &block
+        }
+    };
+    block_newline_mask(block)
+}
+
+/// [`newline_mask`] of a whole block, with four vector compares.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn block_newline_mask(block: &[u8; 64]) -> u64 {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
+    };
+    let mut mask = 0;
+    for (i, chunk) in block.chunks_exact(16).enumerate() {
+        // SAFETY: SSE2 is part of x86_64, and the load reads the 16 bytes of `chunk`
+        // (unaligned loads are allowed).
+        let hits = unsafe {
+            let bytes = _mm_loadu_si128(chunk.as_ptr().cast::<__m128i>());
+            _mm_movemask_epi8(_mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'\n' as i8)))
+        };
+        mask |= u64::from(hits as u16) << (16 * i);
+    }
+    mask
+}
+
+/// [`newline_mask`] of a whole block, a byte at a time.
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+fn block_newline_mask_bytewise(block: &[u8; 64]) -> u64 {
+    block
+        .iter()
+        .enumerate()
+        .fold(0, |mask, (i, &b)| mask | (u64::from(b == b'\n') << i))
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+use block_newline_mask_bytewise as block_newline_mask;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every line end, the slow way.
+    fn ends_bytewise(buf: &[u8]) -> Vec<usize> {
+        (0..buf.len()).filter(|&i| buf[i] == b'\n').collect()
+    }
+
+    fn ends_by_lines(buf: &[u8]) -> Vec<usize> {
+        let mut lines = Lines::new(buf);
+        std::iter::from_fn(|| lines.next_end()).collect()
+    }
+
+    /// Bytes with line feeds at varied gaps, and bytes that differ from a line feed in one bit
+    /// (so a compare that is off by a bit, or a lane, shows).
+    fn varied(len: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed;
+        (0..len)
+            .map(|_| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                match (x >> 33) % 7 {
+                    0 => b'\n',
+                    1 => b'\n' ^ 1,
+                    2 => b'\n' | 0x80,
+                    3 => b'\r',
+                    _ => b'a' + ((x >> 40) % 26) as u8,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_vector_mask_matches_the_bytewise_one() {
+        for seed in 0..200 {
+            let bytes = varied(64, seed);
+            let block: &[u8; 64] = bytes.as_slice().try_into().unwrap();
+            assert_eq!(
+                block_newline_mask(block),
+                block_newline_mask_bytewise(block),
+                "{bytes:?}"
+            );
+        }
+        let all = [b'\n'; 64];
+        assert_eq!(block_newline_mask(&all), u64::MAX);
+        assert_eq!(block_newline_mask(&[0; 64]), 0);
+    }
+
+    #[test]
+    fn every_line_end_is_found_across_blocks_and_in_a_short_tail() {
+        for len in [0, 1, 63, 64, 65, 127, 128, 129, 300, 1000] {
+            for seed in 0..20 {
+                let buf = varied(len, seed);
+                assert_eq!(ends_by_lines(&buf), ends_bytewise(&buf), "len {len}");
+            }
+        }
+        // Lines longer than a block, and none at all.
+        let mut long = vec![b'x'; 200];
+        long[150] = b'\n';
+        long.push(b'\n');
+        assert_eq!(ends_by_lines(&long), vec![150, 200]);
+        assert_eq!(ends_by_lines(&[b'x'; 500]), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn a_line_is_cut_at_its_end_without_the_carriage_return() {
+        let buf = b"INVITE sip:b SIP/2.0\r\nVia: x\nTo: y\r\n\r\nbody";
+        let mut lines = Lines::new(buf);
+        assert_eq!(lines.at(0), Some((&b"INVITE sip:b SIP/2.0"[..], 22)));
+        assert_eq!(lines.at(22), Some((&b"Via: x"[..], 29)));
+        assert_eq!(lines.at(29), Some((&b"To: y"[..], 36)));
+        assert_eq!(lines.at(36), Some((&b""[..], 38)));
+        assert_eq!(lines.at(38), None, "the body has no line end");
+    }
+
+    #[test]
+    fn asking_past_earlier_ends_skips_them() {
+        let buf = b"a\nb\nc\nd\n";
+        let mut lines = Lines::new(buf);
+        assert_eq!(lines.at(4), Some((&b"c"[..], 6)));
+        assert_eq!(lines.at(6), Some((&b"d"[..], 8)));
+    }
+}
