@@ -3,6 +3,7 @@
 //! [`CallRecord`] each finished leg becomes. Knows nothing of capture or wire formats beyond
 //! [`SipEvent`](crate::sip::SipEvent).
 
+mod checks;
 mod direction;
 mod leg;
 mod record;

@@ -2,13 +2,13 @@
 //! The call tracker: finds the leg each SIP event belongs to, drives its state machine,
 //! expires legs by capture time and hands finished legs out as records.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
 
 use hashbrown::{DefaultHashBuilder, HashTable};
 use std::net::SocketAddr;
 
+use super::checks::{Check, CheckQueue};
 use super::direction::MonitoredHosts;
 use super::leg::{Finish, Leg, Phase};
 use super::record::{CallRecord, CaptureIssue};
@@ -72,7 +72,9 @@ pub struct CallTracker {
     order: VecDeque<(u32, u32)>,
     /// (check time, slot, generation): when each leg must next be looked at, soonest first,
     /// so a sweep visits only the legs that may be due rather than every leg held.
-    checks: BinaryHeap<Reverse<(i64, u32, u32)>>,
+    checks: CheckQueue,
+    /// The checks a sweep takes out (kept to reuse its allocation).
+    due: Vec<Check>,
     /// Each slot's soonest check in `checks`; never later than the leg's deadline. Entries
     /// that no longer match are stale and skipped.
     check_at: Vec<i64>,
@@ -108,7 +110,8 @@ impl CallTracker {
             hasher: DefaultHashBuilder::default(),
             challenged: HashMap::new(),
             order: VecDeque::new(),
-            checks: BinaryHeap::new(),
+            checks: CheckQueue::default(),
+            due: Vec::new(),
             check_at: Vec::new(),
             live: 0,
             key: Vec::with_capacity(256),
@@ -396,11 +399,9 @@ impl CallTracker {
         });
         let now = self.now;
         let timers = self.config.timers;
-        while let Some(&Reverse((at, slot, generation))) = self.checks.peek() {
-            if at > now {
-                break;
-            }
-            self.checks.pop();
+        let mut due = std::mem::take(&mut self.due);
+        self.checks.take_due(now, &mut due);
+        for &(at, slot, generation) in &due {
             let s = slot as usize;
             if self.generations[s] != generation || self.check_at[s] != at {
                 continue; // the leg is gone, or has a sooner check of its own
@@ -416,6 +417,7 @@ impl CallTracker {
                 self.check_sooner(slot, check);
             }
         }
+        self.due = due;
         self.drain(emit);
     }
 
@@ -427,10 +429,10 @@ impl CallTracker {
             return;
         }
         self.check_at[s] = at;
-        self.checks.push(Reverse((at, slot, self.generations[s])));
+        self.checks.push((at, slot, self.generations[s]));
         if self.checks.len() > 2 * self.live + 1024 {
             let (slots, generations, check_at) = (&self.slots, &self.generations, &self.check_at);
-            self.checks.retain(|&Reverse((at, slot, generation))| {
+            self.checks.retain(|&(at, slot, generation)| {
                 let s = slot as usize;
                 slots[s].is_some() && generations[s] == generation && check_at[s] == at
             });
