@@ -10,7 +10,7 @@ use super::header::{Header, HeaderKind};
 use super::lines::Lines;
 use super::method::Method;
 use super::name_addr::NameAddr;
-use super::syntax::{is_token, parse_u32, split_values, trim};
+use super::syntax::{is_token, parse_u32, split_values, token_len, trim};
 
 /// Result of parsing input that may not hold a whole message yet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -368,10 +368,7 @@ fn parse_head<'b>(
 }
 
 fn parse_header_line(line: &[u8]) -> Option<Header<'_>> {
-    let name_len = line
-        .iter()
-        .position(|&b| !is_token(b))
-        .unwrap_or(line.len());
+    let name_len = token_len(line);
     if name_len == 0 {
         return None;
     }
@@ -395,7 +392,7 @@ fn parse_start_line(line: &[u8]) -> Result<StartLine<'_>, ParseError> {
     }
     let sp = memchr(b' ', line).ok_or(ParseError::StartLine)?;
     let method_token = &line[..sp];
-    if method_token.is_empty() || !method_token.iter().all(|&b| is_token(b)) {
+    if method_token.is_empty() || token_len(method_token) != method_token.len() {
         return Err(ParseError::Method);
     }
     let last_sp = line.iter().rposition(|&b| b == b' ').unwrap_or(sp);
@@ -408,7 +405,9 @@ fn parse_start_line(line: &[u8]) -> Result<StartLine<'_>, ParseError> {
     let enclosed = uri.first() == Some(&b'<');
     if uri.is_empty()
         || enclosed
-        || uri.iter().any(|&b| b <= b' ' || b == 0x7f)
+        // Every byte looked at, rather than stopping at the first bad one: the check then
+        // runs many bytes at a time.
+        || uri.iter().fold(false, |bad, &b| bad | (b <= b' ') | (b == 0x7f))
         || !uri.contains(&b':')
     {
         return Err(ParseError::RequestUri);
@@ -532,6 +531,10 @@ impl<'h, 'b> Message<'h, 'b> {
 
     /// First value of the first header of this kind, parsed as a name-addr.
     pub fn first_name_addr(&self, kind: HeaderKind) -> Option<NameAddr<'b>> {
+        // Most of the headers asked for are absent: say so without an iterator's set-up.
+        if kind != HeaderKind::Other && self.first.get(kind).is_none() {
+            return None;
+        }
         self.headers_of(kind)
             .flat_map(split_values)
             .find_map(NameAddr::parse)
