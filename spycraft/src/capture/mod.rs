@@ -6,7 +6,6 @@
 #[cfg(feature = "ebpf")]
 pub mod kernel;
 mod live;
-mod mapping;
 mod offline;
 mod pcap_file;
 mod writer;

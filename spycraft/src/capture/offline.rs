@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 
 use pcap::{Capture, Offline, Precision};
 
-use super::mapping::Mapping;
 use super::pcap_file::{PcapHeader, PcapReader};
 use super::Frame;
 use crate::decode::LinkType;
@@ -147,10 +146,7 @@ impl OfflineSource {
         let link = LinkType::from_dlt(i32::try_from(header.link_type).ok()?)?;
         Some(Self {
             path: path.to_path_buf(),
-            reader: Reader::Pcap(match Mapping::of(&file) {
-                Some(mapping) => PcapReader::mapped(mapping, header),
-                None => PcapReader::new(file, header),
-            }),
+            reader: Reader::Pcap(PcapReader::new(file, header)),
             link,
             frames: 0,
             bytes_read: 24,
@@ -258,43 +254,5 @@ mod tests {
             compared += 1;
         }
         assert!(compared >= 20, "{compared} captures compared");
-    }
-
-    #[test]
-    fn a_file_cut_short_while_mapped_ends_as_damaged_not_with_a_crash() {
-        // A bundled capture's frames, again and again, to about 12 MiB: larger than the
-        // window the mapping pages in ahead.
-        let pcaps = Path::new(env!("CARGO_MANIFEST_DIR")).join("../pcaps");
-        let original = std::fs::read(pcaps.join("busy-486/capture.pcap")).expect("capture");
-        let mut bytes = original.clone();
-        while bytes.len() < 12 << 20 {
-            bytes.extend_from_slice(&original[24..]);
-        }
-        let path = std::env::temp_dir().join(format!("spycraft-{}-cut.pcap", std::process::id()));
-        std::fs::write(&path, &bytes).expect("written");
-        let mut source = OfflineSource::open(&path, None).expect("opens");
-        assert!(matches!(&source.reader, Reader::Pcap(_)));
-        let mut read = 0;
-        while read < 100 {
-            source.next_frame().expect("readable").expect("a frame");
-            read += 1;
-        }
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .expect("writable")
-            .set_len(1 << 20)
-            .expect("cut short");
-        let err = loop {
-            match source.next_frame() {
-                Ok(Some(_)) => read += 1,
-                Ok(None) => panic!("ended cleanly after {read} frames"),
-                Err(err) => break err,
-            }
-        };
-        let message = err.to_string();
-        assert!(message.contains("shrank"), "{message}");
-        assert!(matches!(err, CaptureError::Damaged { .. }), "{message}");
-        std::fs::remove_file(path).ok();
     }
 }

@@ -1,14 +1,11 @@
 // SPDX-License-Identifier: AGPL-3.0-or-later
-//! Classic pcap files read directly: mapped, or one large read at a time, records sliced in
-//! place.
+//! Classic pcap files read directly: one large read at a time, records sliced in place.
 //!
 //! libpcap copies every record out of a stdio buffer, one call per record; on a large capture
 //! that costs more than decoding the frames. This reader handles the common case (a classic
 //! pcap file, no filter) and leaves pcapng, filters and standard input to libpcap.
 
 use std::io::Read;
-
-use super::mapping::Mapping;
 
 /// Bytes read from the file at a time.
 const CHUNK: usize = 1 << 20;
@@ -86,64 +83,31 @@ pub(crate) struct Record {
 /// The records of a classic pcap file, after its global header.
 #[derive(Debug)]
 pub(crate) struct PcapReader<R> {
-    bytes: Bytes<R>,
+    input: R,
     header: PcapHeader,
-    /// Unconsumed bytes are `bytes[pos..end]`.
+    buf: Vec<u8>,
+    /// Unconsumed bytes are `buf[pos..end]`.
     pos: usize,
     end: usize,
-}
-
-/// Where the file's bytes are.
-#[derive(Debug)]
-enum Bytes<R> {
-    /// Read a chunk at a time into `buf`.
-    Read {
-        input: R,
-        buf: Vec<u8>,
-        at_eof: bool,
-    },
-    /// All of them, mapped.
-    Mapped(Mapping),
-}
-
-impl<R> Bytes<R> {
-    fn as_slice(&self) -> &[u8] {
-        match self {
-            Bytes::Read { buf, .. } => buf,
-            Bytes::Mapped(mapping) => mapping.bytes(),
-        }
-    }
+    at_eof: bool,
 }
 
 impl<R: Read> PcapReader<R> {
     /// Reads from `input`, positioned just after the global header.
     pub(crate) fn new(input: R, header: PcapHeader) -> Self {
         Self {
-            bytes: Bytes::Read {
-                input,
-                buf: vec![0; CHUNK],
-                at_eof: false,
-            },
+            input,
             header,
+            buf: vec![0; CHUNK],
             pos: 0,
             end: 0,
-        }
-    }
-
-    /// Reads the mapped file whose global header is `header`.
-    pub(crate) fn mapped(mapping: Mapping, header: PcapHeader) -> Self {
-        let end = mapping.bytes().len();
-        Self {
-            bytes: Bytes::Mapped(mapping),
-            header,
-            pos: HEADER.min(end),
-            end,
+            at_eof: false,
         }
     }
 
     /// The record's bytes.
     pub(crate) fn data(&self, record: &Record) -> &[u8] {
-        &self.bytes.as_slice()[record.start..record.start + record.len]
+        &self.buf[record.start..record.start + record.len]
     }
 
     /// The next record, `Ok(None)` at a clean end, or why the file breaks off.
@@ -158,9 +122,7 @@ impl<R: Read> PcapReader<R> {
         }
         let field = |n: usize| {
             let at = self.pos + 4 * n;
-            let bytes: [u8; 4] = self.bytes.as_slice()[at..at + 4]
-                .try_into()
-                .unwrap_or_default();
+            let bytes: [u8; 4] = self.buf[at..at + 4].try_into().unwrap_or_default();
             if self.header.swapped {
                 u32::from_be_bytes(bytes)
             } else {
@@ -198,33 +160,19 @@ impl<R: Read> PcapReader<R> {
 
     /// Makes `want` unconsumed bytes available; false when the file ends first.
     fn fill(&mut self, want: usize) -> Result<bool, String> {
-        let (input, buf, at_eof) = match &mut self.bytes {
-            Bytes::Mapped(mapping) => {
-                if mapping.shrank() {
-                    return Err(format!(
-                        "truncated dump file; the file shrank to less than its {} bytes \
-                         while being read",
-                        self.end
-                    ));
-                }
-                mapping.reading_at(self.pos);
-                return Ok(self.end - self.pos >= want);
-            }
-            Bytes::Read { input, buf, at_eof } => (input, buf, at_eof),
-        };
         if self.end - self.pos >= want {
             return Ok(true);
         }
         // Move the partial record to the front, and make room for the whole of it.
-        buf.copy_within(self.pos..self.end, 0);
+        self.buf.copy_within(self.pos..self.end, 0);
         self.end -= self.pos;
         self.pos = 0;
-        if buf.len() < want {
-            buf.resize(want, 0);
+        if self.buf.len() < want {
+            self.buf.resize(want, 0);
         }
-        while self.end < want && !*at_eof {
-            match input.read(&mut buf[self.end..]) {
-                Ok(0) => *at_eof = true,
+        while self.end < want && !self.at_eof {
+            match self.input.read(&mut self.buf[self.end..]) {
+                Ok(0) => self.at_eof = true,
                 Ok(n) => self.end += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e.to_string()),
@@ -349,11 +297,7 @@ mod tests {
         let mut reader = PcapReader::new(&file[HEADER..], header);
         let err = reader.next_record().expect_err("too long");
         assert!(err.contains("bigger than maximum of 262144"), "{err}");
-        assert_eq!(
-            reader.bytes.as_slice().len(),
-            CHUNK,
-            "nothing was allocated for it"
-        );
+        assert_eq!(reader.buf.len(), CHUNK, "nothing was allocated for it");
     }
 
     #[test]
