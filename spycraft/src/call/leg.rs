@@ -761,7 +761,7 @@ impl Leg {
     /// Turns the leg into its record, written over `record` (whose allocations are reused:
     /// a tracker writes hundreds of thousands).
     pub(crate) fn finish(
-        mut self,
+        &mut self,
         why: Finish,
         node: &str,
         direction: Direction,
@@ -842,7 +842,7 @@ impl Leg {
     }
 
     /// Writes the leg's record over `r`, reusing its strings' allocations.
-    fn record(mut self, node: &str, direction: Direction, r: &mut CallRecord) {
+    fn record(&mut self, node: &str, direction: Direction, r: &mut CallRecord) {
         let disposition = self.disposition();
         let (forked_dialogs, forked_last_status) = self.other_dialogs();
         let mut transfers = self.transfers.take();

@@ -83,8 +83,10 @@ pub struct CallTracker {
     now: i64,
     next_sweep: i64,
     counters: TrackerCounters,
-    /// Legs ended and not yet written; taken out in `drain`.
-    finished: Vec<Option<(Leg, Finish)>>,
+    /// Slots of the legs ended and not yet written. A finished leg stays in its slot, out of
+    /// the index and with its generation bumped (so nothing finds it), until `drain` writes it
+    /// there and frees the slot: moving its hundreds of bytes out and back cost more.
+    finished: Vec<(u32, Finish)>,
     /// The order `drain` writes `finished` in (kept to reuse its allocation).
     finished_order: Vec<u32>,
     /// Each record is written over this one in turn and lent to the sink, so its strings'
@@ -365,18 +367,20 @@ impl CallTracker {
         }
     }
 
+    /// Ends the leg in `slot`. Each caller reaches the leg through the index or a check made
+    /// for its current generation, and a removed leg has left both, so no leg is removed (and
+    /// written) twice.
     fn remove(&mut self, slot: u32, why: Finish) {
-        let Some(leg) = self.slots[slot as usize].take() else {
+        let Some(leg) = self.slots[slot as usize].as_ref() else {
             return;
         };
-        self.unindex_slot(slot, key_hash(&self.hasher, &leg));
+        self.unindex_slot(slot, key_hash(&self.hasher, leg));
         self.generations[slot as usize] = self.generations[slot as usize].wrapping_add(1);
-        self.free.push(slot);
         self.live -= 1;
         if why == Finish::Evicted {
             self.counters.evicted += 1;
         }
-        self.finished.push(Some((leg, why)));
+        self.finished.push((slot, why));
     }
 
     fn evict_oldest(&mut self) {
@@ -439,32 +443,42 @@ impl CallTracker {
         }
     }
 
-    /// Emits finished legs in a stable order: by INVITE time, then Call-ID. Their positions
-    /// are sorted rather than the legs themselves, which are hundreds of bytes to move.
+    /// Emits finished legs in a stable order: by INVITE time, then Call-ID, and frees their
+    /// slots. Their positions are sorted rather than the legs, which are hundreds of bytes.
     fn drain(&mut self, emit: &mut impl FnMut(&CallRecord)) {
         if self.finished.is_empty() {
             return;
         }
-        let finished = &mut self.finished;
+        let (finished, slots) = (&self.finished, &self.slots);
+        let leg_of = |at: u32| {
+            let slot = finished[at as usize].0;
+            slots[slot as usize]
+                .as_ref()
+                .expect("a finished leg stays in its slot")
+        };
         let order = &mut self.finished_order;
         order.clear();
         order.extend(0..finished.len() as u32);
         order.sort_by(|&a, &b| {
-            let key = |at: u32| {
-                let (leg, _) = finished[at as usize].as_ref().expect("not yet taken");
-                (leg.invite_at(), leg.call_id())
-            };
-            key(a).cmp(&key(b))
+            let (a, b) = (leg_of(a), leg_of(b));
+            (a.invite_at(), a.call_id()).cmp(&(b.invite_at(), b.call_id()))
         });
         for &at in order.iter() {
-            let (leg, why) = finished[at as usize].take().expect("taken once");
+            let (slot, why) = self.finished[at as usize];
+            let leg = self.slots[slot as usize]
+                .as_mut()
+                .expect("a finished leg stays in its slot");
             let (caller, callee) = leg.endpoints();
             let direction = self.config.hosts.direction(caller.ip(), callee.ip());
             self.counters.records += 1;
             leg.finish(why, &self.config.node, direction, &mut self.record);
             emit(&self.record);
         }
-        finished.clear();
+        for &(slot, _) in &self.finished {
+            self.slots[slot as usize] = None;
+            self.free.push(slot);
+        }
+        self.finished.clear();
     }
 }
 
