@@ -222,7 +222,7 @@ impl ParseStage {
 
     /// Parses deferred messages here after all (see [`MessageStage::parse_all`]), counting
     /// them with this stage's own.
-    pub fn parse_unparsed(&mut self, unparsed: &mut Unparsed, out: &mut dyn FnMut(Input)) {
+    pub fn parse_unparsed(&mut self, unparsed: &mut Unparsed, out: &mut impl FnMut(Input)) {
         self.messages.parse_all(unparsed, out);
     }
 
@@ -373,7 +373,7 @@ impl MessageStage {
 
     /// Parses everything `unparsed` holds, in order, emptying it; events and the other inputs
     /// go to `out`.
-    pub fn parse_all(&mut self, unparsed: &mut Unparsed, out: &mut dyn FnMut(Input)) {
+    pub fn parse_all(&mut self, unparsed: &mut Unparsed, out: &mut impl FnMut(Input)) {
         let mut start = 0;
         for item in unparsed.items.drain(..) {
             match item {
@@ -408,7 +408,7 @@ impl MessageStage {
         &mut self,
         info: &PacketInfo,
         payload: &[u8],
-        out: &mut dyn FnMut(Input),
+        out: &mut impl FnMut(Input),
         observer: &mut dyn Observer,
         frame: u64,
     ) {
@@ -428,7 +428,7 @@ impl MessageStage {
         info: &PacketInfo,
         msg: &Message<'_, '_>,
         raw: &[u8],
-        out: &mut dyn FnMut(Input),
+        out: &mut impl FnMut(Input),
         observer: &mut dyn Observer,
         frame: u64,
     ) {
@@ -534,7 +534,7 @@ impl PayloadSink for Emit<'_> {
                 messages,
                 out,
                 observer,
-            } => messages.datagram(info, payload, *out, *observer, self.frame),
+            } => messages.datagram(info, payload, &mut *out, *observer, self.frame),
             Target::Deferred(unparsed) => unparsed.push_datagram(info, payload),
         }
     }
@@ -591,7 +591,7 @@ impl PayloadSink for Emit<'_> {
                             messages,
                             out,
                             observer,
-                        } => messages.accept(info, &msg, raw, *out, *observer, self.frame),
+                        } => messages.accept(info, &msg, raw, &mut *out, *observer, self.frame),
                         Target::Deferred(unparsed) => unparsed.push_stream_message(info, raw),
                     }
                     continue;
