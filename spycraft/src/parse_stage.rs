@@ -14,7 +14,7 @@ use crate::decode::{
 };
 use crate::sip::{
     find_message_start, is_keepalive, is_stream_keepalive, looks_like_sip, parse_datagram_uninit,
-    parse_uninit, Message, ParseError, SipEvent, Status, MAX_HEADERS,
+    parse_uninit, CollationHeaders, Message, ParseError, SipEvent, Status, MAX_HEADERS,
 };
 
 /// Shorter than `ACK sip:a SIP/2.0\r\n\r\n`: a keep-alive ("hello", "jaK") or junk, never SIP.
@@ -164,7 +164,7 @@ struct SipStage {
 /// from earlier frames, so another thread can do it ([`ParseStage::on_frame_deferred`]).
 #[derive(Debug)]
 pub struct MessageStage {
-    collation_headers: Vec<String>,
+    collation_headers: CollationHeaders,
     /// Only the message counts: `sip_messages`, `parse_errors`, `body_issues`,
     /// `malformed_header_lines` (see [`ParseCounters::add_message_counts`]).
     counters: ParseCounters,
@@ -174,7 +174,7 @@ pub struct MessageStage {
 }
 
 /// Spare event buffers kept at most: more than the events in flight between the threads
-/// (16 queued batches of 512), so none is dropped in a steady run.
+/// (a few batches of 256), so none is dropped in a steady run.
 const MAX_SPARE_TEXTS: usize = 12 * 1024;
 /// Buffers grown beyond this by an unusually long message are dropped, not kept, so the
 /// spares stay small (at most 12 MiB, a few hundred KiB in practice).
@@ -203,7 +203,11 @@ impl ParseStage {
 
     /// A message stage like this one's, for parsing deferred messages elsewhere.
     pub fn message_stage(&self) -> MessageStage {
-        MessageStage::new(self.messages.collation_headers.clone())
+        MessageStage {
+            collation_headers: self.messages.collation_headers.clone(),
+            counters: ParseCounters::default(),
+            spare_text: Vec::new(),
+        }
     }
 
     /// Everything counted so far (by this stage's own message stage too).
@@ -346,7 +350,7 @@ impl Observer for Unobserved {
 impl MessageStage {
     pub fn new(collation_headers: Vec<String>) -> Self {
         Self {
-            collation_headers,
+            collation_headers: CollationHeaders::new(&collation_headers),
             counters: ParseCounters::default(),
             spare_text: Vec::new(),
         }

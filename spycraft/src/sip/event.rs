@@ -51,6 +51,22 @@ pub enum Field {
 const FIELDS: usize = Field::Replaces as usize + 1;
 const _: () = assert!(FIELDS * MAX_FIELD <= u16::MAX as usize, "spans fit in u16");
 
+/// The headers whose value ties the legs of one call together (`--collate-header`), in the
+/// order they are tried, each name classified once rather than for every message.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CollationHeaders(Vec<(HeaderKind, String)>);
+
+impl CollationHeaders {
+    pub fn new(names: &[String]) -> Self {
+        Self(
+            names
+                .iter()
+                .map(|name| (HeaderKind::from_name(name.as_bytes()), name.clone()))
+                .collect(),
+        )
+    }
+}
+
 /// One SIP message, reduced to what call tracking needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SipEvent {
@@ -78,7 +94,8 @@ impl SipEvent {
         msg: &Message<'_, '_>,
         collation_headers: &[String],
     ) -> Result<Self, ParseError> {
-        Self::from_message_in(meta, msg, collation_headers, String::new())
+        let collation_headers = CollationHeaders::new(collation_headers);
+        Self::from_message_in(meta, msg, &collation_headers, String::new())
     }
 
     /// As [`SipEvent::from_message`], writing the text into `text` (cleared first), so a caller
@@ -86,7 +103,7 @@ impl SipEvent {
     pub fn from_message_in(
         meta: PacketInfo,
         msg: &Message<'_, '_>,
-        collation_headers: &[String],
+        collation_headers: &CollationHeaders,
         text: String,
     ) -> Result<Self, ParseError> {
         let call_id = msg.call_id().map(trim).ok_or(ParseError::MissingHeader)?;
@@ -113,9 +130,10 @@ impl SipEvent {
             .or_else(|| msg.header(HeaderKind::Server))
             .unwrap_or(b"");
         let collation = collation_headers
+            .0
             .iter()
-            .find_map(|name| {
-                let value = msg.header_named(name.as_bytes())?;
+            .find_map(|(kind, name)| {
+                let value = msg.header_named_as(*kind, name.as_bytes())?;
                 Some(collation_value(name.as_bytes(), value)).filter(|v| !v.is_empty())
             })
             .unwrap_or(b"");

@@ -13,7 +13,7 @@ mod parser;
 pub mod syntax;
 
 pub use detect::looks_like_sip;
-pub use event::{Field, Media, SipEvent, SipKind};
+pub use event::{CollationHeaders, Field, Media, SipEvent, SipKind};
 pub use framing::{find_message_start, is_stream_keepalive};
 pub use header::{Header, HeaderKind, EMPTY_HEADER};
 pub use method::Method;

@@ -477,7 +477,13 @@ impl<'h, 'b> Message<'h, 'b> {
     /// extension headers such as X-CID). A name spycraft knows (in any form) is looked up by
     /// its kind.
     pub fn header_named(&self, name: &[u8]) -> Option<&'b [u8]> {
-        match HeaderKind::from_name(name) {
+        self.header_named_as(HeaderKind::from_name(name), name)
+    }
+
+    /// [`Message::header_named`] for a name already classified as `kind`, which callers that
+    /// ask every message for the same names do once.
+    pub fn header_named_as(&self, kind: HeaderKind, name: &[u8]) -> Option<&'b [u8]> {
+        match kind {
             HeaderKind::Other => self
                 .headers
                 .iter()
