@@ -53,12 +53,22 @@ impl HeaderKind {
     }
 
     /// [`HeaderKind::from_name`] for the name (token characters, as the parser finds it) that
-    /// makes up the first `name_len` bytes of `line`. With 16 bytes of line to read, the name is compared as one folded word with
-    /// each known name of its length, rather than byte by byte: it runs for every header.
+    /// makes up the first `name_len` bytes of `line`. The name is compared as one folded
+    /// 16-byte word with each known name of its length, rather than byte by byte: it runs for
+    /// every header.
     #[inline]
     pub fn from_line(line: &[u8], name_len: usize) -> Self {
-        match (line.first_chunk::<16>(), name_len) {
-            (Some(head), 2..=16) => {
+        // A line shorter than the word (`CSeq: 1 ACK`) is padded; the mask drops the padding.
+        let mut padded = [0u8; 16];
+        let head = match line.first_chunk::<16>() {
+            Some(head) => head,
+            None => {
+                padded[..line.len()].copy_from_slice(line);
+                &padded
+            }
+        };
+        match name_len {
+            2..=16 if name_len <= line.len() => {
                 let mask = u128::MAX >> (8 * (16 - name_len));
                 let folded = (u128::from_le_bytes(*head) | LOWER) & mask;
                 known_of_length(name_len)

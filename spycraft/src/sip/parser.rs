@@ -10,7 +10,7 @@ use super::header::{Header, HeaderKind};
 use super::lines::Lines;
 use super::method::Method;
 use super::name_addr::NameAddr;
-use super::syntax::{is_token, parse_u32, split_values, token_len, trim};
+use super::syntax::{parse_u32, split_values, token_len, trim};
 
 /// Result of parsing input that may not hold a whole message yet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -518,7 +518,7 @@ impl<'h, 'b> Message<'h, 'b> {
         let split = value.iter().position(|&b| b == b' ' || b == b'\t')?;
         let number = parse_u32(&value[..split], 10)?;
         let method = trim(&value[split..]);
-        if method.is_empty() || !method.iter().all(|&b| is_token(b)) {
+        if method.is_empty() || token_len(method) != method.len() {
             return None;
         }
         Some(CSeq {
