@@ -25,9 +25,15 @@ impl<'b> NameAddr<'b> {
         if value[0] == b'"' {
             display_end = quoted_end(value);
         }
-        // `<uri>` first is the common case without a display name: no search needed.
-        let open = if value[0] == b'<' {
-            Some(0)
+        // `<uri>` right at the start, or right after a quoted display name, is the common
+        // case: no search needed.
+        let after_display = display_end
+            + value[display_end..]
+                .iter()
+                .take_while(|&&b| b == b' ' || b == b'\t')
+                .count();
+        let open = if value.get(after_display) == Some(&b'<') {
+            Some(after_display)
         } else {
             find_unquoted(&value[display_end..], b'<').map(|i| i + display_end)
         };
@@ -116,6 +122,11 @@ mod tests {
                 None,
             ),
             (b"sip:x@y;tag=", b"", b"sip:x@y", None),
+            // `<` straight after the display name, with or without blanks between.
+            (br#""A"<sip:a@b>;tag=1"#, b"A", b"sip:a@b", Some(b"1")),
+            (b"\"A\" \t <sip:a@b>", b"A", b"sip:a@b", None),
+            // After the quotes something else comes first: the search finds the `<`.
+            (br#""A" x <sip:a@b>"#, b"\"A\" x", b"sip:a@b", None),
         ];
         for (input, display, uri, tag) in cases {
             let na = NameAddr::parse(input).expect("parses");
