@@ -196,18 +196,14 @@ impl ParseStage {
                 ports,
                 counters: ParseCounters::default(),
             },
-            messages: MessageStage::new(collation_headers),
+            messages: MessageStage::new(CollationHeaders::new(&collation_headers)),
             frames: 0,
         }
     }
 
     /// A message stage like this one's, for parsing deferred messages elsewhere.
     pub fn message_stage(&self) -> MessageStage {
-        MessageStage {
-            collation_headers: self.messages.collation_headers.clone(),
-            counters: ParseCounters::default(),
-            spare_text: Vec::new(),
-        }
+        MessageStage::new(self.messages.collation_headers.clone())
     }
 
     /// Everything counted so far (by this stage's own message stage too).
@@ -348,9 +344,9 @@ impl Observer for Unobserved {
 }
 
 impl MessageStage {
-    pub fn new(collation_headers: Vec<String>) -> Self {
+    pub fn new(collation_headers: CollationHeaders) -> Self {
         Self {
-            collation_headers: CollationHeaders::new(&collation_headers),
+            collation_headers,
             counters: ParseCounters::default(),
             spare_text: Vec::new(),
         }

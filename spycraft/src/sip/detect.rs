@@ -3,7 +3,7 @@
 
 use memchr::memchr;
 
-use super::syntax::is_token;
+use super::syntax::is_token_word;
 
 /// Longest first line considered; real request lines are far shorter.
 const MAX_START_LINE: usize = 2048;
@@ -34,7 +34,7 @@ pub fn looks_like_sip(payload: &[u8]) -> bool {
         return false;
     };
     match memchr(b' ', line) {
-        Some(sp) => sp > 0 && line[..sp].iter().all(|&b| is_token(b)) && sp + 1 < line.len(),
+        Some(sp) => is_token_word(&line[..sp]) && sp + 1 < line.len(),
         None => false,
     }
 }

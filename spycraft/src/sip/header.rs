@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: AGPL-3.0-or-later
 //! Header names: the ones spycraft reads, recognised once per header in any case or compact form.
 
+use super::syntax::first_block;
+
 /// The headers spycraft looks at, plus `Other` for everything else.
 ///
 /// Classifying each header once while parsing lets accessors find a header by comparing a
@@ -59,18 +61,11 @@ impl HeaderKind {
     #[inline]
     pub fn from_line(line: &[u8], name_len: usize) -> Self {
         // A line shorter than the word (`CSeq: 1 ACK`) is padded; the mask drops the padding.
-        let mut padded = [0u8; 16];
-        let head = match line.first_chunk::<16>() {
-            Some(head) => head,
-            None => {
-                padded[..line.len()].copy_from_slice(line);
-                &padded
-            }
-        };
+        let head = *first_block(line, &mut [0; 16]);
         match name_len {
             2..=16 if name_len <= line.len() => {
                 let mask = u128::MAX >> (8 * (16 - name_len));
-                let folded = (u128::from_le_bytes(*head) | LOWER) & mask;
+                let folded = (u128::from_le_bytes(head) | LOWER) & mask;
                 known_of_length(name_len)
                     .iter()
                     .find(|known| known.word == folded)

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: AGPL-3.0-or-later
 //! Splitting a message head into lines: the parser's innermost loop.
 
+use super::syntax::first_block;
+
 /// The lines of a message head, read front to back. Line ends are found 64 bytes at a time,
 /// as a bit mask per block, so a head's dozen short lines cost a few compares each rather
 /// than a search (and its set-up) each.
@@ -57,15 +59,7 @@ impl<'b> Lines<'b> {
 /// padded.
 #[inline]
 fn newline_mask(bytes: &[u8]) -> u64 {
-    let mut block = [0u8; 64];
-    let block = match bytes.first_chunk::<64>() {
-        Some(whole) => whole,
-        None => {
-            block[..bytes.len()].copy_from_slice(bytes);
-            &block
-        }
-    };
-    block_newline_mask(block)
+    block_newline_mask(first_block(bytes, &mut [0; 64]))
 }
 
 /// [`newline_mask`] of a whole block, with four vector compares.

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: AGPL-3.0-or-later
 //! `name-addr` / `addr-spec` values of From, To, Contact, P-Asserted-Identity and Diversion.
 
-use super::syntax::{find_unquoted, param, quoted_end, trim, unquote};
+use super::syntax::{find_unquoted, is_lws, param, quoted_end, trim, unquote};
 
 /// A parsed `[display-name] <uri> *(;param)` or `uri *(;param)`, borrowing from the message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,7 +30,7 @@ impl<'b> NameAddr<'b> {
         let after_display = display_end
             + value[display_end..]
                 .iter()
-                .take_while(|&&b| b == b' ' || b == b'\t')
+                .take_while(|&&b| is_lws(b))
                 .count();
         let open = if value.get(after_display) == Some(&b'<') {
             Some(after_display)

@@ -10,7 +10,7 @@ use super::header::{Header, HeaderKind};
 use super::lines::Lines;
 use super::method::Method;
 use super::name_addr::NameAddr;
-use super::syntax::{parse_u32, split_values, token_len, trim};
+use super::syntax::{is_token_word, parse_u32, split_values, token_len, trim};
 
 /// Result of parsing input that may not hold a whole message yet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -392,7 +392,7 @@ fn parse_start_line(line: &[u8]) -> Result<StartLine<'_>, ParseError> {
     }
     let sp = memchr(b' ', line).ok_or(ParseError::StartLine)?;
     let method_token = &line[..sp];
-    if method_token.is_empty() || token_len(method_token) != method_token.len() {
+    if !is_token_word(method_token) {
         return Err(ParseError::Method);
     }
     let last_sp = line.iter().rposition(|&b| b == b' ').unwrap_or(sp);
@@ -518,7 +518,7 @@ impl<'h, 'b> Message<'h, 'b> {
         let split = value.iter().position(|&b| b == b' ' || b == b'\t')?;
         let number = parse_u32(&value[..split], 10)?;
         let method = trim(&value[split..]);
-        if method.is_empty() || token_len(method) != method.len() {
+        if !is_token_word(method) {
             return None;
         }
         Some(CSeq {

@@ -45,6 +45,25 @@ pub fn token_len(bytes: &[u8]) -> usize {
     token_len_bytewise(bytes)
 }
 
+/// Whether `bytes` is one non-empty run of token characters (a method, a tag).
+#[inline]
+pub fn is_token_word(bytes: &[u8]) -> bool {
+    !bytes.is_empty() && token_len(bytes) == bytes.len()
+}
+
+/// The first `N` bytes of `bytes` as a block; a shorter slice is copied into `spare`, padded
+/// with zeros, for the block-at-a-time scans (line ends, header names).
+#[inline]
+pub fn first_block<'a, const N: usize>(bytes: &'a [u8], spare: &'a mut [u8; N]) -> &'a [u8; N] {
+    match bytes.first_chunk::<N>() {
+        Some(whole) => whole,
+        None => {
+            spare[..bytes.len()].copy_from_slice(bytes);
+            spare
+        }
+    }
+}
+
 fn token_len_bytewise(bytes: &[u8]) -> usize {
     bytes
         .iter()
@@ -156,8 +175,7 @@ pub fn param<'b>(params: &'b [u8], name: &[u8]) -> Option<&'b [u8]> {
 fn sole_token_param<'b>(params: &'b [u8], name: &[u8]) -> Option<&'b [u8]> {
     let (key, rest) = params.strip_prefix(b";")?.split_at_checked(name.len())?;
     let value = rest.strip_prefix(b"=")?;
-    (key.eq_ignore_ascii_case(name) && !value.is_empty() && value.iter().all(|&b| is_token(b)))
-        .then_some(value)
+    (key.eq_ignore_ascii_case(name) && is_token_word(value)).then_some(value)
 }
 
 /// [`param`] by walking the `;`-separated items.
