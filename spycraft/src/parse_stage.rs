@@ -72,6 +72,79 @@ pub enum Input {
     CaptureLoss,
 }
 
+/// Where the parse stage puts what it makes: handed on one at a time ([`EachTo`]), or kept
+/// in a batch (`Vec<Input>`), where each event is made in the slot it keeps.
+pub trait Inputs {
+    /// Takes an input that is not a parsed message (a clock tick, a stream gap).
+    fn input(&mut self, input: Input);
+
+    /// Takes the event `fill` makes, with `text` as its text buffer, after showing it to
+    /// `seen`. When `fill` fails, no event is taken and the buffer comes back with the error.
+    fn event(
+        &mut self,
+        text: String,
+        fill: impl FnOnce(&mut SipEvent) -> Result<(), ParseError>,
+        seen: impl FnOnce(&SipEvent),
+    ) -> Result<(), (ParseError, String)>;
+}
+
+/// A batch: each event is filled in where it stays, never copied whole right after being
+/// written field by field (such a copy waits on the stores it reads).
+impl Inputs for Vec<Input> {
+    fn input(&mut self, input: Input) {
+        self.push(input);
+    }
+
+    fn event(
+        &mut self,
+        text: String,
+        fill: impl FnOnce(&mut SipEvent) -> Result<(), ParseError>,
+        seen: impl FnOnce(&SipEvent),
+    ) -> Result<(), (ParseError, String)> {
+        self.push(Input::Event(SipEvent::with_text(text)));
+        let Some(Input::Event(event)) = self.last_mut() else {
+            unreachable!("an event was pushed just now");
+        };
+        match fill(event) {
+            Ok(()) => {
+                seen(event);
+                Ok(())
+            }
+            Err(e) => match self.pop() {
+                Some(Input::Event(event)) => Err((e, event.into_text())),
+                _ => unreachable!("the event pushed just now is last"),
+            },
+        }
+    }
+}
+
+/// Inputs handed one at a time to a closure.
+#[derive(Debug)]
+pub struct EachTo<F>(pub F);
+
+impl<F: FnMut(Input)> Inputs for EachTo<F> {
+    fn input(&mut self, input: Input) {
+        (self.0)(input);
+    }
+
+    fn event(
+        &mut self,
+        text: String,
+        fill: impl FnOnce(&mut SipEvent) -> Result<(), ParseError>,
+        seen: impl FnOnce(&SipEvent),
+    ) -> Result<(), (ParseError, String)> {
+        let mut event = SipEvent::with_text(text);
+        match fill(&mut event) {
+            Ok(()) => {
+                seen(&event);
+                (self.0)(Input::Event(event));
+                Ok(())
+            }
+            Err(e) => Err((e, event.into_text())),
+        }
+    }
+}
+
 /// One SIP message as the parse stage saw it, for the tools that show messages rather than
 /// calls (`dump`, `find`).
 #[derive(Debug)]
@@ -222,7 +295,7 @@ impl ParseStage {
 
     /// Parses deferred messages here after all (see [`MessageStage::parse_all`]), counting
     /// them with this stage's own.
-    pub fn parse_unparsed(&mut self, unparsed: &mut Unparsed, out: &mut impl FnMut(Input)) {
+    pub fn parse_unparsed(&mut self, unparsed: &mut Unparsed, out: &mut impl Inputs) {
         self.messages.parse_all(unparsed, out);
     }
 
@@ -373,23 +446,25 @@ impl MessageStage {
 
     /// Parses everything `unparsed` holds, in order, emptying it; events and the other inputs
     /// go to `out`.
-    pub fn parse_all(&mut self, unparsed: &mut Unparsed, out: &mut impl FnMut(Input)) {
+    pub fn parse_all(&mut self, unparsed: &mut Unparsed, out: &mut impl Inputs) {
         let mut start = 0;
-        for item in unparsed.items.drain(..) {
+        // Items are read where they lie, not moved out one by one: each move would copy an
+        // item just to read it back.
+        for item in &mut unparsed.items {
             match item {
                 Pending::Datagram { info, end } => {
-                    let payload = &unparsed.bytes[start..end];
-                    start = end;
-                    self.datagram(&info, payload, out, &mut Unobserved, 0);
+                    let payload = &unparsed.bytes[start..*end];
+                    start = *end;
+                    self.datagram(info, payload, out, &mut Unobserved, 0);
                 }
                 Pending::StreamMessage { info, end } => {
-                    let message = &unparsed.bytes[start..end];
-                    start = end;
+                    let message = &unparsed.bytes[start..*end];
+                    start = *end;
                     let mut headers = [const { MaybeUninit::uninit() }; MAX_HEADERS];
                     // Framed whole by the same parser, so it parses whole again.
                     match parse_uninit(message, &mut headers) {
                         Ok(Status::Complete(msg)) => {
-                            self.accept(&info, &msg, message, out, &mut Unobserved, 0);
+                            self.accept(info, &msg, message, out, &mut Unobserved, 0);
                         }
                         Ok(Status::Partial) => {
                             self.counters.parse_errors[ParseError::Truncated.index()] += 1;
@@ -397,9 +472,11 @@ impl MessageStage {
                         Err(e) => self.counters.parse_errors[e.index()] += 1,
                     }
                 }
-                Pending::Input(input) => out(*input),
+                // Taken, leaving a stand-in that the clearing below drops.
+                Pending::Input(input) => out.input(std::mem::replace(input, Input::CaptureLoss)),
             }
         }
+        unparsed.items.clear();
         unparsed.bytes.clear();
     }
 
@@ -408,7 +485,7 @@ impl MessageStage {
         &mut self,
         info: &PacketInfo,
         payload: &[u8],
-        out: &mut impl FnMut(Input),
+        out: &mut impl Inputs,
         observer: &mut dyn Observer,
         frame: u64,
     ) {
@@ -428,7 +505,7 @@ impl MessageStage {
         info: &PacketInfo,
         msg: &Message<'_, '_>,
         raw: &[u8],
-        out: &mut impl FnMut(Input),
+        out: &mut impl Inputs,
         observer: &mut dyn Observer,
         frame: u64,
     ) {
@@ -438,21 +515,26 @@ impl MessageStage {
         }
         c.malformed_header_lines += u64::from(msg.malformed_lines);
         let text = self.spare_text.pop().unwrap_or_default();
-        match SipEvent::from_message_in(*info, msg, &self.collation_headers, text) {
-            Ok(event) => {
-                c.sip_messages += 1;
-                observer.message(
-                    frame,
-                    &SeenMessage {
-                        info,
-                        raw,
-                        message: msg,
-                        event: &event,
-                    },
-                );
-                out(Input::Event(event));
+        let collation_headers = &self.collation_headers;
+        let built = out.event(
+            text,
+            |event| event.fill(info, msg, collation_headers),
+            |event| {
+                let seen = SeenMessage {
+                    info,
+                    raw,
+                    message: msg,
+                    event,
+                };
+                observer.message(frame, &seen);
+            },
+        );
+        match built {
+            Ok(()) => c.sip_messages += 1,
+            Err((e, text)) => {
+                c.parse_errors[e.index()] += 1;
+                self.spare_text.push(text);
             }
-            Err(e) => c.parse_errors[e.index()] += 1,
         }
     }
 }
@@ -534,7 +616,7 @@ impl PayloadSink for Emit<'_> {
                 messages,
                 out,
                 observer,
-            } => messages.datagram(info, payload, &mut *out, *observer, self.frame),
+            } => messages.datagram(info, payload, &mut EachTo(&mut *out), *observer, self.frame),
             Target::Deferred(unparsed) => unparsed.push_datagram(info, payload),
         }
     }
@@ -591,7 +673,10 @@ impl PayloadSink for Emit<'_> {
                             messages,
                             out,
                             observer,
-                        } => messages.accept(info, &msg, raw, &mut *out, *observer, self.frame),
+                        } => {
+                            let out = &mut EachTo(&mut **out);
+                            messages.accept(info, &msg, raw, out, *observer, self.frame)
+                        }
                         Target::Deferred(unparsed) => unparsed.push_stream_message(info, raw),
                     }
                     continue;

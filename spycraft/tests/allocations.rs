@@ -283,7 +283,7 @@ fn parse_deferred(
         for (ts_us, data) in batch {
             stage.on_frame_deferred(&Frame::whole(*ts_us, LinkType::RawIp, data), unparsed);
         }
-        messages.parse_all(unparsed, &mut |input| events.push(input));
+        messages.parse_all(unparsed, events);
         made += events.len() as u64;
         messages.recycle(events);
     }

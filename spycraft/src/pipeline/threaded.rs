@@ -160,7 +160,7 @@ impl Sharing<'_> {
             .empties
             .pop()
             .unwrap_or_else(|| Vec::with_capacity(BATCH));
-        parse.parse_unparsed(&mut full, &mut |input| events.push(input));
+        parse.parse_unparsed(&mut full, &mut events);
         self.spare.push(full);
         self.held.push_back(events);
         self.send_held_while_room();
@@ -253,9 +253,7 @@ impl Recorder<'_, '_> {
         for item in work {
             match item {
                 Work::Unparsed(mut batch) => {
-                    let events = &mut self.events;
-                    self.messages
-                        .parse_all(&mut batch, &mut |input| events.push(input));
+                    self.messages.parse_all(&mut batch, &mut self.events);
                     // Back to the reader for reuse; dropped if it stopped taking them.
                     let _ = unparsed_back.try_send(batch);
                     let counters = self.messages.counters();

@@ -4,6 +4,7 @@
 //! It is the only thing that crosses from the parse stage to the call stage, so it holds just
 //! what a call record needs, with all its text in one allocation.
 
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::LazyLock;
 
 use super::header::HeaderKind;
@@ -11,7 +12,10 @@ use super::method::Method;
 use super::name_addr::NameAddr;
 use super::parser::{CSeq, Message, ParseError, StartLine};
 use super::syntax::{param, parse_u32, split_values, trim};
-use crate::decode::PacketInfo;
+use crate::decode::{PacketInfo, Transport};
+
+/// The address of an event not yet filled in.
+const UNSPECIFIED: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
 
 /// Longest text kept per field; longer values are cut (at a character boundary).
 const MAX_FIELD: usize = 512;
@@ -69,6 +73,11 @@ impl CollationHeaders {
 
 /// One SIP message, reduced to what call tracking needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
+// Laid out in field order, every field at its natural alignment: a batch slot is then
+// cleared for filling with aligned stores that go straight to it, where the compiler's own
+// layout had it built on the stack at odd offsets and copied, the copy's wide loads each
+// waiting on those stores.
+#[repr(C)]
 pub struct SipEvent {
     pub meta: PacketInfo,
     pub kind: SipKind,
@@ -106,6 +115,45 @@ impl SipEvent {
         collation_headers: &CollationHeaders,
         text: String,
     ) -> Result<Self, ParseError> {
+        let mut event = Self::with_text(text);
+        event.fill(&meta, msg, collation_headers)?;
+        Ok(event)
+    }
+
+    /// An event with nothing in it yet, holding `text` as the buffer for its text.
+    pub fn with_text(text: String) -> Self {
+        Self {
+            meta: PacketInfo {
+                ts_us: 0,
+                src: UNSPECIFIED,
+                dst: UNSPECIFIED,
+                transport: Transport::Udp,
+                vlan: None,
+            },
+            kind: SipKind::Response(0),
+            cseq: CSeq {
+                number: 0,
+                method: Method::Other,
+            },
+            q850_cause: None,
+            media: Media::None,
+            session_expires: None,
+            sipfrag_status: None,
+            text,
+            spans: [(0, 0); FIELDS],
+        }
+    }
+
+    /// Makes this the event for a parsed message, in place, reusing its text buffer: built
+    /// where it is to stay (in a batch), the event is never copied whole just after being
+    /// written field by field, a copy whose wide loads would each wait for the small stores
+    /// before them. On an error the event is left holding part of the message.
+    pub fn fill(
+        &mut self,
+        meta: &PacketInfo,
+        msg: &Message<'_, '_>,
+        collation_headers: &CollationHeaders,
+    ) -> Result<(), ParseError> {
         let call_id = msg.call_id().map(trim).ok_or(ParseError::MissingHeader)?;
         let cseq = msg.cseq().ok_or(ParseError::MissingHeader)?;
         // RFC 3261 §8.1.1.5: a request's CSeq names its own method. A mismatch would make the
@@ -162,20 +210,17 @@ impl SipEvent {
             .map(|v| trim(v.split(|&b| b == b';').next().unwrap_or(v)))
             .unwrap_or(b"");
 
-        let (text, spans) = join_fields(text, &values);
-        Ok(Self {
-            meta,
-            kind,
-            cseq,
-            q850_cause: q850_cause(msg),
-            media: media(msg),
-            sipfrag_status: sipfrag_status(msg),
-            session_expires: msg
-                .header(HeaderKind::SessionExpires)
-                .and_then(|v| parse_u32(trim(v.split(|&b| b == b';').next().unwrap_or(v)), 9)),
-            text,
-            spans,
-        })
+        join_fields(&mut self.text, &mut self.spans, &values);
+        self.meta = *meta;
+        self.kind = kind;
+        self.cseq = cseq;
+        self.q850_cause = q850_cause(msg);
+        self.media = media(msg);
+        self.sipfrag_status = sipfrag_status(msg);
+        self.session_expires = msg
+            .header(HeaderKind::SessionExpires)
+            .and_then(|v| parse_u32(trim(v.split(|&b| b == b';').next().unwrap_or(v)), 9));
+        Ok(())
     }
 
     /// Gives up the event's text buffer, for reuse by [`SipEvent::from_message_in`].
@@ -217,18 +262,19 @@ impl SipEvent {
     }
 }
 
-/// The fields, each cut to `MAX_FIELD` bytes, joined into `buffer` (reused), with their spans.
-/// The joined bytes are checked as UTF-8 once, not field by field: SIP text is nearly always
-/// valid. Otherwise each field is converted on its own, invalid bytes replaced.
-fn join_fields(buffer: String, values: &[&[u8]; FIELDS]) -> (String, [(u16, u16); FIELDS]) {
-    let mut spans = [(0u16, 0u16); FIELDS];
-    let mut bytes = buffer.into_bytes();
+/// The fields, each cut to `MAX_FIELD` bytes, joined into `text` (its buffer reused), their
+/// spans into `spans`. The joined bytes are checked as UTF-8 once, not field by field: SIP
+/// text is nearly always valid. Otherwise each field is converted on its own, invalid bytes
+/// replaced.
+fn join_fields(text: &mut String, spans: &mut [(u16, u16); FIELDS], values: &[&[u8]; FIELDS]) {
+    let mut bytes = std::mem::take(text).into_bytes();
     bytes.clear();
     bytes.reserve(values.iter().map(|v| v.len().min(MAX_FIELD)).sum());
     let mut ascii = true;
     for (span, value) in spans.iter_mut().zip(values) {
         // Most fields are absent: an empty span at 0 needs no copy.
         if value.is_empty() {
+            *span = (0, 0);
             continue;
         }
         let value = &value[..value.len().min(MAX_FIELD)];
@@ -241,29 +287,30 @@ fn join_fields(buffer: String, values: &[&[u8]; FIELDS]) -> (String, [(u16, u16)
     // ASCII, the norm, is valid UTF-8 cut anywhere.
     if ascii {
         // SAFETY: ASCII bytes are valid UTF-8.
-        return (unsafe { String::from_utf8_unchecked(bytes) }, spans);
+        *text = unsafe { String::from_utf8_unchecked(bytes) };
+        return;
     }
     let bytes = match String::from_utf8(bytes) {
-        Ok(text)
+        Ok(joined)
             if spans.iter().all(|&(start, len)| {
-                text.is_char_boundary(start as usize)
-                    && text.is_char_boundary((start + len) as usize)
+                joined.is_char_boundary(start as usize)
+                    && joined.is_char_boundary((start + len) as usize)
             }) =>
         {
-            return (text, spans);
+            *text = joined;
+            return;
         }
-        Ok(text) => text.into_bytes(),
+        Ok(joined) => joined.into_bytes(),
         Err(e) => e.into_bytes(),
     };
     // Rare: rebuild field by field from the joined copy.
-    let mut text = String::with_capacity(bytes.len());
-    for span in &mut spans {
+    text.reserve(bytes.len());
+    for span in spans.iter_mut() {
         let (start, len) = (span.0 as usize, span.1 as usize);
         let from = text.len();
-        push_field(&mut text, &bytes[start..start + len]);
+        push_field(text, &bytes[start..start + len]);
         *span = (from as u16, (text.len() - from) as u16);
     }
-    (text, spans)
 }
 
 /// Appends `value` as UTF-8 (invalid bytes replaced), cut to `MAX_FIELD` bytes.
@@ -387,7 +434,6 @@ fn q850_cause(msg: &Message<'_, '_>) -> Option<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::Transport;
     use crate::sip::header::EMPTY_HEADER;
     use crate::sip::parser::parse_datagram;
 
@@ -550,18 +596,66 @@ Content-Length: 0\r\n\r\n";
         assert_eq!(text, "ok\u{fffd}bad");
     }
 
+    /// `join_fields` into a fresh buffer and spans.
+    fn joined(buffer: String, values: &[&[u8]; FIELDS]) -> (String, [(u16, u16); FIELDS]) {
+        let (mut text, mut spans) = (buffer, [(9, 9); FIELDS]);
+        join_fields(&mut text, &mut spans, values);
+        (text, spans)
+    }
+
+    #[test]
+    fn an_event_filled_again_is_the_event_made_afresh() {
+        let invite = b"INVITE sip:+4930123@192.0.2.2;user=phone SIP/2.0\r\n\
+Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\n\
+From: \"Alice\" <sip:alice@a.example>;tag=aaa\r\n\
+To: <sip:+4930123@b.example>\r\n\
+Call-ID: cid-1@a.example\r\n\
+CSeq: 1 INVITE\r\n\
+User-Agent: phone/1.0\r\n\
+P-Asserted-Identity: <sip:+15550100@a.example>\r\n\
+Diversion: <sip:+4930999@b.example>;reason=unconditional\r\n\
+Session-Expires: 1800;refresher=uac\r\n\
+Content-Type: application/sdp\r\n\
+Content-Length: 43\r\n\r\n\
+v=0\r\nc=IN IP4 0.0.0.0\r\nm=audio 4000 RTP/AVP 0\r\n";
+        let ok = b"SIP/2.0 200 OK\r\n\
+Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\n\
+From: <sip:alice@a.example>;tag=aaa\r\n\
+To: <sip:bob@b.example>;tag=bbb\r\n\
+Call-ID: cid-2\r\n\
+CSeq: 1 INVITE\r\n\
+Content-Length: 0\r\n\r\n";
+        let collation = CollationHeaders::new(&[]);
+        let (mut h1, mut h2) = ([EMPTY_HEADER; 32], [EMPTY_HEADER; 32]);
+        let first = parse_datagram(invite, &mut h1).expect("valid");
+        let second = parse_datagram(ok, &mut h2).expect("valid");
+        let mut later = meta();
+        later.ts_us += 1;
+        later.vlan = Some(7);
+
+        let mut reused = SipEvent::with_text(String::new());
+        reused.fill(&meta(), &first, &collation).expect("event");
+        assert_eq!(reused.media, Media::Held);
+        assert_eq!(reused.session_expires, Some(1800));
+        reused.fill(&later, &second, &collation).expect("event");
+        let fresh = SipEvent::from_message(later, &second, &[]).expect("event");
+        assert_eq!(reused, fresh);
+        assert_eq!(reused.field(Field::Diversion), "");
+        assert_eq!(reused.to_tag(), "bbb");
+    }
+
     #[test]
     fn joins_fields_checked_once_and_repairs_the_rare_bad_one() {
         let mut values: [&[u8]; FIELDS] = [b""; FIELDS];
         values[Field::CallId as usize] = b"abc@h";
         values[Field::FromTag as usize] = "tag-\u{e9}".as_bytes();
-        let (text, spans) = join_fields(String::from("old contents"), &values);
+        let (text, spans) = joined(String::from("old contents"), &values);
         assert_eq!(text, "abc@htag-\u{e9}");
         assert_eq!(spans[Field::FromTag as usize], (5, 6));
 
         // An invalid byte is replaced in its own field only.
         values[Field::Software as usize] = b"ua\xff";
-        let (text, spans) = join_fields(String::new(), &values);
+        let (text, spans) = joined(String::new(), &values);
         let (start, len) = spans[Field::Software as usize];
         assert_eq!(&text[start as usize..(start + len) as usize], "ua\u{fffd}");
         assert!(text.starts_with("abc@htag-\u{e9}"));
@@ -572,7 +666,7 @@ Content-Length: 0\r\n\r\n";
         let mut values: [&[u8]; FIELDS] = [b""; FIELDS];
         values[Field::CallId as usize] = long.as_bytes();
         values[Field::FromTag as usize] = &[0xa9, b't'];
-        let (text, spans) = join_fields(String::new(), &values);
+        let (text, spans) = joined(String::new(), &values);
         let (start, len) = spans[Field::CallId as usize];
         assert_eq!(
             &text[start as usize..(start + len) as usize],
