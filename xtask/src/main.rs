@@ -26,8 +26,31 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
+/// What `cargo xtask help` (or `--help` anywhere) prints.
+const USAGE: &str = "usage: cargo xtask <command> [options]
+  setup                      install the packages and tools the tests need
+  demo                       analyse every bundled capture and show its call records
+  test                       run every test (root for the kernel and namespace tests)
+  pcaps [CASE...]            regenerate bundled captures with sipp
+  synth [--calls N] [--noise PERCENT] [--out FILE]
+                             write a synthetic capture and its truth
+  bench [--calls N] [--runs R]
+                             time analyze against the floor, tshark and sngrep
+  capbench [--calls N] [--noise PERCENT]
+                             compare the live capture modes (root)
+  floor FILE                 the hardware floor: walk a pcap, count message ends
+  ingest [--calls N] [--batch N]
+                             PostgreSQL ingest throughput
+  fuzz [--seconds N] [TARGET...]
+                             run the fuzz targets";
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().is_some_and(|a| a == "help") || args.iter().any(|a| a == "-h" || a == "--help")
+    {
+        println!("{USAGE}");
+        return Ok(());
+    }
     let rest = args.get(1..).unwrap_or_default();
     match args.first().map(String::as_str) {
         Some("setup") => {
@@ -50,7 +73,7 @@ fn main() -> Result<()> {
         }
         Some("floor") => bench::floor(Path::new(rest.first().map_or("", String::as_str))),
         _ => {
-            eprintln!("usage: cargo xtask <setup|demo|test|pcaps [CASE…]|synth|bench|capbench [--calls N] [--noise PERCENT]|floor FILE|ingest [--calls N] [--batch N]|fuzz [--seconds N] [TARGET…]>");
+            eprintln!("{USAGE}");
             bail!("unknown or missing command")
         }
     }
