@@ -173,10 +173,14 @@ fn put_some(to: &mut Option<String>, from: Option<&str>) {
     }
 }
 
-/// The user part of `uri` (see [`uri_user`]) into `to`, invalid UTF-8 replaced.
+/// The user part of `uri` (see [`uri_user`]) into `to`. It is cut out at ASCII delimiters,
+/// so it is a piece of `uri`'s own text, taken as such without checking it again.
 fn put_user(to: &mut Option<String>, uri: &str) {
-    let user = uri_user(uri.as_bytes()).map(String::from_utf8_lossy);
-    put_some(to, user.as_deref());
+    let user = uri_user(uri.as_bytes()).and_then(|user| {
+        let start = user.as_ptr() as usize - uri.as_ptr() as usize;
+        uri.get(start..start + user.len())
+    });
+    put_some(to, user);
 }
 
 fn non_empty(s: &str) -> Option<String> {
@@ -968,4 +972,22 @@ pub fn record_id(node: &str, call_id: &str, from_tag: &str, invite_at_us: i64) -
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&digest[..16]);
     uuid::Builder::from_sha1_bytes(bytes).into_uuid()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn puts_the_user_part_as_a_piece_of_the_uri() {
+        let mut to = None;
+        put_user(&mut to, "sip:zoë@example.com;transport=tcp");
+        assert_eq!(to.as_deref(), Some("zoë"));
+        put_user(&mut to, "tel:+1-555-0100;ext=12");
+        assert_eq!(to.as_deref(), Some("+1-555-0100"));
+        put_user(&mut to, "sips:☎:secret@example.com");
+        assert_eq!(to.as_deref(), Some("☎"));
+        put_user(&mut to, "sip:example.com");
+        assert_eq!(to, None);
+    }
 }

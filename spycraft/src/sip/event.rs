@@ -155,14 +155,10 @@ impl SipEvent {
         collation_headers: &CollationHeaders,
     ) -> Result<(), ParseError> {
         let call_id = msg.call_id().map(trim).ok_or(ParseError::MissingHeader)?;
-        let cseq = msg.cseq().ok_or(ParseError::MissingHeader)?;
+        let (cseq, cseq_token) = msg.cseq_as_written().ok_or(ParseError::MissingHeader)?;
         // RFC 3261 §8.1.1.5: a request's CSeq names its own method. A mismatch would make the
         // call stage mistake one transaction for another.
         if let StartLine::Request { method_token, .. } = msg.start {
-            let cseq_token = trim(msg.header(HeaderKind::CSeq).unwrap_or_default())
-                .rsplit(|&b| b == b' ' || b == b'\t')
-                .next()
-                .unwrap_or_default();
             if cseq_token != method_token {
                 return Err(ParseError::CSeqMismatch);
             }

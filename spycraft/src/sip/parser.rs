@@ -514,6 +514,11 @@ impl<'h, 'b> Message<'h, 'b> {
     }
 
     pub fn cseq(&self) -> Option<CSeq> {
+        self.cseq_as_written().map(|(cseq, _)| cseq)
+    }
+
+    /// [`Message::cseq`], with its method token as written (an extension method's name).
+    pub fn cseq_as_written(&self) -> Option<(CSeq, &'b [u8])> {
         let value = trim(self.header(HeaderKind::CSeq)?);
         let split = value.iter().position(|&b| b == b' ' || b == b'\t')?;
         let number = parse_u32(&value[..split], 10)?;
@@ -521,10 +526,11 @@ impl<'h, 'b> Message<'h, 'b> {
         if !is_token_word(method) {
             return None;
         }
-        Some(CSeq {
+        let cseq = CSeq {
             number,
             method: Method::from_bytes(method),
-        })
+        };
+        Some((cseq, method))
     }
 
     pub fn from(&self) -> Option<NameAddr<'b>> {
