@@ -40,14 +40,14 @@ pub fn token_len(bytes: &[u8]) -> usize {
         // Names are nearly always letters, digits and '-': where the first other byte is no
         // token character either (the ':' or blank after a name), that settles it without
         // testing for the rarer token characters.
-        let others = non_alphanumeric_dash_mask(block);
+        let others = outside_class_mask(block, &[]);
         if others != 0 {
             let at = others.trailing_zeros() as usize;
             if !is_token(block[at]) {
                 return at;
             }
         }
-        let others = non_token_mask(block);
+        let others = outside_class_mask(block, &RARE_TOKEN);
         if others != 0 {
             return others.trailing_zeros() as usize;
         }
@@ -81,33 +81,15 @@ fn token_len_bytewise(bytes: &[u8]) -> usize {
         .unwrap_or(bytes.len())
 }
 
-/// Bit `i` set where `block[i]` is not a letter, a digit or '-'; SSE2, part of every x86_64.
+/// The token characters other than letters, digits and '-', which header names seldom use.
 #[cfg(target_arch = "x86_64")]
-#[inline]
-fn non_alphanumeric_dash_mask(block: &[u8; 16]) -> u32 {
-    use std::arch::x86_64::*;
-    // SAFETY: SSE2 is part of x86_64; the load reads the 16 bytes of `block` (unaligned
-    // loads are allowed). Bytes from 0x80 compare as negative, so fall in no range below.
-    unsafe {
-        let b = _mm_loadu_si128(block.as_ptr().cast::<__m128i>());
-        let within = |v: __m128i, lo: u8, hi: u8| {
-            _mm_and_si128(
-                _mm_cmpgt_epi8(v, _mm_set1_epi8(lo as i8 - 1)),
-                _mm_cmplt_epi8(v, _mm_set1_epi8(hi as i8 + 1)),
-            )
-        };
-        let letters = within(_mm_or_si128(b, _mm_set1_epi8(0x20)), b'a', b'z');
-        let digits = within(b, b'0', b'9');
-        let dash = _mm_cmpeq_epi8(b, _mm_set1_epi8(b'-' as i8));
-        let wanted = _mm_or_si128(_mm_or_si128(letters, digits), dash);
-        !(_mm_movemask_epi8(wanted) as u32) & 0xffff
-    }
-}
+const RARE_TOKEN: [u8; 9] = [b'.', b'!', b'%', b'*', b'_', b'+', b'`', b'\'', b'~'];
 
-/// Bit `i` set where `block[i]` is not a token character; SSE2, part of every x86_64.
+/// Bit `i` set where `block[i]` is none of: a letter, a digit, '-', a byte of `also`. SSE2,
+/// part of every x86_64.
 #[cfg(target_arch = "x86_64")]
 #[inline]
-fn non_token_mask(block: &[u8; 16]) -> u32 {
+fn outside_class_mask(block: &[u8; 16], also: &[u8]) -> u32 {
     use std::arch::x86_64::*;
     // SAFETY: SSE2 is part of x86_64; the load reads the 16 bytes of `block` (unaligned
     // loads are allowed). Bytes from 0x80 compare as negative, so fall in no range below.
@@ -121,11 +103,11 @@ fn non_token_mask(block: &[u8; 16]) -> u32 {
         };
         let is = |c: u8| _mm_cmpeq_epi8(b, _mm_set1_epi8(c as i8));
         let letters = within(_mm_or_si128(b, _mm_set1_epi8(0x20)), b'a', b'z');
-        let mut token = _mm_or_si128(letters, within(b, b'0', b'9'));
-        for c in [b'-', b'.', b'!', b'%', b'*', b'_', b'+', b'`', b'\'', b'~'] {
-            token = _mm_or_si128(token, is(c));
+        let mut class = _mm_or_si128(_mm_or_si128(letters, within(b, b'0', b'9')), is(b'-'));
+        for &c in also {
+            class = _mm_or_si128(class, is(c));
         }
-        !(_mm_movemask_epi8(token) as u32) & 0xffff
+        !(_mm_movemask_epi8(class) as u32) & 0xffff
     }
 }
 
