@@ -78,14 +78,15 @@ pub trait Inputs {
     /// Takes an input that is not a parsed message (a clock tick, a stream gap).
     fn input(&mut self, input: Input);
 
-    /// Takes the event `fill` makes, with `text` as its text buffer, after showing it to
-    /// `seen`. When `fill` fails, no event is taken and the buffer comes back with the error.
-    fn event(
-        &mut self,
-        text: String,
-        fill: impl FnOnce(&mut SipEvent) -> Result<(), ParseError>,
-        seen: impl FnOnce(&SipEvent),
-    ) -> Result<(), (ParseError, String)>;
+    /// A cleared event, holding `text` as its text buffer, where the next event is made.
+    fn slot(&mut self, text: String) -> &mut SipEvent;
+
+    /// The event in the slot is made: it is taken.
+    fn keep(&mut self);
+
+    /// The event in the slot came to nothing (the message lacked what an event needs): it is
+    /// dropped, and its text buffer comes back.
+    fn discard(&mut self) -> String;
 }
 
 /// A batch: each event is filled in where it stays, never copied whole right after being
@@ -95,53 +96,58 @@ impl Inputs for Vec<Input> {
         self.push(input);
     }
 
-    fn event(
-        &mut self,
-        text: String,
-        fill: impl FnOnce(&mut SipEvent) -> Result<(), ParseError>,
-        seen: impl FnOnce(&SipEvent),
-    ) -> Result<(), (ParseError, String)> {
+    fn slot(&mut self, text: String) -> &mut SipEvent {
         self.push(Input::Event(SipEvent::with_text(text)));
-        let Some(Input::Event(event)) = self.last_mut() else {
-            unreachable!("an event was pushed just now");
-        };
-        match fill(event) {
-            Ok(()) => {
-                seen(event);
-                Ok(())
-            }
-            Err(e) => match self.pop() {
-                Some(Input::Event(event)) => Err((e, event.into_text())),
-                _ => unreachable!("the event pushed just now is last"),
-            },
+        match self.last_mut() {
+            Some(Input::Event(event)) => event,
+            _ => unreachable!("an event was pushed just now"),
+        }
+    }
+
+    fn keep(&mut self) {}
+
+    fn discard(&mut self) -> String {
+        match self.pop() {
+            Some(Input::Event(event)) => event.into_text(),
+            _ => unreachable!("the slot is the last input"),
         }
     }
 }
 
 /// Inputs handed one at a time to a closure.
 #[derive(Debug)]
-pub struct EachTo<F>(pub F);
+pub struct EachTo<F> {
+    to: F,
+    /// The slot: the event being made.
+    making: Option<SipEvent>,
+}
+
+impl<F: FnMut(Input)> EachTo<F> {
+    pub fn new(to: F) -> Self {
+        Self { to, making: None }
+    }
+}
 
 impl<F: FnMut(Input)> Inputs for EachTo<F> {
     fn input(&mut self, input: Input) {
-        (self.0)(input);
+        (self.to)(input);
     }
 
-    fn event(
-        &mut self,
-        text: String,
-        fill: impl FnOnce(&mut SipEvent) -> Result<(), ParseError>,
-        seen: impl FnOnce(&SipEvent),
-    ) -> Result<(), (ParseError, String)> {
-        let mut event = SipEvent::with_text(text);
-        match fill(&mut event) {
-            Ok(()) => {
-                seen(&event);
-                (self.0)(Input::Event(event));
-                Ok(())
-            }
-            Err(e) => Err((e, event.into_text())),
+    fn slot(&mut self, text: String) -> &mut SipEvent {
+        self.making.insert(SipEvent::with_text(text))
+    }
+
+    fn keep(&mut self) {
+        if let Some(event) = self.making.take() {
+            (self.to)(Input::Event(event));
         }
+    }
+
+    fn discard(&mut self) -> String {
+        self.making
+            .take()
+            .map(SipEvent::into_text)
+            .unwrap_or_default()
     }
 }
 
@@ -514,12 +520,10 @@ impl MessageStage {
             c.body_issues += 1;
         }
         c.malformed_header_lines += u64::from(msg.malformed_lines);
-        let text = self.spare_text.pop().unwrap_or_default();
-        let collation_headers = &self.collation_headers;
-        let built = out.event(
-            text,
-            |event| event.fill(info, msg, collation_headers),
-            |event| {
+        let event = out.slot(self.spare_text.pop().unwrap_or_default());
+        match event.fill(info, msg, &self.collation_headers) {
+            Ok(()) => {
+                c.sip_messages += 1;
                 let seen = SeenMessage {
                     info,
                     raw,
@@ -527,13 +531,11 @@ impl MessageStage {
                     event,
                 };
                 observer.message(frame, &seen);
-            },
-        );
-        match built {
-            Ok(()) => c.sip_messages += 1,
-            Err((e, text)) => {
+                out.keep();
+            }
+            Err(e) => {
                 c.parse_errors[e.index()] += 1;
-                self.spare_text.push(text);
+                self.spare_text.push(out.discard());
             }
         }
     }
@@ -616,7 +618,13 @@ impl PayloadSink for Emit<'_> {
                 messages,
                 out,
                 observer,
-            } => messages.datagram(info, payload, &mut EachTo(&mut *out), *observer, self.frame),
+            } => messages.datagram(
+                info,
+                payload,
+                &mut EachTo::new(&mut *out),
+                *observer,
+                self.frame,
+            ),
             Target::Deferred(unparsed) => unparsed.push_datagram(info, payload),
         }
     }
@@ -674,7 +682,7 @@ impl PayloadSink for Emit<'_> {
                             out,
                             observer,
                         } => {
-                            let out = &mut EachTo(&mut **out);
+                            let out = &mut EachTo::new(&mut **out);
                             messages.accept(info, &msg, raw, out, *observer, self.frame)
                         }
                         Target::Deferred(unparsed) => unparsed.push_stream_message(info, raw),

@@ -104,19 +104,8 @@ impl SipEvent {
         collation_headers: &[String],
     ) -> Result<Self, ParseError> {
         let collation_headers = CollationHeaders::new(collation_headers);
-        Self::from_message_in(meta, msg, &collation_headers, String::new())
-    }
-
-    /// As [`SipEvent::from_message`], writing the text into `text` (cleared first), so a caller
-    /// that recycles the strings of spent events allocates nothing per message.
-    pub fn from_message_in(
-        meta: PacketInfo,
-        msg: &Message<'_, '_>,
-        collation_headers: &CollationHeaders,
-        text: String,
-    ) -> Result<Self, ParseError> {
-        let mut event = Self::with_text(text);
-        event.fill(&meta, msg, collation_headers)?;
+        let mut event = Self::with_text(String::new());
+        event.fill(&meta, msg, &collation_headers)?;
         Ok(event)
     }
 
@@ -219,7 +208,7 @@ impl SipEvent {
         Ok(())
     }
 
-    /// Gives up the event's text buffer, for reuse by [`SipEvent::from_message_in`].
+    /// Gives up the event's text buffer, for reuse by [`SipEvent::with_text`].
     pub fn into_text(self) -> String {
         self.text
     }
