@@ -14,6 +14,7 @@ pub mod filter;
 pub mod inspect;
 pub mod parse_stage;
 pub mod pipeline;
+mod prefetch;
 pub mod sink;
 pub mod sip;
 pub mod stats;

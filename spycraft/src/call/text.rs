@@ -80,11 +80,16 @@ impl LegText {
         }
         let (old_start, old_len) = self.spans[field as usize];
         let (old_start, old_len) = (usize::from(old_start), usize::from(old_len));
-        self.text.copy_within(old_start + old_len.., old_start);
-        self.text.truncate(self.text.len() - old_len);
-        for span in &mut self.spans {
-            if usize::from(span.0) > old_start {
-                span.0 -= span_u16(old_len);
+        // An empty field (a To tag, a server, a reason not yet seen) has nothing to close up:
+        // its span may point anywhere, and moving the text after it would only copy it onto
+        // itself.
+        if old_len > 0 {
+            self.text.copy_within(old_start + old_len.., old_start);
+            self.text.truncate(self.text.len() - old_len);
+            for span in &mut self.spans {
+                if usize::from(span.0) > old_start {
+                    span.0 -= span_u16(old_len);
+                }
             }
         }
         self.spans[field as usize] = (span_u16(self.text.len()), span_u16(value.len()));

@@ -183,6 +183,24 @@ impl RecordStage<'_> {
         }
     }
 
+    /// Applies a batch of inputs in order, each event's leg asked for a few events ahead.
+    fn on_inputs(&mut self, inputs: &[Input]) {
+        /// Far enough ahead for a load from memory to land, near enough that the leg is
+        /// still in the cache when its event comes.
+        const AHEAD: usize = 4;
+        for (at, input) in inputs.iter().enumerate() {
+            // Its text first, which finding its leg reads; a batch parsed on the other core
+            // has it in that core's cache.
+            if let Some(Input::Event(ahead)) = inputs.get(at + 2 * AHEAD) {
+                ahead.prefetch_text();
+            }
+            if let Some(Input::Event(ahead)) = inputs.get(at + AHEAD) {
+                self.tracker.prefetch(ahead);
+            }
+            self.on_input(input);
+        }
+    }
+
     /// Hands the sink the counters so far: the parse stage's as sent, the rest as here.
     fn snapshot(&mut self, parse: ParseCounters) {
         let summary = Summary {

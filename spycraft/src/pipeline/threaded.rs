@@ -263,15 +263,11 @@ impl Recorder<'_, '_> {
                     self.parsed
                         .errors
                         .store(counters.total_parse_errors(), Ordering::Relaxed);
-                    for input in &self.events {
-                        self.stage.on_input(input);
-                    }
+                    self.stage.on_inputs(&self.events);
                     self.messages.recycle(&mut self.events);
                 }
                 Work::Parsed(events) => {
-                    for input in &events {
-                        self.stage.on_input(input);
-                    }
+                    self.stage.on_inputs(&events);
                     // Back to the reader, whose buffers they are; dropped if its return
                     // queue is full.
                     let _ = spent.try_send(events);
