@@ -2,6 +2,10 @@
 //! Cache hints: ask for memory a few steps before it is read, so the wait for it overlaps
 //! other work. Hints only; nothing here changes what the program computes.
 
+/// How many items ahead a walk over scattered memory asks for the next one: far enough for a
+/// load from memory to land, near enough that it is still in the cache when its turn comes.
+pub const AHEAD: usize = 4;
+
 /// Asks the cache for every line of `value`.
 pub fn value<T>(value: &T) {
     bytes(std::ptr::from_ref(value).cast(), size_of::<T>());

@@ -87,8 +87,9 @@ pub struct CallTracker {
     /// the index and with its generation bumped (so nothing finds it), until `drain` writes it
     /// there and frees the slot: moving its hundreds of bytes out and back cost more.
     finished: Vec<(u32, Finish)>,
-    /// The order `drain` writes `finished` in (kept to reuse its allocation).
-    finished_order: Vec<u32>,
+    /// The order `drain` writes `finished` in: (INVITE time, position in `finished`), kept
+    /// to reuse its allocation.
+    finished_order: Vec<(i64, u32)>,
     /// Each record is written over this one in turn and lent to the sink, so its strings'
     /// allocations serve every record.
     record: CallRecord,
@@ -416,7 +417,13 @@ impl CallTracker {
         let timers = self.config.timers;
         let mut due = std::mem::take(&mut self.due);
         self.checks.take_due(now, &mut due);
-        for &(at, slot, generation) in &due {
+        for (n, &(at, slot, generation)) in due.iter().enumerate() {
+            // Due legs lie anywhere among thousands: ask for each a few checks ahead.
+            if let Some(ahead) = due.get(n + crate::prefetch::AHEAD) {
+                if let Some(leg) = self.slots.get(ahead.1 as usize) {
+                    crate::prefetch::value(leg);
+                }
+            }
             let s = slot as usize;
             if self.generations[s] != generation || self.check_at[s] != at {
                 continue; // the leg is gone, or has a sooner check of its own
@@ -467,14 +474,25 @@ impl CallTracker {
                 .as_ref()
                 .expect("a finished leg stays in its slot")
         };
+        // Each leg's INVITE time is read once (asked for a few legs ahead), and the sort
+        // compares those; only a tie reads the legs' Call-IDs. The index last keeps the
+        // order of legs alike in both, as a stable sort would.
         let order = &mut self.finished_order;
         order.clear();
-        order.extend(0..finished.len() as u32);
-        order.sort_by(|&a, &b| {
-            let (a, b) = (leg_of(a), leg_of(b));
-            (a.invite_at(), a.call_id()).cmp(&(b.invite_at(), b.call_id()))
+        for at in 0..finished.len() as u32 {
+            if let Some(&(ahead, _)) = finished.get(at as usize + crate::prefetch::AHEAD) {
+                if let Some(leg) = slots.get(ahead as usize) {
+                    crate::prefetch::value(leg);
+                }
+            }
+            order.push((leg_of(at).invite_at(), at));
+        }
+        order.sort_unstable_by(|&(a_at, a), &(b_at, b)| {
+            a_at.cmp(&b_at)
+                .then_with(|| leg_of(a).call_id().cmp(leg_of(b).call_id()))
+                .then(a.cmp(&b))
         });
-        for &at in order.iter() {
+        for &(_, at) in order.iter() {
             let (slot, why) = self.finished[at as usize];
             let leg = self.slots[slot as usize]
                 .as_mut()

@@ -185,9 +185,7 @@ impl RecordStage<'_> {
 
     /// Applies a batch of inputs in order, each event's leg asked for a few events ahead.
     fn on_inputs(&mut self, inputs: &[Input]) {
-        /// Far enough ahead for a load from memory to land, near enough that the leg is
-        /// still in the cache when its event comes.
-        const AHEAD: usize = 4;
+        use crate::prefetch::AHEAD;
         for (at, input) in inputs.iter().enumerate() {
             // Its text first, which finding its leg reads; a batch parsed on the other core
             // has it in that core's cache.
