@@ -18,7 +18,7 @@ pub use record::{
     RFC3339_LEN,
 };
 pub use timers::Timers;
-pub use tracker::{CallTracker, TrackerConfig, TrackerCounters};
+pub use tracker::{CallTracker, LegKey, TrackerConfig, TrackerCounters};
 
 #[cfg(test)]
 mod tests {

@@ -98,6 +98,11 @@ pub struct CallTracker {
     refers: VecDeque<(String, String, i64)>,
 }
 
+/// The hash a leg is filed under (its Call-ID and From tag), as worked out for an event by
+/// [`CallTracker::prefetch`], so that applying the event need not work it out again.
+#[derive(Clone, Copy, Debug)]
+pub struct LegKey(u64);
+
 /// REFERs remembered for linking, and for how long (capture time).
 const MAX_REFERS: usize = 1024;
 const REFER_LINK_US: i64 = 300_000_000;
@@ -139,13 +144,24 @@ impl CallTracker {
 
     /// Applies one event; records of legs that finished meanwhile go to `emit`.
     pub fn on_event(&mut self, ev: &SipEvent, emit: &mut impl FnMut(&CallRecord)) {
+        let key = self.key_of(ev);
+        self.on_event_keyed(ev, key, emit);
+    }
+
+    /// [`CallTracker::on_event`] for an event whose key [`CallTracker::prefetch`] gave.
+    pub fn on_event_keyed(
+        &mut self,
+        ev: &SipEvent,
+        key: LegKey,
+        emit: &mut impl FnMut(&CallRecord),
+    ) {
         self.counters.events += 1;
         let ts = ev.meta.ts_us;
         if ts > self.now {
             self.now = ts;
         }
         if belongs_to_call(ev) {
-            self.apply(ev, emit);
+            self.apply(ev, key, emit);
         } else {
             self.counters.non_call_messages += 1;
         }
@@ -169,15 +185,15 @@ impl CallTracker {
         self.drain(emit);
     }
 
-    fn apply(&mut self, ev: &SipEvent, emit: &mut impl FnMut(&CallRecord)) {
-        match self.find(ev) {
+    fn apply(&mut self, ev: &SipEvent, key: LegKey, emit: &mut impl FnMut(&CallRecord)) {
+        match self.find(ev, key) {
             Some(slot) => {
                 let leg = self.slots[slot as usize]
                     .as_mut()
                     .expect("indexed slot holds a leg");
                 if leg.is_new_call(ev) {
                     self.remove(slot, Finish::Expired);
-                    self.start(ev, emit);
+                    self.start(ev, key, emit);
                 } else {
                     leg.on_event(ev);
                     let check = leg.next_check(&self.config.timers);
@@ -207,7 +223,7 @@ impl CallTracker {
             }
             None if ev.method() == Some(Method::Invite) && ev.to_tag().is_empty() => {
                 if !self.retry_retagged(ev) {
-                    self.start(ev, emit)
+                    self.start(ev, key, emit)
                 }
             }
             None => self.counters.unmatched += 1,
@@ -244,7 +260,8 @@ impl CallTracker {
         self.order.clear();
     }
 
-    fn start(&mut self, ev: &SipEvent, emit: &mut impl FnMut(&CallRecord)) {
+    /// Starts a leg for `ev`, filed under `key`, the event's own.
+    fn start(&mut self, ev: &SipEvent, key: LegKey, emit: &mut impl FnMut(&CallRecord)) {
         if self.live >= self.config.max_live_legs {
             self.evict_oldest();
             self.drain(emit);
@@ -274,7 +291,7 @@ impl CallTracker {
                 leg.link_transfer(call_id);
             }
         }
-        self.index_slot(slot);
+        self.index_slot_under(slot, key.0);
         self.check_at[slot as usize] = i64::MAX;
         let check = self.slots[slot as usize]
             .as_ref()
@@ -319,8 +336,8 @@ impl CallTracker {
 
     /// The leg of a message: requests and responses of the caller's transactions carry the
     /// caller's tag in From; the callee's requests (a BYE from the called party) carry it in To.
-    fn find(&self, ev: &SipEvent) -> Option<u32> {
-        if let Some(slot) = self.lookup(ev.call_id(), ev.from_tag()) {
+    fn find(&self, ev: &SipEvent, key: LegKey) -> Option<u32> {
+        if let Some(slot) = self.lookup_hashed(key.0, ev.call_id(), ev.from_tag()) {
             return Some(slot);
         }
         if ev.to_tag().is_empty() {
@@ -329,25 +346,35 @@ impl CallTracker {
         self.lookup(ev.call_id(), ev.to_tag())
     }
 
-    /// Starts loading the leg `ev` will find into the cache, ahead of [`CallTracker::on_event`]
-    /// for it. Thousands of live legs outgrow the core's own cache, so finding one waits on
-    /// memory; begun a few events early, the wait overlaps their work. Only a hint: nothing
-    /// is changed, and a wrong guess costs a few loads.
-    pub fn prefetch(&self, ev: &SipEvent) {
-        let hash = self.hasher.hash_one((ev.call_id(), ev.from_tag()));
+    /// Starts loading the leg `ev` will find into the cache, ahead of applying it with
+    /// [`CallTracker::on_event_keyed`] and the key returned. Thousands of live legs outgrow
+    /// the core's own cache, so finding one waits on memory; begun a few events early, the
+    /// wait overlaps their work. Only a hint: nothing is changed, and a wrong guess costs a
+    /// few loads.
+    pub fn prefetch(&self, ev: &SipEvent) -> LegKey {
+        let key = self.key_of(ev);
         if let Some(leg) = self
             .index
-            .iter_hash(hash)
+            .iter_hash(key.0)
             .next()
             .and_then(|&slot| self.slots.get(slot as usize))
         {
             crate::prefetch::value(leg);
         }
+        key
+    }
+
+    fn key_of(&self, ev: &SipEvent) -> LegKey {
+        LegKey(self.hasher.hash_one((ev.call_id(), ev.from_tag())))
     }
 
     /// The slot of the leg with this Call-ID and From tag.
     fn lookup(&self, call_id: &str, from_tag: &str) -> Option<u32> {
-        let hash = self.hasher.hash_one((call_id, from_tag));
+        self.lookup_hashed(self.hasher.hash_one((call_id, from_tag)), call_id, from_tag)
+    }
+
+    /// [`CallTracker::lookup`] with the hash of the two already worked out.
+    fn lookup_hashed(&self, hash: u64, call_id: &str, from_tag: &str) -> Option<u32> {
         let slots = &self.slots;
         self.index
             .find(hash, |&slot| {
@@ -360,16 +387,27 @@ impl CallTracker {
 
     /// Indexes the leg in `slot` under its Call-ID and From tag.
     fn index_slot(&mut self, slot: u32) {
-        let (slots, hasher) = (&self.slots, &self.hasher);
-        let leg = slots[slot as usize]
+        let leg = self.slots[slot as usize]
             .as_ref()
             .expect("indexed slot holds a leg");
-        self.index
-            .insert_unique(key_hash(hasher, leg), slot, |&other| {
-                slots[other as usize]
-                    .as_ref()
-                    .map_or(0, |leg| key_hash(hasher, leg))
-            });
+        self.index_slot_under(slot, key_hash(&self.hasher, leg));
+    }
+
+    /// [`CallTracker::index_slot`] with the hash of the leg's Call-ID and From tag known.
+    fn index_slot_under(&mut self, slot: u32, hash: u64) {
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        debug_assert_eq!(
+            slots[slot as usize]
+                .as_ref()
+                .map(|leg| key_hash(hasher, leg)),
+            Some(hash),
+            "a leg is filed under its own Call-ID and From tag"
+        );
+        self.index.insert_unique(hash, slot, |&other| {
+            slots[other as usize]
+                .as_ref()
+                .map_or(0, |leg| key_hash(hasher, leg))
+        });
     }
 
     /// Removes `slot` from the index, where it was filed under `hash`.

@@ -9,7 +9,7 @@ mod threaded;
 
 use std::path::PathBuf;
 
-use crate::call::{CallRecord, CallTracker, Disposition, TrackerConfig, TrackerCounters};
+use crate::call::{CallRecord, CallTracker, Disposition, LegKey, TrackerConfig, TrackerCounters};
 use crate::capture::{CaptureError, Frame, FrameSource, OfflineSource, Polled};
 use crate::decode::DecodeLimits;
 use crate::sink::{RecordSink, SinkError};
@@ -183,19 +183,33 @@ impl RecordStage<'_> {
         }
     }
 
-    /// Applies a batch of inputs in order, each event's leg asked for a few events ahead.
+    /// Applies a batch of inputs in order, each event's leg asked for a few events ahead
+    /// (the key that finds it kept for when the event's turn comes).
     fn on_inputs(&mut self, inputs: &[Input]) {
         use crate::prefetch::AHEAD;
+        let key_ahead = |tracker: &CallTracker, at: usize| match inputs.get(at) {
+            Some(Input::Event(ev)) => Some(tracker.prefetch(ev)),
+            _ => None,
+        };
+        // The key of `inputs[at]` is at `at % AHEAD`.
+        let mut keys: [Option<LegKey>; AHEAD] =
+            std::array::from_fn(|at| key_ahead(&self.tracker, at));
         for (at, input) in inputs.iter().enumerate() {
-            // Its text first, which finding its leg reads; a batch parsed on the other core
-            // has it in that core's cache.
+            // Its text first, which working out its key reads; a batch parsed on the other
+            // core has it in that core's cache.
             if let Some(Input::Event(ahead)) = inputs.get(at + 2 * AHEAD) {
                 ahead.prefetch_text();
             }
-            if let Some(Input::Event(ahead)) = inputs.get(at + AHEAD) {
-                self.tracker.prefetch(ahead);
+            let key =
+                std::mem::replace(&mut keys[at % AHEAD], key_ahead(&self.tracker, at + AHEAD));
+            match (input, key) {
+                (Input::Event(ev), Some(key)) => {
+                    let delivery = &mut self.delivery;
+                    self.tracker
+                        .on_event_keyed(ev, key, &mut |record| delivery.deliver(record));
+                }
+                _ => self.on_input(input),
             }
-            self.on_input(input);
         }
     }
 
