@@ -353,13 +353,8 @@ impl CallTracker {
     /// few loads.
     pub fn prefetch(&self, ev: &SipEvent) -> LegKey {
         let key = self.key_of(ev);
-        if let Some(leg) = self
-            .index
-            .iter_hash(key.0)
-            .next()
-            .and_then(|&slot| self.slots.get(slot as usize))
-        {
-            crate::prefetch::value(leg);
+        if let Some(&slot) = self.index.iter_hash(key.0).next() {
+            prefetch_slot(&self.slots, slot);
         }
         key
     }
@@ -457,10 +452,8 @@ impl CallTracker {
         self.checks.take_due(now, &mut due);
         for (n, &(at, slot, generation)) in due.iter().enumerate() {
             // Due legs lie anywhere among thousands: ask for each a few checks ahead.
-            if let Some(ahead) = due.get(n + crate::prefetch::AHEAD) {
-                if let Some(leg) = self.slots.get(ahead.1 as usize) {
-                    crate::prefetch::value(leg);
-                }
+            if let Some(&(_, ahead, _)) = due.get(n + crate::prefetch::AHEAD) {
+                prefetch_slot(&self.slots, ahead);
             }
             let s = slot as usize;
             if self.generations[s] != generation || self.check_at[s] != at {
@@ -519,9 +512,7 @@ impl CallTracker {
         order.clear();
         for at in 0..finished.len() as u32 {
             if let Some(&(ahead, _)) = finished.get(at as usize + crate::prefetch::AHEAD) {
-                if let Some(leg) = slots.get(ahead as usize) {
-                    crate::prefetch::value(leg);
-                }
+                prefetch_slot(slots, ahead);
             }
             order.push((leg_of(at).invite_at(), at));
         }
@@ -581,6 +572,13 @@ fn set_addr_key(key: &mut Vec<u8>, call_id: &str, addr: SocketAddr) {
         std::net::IpAddr::V6(ip) => key.extend_from_slice(&ip.octets()),
     }
     key.extend_from_slice(&addr.port().to_be_bytes());
+}
+
+/// Asks the cache for the leg in `slot`, a few steps before it is read.
+fn prefetch_slot(slots: &[Option<Leg>], slot: u32) {
+    if let Some(leg) = slots.get(slot as usize) {
+        crate::prefetch::value(leg);
+    }
 }
 
 /// The hash a leg is indexed under.
