@@ -99,9 +99,10 @@ pub struct CallTracker {
 }
 
 /// The hash a leg is filed under (its Call-ID and From tag), as worked out for an event by
-/// [`CallTracker::prefetch`], so that applying the event need not work it out again.
+/// [`CallTracker::prefetch`], so that applying the event need not work it out again; `None`
+/// for a message that forms no call (an OPTIONS ping, a REGISTER), which is never hashed.
 #[derive(Clone, Copy, Debug)]
-pub struct LegKey(u64);
+pub struct LegKey(Option<u64>);
 
 /// REFERs remembered for linking, and for how long (capture time).
 const MAX_REFERS: usize = 1024;
@@ -160,10 +161,9 @@ impl CallTracker {
         if ts > self.now {
             self.now = ts;
         }
-        if belongs_to_call(ev) {
-            self.apply(ev, key, emit);
-        } else {
-            self.counters.non_call_messages += 1;
+        match key.0 {
+            Some(hash) => self.apply(ev, hash, emit),
+            None => self.counters.non_call_messages += 1,
         }
         // The event is applied before expiry, so a late answer still reaches its leg.
         if self.now >= self.next_sweep {
@@ -185,15 +185,16 @@ impl CallTracker {
         self.drain(emit);
     }
 
-    fn apply(&mut self, ev: &SipEvent, key: LegKey, emit: &mut impl FnMut(&CallRecord)) {
-        match self.find(ev, key) {
+    /// Applies an event of a call; `hash` is its [`LegKey`]'s.
+    fn apply(&mut self, ev: &SipEvent, hash: u64, emit: &mut impl FnMut(&CallRecord)) {
+        match self.find(ev, hash) {
             Some(slot) => {
                 let leg = self.slots[slot as usize]
                     .as_mut()
                     .expect("indexed slot holds a leg");
                 if leg.is_new_call(ev) {
                     self.remove(slot, Finish::Expired);
-                    self.start(ev, key, emit);
+                    self.start(ev, hash, emit);
                 } else {
                     leg.on_event(ev);
                     let check = leg.next_check(&self.config.timers);
@@ -223,7 +224,7 @@ impl CallTracker {
             }
             None if ev.method() == Some(Method::Invite) && ev.to_tag().is_empty() => {
                 if !self.retry_retagged(ev) {
-                    self.start(ev, key, emit)
+                    self.start(ev, hash, emit)
                 }
             }
             None => self.counters.unmatched += 1,
@@ -260,8 +261,8 @@ impl CallTracker {
         self.order.clear();
     }
 
-    /// Starts a leg for `ev`, filed under `key`, the event's own.
-    fn start(&mut self, ev: &SipEvent, key: LegKey, emit: &mut impl FnMut(&CallRecord)) {
+    /// Starts a leg for `ev`, filed under `hash`, the event's own.
+    fn start(&mut self, ev: &SipEvent, hash: u64, emit: &mut impl FnMut(&CallRecord)) {
         if self.live >= self.config.max_live_legs {
             self.evict_oldest();
             self.drain(emit);
@@ -291,7 +292,7 @@ impl CallTracker {
                 leg.link_transfer(call_id);
             }
         }
-        self.index_slot_under(slot, key.0);
+        self.index_slot_under(slot, hash);
         self.check_at[slot as usize] = i64::MAX;
         let check = self.slots[slot as usize]
             .as_ref()
@@ -336,8 +337,8 @@ impl CallTracker {
 
     /// The leg of a message: requests and responses of the caller's transactions carry the
     /// caller's tag in From; the callee's requests (a BYE from the called party) carry it in To.
-    fn find(&self, ev: &SipEvent, key: LegKey) -> Option<u32> {
-        if let Some(slot) = self.lookup_hashed(key.0, ev.call_id(), ev.from_tag()) {
+    fn find(&self, ev: &SipEvent, hash: u64) -> Option<u32> {
+        if let Some(slot) = self.lookup_hashed(hash, ev.call_id(), ev.from_tag()) {
             return Some(slot);
         }
         if ev.to_tag().is_empty() {
@@ -353,14 +354,14 @@ impl CallTracker {
     /// few loads.
     pub fn prefetch(&self, ev: &SipEvent) -> LegKey {
         let key = self.key_of(ev);
-        if let Some(&slot) = self.index.iter_hash(key.0).next() {
+        if let Some(&slot) = key.0.and_then(|hash| self.index.iter_hash(hash).next()) {
             prefetch_slot(&self.slots, slot);
         }
         key
     }
 
     fn key_of(&self, ev: &SipEvent) -> LegKey {
-        LegKey(self.hasher.hash_one((ev.call_id(), ev.from_tag())))
+        LegKey(belongs_to_call(ev).then(|| self.hasher.hash_one((ev.call_id(), ev.from_tag()))))
     }
 
     /// The slot of the leg with this Call-ID and From tag.
