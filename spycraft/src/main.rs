@@ -23,7 +23,7 @@ use spycraft::filter::FilterConfig;
 use spycraft::pipeline::{run_sources, AnalyzeError, PipelineConfig, Progress, SipPorts};
 use spycraft::sink::postgres::{self, PostgresConfig, PostgresError, PostgresSink, Target};
 use spycraft::sink::spool::{FsyncPolicy, SpoolConfig};
-use spycraft::sink::{sink_for, Format, RecordSink, SinkError, TeeSink};
+use spycraft::sink::{sink_for, Format, OutputReport, Outputs, RecordSink};
 use spycraft_common::PortRange;
 
 /// Exit status when the input broke off mid-way: records from the readable part were written.
@@ -404,8 +404,11 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        // The reader of standard output has gone (`| head`): stop quietly, as Unix tools do.
+        Err(e) if reader_gone(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("spycraft: {e:#}");
+            let e: &(dyn std::error::Error + 'static) = e.as_ref();
+            eprintln!("spycraft: {}", error_chain(e));
             ExitCode::from(EXIT_FAILED)
         }
     }
@@ -420,11 +423,11 @@ fn analyze(args: AnalyzeArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
     let mut sources: Vec<Box<dyn FrameSource>> = Vec::with_capacity(args.input.files.len());
     // Open everything first, so a typo in the last name fails before a long run.
     for path in &args.input.files {
-        sources.push(Box::new(OfflineSource::open(
-            path,
-            args.input.filter.as_deref(),
-        )?));
+        let source = OfflineSource::open(path, args.input.filter.as_deref())?;
+        sources.push(Box::new(source.stop_on(&STOP)));
     }
+    // SIGINT and SIGTERM end the reading; what was read is still written.
+    install_stop_handlers();
     let bar = progress_bar(&args.input.files);
     let mut progress = |p: &Progress| {
         if let Some(bar) = &bar {
@@ -698,18 +701,28 @@ fn record_run(
     };
 
     // Open the database first: a wrong URL or schema fails before a long run.
-    let database = postgres_config(&args.postgres, file, &node, args.quiet)?
-        .map(|c| PostgresSink::start(c).map(|s| Box::new(s) as Box<dyn RecordSink>))
-        .transpose()?;
-    let (out, to_terminal): (Box<dyn Write + Send>, bool) = match &args.output {
+    let database = match postgres_config(&args.postgres, file, &node, args.quiet)? {
+        Some(c) => {
+            let name = format!("PostgreSQL at {}", c.target.describe());
+            Some((name, Box::new(PostgresSink::start(c)?) as Box<dyn RecordSink>))
+        }
+        None => None,
+    };
+    let (out, to_terminal, out_name): (Box<dyn Write + Send>, bool, String) = match &args.output
+    {
         Some(path) => (
             Box::new(
                 std::fs::File::create(path)
                     .with_context(|| format!("cannot create {}", path.display()))?,
             ),
             false,
+            path.display().to_string(),
         ),
-        None => (Box::new(std::io::stdout()), std::io::stdout().is_terminal()),
+        None => (
+            Box::new(std::io::stdout()),
+            std::io::stdout().is_terminal(),
+            "standard output".to_owned(),
+        ),
     };
     let format = match args.format {
         Some(FormatArg::Table) => Format::Table,
@@ -729,37 +742,140 @@ fn record_run(
         sink_for(format, out)
     };
     // With a database, records go to standard output only when a format or file is asked for.
-    let mut sink: Box<dyn RecordSink> = match database {
-        Some(db) if args.format.is_none() && args.output.is_none() => db,
-        Some(db) => Box::new(TeeSink(vec![db, output])),
-        None => output,
-    };
+    let mut outputs = Outputs::new(Some(&STOP));
+    let to_file_too = args.format.is_some() || args.output.is_some();
+    if let Some((name, db)) = database {
+        outputs.add(name, db);
+    }
+    if outputs.is_empty() || to_file_too {
+        outputs.add(out_name, output);
+    }
 
-    let (summary, result) = run_sources(sources, &config, sink.as_mut(), progress);
-    sink.counters(command, &summary.counters_json());
-    match sink.finish() {
-        Ok(()) => {}
-        Err(SinkError::Postgres(e @ PostgresError::Undelivered { .. })) => {
-            eprintln!("spycraft: {}", summary.one_line());
-            eprintln!("spycraft: {e}");
-            return Ok(ExitCode::from(EXIT_UNDELIVERED));
-        }
-        Err(e) => return Err(AnalyzeError::Sink(e).into()),
+    let (summary, result) = run_sources(sources, &config, &mut outputs, progress);
+    outputs.counters(command, &summary.counters_json());
+    // Outputs report their own failures; they never fail the finish.
+    let _ = outputs.finish();
+    let reports = outputs.reports();
+
+    // Every failure is said, and the most severe decides the exit status.
+    let mut status = Outcome::Clean;
+    if !args.quiet || result.is_err() {
+        eprintln!("spycraft: {}", summary.one_line());
     }
     match result {
-        Ok(()) => {
-            if !args.quiet {
-                eprintln!("spycraft: {}", summary.one_line());
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Ok(()) => {}
         Err(AnalyzeError::Capture(e @ CaptureError::Damaged { .. })) => {
-            eprintln!("spycraft: {}", summary.one_line());
-            eprintln!("spycraft: {e}; the records above cover the readable part");
-            Ok(ExitCode::from(EXIT_DAMAGED))
+            eprintln!("spycraft: {e}; the records cover the readable part");
+            status = status.max(Outcome::Damaged);
         }
-        Err(e) => Err(e.into()),
+        Err(e) => {
+            eprintln!("spycraft: {}", error_chain(&e));
+            status = status.max(Outcome::Failed);
+        }
     }
+    if STOP.load(Ordering::Acquire) && command == "analyze" && !args.quiet {
+        eprintln!("spycraft: stopped before the end of the input; open calls written as incomplete");
+    }
+    for report in &reports {
+        let outcome = Outcome::of(report);
+        if !args.quiet || outcome != Outcome::Clean {
+            eprintln!("spycraft: {}", describe_output(report));
+        }
+        status = status.max(outcome);
+    }
+    Ok(status.exit_code())
+}
+
+/// Whether `error` comes from writing to a pipe whose reader has closed it.
+fn reader_gone(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// An error and its causes on one line, each said once: many errors already end with their
+/// cause's text.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
+}
+
+/// How a run ended, in rising order of severity: the most severe one met is the exit status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Outcome {
+    Clean,
+    /// Records are safe in the spool but the database has not taken them yet.
+    Undelivered,
+    /// The input broke off: the records cover the readable part.
+    Damaged,
+    /// Records were lost, or the run could not go on.
+    Failed,
+}
+
+impl Outcome {
+    fn of(report: &OutputReport) -> Self {
+        let t = &report.tally;
+        if t.lost > 0 || t.held > 0 {
+            Self::Failed
+        } else if t.kept > 0 {
+            Self::Undelivered
+        } else {
+            Self::Clean
+        }
+    }
+
+    fn exit_code(self) -> ExitCode {
+        match self {
+            Self::Clean => ExitCode::SUCCESS,
+            Self::Undelivered => ExitCode::from(EXIT_UNDELIVERED),
+            Self::Damaged => ExitCode::from(EXIT_DAMAGED),
+            Self::Failed => ExitCode::from(EXIT_FAILED),
+        }
+    }
+}
+
+/// One line on what an output did with its records.
+fn describe_output(report: &OutputReport) -> String {
+    let t = &report.tally;
+    let mut line = format!("{}: {} records", report.output, t.records);
+    let mut parts = vec![format!("{} written", t.delivered)];
+    if t.kept > 0 {
+        parts.push(format!(
+            "{} kept in the spool for the next start or `spycraft db flush`",
+            t.kept
+        ));
+    }
+    if t.held > 0 {
+        parts.push(format!("{} never written", t.held));
+    }
+    if t.lost > 0 {
+        parts.push(format!("{} LOST", t.lost));
+    }
+    if report.closed {
+        parts.push("its reader closed it".to_owned());
+    }
+    line.push_str(": ");
+    line.push_str(&parts.join(", "));
+    if let Some(error) = &report.failing {
+        line.push_str(&format!(" ({error})"));
+    } else if report.write_errors > 0 {
+        line.push_str(&format!(
+            " ({} write errors, reported as they happened)",
+            report.write_errors
+        ));
+    }
+    line
 }
 
 /// `--ports` (or the file's `ports`): only those; otherwise the defaults plus detection.

@@ -70,6 +70,9 @@ pub enum Input {
     },
     /// The capture lost frames (its buffer was full): the calls up now may miss messages.
     CaptureLoss,
+    /// Time for the outputs to write what they buffer and retry what they hold (sent every
+    /// 4,096 frames and whenever a live source idles).
+    Flush,
 }
 
 /// Where the parse stage puts what it makes: handed on one at a time ([`EachTo`]), or kept

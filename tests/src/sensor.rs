@@ -50,9 +50,9 @@ impl Sensor {
                     }
                 }),
                 Input::StreamGap { a, b, .. } => tracker.on_stream_gap(*a, *b),
-                // Only the reader of a live source sends these.
-                Input::Clock { .. } | Input::CaptureLoss => {
-                    unreachable!("the parse stage sends neither clocks nor losses")
+                // Only the pipeline's reading loop sends these.
+                Input::Clock { .. } | Input::CaptureLoss | Input::Flush => {
+                    unreachable!("the parse stage sends no clocks, losses or flushes")
                 }
             }
             spent.push(input);

@@ -4,6 +4,7 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use pcap::{Capture, Offline, Precision};
 
@@ -65,6 +66,8 @@ pub struct OfflineSource {
     frames: u64,
     /// File bytes consumed so far (record headers included), for progress.
     bytes_read: u64,
+    /// Raised by SIGINT or SIGTERM: the reading ends as if the file had.
+    stop: Option<&'static AtomicBool>,
 }
 
 impl std::fmt::Debug for OfflineSource {
@@ -134,6 +137,7 @@ impl OfflineSource {
             link,
             frames: 0,
             bytes_read: 24,
+            stop: None,
         })
     }
 
@@ -150,7 +154,24 @@ impl OfflineSource {
             link,
             frames: 0,
             bytes_read: 24,
+            stop: None,
         })
+    }
+
+    /// Ends the reading, as if the file ended there, once `stop` is raised (SIGINT, SIGTERM,
+    /// every output's reader gone): what was read is still analysed and written.
+    pub fn stop_on(mut self, stop: &'static AtomicBool) -> Self {
+        self.stop = Some(stop);
+        self
+    }
+
+    /// Whether the stop flag has been raised.
+    pub fn stopped(&self) -> bool {
+        self.stop.is_some_and(|s| s.load(Ordering::Relaxed))
+    }
+
+    pub(super) fn stop_flag(&self) -> Option<&'static AtomicBool> {
+        self.stop
     }
 
     pub fn path(&self) -> &Path {

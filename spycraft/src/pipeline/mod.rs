@@ -180,6 +180,7 @@ impl RecordStage<'_> {
             Input::StreamGap { a, b, .. } => self.tracker.on_stream_gap(*a, *b),
             Input::CaptureLoss => self.tracker.on_capture_loss(),
             Input::Clock { ts_us } => self.tracker.on_clock(*ts_us, emit),
+            Input::Flush => self.delivery.flush(),
         }
     }
 
@@ -241,7 +242,8 @@ type Recorded = Result<(TrackerCounters, [u64; Disposition::ALL.len()]), SinkErr
 struct Delivery<'s> {
     sink: &'s mut dyn RecordSink,
     dispositions: [u64; Disposition::ALL.len()],
-    /// The sink's first failure; later records are not written.
+    /// The sink's first failure. Later records are still written: the sink holds or counts
+    /// what it cannot write, and may recover.
     error: Option<SinkError>,
     stats_source: &'static str,
     /// Records written so far, for a status line on another thread.
@@ -249,18 +251,22 @@ struct Delivery<'s> {
 }
 
 impl Delivery<'_> {
-    /// Counts a finished record and writes it, unless the sink already failed.
+    /// Counts a finished record and writes it.
     fn deliver(&mut self, record: &CallRecord) {
-        if self.error.is_some() {
-            return;
-        }
         self.dispositions[record.disposition as usize] += 1;
         if let Err(e) = self.sink.write(record) {
-            self.error = Some(e);
+            self.error.get_or_insert(e);
         }
         if let Some(written) = &self.written {
             let n = self.dispositions.iter().sum();
             written.store(n, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Lets the sink write what it buffers and retry what it holds.
+    fn flush(&mut self) {
+        if let Err(e) = self.sink.flush() {
+            self.error.get_or_insert(e);
         }
     }
 
@@ -431,6 +437,7 @@ fn read_all(
     let mut checkpoint =
         |source: &dyn FrameSource, done: u64, frames, parse: &ParseStage, feed: &mut dyn Feed| {
             note_loss(source, &mut lost, feed);
+            feed.input(Input::Flush);
             progress(&report(done + source.bytes_read(), frames, parse, feed));
             maybe_snapshot(parse, feed);
         };

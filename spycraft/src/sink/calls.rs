@@ -5,11 +5,11 @@
 //! the rest are written at the end.
 
 use std::collections::HashMap;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 
 use serde::Serialize;
 
-use super::{RecordSink, SinkError};
+use super::{Outbox, RecordSink, SinkError, Tally};
 use crate::call::{CallRecord, Disposition, Timestamp};
 
 /// How long after its last leg a call may still gain one (capture time).
@@ -76,7 +76,7 @@ struct OpenCall {
 
 /// Gathers legs into calls and writes each call when it can gain no more legs.
 pub struct CallSink {
-    out: BufWriter<Box<dyn Write + Send>>,
+    out: Outbox,
     format: CallFormat,
     open: HashMap<String, OpenCall>,
     /// Latest capture time seen on any leg.
@@ -96,7 +96,7 @@ impl std::fmt::Debug for CallSink {
 impl CallSink {
     pub fn new(out: Box<dyn Write + Send>, format: CallFormat) -> Self {
         Self {
-            out: BufWriter::with_capacity(64 * 1024, out),
+            out: Outbox::new(out),
             format,
             open: HashMap::new(),
             clock_us: i64::MIN,
@@ -106,42 +106,18 @@ impl CallSink {
 
     fn emit(&mut self, collation_id: String, legs: Vec<CallRecord>) -> Result<(), SinkError> {
         let call = Call::of(collation_id, legs);
-        match self.format {
-            CallFormat::Jsonl => {
-                serde_json::to_writer(&mut self.out, &call)?;
-                self.out.write_all(b"\n")?;
+        let format = self.format;
+        let mut failed = None;
+        self.out.push(call.leg_count as u64, |buf| {
+            if let Err(e) = write_call(&call, format, buf) {
+                failed = Some(e);
             }
-            CallFormat::Table => {
-                let billable = call
-                    .billable_ms
-                    .map_or("-".into(), |ms| format!("{}.{:03}s", ms / 1000, ms % 1000));
-                writeln!(
-                    self.out,
-                    "{}  {}  {} -> {}  {}  billable {}  {} leg(s) on {}",
-                    call.started_at.to_clock(),
-                    call.collation_id,
-                    call.from_user.as_deref().unwrap_or("-"),
-                    call.to_user.as_deref().unwrap_or("-"),
-                    call.disposition,
-                    billable,
-                    call.leg_count,
-                    call.nodes.join(", ")
-                )?;
-                for l in &call.legs {
-                    writeln!(
-                        self.out,
-                        "    {}  {}  {}:{} -> {}:{}  {}  {}",
-                        l.invite_at.to_clock(),
-                        l.node,
-                        l.caller_ip,
-                        l.caller_port,
-                        l.callee_ip,
-                        l.callee_port,
-                        l.final_status.map_or("-".into(), |s| s.to_string()),
-                        l.call_id
-                    )?;
-                }
-            }
+        });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        if self.out.pending_bytes() >= 64 * 1024 {
+            self.out.flush()?;
         }
         Ok(())
     }
@@ -163,6 +139,48 @@ impl CallSink {
         }
         Ok(())
     }
+}
+
+/// Appends one call in `format` to `buf`.
+fn write_call(call: &Call, format: CallFormat, buf: &mut Vec<u8>) -> Result<(), SinkError> {
+    match format {
+        CallFormat::Jsonl => {
+            serde_json::to_writer(&mut *buf, call)?;
+            buf.push(b'\n');
+        }
+        CallFormat::Table => {
+            let billable = call
+                .billable_ms
+                .map_or("-".into(), |ms| format!("{}.{:03}s", ms / 1000, ms % 1000));
+            writeln!(
+                buf,
+                "{}  {}  {} -> {}  {}  billable {}  {} leg(s) on {}",
+                call.started_at.to_clock(),
+                call.collation_id,
+                call.from_user.as_deref().unwrap_or("-"),
+                call.to_user.as_deref().unwrap_or("-"),
+                call.disposition,
+                billable,
+                call.leg_count,
+                call.nodes.join(", ")
+            )?;
+            for l in &call.legs {
+                writeln!(
+                    buf,
+                    "    {}  {}  {}:{} -> {}:{}  {}  {}",
+                    l.invite_at.to_clock(),
+                    l.node,
+                    l.caller_ip,
+                    l.caller_port,
+                    l.callee_ip,
+                    l.callee_port,
+                    l.final_status.map_or("-".into(), |s| s.to_string()),
+                    l.call_id
+                )?;
+            }
+        }
+    }
+    Ok(())
 }
 
 impl RecordSink for CallSink {
@@ -188,9 +206,25 @@ impl RecordSink for CallSink {
         Ok(())
     }
 
+    fn flush(&mut self) -> Result<(), SinkError> {
+        Ok(self.out.flush()?)
+    }
+
     fn finish(&mut self) -> Result<(), SinkError> {
         self.sweep(true)?;
-        self.out.flush()?;
-        Ok(())
+        let result = self.out.flush();
+        if result.is_err() {
+            self.out.abandon();
+        }
+        Ok(result?)
+    }
+
+    /// Legs of calls still open (waiting for more legs) are held.
+    fn tally(&self) -> Option<Tally> {
+        let open: u64 = self.open.values().map(|c| c.legs.len() as u64).sum();
+        let mut t = self.out.tally();
+        t.records += open;
+        t.held += open;
+        Some(t)
     }
 }

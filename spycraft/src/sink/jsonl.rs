@@ -9,7 +9,7 @@ use std::io::Write;
 use std::net::IpAddr;
 
 use super::columns::{visit, Columns, Value, JSON_KEYS};
-use super::{RecordSink, SinkError};
+use super::{Outbox, RecordSink, SinkError, Tally};
 use crate::call::{CallRecord, RFC3339_LEN};
 use crate::decimal::push_u64;
 #[cfg(target_arch = "x86_64")]
@@ -17,10 +17,9 @@ use crate::sip::syntax::first_block;
 
 /// Writes each record as one line of JSON.
 pub struct JsonlSink {
-    out: Box<dyn Write + Send>,
-    /// Lines not yet written: records are formatted straight into it, and it is handed to
-    /// `out` whole once past [`FLUSH_AT`], so no line is copied twice.
-    pending: Vec<u8>,
+    /// Records are formatted straight into it, and handed to the file whole once past
+    /// [`FLUSH_AT`] (or when flushed), so no line is copied twice.
+    out: Outbox,
 }
 
 /// Bytes gathered before a write.
@@ -35,43 +34,37 @@ impl std::fmt::Debug for JsonlSink {
 impl JsonlSink {
     pub fn new(out: Box<dyn Write + Send>) -> Self {
         Self {
-            out,
-            pending: Vec::with_capacity(FLUSH_AT + 4096),
+            out: Outbox::new(out),
         }
-    }
-
-    fn write_pending(&mut self) -> std::io::Result<()> {
-        if !self.pending.is_empty() {
-            self.out.write_all(&self.pending)?;
-            self.pending.clear();
-        }
-        Ok(())
     }
 }
 
 impl RecordSink for JsonlSink {
     fn write(&mut self, record: &CallRecord) -> Result<(), SinkError> {
-        write_json(record, &mut self.pending);
-        self.pending.push(b'\n');
-        if self.pending.len() >= FLUSH_AT {
-            self.write_pending()?;
+        self.out.push(1, |line| {
+            write_json(record, line);
+            line.push(b'\n');
+        });
+        if self.out.pending_bytes() >= FLUSH_AT {
+            self.out.flush()?;
         }
         Ok(())
     }
 
-    fn finish(&mut self) -> Result<(), SinkError> {
-        self.write_pending()?;
-        self.out.flush()?;
-        Ok(())
+    fn flush(&mut self) -> Result<(), SinkError> {
+        Ok(self.out.flush()?)
     }
-}
 
-impl Drop for JsonlSink {
-    /// As `BufWriter` does: what is gathered is not lost when `finish` was never reached
-    /// (an error elsewhere ended the run); errors here have nowhere to go.
-    fn drop(&mut self) {
-        let _ = self.write_pending();
-        let _ = self.out.flush();
+    fn finish(&mut self) -> Result<(), SinkError> {
+        let result = self.out.flush();
+        if result.is_err() {
+            self.out.abandon();
+        }
+        Ok(result?)
+    }
+
+    fn tally(&self) -> Option<Tally> {
+        Some(self.out.tally())
     }
 }
 

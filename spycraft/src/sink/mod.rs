@@ -1,16 +1,21 @@
 // SPDX-License-Identifier: AGPL-3.0-or-later
 //! Where call records go: a terminal table, JSON lines, CSV, PostgreSQL (through a spool).
 //! (RADIUS and HEP arrive with their own issues.)
+//!
+//! Every output keeps the same contract: a write that fails is reported when it happens,
+//! what could not be written is held (in memory up to a bound, or in the spool) and retried,
+//! and whatever is finally given up on is counted, never dropped in silence ([`Tally`]).
 
 pub mod aligned;
 pub mod calls;
 mod columns;
 mod csv_sink;
 mod jsonl;
+mod outbox;
+mod outputs;
 pub mod postgres;
 pub mod spool;
 mod table;
-mod tee;
 
 use std::io::Write;
 
@@ -19,8 +24,9 @@ use crate::call::CallRecord;
 pub use columns::COLUMNS;
 pub use csv_sink::CsvSink;
 pub use jsonl::JsonlSink;
+pub use outbox::{Outbox, MAX_HELD_BYTES};
+pub use outputs::{OutputReport, Outputs};
 pub use table::TableSink;
-pub use tee::TeeSink;
 
 /// Why a record could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -36,13 +42,44 @@ pub enum SinkError {
 }
 
 /// A destination for call records.
+///
+/// An error from `write` or `flush` says that a write failed just now; it does not end the
+/// sink. What it could not write it holds and retries at the next `flush`, or counts as lost,
+/// and [`RecordSink::tally`] says which.
 pub trait RecordSink: Send {
     fn write(&mut self, record: &CallRecord) -> Result<(), SinkError>;
     /// A snapshot of the sensor's counters (`source` says which command took it); sinks that
     /// keep them (PostgreSQL's `sensor_stats`) do, the others ignore it.
     fn counters(&mut self, _source: &str, _counters: &serde_json::Value) {}
-    /// Flushes whatever is buffered; called once at the end.
+    /// Writes out what is buffered and retries what an earlier failure holds. Called often
+    /// (at least every 4,096 frames and whenever a live source idles).
+    fn flush(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+    /// Writes everything still held; called once at the end. What cannot be written then is
+    /// lost (or, for a database, left in its spool) and counted in the tally.
     fn finish(&mut self) -> Result<(), SinkError>;
+    /// What became of the records handed to this sink so far; `None` for sinks that keep
+    /// every record in memory and cannot fail (statistics, tests).
+    fn tally(&self) -> Option<Tally> {
+        None
+    }
+}
+
+/// What became of the records handed to an output.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Tally {
+    /// Records handed to the output in this run.
+    pub records: u64,
+    /// Records written: to the kernel for a file or pipe, committed by the database for
+    /// PostgreSQL (whose count includes records an earlier run left in the spool).
+    pub delivered: u64,
+    /// Records waiting on disk (the spool) for later delivery; a crash does not lose them.
+    pub kept: u64,
+    /// Records waiting in memory for a failed write to succeed.
+    pub held: u64,
+    /// Records given up on: not written, and never will be.
+    pub lost: u64,
 }
 
 /// Output formats of `analyze`.

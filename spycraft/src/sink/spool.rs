@@ -10,11 +10,15 @@
 //! - `rejected.jsonl`: lines that could not be read back (a torn disk write), kept for a human.
 //!
 //! Durability: a record is written to the kernel (one `write`) before `append` returns, so a
-//! crash or SIGKILL of the sensor loses nothing. `fsync` policy decides what survives a power
+//! crash or SIGKILL of the sensor loses nothing. A write that fails (a full disk) is cut back
+//! to the last whole record and the record held in memory, up to
+//! [`MAX_HELD_BYTES`](super::MAX_HELD_BYTES), to be written first once the disk takes it;
+//! beyond that bound records are counted as lost. `fsync` policy decides what survives a power
 //! failure: `always` (every record), `interval` (at most the last second; the default) or
 //! `never` (the kernel's writeback). Delivery is idempotent, so the cursor is not synced: after
 //! a power failure a few records may be offered twice and the database keeps one.
 
+use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::fd::AsRawFd;
@@ -69,6 +73,10 @@ pub enum SpoolError {
     Busy(PathBuf),
     #[error("spool {}: delivery stopped, so records can no longer be accepted", .0.display())]
     DeliveryStopped(PathBuf),
+    #[error("spool {}: not a directory", .0.display())]
+    NotADirectory(PathBuf),
+    #[error("spool limit of {} MiB is below one spool segment ({} MiB)", .0 >> 20, SEGMENT_BYTES >> 20)]
+    TooSmall(u64),
 }
 
 /// Counts shared by the writer and the reader.
@@ -80,6 +88,8 @@ struct Shared {
     committed: AtomicU64,
     written_records: AtomicU64,
     committed_records: AtomicU64,
+    /// Records the database has committed in this run.
+    delivered: AtomicU64,
     /// Set when the reader is gone, so a writer waiting for space gives up.
     reader_gone: AtomicBool,
     /// Wakes the delivery task when a record arrives.
@@ -101,6 +111,12 @@ pub fn open(config: &SpoolConfig) -> Result<(SpoolWriter, SpoolReader), SpoolErr
         dir: dir.clone(),
         source,
     };
+    if config.max_bytes < SEGMENT_BYTES {
+        return Err(SpoolError::TooSmall(config.max_bytes));
+    }
+    if dir.exists() && !dir.is_dir() {
+        return Err(SpoolError::NotADirectory(dir));
+    }
     fs::create_dir_all(&dir).map_err(io)?;
     let lock = OpenOptions::new()
         .create(true)
@@ -114,17 +130,27 @@ pub fn open(config: &SpoolConfig) -> Result<(SpoolWriter, SpoolReader), SpoolErr
     }
 
     let mut segments = list_segments(&dir).map_err(io)?;
-    let cursor = read_cursor(&dir).map_err(io)?;
     if segments.is_empty() {
-        let start = cursor.unwrap_or(0);
+        let start = read_cursor(&dir).map_err(io)?.unwrap_or(0);
+        let start = if start == u64::MAX { 0 } else { start };
         File::create(segment_path(&dir, start)).map_err(io)?;
         segments.push(start);
     }
     let last = *segments.last().unwrap_or(&0);
     let last_len = cut_torn_tail(&segment_path(&dir, last)).map_err(io)?;
     let written = last + last_len;
-    let first = segments[0];
-    let committed = cursor.unwrap_or(first).clamp(first, written);
+    let committed = match resume_at(&dir, &segments, written).map_err(io)? {
+        Resume::At(at) => at,
+        Resume::Misfit { cursor, from } => {
+            eprintln!(
+                "spycraft: WARNING: spool {}: its cursor ({cursor}) does not fit the spool \
+                 (records from offset {from} to {written}); every record in it is offered again \
+                 from the start (the database skips the ones it has)",
+                dir.display()
+            );
+            from
+        }
+    };
     let backlog_records = count_lines(&dir, &segments, committed, written).map_err(io)?;
 
     let shared = Arc::new(Shared::default());
@@ -143,11 +169,16 @@ pub fn open(config: &SpoolConfig) -> Result<(SpoolWriter, SpoolReader), SpoolErr
         file,
         segment_start: last,
         buf: Vec::with_capacity(2048),
-        max_bytes: config.max_bytes.max(SEGMENT_BYTES),
+        max_bytes: config.max_bytes,
         fsync: config.fsync,
         last_sync: Instant::now(),
         unsynced: false,
         last_full_warning: None,
+        held: VecDeque::new(),
+        held_bytes: 0,
+        records: 0,
+        lost: 0,
+        torn: false,
         shared: shared.clone(),
         _lock: lock,
     };
@@ -175,23 +206,121 @@ pub struct SpoolWriter {
     last_sync: Instant,
     unsynced: bool,
     last_full_warning: Option<Instant>,
+    /// Records a failed write left to write, oldest first, with their bytes summed.
+    held: VecDeque<Vec<u8>>,
+    held_bytes: usize,
+    /// Records handed to `append` in this run.
+    records: u64,
+    /// Records given up on (held beyond the bound, or still held at `close`).
+    lost: u64,
+    /// A failed write could not be cut back to the last whole record: cut before writing.
+    torn: bool,
     shared: Arc<Shared>,
     _lock: File,
 }
 
 impl SpoolWriter {
     /// Writes one record to the spool. Waits while the spool is full (the database is down
-    /// or slower than the traffic), saying so on stderr, rather than dropping anything.
+    /// or slower than the traffic), saying so on stderr, rather than dropping anything. A
+    /// failed write holds the record (see the module's doc) and returns the error.
     pub fn append(&mut self, record: &CallRecord) -> Result<(), SpoolError> {
-        self.wait_for_space()?;
+        self.records += 1;
         self.buf.clear();
         serde_json::to_writer(&mut self.buf, record).map_err(|e| self.io(e.into()))?;
         self.buf.push(b'\n');
+        if let Err(e) = self.retry() {
+            let line = self.buf.clone();
+            self.hold(line);
+            return Err(e);
+        }
+        let line = std::mem::take(&mut self.buf);
+        let result = self.write_line(&line);
+        if result.is_err() {
+            self.hold(line.clone());
+        }
+        self.buf = line;
+        result
+    }
+
+    /// Writes the records a failed write left held, oldest first; stops at the first failure.
+    pub fn retry(&mut self) -> Result<(), SpoolError> {
+        while let Some(line) = self.held.pop_front() {
+            if let Err(e) = self.write_line(&line) {
+                self.held.push_front(line);
+                return Err(e);
+            }
+            self.held_bytes -= line.len();
+        }
+        Ok(())
+    }
+
+    /// Forces what was appended to disk (whatever the policy, unless it is `never`), after
+    /// a last try at what is held; what still cannot be written is counted as lost.
+    pub fn close(&mut self) -> Result<(), SpoolError> {
+        let retried = self.retry();
+        if retried.is_err() {
+            self.lost += self.held.len() as u64;
+            self.held.clear();
+            self.held_bytes = 0;
+        }
+        if self.fsync != FsyncPolicy::Never {
+            self.sync()?;
+        }
+        self.shared.arrived.notify_one();
+        retried
+    }
+
+    /// Records handed to `append` in this run.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// Records held in memory after a failed write.
+    pub fn held(&self) -> u64 {
+        self.held.len() as u64
+    }
+
+    /// Records given up on.
+    pub fn lost(&self) -> u64 {
+        self.lost
+    }
+
+    /// Records the database has committed in this run.
+    pub fn delivered(&self) -> u64 {
+        self.shared.delivered.load(Ordering::Acquire)
+    }
+
+    /// Keeps a record whose write failed, unless the bound is reached: then it is lost.
+    fn hold(&mut self, line: Vec<u8>) {
+        if self.held_bytes >= super::MAX_HELD_BYTES {
+            self.lost += 1;
+            return;
+        }
+        self.held_bytes += line.len();
+        self.held.push_back(line);
+    }
+
+    /// Appends one whole line; on failure cuts the segment back to the last whole record.
+    fn write_line(&mut self, line: &[u8]) -> Result<(), SpoolError> {
+        self.wait_for_space()?;
         let written = self.shared.written.load(Ordering::Acquire);
+        if self.torn {
+            self.file
+                .set_len(written - self.segment_start)
+                .map_err(|e| self.io(e))?;
+            self.torn = false;
+        }
         if written - self.segment_start >= SEGMENT_BYTES {
             self.roll(written)?;
         }
-        self.file.write_all(&self.buf).map_err(|e| self.io(e))?;
+        if let Err(e) = self.file.write_all(line) {
+            // Some of the line may be in the file: cut it off, so the next record starts
+            // where the reader expects one.
+            if self.file.set_len(written - self.segment_start).is_err() {
+                self.torn = true;
+            }
+            return Err(self.io(e));
+        }
         self.unsynced = true;
         match self.fsync {
             FsyncPolicy::Always => self.sync()?,
@@ -200,17 +329,8 @@ impl SpoolWriter {
         }
         self.shared
             .written
-            .store(written + self.buf.len() as u64, Ordering::Release);
+            .store(written + line.len() as u64, Ordering::Release);
         self.shared.written_records.fetch_add(1, Ordering::AcqRel);
-        self.shared.arrived.notify_one();
-        Ok(())
-    }
-
-    /// Forces what was appended to disk (whatever the policy, unless it is `never`).
-    pub fn close(&mut self) -> Result<(), SpoolError> {
-        if self.fsync != FsyncPolicy::Never {
-            self.sync()?;
-        }
         self.shared.arrived.notify_one();
         Ok(())
     }
@@ -346,6 +466,7 @@ impl SpoolReader {
         self.shared
             .committed_records
             .fetch_add(records, Ordering::AcqRel);
+        self.shared.delivered.fetch_add(records, Ordering::AcqRel);
         let tmp = self.dir.join("cursor.tmp");
         fs::write(&tmp, format!("{position}\n")).map_err(|e| io_err(&self.dir, e))?;
         fs::rename(&tmp, self.dir.join("cursor")).map_err(|e| io_err(&self.dir, e))?;
@@ -435,9 +556,10 @@ pub fn inspect(dir: &Path) -> std::io::Result<Option<Backlog>> {
         }));
     };
     let written = last + fs::metadata(segment_path(dir, last))?.len();
-    let committed = read_cursor(dir)?
-        .unwrap_or(segments[0])
-        .clamp(segments[0], written);
+    let committed = match resume_at(dir, &segments, written)? {
+        Resume::At(at) => at,
+        Resume::Misfit { from, .. } => from,
+    };
     Ok(Some(Backlog {
         records: count_lines(dir, &segments, committed, written)?,
         bytes: written - committed,
@@ -483,12 +605,46 @@ fn list_segments(dir: &Path) -> std::io::Result<Vec<u64>> {
     Ok(starts)
 }
 
+/// Where delivery resumes in a spool.
+enum Resume {
+    At(u64),
+    /// The cursor points outside the spool or inside a record: start from its beginning.
+    Misfit { cursor: u64, from: u64 },
+}
+
+/// The cursor when it fits the spool (the end of a record within it), else its start.
+fn resume_at(dir: &Path, segments: &[u64], written: u64) -> std::io::Result<Resume> {
+    let from = segments.first().copied().unwrap_or(0);
+    Ok(match read_cursor(dir)? {
+        None => Resume::At(from),
+        Some(c) if c == from || (c > from && c <= written && ends_a_line(dir, segments, c)) => {
+            Resume::At(c)
+        }
+        Some(cursor) => Resume::Misfit { cursor, from },
+    })
+}
+
+/// The committed offset; `u64::MAX` (which fits no spool) when the file holds no number.
 fn read_cursor(dir: &Path) -> std::io::Result<Option<u64>> {
     match fs::read_to_string(dir.join("cursor")) {
-        Ok(text) => Ok(text.trim().parse().ok()),
+        Ok(text) => Ok(Some(text.trim().parse().unwrap_or(u64::MAX))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// Whether the byte before global offset `at` is the end of a record (a newline).
+fn ends_a_line(dir: &Path, segments: &[u64], at: u64) -> bool {
+    let Some(&start) = segments.iter().rev().find(|&&s| s < at) else {
+        return false;
+    };
+    let mut byte = [0u8; 1];
+    File::open(segment_path(dir, start))
+        .and_then(|mut f| {
+            f.seek(SeekFrom::Start(at - start - 1))?;
+            f.read_exact(&mut byte)
+        })
+        .is_ok_and(|()| byte[0] == b'\n')
 }
 
 /// Cuts a partial last line (a write the crash interrupted); returns the length kept.

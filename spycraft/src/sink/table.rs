@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use super::{RecordSink, SinkError};
+use super::{Outbox, RecordSink, SinkError, Tally};
 use crate::call::CallRecord;
 
 const HEADINGS: [&str; 10] = [
@@ -21,7 +21,7 @@ const HEADINGS: [&str; 10] = [
 
 /// Collects rows and prints them aligned at the end.
 pub struct TableSink {
-    out: Box<dyn Write + Send>,
+    out: Outbox,
     rows: Vec<[String; 10]>,
 }
 
@@ -36,7 +36,7 @@ impl std::fmt::Debug for TableSink {
 impl TableSink {
     pub fn new(out: Box<dyn Write + Send>) -> Self {
         Self {
-            out,
+            out: Outbox::new(out),
             rows: Vec::new(),
         }
     }
@@ -75,9 +75,27 @@ impl RecordSink for TableSink {
             .into_iter()
             .map(Vec::from)
             .collect();
-        self.out
-            .write_all(super::aligned::aligned(&HEADINGS, &rows, usize::MAX).as_bytes())?;
-        self.out.flush()?;
-        Ok(())
+        let table = super::aligned::aligned(&HEADINGS, &rows, usize::MAX);
+        // The heading line, then a line per record.
+        let mut lines = table.split_inclusive('\n');
+        if let Some(heading) = lines.next() {
+            self.out.push_preamble(heading.as_bytes());
+        }
+        for line in lines {
+            self.out.push(1, |buf| buf.extend_from_slice(line.as_bytes()));
+        }
+        let result = self.out.flush();
+        if result.is_err() {
+            self.out.abandon();
+        }
+        Ok(result?)
+    }
+
+    /// Rows wait for the end, where the columns are aligned: until then they are held.
+    fn tally(&self) -> Option<Tally> {
+        let mut t = self.out.tally();
+        t.records += self.rows.len() as u64;
+        t.held += self.rows.len() as u64;
+        Some(t)
     }
 }

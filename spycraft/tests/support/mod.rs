@@ -3,8 +3,10 @@
 //! of it, so the rest is dead code there.
 #![allow(dead_code)]
 
+pub mod calls;
 pub mod postgres;
 pub mod process;
+pub mod tmpfs;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 use super::spool::{self, SpoolConfig, SpoolError, SpoolReader, SpoolWriter};
-use super::{RecordSink, SinkError};
+use super::{RecordSink, SinkError, Tally};
 use crate::call::CallRecord;
 
 pub use connect::Target;
@@ -69,6 +69,36 @@ pub enum PostgresError {
 }
 
 impl PostgresError {
+    /// The database refuses spycraft for a reason that waiting will not mend: a wrong
+    /// password or user, a database that does not exist, a server certificate that fails
+    /// verification, a server that will not speak TLS when TLS is required.
+    pub fn is_refusal(&self) -> bool {
+        let Self::Connect(_, PgError(e)) = self else {
+            return false;
+        };
+        if let Some(code) = e.code() {
+            // 28: invalid authorization (password, pg_hba); 3D000: no such database.
+            return code.code().starts_with("28") || code.code() == "3D000";
+        }
+        let mut cause = std::error::Error::source(e);
+        while let Some(c) = cause {
+            let tls = c.downcast_ref::<rustls::Error>().or_else(|| {
+                c.downcast_ref::<std::io::Error>()
+                    .and_then(|io| io.get_ref())
+                    .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            });
+            if matches!(
+                tls,
+                Some(rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented)
+            ) {
+                return true;
+            }
+            cause = c.source();
+        }
+        // tokio-postgres says so in words only.
+        e.to_string().contains("server does not support TLS")
+    }
+
     /// The session is gone (server shut down, network cut), as opposed to the database
     /// refusing what was sent: reconnect rather than retry on the same session.
     fn is_connection_loss(&self) -> bool {
@@ -216,12 +246,13 @@ impl PostgresSink {
         Ok(sink)
     }
 
-    /// Delivers what is spooled and waits for the delivery thread.
+    /// Delivers what is spooled and waits for the delivery thread. Records the spool could
+    /// not take even now are lost (counted in the tally); the error says why.
     fn stop(&mut self) -> Result<DeliveryReport, PostgresError> {
         if let Some(report) = self.report {
             return Ok(report);
         }
-        self.spool.close()?;
+        let closed = self.spool.close();
         if let Ok(mut t) = self.control.give_up_at.lock() {
             *t = Some(Instant::now() + self.drain_timeout);
         }
@@ -233,6 +264,7 @@ impl PostgresSink {
             None => DeliveryReport::default(),
         };
         self.report = Some(report);
+        closed?;
         Ok(report)
     }
 
@@ -254,6 +286,27 @@ impl RecordSink for PostgresSink {
         self.spool
             .append(record)
             .map_err(|e| SinkError::Postgres(e.into()))
+    }
+
+    /// Retries the records a failed spool write holds.
+    fn flush(&mut self) -> Result<(), SinkError> {
+        self.spool
+            .retry()
+            .map_err(|e| SinkError::Postgres(e.into()))
+    }
+
+    fn tally(&self) -> Option<Tally> {
+        let kept = match self.report {
+            Some(report) => report.undelivered,
+            None => self.spool.backlog().records,
+        };
+        Some(Tally {
+            records: self.spool.records(),
+            delivered: self.spool.delivered(),
+            kept,
+            held: self.spool.held(),
+            lost: self.spool.lost(),
+        })
     }
 
     fn counters(&mut self, source: &str, counters: &serde_json::Value) {
@@ -316,10 +369,34 @@ async fn deliver(
     let mut migrated = false;
     let mut last_retention: Option<Instant> = None;
     let mut backoff = Duration::from_millis(200);
+    // The server refused spycraft during the run (said once).
+    let mut refused = false;
 
     loop {
         let mut client = match target.connect().await {
             Ok(client) => client,
+            Err(e) if e.is_refusal() => {
+                if let Some(tx) = ready.take() {
+                    // At the start: the run fails at once, before it has read anything.
+                    let _ = tx.send(Err(e));
+                    return Ok(report);
+                }
+                if !refused {
+                    eprintln!(
+                        "spycraft: ERROR: {e}; this will not pass by itself: records are kept \
+                         in spool {} until the settings or the server are put right",
+                        reader.dir().display()
+                    );
+                    refused = true;
+                }
+                if control.closing.load(Ordering::Acquire) {
+                    // No point waiting out the drain timeout for a refusal.
+                    report.undelivered = reader.backlog().records;
+                    return Ok(report);
+                }
+                control.pause(Duration::from_secs(5)).await;
+                continue;
+            }
             Err(e) => {
                 note_outage(&mut outage, &e, &reader);
                 if let Some(tx) = ready.take() {
@@ -360,6 +437,7 @@ async fn deliver(
         if let Some(tx) = ready.take() {
             let _ = tx.send(Ok(()));
         }
+        refused = false;
         if let Some(o) = outage.take() {
             eprintln!(
                 "spycraft: PostgreSQL at {} is back after {} s; delivering {} spooled records",

@@ -1,0 +1,286 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! The outputs of one run, each on its own: a failing output is reported the moment it fails
+//! and again while it stays failing, it does not stop the others, it recovers by itself when
+//! its writes succeed again; buffered records are written within a second; and what each
+//! output did with its records is kept for the run's summary and the counter snapshots.
+
+use std::io::ErrorKind;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use super::{RecordSink, SinkError, Tally};
+use crate::call::CallRecord;
+
+/// How long a written record may wait in a buffer before it is flushed.
+const FLUSH_AFTER: Duration = Duration::from_millis(500);
+/// How often a failing output's held records are tried again.
+const RETRY_EVERY: Duration = Duration::from_secs(1);
+/// While an output keeps failing, it is reported again this often.
+const REPEAT_EVERY: Duration = Duration::from_secs(30);
+
+/// Several outputs, each given every record.
+pub struct Outputs {
+    outputs: Vec<Output>,
+    /// When the oldest record not yet flushed was written.
+    unflushed_since: Option<Instant>,
+    last_retry: Instant,
+    /// Raised once every output's reader has gone (closed pipes): nothing is left to do.
+    stop: Option<&'static AtomicBool>,
+}
+
+struct Output {
+    name: String,
+    sink: Box<dyn RecordSink>,
+    /// Records handed to it.
+    handed: u64,
+    write_errors: u64,
+    failing: Option<Failing>,
+    /// Its reader has gone (a closed pipe, as `| head` leaves): nothing more is written.
+    closed: bool,
+}
+
+/// An output whose writes are failing.
+struct Failing {
+    since: Instant,
+    said_at: Instant,
+    error: String,
+}
+
+/// What one output did with its records in a run.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct OutputReport {
+    /// `standard output`, a file's path, `PostgreSQL`.
+    pub output: String,
+    #[serde(flatten)]
+    pub tally: Tally,
+    /// Writes that failed (each reported on stderr as it happened).
+    pub write_errors: u64,
+    /// The error it is failing with now, if it is.
+    pub failing: Option<String>,
+    /// Its reader went away (a closed pipe); records after that were not written to it.
+    pub closed: bool,
+}
+
+impl std::fmt::Debug for Outputs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.outputs.iter().map(|o| &o.name))
+            .finish()
+    }
+}
+
+impl Outputs {
+    /// No outputs yet; `stop` is raised when every output's reader has gone.
+    pub fn new(stop: Option<&'static AtomicBool>) -> Self {
+        Self {
+            outputs: Vec::new(),
+            unflushed_since: None,
+            last_retry: Instant::now(),
+            stop,
+        }
+    }
+
+    /// Adds an output; `name` says which in messages and the summary.
+    pub fn add(&mut self, name: impl Into<String>, sink: Box<dyn RecordSink>) {
+        self.outputs.push(Output {
+            name: name.into(),
+            sink,
+            handed: 0,
+            write_errors: 0,
+            failing: None,
+            closed: false,
+        });
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.outputs.is_empty()
+    }
+
+    /// What each output has done with its records so far.
+    pub fn reports(&self) -> Vec<OutputReport> {
+        self.outputs.iter().map(Output::report).collect()
+    }
+
+    fn flush_all(&mut self) {
+        for o in self.outputs.iter_mut().filter(|o| !o.closed) {
+            let result = o.sink.flush();
+            o.note(result);
+        }
+        self.unflushed_since = None;
+        self.last_retry = Instant::now();
+        self.stop_if_all_closed();
+    }
+
+    fn stop_if_all_closed(&self) {
+        if let Some(stop) = self.stop {
+            if !self.outputs.is_empty() && self.outputs.iter().all(|o| o.closed) {
+                stop.store(true, Ordering::Release);
+            }
+        }
+    }
+}
+
+impl RecordSink for Outputs {
+    fn write(&mut self, record: &CallRecord) -> Result<(), SinkError> {
+        for o in self.outputs.iter_mut().filter(|o| !o.closed) {
+            o.handed += 1;
+            let result = o.sink.write(record);
+            o.note(result);
+        }
+        if self.unflushed_since.is_none() {
+            self.unflushed_since = Some(Instant::now());
+        }
+        Ok(())
+    }
+
+    /// Each output's snapshot also says what every output has done so far.
+    fn counters(&mut self, source: &str, counters: &serde_json::Value) {
+        let mut counters = counters.clone();
+        if let Some(map) = counters.as_object_mut() {
+            let reports = serde_json::to_value(self.reports()).unwrap_or_default();
+            map.insert("outputs".into(), reports);
+        }
+        for o in &mut self.outputs {
+            o.sink.counters(source, &counters);
+        }
+    }
+
+    /// Flushes once a record has waited [`FLUSH_AFTER`]; retries failing outputs every
+    /// [`RETRY_EVERY`].
+    fn flush(&mut self) -> Result<(), SinkError> {
+        let due = self
+            .unflushed_since
+            .is_some_and(|t| t.elapsed() >= FLUSH_AFTER);
+        let retry = self.outputs.iter().any(|o| o.failing.is_some())
+            && self.last_retry.elapsed() >= RETRY_EVERY;
+        if due || retry {
+            self.flush_all();
+        }
+        Ok(())
+    }
+
+    /// Finishes every output, each whatever the others do. What an output could not do is
+    /// kept for its report (see [`Outputs::reports`]), which the caller shows.
+    fn finish(&mut self) -> Result<(), SinkError> {
+        for o in self.outputs.iter_mut().filter(|o| !o.closed) {
+            match o.sink.finish() {
+                Ok(()) => o.failing = None,
+                Err(e) if error_kind(&e) == Some(ErrorKind::BrokenPipe) => o.closed = true,
+                Err(e) => {
+                    o.write_errors += 1;
+                    let now = Instant::now();
+                    o.failing = Some(Failing {
+                        since: now,
+                        said_at: now,
+                        error: e.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn tally(&self) -> Option<Tally> {
+        let mut sum = Tally::default();
+        for r in self.reports() {
+            sum.records += r.tally.records;
+            sum.delivered += r.tally.delivered;
+            sum.kept += r.tally.kept;
+            sum.held += r.tally.held;
+            sum.lost += r.tally.lost;
+        }
+        Some(sum)
+    }
+}
+
+impl Output {
+    fn tally(&self) -> Tally {
+        self.sink.tally().unwrap_or(Tally {
+            records: self.handed,
+            delivered: self.handed,
+            ..Tally::default()
+        })
+    }
+
+    fn report(&self) -> OutputReport {
+        OutputReport {
+            output: self.name.clone(),
+            tally: self.tally(),
+            write_errors: self.write_errors,
+            failing: self.failing.as_ref().map(|f| f.error.clone()),
+            closed: self.closed,
+        }
+    }
+
+    /// Says on stderr when the output starts failing, while it goes on failing, and when it
+    /// works again.
+    fn note(&mut self, result: Result<(), SinkError>) {
+        let error = match result {
+            Ok(()) => {
+                if self.failing.is_some() && self.tally().held == 0 {
+                    let since = self.failing.take().map_or(0, |f| f.since.elapsed().as_secs());
+                    let t = self.tally();
+                    eprintln!(
+                        "spycraft: {}: writing again after {since} s; {} records lost while it failed",
+                        self.name, t.lost
+                    );
+                }
+                return;
+            }
+            Err(e) => e,
+        };
+        if error_kind(&error) == Some(ErrorKind::BrokenPipe) {
+            // The reader has gone (`| head`): as Unix tools do, stop writing without a word.
+            self.closed = true;
+            self.failing = None;
+            return;
+        }
+        self.write_errors += 1;
+        let now = Instant::now();
+        let text = error.to_string();
+        let t = self.tally();
+        match &mut self.failing {
+            None => {
+                eprintln!(
+                    "spycraft: ERROR: writing records to {}: {text}; {} held in memory and retried \
+                     (up to {} MiB), {} lost so far",
+                    self.name,
+                    t.held,
+                    super::MAX_HELD_BYTES >> 20,
+                    t.lost
+                );
+                self.failing = Some(Failing {
+                    since: now,
+                    said_at: now,
+                    error: text,
+                });
+            }
+            Some(f) => {
+                if now.duration_since(f.said_at) >= REPEAT_EVERY || f.error != text {
+                    eprintln!(
+                        "spycraft: ERROR: writing records to {} still fails after {} s: {text}; \
+                         {} held, {} lost so far",
+                        self.name,
+                        now.duration_since(f.since).as_secs(),
+                        t.held,
+                        t.lost
+                    );
+                    f.said_at = now;
+                    f.error = text;
+                }
+            }
+        }
+    }
+}
+
+/// The I/O error kind behind a sink error, if an I/O error is behind it.
+fn error_kind(error: &SinkError) -> Option<ErrorKind> {
+    match error {
+        SinkError::Io(e) => Some(e.kind()),
+        SinkError::Csv(e) => match e.kind() {
+            csv::ErrorKind::Io(e) => Some(e.kind()),
+            _ => None,
+        },
+        _ => None,
+    }
+}

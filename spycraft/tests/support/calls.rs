@@ -1,0 +1,116 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! Many simple calls, made here: as a capture file, or sent over loopback for a live sensor.
+//! For tests that need more records than the bundled cases hold.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::Duration;
+
+/// The five messages of answered call `n` from `caller` to `callee`: INVITE, 200, ACK, BYE,
+/// 200; each with whether the caller sends it and its offset from the INVITE in ms.
+pub fn answered_call(n: u32, caller: SocketAddr, callee: SocketAddr) -> [(bool, u32, String); 5] {
+    let dialog = |cseq: &str, branch: u32, to_tag: bool| {
+        format!(
+            "Via: SIP/2.0/UDP {caller};branch=z9hG4bK-{n}-{branch}\r\n\
+             From: <sip:alice{n}@{caller}>;tag=a{n}\r\n\
+             To: <sip:bob{n}@{callee}>{}\r\n\
+             Call-ID: call-{n}@spycraft.test\r\n\
+             CSeq: {cseq}\r\n",
+            if to_tag { format!(";tag=b{n}") } else { String::new() }
+        )
+    };
+    let request = |method: &str, cseq: &str, branch: u32, to_tag: bool| {
+        format!(
+            "{method} sip:bob{n}@{callee} SIP/2.0\r\n{}Max-Forwards: 70\r\n\
+             Contact: <sip:alice{n}@{caller}>\r\nContent-Length: 0\r\n\r\n",
+            dialog(cseq, branch, to_tag)
+        )
+    };
+    let ok = |cseq: &str, branch: u32| {
+        format!(
+            "SIP/2.0 200 OK\r\n{}Contact: <sip:bob{n}@{callee}>\r\nContent-Length: 0\r\n\r\n",
+            dialog(cseq, branch, true)
+        )
+    };
+    [
+        (true, 0, request("INVITE", "1 INVITE", 1, false)),
+        (false, 100, ok("1 INVITE", 1)),
+        (true, 150, request("ACK", "1 ACK", 2, true)),
+        (true, 2000, request("BYE", "2 BYE", 3, true)),
+        (false, 2050, ok("2 BYE", 3)),
+    ]
+}
+
+/// A classic pcap (Ethernet, IPv4, UDP; microsecond times) of `calls` answered calls between
+/// 10.0.0.1:5060 and 10.0.0.2:5060, one starting every 10 ms from 2026-01-01T00:00:00Z.
+pub fn pcap_of_calls(calls: u32) -> Vec<u8> {
+    let caller: SocketAddr = "10.0.0.1:5060".parse().expect("address");
+    let callee: SocketAddr = "10.0.0.2:5060".parse().expect("address");
+    let mut frames: Vec<(u64, Vec<u8>)> = Vec::new();
+    for n in 0..calls {
+        let start_ms = u64::from(n) * 10;
+        for (from_caller, at_ms, text) in answered_call(n, caller, callee) {
+            let (src, dst) = if from_caller {
+                (caller, callee)
+            } else {
+                (callee, caller)
+            };
+            frames.push(((start_ms + u64::from(at_ms)) * 1000, udp_frame(src, dst, &text)));
+        }
+    }
+    frames.sort_by_key(|(t, _)| *t);
+    let base_us: u64 = 1_767_225_600 * 1_000_000;
+    let mut pcap = Vec::new();
+    pcap.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    pcap.extend_from_slice(&2u16.to_le_bytes());
+    pcap.extend_from_slice(&4u16.to_le_bytes());
+    for v in [0u32, 0, 65535, 1] {
+        pcap.extend_from_slice(&v.to_le_bytes());
+    }
+    for (t, frame) in frames {
+        let t = base_us + t;
+        let len = frame.len() as u32;
+        for v in [(t / 1_000_000) as u32, (t % 1_000_000) as u32, len, len] {
+            pcap.extend_from_slice(&v.to_le_bytes());
+        }
+        pcap.extend_from_slice(&frame);
+    }
+    pcap
+}
+
+fn udp_frame(src: SocketAddr, dst: SocketAddr, text: &str) -> Vec<u8> {
+    let (SocketAddr::V4(src), SocketAddr::V4(dst)) = (src, dst) else {
+        panic!("IPv4 only");
+    };
+    let mut out = Vec::with_capacity(text.len() + 42);
+    etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+        .ipv4(src.ip().octets(), dst.ip().octets(), 64)
+        .udp(src.port(), dst.port())
+        .write(&mut out, text.as_bytes())
+        .expect("a frame");
+    out
+}
+
+/// Sends `calls` answered calls over loopback, caller on 127.0.0.1:`caller_port`, callee on
+/// `callee_port`, one after another (each takes about 2 s of its own; they overlap).
+pub fn send_calls(calls: u32, caller_port: u16, callee_port: u16) {
+    let caller = UdpSocket::bind(("127.0.0.1", caller_port)).expect("caller socket");
+    let callee = UdpSocket::bind(("127.0.0.1", callee_port)).expect("callee socket");
+    let (a, b) = (
+        caller.local_addr().expect("address"),
+        callee.local_addr().expect("address"),
+    );
+    let mut messages: Vec<(u32, bool, String)> = Vec::new();
+    for n in 0..calls {
+        for (from_caller, at_ms, text) in answered_call(n, a, b) {
+            messages.push((n * 20 + at_ms, from_caller, text));
+        }
+    }
+    messages.sort_by_key(|(t, ..)| *t);
+    let mut now = 0;
+    for (at, from_caller, text) in messages {
+        std::thread::sleep(Duration::from_millis(u64::from(at - now)));
+        now = at;
+        let (socket, to) = if from_caller { (&caller, b) } else { (&callee, a) };
+        socket.send_to(text.as_bytes(), to).expect("sent on loopback");
+    }
+}
