@@ -659,17 +659,20 @@ fn tls_is_verified_as_libpq_does_and_the_password_is_never_printed() {
     );
     assert_eq!(code, Some(0), "password from a file: {stderr}");
 
+    // Refusals that waiting will not mend fail the run at once, before anything is read,
+    // named as such (exit 1), rather than spooling records for a server that will never
+    // take them (exit 4 after the drain timeout).
+    let refused = |code: Option<i32>, stderr: &str, what: &str| {
+        assert_eq!(code, Some(1), "{what}: {stderr}");
+        assert!(stderr.contains(what), "{stderr}");
+        assert!(!stderr.contains("kept in"), "nothing was spooled: {stderr}");
+    };
     let (code, stderr) = run(
         &url("127.0.0.1", "verify-full", &with_pw),
         &[],
         "wrong-name",
     );
-    assert_eq!(
-        code,
-        Some(4),
-        "127.0.0.1 is not the certificate's name: {stderr}"
-    );
-    assert!(stderr.contains("certificate"), "{stderr}");
+    refused(code, &stderr, "certificate");
 
     let (code, stderr) = run(&url("127.0.0.1", "verify-ca", &with_pw), &[], "ca-only");
     assert_eq!(
@@ -678,20 +681,43 @@ fn tls_is_verified_as_libpq_does_and_the_password_is_never_printed() {
         "verify-ca checks the chain, not the name: {stderr}"
     );
 
+    // The server's pg_hba refuses unencrypted sessions.
     let (code, stderr) = run(&url("localhost", "disable", &with_pw), &[], "plain");
-    assert_eq!(
-        code,
-        Some(4),
-        "the server refuses unencrypted sessions: {stderr}"
-    );
+    refused(code, &stderr, "no encryption");
 
     let (code, stderr) = run(&url("localhost", "verify-full", ":not-it"), &[], "bad-pw");
-    assert_eq!(code, Some(4), "{stderr}");
-    assert!(stderr.contains("password"), "{stderr}");
+    refused(code, &stderr, "password authentication failed");
+
+    let no_db = url("localhost", "verify-full", &with_pw).replace("/cdr?", "/nodb?");
+    let (code, stderr) = run(&no_db, &[], "no-db");
+    refused(code, &stderr, "does not exist");
 
     assert_eq!(
         count(&pg, "cdr", "SELECT count(*) FROM cdr"),
         1,
         "one record, written once"
+    );
+}
+
+/// libpq's documented URL form for a socket directory: the query's `host` (and `port`)
+/// replace the ones before the path, no TLS is tried over the socket, and messages name the
+/// socket.
+#[test]
+fn a_url_with_a_socket_directory_in_its_query_connects_as_libpq_does() {
+    let pg = Cluster::start();
+    pg.create_db("cdr");
+    let url = format!(
+        "postgresql://postgres@localhost/cdr?host={}&port={}",
+        pg.root.display(),
+        pg.port
+    );
+    let spool = scratch("pg-url-socket");
+    let stderr = analyze_into(&url, &spool, "golden", "busy-486");
+    assert!(stderr.contains("1 records delivered (1 new)"), "{stderr}");
+    assert_eq!(count(&pg, "cdr", "SELECT count(*) FROM cdr"), 1);
+    let socket = pg.root.join(format!(".s.PGSQL.{}", pg.port));
+    assert!(
+        stderr.contains(&format!("PostgreSQL at postgres@{}/cdr", socket.display())),
+        "the socket is named: {stderr}"
     );
 }

@@ -816,6 +816,56 @@ mod tests {
     }
 
     #[test]
+    fn a_cursor_that_does_not_fit_the_spool_offers_it_all_again() {
+        let d = dir("cursor");
+        {
+            let (mut w, _r) = open(&config(&d, 1 << 30)).expect("open");
+            for n in 0..3 {
+                w.append(&record(n)).expect("append");
+            }
+        }
+        let line = fs::read(segment_path(&d, 0)).expect("segment").len() as u64 / 3;
+        // Past the end, inside a record, and no number at all.
+        for cursor in ["99999999999".to_owned(), (line + 7).to_string(), "x".into()] {
+            fs::write(d.join("cursor"), &cursor).expect("cursor");
+            assert_eq!(inspect(&d).expect("inspect").map(|b| b.records), Some(3));
+            let (_w, mut r) = open(&config(&d, 1 << 30)).expect("reopen");
+            assert_eq!(r.backlog().records, 3, "cursor {cursor}");
+            let mut out = Vec::new();
+            r.read(10, &mut out).expect("read");
+            assert_eq!(out.len(), 3, "cursor {cursor}: every record again");
+        }
+        // A cursor at the end of a record is kept.
+        fs::write(d.join("cursor"), line.to_string()).expect("cursor");
+        let (_w, r) = open(&config(&d, 1 << 30)).expect("reopen");
+        assert_eq!(r.backlog().records, 2);
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_failed_write_is_cut_back_held_and_written_first_when_it_can_be() {
+        let d = dir("held");
+        let (mut w, mut r) = open(&config(&d, 1 << 30)).expect("open");
+        w.append(&record(0)).expect("append");
+        // A read-only descriptor makes every write fail, as a full disk would.
+        let writable = std::mem::replace(
+            &mut w.file,
+            File::open(segment_path(&d, 0)).expect("read-only"),
+        );
+        for n in 1..4 {
+            assert!(w.append(&record(n)).is_err(), "record {n} fails");
+        }
+        assert_eq!((w.records(), w.held(), w.lost()), (4, 3, 0));
+        assert!(w.retry().is_err());
+        w.file = writable;
+        w.append(&record(4)).expect("the disk takes records again");
+        assert_eq!(w.held(), 0);
+        assert_eq!(drain(&mut r, 10), vec![0, 1, 2, 3, 4], "in order, none torn");
+        assert_eq!(w.delivered(), 5);
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
     fn a_second_process_cannot_share_a_spool() {
         let d = dir("busy");
         let _first = open(&config(&d, 1 << 30)).expect("open");

@@ -54,7 +54,8 @@ impl Target {
         password_file: Option<&Path>,
         application_name: &str,
     ) -> Result<Self, PostgresError> {
-        let (rest, sslmode) = take_param(connection, "sslmode");
+        let connection = query_replaces_authority(connection);
+        let (rest, sslmode) = take_param(&connection, "sslmode");
         let (rest, root_cert) = take_param(&rest, "sslrootcert");
         let mut config: tokio_postgres::Config = rest.parse().map_err(|e| {
             PostgresError::Config(format!("not a PostgreSQL connection string: {e}"))
@@ -103,17 +104,18 @@ impl Target {
         })
     }
 
-    /// `user@host:port/dbname`, for messages.
+    /// `user@host:port/dbname`, or `user@/dir/.s.PGSQL.port/dbname` for a Unix socket
+    /// (the socket's own path, as libpq names it), for messages.
     pub fn describe(&self) -> String {
         let c = &self.config;
-        let host = match c.get_hosts().first() {
-            Some(Host::Tcp(h)) => h.clone(),
-            Some(Host::Unix(p)) => p.display().to_string(),
-            None => "localhost".into(),
-        };
         let port = c.get_ports().first().copied().unwrap_or(5432);
+        let server = match c.get_hosts().first() {
+            Some(Host::Tcp(h)) => format!("{h}:{port}"),
+            Some(Host::Unix(dir)) => dir.join(format!(".s.PGSQL.{port}")).display().to_string(),
+            None => format!("localhost:{port}"),
+        };
         format!(
-            "{}@{host}:{port}/{}",
+            "{}@{server}/{}",
             c.get_user().unwrap_or("?"),
             c.get_dbname().or(c.get_user()).unwrap_or("?")
         )
@@ -191,6 +193,64 @@ impl Target {
         }
         Ok(roots)
     }
+}
+
+/// As libpq: a URL's `host` and `port` query parameters replace the host and the port named
+/// before the path (`postgresql://u@localhost/db?host=/run/pg` means the socket in /run/pg),
+/// where tokio-postgres would add them to the list. Other strings are returned as they are.
+fn query_replaces_authority(connection: &str) -> String {
+    let Some(rest) = connection
+        .strip_prefix("postgresql://")
+        .or_else(|| connection.strip_prefix("postgres://"))
+    else {
+        return connection.to_owned();
+    };
+    let scheme = &connection[..connection.len() - rest.len()];
+    let Some((before, query)) = rest.split_once('?') else {
+        return connection.to_owned();
+    };
+    let given = |key: &str| {
+        query
+            .split('&')
+            .any(|pair| pair.split_once('=').is_some_and(|(k, _)| k == key))
+    };
+    let (host_given, port_given) = (given("host"), given("port"));
+    if !host_given && !port_given {
+        return connection.to_owned();
+    }
+    let (authority, path) = before.split_at(before.find('/').unwrap_or(before.len()));
+    let (userinfo, hostspec) = match authority.rfind('@') {
+        Some(at) => authority.split_at(at + 1),
+        None => ("", authority),
+    };
+    // host[:port] or [v6]:port, comma-separated.
+    let (mut hosts, mut ports) = (Vec::new(), Vec::new());
+    for part in hostspec.split(',').filter(|p| !p.is_empty()) {
+        let port_at = match part.rfind(']') {
+            Some(bracket) => part[bracket..].find(':').map(|i| bracket + i),
+            None => part.rfind(':'),
+        };
+        match port_at {
+            Some(colon) => {
+                hosts.push(&part[..colon]);
+                ports.push(&part[colon + 1..]);
+            }
+            None => hosts.push(part),
+        }
+    }
+    // Both lists go to the query, where tokio-postgres pairs them as libpq does.
+    let mut query = query.to_owned();
+    if !host_given {
+        // One `host` each: in a query, tokio-postgres takes the value whole.
+        for host in hosts {
+            query.push_str("&host=");
+            query.push_str(host.trim_start_matches('[').trim_end_matches(']'));
+        }
+    }
+    if !port_given && !ports.is_empty() {
+        query.push_str(&format!("&port={}", ports.join(",")));
+    }
+    format!("{scheme}{userinfo}{path}?{query}")
 }
 
 /// Removes `key=value` from a URL query or a key=value string; returns the rest and the value.
@@ -365,6 +425,38 @@ mod tests {
         let t = Target::parse("postgresql://spy:inline@h/d", Some(&file), "x").expect("parses");
         assert_eq!(t.config.get_password(), Some(&b"inline"[..]));
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn url_query_host_and_port_replace_the_ones_before_the_path_as_in_libpq() {
+        let t = Target::parse(
+            "postgresql://postgres@localhost/postgres?host=/run/pg",
+            None,
+            "x",
+        )
+        .expect("parses");
+        assert_eq!(t.config.get_hosts(), [Host::Unix("/run/pg".into())]);
+        assert_eq!(t.config.get_ssl_mode(), SslMode::Disable, "no TLS over a socket");
+        assert_eq!(t.describe(), "postgres@/run/pg/.s.PGSQL.5432/postgres");
+
+        let t = Target::parse("postgresql://u@db:5433/cdr?host=/s&sslmode=require", None, "x")
+            .expect("parses");
+        assert_eq!(t.config.get_hosts(), [Host::Unix("/s".into())]);
+        assert_eq!(t.config.get_ports(), [5433]);
+        assert_eq!(t.describe(), "u@/s/.s.PGSQL.5433/cdr");
+
+        let t = Target::parse("postgresql://u@[::1]:5433,db/cdr?port=6000", None, "x")
+            .expect("parses");
+        assert_eq!(
+            t.config.get_hosts(),
+            [Host::Tcp("::1".into()), Host::Tcp("db".into())]
+        );
+        assert_eq!(t.config.get_ports(), [6000]);
+
+        let t = Target::parse("postgresql://u@db/cdr?hostaddr=127.0.0.1", None, "x")
+            .expect("parses");
+        assert_eq!(t.config.get_hosts(), [Host::Tcp("db".into())], "hostaddr keeps the name");
+        assert_eq!(t.config.get_hostaddrs().len(), 1);
     }
 
     #[test]
