@@ -38,11 +38,12 @@ pub struct FileConfig {
     pub postgres: PostgresSection,
 }
 
-/// One entry of `ports`: a number, or a range as text.
+/// One entry of `ports`: a number, or a range as text. Checked by
+/// [`FileConfig::port_ranges`], so a number out of range is named there as a port.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(untagged)]
 pub enum PortSpec {
-    Port(u16),
+    Port(i64),
     Range(String),
 }
 

@@ -30,6 +30,8 @@ use spycraft_common::PortRange;
 const EXIT_DAMAGED: u8 = 3;
 /// Exit status when nothing could be analysed (missing file, not a capture, bad option value).
 const EXIT_FAILED: u8 = 1;
+/// Exit status of a command line that cannot work as given (as clap's own usage errors).
+const EXIT_USAGE: u8 = 2;
 /// Exit status when the records are safe in the spool but the database has not taken them yet.
 const EXIT_UNDELIVERED: u8 = 4;
 
@@ -406,6 +408,10 @@ fn main() -> ExitCode {
         Ok(code) => code,
         // The reader of standard output has gone (`| head`): stop quietly, as Unix tools do.
         Err(e) if reader_gone(&e) => ExitCode::SUCCESS,
+        Err(e) if e.is::<Usage>() => {
+            eprintln!("spycraft: {e}");
+            ExitCode::from(EXIT_USAGE)
+        }
         Err(e) => {
             let e: &(dyn std::error::Error + 'static) = e.as_ref();
             eprintln!("spycraft: {}", error_chain(e));
@@ -416,8 +422,20 @@ fn main() -> ExitCode {
 
 fn analyze(args: AnalyzeArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
     let ports = sip_ports(args.input.ports.clone(), file)?;
-    if args.split_calls.is_some() && args.input.files.iter().any(|f| f.as_os_str() == "-") {
-        anyhow::bail!("--split-calls reads the captures twice: give files, not standard input");
+    let from_stdin = args.input.files.iter().filter(|f| f.as_os_str() == "-");
+    if from_stdin.count() > 1 {
+        return Err(Usage("standard input (`-`) can be read only once".into()).into());
+    }
+    if let Some(dir) = &args.split_calls {
+        if args.input.files.iter().any(|f| f.as_os_str() == "-") {
+            return Err(Usage(
+                "--split-calls reads the captures twice: give files, not standard input".into(),
+            )
+            .into());
+        }
+        // Checked before the run, not after it.
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("--split-calls {}", dir.display()))?;
     }
     let split_ports = ports.clone();
     let mut sources: Vec<Box<dyn FrameSource>> = Vec::with_capacity(args.input.files.len());
@@ -786,6 +804,11 @@ fn record_run(
     Ok(status.exit_code())
 }
 
+/// A command line that cannot work as given.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Usage(String);
+
 /// Whether `error` comes from writing to a pipe whose reader has closed it.
 fn reader_gone(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
@@ -1110,8 +1133,13 @@ fn collation_headers(cli: Vec<String>, file: &FileConfig) -> Vec<String> {
 
 /// `--host` values (else the file's): the monitored SIP nodes.
 fn monitored_hosts(cli: Vec<String>, file: &FileConfig) -> anyhow::Result<MonitoredHosts> {
+    let from = if cli.is_empty() {
+        "hosts in the settings file"
+    } else {
+        "--host"
+    };
     let list = pick(cli, file.hosts.clone(), Vec::new());
-    MonitoredHosts::parse(&list).context("--host")
+    MonitoredHosts::parse(&list).context(from)
 }
 
 /// What a live capture keeps: `--ports` (else the file's, else the defaults) and `--host`.

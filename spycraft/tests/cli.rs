@@ -223,7 +223,7 @@ fn a_capture_cut_mid_record_still_writes_what_it_holds() {
         3,
         "capture damaged after 6 frames",
     );
-    assert!(text(&out.stderr).contains("records above cover the readable part"));
+    assert!(text(&out.stderr).contains("records cover the readable part"));
     let stdout = text(&out.stdout);
     assert_eq!(
         stdout.lines().count(),
@@ -529,4 +529,84 @@ fn calls_gathers_the_legs_of_a_b2bua_call_into_one_row() {
     let csv = spycraft(&["analyze", "--calls", "--format", "csv", path(&a)]);
     assert_eq!(csv.status.code(), Some(1));
     assert!(text(&csv.stderr).contains("--calls nests legs"));
+}
+
+/// Settings and usage mistakes are named as the user wrote them, each said once, and found
+/// before a run rather than after it.
+#[test]
+fn mistakes_are_named_where_they_were_made() {
+    let dir = scratch("mistakes");
+    let busy = bundled("busy-486");
+    let settings = |name: &str, body: &str| {
+        let file = dir.join(name);
+        std::fs::write(&file, body).expect("settings file");
+        file
+    };
+    let file = settings("port.toml", "ports = [99999]\n");
+    let out = fails_with(&["--config", path(&file), "analyze", path(&busy)], 1, "99999");
+    assert!(!text(&out.stderr).contains("PortSpec"), "{}", text(&out.stderr));
+
+    let file = settings("host.toml", "hosts = [\"nothost\"]\n");
+    let out = fails_with(
+        &["--config", path(&file), "analyze", path(&busy)],
+        1,
+        "hosts in the settings file",
+    );
+    assert!(!text(&out.stderr).contains("--host"), "{}", text(&out.stderr));
+
+    let file = settings("type.toml", "node = 5\n");
+    let out = fails_with(&["--config", path(&file), "analyze", path(&busy)], 1, "line 1");
+    assert_eq!(
+        text(&out.stderr).matches("invalid type").count(),
+        1,
+        "said once: {}",
+        text(&out.stderr)
+    );
+
+    fails_with(&["analyze", "-", "-"], 2, "only once");
+
+    let blocked = dir.join("a-file");
+    std::fs::write(&blocked, "").expect("a file");
+    let out = fails_with(
+        &[
+            "analyze",
+            "--split-calls",
+            path(&blocked.join("calls")),
+            path(&busy),
+        ],
+        1,
+        "--split-calls",
+    );
+    assert!(out.stdout.is_empty(), "checked before the run");
+
+    fails_with(
+        &[
+            "analyze",
+            "--postgres",
+            "host=/nonexistent port=5432 user=x dbname=y",
+            "--spool",
+            path(&dir.join("spool")),
+            "--spool-max-mb",
+            "4",
+            path(&busy),
+        ],
+        1,
+        "below one spool segment",
+    );
+}
+
+#[test]
+fn frames_cut_by_the_snap_length_are_counted_as_such() {
+    let dir = scratch("snapped");
+    let whole = std::fs::read(bundled("answered-caller-bye")).expect("capture");
+    let mut recs = records(&whole);
+    // The INVITE keeps its first 200 bytes of a longer frame.
+    let (h, data) = &mut recs[0];
+    data.truncate(200);
+    h[2] = 200;
+    let cut = dir.join("snapped.pcap");
+    std::fs::write(&cut, pcap_of(&whole, &recs)).expect("capture");
+    let out = spycraft(&["analyze", path(&cut)]);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("1 frames cut by the snap length"), "{stderr}");
 }

@@ -143,6 +143,12 @@ impl Summary {
         if d.tcp.gaps > 0 {
             line.push_str(&format!("; {} TCP gaps", d.tcp.gaps));
         }
+        if d.snapped_frames > 0 {
+            line.push_str(&format!(
+                "; {} frames cut by the snap length",
+                d.snapped_frames
+            ));
+        }
         if d.duplicates > 0 {
             line.push_str(&format!("; {} duplicate frames dropped", d.duplicates));
         }
