@@ -434,8 +434,7 @@ fn analyze(args: AnalyzeArgs, file: &FileConfig) -> anyhow::Result<ExitCode> {
             .into());
         }
         // Checked before the run, not after it.
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("--split-calls {}", dir.display()))?;
+        std::fs::create_dir_all(dir).with_context(|| format!("--split-calls {}", dir.display()))?;
     }
     let split_ports = ports.clone();
     let mut sources: Vec<Box<dyn FrameSource>> = Vec::with_capacity(args.input.files.len());
@@ -722,12 +721,14 @@ fn record_run(
     let database = match postgres_config(&args.postgres, file, &node, args.quiet)? {
         Some(c) => {
             let name = format!("PostgreSQL at {}", c.target.describe());
-            Some((name, Box::new(PostgresSink::start(c)?) as Box<dyn RecordSink>))
+            Some((
+                name,
+                Box::new(PostgresSink::start(c)?) as Box<dyn RecordSink>,
+            ))
         }
         None => None,
     };
-    let (out, to_terminal, out_name): (Box<dyn Write + Send>, bool, String) = match &args.output
-    {
+    let (out, to_terminal, out_name): (Box<dyn Write + Send>, bool, String) = match &args.output {
         Some(path) => (
             Box::new(
                 std::fs::File::create(path)
@@ -792,7 +793,9 @@ fn record_run(
         }
     }
     if STOP.load(Ordering::Acquire) && command == "analyze" && !args.quiet {
-        eprintln!("spycraft: stopped before the end of the input; open calls written as incomplete");
+        eprintln!(
+            "spycraft: stopped before the end of the input; open calls written as incomplete"
+        );
     }
     for report in &reports {
         let outcome = Outcome::of(report);

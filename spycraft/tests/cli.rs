@@ -543,8 +543,16 @@ fn mistakes_are_named_where_they_were_made() {
         file
     };
     let file = settings("port.toml", "ports = [99999]\n");
-    let out = fails_with(&["--config", path(&file), "analyze", path(&busy)], 1, "99999");
-    assert!(!text(&out.stderr).contains("PortSpec"), "{}", text(&out.stderr));
+    let out = fails_with(
+        &["--config", path(&file), "analyze", path(&busy)],
+        1,
+        "99999",
+    );
+    assert!(
+        !text(&out.stderr).contains("PortSpec"),
+        "{}",
+        text(&out.stderr)
+    );
 
     let file = settings("host.toml", "hosts = [\"nothost\"]\n");
     let out = fails_with(
@@ -552,10 +560,18 @@ fn mistakes_are_named_where_they_were_made() {
         1,
         "hosts in the settings file",
     );
-    assert!(!text(&out.stderr).contains("--host"), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stderr).contains("--host"),
+        "{}",
+        text(&out.stderr)
+    );
 
     let file = settings("type.toml", "node = 5\n");
-    let out = fails_with(&["--config", path(&file), "analyze", path(&busy)], 1, "line 1");
+    let out = fails_with(
+        &["--config", path(&file), "analyze", path(&busy)],
+        1,
+        "line 1",
+    );
     assert_eq!(
         text(&out.stderr).matches("invalid type").count(),
         1,
@@ -608,5 +624,113 @@ fn frames_cut_by_the_snap_length_are_counted_as_such() {
     std::fs::write(&cut, pcap_of(&whole, &recs)).expect("capture");
     let out = spycraft(&["analyze", path(&cut)]);
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("1 frames cut by the snap length"), "{stderr}");
+    assert!(
+        stderr.contains("1 frames cut by the snap length"),
+        "{stderr}"
+    );
+}
+
+/// A pcapng whose interfaces have different link types (`mergecap` of an Ethernet and a raw
+/// IP capture) is read, each interface with its own link type, as tshark reads it; libpcap
+/// refuses such files. pcapng files read directly give what libpcap gives.
+#[test]
+fn pcapng_with_interfaces_of_different_link_types_is_read() {
+    let dir = scratch("pcapng-mixed");
+    let ethernet = bundled("b2bua-a-leg");
+    // The other leg as raw IP: the Ethernet header cut off every frame (LINKTYPE_RAW, 101).
+    let whole = std::fs::read(bundled("b2bua-b-leg")).expect("capture");
+    let mut global = whole[..24].to_vec();
+    global[20..24].copy_from_slice(&101u32.to_le_bytes());
+    let raw: Vec<([u32; 4], Vec<u8>)> = records(&whole)
+        .into_iter()
+        .map(|(mut h, data)| {
+            h[2] -= 14;
+            h[3] -= 14;
+            (h, data[14..].to_vec())
+        })
+        .collect();
+    let raw_file = dir.join("raw.pcap");
+    std::fs::write(&raw_file, pcap_of(&global, &raw)).expect("raw capture");
+    let merged = dir.join("merged.pcapng");
+    let status = Command::new("mergecap")
+        .args([
+            "-F",
+            "pcapng",
+            "-w",
+            path(&merged),
+            path(&ethernet),
+            path(&raw_file),
+        ])
+        .status()
+        .expect("mergecap (Debian's wireshark-common, with tshark)");
+    assert!(status.success());
+
+    let analyze = |files: &[&Path]| {
+        let mut args = vec!["analyze", "--node", "golden", "--format", "jsonl"];
+        args.extend(files.iter().map(|f| path(f)));
+        let out = spycraft(&args);
+        assert!(out.status.success(), "{files:?}: {}", text(&out.stderr));
+        let mut lines: Vec<String> = text(&out.stdout).lines().map(str::to_owned).collect();
+        lines.sort();
+        lines
+    };
+    let apart = analyze(&[&ethernet, &raw_file]);
+    assert_eq!(apart.len(), 4, "{apart:#?}");
+    assert_eq!(
+        analyze(&[&merged]),
+        apart,
+        "merged, each link type decoded as its own"
+    );
+
+    // Every bundled case as pcapng: read directly, then through libpcap (a filter sends it
+    // there), the same records.
+    for case in support::bundled_cases() {
+        let ng = dir.join(format!("{case}.pcapng"));
+        let status = Command::new("editcap")
+            .args(["-F", "pcapng", path(&bundled(&case)), path(&ng)])
+            .status()
+            .expect("editcap");
+        assert!(status.success());
+        let direct = spycraft(&["analyze", "--node", "n", "--format", "jsonl", path(&ng)]);
+        let libpcap = spycraft(&[
+            "analyze",
+            "--node",
+            "n",
+            "--format",
+            "jsonl",
+            "-f",
+            "",
+            path(&ng),
+        ]);
+        assert_eq!(text(&direct.stdout), text(&libpcap.stdout), "{case}");
+        assert_eq!(direct.status.code(), libpcap.status.code(), "{case}");
+    }
+}
+
+#[test]
+fn formats_libpcap_cannot_read_are_named_with_the_way_to_convert_them() {
+    let dir = scratch("other-formats");
+    for (name, head, format) in [
+        (
+            "netmon.cap",
+            &b"GMBU\x00\x02"[..],
+            "Microsoft Network Monitor 2.x",
+        ),
+        (
+            "trace.snoop",
+            &b"snoop\0\0\0\0\0\0\x02\0\0\0\x04"[..],
+            "Sun snoop",
+        ),
+    ] {
+        let file = dir.join(name);
+        let mut bytes = head.to_vec();
+        bytes.resize(128, 0);
+        std::fs::write(&file, bytes).expect("file");
+        let out = fails_with(&["analyze", path(&file)], 1, format);
+        assert!(
+            text(&out.stderr).contains("editcap -F pcapng"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
 }

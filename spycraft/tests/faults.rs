@@ -49,7 +49,11 @@ fn a_full_spool_in_an_outage_is_reported_and_the_file_still_gets_every_record() 
     ]);
     let stderr = text(&run.stderr);
     assert_eq!(run.status.code(), Some(1), "records were lost: {stderr}");
-    assert_eq!(lines(&out), 1000, "the file output has every record: {stderr}");
+    assert_eq!(
+        lines(&out),
+        1000,
+        "the file output has every record: {stderr}"
+    );
     assert!(
         stderr.contains("ERROR: writing records to PostgreSQL")
             && stderr.contains("No space left on device"),
@@ -65,7 +69,9 @@ fn a_full_spool_in_an_outage_is_reported_and_the_file_still_gets_every_record() 
         .find(|l| l.contains("PostgreSQL at ") && l.contains("1000 records:"))
         .unwrap_or_else(|| panic!("a line for the database: {stderr}"));
     let number_before = |word: &str| -> u64 {
-        let at = db_line.find(word).unwrap_or_else(|| panic!("{word}: {db_line}"));
+        let at = db_line
+            .find(word)
+            .unwrap_or_else(|| panic!("{word}: {db_line}"));
         db_line[..at]
             .split_whitespace()
             .last()
@@ -74,7 +80,11 @@ fn a_full_spool_in_an_outage_is_reported_and_the_file_still_gets_every_record() 
     };
     let (kept, lost) = (number_before(" kept"), number_before(" LOST"));
     assert!(kept > 0 && lost > 0, "{db_line}");
-    assert_eq!(kept + lost, 1000, "every record is accounted for: {db_line}");
+    assert_eq!(
+        kept + lost,
+        1000,
+        "every record is accounted for: {db_line}"
+    );
     // Error text said once, not "…(os error 28): …(os error 28)".
     for line in stderr.lines() {
         assert!(line.matches("os error 28").count() <= 1, "{line}");
@@ -134,7 +144,10 @@ fn sigterm_ends_analyze_of_a_pipe_with_the_records_of_what_it_read() {
         records.iter().any(|r| r["end_reason"] == "incomplete"),
         "calls still open are written as incomplete"
     );
-    assert!(stderr.contains("stopped before the end of the input"), "{stderr}");
+    assert!(
+        stderr.contains("stopped before the end of the input"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -205,7 +218,15 @@ fn a_live_sensor_reports_a_full_disk_at_once_and_recovers_when_space_returns() {
     let conn = pg.create_db("cdr");
     let out = disk.path().join("live.jsonl");
     let mut sensor = Command::new(env!("CARGO_BIN_EXE_spycraft"))
-        .args(["capture", "-i", "lo", "--mode", "pcap", "--ports", "5960-5961"])
+        .args([
+            "capture",
+            "-i",
+            "lo",
+            "--mode",
+            "pcap",
+            "--ports",
+            "5960-5961",
+        ])
         .args(["--format", "jsonl", "-o", utf8(&out)])
         .args(["--postgres", &conn, "--spool"])
         .arg(disk.path().join("spool"))
@@ -252,8 +273,7 @@ fn a_live_sensor_reports_a_full_disk_at_once_and_recovers_when_space_returns() {
     disk.free();
     wait_for("writing again", Duration::from_secs(30));
     let deadline = Instant::now() + Duration::from_secs(30);
-    while (lines(&out) < 20
-        || pg.psql("cdr", "SELECT count(*) FROM cdr").trim() != "20")
+    while (lines(&out) < 20 || pg.psql("cdr", "SELECT count(*) FROM cdr").trim() != "20")
         && Instant::now() < deadline
     {
         std::thread::sleep(Duration::from_millis(200));
@@ -282,7 +302,15 @@ fn live_records_reach_their_file_before_a_kill() {
     let out = dir.join("live.jsonl");
     let sensor = Reaped::spawn(
         Command::new(env!("CARGO_BIN_EXE_spycraft"))
-            .args(["capture", "-i", "lo", "--mode", "pcap", "--ports", "5962-5963"])
+            .args([
+                "capture",
+                "-i",
+                "lo",
+                "--mode",
+                "pcap",
+                "--ports",
+                "5962-5963",
+            ])
             .args(["--format", "jsonl", "-o", utf8(&out)])
             .stderr(Stdio::null()),
     );

@@ -8,6 +8,8 @@ pub mod kernel;
 mod live;
 mod offline;
 mod pcap_file;
+mod pcapng_file;
+mod window;
 mod writer;
 
 pub use live::{LiveCounters, LiveSource};

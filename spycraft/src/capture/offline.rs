@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use pcap::{Capture, Offline, Precision};
 
 use super::pcap_file::{PcapHeader, PcapReader};
+use super::pcapng_file::{self, PcapngReader};
 use super::Frame;
 use crate::decode::LinkType;
 
@@ -26,6 +27,8 @@ pub enum CaptureError {
     },
     #[error("{path}: not a pcap or pcapng capture ({reason})")]
     NotACapture { path: PathBuf, reason: String },
+    #[error("{path}: a {format} capture, which spycraft does not read; convert it with `editcap -F pcapng {path} OUT.pcapng` (Wireshark's editcap)")]
+    OtherFormat { path: PathBuf, format: &'static str },
     #[error("{path}: unsupported link type {name} ({dlt}); spycraft reads Ethernet, Linux SLL/SLL2, raw IP and BSD loopback")]
     UnsupportedLinkType {
         path: PathBuf,
@@ -54,6 +57,9 @@ pub enum CaptureError {
 enum Reader {
     /// Classic pcap files without a filter: read directly (see `pcap_file`).
     Pcap(PcapReader<std::fs::File>),
+    /// pcapng files without a filter: read directly, each interface with its own link type
+    /// (see `pcapng_file`).
+    Pcapng(PcapngReader<std::fs::File>),
     /// pcapng, standard input, filtered reads.
     Libpcap(Capture<Offline>),
 }
@@ -104,24 +110,25 @@ impl OfflineSource {
                 source,
             })?;
             if filter.is_none() {
-                if let Some(source) = Self::open_direct(&owned, file) {
+                if let Some(source) = Self::open_direct(&owned, file)? {
                     return Ok(source);
                 }
             }
         }
-        let mut capture =
-            Capture::from_file_with_precision(path, Precision::Nano).map_err(|e| {
-                CaptureError::NotACapture {
+        let mut capture = Capture::from_file_with_precision(path, Precision::Nano).map_err(
+            |e| match path_format(path) {
+                Some(format) => CaptureError::OtherFormat {
+                    path: owned.clone(),
+                    format,
+                },
+                None => CaptureError::NotACapture {
                     path: owned.clone(),
                     reason: e.to_string(),
-                }
-            })?;
+                },
+            },
+        )?;
         let dlt = capture.get_datalink();
-        let link = LinkType::from_dlt(dlt.0).ok_or_else(|| CaptureError::UnsupportedLinkType {
-            path: owned.clone(),
-            dlt: dlt.0,
-            name: dlt.get_name().unwrap_or_else(|_| "unknown".into()),
-        })?;
+        let link = LinkType::from_dlt(dlt.0).ok_or_else(|| unsupported(&owned, dlt.0))?;
         if let Some(filter) = filter {
             capture
                 .filter(filter, true)
@@ -141,19 +148,63 @@ impl OfflineSource {
         })
     }
 
-    /// Reads `file`, if it is a classic pcap file with a link type spycraft decodes,
-    /// without libpcap; `None` leaves it (and its error messages) to libpcap.
-    fn open_direct(path: &Path, mut file: std::fs::File) -> Option<Self> {
+    /// Reads `file` directly if it is a classic pcap file with a link type spycraft decodes,
+    /// or a pcapng file; `Ok(None)` leaves it (and its error messages) to libpcap.
+    fn open_direct(path: &Path, mut file: std::fs::File) -> Result<Option<Self>, CaptureError> {
         let mut global = [0u8; 24];
-        file.read_exact(&mut global).ok()?;
-        let header = PcapHeader::parse(&global)?;
-        let link = LinkType::from_dlt(i32::try_from(header.link_type).ok()?)?;
-        Some(Self {
+        if file.read_exact(&mut global).is_err() {
+            return Ok(None);
+        }
+        if global[..4] == pcapng_file::MAGIC {
+            return Self::open_pcapng(path, file).map(Some);
+        }
+        let Some(header) = PcapHeader::parse(&global) else {
+            return Ok(None);
+        };
+        let Some(link) = i32::try_from(header.link_type)
+            .ok()
+            .and_then(LinkType::from_dlt)
+        else {
+            return Ok(None);
+        };
+        Ok(Some(Self {
             path: path.to_path_buf(),
             reader: Reader::Pcap(PcapReader::new(file, header)),
             link,
             frames: 0,
             bytes_read: 24,
+            stop: None,
+        }))
+    }
+
+    /// A pcapng file from its start, its first interfaces read so that a link type spycraft
+    /// does not decode is refused before the run.
+    fn open_pcapng(path: &Path, mut file: std::fs::File) -> Result<Self, CaptureError> {
+        use std::io::Seek;
+        let owned = path.to_path_buf();
+        file.rewind().map_err(|source| CaptureError::Unreadable {
+            path: owned.clone(),
+            source,
+        })?;
+        let mut reader = PcapngReader::new(file);
+        reader
+            .read_head()
+            .map_err(|reason| CaptureError::NotACapture {
+                path: owned.clone(),
+                reason,
+            })?;
+        let mut link = None;
+        for dlt in reader.link_types() {
+            let known = LinkType::from_dlt(i32::from(dlt))
+                .ok_or_else(|| unsupported(&owned, i32::from(dlt)))?;
+            link.get_or_insert(known);
+        }
+        Ok(Self {
+            path: owned,
+            reader: Reader::Pcapng(reader),
+            link: link.unwrap_or(LinkType::Ethernet),
+            frames: 0,
+            bytes_read: 0,
             stop: None,
         })
     }
@@ -209,6 +260,32 @@ impl OfflineSource {
                 Ok(None) => Ok(None),
                 Err(reason) => Err(damaged(self.frames, reason)),
             },
+            Reader::Pcapng(reader) => match reader.next_packet() {
+                Ok(Some(packet)) => {
+                    let link = LinkType::from_dlt(i32::from(packet.link_type)).ok_or_else(|| {
+                        let name = pcap::Linktype(i32::from(packet.link_type))
+                            .get_name()
+                            .unwrap_or_else(|_| "unknown".into());
+                        damaged(
+                            self.frames,
+                            format!(
+                                "an interface has link type {name} ({}), which spycraft does not decode",
+                                packet.link_type
+                            ),
+                        )
+                    })?;
+                    self.frames += 1;
+                    self.bytes_read += 32 + packet.len as u64;
+                    Ok(Some(Frame {
+                        ts_us: packet.ts_us,
+                        link,
+                        original_len: packet.original_len,
+                        data: reader.data(&packet),
+                    }))
+                }
+                Ok(None) => Ok(None),
+                Err(reason) => Err(damaged(self.frames, reason)),
+            },
             Reader::Libpcap(capture) => match capture.next_packet() {
                 Ok(packet) => {
                     self.frames += 1;
@@ -229,6 +306,30 @@ impl OfflineSource {
                 Err(e) => Err(damaged(self.frames, e.to_string())),
             },
         }
+    }
+}
+
+/// The link type spycraft does not decode, named.
+fn unsupported(path: &Path, dlt: i32) -> CaptureError {
+    CaptureError::UnsupportedLinkType {
+        path: path.to_path_buf(),
+        dlt,
+        name: pcap::Linktype(dlt)
+            .get_name()
+            .unwrap_or_else(|_| "unknown".into()),
+    }
+}
+
+/// Capture formats libpcap does not read, known by their first bytes.
+fn path_format(path: &Path) -> Option<&'static str> {
+    let mut head = [0u8; 8];
+    std::fs::File::open(path).ok()?.read_exact(&mut head).ok()?;
+    match &head {
+        [b'G', b'M', b'B', b'U', ..] => Some("Microsoft Network Monitor 2.x"),
+        [b'R', b'T', b'S', b'S', ..] => Some("Microsoft Network Monitor 1.x"),
+        b"snoop\0\0\0" => Some("Sun snoop"),
+        [b'X', b'C', b'P', 0, ..] => Some("Network General Sniffer"),
+        _ => None,
     }
 }
 

@@ -7,12 +7,12 @@
 
 use std::io::Read;
 
-/// Bytes read from the file at a time.
-const CHUNK: usize = 1 << 20;
+use super::window::Window;
+
 /// libpcap's largest snap length for the link types spycraft reads: records claiming more
 /// are damage, not data, whatever the file's header says (so a hostile header cannot make the
 /// reader allocate gigabytes).
-const MAX_SNAPLEN: u32 = 262_144;
+pub(crate) const MAX_SNAPLEN: u32 = 262_144;
 const HEADER: usize = 24;
 const RECORD_HEADER: usize = 16;
 
@@ -83,46 +83,37 @@ pub(crate) struct Record {
 /// The records of a classic pcap file, after its global header.
 #[derive(Debug)]
 pub(crate) struct PcapReader<R> {
-    input: R,
+    window: Window<R>,
     header: PcapHeader,
-    buf: Vec<u8>,
-    /// Unconsumed bytes are `buf[pos..end]`.
-    pos: usize,
-    end: usize,
-    at_eof: bool,
 }
 
 impl<R: Read> PcapReader<R> {
     /// Reads from `input`, positioned just after the global header.
     pub(crate) fn new(input: R, header: PcapHeader) -> Self {
         Self {
-            input,
+            window: Window::new(input),
             header,
-            buf: vec![0; CHUNK],
-            pos: 0,
-            end: 0,
-            at_eof: false,
         }
     }
 
     /// The record's bytes.
     pub(crate) fn data(&self, record: &Record) -> &[u8] {
-        &self.buf[record.start..record.start + record.len]
+        self.window.slice(record.start, record.len)
     }
 
     /// The next record, `Ok(None)` at a clean end, or why the file breaks off.
     pub(crate) fn next_record(&mut self) -> Result<Option<Record>, String> {
-        if !self.fill(RECORD_HEADER)? {
-            return match self.end - self.pos {
+        if !self.window.fill(RECORD_HEADER)? {
+            return match self.window.available() {
                 0 => Ok(None),
                 got => Err(format!(
                     "truncated dump file; tried to read {RECORD_HEADER} header bytes, only got {got}"
                 )),
             };
         }
+        let ahead = self.window.ahead();
         let field = |n: usize| {
-            let at = self.pos + 4 * n;
-            let bytes: [u8; 4] = self.buf[at..at + 4].try_into().unwrap_or_default();
+            let bytes: [u8; 4] = ahead[4 * n..4 * n + 4].try_into().unwrap_or_default();
             if self.header.swapped {
                 u32::from_be_bytes(bytes)
             } else {
@@ -137,10 +128,10 @@ impl<R: Read> PcapReader<R> {
             ));
         }
         let caplen = caplen as usize;
-        if !self.fill(RECORD_HEADER + caplen)? {
+        if !self.window.fill(RECORD_HEADER + caplen)? {
             return Err(format!(
                 "truncated dump file; tried to read {caplen} captured bytes, only got {}",
-                self.end - self.pos - RECORD_HEADER
+                self.window.available() - RECORD_HEADER
             ));
         }
         let micros = if self.header.nanos {
@@ -151,34 +142,11 @@ impl<R: Read> PcapReader<R> {
         let record = Record {
             ts_us: i64::from(secs) * 1_000_000 + micros,
             original_len,
-            start: self.pos + RECORD_HEADER,
+            start: self.window.pos() + RECORD_HEADER,
             len: caplen,
         };
-        self.pos += RECORD_HEADER + caplen;
+        self.window.consume(RECORD_HEADER + caplen);
         Ok(Some(record))
-    }
-
-    /// Makes `want` unconsumed bytes available; false when the file ends first.
-    fn fill(&mut self, want: usize) -> Result<bool, String> {
-        if self.end - self.pos >= want {
-            return Ok(true);
-        }
-        // Move the partial record to the front, and make room for the whole of it.
-        self.buf.copy_within(self.pos..self.end, 0);
-        self.end -= self.pos;
-        self.pos = 0;
-        if self.buf.len() < want {
-            self.buf.resize(want, 0);
-        }
-        while self.end < want && !self.at_eof {
-            match self.input.read(&mut self.buf[self.end..]) {
-                Ok(0) => self.at_eof = true,
-                Ok(n) => self.end += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e.to_string()),
-            }
-        }
-        Ok(self.end >= want)
     }
 }
 
@@ -297,7 +265,11 @@ mod tests {
         let mut reader = PcapReader::new(&file[HEADER..], header);
         let err = reader.next_record().expect_err("too long");
         assert!(err.contains("bigger than maximum of 262144"), "{err}");
-        assert_eq!(reader.buf.len(), CHUNK, "nothing was allocated for it");
+        assert_eq!(
+            reader.window.capacity(),
+            super::super::window::CHUNK,
+            "nothing was allocated for it"
+        );
     }
 
     #[test]

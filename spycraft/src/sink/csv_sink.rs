@@ -39,7 +39,9 @@ impl Write for RowBuffer {
 impl RowBuffer {
     fn bytes(&self) -> std::sync::MutexGuard<'_, Vec<u8>> {
         // Only this sink's thread touches it, so it is never poisoned by another.
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

@@ -218,7 +218,10 @@ impl Output {
         let error = match result {
             Ok(()) => {
                 if self.failing.is_some() && self.tally().held == 0 {
-                    let since = self.failing.take().map_or(0, |f| f.since.elapsed().as_secs());
+                    let since = self
+                        .failing
+                        .take()
+                        .map_or(0, |f| f.since.elapsed().as_secs());
                     let t = self.tally();
                     eprintln!(
                         "spycraft: {}: writing again after {since} s; {} records lost while it failed",

@@ -609,7 +609,10 @@ fn list_segments(dir: &Path) -> std::io::Result<Vec<u64>> {
 enum Resume {
     At(u64),
     /// The cursor points outside the spool or inside a record: start from its beginning.
-    Misfit { cursor: u64, from: u64 },
+    Misfit {
+        cursor: u64,
+        from: u64,
+    },
 }
 
 /// The cursor when it fits the spool (the end of a record within it), else its start.
@@ -860,7 +863,11 @@ mod tests {
         w.file = writable;
         w.append(&record(4)).expect("the disk takes records again");
         assert_eq!(w.held(), 0);
-        assert_eq!(drain(&mut r, 10), vec![0, 1, 2, 3, 4], "in order, none torn");
+        assert_eq!(
+            drain(&mut r, 10),
+            vec![0, 1, 2, 3, 4],
+            "in order, none torn"
+        );
         assert_eq!(w.delivered(), 5);
         let _ = fs::remove_dir_all(&d);
     }

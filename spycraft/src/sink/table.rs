@@ -82,7 +82,8 @@ impl RecordSink for TableSink {
             self.out.push_preamble(heading.as_bytes());
         }
         for line in lines {
-            self.out.push(1, |buf| buf.extend_from_slice(line.as_bytes()));
+            self.out
+                .push(1, |buf| buf.extend_from_slice(line.as_bytes()));
         }
         let result = self.out.flush();
         if result.is_err() {

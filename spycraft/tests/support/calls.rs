@@ -15,7 +15,11 @@ pub fn answered_call(n: u32, caller: SocketAddr, callee: SocketAddr) -> [(bool, 
              To: <sip:bob{n}@{callee}>{}\r\n\
              Call-ID: call-{n}@spycraft.test\r\n\
              CSeq: {cseq}\r\n",
-            if to_tag { format!(";tag=b{n}") } else { String::new() }
+            if to_tag {
+                format!(";tag=b{n}")
+            } else {
+                String::new()
+            }
         )
     };
     let request = |method: &str, cseq: &str, branch: u32, to_tag: bool| {
@@ -54,7 +58,10 @@ pub fn pcap_of_calls(calls: u32) -> Vec<u8> {
             } else {
                 (callee, caller)
             };
-            frames.push(((start_ms + u64::from(at_ms)) * 1000, udp_frame(src, dst, &text)));
+            frames.push((
+                (start_ms + u64::from(at_ms)) * 1000,
+                udp_frame(src, dst, &text),
+            ));
         }
     }
     frames.sort_by_key(|(t, _)| *t);
@@ -110,7 +117,13 @@ pub fn send_calls(calls: u32, caller_port: u16, callee_port: u16) {
     for (at, from_caller, text) in messages {
         std::thread::sleep(Duration::from_millis(u64::from(at - now)));
         now = at;
-        let (socket, to) = if from_caller { (&caller, b) } else { (&callee, a) };
-        socket.send_to(text.as_bytes(), to).expect("sent on loopback");
+        let (socket, to) = if from_caller {
+            (&caller, b)
+        } else {
+            (&callee, a)
+        };
+        socket
+            .send_to(text.as_bytes(), to)
+            .expect("sent on loopback");
     }
 }

@@ -436,26 +436,38 @@ mod tests {
         )
         .expect("parses");
         assert_eq!(t.config.get_hosts(), [Host::Unix("/run/pg".into())]);
-        assert_eq!(t.config.get_ssl_mode(), SslMode::Disable, "no TLS over a socket");
+        assert_eq!(
+            t.config.get_ssl_mode(),
+            SslMode::Disable,
+            "no TLS over a socket"
+        );
         assert_eq!(t.describe(), "postgres@/run/pg/.s.PGSQL.5432/postgres");
 
-        let t = Target::parse("postgresql://u@db:5433/cdr?host=/s&sslmode=require", None, "x")
-            .expect("parses");
+        let t = Target::parse(
+            "postgresql://u@db:5433/cdr?host=/s&sslmode=require",
+            None,
+            "x",
+        )
+        .expect("parses");
         assert_eq!(t.config.get_hosts(), [Host::Unix("/s".into())]);
         assert_eq!(t.config.get_ports(), [5433]);
         assert_eq!(t.describe(), "u@/s/.s.PGSQL.5433/cdr");
 
-        let t = Target::parse("postgresql://u@[::1]:5433,db/cdr?port=6000", None, "x")
-            .expect("parses");
+        let t =
+            Target::parse("postgresql://u@[::1]:5433,db/cdr?port=6000", None, "x").expect("parses");
         assert_eq!(
             t.config.get_hosts(),
             [Host::Tcp("::1".into()), Host::Tcp("db".into())]
         );
         assert_eq!(t.config.get_ports(), [6000]);
 
-        let t = Target::parse("postgresql://u@db/cdr?hostaddr=127.0.0.1", None, "x")
-            .expect("parses");
-        assert_eq!(t.config.get_hosts(), [Host::Tcp("db".into())], "hostaddr keeps the name");
+        let t =
+            Target::parse("postgresql://u@db/cdr?hostaddr=127.0.0.1", None, "x").expect("parses");
+        assert_eq!(
+            t.config.get_hosts(),
+            [Host::Tcp("db".into())],
+            "hostaddr keeps the name"
+        );
         assert_eq!(t.config.get_hostaddrs().len(), 1);
     }
 
