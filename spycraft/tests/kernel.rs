@@ -456,7 +456,13 @@ struct Namespace(String);
 
 impl Namespace {
     fn new() -> Self {
-        let name = format!("spy-kern-{}", std::process::id());
+        Self::named("kern")
+    }
+
+    /// A namespace with a veth pair `sa`–`sb`, both up; `what` keeps its name apart from the
+    /// other tests' running at the same time.
+    fn named(what: &str) -> Self {
+        let name = format!("spy-{what}-{}", std::process::id());
         ip(&["netns", "add", &name]);
         ip(&[
             "-n", &name, "link", "add", "name", "sa", "type", "veth", "peer", "name", "sb",
@@ -721,4 +727,133 @@ fn the_programs_log_selected_frames_only_when_asked() {
             assert!(lines.is_empty(), "{lines:?}");
         }
     }
+}
+
+// ---- an interface that goes --------------------------------------------------------------------
+
+/// A capture whose interface is removed says so, writes its open calls (as `incomplete`) and
+/// exits 1, in both kernel modes; an interface that goes down and up again is followed.
+#[test]
+fn a_removed_interface_ends_the_capture_and_a_downed_one_is_followed() {
+    use std::io::BufRead;
+    use std::time::{Duration, Instant};
+    if !may_capture() {
+        return;
+    }
+    for mode in ["socket", "xdp"] {
+        let namespace = Namespace::named(&format!("gone-{mode}"));
+        let out = support::scratch(&format!("gone-{mode}")).join("records.jsonl");
+        let mut child = std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &namespace.0,
+                env!("CARGO_BIN_EXE_spycraft"),
+            ])
+            .args([
+                "capture", "-i", "sa", "--mode", mode, "--format", "jsonl", "-o",
+            ])
+            .arg(&out)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("ip netns exec spycraft");
+        let stderr = child.stderr.take().expect("stderr");
+        let sensor = support::process::Reaped::spawn_from(child);
+        let (tx, said) = std::sync::mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let wait_for = |what: &str| {
+            let until = Instant::now() + Duration::from_secs(10);
+            let mut seen = Vec::new();
+            while let Some(left) = until.checked_duration_since(Instant::now()) {
+                match said.recv_timeout(left) {
+                    Ok(line) if line.contains(what) => return,
+                    Ok(line) => seen.push(line),
+                    Err(_) => break,
+                }
+            }
+            panic!("{mode}: no {what:?} on stderr: {seen:#?}");
+        };
+        wait_for("capturing on sa");
+        // An INVITE arrives on sa and its call stays open.
+        let invite: &[u8] = b"INVITE sip:bob@10.0.0.2 SIP/2.0\r\n\
+            Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK-gone\r\n\
+            From: <sip:alice@10.0.0.1>;tag=a1\r\nTo: <sip:bob@10.0.0.2>\r\n\
+            Call-ID: gone@spycraft.test\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+        let mut frame = ethernet(0x0800, &[]);
+        frame.extend(ipv4(
+            [10, 0, 0, 1],
+            17,
+            1,
+            0,
+            &transport(17, 5060, 5060, invite),
+        ));
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                namespace.enter();
+                send(&sender("sb"), &frame);
+            });
+        });
+        ip(&["-n", &namespace.0, "link", "set", "sa", "down"]);
+        wait_for("sa is down");
+        ip(&["-n", &namespace.0, "link", "set", "sa", "up"]);
+        wait_for("sa is up again");
+        ip(&["-n", &namespace.0, "link", "del", "sa"]);
+        wait_for("interface sa was removed");
+        let status = sensor.output().status;
+        assert_eq!(status.code(), Some(1), "{mode}: {status}");
+        let records = std::fs::read_to_string(&out).expect("records");
+        assert_eq!(records.lines().count(), 1, "{mode}: {records}");
+        assert!(
+            records.contains(r#""end_reason":"incomplete""#),
+            "{records}"
+        );
+    }
+}
+
+/// A second XDP capture on an interface is refused with the program that holds it named, and
+/// how to see and detach it, in every attach mode.
+#[test]
+fn a_second_xdp_capture_names_the_program_that_holds_the_interface() {
+    use std::time::Duration;
+    if !may_capture() {
+        return;
+    }
+    let namespace = Namespace::named("held");
+    let in_namespace = |extra: &[&str]| {
+        let mut cmd = std::process::Command::new("ip");
+        cmd.args([
+            "netns",
+            "exec",
+            &namespace.0,
+            env!("CARGO_BIN_EXE_spycraft"),
+        ])
+        .args(["capture", "-i", "sa", "--mode", "xdp", "-o", "/dev/null"])
+        .args(extra);
+        cmd
+    };
+    let first =
+        support::process::Reaped::spawn(in_namespace(&[]).stderr(std::process::Stdio::null()));
+    std::thread::sleep(Duration::from_millis(1500));
+    for how in ["auto", "native", "generic"] {
+        let out = in_namespace(&["--xdp-mode", how]).output().expect("runs");
+        let stderr = support::text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{how}: {stderr}");
+        assert!(
+            stderr.contains("another XDP program (id "),
+            "{how}: {stderr}"
+        );
+        assert!(stderr.contains("ip link set dev sa xdp off"), "{stderr}");
+        assert!(!stderr.contains("File exists"), "{stderr}");
+    }
+    support::process::interrupt(first.child());
+    assert!(first.output().status.success());
 }

@@ -29,6 +29,7 @@ use spycraft_common::{
 };
 use tokio::io::unix::AsyncFd;
 
+use super::interface::InterfaceWatch;
 use super::{CaptureError, Frame, Polled};
 use crate::decode::LinkType;
 use crate::filter::FilterConfig;
@@ -121,6 +122,10 @@ pub struct KernelSource {
     refreshed_at: std::time::Instant,
     /// The programs' log records (aya-log), written to stderr as they are read.
     logger: Option<aya_log::EbpfLogger<StderrLog>>,
+    watch: InterfaceWatch,
+    /// Why the capture cannot go on (the interface was removed): said once the ring is
+    /// drained.
+    gone: Option<String>,
 }
 
 /// Writes the kernel programs' log records to stderr, with spycraft's prefix.
@@ -274,7 +279,9 @@ impl KernelSource {
         let loopback = is_loopback(interface);
         let mut ebpf = load(filter, &options, loopback).map_err(&failed)?;
         let (attached, attachment) = match options.mode {
-            KernelMode::Xdp(how) => attach_xdp(&mut ebpf, interface, how).map_err(&failed)?,
+            KernelMode::Xdp(how) => {
+                attach_xdp(&mut ebpf, interface, ifindex, how).map_err(&failed)?
+            }
             KernelMode::Socket => {
                 let socket = attach_socket(&mut ebpf, ifindex).map_err(&failed)?;
                 (
@@ -322,6 +329,8 @@ impl KernelSource {
             read: 0,
             refreshed_at: std::time::Instant::now(),
             logger,
+            watch: InterfaceWatch::new(interface, ifindex),
+            gone: None,
         })
     }
 
@@ -350,7 +359,12 @@ impl KernelSource {
         if self.refreshed_at.elapsed() >= REFRESH_EVERY {
             self.refresh();
         }
-        if self.stop.load(Ordering::Acquire) && self.attached.is_some() {
+        if self.attached.is_some() {
+            if let Err(reason) = self.watch.check() {
+                self.gone = Some(reason);
+            }
+        }
+        if (self.stop.load(Ordering::Acquire) || self.gone.is_some()) && self.attached.is_some() {
             // Detach first: what is in the ring now is all there will be.
             self.detach();
         }
@@ -360,6 +374,12 @@ impl KernelSource {
                 self.refresh();
                 if let Some(logger) = self.logger.as_mut() {
                     logger.flush();
+                }
+                if let Some(reason) = self.gone.take() {
+                    return Err(CaptureError::Live {
+                        interface: self.interface.clone(),
+                        reason,
+                    });
                 }
                 return Ok(Polled::End);
             }
@@ -471,8 +491,21 @@ pub fn split_record(record: &[u8]) -> Option<(RingRecordHeader, &[u8])> {
 fn attach_xdp(
     ebpf: &mut Ebpf,
     interface: &str,
+    ifindex: u32,
     how: XdpAttach,
 ) -> Result<(Attached, &'static str), String> {
+    // Another program holding the interface is the usual reason an attach is refused: name
+    // it, whatever mode was being tried.
+    let held = || {
+        super::netlink::xdp_program_of(ifindex).map(|(id, mode)| {
+            format!(
+                "another XDP program (id {id}, {mode} mode) is attached to {interface}; see it \
+                 with `ip link show dev {interface}` or `bpftool net show dev {interface}`, and \
+                 detach it with `ip link set dev {interface} xdp off` if nothing needs it \
+                 (another spycraft, or the program that loaded it, may)"
+            )
+        })
+    };
     let program: &mut Xdp = ebpf
         .program_mut("spycraft_xdp")
         .ok_or("the kernel object has no spycraft_xdp program")?
@@ -485,18 +518,17 @@ fn attach_xdp(
         XdpAttach::Native | XdpAttach::Auto => match program.attach(interface, XdpMode::Driver) {
             Ok(link) => return Ok((Attached::Xdp(link), "XDP, native (driver) mode")),
             Err(e) if how == XdpAttach::Native => {
-                return Err(explain(format!(
-                    "attaching XDP in native mode: {}",
-                    chain(&e)
-                )))
+                return Err(held().unwrap_or_else(|| {
+                    explain(format!("attaching XDP in native mode: {}", chain(&e)))
+                }))
             }
             Err(_) => {}
         },
         XdpAttach::Generic => {}
     }
-    let link = program
-        .attach(interface, XdpMode::Skb)
-        .map_err(|e| explain(format!("attaching XDP in generic mode: {}", chain(&e))))?;
+    let link = program.attach(interface, XdpMode::Skb).map_err(|e| {
+        held().unwrap_or_else(|| explain(format!("attaching XDP in generic mode: {}", chain(&e))))
+    })?;
     Ok((
         Attached::Xdp(link),
         if how == XdpAttach::Auto {

@@ -4,8 +4,12 @@
 //! the ring buffer of spycraft's XDP and socket-filter programs.
 
 #[cfg(feature = "ebpf")]
+mod interface;
+#[cfg(feature = "ebpf")]
 pub mod kernel;
 mod live;
+#[cfg(feature = "ebpf")]
+mod netlink;
 mod offline;
 mod pcap_file;
 mod pcapng_file;
