@@ -60,7 +60,7 @@ fn main() -> Result<()> {
         Some("demo") => demo(),
         Some("test") => test(),
         Some("pcaps") => {
-            setup(&["sip-tester", "tcpdump"])?;
+            setup(&["sip-tester", "tcpdump", "kamailio"])?;
             pcaps::regenerate(&root(), rest)
         }
         Some("synth") => synth::command(rest),

@@ -48,7 +48,13 @@ enum Net {
     /// Callee in a network namespace behind a veth pair with a 576-byte MTU, so that large
     /// datagrams leave the caller in IP fragments.
     SmallMtuNamespace,
+    /// A stateful proxy (Kamailio, `scenarios/proxy.cfg`) on loopback port [`PROXY_PORT`]
+    /// between the caller and the callee: the capture holds both hops.
+    KamailioProxy,
 }
+
+/// Where the proxy of [`Net::KamailioProxy`] listens (its configuration relays to 5060).
+const PROXY_PORT: u16 = 5070;
 
 /// One UDP call on loopback between ports 5062 and 5060: what most cases are.
 const fn udp_case(
@@ -127,6 +133,8 @@ const CASES: &[Case] = &[
     },
     udp_case("hold-resume", "answered; caller holds (re-INVITE a=sendonly) after 1 s, resumes (a=sendrecv) 2 s later, hangs up after 1 s more", "uas-hold.xml", "uac-hold.xml"),
     udp_case("session-timer-expired", "answered with a 2 s session timer (RFC 4028) that nobody refreshes and no BYE; an OPTIONS 4 s later runs the capture past the expiry", "uas-session-timer.xml", "uac-session-timer.xml"),
+    Case { net: Net::KamailioProxy, ..udp_case("proxy-relays-503-as-500", "a stateful proxy (Kamailio) between caller and callee, both hops captured: the callee answers 503 with Q.850 cause 34, the proxy gives the caller 500 (RFC 3261 16.7)", "uas-congested.xml", "uac-reject-via-proxy.xml") },
+    Case { net: Net::KamailioProxy, ..udp_case("proxy-timeout-408", "a stateful proxy (Kamailio) between caller and callee, both hops captured: the callee rings, the proxy gives up after 2 s (fr_inv_timer), answers the caller 408 and cancels the callee (487)", "uas-cancel.xml", "uac-reject-via-proxy.xml") },
     Case { net: Net::SmallMtuNamespace, ..udp_case("udp-fragmented-invite", "a 1.5 KB INVITE over a 576-byte MTU link, in IP fragments; answered, caller hangs up after 2 s", "uas-answer.xml", "uac-big-invite.xml") },
 ];
 
@@ -242,20 +250,55 @@ impl Drop for SmallMtuNamespace {
     }
 }
 
+/// Kamailio and the worker processes it forks, in a process group of their own; all are
+/// stopped on drop.
+struct Proxy(Child);
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        // SAFETY: kill with the negated pid of a group leader we started, and a valid signal.
+        unsafe { libc::kill(-(self.0.id() as i32), libc::SIGTERM) };
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts Kamailio in the foreground with the scenarios' proxy configuration; it is stopped
+/// when the returned value is dropped.
+fn start_proxy(scenarios: &Path) -> Result<Proxy> {
+    use std::os::unix::process::CommandExt;
+    let runtime = std::env::temp_dir().join("spycraft-pcaps-kamailio");
+    std::fs::create_dir_all(&runtime)?;
+    let proxy = Command::new("kamailio")
+        .arg("-f")
+        .arg(scenarios.join("proxy.cfg"))
+        // Foreground, no daemon; log to stderr; runtime files in a directory of our own.
+        .args(["-DD", "-E", "-Y"])
+        .arg(&runtime)
+        .process_group(0)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("kamailio (the kamailio package)")?;
+    Ok(Proxy(proxy))
+}
+
 fn record(case: &Case, scenarios: &Path, pcap: &Path) -> Result<()> {
     let _namespace = match case.net {
         Net::SmallMtuNamespace => {
             Some(SmallMtuNamespace::create().context("network namespace (root needed)")?)
         }
-        Net::Loopback => None,
+        Net::Loopback | Net::KamailioProxy => None,
     };
     let (interface, uac_ip, uas_ip) = match case.net {
-        Net::Loopback => ("lo", "127.0.0.1", "127.0.0.1"),
+        Net::Loopback | Net::KamailioProxy => ("lo", "127.0.0.1", "127.0.0.1"),
         Net::SmallMtuNamespace => (NS_HOST_IF, NS_HOST_ADDR, NS_PEER_ADDR),
     };
     // With a connection per call the caller's ports are ephemeral; the callee's port and
     // address still select every packet of the scenario.
     let mut ports = vec![case.uas_port, case.uac_port];
+    if case.net == Net::KamailioProxy {
+        ports.push(PROXY_PORT);
+    }
     for also in case.also {
         ports.extend([also.uas_port, also.uac_port]);
     }
@@ -275,6 +318,10 @@ fn record(case: &Case, scenarios: &Path, pcap: &Path) -> Result<()> {
             .spawn()
             .context("tcpdump (root needed)")?,
     );
+    let _proxy = match case.net {
+        Net::KamailioProxy => Some(start_proxy(scenarios)?),
+        _ => None,
+    };
     std::thread::sleep(Duration::from_millis(1500));
     let calls = case.calls.to_string();
     let in_namespace = case.net == Net::SmallMtuNamespace;
@@ -322,9 +369,14 @@ fn record(case: &Case, scenarios: &Path, pcap: &Path) -> Result<()> {
         ));
     }
     std::thread::sleep(Duration::from_millis(300));
+    // The caller calls the proxy, when there is one.
+    let called_port = match case.net {
+        Net::KamailioProxy => PROXY_PORT,
+        _ => case.uas_port,
+    };
     let mut uac = Reaped(
         sipp(case.uac, uac_ip, case.uac_port, false)
-            .arg(format!("{uas_ip}:{}", case.uas_port))
+            .arg(format!("{uas_ip}:{called_port}"))
             .args(["-s", "bob"])
             .spawn()
             .context("sipp (uac)")?,

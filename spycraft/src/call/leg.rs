@@ -104,6 +104,23 @@ struct Pending {
     from_caller: bool,
 }
 
+/// What the leg has seen of a proxy: the same INVITE relayed between other addresses, and
+/// which of its responses reached the caller. The record describes what the caller saw: a
+/// response sent to the caller's address outranks one on a hop beyond the proxy, which only
+/// stands in until the caller's arrives (a callee's 503 that the proxy relays as 500, RFC 3261
+/// 16.7; a 408 the proxy gives after its own timer while it cancels the callee).
+#[derive(Clone, Copy, Debug, Default)]
+struct Hops {
+    /// The INVITE was seen again between other addresses: the next hop through a proxy.
+    relayed: bool,
+    /// Ringing, the answer and the final status came from responses sent to the caller.
+    ring_reached_caller: bool,
+    answer_reached_caller: bool,
+    final_reached_caller: bool,
+    /// The first final status given beyond the caller's hop (to the proxy).
+    downstream_final: Option<u16>,
+}
+
 /// One call leg in progress.
 #[derive(Clone, Debug)]
 pub(crate) struct Leg {
@@ -156,6 +173,7 @@ pub(crate) struct Leg {
     first_dialog: Option<(u64, u16)>,
     forks: Option<Box<Forks>>,
     transfers: Option<Box<Transfers>>,
+    hops: Hops,
     issues: Issues,
 }
 
@@ -258,6 +276,7 @@ impl Leg {
                     })
                 })
             },
+            hops: Hops::default(),
             issues: Issues::default(),
         }
     }
@@ -351,6 +370,8 @@ impl Leg {
                 // not a retransmission.
                 if (ev.meta.src, ev.meta.dst) == (self.caller, self.callee) {
                     self.invite_retransmissions += 1;
+                } else {
+                    self.hops.relayed = true;
                 }
                 if matches!(self.phase, Phase::Trying) {
                     self.last_activity = ts;
@@ -424,6 +445,9 @@ impl Leg {
                     }
                 }
             }
+            // Beyond a proxy, a CANCEL from elsewhere than the caller is the proxy's own (its
+            // timer, another branch answered): the caller cancelled nothing.
+            Method::Cancel if self.hops.relayed && ev.meta.src != self.caller => {}
             Method::Cancel => {
                 if matches!(self.phase, Phase::Trying | Phase::Proceeding)
                     && self.cancel_at.is_none()
@@ -620,26 +644,45 @@ impl Leg {
         if self.text.get(LegField::Server).is_empty() {
             self.text.set(LegField::Server, ev.field(Field::Software));
         }
+        // Sent to the caller itself, rather than on a hop beyond a proxy.
+        let reaches_caller = ev.meta.dst == self.caller;
         match code {
             100..=199 => {
                 if matches!(self.phase, Phase::Trying | Phase::Proceeding) {
                     self.phase = Phase::Proceeding;
                     self.last_activity = ts;
-                    if code > 100 && self.ring_at.is_none() {
+                    let first_to_caller = reaches_caller && !self.hops.ring_reached_caller;
+                    if code > 100 && (self.ring_at.is_none() || first_to_caller) {
                         self.ring_at = Some(ts);
+                        self.hops.ring_reached_caller = reaches_caller;
                     }
                 }
             }
             200..=299 => {
-                if self.answer_at.is_none() && self.phase != Phase::Ended {
+                // A final status given beyond a proxy stands in only until the caller's own.
+                let stand_in_ended = self.phase == Phase::Ended
+                    && self.answer_at.is_none()
+                    && self.hops.downstream_final.is_some()
+                    && !self.hops.final_reached_caller;
+                let first_to_caller = reaches_caller
+                    && self.answer_at.is_some()
+                    && !self.hops.answer_reached_caller
+                    && self.phase == Phase::Answered;
+                if (self.answer_at.is_none() && (self.phase != Phase::Ended || stand_in_ended))
+                    || first_to_caller
+                {
                     // Also after a CANCEL: the 2xx won the race, so the call was answered.
                     self.answer_at = Some(ts);
                     self.final_at = Some(ts);
                     self.phase = Phase::Answered;
+                    self.end_at = None;
+                    self.end_reason = None;
+                    self.ended_by = EndedBy::Unknown;
                     self.last_activity = ts;
                     self.set_final(code, ev);
                     self.text.set(LegField::ToTag, ev.to_tag());
                     self.refresh_session(ev, ts);
+                    self.hops.answer_reached_caller = reaches_caller;
                 }
             }
             401 | 407 if self.answer_at.is_none() && self.phase != Phase::Ended => {
@@ -653,21 +696,45 @@ impl Leg {
                 self.set_final(code, ev);
                 self.text.set(LegField::ToTag, ev.to_tag());
             }
-            _ => {
-                if matches!(self.phase, Phase::Trying | Phase::Proceeding) {
-                    self.final_at = Some(ts);
-                    self.set_final(code, ev);
-                    self.text.set(LegField::ToTag, ev.to_tag());
-                    if ev.q850_cause.is_some() {
-                        self.q850_cause = ev.q850_cause;
-                    }
-                    if code == 487 && self.cancel_at.is_some() {
-                        self.end(ts, EndReason::Cancel, EndedBy::Caller);
-                    } else {
-                        self.end(ts, EndReason::Rejected, EndedBy::Callee);
-                    }
-                }
-            }
+            _ => self.on_invite_rejection(code, ev, ts, reaches_caller),
+        }
+    }
+
+    /// A final status of 300 or more to the INVITE.
+    fn on_invite_rejection(&mut self, code: u16, ev: &SipEvent, ts: i64, reaches_caller: bool) {
+        let open = matches!(self.phase, Phase::Trying | Phase::Proceeding);
+        // The caller's own final status replaces one that was given beyond a proxy.
+        let replaces_stand_in = reaches_caller
+            && self.phase == Phase::Ended
+            && self.answer_at.is_none()
+            && self.hops.downstream_final.is_some()
+            && !self.hops.final_reached_caller;
+        let downstream_final = self.hops.downstream_final;
+        if !reaches_caller {
+            self.hops.downstream_final.get_or_insert(code);
+        }
+        if !(open || replaces_stand_in) || (!reaches_caller && self.hops.final_reached_caller) {
+            return;
+        }
+        self.final_at = Some(ts);
+        self.set_final(code, ev);
+        self.text.set(LegField::ToTag, ev.to_tag());
+        if ev.q850_cause.is_some() {
+            self.q850_cause = ev.q850_cause;
+        }
+        self.hops.final_reached_caller = reaches_caller;
+        // A proxy that gives up on a ringing callee tells the caller 408 and cancels the
+        // callee (RFC 3261 16.8): a timeout, whoever else answers after.
+        let proxy_timeout = code == 408
+            && self.hops.relayed
+            && reaches_caller
+            && downstream_final.is_none_or(|c| c == 487);
+        if code == 487 && self.cancel_at.is_some() {
+            self.end(ts, EndReason::Cancel, EndedBy::Caller);
+        } else if proxy_timeout {
+            self.end(ts, EndReason::Timeout, EndedBy::Timeout);
+        } else {
+            self.end(ts, EndReason::Rejected, EndedBy::Callee);
         }
     }
 
