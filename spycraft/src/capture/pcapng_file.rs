@@ -365,7 +365,10 @@ mod tests {
         block(ENHANCED_PACKET, &body, big)
     }
 
-    fn packets(file: &[u8]) -> Result<Vec<(i64, u16, u32, Vec<u8>)>, String> {
+    /// A packet as the tests compare it: time, link type, length on the wire, bytes.
+    type Seen = (i64, u16, u32, Vec<u8>);
+
+    fn packets(file: &[u8]) -> Result<Vec<Seen>, String> {
         let mut reader = PcapngReader::new(file);
         let mut out = Vec::new();
         while let Some(p) = reader.next_packet()? {
