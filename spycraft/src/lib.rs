@@ -19,6 +19,22 @@ pub mod sink;
 pub mod sip;
 pub mod stats;
 
+/// An error and its causes on one line, each said once: many errors already end with their
+/// cause's text ("spool /x: No space left on device (os error 28)").
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
+}
+
 /// This machine's host name, the default sensor node name.
 pub fn hostname() -> String {
     let mut buf = [0u8; 256];

@@ -414,7 +414,7 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             let e: &(dyn std::error::Error + 'static) = e.as_ref();
-            eprintln!("spycraft: {}", error_chain(e));
+            eprintln!("spycraft: {}", spycraft::error_chain(e));
             ExitCode::from(EXIT_FAILED)
         }
     }
@@ -788,7 +788,7 @@ fn record_run(
             status = status.max(Outcome::Damaged);
         }
         Err(e) => {
-            eprintln!("spycraft: {}", error_chain(&e));
+            eprintln!("spycraft: {}", spycraft::error_chain(&e));
             status = status.max(Outcome::Failed);
         }
     }
@@ -819,22 +819,6 @@ fn reader_gone(error: &anyhow::Error) -> bool {
             .downcast_ref::<std::io::Error>()
             .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
     })
-}
-
-/// An error and its causes on one line, each said once: many errors already end with their
-/// cause's text.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(c) = cause {
-        let more = c.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        cause = c.source();
-    }
-    text
 }
 
 /// How a run ended, in rising order of severity: the most severe one met is the exit status.

@@ -11,13 +11,21 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::calls::pcap_of_calls;
-use support::process::Reaped;
+use support::process::{Reaped, Said};
 use support::tmpfs::Tmpfs;
 use support::{bundled, scratch, spycraft, text, utf8};
 
 /// A PostgreSQL that is not there: its socket directory does not exist (an outage, not a
 /// refusal: it might come back).
 const NO_SERVER: &str = "host=/nonexistent/spycraft-test port=5432 user=postgres dbname=cdr";
+
+/// `spycraft capture` on loopback in libpcap mode, for calls on `ports`, records to `out`.
+fn live_sensor(ports: &str, out: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_spycraft"));
+    cmd.args(["capture", "-i", "lo", "--mode", "pcap", "--ports", ports])
+        .args(["--format", "jsonl", "-o", utf8(out)]);
+    cmd
+}
 
 fn lines(path: &std::path::Path) -> usize {
     std::fs::read_to_string(path)
@@ -217,61 +225,25 @@ fn a_live_sensor_reports_a_full_disk_at_once_and_recovers_when_space_returns() {
     let pg = support::postgres::Cluster::start();
     let conn = pg.create_db("cdr");
     let out = disk.path().join("live.jsonl");
-    let mut sensor = Command::new(env!("CARGO_BIN_EXE_spycraft"))
-        .args([
-            "capture",
-            "-i",
-            "lo",
-            "--mode",
-            "pcap",
-            "--ports",
-            "5960-5961",
-        ])
-        .args(["--format", "jsonl", "-o", utf8(&out)])
+    let mut sensor = live_sensor("5960-5961", &out)
         .args(["--postgres", &conn, "--spool"])
         .arg(disk.path().join("spool"))
         .stderr(Stdio::piped())
         .spawn()
         .expect("spycraft runs");
-    let stderr = sensor.stderr.take().expect("stderr");
+    let said = Said::new(sensor.stderr.take().expect("stderr"));
     let sensor = Reaped::spawn_from(sensor);
-    let (tx, said) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let wait_for = |what: &str, within: Duration| -> Vec<String> {
-        let until = Instant::now() + within;
-        let mut seen = Vec::new();
-        while let Some(left) = until.checked_duration_since(Instant::now()) {
-            match said.recv_timeout(left) {
-                Ok(line) => {
-                    let found = line.contains(what);
-                    seen.push(line);
-                    if found {
-                        return seen;
-                    }
-                }
-                Err(_) => break,
-            }
-        }
-        panic!("no {what:?} on stderr within {within:?}: {seen:#?}");
-    };
-    wait_for("capturing on lo", Duration::from_secs(10));
+    said.wait_for("capturing on lo", Duration::from_secs(10));
     // The spool's first segment exists; now nothing more fits.
     std::thread::sleep(Duration::from_millis(500));
     disk.fill();
     support::calls::send_calls(20, 5960, 5961);
     // Records are written 32 s after their call ends (retransmissions may still come).
-    let first = wait_for("ERROR: writing records to", Duration::from_secs(60));
+    let first = said.wait_for("ERROR: writing records to", Duration::from_secs(60));
     let error = first.last().expect("a line");
     assert!(error.contains("No space left on device"), "{error}");
     disk.free();
-    wait_for("writing again", Duration::from_secs(30));
+    said.wait_for("writing again", Duration::from_secs(30));
     let deadline = Instant::now() + Duration::from_secs(30);
     while (lines(&out) < 20 || pg.psql("cdr", "SELECT count(*) FROM cdr").trim() != "20")
         && Instant::now() < deadline
@@ -283,7 +255,7 @@ fn a_live_sensor_reports_a_full_disk_at_once_and_recovers_when_space_returns() {
     assert_eq!(pg.psql("cdr", "SELECT count(*) FROM cdr").trim(), "20");
     support::process::interrupt(sensor.child());
     let status = sensor.output().status;
-    let rest: Vec<String> = said.try_iter().collect();
+    let rest = said.rest();
     assert!(status.success(), "{status}: {rest:#?}");
     assert!(
         rest.iter().all(|l| !l.contains("LOST")),
@@ -300,20 +272,7 @@ fn live_records_reach_their_file_before_a_kill() {
     }
     let dir = scratch("faults-live-flush");
     let out = dir.join("live.jsonl");
-    let sensor = Reaped::spawn(
-        Command::new(env!("CARGO_BIN_EXE_spycraft"))
-            .args([
-                "capture",
-                "-i",
-                "lo",
-                "--mode",
-                "pcap",
-                "--ports",
-                "5962-5963",
-            ])
-            .args(["--format", "jsonl", "-o", utf8(&out)])
-            .stderr(Stdio::null()),
-    );
+    let sensor = Reaped::spawn(live_sensor("5962-5963", &out).stderr(Stdio::null()));
     std::thread::sleep(Duration::from_millis(1500));
     support::calls::send_calls(5, 5962, 5963);
     // The calls end, linger 32 s for retransmissions, are written, and flushed within 1 s.

@@ -735,8 +735,7 @@ fn the_programs_log_selected_frames_only_when_asked() {
 /// exits 1, in both kernel modes; an interface that goes down and up again is followed.
 #[test]
 fn a_removed_interface_ends_the_capture_and_a_downed_one_is_followed() {
-    use std::io::BufRead;
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
     if !may_capture() {
         return;
     }
@@ -757,31 +756,9 @@ fn a_removed_interface_ends_the_capture_and_a_downed_one_is_followed() {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("ip netns exec spycraft");
-        let stderr = child.stderr.take().expect("stderr");
+        let said = support::process::Said::new(child.stderr.take().expect("stderr"));
         let sensor = support::process::Reaped::spawn_from(child);
-        let (tx, said) = std::sync::mpsc::channel::<String>();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let wait_for = |what: &str| {
-            let until = Instant::now() + Duration::from_secs(10);
-            let mut seen = Vec::new();
-            while let Some(left) = until.checked_duration_since(Instant::now()) {
-                match said.recv_timeout(left) {
-                    Ok(line) if line.contains(what) => return,
-                    Ok(line) => seen.push(line),
-                    Err(_) => break,
-                }
-            }
-            panic!("{mode}: no {what:?} on stderr: {seen:#?}");
-        };
+        let wait_for = |what: &str| said.wait_for(what, Duration::from_secs(10));
         wait_for("capturing on sa");
         // An INVITE arrives on sa and its call stays open.
         let invite: &[u8] = b"INVITE sip:bob@10.0.0.2 SIP/2.0\r\n\

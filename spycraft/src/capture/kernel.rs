@@ -32,6 +32,7 @@ use tokio::io::unix::AsyncFd;
 use super::interface::InterfaceWatch;
 use super::{CaptureError, Frame, Polled};
 use crate::decode::LinkType;
+use crate::error_chain;
 use crate::filter::FilterConfig;
 
 /// The kernel programs, built by `build.rs` from spycraft-ebpf.
@@ -178,7 +179,7 @@ pub fn load(
         .map_max_entries("FRAMES", ring_bytes)
         .override_global("AYA_LOG_LEVEL", &log_level, true)
         .load(PROGRAMS)
-        .map_err(|e| explain(format!("loading the kernel programs: {}", chain(&e))))?;
+        .map_err(|e| explain(format!("loading the kernel programs: {}", error_chain(&e))))?;
     let mut settings = FilterSettings::EMPTY;
     for (slot, range) in settings.ports.iter_mut().zip(filter.ports()) {
         *slot = *range;
@@ -225,22 +226,6 @@ fn fill_hosts<const N: usize>(
 fn map<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut aya::maps::Map, String> {
     ebpf.map_mut(name)
         .ok_or_else(|| format!("the kernel object has no map {name}"))
-}
-
-/// An error and its causes, `: `-separated (aya's messages leave the system error to the
-/// cause).
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(e) = cause {
-        let more = e.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        cause = e.source();
-    }
-    text
 }
 
 /// Adds what to do about a permission error.
@@ -513,13 +498,13 @@ fn attach_xdp(
         .map_err(|e: aya::programs::ProgramError| e.to_string())?;
     program
         .load()
-        .map_err(|e| explain(format!("loading the XDP program: {}", chain(&e))))?;
+        .map_err(|e| explain(format!("loading the XDP program: {}", error_chain(&e))))?;
     match how {
         XdpAttach::Native | XdpAttach::Auto => match program.attach(interface, XdpMode::Driver) {
             Ok(link) => return Ok((Attached::Xdp(link), "XDP, native (driver) mode")),
             Err(e) if how == XdpAttach::Native => {
                 return Err(held().unwrap_or_else(|| {
-                    explain(format!("attaching XDP in native mode: {}", chain(&e)))
+                    explain(format!("attaching XDP in native mode: {}", error_chain(&e)))
                 }))
             }
             Err(_) => {}
@@ -527,7 +512,12 @@ fn attach_xdp(
         XdpAttach::Generic => {}
     }
     let link = program.attach(interface, XdpMode::Skb).map_err(|e| {
-        held().unwrap_or_else(|| explain(format!("attaching XDP in generic mode: {}", chain(&e))))
+        held().unwrap_or_else(|| {
+            explain(format!(
+                "attaching XDP in generic mode: {}",
+                error_chain(&e)
+            ))
+        })
     })?;
     Ok((
         Attached::Xdp(link),
@@ -549,7 +539,7 @@ pub fn attach_socket(ebpf: &mut Ebpf, ifindex: u32) -> Result<OwnedFd, String> {
         .map_err(|e: aya::programs::ProgramError| e.to_string())?;
     program
         .load()
-        .map_err(|e| explain(format!("loading the socket filter: {}", chain(&e))))?;
+        .map_err(|e| explain(format!("loading the socket filter: {}", error_chain(&e))))?;
     // Protocol 0: the socket receives nothing until it is bound, so no frame slips past
     // before the filter is in place.
     // SAFETY: socket(2) with constant arguments; the result is checked before use.
@@ -564,7 +554,7 @@ pub fn attach_socket(ebpf: &mut Ebpf, ifindex: u32) -> Result<OwnedFd, String> {
     let socket = unsafe { OwnedFd::from_raw_fd(fd) };
     program
         .attach(socket.as_fd())
-        .map_err(|e| explain(format!("attaching the socket filter: {}", chain(&e))))?;
+        .map_err(|e| explain(format!("attaching the socket filter: {}", error_chain(&e))))?;
     // SAFETY: sockaddr_ll is plain data; zero is a valid starting value.
     let mut address: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
     address.sll_family = libc::AF_PACKET as u16;

@@ -212,11 +212,7 @@ impl RecordSink for CallSink {
 
     fn finish(&mut self) -> Result<(), SinkError> {
         self.sweep(true)?;
-        let result = self.out.flush();
-        if result.is_err() {
-            self.out.abandon();
-        }
-        Ok(result?)
+        Ok(self.out.finish()?)
     }
 
     /// Legs of calls still open (waiting for more legs) are held.

@@ -96,11 +96,7 @@ impl RecordSink for CsvSink {
 
     fn finish(&mut self) -> Result<(), SinkError> {
         self.header()?;
-        let result = self.out.flush();
-        if result.is_err() {
-            self.out.abandon();
-        }
-        Ok(result?)
+        Ok(self.out.finish()?)
     }
 
     fn tally(&self) -> Option<Tally> {

@@ -56,11 +56,7 @@ impl RecordSink for JsonlSink {
     }
 
     fn finish(&mut self) -> Result<(), SinkError> {
-        let result = self.out.flush();
-        if result.is_err() {
-            self.out.abandon();
-        }
-        Ok(result?)
+        Ok(self.out.finish()?)
     }
 
     fn tally(&self) -> Option<Tally> {

@@ -99,6 +99,15 @@ impl Outbox {
         result
     }
 
+    /// The last flush, at the end of a run: what it cannot write is lost.
+    pub fn finish(&mut self) -> std::io::Result<()> {
+        let result = self.flush();
+        if result.is_err() {
+            self.abandon();
+        }
+        result
+    }
+
     /// Gives up on everything still waiting (the output is gone for good): it is lost.
     pub fn abandon(&mut self) {
         self.tally.lost += self.ends.iter().map(|&(_, n)| n).sum::<u64>();

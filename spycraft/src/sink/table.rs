@@ -85,11 +85,7 @@ impl RecordSink for TableSink {
             self.out
                 .push(1, |buf| buf.extend_from_slice(line.as_bytes()));
         }
-        let result = self.out.flush();
-        if result.is_err() {
-            self.out.abandon();
-        }
-        Ok(result?)
+        Ok(self.out.finish()?)
     }
 
     /// Rows wait for the end, where the columns are aligned: until then they are held.

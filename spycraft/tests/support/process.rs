@@ -71,3 +71,50 @@ pub fn interrupt(child: &Child) {
     // SAFETY: kill with our own child's pid and a valid signal.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
 }
+
+/// What a running child says on a stream, line by line, read on a thread of its own so the
+/// test can wait for a line while the child goes on.
+pub struct Said(std::sync::mpsc::Receiver<String>);
+
+impl Said {
+    pub fn new(stream: impl std::io::Read + Send + 'static) -> Self {
+        use std::io::BufRead;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stream)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self(rx)
+    }
+
+    /// Waits for a line containing `what`; returns the lines up to it. Panics, with what was
+    /// said, if none comes within `within`.
+    pub fn wait_for(&self, what: &str, within: std::time::Duration) -> Vec<String> {
+        let until = std::time::Instant::now() + within;
+        let mut seen = Vec::new();
+        while let Some(left) = until.checked_duration_since(std::time::Instant::now()) {
+            match self.0.recv_timeout(left) {
+                Ok(line) => {
+                    let found = line.contains(what);
+                    seen.push(line);
+                    if found {
+                        return seen;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        panic!("no {what:?} said within {within:?}: {seen:#?}");
+    }
+
+    /// Everything said since, once the child has ended.
+    pub fn rest(&self) -> Vec<String> {
+        self.0.iter().collect()
+    }
+}

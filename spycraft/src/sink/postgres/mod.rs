@@ -127,17 +127,7 @@ pub struct PgError(pub tokio_postgres::Error);
 
 impl std::fmt::Display for PgError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut text = self.0.to_string();
-        let mut source = std::error::Error::source(&self.0);
-        while let Some(cause) = source {
-            let more = cause.to_string();
-            if !text.ends_with(&more) {
-                text.push_str(": ");
-                text.push_str(&more);
-            }
-            source = cause.source();
-        }
-        f.write_str(&text)
+        f.write_str(&crate::error_chain(&self.0))
     }
 }
 
