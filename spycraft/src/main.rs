@@ -836,7 +836,10 @@ enum Outcome {
 impl Outcome {
     fn of(report: &OutputReport) -> Self {
         let t = &report.tally;
-        if t.lost > 0 || t.held > 0 {
+        if report.closed {
+            // Its reader stopped reading (`| head`): what it did not take, it did not want.
+            Self::Clean
+        } else if t.lost > 0 || t.held > 0 {
             Self::Failed
         } else if t.kept > 0 {
             Self::Undelivered

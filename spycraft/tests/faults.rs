@@ -253,6 +253,13 @@ fn a_live_sensor_reports_a_full_disk_at_once_and_recovers_when_space_returns() {
     // Both outputs caught up while the sensor runs: nothing waited for the stop.
     assert_eq!(lines(&out), 20, "the file has every call");
     assert_eq!(pg.psql("cdr", "SELECT count(*) FROM cdr").trim(), "20");
+    // The database heard of the failures when they began, and of the recovery.
+    let failing = pg.psql(
+        "cdr",
+        "SELECT count(*) FROM sensor_stats, jsonb_array_elements(counters->'outputs') o \
+         WHERE source = 'outputs' AND o->>'failing' LIKE '%No space left on device%'",
+    );
+    assert_ne!(failing.trim(), "0", "a sensor_stats row names the failure");
     support::process::interrupt(sensor.child());
     let status = sensor.output().status;
     let rest = said.rest();

@@ -37,6 +37,8 @@ struct Output {
     failing: Option<Failing>,
     /// Its reader has gone (a closed pipe, as `| head` leaves): nothing more is written.
     closed: bool,
+    /// It started or stopped failing since the other outputs were last told.
+    changed: bool,
 }
 
 /// An output whose writes are failing.
@@ -89,6 +91,7 @@ impl Outputs {
             write_errors: 0,
             failing: None,
             closed: false,
+            changed: false,
         });
     }
 
@@ -108,7 +111,23 @@ impl Outputs {
         }
         self.unflushed_since = None;
         self.last_retry = Instant::now();
+        self.announce_changes();
         self.stop_if_all_closed();
+    }
+
+    /// When an output starts or stops failing, the outputs that keep counters (PostgreSQL's
+    /// `sensor_stats`, as source `outputs`) hear of it at once, not at the next snapshot.
+    fn announce_changes(&mut self) {
+        if !self.outputs.iter().any(|o| o.changed) {
+            return;
+        }
+        let status = serde_json::json!({ "outputs": self.reports() });
+        for o in &mut self.outputs {
+            o.changed = false;
+            if !o.closed {
+                o.sink.counters("outputs", &status);
+            }
+        }
     }
 
     fn stop_if_all_closed(&self) {
@@ -130,6 +149,7 @@ impl RecordSink for Outputs {
         if self.unflushed_since.is_none() {
             self.unflushed_since = Some(Instant::now());
         }
+        self.announce_changes();
         Ok(())
     }
 
@@ -257,6 +277,7 @@ impl Output {
                     said_at: now,
                     error: text,
                 });
+                self.changed = true;
             }
             Some(f) => {
                 if now.duration_since(f.said_at) >= REPEAT_EVERY || f.error != text {
