@@ -233,7 +233,7 @@ fn explain(text: String) -> String {
     if text.contains("EPERM") || text.contains("ermission") || text.contains("not permitted") {
         format!(
             "{text}: the kernel programs need root, or CAP_BPF and CAP_PERFMON with CAP_NET_ADMIN \
-             (xdp) or CAP_NET_RAW (socket); see the README's setcap line"
+             (xdp) or CAP_NET_RAW (socket); see the setcap line in docs/live-capture.md"
         )
     } else {
         text

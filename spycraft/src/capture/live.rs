@@ -98,7 +98,7 @@ impl LiveSource {
                 if text.contains("ermission") || text.contains("not permitted") {
                     failed(format!(
                         "{text}: live capture needs root, or CAP_NET_RAW and CAP_NET_ADMIN \
-                         (see the README's setcap line)"
+                         (see the setcap line in docs/live-capture.md)"
                     ))
                 } else {
                     failed(text)
