@@ -757,6 +757,9 @@ fn record_run(
             Format::Table => Box::new(CallSink::new(out, CallFormat::Table)),
             Format::Csv => anyhow::bail!("--calls nests legs: use --format jsonl or table"),
         }
+    } else if format == Format::Table && command == "capture" {
+        // Live, each row shows as its call is written, not when the capture stops.
+        Box::new(spycraft::sink::TableSink::live(out))
     } else {
         sink_for(format, out)
     };

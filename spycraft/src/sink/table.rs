@@ -19,10 +19,15 @@ const HEADINGS: [&str; 10] = [
     "END",
 ];
 
-/// Collects rows and prints them aligned at the end.
+/// Room for each column of a live table: a timestamp, addresses with ports, the rest short.
+const LIVE_WIDTHS: [usize; 10] = [23, 16, 16, 21, 21, 11, 6, 9, 9, 10];
+
+/// Collects rows and prints them aligned at the end; or, live, prints each row as it comes, in
+/// columns of a fixed width (wider cells push the rest of their row along).
 pub struct TableSink {
     out: Outbox,
     rows: Vec<[String; 10]>,
+    live: bool,
 }
 
 impl std::fmt::Debug for TableSink {
@@ -38,8 +43,33 @@ impl TableSink {
         Self {
             out: Outbox::new(out),
             rows: Vec::new(),
+            live: false,
         }
     }
+
+    /// A table for a live capture: the heading now, each row when its record is written (and
+    /// flushed within a second), rather than all of them when the capture stops.
+    pub fn live(out: Box<dyn Write + Send>) -> Self {
+        let mut sink = Self {
+            live: true,
+            ..Self::new(out)
+        };
+        sink.out
+            .push_preamble(fixed_line(HEADINGS.iter().copied()).as_bytes());
+        sink
+    }
+}
+
+/// One line of a live table: each cell padded to its column's width, two spaces apart.
+fn fixed_line<'c>(cells: impl Iterator<Item = &'c str>) -> String {
+    let mut line = String::with_capacity(160);
+    for (cell, width) in cells.zip(LIVE_WIDTHS) {
+        line.push_str(&format!("{cell:<width$}  "));
+    }
+    let end = line.trim_end().len();
+    line.truncate(end);
+    line.push('\n');
+    line
 }
 
 fn seconds(ms: Option<u64>) -> String {
@@ -53,7 +83,7 @@ fn party(user: &Option<String>, uri: &str) -> String {
 
 impl RecordSink for TableSink {
     fn write(&mut self, r: &CallRecord) -> Result<(), SinkError> {
-        self.rows.push([
+        let row = [
             r.invite_at.to_clock(),
             party(&r.from_user, &r.from_uri),
             party(&r.to_user, &r.to_uri),
@@ -66,8 +96,19 @@ impl RecordSink for TableSink {
             seconds(r.duration_ms),
             seconds(r.billable_ms),
             r.end_reason.as_str().to_owned(),
-        ]);
+        ];
+        if self.live {
+            let line = fixed_line(row.iter().map(String::as_str));
+            self.out
+                .push(1, |buf| buf.extend_from_slice(line.as_bytes()));
+        } else {
+            self.rows.push(row);
+        }
         Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        Ok(self.out.flush()?)
     }
 
     fn finish(&mut self) -> Result<(), SinkError> {
@@ -94,5 +135,54 @@ impl RecordSink for TableSink {
         t.records += self.rows.len() as u64;
         t.held += self.rows.len() as u64;
         Some(t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Screen(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Screen {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_live_table_shows_each_row_at_the_next_flush_in_fixed_columns() {
+        let line = include_str!("../../../pcaps/answered-caller-bye/expected.jsonl");
+        let record: CallRecord = serde_json::from_str(line.trim()).expect("a record");
+        let screen = Screen::default();
+        let mut sink = TableSink::live(Box::new(screen.clone()));
+        sink.write(&record).expect("write");
+        sink.flush().expect("flush");
+        let shown = String::from_utf8(screen.0.lock().expect("lock").clone()).expect("text");
+        let lines: Vec<&str> = shown.lines().collect();
+        assert_eq!(lines.len(), 2, "{shown}");
+        assert!(
+            lines[0].starts_with("INVITE (UTC)             FROM"),
+            "{shown}"
+        );
+        assert!(
+            lines[1].contains("answered") && lines[1].ends_with("bye"),
+            "{shown}"
+        );
+        // Every column starts where its heading does.
+        for heading in ["FROM", "CALLER", "DISPOSITION", "END"] {
+            let at = lines[0].find(heading).expect("heading");
+            assert_ne!(&lines[1][at..at + 1], " ", "{heading}: {shown}");
+        }
+        let t = sink.tally().expect("tally");
+        assert_eq!((t.records, t.delivered, t.held), (1, 1, 0));
     }
 }
