@@ -3,7 +3,7 @@
 //!
 //! Data flows one way, and no module imports one above it:
 //! [`capture`] → [`decode`] → [`sip`] → [`call`] → [`sink`], wired by [`parse_stage`] and
-//! [`pipeline`].
+//! [`pipeline`]; [`packet`] holds the vocabulary they share and imports none of them.
 
 pub mod call;
 pub mod capture;
@@ -12,6 +12,7 @@ mod decimal;
 pub mod decode;
 pub mod filter;
 pub mod inspect;
+pub mod packet;
 pub mod parse_stage;
 pub mod pipeline;
 mod prefetch;

@@ -31,9 +31,9 @@ use tokio::io::unix::AsyncFd;
 
 use super::interface::InterfaceWatch;
 use super::{CaptureError, Frame, Polled};
-use crate::decode::LinkType;
 use crate::error_chain;
 use crate::filter::FilterConfig;
+use crate::packet::LinkType;
 
 /// The kernel programs, built by `build.rs` from spycraft-ebpf.
 static PROGRAMS: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/spycraft"));

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use pcap::{Active, Capture, Precision};
 
 use super::{CaptureError, Frame, Polled};
-use crate::decode::LinkType;
+use crate::packet::LinkType;
 
 /// How long a read waits for a frame before looking at the stop flag.
 const READ_TIMEOUT_MS: i32 = 200;

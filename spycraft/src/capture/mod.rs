@@ -16,6 +16,7 @@ mod pcapng_file;
 mod window;
 mod writer;
 
+pub use crate::packet::Frame;
 pub use live::{LiveCounters, LiveSource};
 pub use offline::{CaptureError, OfflineSource};
 pub use writer::{CaptureFormat, CaptureWriter, Rotation, TeeSource};
@@ -98,30 +99,5 @@ impl FrameSource for LiveSource {
 
     fn lost(&self) -> u64 {
         LiveSource::lost(self)
-    }
-}
-
-use crate::decode::LinkType;
-
-/// One captured frame, borrowed from the source's buffer until the next read.
-#[derive(Clone, Copy, Debug)]
-pub struct Frame<'a> {
-    /// Microseconds since the Unix epoch.
-    pub ts_us: i64,
-    pub link: LinkType,
-    /// Length on the wire; more than `data.len()` when the snap length cut the frame.
-    pub original_len: u32,
-    pub data: &'a [u8],
-}
-
-impl<'a> Frame<'a> {
-    /// A frame captured whole: its length on the wire is its length.
-    pub fn whole(ts_us: i64, link: LinkType, data: &'a [u8]) -> Self {
-        Self {
-            ts_us,
-            link,
-            original_len: data.len() as u32,
-            data,
-        }
     }
 }

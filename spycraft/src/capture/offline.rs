@@ -11,7 +11,7 @@ use pcap::{Capture, Offline, Precision};
 use super::pcap_file::{PcapHeader, PcapReader};
 use super::pcapng_file::{self, PcapngReader};
 use super::Frame;
-use crate::decode::LinkType;
+use crate::packet::LinkType;
 
 /// Why a capture could not be read. The messages name the file and say what is wrong.
 #[derive(Debug, thiserror::Error)]

@@ -13,7 +13,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use super::{CaptureError, Frame, FrameSource, Polled};
-use crate::decode::LinkType;
+use crate::packet::LinkType;
 
 /// The file format written.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -9,27 +9,24 @@
 
 mod dedup;
 mod defrag;
-mod link;
 mod sctp;
 mod stream;
 mod tcp;
 mod tunnel;
 mod websocket;
 
-use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
 use etherparse::{LaxIpSlice, TcpSlice, UdpSlice};
-use serde::Serialize;
 
+pub use crate::packet::{LinkType, PacketInfo, Transport};
 pub use defrag::{DefragCounters, DefragLimits, Defragmenter, Fragment, FragmentKey};
-pub use link::LinkType;
 pub use tcp::{
     Consumed, Continuity, FlowKey, FlowKind, FlowState, Segment, StreamConsumer, TcpCounters,
     TcpLimits, TcpReassembler,
 };
 
-use crate::capture::Frame;
+use crate::packet::Frame;
 use dedup::Dedup;
 use stream::StreamRouter;
 use tunnel::Inner;
@@ -40,47 +37,6 @@ pub const MAX_DEPTH: u8 = 4;
 /// UDP port of VXLAN (RFC 7348) and of GTP-U (3GPP TS 29.281).
 const VXLAN_PORT: u16 = 4789;
 const GTP_U_PORT: u16 = 2152;
-
-/// The transport SIP travelled over, as the CDR names it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Transport {
-    Udp,
-    Tcp,
-    Tls,
-    Ws,
-    Sctp,
-}
-
-impl Transport {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Udp => "udp",
-            Self::Tcp => "tcp",
-            Self::Tls => "tls",
-            Self::Ws => "ws",
-            Self::Sctp => "sctp",
-        }
-    }
-}
-
-impl fmt::Display for Transport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Where a payload came from and went to, and when.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PacketInfo {
-    /// Microseconds since the Unix epoch.
-    pub ts_us: i64,
-    pub src: SocketAddr,
-    pub dst: SocketAddr,
-    pub transport: Transport,
-    /// 802.1Q VLAN id of the innermost tagged Ethernet header, if any.
-    pub vlan: Option<u16>,
-}
 
 /// Receives what the decoder finds.
 pub trait PayloadSink {

@@ -1,7 +1,35 @@
 // SPDX-License-Identifier: AGPL-3.0-or-later
-//! Link-layer types spycraft reads, by their libpcap DLT numbers.
+//! The packet vocabulary every stage shares: a captured [`Frame`] and its [`LinkType`], and
+//! where a payload came from ([`PacketInfo`], [`Transport`]). It imports nothing else in the
+//! crate, so the stages that use it never import each other for it.
 
 use std::fmt;
+use std::net::SocketAddr;
+
+use serde::Serialize;
+
+/// One captured frame, borrowed from the source's buffer until the next read.
+#[derive(Clone, Copy, Debug)]
+pub struct Frame<'a> {
+    /// Microseconds since the Unix epoch.
+    pub ts_us: i64,
+    pub link: LinkType,
+    /// Length on the wire; more than `data.len()` when the snap length cut the frame.
+    pub original_len: u32,
+    pub data: &'a [u8],
+}
+
+impl<'a> Frame<'a> {
+    /// A frame captured whole: its length on the wire is its length.
+    pub fn whole(ts_us: i64, link: LinkType, data: &'a [u8]) -> Self {
+        Self {
+            ts_us,
+            link,
+            original_len: data.len() as u32,
+            data,
+        }
+    }
+}
 
 /// The link layer in front of the network header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,4 +97,45 @@ impl fmt::Display for LinkType {
             Self::LinuxSll2 => "LINUX_SLL2",
         })
     }
+}
+
+/// The transport SIP travelled over, as the CDR names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Udp,
+    Tcp,
+    Tls,
+    Ws,
+    Sctp,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Udp => "udp",
+            Self::Tcp => "tcp",
+            Self::Tls => "tls",
+            Self::Ws => "ws",
+            Self::Sctp => "sctp",
+        }
+    }
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a payload came from and went to, and when.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PacketInfo {
+    /// Microseconds since the Unix epoch.
+    pub ts_us: i64,
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    pub transport: Transport,
+    /// 802.1Q VLAN id of the innermost tagged Ethernet header, if any.
+    pub vlan: Option<u16>,
 }
