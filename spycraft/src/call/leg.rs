@@ -659,11 +659,7 @@ impl Leg {
                 }
             }
             200..=299 => {
-                // A final status given beyond a proxy stands in only until the caller's own.
-                let stand_in_ended = self.phase == Phase::Ended
-                    && self.answer_at.is_none()
-                    && self.hops.downstream_final.is_some()
-                    && !self.hops.final_reached_caller;
+                let stand_in_ended = self.ended_on_stand_in();
                 let first_to_caller = reaches_caller
                     && self.answer_at.is_some()
                     && !self.hops.answer_reached_caller
@@ -700,15 +696,19 @@ impl Leg {
         }
     }
 
+    /// Ended by a final status given beyond a proxy, which stands in only until the caller's
+    /// own arrives (a 2xx or a rejection sent to the caller replaces it).
+    fn ended_on_stand_in(&self) -> bool {
+        self.phase == Phase::Ended
+            && self.answer_at.is_none()
+            && self.hops.downstream_final.is_some()
+            && !self.hops.final_reached_caller
+    }
+
     /// A final status of 300 or more to the INVITE.
     fn on_invite_rejection(&mut self, code: u16, ev: &SipEvent, ts: i64, reaches_caller: bool) {
         let open = matches!(self.phase, Phase::Trying | Phase::Proceeding);
-        // The caller's own final status replaces one that was given beyond a proxy.
-        let replaces_stand_in = reaches_caller
-            && self.phase == Phase::Ended
-            && self.answer_at.is_none()
-            && self.hops.downstream_final.is_some()
-            && !self.hops.final_reached_caller;
+        let replaces_stand_in = reaches_caller && self.ended_on_stand_in();
         let downstream_final = self.hops.downstream_final;
         if !reaches_caller {
             self.hops.downstream_final.get_or_insert(code);

@@ -344,11 +344,6 @@ impl KernelSource {
         if self.refreshed_at.elapsed() >= REFRESH_EVERY {
             self.refresh();
         }
-        if self.attached.is_some() {
-            if let Err(reason) = self.watch.check() {
-                self.gone = Some(reason);
-            }
-        }
         if (self.stop.load(Ordering::Acquire) || self.gone.is_some()) && self.attached.is_some() {
             // Detach first: what is in the ring now is all there will be.
             self.detach();
@@ -441,7 +436,14 @@ impl KernelSource {
         }
     }
 
+    /// Reads the kernel's counters, and looks at the interface (at most once a second): run
+    /// every 500 ms while frames flow and whenever the ring is idle, never per frame.
     fn refresh(&mut self) {
+        if self.attached.is_some() && self.gone.is_none() {
+            if let Err(reason) = self.watch.check() {
+                self.gone = Some(reason);
+            }
+        }
         let c = &self.counters;
         let get = |counter| read_counter(&self.counters_map, counter);
         c.seen.store(get(KernelCounter::Seen), Ordering::Relaxed);

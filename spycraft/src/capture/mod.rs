@@ -61,17 +61,16 @@ impl<S: FrameSource + ?Sized> FrameSource for Box<S> {
 
 impl FrameSource for OfflineSource {
     fn poll(&mut self) -> Result<Polled<'_>, CaptureError> {
-        if self.stopped() {
+        let stopped = self.stop_flag();
+        let stopped = || stopped.is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed));
+        if stopped() {
             return Ok(Polled::End);
         }
-        let stop = self.stop_flag();
         match self.next_frame() {
             Ok(Some(frame)) => Ok(Polled::Frame(frame)),
             Ok(None) => Ok(Polled::End),
             // A read cut short by the signal that stops us is no damage.
-            Err(_) if stop.is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed)) => {
-                Ok(Polled::End)
-            }
+            Err(_) if stopped() => Ok(Polled::End),
             Err(e) => Err(e),
         }
     }

@@ -4,7 +4,7 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use pcap::{Capture, Offline, Precision};
 
@@ -216,11 +216,7 @@ impl OfflineSource {
         self
     }
 
-    /// Whether the stop flag has been raised.
-    pub fn stopped(&self) -> bool {
-        self.stop.is_some_and(|s| s.load(Ordering::Relaxed))
-    }
-
+    /// The flag that ends the reading, if one was given.
     pub(super) fn stop_flag(&self) -> Option<&'static AtomicBool> {
         self.stop
     }

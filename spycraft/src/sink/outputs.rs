@@ -48,6 +48,17 @@ struct Failing {
     error: String,
 }
 
+impl Failing {
+    fn new(error: String) -> Self {
+        let now = Instant::now();
+        Self {
+            since: now,
+            said_at: now,
+            error,
+        }
+    }
+}
+
 /// What one output did with its records in a run.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct OutputReport {
@@ -188,28 +199,11 @@ impl RecordSink for Outputs {
                 Err(e) if error_kind(&e) == Some(ErrorKind::BrokenPipe) => o.closed = true,
                 Err(e) => {
                     o.write_errors += 1;
-                    let now = Instant::now();
-                    o.failing = Some(Failing {
-                        since: now,
-                        said_at: now,
-                        error: e.to_string(),
-                    });
+                    o.failing = Some(Failing::new(e.to_string()));
                 }
             }
         }
         Ok(())
-    }
-
-    fn tally(&self) -> Option<Tally> {
-        let mut sum = Tally::default();
-        for r in self.reports() {
-            sum.records += r.tally.records;
-            sum.delivered += r.tally.delivered;
-            sum.kept += r.tally.kept;
-            sum.held += r.tally.held;
-            sum.lost += r.tally.lost;
-        }
-        Some(sum)
     }
 }
 
@@ -272,11 +266,7 @@ impl Output {
                     super::MAX_HELD_BYTES >> 20,
                     t.lost
                 );
-                self.failing = Some(Failing {
-                    since: now,
-                    said_at: now,
-                    error: text,
-                });
+                self.failing = Some(Failing::new(text));
                 self.changed = true;
             }
             Some(f) => {

@@ -228,13 +228,9 @@ impl SpoolWriter {
         self.buf.clear();
         serde_json::to_writer(&mut self.buf, record).map_err(|e| self.io(e.into()))?;
         self.buf.push(b'\n');
-        if let Err(e) = self.retry() {
-            let line = self.buf.clone();
-            self.hold(line);
-            return Err(e);
-        }
+        // Held records go first; this one waits behind them if they still cannot be written.
         let line = std::mem::take(&mut self.buf);
-        let result = self.write_line(&line);
+        let result = self.retry().and_then(|()| self.write_line(&line));
         if result.is_err() {
             self.hold(line.clone());
         }
