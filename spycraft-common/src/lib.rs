@@ -4,7 +4,12 @@
 //! The kernel programs (XDP, socket filter) and the userspace pipeline exchange these through
 //! BPF maps and a ring buffer, so every type here is `#[repr(C)]`, `Copy`, padded explicitly and
 //! free of `bool` (whose bit patterns the verifier and userspace may disagree on).
-#![no_std]
+#![cfg_attr(not(feature = "settings"), no_std)]
+
+#[cfg(feature = "settings")]
+mod settings;
+#[cfg(feature = "settings")]
+pub use settings::BadPortRange;
 
 /// UDP/TCP ports on which SIP is expected when the operator configures nothing else.
 ///
@@ -92,9 +97,15 @@ impl FilterSettings {
 
 /// What the XDP program returns once it has copied what it selected.
 #[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "settings",
+    derive(clap::ValueEnum, serde::Serialize, serde::Deserialize),
+    serde(rename_all = "lowercase")
+)]
 pub enum XdpAction {
     /// Fail open: the frame goes on up the stack (the default everywhere).
+    #[default]
     Pass = 0,
     /// A dedicated mirror port whose frames nothing else on the box needs: drop every frame
     /// after the copy, saving the stack's work.

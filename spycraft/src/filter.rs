@@ -46,17 +46,8 @@ impl Default for FilterConfig {
 
 /// Parses `5060` or `5080-5090`.
 pub fn parse_range(text: &str) -> Result<PortRange, FilterError> {
-    let bad = || FilterError::BadRange(text.to_owned());
-    let (first, last) = match text.trim().split_once('-') {
-        Some((a, b)) => (a.trim(), b.trim()),
-        None => (text.trim(), text.trim()),
-    };
-    let first: u16 = first.parse().map_err(|_| bad())?;
-    let last: u16 = last.parse().map_err(|_| bad())?;
-    if first > last || first == 0 {
-        return Err(bad());
-    }
-    Ok(PortRange { first, last })
+    text.parse()
+        .map_err(|_: spycraft_common::BadPortRange| FilterError::BadRange(text.to_owned()))
 }
 
 impl FilterConfig {

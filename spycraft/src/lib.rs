@@ -7,7 +7,6 @@
 
 pub mod call;
 pub mod capture;
-pub mod config;
 mod decimal;
 pub mod decode;
 pub mod filter;
@@ -16,6 +15,7 @@ pub mod packet;
 pub mod parse_stage;
 pub mod pipeline;
 mod prefetch;
+pub mod settings;
 pub mod sink;
 pub mod sip;
 pub mod stats;

@@ -198,6 +198,7 @@ fn bad_input_gets_a_clear_message_and_a_non_zero_exit() {
     );
     assert!(out.stdout.is_empty());
 
+    // A bad flag value is a usage error, as clap's own.
     fails_with(
         &[
             "analyze",
@@ -205,7 +206,7 @@ fn bad_input_gets_a_clear_message_and_a_non_zero_exit() {
             "pbx.example",
             path(&bundled("busy-486")),
         ],
-        1,
+        2,
         "not an IP address",
     );
     fails_with(&["analyze"], 2, "FILE");
@@ -531,6 +532,47 @@ fn calls_gathers_the_legs_of_a_b2bua_call_into_one_row() {
     assert!(text(&csv.stderr).contains("--calls nests legs"));
 }
 
+/// `spycraft config` prints the effective settings, flags over the file over the defaults,
+/// as a settings file that reads back to the same, and never the password.
+#[test]
+fn config_prints_the_effective_settings() {
+    let dir = scratch("config");
+    let file = dir.join("sensor.toml");
+    std::fs::write(
+        &file,
+        "[sensor]\nnode = \"from-file\"\nports = [5070]\n\
+         [capture]\ninterface = \"eth1\"\nmode = \"xdp\"\n\
+         [postgres]\nurl = \"postgresql://spy:hunter2@db/cdr\"\n",
+    )
+    .expect("settings file");
+    let out = spycraft(&["--config", path(&file), "config", "--node", "from-flag"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let printed = text(&out.stdout);
+    for line in [
+        "node = \"from-flag\"",
+        "ports = [5070]",
+        "interface = \"eth1\"",
+        "mode = \"xdp\"",
+        "snap_len = 9216",
+        "threads = 2",
+        "url = \"postgresql://spy:********@db/cdr\"",
+    ] {
+        assert!(printed.lines().any(|l| l == line), "{line} in:\n{printed}");
+    }
+    assert!(!printed.contains("hunter2"), "{printed}");
+    let again = dir.join("printed.toml");
+    std::fs::write(&again, &printed).expect("printed settings");
+    let reread = spycraft(&["--config", path(&again), "config"]);
+    assert_eq!(text(&reread.stdout), printed, "reads back to the same");
+
+    fails_with(&["capture"], 2, "-i IFACE, or interface in [capture]");
+    fails_with(
+        &["capture", "-i", "lo", "--pcapng"],
+        2,
+        "apply to the file of -w only",
+    );
+}
+
 /// Settings and usage mistakes are named as the user wrote them, each said once, and found
 /// before a run rather than after it.
 #[test]
@@ -542,11 +584,11 @@ fn mistakes_are_named_where_they_were_made() {
         std::fs::write(&file, body).expect("settings file");
         file
     };
-    let file = settings("port.toml", "ports = [99999]\n");
+    let file = settings("port.toml", "[sensor]\nports = [99999]\n");
     let out = fails_with(
         &["--config", path(&file), "analyze", path(&busy)],
         1,
-        "99999",
+        "port.toml line 2, [sensor] ports: 99999 is not a port",
     );
     assert!(
         !text(&out.stderr).contains("PortSpec"),
@@ -554,11 +596,11 @@ fn mistakes_are_named_where_they_were_made() {
         text(&out.stderr)
     );
 
-    let file = settings("host.toml", "hosts = [\"nothost\"]\n");
+    let file = settings("host.toml", "[sensor]\nhosts = [\"nothost\"]\n");
     let out = fails_with(
         &["--config", path(&file), "analyze", path(&busy)],
         1,
-        "hosts in the settings file",
+        "host.toml line 2, [sensor] hosts: `nothost` is not an IP address",
     );
     assert!(
         !text(&out.stderr).contains("--host"),
@@ -566,11 +608,11 @@ fn mistakes_are_named_where_they_were_made() {
         text(&out.stderr)
     );
 
-    let file = settings("type.toml", "node = 5\n");
+    let file = settings("type.toml", "[sensor]\nnode = 5\n");
     let out = fails_with(
         &["--config", path(&file), "analyze", path(&busy)],
         1,
-        "line 1",
+        "type.toml line 2, [sensor] node: invalid type",
     );
     assert_eq!(
         text(&out.stderr).matches("invalid type").count(),

@@ -10,7 +10,8 @@ mod support;
 use aya::maps::{MapData, PerCpuArray, RingBuf};
 use aya::programs::{TestRun, TestRunOptions, Xdp};
 use aya::Ebpf;
-use spycraft::capture::kernel::{self, KernelMode, KernelOptions, XdpAttach};
+use spycraft::capture::kernel::{self, KernelMode, KernelOptions};
+use spycraft::capture::XdpAttach;
 use spycraft::filter::{parse_range, FilterConfig};
 use spycraft_common::{
     FrameDirection, KernelCounter, RingRecordHeader, XdpAction, RING_FLAG_FRAGMENT_FOLLOW,

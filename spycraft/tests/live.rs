@@ -181,11 +181,21 @@ fn the_live_sensor_delivers_records_and_periodic_counters_to_postgresql() {
     let pg = support::postgres::Cluster::start();
     let conn = pg.create_db("cdr");
     let dir = scratch("live-postgres");
+    // A sensor run as a service: every setting from its file, no flags.
+    let settings = dir.join("sensor.toml");
+    std::fs::write(
+        &settings,
+        format!(
+            "[sensor]\nnode = \"live-pg\"\nports = [5090, 5092]\nstats_interval_secs = 1\n\
+             [capture]\ninterface = \"lo\"\nmode = \"pcap\"\n\
+             [postgres]\nurl = \"{conn}\"\nspool = \"{}\"\n",
+            utf8(&dir.join("spool"))
+        ),
+    )
+    .expect("settings file");
     let sensor = Reaped::spawn(
         Command::new(env!("CARGO_BIN_EXE_spycraft"))
-            .args(["capture", "-i", "lo", "--ports", "5090,5092"])
-            .args(["--node", "live-pg", "--stats-interval", "1"])
-            .args(["--postgres", &conn, "--spool", utf8(&dir.join("spool"))])
+            .args(["capture", "--config", utf8(&settings)])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped()),
     );
@@ -198,6 +208,10 @@ fn the_live_sensor_delivers_records_and_periodic_counters_to_postgresql() {
     assert!(out.status.success(), "{stderr}");
     assert!(out.stdout.is_empty(), "records go to the database only");
     assert!(stderr.contains("3 records delivered (3 new)"), "{stderr}");
+    assert!(
+        stderr.contains("capturing on lo (libpcap, filter: "),
+        "{stderr}"
+    );
     assert_eq!(
         pg.psql("cdr", "SELECT disposition, count(*) FROM cdr GROUP BY 1"),
         "busy|3"

@@ -421,7 +421,7 @@ fn two_sensors_on_the_sides_of_a_b2bua_make_one_call_each() {
     std::fs::write(
         &settings,
         format!(
-            "node = \"sbc-b\"\n[postgres]\nurl = \"{conn}\"\nspool = \"{}\"\nbatch_size = 1\n",
+            "[sensor]\nnode = \"sbc-b\"\n[postgres]\nurl = \"{conn}\"\nspool = \"{}\"\nbatch_size = 1\n",
             utf8(&scratch("pg-b2bua-b-spool"))
         ),
     )

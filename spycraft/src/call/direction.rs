@@ -19,19 +19,62 @@ pub struct MonitoredHosts {
 #[error("`{0}` is not an IP address or CIDR prefix")]
 pub struct BadHost(String);
 
+/// One monitored host as an operator writes it: an address (`192.0.2.10`) or a prefix
+/// (`10.1.0.0/16`); read from flags and settings files alike.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostPrefix(pub IpNet);
+
+impl FromStr for HostPrefix {
+    type Err = BadHost;
+
+    fn from_str(text: &str) -> Result<Self, BadHost> {
+        let v = text.trim();
+        IpNet::from_str(v)
+            .or_else(|_| IpAddr::from_str(v).map(IpNet::from))
+            .map(Self)
+            .map_err(|_| BadHost(v.to_owned()))
+    }
+}
+
+impl std::fmt::Display for HostPrefix {
+    /// An address alone when the prefix covers one host, as it was most likely written.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.prefix_len() == self.0.max_prefix_len() {
+            write!(f, "{}", self.0.addr())
+        } else {
+            write!(f, "{}", self.0)
+        }
+    }
+}
+
+impl serde::Serialize for HostPrefix {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for HostPrefix {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 impl MonitoredHosts {
     /// Parses addresses (`192.0.2.10`, `2001:db8::1`) and prefixes (`10.1.0.0/16`).
     pub fn parse<S: AsRef<str>>(values: &[S]) -> Result<Self, BadHost> {
-        let nets = values
+        let hosts = values
             .iter()
-            .map(|v| {
-                let v = v.as_ref().trim();
-                IpNet::from_str(v)
-                    .or_else(|_| IpAddr::from_str(v).map(IpNet::from))
-                    .map_err(|_| BadHost(v.to_owned()))
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(Self { nets })
+            .map(|v| v.as_ref().parse())
+            .collect::<Result<Vec<HostPrefix>, _>>()?;
+        Ok(Self::new(&hosts))
+    }
+
+    /// The hosts given.
+    pub fn new(hosts: &[HostPrefix]) -> Self {
+        Self {
+            nets: hosts.iter().map(|h| h.0).collect(),
+        }
     }
 
     /// The prefixes given (addresses as /32 or /128).

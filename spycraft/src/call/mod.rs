@@ -11,7 +11,7 @@ mod text;
 mod timers;
 mod tracker;
 
-pub use direction::{BadHost, MonitoredHosts};
+pub use direction::{BadHost, HostPrefix, MonitoredHosts};
 pub use leg::record_id;
 pub use record::{
     CallRecord, CaptureIssue, Direction, Disposition, EndReason, EndedBy, Party, Timestamp,

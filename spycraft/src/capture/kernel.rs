@@ -30,7 +30,7 @@ use spycraft_common::{
 use tokio::io::unix::AsyncFd;
 
 use super::interface::InterfaceWatch;
-use super::{CaptureError, Frame, Polled};
+use super::{CaptureError, Frame, Polled, XdpAttach};
 use crate::error_chain;
 use crate::filter::FilterConfig;
 use crate::packet::LinkType;
@@ -52,15 +52,6 @@ pub enum KernelMode {
     Xdp(XdpAttach),
     /// Socket filter on an AF_PACKET socket bound to the interface.
     Socket,
-}
-
-/// How the XDP program is attached.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum XdpAttach {
-    /// Native (driver) mode, falling back to generic when the driver refuses.
-    Auto,
-    Native,
-    Generic,
 }
 
 /// What the kernel programs need beyond the filter.

@@ -21,6 +21,52 @@ pub use live::{LiveCounters, LiveSource};
 pub use offline::{CaptureError, OfflineSource};
 pub use writer::{CaptureFormat, CaptureWriter, Rotation, TeeSource};
 
+/// How a live capture picks its frames.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum CaptureMode {
+    /// spycraft's XDP program on the interface's ingress (a mirror port).
+    Xdp,
+    /// Its socket filter on an AF_PACKET socket: both directions (beside the SIP service).
+    Socket,
+    /// libpcap with the generated BPF filter (portable).
+    #[default]
+    Pcap,
+}
+
+/// How the XDP program is attached.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum XdpAttach {
+    /// Native (driver) mode, falling back to generic when the driver refuses.
+    #[default]
+    Auto,
+    /// Native (driver) mode only.
+    Native,
+    /// Generic (skb) mode.
+    Generic,
+}
+
 /// What a read from a source gave.
 #[derive(Debug)]
 pub enum Polled<'a> {

@@ -19,6 +19,9 @@ pub use crate::parse_stage::{
     Input, MessageStage, Observer, ParseCounters, ParseStage, SeenMessage, SipPorts, Unparsed,
 };
 
+/// The header linking B2BUA legs when none is configured.
+pub const DEFAULT_COLLATION_HEADER: &str = "X-CollateID";
+
 /// Everything the pipeline needs to know.
 #[derive(Clone, Debug)]
 pub struct PipelineConfig {
@@ -54,7 +57,7 @@ impl Default for PipelineConfig {
     fn default() -> Self {
         Self {
             ports: SipPorts::default(),
-            collation_headers: vec!["X-CollateID".into()],
+            collation_headers: vec![DEFAULT_COLLATION_HEADER.into()],
             tracker: TrackerConfig::default(),
             threads: 2,
             decode: DecodeLimits::default(),

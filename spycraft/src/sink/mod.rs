@@ -82,11 +82,17 @@ pub struct Tally {
     pub lost: u64,
 }
 
-/// Output formats of `analyze`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Output formats of the records.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Format {
+    /// Aligned columns for people.
     Table,
+    /// One JSON object per line.
     Jsonl,
+    /// RFC 4180 CSV with a header row.
     Csv,
 }
 

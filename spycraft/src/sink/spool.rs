@@ -35,21 +35,30 @@ const SEGMENT_BYTES: u64 = 8 << 20;
 /// When a full spool makes the writer wait, it says so at most this often.
 const FULL_WARNING_EVERY: Duration = Duration::from_secs(10);
 
+/// How often [`FsyncPolicy::Interval`] forces the spool to disk.
+const FSYNC_INTERVAL: Duration = Duration::from_secs(1);
+
 /// When the spool's data is forced to disk.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum FsyncPolicy {
     /// After every record.
     Always,
-    /// At most once per this interval, and when the spool is closed.
-    Interval(Duration),
+    /// At most once a second, and when the spool is closed.
+    #[default]
+    Interval,
     /// Never by spycraft; the kernel writes back on its own schedule.
     Never,
-}
-
-impl Default for FsyncPolicy {
-    fn default() -> Self {
-        Self::Interval(Duration::from_secs(1))
-    }
 }
 
 /// Where the spool lives and how big it may grow.
@@ -320,7 +329,7 @@ impl SpoolWriter {
         self.unsynced = true;
         match self.fsync {
             FsyncPolicy::Always => self.sync()?,
-            FsyncPolicy::Interval(every) if self.last_sync.elapsed() >= every => self.sync()?,
+            FsyncPolicy::Interval if self.last_sync.elapsed() >= FSYNC_INTERVAL => self.sync()?,
             _ => {}
         }
         self.shared

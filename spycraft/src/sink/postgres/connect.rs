@@ -195,6 +195,86 @@ impl Target {
     }
 }
 
+/// What stands in for a password in printed settings.
+const HIDDEN: &str = "********";
+
+/// `connection` with any password in it replaced by asterisks: in a URL's user info or
+/// `password` query parameter, or a key=value string's `password`.
+pub fn redact_password(connection: &str) -> String {
+    let Some(rest) = connection
+        .strip_prefix("postgresql://")
+        .or_else(|| connection.strip_prefix("postgres://"))
+    else {
+        return redact_key_value(connection);
+    };
+    let scheme = &connection[..connection.len() - rest.len()];
+    let (before, query) = match rest.split_once('?') {
+        Some((before, query)) => (before, Some(query)),
+        None => (rest, None),
+    };
+    let authority_end = before.find('/').unwrap_or(before.len());
+    let (authority, path) = before.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:{HIDDEN}@{host}"),
+            None => authority.to_owned(),
+        },
+        None => authority.to_owned(),
+    };
+    let query = query.map(|q| {
+        q.split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some(("password", _)) => format!("password={HIDDEN}"),
+                _ => pair.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("&")
+    });
+    match query {
+        Some(query) => format!("{scheme}{authority}{path}?{query}"),
+        None => format!("{scheme}{authority}{path}"),
+    }
+}
+
+/// A key=value string with its `password` value (quoted or not) hidden.
+fn redact_key_value(connection: &str) -> String {
+    let mut out = String::with_capacity(connection.len());
+    let mut rest = connection;
+    while let Some(at) = rest.find("password") {
+        let (head, tail) = rest.split_at(at + "password".len());
+        out.push_str(head);
+        let starts_key = head[..at]
+            .chars()
+            .next_back()
+            .is_none_or(char::is_whitespace);
+        let after = tail.trim_start();
+        let Some(value) = after.strip_prefix('=').filter(|_| starts_key) else {
+            rest = tail;
+            continue;
+        };
+        let value = value.trim_start();
+        let end = if let Some(quoted) = value.strip_prefix('\'') {
+            // Up to the closing quote that is not escaped.
+            let mut escaped = false;
+            quoted
+                .char_indices()
+                .find(|&(_, c)| {
+                    let close = c == '\'' && !escaped;
+                    escaped = c == '\\' && !escaped;
+                    close
+                })
+                .map_or(value.len(), |(i, _)| i + 2)
+        } else {
+            value.find(char::is_whitespace).unwrap_or(value.len())
+        };
+        out.push('=');
+        out.push_str(HIDDEN);
+        rest = &value[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// As libpq: a URL's `host` and `port` query parameters replace the host and the port named
 /// before the path (`postgresql://u@localhost/db?host=/run/pg` means the socket in /run/pg),
 /// where tokio-postgres would add them to the list. Other strings are returned as they are.
@@ -399,6 +479,32 @@ mod tests {
         let (rest, root) = take_param("postgres://h/d?sslrootcert=%2Fetc%2Fca.pem", "sslrootcert");
         assert_eq!(root.as_deref(), Some("/etc/ca.pem"));
         assert_eq!(rest, "postgres://h/d");
+    }
+
+    #[test]
+    fn redacts_every_form_of_password() {
+        for (given, shown) in [
+            (
+                "postgresql://spy:hunter2@db:5433/cdr?sslmode=require",
+                "postgresql://spy:********@db:5433/cdr?sslmode=require",
+            ),
+            (
+                "postgres://spy@db/cdr?password=hunter2&sslmode=disable",
+                "postgres://spy@db/cdr?password=********&sslmode=disable",
+            ),
+            ("postgresql://spy@db/cdr", "postgresql://spy@db/cdr"),
+            (
+                "host=db password=hunter2 user=spy",
+                "host=db password=******** user=spy",
+            ),
+            (
+                "host=db password = 'hunt \\' er2' dbname=cdr",
+                "host=db password=******** dbname=cdr",
+            ),
+            ("host=db user=nopassword", "host=db user=nopassword"),
+        ] {
+            assert_eq!(redact_password(given), shown, "{given}");
+        }
     }
 
     #[test]

@@ -23,7 +23,7 @@ use super::spool::{self, SpoolConfig, SpoolError, SpoolReader, SpoolWriter};
 use super::{RecordSink, SinkError, Tally};
 use crate::call::CallRecord;
 
-pub use connect::Target;
+pub use connect::{redact_password, Target};
 pub use status::{status, DatabaseStatus};
 
 /// Everything the PostgreSQL sink needs.

@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! `spycraft capture`: the live sensor.
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use spycraft::capture::{
+    CaptureFormat, CaptureMode, CaptureWriter, FrameSource, LiveSource, Rotation, TeeSource,
+    XdpAttach,
+};
+use spycraft::filter::FilterConfig;
+use spycraft::packet::LinkType;
+use spycraft::pipeline::{Progress, SipPorts};
+use spycraft::settings::{CaptureSettings, Settings};
+use spycraft_common::XdpAction;
+
+use crate::outcome::Usage;
+use crate::record::{record_run, Run};
+use crate::stop::{self, STOP};
+
+pub fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
+    let c = &settings.capture;
+    let Some(interface) = &c.interface else {
+        return Err(Usage(
+            "capture needs an interface: -i IFACE, or interface in [capture]".into(),
+        )
+        .into());
+    };
+    check_mode_settings(c)?;
+    let filter = settings.capture_filter()?;
+    stop::install_handlers();
+    let opened = open_live(interface, c, &filter)?;
+    if !settings.records.quiet {
+        eprintln!(
+            "spycraft: capturing on {interface} ({})",
+            opened.description
+        );
+    }
+    let counters = opened.counters;
+    let source = opened.source;
+    let mut sources: Vec<Box<dyn FrameSource>> = match &c.write {
+        None => vec![source],
+        Some(path) => {
+            let rotation = Rotation {
+                max_bytes: c.rotate_mb.map(|mb| (mb * 1e6).max(1.0) as u64),
+                every_secs: c.rotate_secs.filter(|&s| s > 0),
+                files: c.ring_files.filter(|&n| n > 0),
+            };
+            let format = if c.pcapng {
+                CaptureFormat::Pcapng
+            } else {
+                CaptureFormat::Pcap
+            };
+            let writer = CaptureWriter::create(path, format, rotation, opened.link, c.snap_len)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            vec![Box::new(TeeSource::new(source, writer))]
+        }
+    };
+    let mut last_line = Instant::now();
+    let verbose = c.verbose > 0;
+    let written = Arc::new(AtomicU64::new(0));
+    let records = written.clone();
+    let mut progress = |p: &Progress| {
+        if verbose && last_line.elapsed() >= Duration::from_secs(10) {
+            eprintln!(
+                "spycraft: {}; parsed {} SIP messages, {} parse errors, {} calls recorded",
+                counters(),
+                p.sip_messages,
+                p.parse_errors,
+                records.load(Ordering::Relaxed)
+            );
+            last_line = Instant::now();
+        }
+    };
+    let ports = SipPorts {
+        ports: filter.ports().to_vec(),
+        detect_elsewhere: false,
+    };
+    let code = record_run(
+        settings,
+        Run::Capture,
+        ports,
+        &mut sources,
+        &mut progress,
+        Some(written),
+    );
+    eprintln!("spycraft: {}", counters());
+    code
+}
+
+/// Settings that belong to another mode, or to a capture file not asked for, are refused.
+fn check_mode_settings(c: &CaptureSettings) -> Result<(), Usage> {
+    let usage = |text: &str| Err(Usage(text.to_owned()));
+    if c.mode != CaptureMode::Xdp
+        && (c.xdp_action != XdpAction::default() || c.xdp_mode != XdpAttach::default())
+    {
+        return usage("--xdp-action and --xdp-mode apply to --mode xdp only");
+    }
+    if c.mode != CaptureMode::Pcap && c.pcap_filter.is_some() {
+        return usage("--pcap-filter applies to --mode pcap only");
+    }
+    let rotates = c.rotate_mb.is_some() || c.rotate_secs.is_some() || c.ring_files.is_some();
+    if c.write.is_none() && (c.pcapng || rotates) {
+        return usage("--pcapng, -C, -G and -W apply to the file of -w only");
+    }
+    Ok(())
+}
+
+/// A live source, opened in the mode asked for.
+struct OpenedLive {
+    source: Box<dyn FrameSource>,
+    link: LinkType,
+    /// How frames are picked, for the start-up line.
+    description: String,
+    /// The source's counters as one line, readable while it runs.
+    counters: Box<dyn Fn() -> String>,
+}
+
+fn open_live(
+    interface: &str,
+    c: &CaptureSettings,
+    filter: &FilterConfig,
+) -> anyhow::Result<OpenedLive> {
+    if c.mode != CaptureMode::Pcap {
+        return open_kernel(interface, c, filter);
+    }
+    let expression = c
+        .pcap_filter
+        .clone()
+        .unwrap_or_else(|| filter.pcap_expression());
+    let source = LiveSource::open(
+        interface,
+        &expression,
+        c.snap_len,
+        c.buffer_mb.saturating_mul(1 << 20),
+        &STOP,
+    )?;
+    let live = source.counters();
+    Ok(OpenedLive {
+        link: source.link_type(),
+        description: if expression.is_empty() {
+            "libpcap, no filter".to_owned()
+        } else {
+            format!("libpcap, filter: {expression}")
+        },
+        counters: Box::new(move || live.one_line()),
+        source: Box::new(source),
+    })
+}
+
+#[cfg(feature = "ebpf")]
+fn open_kernel(
+    interface: &str,
+    c: &CaptureSettings,
+    filter: &FilterConfig,
+) -> anyhow::Result<OpenedLive> {
+    use spycraft::capture::kernel::{KernelMode, KernelOptions, KernelSource};
+    use spycraft_common::MAX_KERNEL_SNAP_LEN;
+    if c.snap_len > MAX_KERNEL_SNAP_LEN {
+        anyhow::bail!(
+            "--snap-len {}: the kernel programs copy at most {MAX_KERNEL_SNAP_LEN} bytes of a frame",
+            c.snap_len
+        );
+    }
+    let options = KernelOptions {
+        mode: match c.mode {
+            CaptureMode::Xdp => KernelMode::Xdp(c.xdp_mode),
+            _ => KernelMode::Socket,
+        },
+        snap_len: c.snap_len,
+        ring_bytes: c.ring_mb.clamp(1, 2048).saturating_mul(1 << 20),
+        log_frames: c.verbose >= 2,
+        xdp_action: c.xdp_action,
+    };
+    let source = KernelSource::open(interface, filter, options, &STOP)?;
+    let counters = source.counters();
+    Ok(OpenedLive {
+        link: source.link_type(),
+        description: format!("{}; ports {}", source.attachment(), filter.ports_text()),
+        counters: Box::new(move || counters.one_line()),
+        source: Box::new(source),
+    })
+}
+
+#[cfg(not(feature = "ebpf"))]
+fn open_kernel(_: &str, _: &CaptureSettings, _: &FilterConfig) -> anyhow::Result<OpenedLive> {
+    anyhow::bail!(
+        "this spycraft was built without its kernel programs (cargo feature `ebpf`); use --mode pcap"
+    )
+}

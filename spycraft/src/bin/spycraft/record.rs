@@ -1,0 +1,135 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! The shared body of `analyze` and `capture`: track the calls of some sources, write their
+//! records to every configured output, then say what became of them.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use anyhow::Context;
+use spycraft::capture::{CaptureError, FrameSource};
+use spycraft::pipeline::{run_sources, AnalyzeError, Progress, SipPorts};
+use spycraft::settings::Settings;
+use spycraft::sink::calls::{CallFormat, CallSink};
+use spycraft::sink::postgres::PostgresSink;
+use spycraft::sink::{sink_for, Format, Outputs, RecordSink, TableSink};
+
+use crate::outcome::{describe_output, Outcome};
+use crate::stop::{self, STOP};
+
+/// Which command runs, for the counters it stores and how its table prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Run {
+    Analyze,
+    Capture,
+}
+
+impl Run {
+    fn name(self) -> &'static str {
+        match self {
+            Run::Analyze => "analyze",
+            Run::Capture => "capture",
+        }
+    }
+}
+
+/// Tracks the calls of `sources` on `ports`, writes their records where `settings` say,
+/// prints the summary and returns the exit status.
+pub fn record_run(
+    settings: &Settings,
+    run: Run,
+    ports: SipPorts,
+    sources: &mut [Box<dyn FrameSource>],
+    progress: &mut dyn FnMut(&Progress),
+    records_written: Option<Arc<AtomicU64>>,
+) -> anyhow::Result<ExitCode> {
+    let mut config = settings.pipeline(ports, run.name());
+    config.records_written = records_written;
+    let quiet = settings.records.quiet;
+    let mut outputs = open_outputs(settings, run)?;
+
+    let (summary, result) = run_sources(sources, &config, &mut outputs, progress);
+    outputs.counters(run.name(), &summary.counters_json());
+    // Outputs report their own failures; they never fail the finish.
+    let _ = outputs.finish();
+
+    // Every failure is said, and the most severe decides the exit status.
+    let mut status = Outcome::Clean;
+    if !quiet || result.is_err() {
+        eprintln!("spycraft: {}", summary.one_line());
+    }
+    match result {
+        Ok(()) => {}
+        Err(AnalyzeError::Capture(e @ CaptureError::Damaged { .. })) => {
+            eprintln!("spycraft: {e}; the records cover the readable part");
+            status = status.max(Outcome::Damaged);
+        }
+        Err(e) => {
+            eprintln!("spycraft: {}", spycraft::error_chain(&e));
+            status = status.max(Outcome::Failed);
+        }
+    }
+    if stop::requested() && run == Run::Analyze && !quiet {
+        eprintln!(
+            "spycraft: stopped before the end of the input; open calls written as incomplete"
+        );
+    }
+    for report in &outputs.reports() {
+        let outcome = Outcome::of(report);
+        if !quiet || outcome != Outcome::Clean {
+            eprintln!("spycraft: {}", describe_output(report));
+        }
+        status = status.max(outcome);
+    }
+    Ok(status.exit_code())
+}
+
+/// The database (opened first: a wrong URL or schema fails before a long run) and the file or
+/// standard output. With a database, records go to standard output only when a format or file
+/// is asked for.
+fn open_outputs(settings: &Settings, run: Run) -> anyhow::Result<Outputs> {
+    let records = &settings.records;
+    let mut outputs = Outputs::new(Some(&STOP));
+    if let Some(config) = settings.postgres(!records.quiet).context("--postgres")? {
+        let name = format!("PostgreSQL at {}", config.target.describe());
+        outputs.add(name, Box::new(PostgresSink::start(config)?));
+    }
+    if !outputs.is_empty() && records.format.is_none() && records.output.is_none() {
+        return Ok(outputs);
+    }
+    let (out, to_terminal, name): (Box<dyn Write + Send>, bool, String) = match &records.output {
+        Some(path) => (
+            Box::new(
+                std::fs::File::create(path)
+                    .with_context(|| format!("cannot create {}", path.display()))?,
+            ),
+            false,
+            path.display().to_string(),
+        ),
+        None => (
+            Box::new(std::io::stdout()),
+            std::io::stdout().is_terminal(),
+            "standard output".to_owned(),
+        ),
+    };
+    let format = records.format.unwrap_or(if to_terminal {
+        Format::Table
+    } else {
+        Format::Jsonl
+    });
+    let sink: Box<dyn RecordSink> = if records.calls {
+        match format {
+            Format::Jsonl => Box::new(CallSink::new(out, CallFormat::Jsonl)),
+            Format::Table => Box::new(CallSink::new(out, CallFormat::Table)),
+            Format::Csv => anyhow::bail!("--calls nests legs: use --format jsonl or table"),
+        }
+    } else if format == Format::Table && run == Run::Capture {
+        // Live, each row shows as its call is written, not when the capture stops.
+        Box::new(TableSink::live(out))
+    } else {
+        sink_for(format, out)
+    };
+    outputs.add(name, sink);
+    Ok(outputs)
+}

@@ -1,0 +1,273 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! What one source of settings says: the command line or the settings file. The same types
+//! are read by clap and by the TOML reader, so a flag and its key cannot drift apart; every
+//! setting is optional here, and [`Settings::resolve`](super::Settings::resolve) fills the gaps.
+//!
+//! The doc comment of each field is both its `--help` text and its documentation as a key.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use spycraft_common::{PortRange, XdpAction};
+
+use crate::call::HostPrefix;
+use crate::capture::{CaptureMode, XdpAttach};
+use crate::sink::spool::FsyncPolicy;
+use crate::sink::Format;
+
+/// Everything a settings file may hold; from flags, the sections a command takes.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Layer {
+    /// `[sensor]`: what every command shares.
+    #[serde(default)]
+    pub sensor: SensorLayer,
+    /// `[capture]`: the live sensor's interface and kernel programs.
+    #[serde(default)]
+    pub capture: CaptureLayer,
+    /// `[records]`: where records go and in what shape.
+    #[serde(default)]
+    pub records: RecordsLayer,
+    /// `[calls]`: how calls are tracked.
+    #[serde(default)]
+    pub calls: CallsLayer,
+    /// `[postgres]`: the database and the spool in front of it.
+    #[serde(default)]
+    pub postgres: PostgresLayer,
+}
+
+/// `[sensor]`: the sensor's name and what it watches.
+#[derive(Clone, Debug, Default, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields)]
+pub struct SensorLayer {
+    /// Sensor name written into each record [default: host name].
+    #[arg(long, value_name = "NAME")]
+    pub node: Option<String>,
+    /// A monitored SIP node (address or CIDR), for the call direction and the capture
+    /// filter; repeatable.
+    #[arg(long = "host", value_name = "ADDR")]
+    pub hosts: Option<Vec<HostPrefix>>,
+    /// SIP ports and ranges, comma-separated (5060,5080-5090). Given, only these are read;
+    /// otherwise files are read on 5060, 5061, 5080 and any port whose traffic starts with a
+    /// SIP start line, and live captures take 5060, 5061 and 5080.
+    #[arg(long, value_delimiter = ',', value_name = "PORTS")]
+    pub ports: Option<Vec<PortRange>>,
+    /// Header whose value links B2BUA legs into one call; repeatable, first found wins
+    /// [default: X-CollateID].
+    #[arg(long = "collate-header", value_name = "NAME")]
+    pub collate_headers: Option<Vec<String>>,
+    /// Seconds between counter snapshots during a run (PostgreSQL's sensor_stats); 0: only
+    /// at the end [default: 60].
+    #[arg(long = "stats-interval", value_name = "SECS")]
+    pub stats_interval_secs: Option<u64>,
+}
+
+/// `[capture]`: the live sensor.
+#[derive(Clone, Debug, Default, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureLayer {
+    /// Interface to capture on.
+    #[arg(short = 'i', long, value_name = "IFACE")]
+    pub interface: Option<String>,
+    /// How frames are picked: `xdp`, spycraft's XDP program (a mirror port: ingress only);
+    /// `socket`, its socket filter on an AF_PACKET socket (beside the SIP service: both
+    /// directions); `pcap`, libpcap with the generated BPF filter (portable) [default: pcap].
+    #[arg(long, value_enum)]
+    pub mode: Option<CaptureMode>,
+    /// XDP only: what becomes of the interface's frames once copied. `drop` is for a
+    /// dedicated mirror port whose frames nothing else on the box needs [default: pass].
+    #[arg(long, value_enum)]
+    pub xdp_action: Option<XdpAction>,
+    /// XDP only: `native` (driver), `generic` (skb), or `auto`: native when the driver has
+    /// it, else generic [default: auto].
+    #[arg(long, value_enum)]
+    pub xdp_mode: Option<XdpAttach>,
+    /// pcap mode: this pcap-filter expression instead of the generated one (`""` keeps every
+    /// frame).
+    #[arg(long, value_name = "EXPR")]
+    pub pcap_filter: Option<String>,
+    /// xdp and socket modes: size of the kernel's ring buffer of selected frames, in MiB
+    /// [default: 16].
+    #[arg(long, value_name = "MIB")]
+    pub ring_mb: Option<u32>,
+    /// Bytes of each frame kept [default: 65535 for pcap; 9216, the most, for xdp and socket].
+    #[arg(long, value_name = "BYTES")]
+    pub snap_len: Option<u32>,
+    /// pcap mode: kernel buffer for frames waiting to be read, in MiB [default: 32].
+    #[arg(long, value_name = "MIB")]
+    pub buffer_mb: Option<u32>,
+    /// A line of counters on stderr every 10 s (kernel or libpcap counters, SIP messages,
+    /// parse errors, calls); twice (`-vv`, xdp and socket modes): also the kernel programs'
+    /// log of every frame they select.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    #[serde(default)]
+    pub verbose: u8,
+    /// Also write the captured frames here (pcap with nanosecond timestamps).
+    #[arg(short = 'w', long = "write", value_name = "FILE")]
+    pub write: Option<PathBuf>,
+    /// Write pcapng instead of pcap.
+    #[arg(long)]
+    #[serde(default)]
+    pub pcapng: bool,
+    /// Start a new file after this many megabytes (10^6 bytes, as tcpdump; fractions allowed):
+    /// FILE-0000.pcap, FILE-0001.pcap, …
+    #[arg(short = 'C', long = "rotate-mb", value_name = "MB")]
+    pub rotate_mb: Option<f64>,
+    /// Start a new file every this many seconds of capture time.
+    #[arg(short = 'G', long = "rotate-secs", value_name = "SECS")]
+    pub rotate_secs: Option<u64>,
+    /// With -C or -G: keep this many files, overwriting the oldest.
+    #[arg(short = 'W', long = "ring-files", value_name = "N")]
+    pub ring_files: Option<u32>,
+}
+
+/// `[records]`: where the records go.
+#[derive(Clone, Debug, Default, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields)]
+pub struct RecordsLayer {
+    /// Output format [default: table on a terminal, jsonl otherwise].
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Write records here instead of standard output.
+    #[arg(short, long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    /// One row per call, its legs (across B2BUAs, by collation id) nested; jsonl: a `legs`
+    /// array. Not with csv.
+    #[arg(long)]
+    #[serde(default)]
+    pub calls: bool,
+    /// No summary line on stderr.
+    #[arg(short, long)]
+    #[serde(default)]
+    pub quiet: bool,
+}
+
+/// `[calls]`: how calls are followed.
+#[derive(Clone, Debug, Default, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields)]
+pub struct CallsLayer {
+    /// Cores to use: 1 runs everything on one thread; 2 reads on one and tracks calls on
+    /// another, sharing the parsing between them by how busy each is [default: 2].
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=2))]
+    #[serde(default, deserialize_with = "one_or_two")]
+    pub threads: Option<u8>,
+    /// Most calls held at once; beyond it the oldest is written early (counted as evicted)
+    /// [default: 250000].
+    #[arg(long, value_name = "N")]
+    pub max_live_calls: Option<usize>,
+    /// End an answered call with no BYE after this many seconds without in-dialog traffic
+    /// [default: 14400].
+    #[arg(long = "call-timeout", value_name = "SECS")]
+    pub call_timeout_secs: Option<u32>,
+    /// End a ringing call with no final response after this many seconds (Timer C)
+    /// [default: 180].
+    #[arg(long = "ring-timeout", value_name = "SECS")]
+    pub ring_timeout_secs: Option<u32>,
+}
+
+/// `[postgres]`: where records go in PostgreSQL, and how they wait for it.
+#[derive(Clone, Debug, Default, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresLayer {
+    /// Write records to this PostgreSQL database (URL or key=value string; sslmode and
+    /// sslrootcert as libpq's). Its password is never printed.
+    #[arg(long = "postgres", value_name = "URL")]
+    pub url: Option<String>,
+    /// Read the database password from this file (first line) when the URL has none;
+    /// otherwise PGPASSWORD is used.
+    #[arg(long = "postgres-password-file", value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// Spool directory holding records until the database commits them
+    /// [default: /var/spool/spycraft/NODE as root, else ~/.local/state/spycraft/spool/NODE].
+    #[arg(long, value_name = "DIR")]
+    pub spool: Option<PathBuf>,
+    /// Undelivered records the spool may hold, in MiB, before reading waits for the
+    /// database [default: 1024].
+    #[arg(long, value_name = "MIB")]
+    pub spool_max_mb: Option<u64>,
+    /// When spooled records are forced to disk [default: interval].
+    #[arg(long, value_enum)]
+    pub spool_fsync: Option<FsyncPolicy>,
+    /// Records per database transaction [default: 1000].
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<usize>,
+    /// Drop daily partitions older than this many days.
+    #[arg(long, value_name = "DAYS")]
+    pub retention_days: Option<u32>,
+    /// At the end of a run, how long to keep trying an unreachable database [default: 30].
+    #[arg(long = "drain-timeout", value_name = "SECS")]
+    pub drain_timeout_secs: Option<u64>,
+}
+
+/// `threads` in a file: 1 or 2, as the flag.
+fn one_or_two<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u8>, D::Error> {
+    match u8::deserialize(d)? {
+        n @ 1..=2 => Ok(Some(n)),
+        n => Err(serde::de::Error::custom(format_args!(
+            "{n} threads: expected 1 or 2"
+        ))),
+    }
+}
+
+/// Fills what the higher source left open from the lower one.
+trait Fallback {
+    fn or_from(self, lower: Self) -> Self;
+}
+
+impl<T> Fallback for Option<T> {
+    fn or_from(self, lower: Self) -> Self {
+        self.or(lower)
+    }
+}
+
+/// A switch is on when either source turns it on.
+impl Fallback for bool {
+    fn or_from(self, lower: Self) -> Self {
+        self || lower
+    }
+}
+
+/// A count (`-vv`) given on the command line replaces the file's.
+impl Fallback for u8 {
+    fn or_from(self, lower: Self) -> Self {
+        if self > 0 {
+            self
+        } else {
+            lower
+        }
+    }
+}
+
+/// `over` for each section, naming every field: a field added to a section and not here
+/// does not compile.
+macro_rules! layered {
+    ($($section:ident { $($field:ident),* $(,)? })*) => {$(
+        impl $section {
+            /// These settings, with what they leave open taken from `lower`.
+            pub fn over(self, lower: Self) -> Self {
+                Self { $($field: self.$field.or_from(lower.$field)),* }
+            }
+        }
+
+        impl Fallback for $section {
+            fn or_from(self, lower: Self) -> Self {
+                self.over(lower)
+            }
+        }
+    )*};
+}
+
+layered! {
+    Layer { sensor, capture, records, calls, postgres }
+    SensorLayer { node, hosts, ports, collate_headers, stats_interval_secs }
+    CaptureLayer {
+        interface, mode, xdp_action, xdp_mode, pcap_filter, ring_mb, snap_len, buffer_mb,
+        verbose, write, pcapng, rotate_mb, rotate_secs, ring_files,
+    }
+    RecordsLayer { format, output, calls, quiet }
+    CallsLayer { threads, max_live_calls, call_timeout_secs, ring_timeout_secs }
+    PostgresLayer {
+        url, password_file, spool, spool_max_mb, spool_fsync, batch_size, retention_days,
+        drain_timeout_secs,
+    }
+}

@@ -1,0 +1,359 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! Settings, resolved once: each comes from the command line, else the settings file
+//! (`--config`), else its default, and every default is written here and only here.
+//!
+//! The file holds every setting a flag can give, in sections; `spycraft config` prints the
+//! effective settings in this form (the database password never shown):
+//!
+//! ```toml
+//! [sensor]
+//! node = "sbc-east-1"
+//! hosts = ["10.0.0.0/24"]
+//! ports = [5060, "5080-5090"]
+//! collate_headers = ["X-CollateID", "X-CID"]
+//! stats_interval_secs = 60
+//!
+//! [capture]
+//! interface = "eth1"
+//! mode = "xdp"
+//! xdp_action = "pass"
+//! xdp_mode = "auto"
+//! ring_mb = 16
+//!
+//! [records]
+//! format = "jsonl"
+//! output = "/var/log/spycraft/cdr.jsonl"
+//!
+//! [calls]
+//! threads = 2
+//! call_timeout_secs = 14400
+//!
+//! [postgres]
+//! url = "postgresql://spycraft@db.example/cdr?sslmode=verify-full"
+//! password_file = "/etc/spycraft/pgpassword"
+//! spool = "/var/spool/spycraft"
+//! spool_max_mb = 1024
+//! spool_fsync = "interval"
+//! batch_size = 1000
+//! retention_days = 90
+//! drain_timeout_secs = 30
+//! ```
+
+mod file;
+mod layer;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+use spycraft_common::{PortRange, XdpAction, DEFAULT_SIP_PORTS, MAX_KERNEL_SNAP_LEN};
+
+pub use file::{load, parse, SettingsError};
+pub use layer::{CallsLayer, CaptureLayer, Layer, PostgresLayer, RecordsLayer, SensorLayer};
+
+use crate::call::{HostPrefix, MonitoredHosts, Timers, TrackerConfig};
+use crate::capture::{CaptureMode, XdpAttach};
+use crate::filter::{FilterConfig, FilterError};
+use crate::pipeline::{PipelineConfig, SipPorts, DEFAULT_COLLATION_HEADER};
+use crate::sink::postgres::{redact_password, PostgresConfig, PostgresError, Target};
+use crate::sink::spool::{FsyncPolicy, SpoolConfig};
+use crate::sink::Format;
+
+/// Counter snapshots during a run, in seconds.
+const STATS_INTERVAL_SECS: u64 = 60;
+/// The kernel programs' ring buffer, in MiB.
+const RING_MB: u32 = 16;
+/// libpcap's kernel buffer, in MiB.
+const BUFFER_MB: u32 = 32;
+/// Bytes of a frame libpcap keeps: all of it.
+const PCAP_SNAP_LEN: u32 = 65535;
+/// Reading on one thread, tracking on another.
+const THREADS: u8 = 2;
+/// What the spool may hold before reading waits, in MiB.
+const SPOOL_MAX_MB: u64 = 1024;
+/// Records per database transaction.
+const BATCH_SIZE: usize = 1000;
+/// How long the end of a run waits for an unreachable database, in seconds.
+const DRAIN_TIMEOUT_SECS: u64 = 30;
+
+/// Every setting, decided.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Settings {
+    /// `[sensor]`
+    pub sensor: SensorSettings,
+    /// `[capture]`
+    pub capture: CaptureSettings,
+    /// `[records]`
+    pub records: RecordSettings,
+    /// `[calls]`
+    pub calls: CallSettings,
+    /// `[postgres]`
+    pub postgres: PostgresSettings,
+}
+
+/// What every command shares. Fields as in [`SensorLayer`].
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[allow(missing_docs)]
+pub struct SensorSettings {
+    pub node: String,
+    pub hosts: Vec<HostPrefix>,
+    /// None: the default ports, and start-line detection on others when reading files.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ports: Option<Vec<PortRange>>,
+    pub collate_headers: Vec<String>,
+    pub stats_interval_secs: u64,
+}
+
+/// The live sensor. Fields as in [`CaptureLayer`].
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[allow(missing_docs)]
+pub struct CaptureSettings {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+    pub mode: CaptureMode,
+    pub xdp_action: XdpAction,
+    pub xdp_mode: XdpAttach,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pcap_filter: Option<String>,
+    pub ring_mb: u32,
+    /// Decided by the mode when not given.
+    pub snap_len: u32,
+    pub buffer_mb: u32,
+    pub verbose: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub write: Option<PathBuf>,
+    pub pcapng: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotate_mb: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotate_secs: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ring_files: Option<u32>,
+}
+
+/// Where the records go. Fields as in [`RecordsLayer`].
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[allow(missing_docs)]
+pub struct RecordSettings {
+    /// None: table on a terminal, jsonl otherwise (decided when the output is opened).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<Format>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<PathBuf>,
+    pub calls: bool,
+    pub quiet: bool,
+}
+
+/// How calls are followed. Fields as in [`CallsLayer`].
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[allow(missing_docs)]
+pub struct CallSettings {
+    pub threads: u8,
+    pub max_live_calls: usize,
+    pub call_timeout_secs: u32,
+    pub ring_timeout_secs: u32,
+}
+
+/// The database and its spool. Fields as in [`PostgresLayer`].
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[allow(missing_docs)]
+pub struct PostgresSettings {
+    /// Printed without its password.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "url_without_password"
+    )]
+    pub url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+    pub spool: PathBuf,
+    pub spool_max_mb: u64,
+    pub spool_fsync: FsyncPolicy,
+    pub batch_size: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention_days: Option<u32>,
+    pub drain_timeout_secs: u64,
+}
+
+impl Settings {
+    /// The command line's settings over the file's, over the defaults.
+    pub fn resolve(flags: Layer, file: Layer) -> Self {
+        let Layer {
+            sensor,
+            capture,
+            records,
+            calls,
+            postgres,
+        } = flags.over(file);
+        let node = sensor.node.unwrap_or_else(crate::hostname);
+        let mode = capture.mode.unwrap_or_default();
+        let timers = Timers::default();
+        Self {
+            capture: CaptureSettings {
+                interface: capture.interface,
+                mode,
+                xdp_action: capture.xdp_action.unwrap_or_default(),
+                xdp_mode: capture.xdp_mode.unwrap_or_default(),
+                pcap_filter: capture.pcap_filter,
+                ring_mb: capture.ring_mb.unwrap_or(RING_MB),
+                snap_len: capture.snap_len.unwrap_or(match mode {
+                    CaptureMode::Pcap => PCAP_SNAP_LEN,
+                    CaptureMode::Xdp | CaptureMode::Socket => MAX_KERNEL_SNAP_LEN,
+                }),
+                buffer_mb: capture.buffer_mb.unwrap_or(BUFFER_MB),
+                verbose: capture.verbose,
+                write: capture.write,
+                pcapng: capture.pcapng,
+                rotate_mb: capture.rotate_mb,
+                rotate_secs: capture.rotate_secs,
+                ring_files: capture.ring_files,
+            },
+            records: RecordSettings {
+                format: records.format,
+                output: records.output,
+                calls: records.calls,
+                quiet: records.quiet,
+            },
+            calls: CallSettings {
+                threads: calls.threads.unwrap_or(THREADS),
+                max_live_calls: calls
+                    .max_live_calls
+                    .unwrap_or(TrackerConfig::default().max_live_legs),
+                call_timeout_secs: calls.call_timeout_secs.unwrap_or(timers.call_idle_secs),
+                ring_timeout_secs: calls.ring_timeout_secs.unwrap_or(timers.ringing_secs),
+            },
+            postgres: PostgresSettings {
+                url: postgres.url,
+                password_file: postgres.password_file,
+                spool: postgres.spool.unwrap_or_else(|| default_spool_dir(&node)),
+                spool_max_mb: postgres.spool_max_mb.unwrap_or(SPOOL_MAX_MB),
+                spool_fsync: postgres.spool_fsync.unwrap_or_default(),
+                batch_size: postgres.batch_size.unwrap_or(BATCH_SIZE),
+                retention_days: postgres.retention_days,
+                drain_timeout_secs: postgres.drain_timeout_secs.unwrap_or(DRAIN_TIMEOUT_SECS),
+            },
+            sensor: SensorSettings {
+                node,
+                hosts: sensor.hosts.unwrap_or_default(),
+                ports: sensor.ports,
+                collate_headers: sensor
+                    .collate_headers
+                    .unwrap_or_else(|| vec![DEFAULT_COLLATION_HEADER.to_owned()]),
+                stats_interval_secs: sensor.stats_interval_secs.unwrap_or(STATS_INTERVAL_SECS),
+            },
+        }
+    }
+
+    /// The settings as a settings file (`spycraft config`), the password left out.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_else(|e| format!("# cannot print the settings: {e}\n"))
+    }
+
+    /// Which ports files are read on: the ones given, or the defaults plus detection.
+    pub fn sip_ports(&self) -> SipPorts {
+        match &self.sensor.ports {
+            Some(ports) => SipPorts {
+                ports: ports.clone(),
+                detect_elsewhere: false,
+            },
+            None => SipPorts::default(),
+        }
+    }
+
+    /// What a live capture keeps: the ports (or the defaults) of the monitored hosts.
+    pub fn capture_filter(&self) -> Result<FilterConfig, FilterError> {
+        let ports = self
+            .sensor
+            .ports
+            .clone()
+            .unwrap_or_else(|| DEFAULT_SIP_PORTS.map(PortRange::single).to_vec());
+        let hosts = self.sensor.hosts.iter().map(|h| h.0).collect();
+        FilterConfig::new(ports, hosts)
+    }
+
+    /// How calls are tracked.
+    pub fn tracker(&self) -> TrackerConfig {
+        TrackerConfig {
+            node: self.sensor.node.clone(),
+            hosts: MonitoredHosts::new(&self.sensor.hosts),
+            timers: Timers {
+                call_idle_secs: self.calls.call_timeout_secs,
+                ringing_secs: self.calls.ring_timeout_secs,
+                ..Timers::default()
+            },
+            max_live_legs: self.calls.max_live_calls.max(1),
+        }
+    }
+
+    /// The pipeline of a run reading `ports`; its counter snapshots say `source` took them.
+    pub fn pipeline(&self, ports: SipPorts, source: &'static str) -> PipelineConfig {
+        PipelineConfig {
+            ports,
+            collation_headers: self.sensor.collate_headers.clone(),
+            tracker: self.tracker(),
+            threads: usize::from(self.calls.threads),
+            stats_interval: match self.sensor.stats_interval_secs {
+                0 => None,
+                secs => Some(Duration::from_secs(secs)),
+            },
+            stats_source: source,
+            ..PipelineConfig::default()
+        }
+    }
+
+    /// The database sink's settings; `None` when no database is named.
+    pub fn postgres(
+        &self,
+        report_on_finish: bool,
+    ) -> Result<Option<PostgresConfig>, PostgresError> {
+        let p = &self.postgres;
+        let Some(url) = &p.url else {
+            return Ok(None);
+        };
+        let node = &self.sensor.node;
+        let target = Target::parse(url, p.password_file.as_deref(), &format!("spycraft {node}"))?;
+        Ok(Some(PostgresConfig {
+            target,
+            node: node.clone(),
+            spool: SpoolConfig {
+                dir: p.spool.clone(),
+                max_bytes: p.spool_max_mb << 20,
+                fsync: p.spool_fsync,
+            },
+            batch_size: p.batch_size.max(1),
+            retention_days: p.retention_days,
+            drain_timeout: Duration::from_secs(p.drain_timeout_secs),
+            report_on_finish,
+        }))
+    }
+}
+
+/// One spool per node, under the system's spool directory for root, the user's state
+/// directory otherwise.
+fn default_spool_dir(node: &str) -> PathBuf {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    let base = if root {
+        PathBuf::from("/var/spool/spycraft")
+    } else if let Some(state) = std::env::var_os("XDG_STATE_HOME") {
+        Path::new(&state).join("spycraft/spool")
+    } else if let Some(home) = std::env::var_os("HOME") {
+        Path::new(&home).join(".local/state/spycraft/spool")
+    } else {
+        PathBuf::from("spycraft-spool")
+    };
+    base.join(node)
+}
+
+fn url_without_password<S: serde::Serializer>(
+    url: &Option<String>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match url {
+        Some(url) => serializer.serialize_str(&redact_password(url)),
+        None => serializer.serialize_none(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

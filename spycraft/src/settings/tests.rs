@@ -1,0 +1,240 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+use std::path::Path;
+
+use super::*;
+
+/// Every key a settings file can hold, each set away from its default.
+const EVERY_SETTING: &str = r#"
+[sensor]
+node = "sbc-east-1"
+hosts = ["10.0.0.0/24", "2001:db8::5"]
+ports = [5070, "5080-5090"]
+collate_headers = ["X-CID", "Session-ID"]
+stats_interval_secs = 15
+
+[capture]
+interface = "eth1"
+mode = "xdp"
+xdp_action = "drop"
+xdp_mode = "generic"
+pcap_filter = "udp"
+ring_mb = 64
+snap_len = 4096
+buffer_mb = 8
+verbose = 2
+write = "/var/lib/spycraft/sip.pcap"
+pcapng = true
+rotate_mb = 100.5
+rotate_secs = 3600
+ring_files = 24
+
+[records]
+format = "csv"
+output = "/var/log/spycraft/cdr.csv"
+calls = true
+quiet = true
+
+[calls]
+threads = 1
+max_live_calls = 5000
+call_timeout_secs = 7200
+ring_timeout_secs = 90
+
+[postgres]
+url = "postgresql://spycraft@db.example/cdr?sslmode=verify-full"
+password_file = "/etc/spycraft/pgpassword"
+spool = "/srv/spool"
+spool_max_mb = 256
+spool_fsync = "always"
+batch_size = 50
+retention_days = 90
+drain_timeout_secs = 5
+"#;
+
+fn file(text: &str) -> Layer {
+    parse(text, Path::new("sensor.toml")).expect("valid settings")
+}
+
+fn range(first: u16, last: u16) -> PortRange {
+    PortRange { first, last }
+}
+
+#[test]
+fn a_file_sets_every_setting() {
+    let s = Settings::resolve(Layer::default(), file(EVERY_SETTING));
+    let host = |h: &str| h.parse::<HostPrefix>().expect("host");
+    assert_eq!(
+        s.sensor,
+        SensorSettings {
+            node: "sbc-east-1".into(),
+            hosts: vec![host("10.0.0.0/24"), host("2001:db8::5")],
+            ports: Some(vec![range(5070, 5070), range(5080, 5090)]),
+            collate_headers: vec!["X-CID".into(), "Session-ID".into()],
+            stats_interval_secs: 15,
+        }
+    );
+    assert_eq!(
+        s.capture,
+        CaptureSettings {
+            interface: Some("eth1".into()),
+            mode: CaptureMode::Xdp,
+            xdp_action: XdpAction::Drop,
+            xdp_mode: XdpAttach::Generic,
+            pcap_filter: Some("udp".into()),
+            ring_mb: 64,
+            snap_len: 4096,
+            buffer_mb: 8,
+            verbose: 2,
+            write: Some("/var/lib/spycraft/sip.pcap".into()),
+            pcapng: true,
+            rotate_mb: Some(100.5),
+            rotate_secs: Some(3600),
+            ring_files: Some(24),
+        }
+    );
+    assert_eq!(
+        s.records,
+        RecordSettings {
+            format: Some(Format::Csv),
+            output: Some("/var/log/spycraft/cdr.csv".into()),
+            calls: true,
+            quiet: true,
+        }
+    );
+    assert_eq!(
+        s.calls,
+        CallSettings {
+            threads: 1,
+            max_live_calls: 5000,
+            call_timeout_secs: 7200,
+            ring_timeout_secs: 90,
+        }
+    );
+    assert_eq!(
+        s.postgres,
+        PostgresSettings {
+            url: Some("postgresql://spycraft@db.example/cdr?sslmode=verify-full".into()),
+            password_file: Some("/etc/spycraft/pgpassword".into()),
+            spool: "/srv/spool".into(),
+            spool_max_mb: 256,
+            spool_fsync: FsyncPolicy::Always,
+            batch_size: 50,
+            retention_days: Some(90),
+            drain_timeout_secs: 5,
+        }
+    );
+}
+
+/// The printed settings are a settings file giving the same settings, with every key.
+#[test]
+fn printed_settings_read_back_the_same() {
+    let s = Settings::resolve(Layer::default(), file(EVERY_SETTING));
+    let printed = s.to_toml();
+    assert_eq!(Settings::resolve(Layer::default(), file(&printed)), s);
+    let keys = |text: &str| {
+        let table: toml::Table = toml::from_str(text).expect("toml");
+        let mut keys: Vec<String> = table
+            .iter()
+            .flat_map(|(section, v)| {
+                let inner = v.as_table().expect("sections only");
+                inner.keys().map(move |k| format!("{section}.{k}"))
+            })
+            .collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(keys(&printed), keys(EVERY_SETTING));
+
+    let defaults = Settings::resolve(Layer::default(), Layer::default());
+    assert_eq!(
+        Settings::resolve(Layer::default(), file(&defaults.to_toml())),
+        defaults
+    );
+}
+
+#[test]
+fn flags_win_over_the_file_and_the_file_over_defaults() {
+    let flags = Layer {
+        sensor: SensorLayer {
+            node: Some("from-flag".into()),
+            ..SensorLayer::default()
+        },
+        capture: CaptureLayer {
+            mode: Some(CaptureMode::Socket),
+            ..CaptureLayer::default()
+        },
+        ..Layer::default()
+    };
+    let s = Settings::resolve(
+        flags,
+        file("[sensor]\nnode = \"from-file\"\nstats_interval_secs = 5\n[capture]\nring_mb = 4\n"),
+    );
+    assert_eq!(s.sensor.node, "from-flag");
+    assert_eq!(s.sensor.stats_interval_secs, 5);
+    assert_eq!(s.capture.mode, CaptureMode::Socket);
+    assert_eq!(s.capture.ring_mb, 4);
+    // Not given anywhere: the defaults, the snap length the mode's.
+    assert_eq!(s.capture.snap_len, MAX_KERNEL_SNAP_LEN);
+    assert_eq!(s.calls.threads, 2);
+    assert_eq!(s.sensor.collate_headers, ["X-CollateID"]);
+    assert_eq!(s.postgres.spool_fsync, FsyncPolicy::Interval);
+    assert_eq!(s.postgres.spool.file_name(), Some("from-flag".as_ref()));
+}
+
+#[test]
+fn the_password_is_never_printed() {
+    let s = Settings::resolve(
+        Layer::default(),
+        file("[postgres]\nurl = \"postgresql://spy:hunter2@db/cdr\"\n"),
+    );
+    let printed = s.to_toml();
+    assert!(!printed.contains("hunter2"), "{printed}");
+    assert!(
+        printed.contains("url = \"postgresql://spy:********@db/cdr\""),
+        "{printed}"
+    );
+}
+
+#[test]
+fn bad_values_are_named_with_their_line() {
+    let error = |text: &str| {
+        parse(text, Path::new("s.toml"))
+            .expect_err("refused")
+            .to_string()
+    };
+    let e = error("[capture]\ninterface = \"eth0\"\nmode = \"xdpp\"\n");
+    assert!(
+        e.starts_with("s.toml line 3, [capture] mode: unknown variant `xdpp`"),
+        "{e}"
+    );
+    let e = error("[calls]\nthreads = 3\n");
+    assert_eq!(
+        e,
+        "s.toml line 2, [calls] threads: 3 threads: expected 1 or 2"
+    );
+    let e = error("[sensor]\nhosts = [\"pbx.example\"]\n");
+    assert!(
+        e.starts_with("s.toml line 2, [sensor] hosts: `pbx.example` is not an IP address"),
+        "{e}"
+    );
+    let e = error("[postgres]\nspool_fsync = \"sometimes\"\n");
+    assert!(e.contains("line 2, [postgres] spool_fsync"), "{e}");
+}
+
+#[test]
+fn reads_the_documented_example() {
+    let doc = include_str!("mod.rs");
+    let example: String = doc
+        .lines()
+        .skip_while(|l| !l.starts_with("//! ```toml"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("//! ```"))
+        .map(|l| l.trim_start_matches("//!").trim_start())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let s = Settings::resolve(Layer::default(), file(&example));
+    assert_eq!(s.sensor.node, "sbc-east-1");
+    assert_eq!(s.sip_ports().ports.len(), 2);
+    assert_eq!(s.postgres.retention_days, Some(90));
+    assert_eq!(s.capture.mode, CaptureMode::Xdp);
+}
