@@ -44,7 +44,7 @@ fuzz_target!(|data: &[u8]| {
         let mut headers = [EMPTY_HEADER; MAX_HEADERS];
         let Ok(msg) = parse_datagram(raw.as_bytes(), &mut headers) else { continue };
         let (src, dst) = if chunk[2] & 0x80 == 0 { ("192.0.2.1:5060", "192.0.2.2:5060") } else { ("192.0.2.2:5060", "192.0.2.1:5060") };
-        let info = PacketInfo { ts_us: ts, src: src.parse().expect("addr"), dst: dst.parse().expect("addr"), transport: Transport::Udp, vlan: None };
+        let info = PacketInfo { time: spycraft::packet::Timestamp(ts), src: src.parse().expect("addr"), dst: dst.parse().expect("addr"), transport: Transport::Udp, vlan: None };
         if let Ok(ev) = SipEvent::from_message(info, &msg, &[]) {
             tracker.on_event(&ev, &mut |r| records.push(r.clone()));
         }

@@ -8,7 +8,7 @@ use spycraft::sip::{find_message_start, parse, parse_datagram, SipEvent, Status,
 
 fuzz_target!(|data: &[u8]| {
     let info = PacketInfo {
-        ts_us: 0,
+        time: spycraft::packet::Timestamp(0),
         src: "192.0.2.1:5060".parse().expect("addr"),
         dst: "192.0.2.2:5060".parse().expect("addr"),
         transport: Transport::Udp,

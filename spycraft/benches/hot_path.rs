@@ -11,6 +11,7 @@ use spycraft::capture::Frame;
 use spycraft::decode::{
     Consumed, Continuity, DecodeLimits, Decoder, LinkType, PacketInfo, PayloadSink,
 };
+use spycraft::packet::Timestamp;
 use spycraft::pipeline::{Input, ParseStage, SipPorts};
 use spycraft::sip::{parse_datagram, SipEvent, EMPTY_HEADER, MAX_HEADERS};
 
@@ -110,7 +111,7 @@ fn per_frame(c: &mut Criterion, group: &str, mut run: impl FnMut(&Frame<'_>) -> 
         group.bench_function(name, |b| {
             b.iter(|| {
                 ts_us += 100_000;
-                let f = Frame::whole(ts_us, LinkType::Ethernet, black_box(&data));
+                let f = Frame::whole(Timestamp(ts_us), LinkType::Ethernet, black_box(&data));
                 black_box(run(&f))
             })
         });
@@ -169,7 +170,7 @@ fn call_events(calls: u32) -> Vec<SipEvent> {
     timed.sort_by_key(|(ts, _)| *ts);
     let mut events = Vec::with_capacity(timed.len());
     for (ts_us, data) in &timed {
-        let f = Frame::whole(*ts_us, LinkType::Ethernet, data);
+        let f = Frame::whole(Timestamp(*ts_us), LinkType::Ethernet, data);
         stage.on_frame(&f, &mut |input| {
             if let Input::Event(ev) = input {
                 events.push(ev);

@@ -12,6 +12,7 @@ use crate::capture::Frame;
 use crate::decode::{
     Consumed, Continuity, DecodeCounters, DecodeLimits, Decoder, PacketInfo, PayloadSink, Piece,
 };
+use crate::packet::Timestamp;
 use crate::sip::{
     find_message_start, is_keepalive, is_stream_keepalive, looks_like_sip, parse_datagram_uninit,
     parse_uninit, CollationHeaders, Message, ParseError, SipEvent, Status, MAX_HEADERS,
@@ -62,11 +63,11 @@ pub enum Input {
     StreamGap {
         a: SocketAddr,
         b: SocketAddr,
-        ts_us: i64,
+        time: Timestamp,
     },
     /// A live source is idle at this wall-clock time: calls due to end by then end.
     Clock {
-        ts_us: i64,
+        time: Timestamp,
     },
     /// The capture lost frames (its buffer was full): the calls up now may miss messages.
     CaptureLoss,
@@ -637,7 +638,7 @@ impl PayloadSink for Emit<'_> {
             self.to.input(Input::StreamGap {
                 a: info.src,
                 b: info.dst,
-                ts_us: info.ts_us,
+                time: info.time,
             });
         }
         let configured = self.sip.ports.configured(info);

@@ -13,6 +13,7 @@ use etherparse::PacketBuilder;
 use spycraft::call::{CallTracker, TrackerConfig};
 use spycraft::capture::Frame;
 use spycraft::decode::LinkType;
+use spycraft::packet::Timestamp;
 use spycraft::pipeline::{Input, MessageStage, ParseStage, SipPorts, Unparsed};
 use spycraft::sip::{parse_datagram, SipEvent, EMPTY_HEADER, MAX_HEADERS};
 
@@ -88,7 +89,7 @@ fn parser_allocates_nothing_and_the_parse_stage_once_per_message() {
     let before = counted();
     for i in 0..1000 {
         // A tenth of a second apart, so that no copy is taken for a mirror's duplicate.
-        let f = Frame::whole(i * 100_000, LinkType::Ethernet, &data);
+        let f = Frame::whole(Timestamp(i * 100_000), LinkType::Ethernet, &data);
         stage.on_frame(&f, &mut |input| events.push(input));
     }
     assert_eq!(counted() - before, 1000, "one allocation per event");
@@ -235,7 +236,7 @@ fn parse(
     use_input: &mut dyn FnMut(&Input),
 ) {
     for (ts_us, data) in frames {
-        let frame = Frame::whole(*ts_us, LinkType::RawIp, data);
+        let frame = Frame::whole(Timestamp(*ts_us), LinkType::RawIp, data);
         stage.on_frame(&frame, &mut |input| {
             use_input(&input);
             spent.push(input);
@@ -281,7 +282,10 @@ fn parse_deferred(
     let mut made = 0;
     for batch in frames.chunks(64) {
         for (ts_us, data) in batch {
-            stage.on_frame_deferred(&Frame::whole(*ts_us, LinkType::RawIp, data), unparsed);
+            stage.on_frame_deferred(
+                &Frame::whole(Timestamp(*ts_us), LinkType::RawIp, data),
+                unparsed,
+            );
         }
         messages.parse_all(unparsed, events);
         made += events.len() as u64;

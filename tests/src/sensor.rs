@@ -6,6 +6,7 @@ use etherparse::PacketBuilder;
 use spycraft::call::{CallRecord, CallTracker, TrackerConfig};
 use spycraft::capture::Frame;
 use spycraft::decode::LinkType;
+use spycraft::packet::Timestamp;
 use spycraft::pipeline::{Input, ParseStage, SipPorts};
 
 /// The two stages of the pipeline on one thread, fed raw IPv4 frames.
@@ -35,7 +36,7 @@ impl Sensor {
 
     /// One raw IPv4 frame.
     pub fn frame(&mut self, ts_us: i64, data: &[u8]) {
-        let frame = Frame::whole(ts_us, LinkType::RawIp, data);
+        let frame = Frame::whole(Timestamp(ts_us), LinkType::RawIp, data);
         let (tracker, records, keep, spent) = (
             &mut self.tracker,
             &mut self.records,

@@ -6,6 +6,7 @@
 use etherparse::PacketBuilder;
 use spycraft::capture::Frame;
 use spycraft::decode::LinkType;
+use spycraft::packet::Timestamp;
 use spycraft::pipeline::{Input, ParseStage, SipPorts};
 
 const SDP: &str = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
@@ -43,13 +44,13 @@ fn run(frames: &[(i64, Vec<u8>)]) -> Vec<Input> {
     let mut stage = ParseStage::new(SipPorts::default(), Vec::new());
     let mut out = Vec::new();
     for (ts_us, data) in frames {
-        let frame = Frame::whole(*ts_us, LinkType::RawIp, data);
+        let frame = Frame::whole(Timestamp(*ts_us), LinkType::RawIp, data);
         stage.on_frame(&frame, &mut |input| out.push(input));
     }
     // A frame far later lets reassembly give up on what never completed.
     let late = tcp_frame(7, false, b"");
     let frame = Frame {
-        ts_us: 3_600_000_000,
+        time: Timestamp(3_600_000_000),
         link: LinkType::RawIp,
         original_len: late.len() as u32,
         data: &late,
@@ -251,7 +252,7 @@ fn memory_stays_bounded_under_half_open_flows_and_unfinished_fragment_trains() {
             .expect("build");
         frag[6] = 0x20; // more fragments
         for data in [&tcp, &frag] {
-            let frame = Frame::whole(i64::from(i) * 100, LinkType::RawIp, data);
+            let frame = Frame::whole(Timestamp(i64::from(i) * 100), LinkType::RawIp, data);
             stage.on_frame(&frame, &mut |_| {});
         }
         peak = peak.max(stage.held_bytes());

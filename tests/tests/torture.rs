@@ -6,6 +6,7 @@
 //! panics, whether parsed as a datagram or as a stream.
 
 use spycraft::decode::{PacketInfo, Transport};
+use spycraft::packet::Timestamp;
 use spycraft::sip::{
     parse, parse_datagram, BodyIssue, ParseError, SipEvent, StartLine, EMPTY_HEADER, MAX_HEADERS,
 };
@@ -89,7 +90,7 @@ const TABLE: &[(&str, Expect)] = &[
 
 fn info() -> PacketInfo {
     PacketInfo {
-        ts_us: 0,
+        time: Timestamp(0),
         src: "192.0.2.1:5060".parse().expect("addr"),
         dst: "192.0.2.2:5060".parse().expect("addr"),
         transport: Transport::Udp,

@@ -239,13 +239,13 @@ impl Leg {
             phase: Phase::Trying,
             invite_cseq: ev.cseq.number,
             challenged_cseq: None,
-            invite_at: ev.meta.ts_us,
+            invite_at: ev.meta.time.micros(),
             ring_at: None,
             answer_at: None,
             final_at: None,
             end_at: None,
             cancel_at: None,
-            last_activity: ev.meta.ts_us,
+            last_activity: ev.meta.time.micros(),
             final_status: None,
             q850_cause: None,
             ended_by: EndedBy::Unknown,
@@ -259,7 +259,7 @@ impl Leg {
             held_us: 0,
             asked_interval: ev.session_expires,
             session_interval: None,
-            session_refreshed_at: ev.meta.ts_us,
+            session_refreshed_at: ev.meta.time.micros(),
             session_deadline: false,
             caller_cseq: ev.cseq.number,
             callee_cseq: None,
@@ -294,7 +294,7 @@ impl Leg {
     /// Takes the retry's From tag as the leg's, and starts its transaction.
     pub(crate) fn retag(&mut self, ev: &SipEvent) {
         self.text.set(LegField::FromTag, ev.from_tag());
-        self.retry(ev, ev.meta.ts_us);
+        self.retry(ev, ev.meta.time.micros());
     }
 
     /// Notes something that may make the record inaccurate.
@@ -348,7 +348,7 @@ impl Leg {
 
     /// Applies one message of this leg's dialog.
     pub(crate) fn on_event(&mut self, ev: &SipEvent) {
-        let ts = ev.meta.ts_us;
+        let ts = ev.meta.time.micros();
         match ev.kind {
             SipKind::Request(method) => self.on_request(method, ev, ts),
             SipKind::Response(code) => self.on_response(code, ev, ts),

@@ -113,7 +113,7 @@ mod tests {
         let msg = parse_datagram(raw.as_bytes(), &mut headers).expect("test message parses");
         let (src, dst) = if s.from_a { (A, B) } else { (B, A) };
         let meta = PacketInfo {
-            ts_us: 1_700_000_000_000_000 + s.at_ms * 1000,
+            time: Timestamp(1_700_000_000_000_000 + s.at_ms * 1000),
             src: src.parse().expect("addr"),
             dst: dst.parse().expect("addr"),
             transport: Transport::Udp,
@@ -702,7 +702,9 @@ mod tests {
     fn legs_are_checked_when_due_even_when_their_deadline_moves_sooner() {
         let t0 = 1_700_000_000_000_000;
         let clock = |tracker: &mut CallTracker, out: &mut Vec<CallRecord>, secs: i64| {
-            tracker.on_clock(t0 + secs * 1_000_000, &mut |r| out.push(r.clone()));
+            tracker.on_clock(Timestamp(t0 + secs * 1_000_000), &mut |r| {
+                out.push(r.clone())
+            });
         };
         let feed = |tracker: &mut CallTracker, out: &mut Vec<CallRecord>, steps: Vec<Step>| {
             for s in steps {
@@ -789,9 +791,9 @@ mod tests {
             tracker.on_event(&event("call-1", &s), &mut |r| out.push(r.clone()));
         }
         let t0 = 1_700_000_000_000_000;
-        tracker.on_clock(t0 + 10_000_000, &mut |r| out.push(r.clone()));
+        tracker.on_clock(Timestamp(t0 + 10_000_000), &mut |r| out.push(r.clone()));
         assert!(out.is_empty(), "still lingering for retransmissions");
-        tracker.on_clock(t0 + 40_000_000, &mut |r| out.push(r.clone()));
+        tracker.on_clock(Timestamp(t0 + 40_000_000), &mut |r| out.push(r.clone()));
         assert_eq!(
             out.len(),
             1,
@@ -799,7 +801,7 @@ mod tests {
         );
         assert_eq!(out[0].disposition, Disposition::Busy);
         assert_eq!(out[0].end_reason, EndReason::Rejected);
-        tracker.on_clock(t0, &mut |r| out.push(r.clone()));
+        tracker.on_clock(Timestamp(t0), &mut |r| out.push(r.clone()));
         assert_eq!(out.len(), 1, "a clock never goes back");
     }
 

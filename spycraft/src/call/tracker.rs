@@ -13,6 +13,7 @@ use super::direction::MonitoredHosts;
 use super::leg::{Finish, Leg, Phase};
 use super::record::{CallRecord, CaptureIssue};
 use super::timers::Timers;
+use crate::packet::Timestamp;
 use crate::sip::{uri_user, Method, SipEvent, SipKind};
 
 /// Settings of a tracker.
@@ -157,7 +158,7 @@ impl CallTracker {
         emit: &mut impl FnMut(&CallRecord),
     ) {
         self.counters.events += 1;
-        let ts = ev.meta.ts_us;
+        let ts = ev.meta.time.micros();
         if ts > self.now {
             self.now = ts;
         }
@@ -173,10 +174,10 @@ impl CallTracker {
         self.drain(emit);
     }
 
-    /// Time passes with no event (a quiet live capture): legs due to end by `ts_us` end.
-    pub fn on_clock(&mut self, ts_us: i64, emit: &mut impl FnMut(&CallRecord)) {
-        if ts_us > self.now {
-            self.now = ts_us;
+    /// Time passes with no event (a quiet live capture): legs due to end by `time` end.
+    pub fn on_clock(&mut self, time: Timestamp, emit: &mut impl FnMut(&CallRecord)) {
+        if time.micros() > self.now {
+            self.now = time.micros();
         }
         if self.now >= self.next_sweep {
             self.sweep(emit);
@@ -210,7 +211,7 @@ impl CallTracker {
                             self.refers.push_back((
                                 target.to_owned(),
                                 ev.call_id().to_owned(),
-                                ev.meta.ts_us,
+                                ev.meta.time.micros(),
                             ));
                         }
                     }
@@ -277,7 +278,7 @@ impl CallTracker {
         // it in copied them all once more.
         let leg = self.slots[slot as usize].insert(Leg::start(ev));
         if let Some(target) = leg.awaits_transfer_link() {
-            let now = ev.meta.ts_us;
+            let now = ev.meta.time.micros();
             let same_user = |a: &str, b: &str| {
                 a == b
                     || (uri_user(a.as_bytes()).is_some()

@@ -33,7 +33,7 @@ use super::interface::InterfaceWatch;
 use super::{CaptureError, Frame, Polled, XdpAttach};
 use crate::error_chain;
 use crate::filter::FilterConfig;
-use crate::packet::LinkType;
+use crate::packet::{LinkType, Timestamp};
 
 /// The kernel programs, built by `build.rs` from spycraft-ebpf.
 static PROGRAMS: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/spycraft"));
@@ -362,7 +362,7 @@ impl KernelSource {
         }
         let ts_ns = self.header.timestamp_ns as i64 + self.clock_offset_ns;
         Ok(Polled::Frame(Frame {
-            ts_us: ts_ns.div_euclid(1000),
+            time: Timestamp(ts_ns.div_euclid(1000)),
             link: LinkType::Ethernet,
             original_len: self.header.original_len,
             data: &self.frame,

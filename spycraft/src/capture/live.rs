@@ -15,7 +15,7 @@ use std::sync::Arc;
 use pcap::{Active, Capture, Precision};
 
 use super::{CaptureError, Frame, Polled};
-use crate::packet::LinkType;
+use crate::packet::{LinkType, Timestamp};
 
 /// How long a read waits for a frame before looking at the stop flag.
 const READ_TIMEOUT_MS: i32 = 200;
@@ -172,9 +172,10 @@ impl LiveSource {
                 self.counters.frames.store(self.frames, Ordering::Relaxed);
                 let ts = packet.header.ts;
                 #[allow(clippy::useless_conversion)]
-                let ts_us = i64::from(ts.tv_sec) * 1_000_000 + i64::from(ts.tv_usec) / 1000;
+                let time =
+                    Timestamp::from_parts(i64::from(ts.tv_sec), i64::from(ts.tv_usec) / 1000);
                 Ok(Polled::Frame(Frame {
-                    ts_us,
+                    time,
                     link: self.link,
                     original_len: packet.header.len,
                     data: packet.data,

@@ -11,7 +11,7 @@ use pcap::{Capture, Offline, Precision};
 use super::pcap_file::{PcapHeader, PcapReader};
 use super::pcapng_file::{self, PcapngReader};
 use super::Frame;
-use crate::packet::LinkType;
+use crate::packet::{LinkType, Timestamp};
 
 /// Why a capture could not be read. The messages name the file and say what is wrong.
 #[derive(Debug, thiserror::Error)]
@@ -247,7 +247,7 @@ impl OfflineSource {
                     self.frames += 1;
                     self.bytes_read += 16 + record.len as u64;
                     Ok(Some(Frame {
-                        ts_us: record.ts_us,
+                        time: record.time,
                         link: self.link,
                         original_len: record.original_len,
                         data: reader.data(&record),
@@ -273,7 +273,7 @@ impl OfflineSource {
                     self.frames += 1;
                     self.bytes_read += 32 + packet.len as u64;
                     Ok(Some(Frame {
-                        ts_us: packet.ts_us,
+                        time: packet.time,
                         link,
                         original_len: packet.original_len,
                         data: reader.data(&packet),
@@ -290,9 +290,10 @@ impl OfflineSource {
                     // With nanosecond precision, tv_usec holds nanoseconds. The field types
                     // differ between platforms, hence the conversions.
                     #[allow(clippy::useless_conversion)]
-                    let ts_us = i64::from(ts.tv_sec) * 1_000_000 + i64::from(ts.tv_usec) / 1000;
+                    let time =
+                        Timestamp::from_parts(i64::from(ts.tv_sec), i64::from(ts.tv_usec) / 1000);
                     Ok(Some(Frame {
-                        ts_us,
+                        time,
                         link: self.link,
                         original_len: packet.header.len,
                         data: packet.data,
@@ -332,10 +333,10 @@ fn path_format(path: &Path) -> Option<&'static str> {
 #[cfg(test)]
 impl OfflineSource {
     /// Every frame not read yet, as (time, length on the wire, bytes): what tests compare.
-    pub(crate) fn remaining_frames(mut self) -> Vec<(i64, u32, Vec<u8>)> {
+    pub(crate) fn remaining_frames(mut self) -> Vec<(Timestamp, u32, Vec<u8>)> {
         let mut frames = Vec::new();
         while let Some(f) = self.next_frame().expect("readable") {
-            frames.push((f.ts_us, f.original_len, f.data.to_vec()));
+            frames.push((f.time, f.original_len, f.data.to_vec()));
         }
         frames
     }

@@ -8,6 +8,7 @@
 use std::io::Read;
 
 use super::window::Window;
+use crate::packet::Timestamp;
 
 /// libpcap's largest snap length for the link types spycraft reads: records claiming more
 /// are damage, not data, whatever the file's header says (so a hostile header cannot make the
@@ -74,7 +75,7 @@ impl PcapHeader {
 /// One record: capture time, length on the wire, and where its bytes lie in the buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Record {
-    pub(crate) ts_us: i64,
+    pub(crate) time: Timestamp,
     pub(crate) original_len: u32,
     pub(crate) start: usize,
     pub(crate) len: usize,
@@ -140,7 +141,7 @@ impl<R: Read> PcapReader<R> {
             i64::from(fraction)
         };
         let record = Record {
-            ts_us: i64::from(secs) * 1_000_000 + micros,
+            time: Timestamp::from_parts(i64::from(secs), micros),
             original_len,
             start: self.window.pos() + RECORD_HEADER,
             len: caplen,
@@ -206,10 +207,13 @@ mod tests {
                 file.extend(record(big_endian, [11, 0, 0, 0], b""));
                 let mut reader = PcapReader::new(&file[HEADER..], header);
                 let first = reader.next_record().expect("ok").expect("a record");
-                assert_eq!((first.ts_us, first.original_len), (10_000_000 + us, 60));
+                assert_eq!(
+                    (first.time.micros(), first.original_len),
+                    (10_000_000 + us, 60)
+                );
                 assert_eq!(reader.data(&first), b"abc");
                 let second = reader.next_record().expect("ok").expect("a record");
-                assert_eq!((second.ts_us, second.len), (11_000_000, 0));
+                assert_eq!((second.time.micros(), second.len), (11_000_000, 0));
                 assert_eq!(reader.next_record(), Ok(None));
             }
         }
@@ -287,7 +291,10 @@ mod tests {
         let mut reader = PcapReader::new(&file[HEADER..], header);
         for n in 0..count {
             let r = reader.next_record().expect("ok").expect("a record");
-            assert_eq!((r.ts_us, r.original_len), (i64::from(n) * 1_000_000, 2_000));
+            assert_eq!(
+                (r.time.micros(), r.original_len),
+                (i64::from(n) * 1_000_000, 2_000)
+            );
             assert_eq!(reader.data(&r), body(n), "record {n}");
         }
         assert_eq!(reader.next_record(), Ok(None));
@@ -314,7 +321,7 @@ mod tests {
         let mut reader = PcapReader::new(Trickle(&file[HEADER..]), header);
         let mut n = 0;
         while let Some(r) = reader.next_record().expect("ok") {
-            assert_eq!(r.ts_us, i64::from(n) * 1_000_000);
+            assert_eq!(r.time.micros(), i64::from(n) * 1_000_000);
             assert!(reader.data(&r).iter().all(|&b| b == 7));
             n += 1;
         }

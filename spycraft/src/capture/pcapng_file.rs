@@ -11,6 +11,7 @@ use std::io::Read;
 
 use super::pcap_file::MAX_SNAPLEN;
 use super::window::Window;
+use crate::packet::Timestamp;
 
 const SECTION_HEADER: u32 = 0x0A0D_0D0A;
 const INTERFACE: u32 = 1;
@@ -40,7 +41,7 @@ struct Interface {
 /// bytes lie in the reader's buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Packet {
-    pub(crate) ts_us: i64,
+    pub(crate) time: Timestamp,
     pub(crate) original_len: u32,
     pub(crate) link_type: u16,
     pub(crate) start: usize,
@@ -211,7 +212,7 @@ impl<R: Read> PcapngReader<R> {
             ));
         }
         Ok(Packet {
-            ts_us: micros(ticks, interface),
+            time: Timestamp(micros(ticks, interface)),
             original_len,
             link_type: interface.link_type,
             start: self.window.pos() + 28,
@@ -232,7 +233,7 @@ impl<R: Read> PcapngReader<R> {
             len = len.min(interface.snaplen as usize);
         }
         Ok(Packet {
-            ts_us: 0,
+            time: Timestamp(0),
             original_len,
             link_type: interface.link_type,
             start: self.window.pos() + 12,
@@ -373,7 +374,7 @@ mod tests {
         let mut out = Vec::new();
         while let Some(p) = reader.next_packet()? {
             out.push((
-                p.ts_us,
+                p.time.micros(),
                 p.link_type,
                 p.original_len,
                 reader.data(&p).to_vec(),

@@ -13,7 +13,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use super::{CaptureError, Frame, FrameSource, Polled};
-use crate::packet::LinkType;
+use crate::packet::{LinkType, Timestamp};
 
 /// The file format written.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -55,7 +55,7 @@ pub struct CaptureWriter {
     opened: u32,
     bytes: u64,
     /// Capture time of the first frame of the current file.
-    started_us: Option<i64>,
+    started: Option<Timestamp>,
 }
 
 impl CaptureWriter {
@@ -77,7 +77,7 @@ impl CaptureWriter {
             out,
             opened: 1,
             bytes: 0,
-            started_us: None,
+            started: None,
         };
         writer.header()?;
         Ok(writer)
@@ -97,7 +97,7 @@ impl CaptureWriter {
             out: BufWriter::with_capacity(64 * 1024, file),
             opened: 1,
             bytes,
-            started_us: None,
+            started: None,
         })
     }
 
@@ -115,10 +115,10 @@ impl CaptureWriter {
         if self.due(frame) {
             self.rotate()?;
         }
-        self.started_us.get_or_insert(frame.ts_us);
+        self.started.get_or_insert(frame.time);
         let data = &frame.data[..frame.data.len().min(self.snap_len as usize)];
-        let secs = frame.ts_us.div_euclid(1_000_000);
-        let nanos = frame.ts_us.rem_euclid(1_000_000) * 1000;
+        let secs = frame.time.micros().div_euclid(1_000_000);
+        let nanos = frame.time.micros().rem_euclid(1_000_000) * 1000;
         let caplen = data.len() as u32;
         match self.format {
             CaptureFormat::Pcap => {
@@ -156,12 +156,14 @@ impl CaptureWriter {
     }
 
     fn due(&self, frame: &Frame<'_>) -> bool {
-        if !self.rotation.active() || self.started_us.is_none() {
+        if !self.rotation.active() || self.started.is_none() {
             return false;
         }
         let by_size = self.rotation.max_bytes.is_some_and(|max| self.bytes >= max);
-        let by_time = match (self.rotation.every_secs, self.started_us) {
-            (Some(secs), Some(start)) => frame.ts_us - start >= (secs as i64) * 1_000_000,
+        let by_time = match (self.rotation.every_secs, self.started) {
+            (Some(secs), Some(start)) => {
+                frame.time.micros_since(start) >= (secs as i64) * 1_000_000
+            }
             _ => false,
         };
         by_size || by_time
@@ -173,7 +175,7 @@ impl CaptureWriter {
         self.out = BufWriter::with_capacity(256 * 1024, File::create(path)?);
         self.opened += 1;
         self.bytes = 0;
-        self.started_us = None;
+        self.started = None;
         self.header()
     }
 
@@ -298,10 +300,11 @@ impl<S: FrameSource> FrameSource for TeeSource<S> {
 mod tests {
     use super::*;
     use crate::capture::OfflineSource;
+    use crate::packet::Timestamp;
 
-    fn frame(ts_us: i64, data: &[u8]) -> Frame<'_> {
+    fn frame(us: i64, data: &[u8]) -> Frame<'_> {
         Frame {
-            ts_us,
+            time: Timestamp(us),
             link: LinkType::Ethernet,
             original_len: data.len() as u32 + 4,
             data,
@@ -318,7 +321,10 @@ mod tests {
     /// Every frame of a file, as libpcap reads it back.
     fn read_back(path: &Path) -> Vec<(i64, u32, Vec<u8>)> {
         let source = OfflineSource::open(path, None).expect("libpcap opens it");
-        source.remaining_frames()
+        let frames = source.remaining_frames().into_iter();
+        frames
+            .map(|(t, len, data)| (t.micros(), len, data))
+            .collect()
     }
 
     #[test]

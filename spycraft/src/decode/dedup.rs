@@ -48,10 +48,10 @@ impl Dedup {
         let set = &mut self.sets[(hash >> 56) as usize % SETS].0;
         let seen = set
             .iter()
-            .any(|&(h, ts)| h == hash && info.ts_us.abs_diff(ts) <= WINDOW_US as u64);
+            .any(|&(h, ts)| h == hash && info.time.micros().abs_diff(ts) <= WINDOW_US as u64);
         if !seen {
             let oldest = (0..WAYS).min_by_key(|&way| set[way].1).unwrap_or(0);
-            set[oldest] = (hash, info.ts_us);
+            set[oldest] = (hash, info.time.micros());
         }
         seen
     }
@@ -78,9 +78,9 @@ mod tests {
     use super::*;
     use crate::decode::Transport;
 
-    fn info(ts_us: i64) -> PacketInfo {
+    fn info(us: i64) -> PacketInfo {
         PacketInfo {
-            ts_us,
+            time: crate::packet::Timestamp(us),
             src: "10.0.0.1:5060".parse().expect("addr"),
             dst: "10.0.0.2:5060".parse().expect("addr"),
             transport: Transport::Udp,

@@ -26,7 +26,7 @@ pub use tcp::{
     TcpLimits, TcpReassembler,
 };
 
-use crate::packet::Frame;
+use crate::packet::{Frame, Timestamp};
 use dedup::Dedup;
 use stream::StreamRouter;
 use tunnel::Inner;
@@ -148,8 +148,8 @@ pub struct Decoder {
     dedup: Dedup,
     counters: DecodeCounters,
     router_counters: stream::RouterCounters,
-    now: i64,
-    next_expiry: i64,
+    now: Timestamp,
+    next_expiry: Timestamp,
 }
 
 /// Expiry of reassembly state runs at most this often (capture time).
@@ -158,7 +158,7 @@ const EXPIRY_INTERVAL_US: i64 = 1_000_000;
 /// Per-layer context while walking a frame inward.
 #[derive(Clone, Copy, Debug)]
 struct Layer {
-    ts_us: i64,
+    time: Timestamp,
     vlan: Option<u16>,
     depth: u8,
 }
@@ -172,8 +172,8 @@ impl Decoder {
             dedup: Dedup::default(),
             counters: DecodeCounters::default(),
             router_counters: stream::RouterCounters::default(),
-            now: i64::MIN,
-            next_expiry: i64::MIN,
+            now: Timestamp::MIN,
+            next_expiry: Timestamp::MIN,
         }
     }
 
@@ -200,15 +200,15 @@ impl Decoder {
         if (frame.data.len() as u64) < u64::from(frame.original_len) {
             c.snapped_frames += 1;
         }
-        if frame.ts_us > self.now {
-            self.now = frame.ts_us;
+        if frame.time > self.now {
+            self.now = frame.time;
         }
         if self.now >= self.next_expiry {
             self.expire(sink);
-            self.next_expiry = self.now + EXPIRY_INTERVAL_US;
+            self.next_expiry = self.now.plus_micros(EXPIRY_INTERVAL_US);
         }
         let layer = Layer {
-            ts_us: frame.ts_us,
+            time: frame.time,
             vlan: None,
             depth: 0,
         };
@@ -219,9 +219,9 @@ impl Decoder {
 
     /// Lets reassembly give up on what will not complete (holes, idle flows, fragments).
     fn expire(&mut self, sink: &mut dyn PayloadSink) {
-        self.defrag.expire(self.now);
+        self.defrag.expire(self.now.micros());
         let mut router = StreamRouter::new(sink, &mut self.router_counters, self.now, None);
-        self.tcp.expire(self.now, &mut router);
+        self.tcp.expire(self.now.micros(), &mut router);
     }
 
     fn link(
@@ -396,7 +396,7 @@ impl Decoder {
             payload: payload.payload,
         };
         sink.piece(&Piece::Fragment(key));
-        match self.defrag.add(layer.ts_us, key, fragment) {
+        match self.defrag.add(layer.time.micros(), key, fragment) {
             Some(whole) => self.transport(protocol, &whole, src, dst, layer, sink),
             None => Ok(()),
         }
@@ -429,7 +429,7 @@ impl Decoder {
                 }
                 self.counters.udp_datagrams += 1;
                 let info = PacketInfo {
-                    ts_us: layer.ts_us,
+                    time: layer.time,
                     src: SocketAddr::new(src, sport),
                     dst: SocketAddr::new(dst, dport),
                     transport: Transport::Udp,
@@ -462,14 +462,15 @@ impl Decoder {
                     });
                 }
                 let mut router =
-                    StreamRouter::new(sink, &mut self.router_counters, layer.ts_us, layer.vlan);
-                self.tcp.segment(layer.ts_us, key, segment, &mut router);
+                    StreamRouter::new(sink, &mut self.router_counters, layer.time, layer.vlan);
+                self.tcp
+                    .segment(layer.time.micros(), key, segment, &mut router);
                 Ok(())
             }
             132 => {
                 let sctp = sctp::SctpPacket::parse(payload).ok_or(Skip::Malformed)?;
                 let info = PacketInfo {
-                    ts_us: layer.ts_us,
+                    time: layer.time,
                     src: SocketAddr::new(src, sctp.src_port),
                     dst: SocketAddr::new(dst, sctp.dst_port),
                     transport: Transport::Sctp,

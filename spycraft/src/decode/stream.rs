@@ -6,6 +6,7 @@
 use super::tcp::{Consumed, Continuity, FlowKey, FlowKind, FlowState, StreamConsumer};
 use super::websocket::{frame_header, is_upgrade, unmask_into};
 use super::{PacketInfo, PayloadSink, Transport};
+use crate::packet::Timestamp;
 
 /// Longest HTTP upgrade head waited for; a longer one is not an upgrade worth following.
 const MAX_HTTP_HEAD: usize = 8 * 1024;
@@ -21,7 +22,7 @@ pub(super) struct RouterCounters {
 pub(super) struct StreamRouter<'s> {
     sink: &'s mut dyn PayloadSink,
     counters: &'s mut RouterCounters,
-    ts_us: i64,
+    time: Timestamp,
     vlan: Option<u16>,
 }
 
@@ -29,20 +30,20 @@ impl<'s> StreamRouter<'s> {
     pub fn new(
         sink: &'s mut dyn PayloadSink,
         counters: &'s mut RouterCounters,
-        ts_us: i64,
+        time: Timestamp,
         vlan: Option<u16>,
     ) -> Self {
         Self {
             sink,
             counters,
-            ts_us,
+            time,
             vlan,
         }
     }
 
     fn info(&self, key: &FlowKey, transport: Transport) -> PacketInfo {
         PacketInfo {
-            ts_us: self.ts_us,
+            time: self.time,
             src: key.src,
             dst: key.dst,
             transport,

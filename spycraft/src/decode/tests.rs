@@ -3,6 +3,7 @@
 //! WebSocket, TLS, SCTP and duplicate frames.
 
 use super::*;
+use crate::packet::Timestamp;
 use etherparse::PacketBuilder;
 
 const PAYLOAD: &[u8] = b"OPTIONS sip:x@y SIP/2.0\r\n\r\n";
@@ -38,7 +39,7 @@ fn decode_all(link: LinkType, frames: &[Vec<u8>]) -> (Collect, DecodeCounters) {
     let mut sink = Collect::default();
     for (i, data) in frames.iter().enumerate() {
         let frame = Frame {
-            ts_us: i as i64 * 1000,
+            time: Timestamp(i as i64 * 1000),
             link,
             original_len: data.len() as u32,
             data,

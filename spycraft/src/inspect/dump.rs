@@ -147,7 +147,7 @@ impl DumpedMessage {
             }
         };
         Self {
-            time: Timestamp(m.info.ts_us),
+            time: m.info.time,
             src: m.info.src,
             dst: m.info.dst,
             transport: m.info.transport,

@@ -61,7 +61,7 @@ const DEFAULT_EXPIRES: u32 = 3600;
 
 impl EndpointFinder {
     pub fn on_message(&mut self, m: &SeenMessage<'_, '_, '_>) {
-        let t = Timestamp(m.info.ts_us);
+        let t = m.info.time;
         let src = (m.info.src.ip(), m.info.src.port(), m.info.transport);
         let dst = (m.info.dst.ip(), m.info.dst.port(), m.info.transport);
         let what = match m.message.start {

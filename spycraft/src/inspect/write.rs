@@ -19,6 +19,7 @@ use crate::capture::{CaptureError, CaptureFormat, CaptureWriter, Frame, Rotation
 use std::net::SocketAddr;
 
 use crate::decode::{LinkType, Piece, Transport};
+use crate::packet::Timestamp;
 use crate::parse_stage::{Observer, SeenMessage, SipPorts};
 
 /// Files kept open at once while splitting; the others are closed and appended to later.
@@ -322,6 +323,16 @@ fn file_name(id: &str) -> String {
 /// be written when it completes.
 const LIVE_RING: usize = 8192;
 
+/// A recent live frame, kept until the messages it carries are known.
+struct HeldFrame {
+    /// Its number in the capture.
+    number: u64,
+    time: Timestamp,
+    original_len: u32,
+    link: LinkType,
+    data: Vec<u8>,
+}
+
 /// `dump -i IFACE -w FILE`: one pass over a live source, writing the frames of each chosen
 /// message as it completes (from a ring of recent frames); returns how many were written.
 pub fn write_picked_live(
@@ -361,8 +372,7 @@ pub fn write_picked_live(
         due: Vec::new(),
     };
     let mut stage = ParseStage::new(ports.clone(), collation_headers.to_vec());
-    // (number, time, length on the wire, link, bytes) of recent frames.
-    let mut ring: VecDeque<(u64, i64, u32, LinkType, Vec<u8>)> = VecDeque::with_capacity(LIVE_RING);
+    let mut ring: VecDeque<HeldFrame> = VecDeque::with_capacity(LIVE_RING);
     let mut written: BTreeSet<u64> = BTreeSet::new();
     let mut writer: Option<CaptureWriter> = None;
     let mut count = 0;
@@ -373,13 +383,13 @@ pub fn write_picked_live(
                 if ring.len() == LIVE_RING {
                     ring.pop_front();
                 }
-                ring.push_back((
-                    n,
-                    frame.ts_us,
-                    frame.original_len,
-                    frame.link,
-                    frame.data.to_vec(),
-                ));
+                ring.push_back(HeldFrame {
+                    number: n,
+                    time: frame.time,
+                    original_len: frame.original_len,
+                    link: frame.link,
+                    data: frame.data.to_vec(),
+                });
                 stage.on_frame_traced(&frame, &mut |_| {}, &mut picker);
                 n += 1;
             }
@@ -394,19 +404,18 @@ pub fn write_picked_live(
         picker.due.sort_unstable();
         picker.due.dedup();
         for index in picker.due.drain(..) {
-            let oldest = ring.front().map_or(0, |f| f.0);
+            let oldest = ring.front().map_or(0, |f| f.number);
             if index < oldest || !written.insert(index) {
                 continue;
             }
-            let Some((_, ts_us, original_len, link, data)) = ring.get((index - oldest) as usize)
-            else {
+            let Some(held) = ring.get((index - oldest) as usize) else {
                 continue;
             };
             let frame = Frame {
-                ts_us: *ts_us,
-                link: *link,
-                original_len: *original_len,
-                data,
+                time: held.time,
+                link: held.link,
+                original_len: held.original_len,
+                data: &held.data,
             };
             let w = match &mut writer {
                 Some(w) => w,
@@ -416,7 +425,7 @@ pub fn write_picked_live(
             count += 1;
         }
         // Forget what the ring no longer holds.
-        let oldest = ring.front().map_or(0, |f| f.0);
+        let oldest = ring.front().map_or(0, |f| f.number);
         written = written.split_off(&oldest);
     }
     if let Some(w) = &mut writer {

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use crate::call::{CallRecord, CallTracker, Disposition, LegKey, TrackerConfig, TrackerCounters};
 use crate::capture::{CaptureError, Frame, FrameSource, OfflineSource, Polled};
 use crate::decode::DecodeLimits;
+use crate::packet::Timestamp;
 use crate::sink::{RecordSink, SinkError};
 use crate::sip::ParseError;
 
@@ -188,7 +189,7 @@ impl RecordStage<'_> {
             Input::Event(ev) => self.tracker.on_event(ev, emit),
             Input::StreamGap { a, b, .. } => self.tracker.on_stream_gap(*a, *b),
             Input::CaptureLoss => self.tracker.on_capture_loss(),
-            Input::Clock { ts_us } => self.tracker.on_clock(*ts_us, emit),
+            Input::Clock { time } => self.tracker.on_clock(*time, emit),
             Input::Flush => self.delivery.flush(),
         }
     }
@@ -468,7 +469,9 @@ fn read_all(
                     let now = std::time::SystemTime::now()
                         .duration_since(std::time::UNIX_EPOCH)
                         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
-                    feed.input(Input::Clock { ts_us: now });
+                    feed.input(Input::Clock {
+                        time: Timestamp(now),
+                    });
                     checkpoint(source.as_ref(), done_bytes, frames, parse, feed);
                     feed.idle();
                 }

@@ -291,6 +291,7 @@ mod tests {
     use crate::call::{CallRecord, CallTracker};
     use crate::capture::OfflineSource;
     use crate::decode::LinkType;
+    use crate::packet::Timestamp;
     use crate::pipeline::{run_sources, Delivery, PipelineConfig, Summary};
     use crate::sink::{RecordSink, SinkError};
 
@@ -326,7 +327,7 @@ mod tests {
                 let source = OfflineSource::open(&file, None).expect("readable");
                 let link = source.link_type();
                 let read = source.remaining_frames().into_iter();
-                frames.extend(read.map(|(ts_us, _, data)| (ts_us, link, data)));
+                frames.extend(read.map(|(time, _, data)| (time.micros(), link, data)));
             }
             let (first, last) = frames.iter().fold((i64::MAX, i64::MIN), |(lo, hi), f| {
                 (lo.min(f.0), hi.max(f.0))
@@ -348,9 +349,9 @@ mod tests {
             }
             self.next += 1;
             let (ts_us, link, data) = &self.frames[at];
-            let ts_us = ts_us + round as i64 * self.round_us;
+            let time = Timestamp(ts_us + round as i64 * self.round_us);
             Ok(crate::capture::Polled::Frame(Frame::whole(
-                ts_us, *link, data,
+                time, *link, data,
             )))
         }
     }

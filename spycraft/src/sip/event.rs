@@ -13,6 +13,7 @@ use super::name_addr::NameAddr;
 use super::parser::{CSeq, Message, ParseError, StartLine};
 use super::syntax::{param, parse_u32, split_values, trim};
 use crate::decode::{PacketInfo, Transport};
+use crate::packet::Timestamp;
 
 /// The address of an event not yet filled in.
 const UNSPECIFIED: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
@@ -113,7 +114,7 @@ impl SipEvent {
     pub fn with_text(text: String) -> Self {
         Self {
             meta: PacketInfo {
-                ts_us: 0,
+                time: Timestamp(0),
                 src: UNSPECIFIED,
                 dst: UNSPECIFIED,
                 transport: Transport::Udp,
@@ -429,7 +430,7 @@ mod tests {
 
     fn meta() -> PacketInfo {
         PacketInfo {
-            ts_us: 1_000_000,
+            time: Timestamp(1_000_000),
             src: "192.0.2.1:5060".parse().expect("addr"),
             dst: "192.0.2.2:5060".parse().expect("addr"),
             transport: Transport::Udp,
@@ -620,7 +621,7 @@ Content-Length: 0\r\n\r\n";
         let first = parse_datagram(invite, &mut h1).expect("valid");
         let second = parse_datagram(ok, &mut h2).expect("valid");
         let mut later = meta();
-        later.ts_us += 1;
+        later.time = later.time.plus_micros(1);
         later.vlan = Some(7);
 
         let mut reused = SipEvent::with_text(String::new());

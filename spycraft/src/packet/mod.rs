@@ -1,18 +1,23 @@
 // SPDX-License-Identifier: AGPL-3.0-or-later
 //! The packet vocabulary every stage shares: a captured [`Frame`] and its [`LinkType`], and
-//! where a payload came from ([`PacketInfo`], [`Transport`]). It imports nothing else in the
-//! crate, so the stages that use it never import each other for it.
+//! where a payload came from ([`PacketInfo`], [`Transport`]), and when ([`Timestamp`]). It
+//! imports nothing else in the crate but the leaf `decimal` digits, so the stages that use it
+//! never import each other for it.
 
 use std::fmt;
 use std::net::SocketAddr;
 
 use serde::Serialize;
 
+mod timestamp;
+
+pub use timestamp::{Timestamp, RFC3339_LEN};
+
 /// One captured frame, borrowed from the source's buffer until the next read.
 #[derive(Clone, Copy, Debug)]
 pub struct Frame<'a> {
-    /// Microseconds since the Unix epoch.
-    pub ts_us: i64,
+    /// When it was captured.
+    pub time: Timestamp,
     pub link: LinkType,
     /// Length on the wire; more than `data.len()` when the snap length cut the frame.
     pub original_len: u32,
@@ -21,9 +26,9 @@ pub struct Frame<'a> {
 
 impl<'a> Frame<'a> {
     /// A frame captured whole: its length on the wire is its length.
-    pub fn whole(ts_us: i64, link: LinkType, data: &'a [u8]) -> Self {
+    pub fn whole(time: Timestamp, link: LinkType, data: &'a [u8]) -> Self {
         Self {
-            ts_us,
+            time,
             link,
             original_len: data.len() as u32,
             data,
@@ -131,8 +136,8 @@ impl fmt::Display for Transport {
 /// Where a payload came from and went to, and when.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PacketInfo {
-    /// Microseconds since the Unix epoch.
-    pub ts_us: i64,
+    /// When the frame carrying it (its last, if it took several) was captured.
+    pub time: Timestamp,
     pub src: SocketAddr,
     pub dst: SocketAddr,
     pub transport: Transport,
