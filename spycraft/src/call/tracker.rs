@@ -454,7 +454,7 @@ impl CallTracker {
         self.checks.take_due(now, &mut due);
         for (n, &(at, slot, generation)) in due.iter().enumerate() {
             // Due legs lie anywhere among thousands: ask for each a few checks ahead.
-            if let Some(&(_, ahead, _)) = due.get(n + crate::prefetch::AHEAD) {
+            if let Some(&(_, ahead, _)) = due.get(n + crate::simd::prefetch::AHEAD) {
                 prefetch_slot(&self.slots, ahead);
             }
             let s = slot as usize;
@@ -513,7 +513,7 @@ impl CallTracker {
         let order = &mut self.finished_order;
         order.clear();
         for at in 0..finished.len() as u32 {
-            if let Some(&(ahead, _)) = finished.get(at as usize + crate::prefetch::AHEAD) {
+            if let Some(&(ahead, _)) = finished.get(at as usize + crate::simd::prefetch::AHEAD) {
                 prefetch_slot(slots, ahead);
             }
             order.push((leg_of(at).invite_at(), at));
@@ -579,7 +579,7 @@ fn set_addr_key(key: &mut Vec<u8>, call_id: &str, addr: SocketAddr) {
 /// Asks the cache for the leg in `slot`, a few steps before it is read.
 fn prefetch_slot(slots: &[Option<Leg>], slot: u32) {
     if let Some(leg) = slots.get(slot as usize) {
-        crate::prefetch::value(leg);
+        crate::simd::prefetch::value(leg);
     }
 }
 

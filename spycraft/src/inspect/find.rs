@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::call::Timestamp;
 use crate::decode::Transport;
 use crate::parse_stage::SeenMessage;
-use crate::sip::syntax::{param, parse_u32, split_values, trim};
+use crate::sip::{param, parse_u32, split_values, trim};
 use crate::sip::{Field, HeaderKind, Method, StartLine};
 
 /// One endpoint, as `find` reports it.

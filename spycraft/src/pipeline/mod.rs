@@ -197,7 +197,7 @@ impl RecordStage<'_> {
     /// Applies a batch of inputs in order, each event's leg asked for a few events ahead
     /// (the key that finds it kept for when the event's turn comes).
     fn on_inputs(&mut self, inputs: &[Input]) {
-        use crate::prefetch::AHEAD;
+        use crate::simd::prefetch::AHEAD;
         let key_ahead = |tracker: &CallTracker, at: usize| match inputs.get(at) {
             Some(Input::Event(ev)) => Some(tracker.prefetch(ev)),
             _ => None,

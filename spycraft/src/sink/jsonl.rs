@@ -12,8 +12,7 @@ use super::columns::{visit, Columns, Value, JSON_KEYS};
 use super::{Outbox, RecordSink, SinkError, Tally};
 use crate::call::{CallRecord, RFC3339_LEN};
 use crate::decimal::push_u64;
-#[cfg(target_arch = "x86_64")]
-use crate::sip::syntax::first_block;
+use crate::simd::needs_escape;
 
 /// Writes each record as one line of JSON.
 pub struct JsonlSink {
@@ -148,53 +147,6 @@ fn write_plain_bytes(s: &[u8], out: &mut Vec<u8>) {
     out.push(b'"');
 }
 
-/// Whether any byte is a quote, a backslash or a control character.
-#[cfg(target_arch = "x86_64")]
-fn needs_escape(bytes: &[u8]) -> bool {
-    let mut blocks = bytes.chunks_exact(16);
-    if blocks
-        .by_ref()
-        .any(|block| escape_mask(block.try_into().expect("16 bytes")) != 0)
-    {
-        return true;
-    }
-    let tail = blocks.remainder();
-    if tail.is_empty() {
-        return false;
-    }
-    // The last 16 bytes once more, overlapping, when there are that many; a shorter string
-    // is padded with a letter, which needs no escape.
-    let mut padded = [b'a'; 16];
-    let last = match bytes.last_chunk::<16>() {
-        Some(last) => last,
-        None => first_block(tail, &mut padded),
-    };
-    escape_mask(last) != 0
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn needs_escape(bytes: &[u8]) -> bool {
-    bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\')
-}
-
-/// Bit `i` set where `block[i]` is a quote, a backslash or a control character; SSE2, part
-/// of every x86_64.
-#[cfg(target_arch = "x86_64")]
-#[inline]
-fn escape_mask(block: &[u8; 16]) -> u32 {
-    use std::arch::x86_64::*;
-    // SAFETY: SSE2 is part of x86_64; the load reads the 16 bytes of `block` (unaligned
-    // loads are allowed).
-    unsafe {
-        let b = _mm_loadu_si128(block.as_ptr().cast::<__m128i>());
-        // Unsigned b <= 0x1f: the smaller of b and 0x1f is b itself.
-        let control = _mm_cmpeq_epi8(_mm_min_epu8(b, _mm_set1_epi8(0x1f)), b);
-        let quote = _mm_cmpeq_epi8(b, _mm_set1_epi8(b'"' as i8));
-        let backslash = _mm_cmpeq_epi8(b, _mm_set1_epi8(b'\\' as i8));
-        _mm_movemask_epi8(_mm_or_si128(control, _mm_or_si128(quote, backslash))) as u32
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,25 +201,6 @@ mod tests {
         assert!(sink.0.len() >= 25, "{} records", sink.0.len());
         for record in &sink.0 {
             assert_same_as_serde(record);
-        }
-    }
-
-    #[test]
-    fn the_block_at_a_time_escape_check_agrees_with_the_byte_by_byte_one() {
-        let naive = |b: &[u8]| b.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
-        // One block, two, and every tail length beside them.
-        for len in 0..=40 {
-            for at in 0..len {
-                for byte in 0..=255u8 {
-                    let mut text = vec![b'a'; len];
-                    text[at] = byte;
-                    // A neighbour that borrows or carries into the tested byte.
-                    if at + 1 < len {
-                        text[at + 1] = byte.wrapping_add(1);
-                    }
-                    assert_eq!(needs_escape(&text), naive(&text), "{text:?}");
-                }
-            }
         }
     }
 

@@ -211,7 +211,7 @@ impl SipEvent {
 
     /// Asks the cache for the event's text, ahead of reading it (see [`crate::prefetch`]).
     pub fn prefetch_text(&self) {
-        crate::prefetch::bytes(self.text.as_ptr(), self.text.len());
+        crate::simd::prefetch::bytes(self.text.as_ptr(), self.text.len());
     }
 
     /// Gives up the event's text buffer, for reuse by [`SipEvent::with_text`].

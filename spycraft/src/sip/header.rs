@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: AGPL-3.0-or-later
 //! Header names: the ones spycraft reads, recognised once per header in any case or compact form.
 
-use super::syntax::first_block;
+use crate::simd::first_block;
 
 /// The headers spycraft looks at, plus `Other` for everything else.
 ///

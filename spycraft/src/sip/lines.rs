@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: AGPL-3.0-or-later
 //! Splitting a message head into lines: the parser's innermost loop.
 
-use super::syntax::first_block;
+use crate::simd;
 
 /// The lines of a message head, read front to back. Line ends are found 64 bytes at a time,
 /// as a bit mask per block, so a head's dozen short lines cost a few compares each rather
@@ -59,40 +59,8 @@ impl<'b> Lines<'b> {
 /// padded.
 #[inline]
 fn newline_mask(bytes: &[u8]) -> u64 {
-    block_newline_mask(first_block(bytes, &mut [0; 64]))
+    simd::newline_mask(simd::first_block(bytes, &mut [0; 64]))
 }
-
-/// [`newline_mask`] of a whole block, with four vector compares.
-#[cfg(target_arch = "x86_64")]
-#[inline]
-fn block_newline_mask(block: &[u8; 64]) -> u64 {
-    use std::arch::x86_64::{
-        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
-    };
-    let mut mask = 0;
-    for (i, chunk) in block.chunks_exact(16).enumerate() {
-        // SAFETY: SSE2 is part of x86_64, and the load reads the 16 bytes of `chunk`
-        // (unaligned loads are allowed).
-        let hits = unsafe {
-            let bytes = _mm_loadu_si128(chunk.as_ptr().cast::<__m128i>());
-            _mm_movemask_epi8(_mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'\n' as i8)))
-        };
-        mask |= u64::from(hits as u16) << (16 * i);
-    }
-    mask
-}
-
-/// [`newline_mask`] of a whole block, a byte at a time.
-#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
-fn block_newline_mask_bytewise(block: &[u8; 64]) -> u64 {
-    block
-        .iter()
-        .enumerate()
-        .fold(0, |mask, (i, &b)| mask | (u64::from(b == b'\n') << i))
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-use block_newline_mask_bytewise as block_newline_mask;
 
 #[cfg(test)]
 mod tests {
@@ -126,22 +94,6 @@ mod tests {
                 }
             })
             .collect()
-    }
-
-    #[test]
-    fn the_vector_mask_matches_the_bytewise_one() {
-        for seed in 0..200 {
-            let bytes = varied(64, seed);
-            let block: &[u8; 64] = bytes.as_slice().try_into().unwrap();
-            assert_eq!(
-                block_newline_mask(block),
-                block_newline_mask_bytewise(block),
-                "{bytes:?}"
-            );
-        }
-        let all = [b'\n'; 64];
-        assert_eq!(block_newline_mask(&all), u64::MAX);
-        assert_eq!(block_newline_mask(&[0; 64]), 0);
     }
 
     #[test]

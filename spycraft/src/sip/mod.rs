@@ -10,7 +10,7 @@ mod lines;
 mod method;
 mod name_addr;
 mod parser;
-pub mod syntax;
+mod syntax;
 
 pub use detect::looks_like_sip;
 pub use event::{CollationHeaders, Field, Media, SipEvent, SipKind};
@@ -22,6 +22,8 @@ pub use parser::{
     is_keepalive, parse, parse_datagram, parse_datagram_uninit, parse_uninit, BodyIssue, CSeq,
     Message, ParseError, StartLine, Status,
 };
+/// Header-value helpers for the tools that read SIP themselves (`find`).
+pub(crate) use syntax::{param, parse_u32, split_values, trim};
 
 /// Headers the parse stage makes room for per message; more is `ParseError::TooManyHeaders`.
 pub const MAX_HEADERS: usize = 96;

@@ -2,6 +2,8 @@
 //! Byte-level helpers for SIP header values: whitespace (folding included), tokens, quoted
 //! strings, comma-separated values and `;name=value` parameters. All borrow; none allocate.
 
+use crate::simd;
+
 /// SP, HTAB, and the CR/LF that folded header lines leave inside a value.
 #[inline]
 pub fn is_lws(b: u8) -> bool {
@@ -35,19 +37,18 @@ static TOKEN: [bool; 256] = {
 /// byte to guess wrong at the name's end; longer runs go on a byte at a time.
 #[inline]
 pub fn token_len(bytes: &[u8]) -> usize {
-    #[cfg(target_arch = "x86_64")]
     if let Some(block) = bytes.first_chunk::<16>() {
         // Names are nearly always letters, digits and '-': where the first other byte is no
         // token character either (the ':' or blank after a name), that settles it without
         // testing for the rarer token characters.
-        let others = outside_class_mask(block, &[]);
+        let others = simd::outside_class_mask(block, &[]);
         if others != 0 {
             let at = others.trailing_zeros() as usize;
             if !is_token(block[at]) {
                 return at;
             }
         }
-        let others = outside_class_mask(block, &RARE_TOKEN);
+        let others = simd::outside_class_mask(block, &RARE_TOKEN);
         if others != 0 {
             return others.trailing_zeros() as usize;
         }
@@ -61,19 +62,6 @@ pub fn is_token_word(bytes: &[u8]) -> bool {
     !bytes.is_empty() && token_len(bytes) == bytes.len()
 }
 
-/// The first `N` bytes of `bytes` as a block; a shorter slice is copied into `spare`, padded
-/// with zeros, for the block-at-a-time scans (line ends, header names).
-#[inline]
-pub fn first_block<'a, const N: usize>(bytes: &'a [u8], spare: &'a mut [u8; N]) -> &'a [u8; N] {
-    match bytes.first_chunk::<N>() {
-        Some(whole) => whole,
-        None => {
-            spare[..bytes.len()].copy_from_slice(bytes);
-            spare
-        }
-    }
-}
-
 fn token_len_bytewise(bytes: &[u8]) -> usize {
     bytes
         .iter()
@@ -82,34 +70,7 @@ fn token_len_bytewise(bytes: &[u8]) -> usize {
 }
 
 /// The token characters other than letters, digits and '-', which header names seldom use.
-#[cfg(target_arch = "x86_64")]
 const RARE_TOKEN: [u8; 9] = [b'.', b'!', b'%', b'*', b'_', b'+', b'`', b'\'', b'~'];
-
-/// Bit `i` set where `block[i]` is none of: a letter, a digit, '-', a byte of `also`. SSE2,
-/// part of every x86_64.
-#[cfg(target_arch = "x86_64")]
-#[inline]
-fn outside_class_mask(block: &[u8; 16], also: &[u8]) -> u32 {
-    use std::arch::x86_64::*;
-    // SAFETY: SSE2 is part of x86_64; the load reads the 16 bytes of `block` (unaligned
-    // loads are allowed). Bytes from 0x80 compare as negative, so fall in no range below.
-    unsafe {
-        let b = _mm_loadu_si128(block.as_ptr().cast::<__m128i>());
-        let within = |v: __m128i, lo: u8, hi: u8| {
-            _mm_and_si128(
-                _mm_cmpgt_epi8(v, _mm_set1_epi8(lo as i8 - 1)),
-                _mm_cmplt_epi8(v, _mm_set1_epi8(hi as i8 + 1)),
-            )
-        };
-        let is = |c: u8| _mm_cmpeq_epi8(b, _mm_set1_epi8(c as i8));
-        let letters = within(_mm_or_si128(b, _mm_set1_epi8(0x20)), b'a', b'z');
-        let mut class = _mm_or_si128(_mm_or_si128(letters, within(b, b'0', b'9')), is(b'-'));
-        for &c in also {
-            class = _mm_or_si128(class, is(c));
-        }
-        !(_mm_movemask_epi8(class) as u32) & 0xffff
-    }
-}
 
 /// Removes linear whitespace (folding included) from both ends.
 #[inline]
