@@ -5,6 +5,8 @@
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
+use super::LiveError;
+
 /// How often the interface is looked at.
 const LOOK_EVERY: Duration = Duration::from_secs(1);
 
@@ -27,18 +29,18 @@ impl InterfaceWatch {
         }
     }
 
-    /// `Err` (why) once the interface no longer exists; looks at most once a second.
-    pub(crate) fn check(&mut self) -> Result<(), String> {
+    /// `Err` once the interface no longer exists; looks at most once a second.
+    pub(crate) fn check(&mut self) -> Result<(), LiveError> {
         if self.looked_at.elapsed() < LOOK_EVERY {
             return Ok(());
         }
         self.looked_at = Instant::now();
         let Some(name) = name_of(self.index) else {
-            return Err(format!("interface {} was removed", self.name));
+            return Err(LiveError::Removed(self.name.clone()));
         };
         self.name = name;
         let Some(up) = is_up(&self.name) else {
-            return Err(format!("interface {} was removed", self.name));
+            return Err(LiveError::Removed(self.name.clone()));
         };
         if up != self.up {
             self.up = up;
@@ -113,6 +115,7 @@ mod tests {
         assert!(watch
             .check()
             .expect_err("no such index")
+            .to_string()
             .contains("removed"));
     }
 }

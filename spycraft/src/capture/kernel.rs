@@ -30,8 +30,7 @@ use spycraft_common::{
 use tokio::io::unix::AsyncFd;
 
 use super::interface::InterfaceWatch;
-use super::{CaptureError, Frame, Polled, XdpAttach};
-use crate::error_chain;
+use super::{CaptureError, Frame, KernelError, LiveError, Polled, XdpAttach};
 use crate::filter::FilterConfig;
 use crate::packet::{LinkType, Timestamp};
 
@@ -117,7 +116,7 @@ pub struct KernelSource {
     watch: InterfaceWatch,
     /// Why the capture cannot go on (the interface was removed): said once the ring is
     /// drained.
-    gone: Option<String>,
+    gone: Option<LiveError>,
 }
 
 /// Writes the kernel programs' log records to stderr, with spycraft's prefix.
@@ -162,7 +161,7 @@ pub fn load(
     filter: &FilterConfig,
     options: &KernelOptions,
     skip_outgoing: bool,
-) -> Result<Ebpf, String> {
+) -> Result<Ebpf, KernelError> {
     let ring_bytes = options.ring_bytes.max(4096).next_power_of_two();
     // aya-log's level global: 0 keeps every log statement off; 4 is debug.
     let log_level: u8 = if options.log_frames { 4 } else { 0 };
@@ -170,7 +169,7 @@ pub fn load(
         .map_max_entries("FRAMES", ring_bytes)
         .override_global("AYA_LOG_LEVEL", &log_level, true)
         .load(PROGRAMS)
-        .map_err(|e| explain(format!("loading the kernel programs: {}", error_chain(&e))))?;
+        .map_err(KernelError::load)?;
     let mut settings = FilterSettings::EMPTY;
     for (slot, range) in settings.ports.iter_mut().zip(filter.ports()) {
         *slot = *range;
@@ -189,46 +188,36 @@ pub fn load(
         ipnet::IpNet::V4(_) => None,
     });
     settings.host_prefixes_v6 = fill_hosts(&mut ebpf, "HOSTS_V6", v6)?;
+    let map_error = |source| KernelError::Map {
+        name: "SETTINGS",
+        source,
+    };
     let mut array: Array<_, FilterSettings> =
-        Array::try_from(map(&mut ebpf, "SETTINGS")?).map_err(|e| e.to_string())?;
-    array
-        .set(0, settings, 0)
-        .map_err(|e| format!("SETTINGS: {e}"))?;
+        Array::try_from(map(&mut ebpf, "SETTINGS")?).map_err(map_error)?;
+    array.set(0, settings, 0).map_err(map_error)?;
     Ok(ebpf)
 }
 
 /// Puts the (prefix length, address) pairs into the LPM trie `name`; returns how many.
 fn fill_hosts<const N: usize>(
     ebpf: &mut Ebpf,
-    name: &str,
+    name: &'static str,
     prefixes: impl Iterator<Item = (u8, [u8; N])>,
-) -> Result<u32, String> {
+) -> Result<u32, KernelError> {
+    let map_error = |source| KernelError::Map { name, source };
     let mut trie: LpmTrie<_, [u8; N], u8> =
-        LpmTrie::try_from(map(ebpf, name)?).map_err(|e| e.to_string())?;
+        LpmTrie::try_from(map(ebpf, name)?).map_err(map_error)?;
     let mut count = 0;
     for (len, address) in prefixes {
         trie.insert(&Key::new(u32::from(len), address), 1, 0)
-            .map_err(|e| format!("{name} {address:?}/{len}: {e}"))?;
+            .map_err(map_error)?;
         count += 1;
     }
     Ok(count)
 }
 
-fn map<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut aya::maps::Map, String> {
-    ebpf.map_mut(name)
-        .ok_or_else(|| format!("the kernel object has no map {name}"))
-}
-
-/// Adds what to do about a permission error.
-fn explain(text: String) -> String {
-    if text.contains("EPERM") || text.contains("ermission") || text.contains("not permitted") {
-        format!(
-            "{text}: the kernel programs need root, or CAP_BPF and CAP_PERFMON with CAP_NET_ADMIN \
-             (xdp) or CAP_NET_RAW (socket); see the setcap line in docs/live-capture.md"
-        )
-    } else {
-        text
-    }
+fn map<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut aya::maps::Map, KernelError> {
+    ebpf.map_mut(name).ok_or(KernelError::Missing(name))
 }
 
 /// Sums a per-CPU counter.
@@ -247,19 +236,20 @@ impl KernelSource {
         options: KernelOptions,
         stop: &'static AtomicBool,
     ) -> Result<Self, CaptureError> {
-        let failed = |reason: String| CaptureError::Live {
+        let failed = |source: LiveError| CaptureError::Live {
             interface: interface.to_owned(),
-            reason,
+            source: Box::new(source),
         };
-        let ifindex = interface_index(interface).map_err(&failed)?;
+        let kernel = |e: KernelError| failed(LiveError::Kernel(e));
+        let ifindex = interface_index(interface).map_err(failed)?;
         let loopback = is_loopback(interface);
-        let mut ebpf = load(filter, &options, loopback).map_err(&failed)?;
+        let mut ebpf = load(filter, &options, loopback).map_err(kernel)?;
         let (attached, attachment) = match options.mode {
             KernelMode::Xdp(how) => {
-                attach_xdp(&mut ebpf, interface, ifindex, how).map_err(&failed)?
+                attach_xdp(&mut ebpf, interface, ifindex, how).map_err(kernel)?
             }
             KernelMode::Socket => {
-                let socket = attach_socket(&mut ebpf, ifindex).map_err(&failed)?;
+                let socket = attach_socket(&mut ebpf, ifindex).map_err(kernel)?;
                 (
                     Attached::Socket(socket),
                     "socket filter on an AF_PACKET socket",
@@ -270,24 +260,37 @@ impl KernelSource {
         let logger = aya_log::EbpfLogger::init_with_logger(&mut ebpf, StderrLog).ok();
         let ring = RingBuf::try_from(
             ebpf.take_map("FRAMES")
-                .ok_or_else(|| failed("the kernel object has no map FRAMES".into()))?,
+                .ok_or(KernelError::Missing("map FRAMES"))
+                .map_err(kernel)?,
         )
-        .map_err(|e| failed(e.to_string()))?;
+        .map_err(|source| {
+            kernel(KernelError::Map {
+                name: "FRAMES",
+                source,
+            })
+        })?;
         let counters_map = PerCpuArray::try_from(
             ebpf.take_map("COUNTERS")
-                .ok_or_else(|| failed("the kernel object has no map COUNTERS".into()))?,
+                .ok_or(KernelError::Missing("map COUNTERS"))
+                .map_err(kernel)?,
         )
-        .map_err(|e| failed(e.to_string()))?;
+        .map_err(|source| {
+            kernel(KernelError::Map {
+                name: "COUNTERS",
+                source,
+            })
+        })?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .enable_time()
             .build()
-            .map_err(|e| failed(e.to_string()))?;
+            .map_err(|e| kernel(KernelError::Runtime(e)))?;
         let ring = {
             let _guard = runtime.enter();
             // SAFETY: the ring owns its map's fd, which stays open and the same for as long
             // as the ring, and so the AsyncFd that owns it, lives.
-            unsafe { AsyncFd::register(ring) }.map_err(|e| failed(e.to_string()))?
+            unsafe { AsyncFd::register(ring) }
+                .map_err(|e| kernel(KernelError::Runtime(e.into_parts().1)))?
         };
         Ok(Self {
             interface: interface.to_owned(),
@@ -346,10 +349,10 @@ impl KernelSource {
                 if let Some(logger) = self.logger.as_mut() {
                     logger.flush();
                 }
-                if let Some(reason) = self.gone.take() {
+                if let Some(source) = self.gone.take() {
                     return Err(CaptureError::Live {
                         interface: self.interface.clone(),
-                        reason,
+                        source: Box::new(source),
                     });
                 }
                 return Ok(Polled::End);
@@ -387,7 +390,7 @@ impl KernelSource {
         });
         woken.map_err(|e| CaptureError::Live {
             interface: self.interface.clone(),
-            reason: format!("waiting on the ring buffer: {e}"),
+            source: Box::new(LiveError::Kernel(KernelError::Wait(e))),
         })
     }
 
@@ -401,7 +404,7 @@ impl KernelSource {
         let Some((header, bytes)) = split_record(&item) else {
             return Err(CaptureError::Live {
                 interface: self.interface.clone(),
-                reason: format!("a ring record of {} bytes has no header", item.len()),
+                source: Box::new(LiveError::Kernel(KernelError::ShortRecord(item.len()))),
             });
         };
         self.header = header;
@@ -431,8 +434,8 @@ impl KernelSource {
     /// every 500 ms while frames flow and whenever the ring is idle, never per frame.
     fn refresh(&mut self) {
         if self.attached.is_some() && self.gone.is_none() {
-            if let Err(reason) = self.watch.check() {
-                self.gone = Some(reason);
+            if let Err(removed) = self.watch.check() {
+                self.gone = Some(removed);
             }
         }
         let c = &self.counters;
@@ -471,47 +474,36 @@ fn attach_xdp(
     interface: &str,
     ifindex: u32,
     how: XdpAttach,
-) -> Result<(Attached, &'static str), String> {
+) -> Result<(Attached, &'static str), KernelError> {
     // Another program holding the interface is the usual reason an attach is refused: name
     // it, whatever mode was being tried.
-    let held = || {
-        super::netlink::xdp_program_of(ifindex).map(|(id, mode)| {
-            format!(
-                "another XDP program (id {id}, {mode} mode) is attached to {interface}; see it \
-                 with `ip link show dev {interface}` or `bpftool net show dev {interface}`, and \
-                 detach it with `ip link set dev {interface} xdp off` if nothing needs it \
-                 (another spycraft, or the program that loaded it, may)"
-            )
-        })
+    let refused = |mode: &'static str, e| match super::netlink::xdp_program_of(ifindex) {
+        Some((id, held_mode)) => KernelError::HeldByAnother {
+            interface: interface.to_owned(),
+            id,
+            mode: held_mode,
+        },
+        None => KernelError::attach(mode, e),
     };
     let program: &mut Xdp = ebpf
         .program_mut("spycraft_xdp")
-        .ok_or("the kernel object has no spycraft_xdp program")?
+        .ok_or(KernelError::Missing("spycraft_xdp program"))?
         .try_into()
-        .map_err(|e: aya::programs::ProgramError| e.to_string())?;
+        .map_err(|e| KernelError::load_program("the XDP program", e))?;
     program
         .load()
-        .map_err(|e| explain(format!("loading the XDP program: {}", error_chain(&e))))?;
+        .map_err(|e| KernelError::load_program("the XDP program", e))?;
     match how {
         XdpAttach::Native | XdpAttach::Auto => match program.attach(interface, XdpMode::Driver) {
             Ok(link) => return Ok((Attached::Xdp(link), "XDP, native (driver) mode")),
-            Err(e) if how == XdpAttach::Native => {
-                return Err(held().unwrap_or_else(|| {
-                    explain(format!("attaching XDP in native mode: {}", error_chain(&e)))
-                }))
-            }
+            Err(e) if how == XdpAttach::Native => return Err(refused("XDP in native mode", e)),
             Err(_) => {}
         },
         XdpAttach::Generic => {}
     }
-    let link = program.attach(interface, XdpMode::Skb).map_err(|e| {
-        held().unwrap_or_else(|| {
-            explain(format!(
-                "attaching XDP in generic mode: {}",
-                error_chain(&e)
-            ))
-        })
-    })?;
+    let link = program
+        .attach(interface, XdpMode::Skb)
+        .map_err(|e| refused("XDP in generic mode", e))?;
     Ok((
         Attached::Xdp(link),
         if how == XdpAttach::Auto {
@@ -524,30 +516,30 @@ fn attach_xdp(
 
 /// Loads the socket filter and attaches it to a new AF_PACKET socket bound to `ifindex`; the
 /// socket keeps it attached.
-pub fn attach_socket(ebpf: &mut Ebpf, ifindex: u32) -> Result<OwnedFd, String> {
+pub fn attach_socket(ebpf: &mut Ebpf, ifindex: u32) -> Result<OwnedFd, KernelError> {
     let program: &mut SocketFilter = ebpf
         .program_mut("spycraft_socket")
-        .ok_or("the kernel object has no spycraft_socket program")?
+        .ok_or(KernelError::Missing("spycraft_socket program"))?
         .try_into()
-        .map_err(|e: aya::programs::ProgramError| e.to_string())?;
+        .map_err(|e| KernelError::load_program("the socket filter", e))?;
     program
         .load()
-        .map_err(|e| explain(format!("loading the socket filter: {}", error_chain(&e))))?;
+        .map_err(|e| KernelError::load_program("the socket filter", e))?;
     // Protocol 0: the socket receives nothing until it is bound, so no frame slips past
     // before the filter is in place.
     // SAFETY: socket(2) with constant arguments; the result is checked before use.
     let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
-        return Err(explain(format!(
-            "AF_PACKET socket: {}",
-            std::io::Error::last_os_error()
-        )));
+        return Err(KernelError::socket(
+            "AF_PACKET socket",
+            std::io::Error::last_os_error(),
+        ));
     }
     // SAFETY: `fd` is a socket we just opened and own alone.
     let socket = unsafe { OwnedFd::from_raw_fd(fd) };
     program
         .attach(socket.as_fd())
-        .map_err(|e| explain(format!("attaching the socket filter: {}", error_chain(&e))))?;
+        .map_err(|e| KernelError::attach("the socket filter", e))?;
     // SAFETY: sockaddr_ll is plain data; zero is a valid starting value.
     let mut address: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
     address.sll_family = libc::AF_PACKET as u16;
@@ -562,23 +554,22 @@ pub fn attach_socket(ebpf: &mut Ebpf, ifindex: u32) -> Result<OwnedFd, String> {
         )
     };
     if rc != 0 {
-        return Err(format!(
-            "binding the AF_PACKET socket: {}",
-            std::io::Error::last_os_error()
+        return Err(KernelError::socket(
+            "binding the AF_PACKET socket",
+            std::io::Error::last_os_error(),
         ));
     }
     Ok(socket)
 }
 
-pub fn interface_index(interface: &str) -> Result<u32, String> {
-    let name = std::ffi::CString::new(interface).map_err(|_| "bad interface name".to_owned())?;
+pub fn interface_index(interface: &str) -> Result<u32, LiveError> {
+    let name = std::ffi::CString::new(interface).map_err(|_| {
+        LiveError::NoInterface(std::io::Error::from(std::io::ErrorKind::InvalidInput))
+    })?;
     // SAFETY: `name` is a NUL-terminated string that outlives the call.
     let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
     if index == 0 {
-        Err(format!(
-            "no such interface ({})",
-            std::io::Error::last_os_error()
-        ))
+        Err(LiveError::NoInterface(std::io::Error::last_os_error()))
     } else {
         Ok(index)
     }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use pcap::{Active, Capture, Precision};
 
-use super::{CaptureError, Frame, Polled};
+use super::{CaptureError, Frame, LiveError, Polled};
 use crate::packet::{LinkType, Timestamp};
 
 /// How long a read waits for a frame before looking at the stop flag.
@@ -81,11 +81,11 @@ impl LiveSource {
         buffer_bytes: u32,
         stop: &'static AtomicBool,
     ) -> Result<Self, CaptureError> {
-        let failed = |reason: String| CaptureError::Live {
+        let failed = |source| CaptureError::Live {
             interface: interface.to_owned(),
-            reason,
+            source: Box::new(source),
         };
-        let inactive = Capture::from_device(interface).map_err(|e| failed(e.to_string()))?;
+        let inactive = Capture::from_device(interface).map_err(|e| failed(LiveError::pcap(e)))?;
         let mut capture = inactive
             .immediate_mode(true)
             .snaplen(i32::try_from(snap_len).unwrap_or(i32::MAX))
@@ -93,31 +93,23 @@ impl LiveSource {
             .timeout(READ_TIMEOUT_MS)
             .precision(Precision::Nano)
             .open()
-            .map_err(|e| {
-                let text = e.to_string();
-                if text.contains("ermission") || text.contains("not permitted") {
-                    failed(format!(
-                        "{text}: live capture needs root, or CAP_NET_RAW and CAP_NET_ADMIN \
-                         (see the setcap line in docs/live-capture.md)"
-                    ))
-                } else {
-                    failed(text)
-                }
-            })?;
+            .map_err(|e| failed(LiveError::pcap(e)))?;
         let dlt = capture.get_datalink();
         let link = LinkType::from_dlt(dlt.0).ok_or_else(|| {
-            failed(format!(
-                "unsupported link type {} ({})",
-                dlt.get_name().unwrap_or_else(|_| "unknown".into()),
-                dlt.0
-            ))
+            failed(LiveError::UnsupportedLinkType {
+                dlt: dlt.0,
+                name: dlt.get_name().unwrap_or_else(|_| "unknown".into()),
+            })
         })?;
-        capture
-            .filter(filter, true)
-            .map_err(|e| failed(format!("filter `{filter}`: {e}")))?;
+        capture.filter(filter, true).map_err(|source| {
+            failed(LiveError::Filter {
+                filter: filter.to_owned(),
+                source,
+            })
+        })?;
         let capture = capture
             .setnonblock()
-            .map_err(|e| failed(format!("non-blocking mode: {e}")))?;
+            .map_err(|e| failed(LiveError::NonBlocking(e)))?;
         Ok(Self {
             interface: interface.to_owned(),
             capture,
@@ -193,7 +185,7 @@ impl LiveSource {
             }
             Err(e) => Err(CaptureError::Live {
                 interface: self.interface.clone(),
-                reason: e.to_string(),
+                source: Box::new(LiveError::pcap(e)),
             }),
         }
     }
@@ -212,7 +204,7 @@ impl LiveSource {
             if e.kind() != std::io::ErrorKind::Interrupted {
                 return Err(CaptureError::Live {
                     interface: self.interface.clone(),
-                    reason: format!("poll: {e}"),
+                    source: Box::new(LiveError::Poll(e)),
                 });
             }
         }

@@ -3,6 +3,7 @@
 //! bytes)`. Files and live interfaces come through libpcap (no copy); `kernel` reads
 //! the ring buffer of spycraft's XDP and socket-filter programs.
 
+mod error;
 #[cfg(feature = "ebpf")]
 mod interface;
 #[cfg(feature = "ebpf")]
@@ -17,8 +18,11 @@ mod window;
 mod writer;
 
 pub use crate::packet::Frame;
+#[cfg(feature = "ebpf")]
+pub use error::KernelError;
+pub use error::{CaptureError, LiveError};
 pub use live::{LiveCounters, LiveSource};
-pub use offline::{CaptureError, OfflineSource};
+pub use offline::OfflineSource;
 pub use writer::{CaptureFormat, CaptureWriter, Rotation, TeeSource};
 
 /// How a live capture picks its frames.

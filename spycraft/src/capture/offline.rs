@@ -10,48 +10,8 @@ use pcap::{Capture, Offline, Precision};
 
 use super::pcap_file::{PcapHeader, PcapReader};
 use super::pcapng_file::{self, PcapngReader};
-use super::Frame;
+use super::{CaptureError, Frame};
 use crate::packet::{LinkType, Timestamp};
-
-/// Why a capture could not be read. The messages name the file and say what is wrong.
-#[derive(Debug, thiserror::Error)]
-pub enum CaptureError {
-    #[error("{path}: no such file")]
-    NotFound { path: PathBuf },
-    #[error("{path}: is a directory, not a capture file")]
-    IsDirectory { path: PathBuf },
-    #[error("{path}: cannot open: {source}")]
-    Unreadable {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path}: not a pcap or pcapng capture ({reason})")]
-    NotACapture { path: PathBuf, reason: String },
-    #[error("{path}: a {format} capture, which spycraft does not read; convert it with `editcap -F pcapng {path} OUT.pcapng` (Wireshark's editcap)")]
-    OtherFormat { path: PathBuf, format: &'static str },
-    #[error("{path}: unsupported link type {name} ({dlt}); spycraft reads Ethernet, Linux SLL/SLL2, raw IP and BSD loopback")]
-    UnsupportedLinkType {
-        path: PathBuf,
-        dlt: i32,
-        name: String,
-    },
-    #[error("{path}: invalid capture filter `{filter}`: {reason}")]
-    BadFilter {
-        path: PathBuf,
-        filter: String,
-        reason: String,
-    },
-    #[error("writing {path}: {reason}")]
-    Write { path: PathBuf, reason: String },
-    #[error("capture on {interface}: {reason}")]
-    Live { interface: String, reason: String },
-    #[error("{path}: capture damaged after {frames} frames: {reason}")]
-    Damaged {
-        path: PathBuf,
-        frames: u64,
-        reason: String,
-    },
-}
 
 /// Where the records come from.
 enum Reader {

@@ -264,9 +264,9 @@ impl<S: FrameSource> TeeSource<S> {
 
 impl<S: FrameSource> FrameSource for TeeSource<S> {
     fn poll(&mut self) -> Result<Polled<'_>, CaptureError> {
-        let failed = |w: &CaptureWriter, e: std::io::Error| CaptureError::Write {
+        let failed = |w: &CaptureWriter, source| CaptureError::Write {
             path: w.current_path(),
-            reason: e.to_string(),
+            source,
         };
         match self.inner.poll()? {
             Polled::Frame(frame) => {
