@@ -78,10 +78,21 @@ struct Forks {
 /// most calls have none.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Transfers {
-    /// (time, sent by the caller, Refer-To, last sipfrag status)
-    refer: Option<(i64, bool, String, Option<u16>)>,
+    refer: Option<Refer>,
     referred_by: Option<String>,
     from_call: Option<String>,
+}
+
+/// The REFER an answered call carried.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Refer {
+    /// When it was first seen (a retransmission keeps this).
+    at: i64,
+    sent_by: Party,
+    /// Its Refer-To.
+    to: String,
+    /// The status in the last NOTIFY's sipfrag: how the transfer went.
+    status: Option<u16>,
 }
 
 /// FNV-1a: a stable, cheap hash of a tag, so tags need not be stored.
@@ -401,14 +412,23 @@ impl Leg {
                 let to = ev.field(Field::ReferTo).to_owned();
                 let transfers = self.transfers.get_or_insert_with(Box::default);
                 // A retransmitted REFER keeps the first one's time.
-                if transfers.refer.as_ref().is_none_or(|r| r.2 != to) {
-                    transfers.refer = Some((ts, from_caller, to, None));
+                if transfers.refer.as_ref().is_none_or(|r| r.to != to) {
+                    transfers.refer = Some(Refer {
+                        at: ts,
+                        sent_by: if from_caller {
+                            Party::Caller
+                        } else {
+                            Party::Callee
+                        },
+                        to,
+                        status: None,
+                    });
                 }
             }
             Method::Notify if self.phase == Phase::Answered && ev.sipfrag_status.is_some() => {
                 self.last_activity = ts;
-                if let Some((.., status)) = self.transfers.as_mut().and_then(|t| t.refer.as_mut()) {
-                    *status = ev.sipfrag_status;
+                if let Some(refer) = self.transfers.as_mut().and_then(|t| t.refer.as_mut()) {
+                    refer.status = ev.sipfrag_status;
                 }
             }
             Method::Invite
@@ -524,7 +544,7 @@ impl Leg {
         self.transfers
             .as_ref()
             .and_then(|t| t.refer.as_ref())
-            .map(|r| r.2.as_str())
+            .map(|r| r.to.as_str())
     }
 
     /// Whether this call was asked for by a transfer (Referred-By) without naming the call
@@ -972,12 +992,10 @@ impl Leg {
         };
         r.forked_dialogs = forked_dialogs;
         r.forked_last_status = forked_last_status;
-        r.transfer_at = refer.as_ref().map(|r| ts(r.0));
-        r.transferred_by = refer
-            .as_ref()
-            .map(|r| if r.1 { Party::Caller } else { Party::Callee });
-        r.transfer_status = refer.as_ref().and_then(|r| r.3);
-        r.transfer_to = refer.map(|r| r.2);
+        r.transfer_at = refer.as_ref().map(|refer| ts(refer.at));
+        r.transferred_by = refer.as_ref().map(|refer| refer.sent_by);
+        r.transfer_status = refer.as_ref().and_then(|refer| refer.status);
+        r.transfer_to = refer.map(|refer| refer.to);
         r.referred_by = transfers.as_mut().and_then(|t| t.referred_by.take());
         r.transferred_from = transfers.and_then(|t| t.from_call);
         r.setup_ms = answer_at.map(|answer| answer.millis_since(invite_at));

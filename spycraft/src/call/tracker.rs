@@ -94,9 +94,19 @@ pub struct CallTracker {
     /// Each record is written over this one in turn and lent to the sink, so its strings'
     /// allocations serve every record.
     record: CallRecord,
-    /// Recent REFERs: (Refer-To, Call-ID of the call that carried it, time), newest last, so
-    /// the call a blind transfer makes links to the call it came from.
-    refers: VecDeque<(String, String, i64)>,
+    /// Recent REFERs, newest last, so the call a blind transfer makes links to the call it
+    /// came from.
+    refers: VecDeque<RecentRefer>,
+}
+
+/// A REFER seen lately.
+#[derive(Debug)]
+struct RecentRefer {
+    /// Its Refer-To.
+    to: String,
+    /// The Call-ID of the call that carried it.
+    call_id: String,
+    at: i64,
 }
 
 /// The hash a leg is filed under (its Call-ID and From tag), as worked out for an event by
@@ -208,11 +218,11 @@ impl CallTracker {
                             if self.refers.len() == MAX_REFERS {
                                 self.refers.pop_front();
                             }
-                            self.refers.push_back((
-                                target.to_owned(),
-                                ev.call_id().to_owned(),
-                                ev.meta.time.micros(),
-                            ));
+                            self.refers.push_back(RecentRefer {
+                                to: target.to_owned(),
+                                call_id: ev.call_id().to_owned(),
+                                at: ev.meta.time.micros(),
+                            });
                         }
                     }
                     if leg.phase() == Phase::Challenged {
@@ -284,13 +294,13 @@ impl CallTracker {
                     || (uri_user(a.as_bytes()).is_some()
                         && uri_user(a.as_bytes()) == uri_user(b.as_bytes()))
             };
-            if let Some((_, call_id, _)) = self
+            if let Some(refer) = self
                 .refers
                 .iter()
                 .rev()
-                .find(|(to, _, at)| now - at <= REFER_LINK_US && same_user(to, target))
+                .find(|r| now - r.at <= REFER_LINK_US && same_user(&r.to, target))
             {
-                leg.link_transfer(call_id);
+                leg.link_transfer(&refer.call_id);
             }
         }
         self.index_slot_under(slot, hash);

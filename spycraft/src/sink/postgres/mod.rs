@@ -24,7 +24,7 @@ use super::{RecordSink, SinkError, Tally};
 use crate::call::CallRecord;
 
 pub use connect::{redact_password, Target};
-pub use status::{status, DatabaseStatus};
+pub use status::{status, DatabaseStatus, Partitions};
 
 /// Everything the PostgreSQL sink needs.
 #[derive(Clone, Debug)]

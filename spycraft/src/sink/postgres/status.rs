@@ -15,12 +15,21 @@ pub struct DatabaseStatus {
     pub server: String,
     pub server_version: String,
     pub schema: SchemaStatus,
-    /// Rows in `cdr`, and the daily partitions (count, first and last day).
+    /// Rows in `cdr`, and its daily partitions.
     pub records: Option<i64>,
-    pub partitions: Option<(i64, Option<String>, Option<String>)>,
+    pub partitions: Option<Partitions>,
     /// Per node: records and the last INVITE time.
     pub nodes: Vec<(String, i64, String)>,
     pub spool: Option<Backlog>,
+}
+
+/// The daily partitions of `cdr`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Partitions {
+    pub count: i64,
+    /// The first and last day, as PostgreSQL names them.
+    pub first: Option<String>,
+    pub last: Option<String>,
 }
 
 /// Reads the status of `target`, and of the spool at `spool_dir` without taking it over.
@@ -51,7 +60,11 @@ pub fn status(target: &Target, spool_dir: &Path) -> Result<DatabaseStatus, Postg
                     &[],
                 )
                 .await?;
-            partitions = Some((row.get(0), row.get(1), row.get(2)));
+            partitions = Some(Partitions {
+                count: row.get(0),
+                first: row.get(1),
+                last: row.get(2),
+            });
             for row in client
                 .query(
                     "SELECT node, count(*), \
@@ -94,7 +107,7 @@ impl fmt::Display for DatabaseStatus {
         if let Some(n) = self.records {
             writeln!(f, "records:    {n}")?;
         }
-        if let Some((count, first, last)) = &self.partitions {
+        if let Some(Partitions { count, first, last }) = &self.partitions {
             match (first, last) {
                 (Some(first), Some(last)) => {
                     writeln!(f, "partitions: {count} daily, {first} to {last}")?
