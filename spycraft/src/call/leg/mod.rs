@@ -1060,19 +1060,4 @@ pub fn record_id(node: &str, call_id: &str, from_tag: &str, invite_at_us: i64) -
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn puts_the_user_part_as_a_piece_of_the_uri() {
-        let mut to = None;
-        put_user(&mut to, "sip:zoë@example.com;transport=tcp");
-        assert_eq!(to.as_deref(), Some("zoë"));
-        put_user(&mut to, "tel:+1-555-0100;ext=12");
-        assert_eq!(to.as_deref(), Some("+1-555-0100"));
-        put_user(&mut to, "sips:☎:secret@example.com");
-        assert_eq!(to.as_deref(), Some("☎"));
-        put_user(&mut to, "sip:example.com");
-        assert_eq!(to, None);
-    }
-}
+mod tests;
