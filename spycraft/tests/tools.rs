@@ -52,13 +52,8 @@ fn dump_first_lines(captures: &[&Path], selection: &[&str]) -> Vec<String> {
 }
 
 fn call_id(case: &str, n: usize) -> String {
-    let records = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../pcaps")
-            .join(case)
-            .join("expected.jsonl"),
-    )
-    .expect("expected.jsonl");
+    let records = std::fs::read_to_string(support::pcaps().join(case).join("expected.jsonl"))
+        .expect("expected.jsonl");
     let line = records.lines().nth(n).expect("a record");
     let record: Value = serde_json::from_str(line).expect("json");
     record["call_id"].as_str().expect("call_id").to_owned()

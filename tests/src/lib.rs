@@ -9,7 +9,11 @@ use spycraft::call::CallRecord;
 use spycraft::pipeline::{analyze_files, AnalyzeError, PipelineConfig, Summary};
 use spycraft::sink::{RecordSink, SinkError};
 
+#[path = "../../spycraft/src/bundled.rs"]
+mod bundled;
 pub mod sensor;
+
+pub use bundled::{bundled, bundled_captures, bundled_cases, pcaps};
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {

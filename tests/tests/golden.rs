@@ -6,10 +6,10 @@
 use std::path::PathBuf;
 
 use serde_json::Value;
-use spycraft_tests::{analyze, workspace_root};
+use spycraft_tests::analyze;
 
 fn case_dir(name: &str) -> PathBuf {
-    workspace_root().join("pcaps").join(name)
+    spycraft_tests::pcaps().join(name)
 }
 
 fn records_of(name: &str) -> Vec<Value> {
@@ -22,14 +22,10 @@ fn records_of(name: &str) -> Vec<Value> {
 
 #[test]
 fn every_case_matches_its_expected_records_field_by_field() {
-    let mut cases: Vec<PathBuf> = std::fs::read_dir(workspace_root().join("pcaps"))
-        .expect("pcaps/")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.join("capture.pcap").is_file())
-        .collect();
-    cases.sort();
-    assert!(cases.len() >= 11, "bundled cases missing: {cases:?}");
-    for dir in cases {
+    for dir in spycraft_tests::bundled_cases()
+        .iter()
+        .map(|case| spycraft_tests::pcaps().join(case))
+    {
         let name = dir
             .file_name()
             .expect("name")
@@ -344,12 +340,7 @@ fn either_thread_plan_gives_the_same_records_and_counters() {
     use spycraft_tests::analyze_with;
     // All the bundled captures as one stream: UDP, TCP one connection and many, a fragmented
     // INVITE, a non-standard port.
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(workspace_root().join("pcaps"))
-        .expect("pcaps/")
-        .filter_map(|e| e.ok().map(|e| e.path().join("capture.pcap")))
-        .filter(|p| p.is_file())
-        .collect();
-    paths.sort();
+    let paths = spycraft_tests::bundled_captures();
     let run = |threads| {
         let config = PipelineConfig {
             threads,

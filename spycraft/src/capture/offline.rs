@@ -308,13 +308,8 @@ mod tests {
 
     #[test]
     fn the_direct_reader_yields_exactly_what_libpcap_does() {
-        let pcaps = Path::new(env!("CARGO_MANIFEST_DIR")).join("../pcaps");
         let mut compared = 0;
-        for entry in std::fs::read_dir(&pcaps).expect("pcaps/") {
-            let file = entry.expect("entry").path().join("capture.pcap");
-            if !file.is_file() {
-                continue;
-            }
+        for file in crate::bundled::bundled_captures() {
             let direct = OfflineSource::open(&file, None).expect("opens");
             assert!(
                 matches!(direct.reader, Reader::Pcap(_)),

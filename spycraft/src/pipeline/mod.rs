@@ -523,12 +523,11 @@ mod tests {
 
     #[test]
     fn snapshots_the_counters_during_a_run_on_either_thread_plan() {
-        let pcaps = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../pcaps");
         // Recorded two hours apart, so the busy call is written (its retransmission linger
         // over) by the time the second file has been read.
         let files: Vec<PathBuf> = ["busy-486", "b2bua-a-leg", "b2bua-b-leg"]
             .iter()
-            .map(|case| pcaps.join(case).join("capture.pcap"))
+            .map(|case| crate::bundled::bundled(case))
             .collect();
         for threads in [1, 2] {
             let config = PipelineConfig {
@@ -560,10 +559,9 @@ mod tests {
 
     #[test]
     fn takes_no_snapshot_unless_asked() {
-        let pcaps = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../pcaps");
         let files = vec![
-            pcaps.join("busy-486/capture.pcap"),
-            pcaps.join("congestion-503/capture.pcap"),
+            crate::bundled::bundled("busy-486"),
+            crate::bundled::bundled("congestion-503"),
         ];
         let mut sink = Snapshots::default();
         let (_, result) = analyze_files(

@@ -306,24 +306,16 @@ mod tests {
 
     impl Rounds {
         fn of_bundled_captures(times: usize) -> Self {
-            let pcaps = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../pcaps");
-            let mut cases: Vec<String> = std::fs::read_dir(&pcaps)
-                .expect("pcaps/")
-                .filter_map(|e| e.ok())
-                .filter(|e| e.path().join("capture.pcap").is_file())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect();
-            cases.sort();
+            let cases = crate::bundled::bundled_cases();
             let cases: Vec<&str> = cases.iter().map(String::as_str).collect();
             Self::of(&cases, times)
         }
 
         /// The frames of these bundled cases.
         fn of(cases: &[&str], times: usize) -> Self {
-            let pcaps = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../pcaps");
             let mut frames = Vec::new();
             for case in cases {
-                let file = pcaps.join(case).join("capture.pcap");
+                let file = crate::bundled::bundled(case);
                 let source = OfflineSource::open(&file, None).expect("readable");
                 let link = source.link_type();
                 let read = source.remaining_frames().into_iter();

@@ -180,13 +180,7 @@ mod tests {
 
     #[test]
     fn writes_every_bundled_record_as_serde_json_does() {
-        let pcaps = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../pcaps");
-        let mut files: Vec<_> = std::fs::read_dir(&pcaps)
-            .expect("pcaps/")
-            .filter_map(|e| Some(e.ok()?.path().join("capture.pcap")))
-            .filter(|p| p.is_file())
-            .collect();
-        files.sort();
+        let files = crate::bundled::bundled_captures();
         let mut sink = Keep::default();
         for file in &files {
             let (_, result) = analyze_files(

@@ -11,28 +11,10 @@ pub mod tmpfs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// The bundled cases' directory, `pcaps/`.
-pub fn pcaps() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../pcaps")
-}
-
-/// The names of every bundled case, sorted.
-pub fn bundled_cases() -> Vec<String> {
-    let mut cases: Vec<String> = std::fs::read_dir(pcaps())
-        .expect("pcaps/")
-        .flatten()
-        .filter(|e| e.path().join("capture.pcap").exists())
-        .filter_map(|e| e.file_name().into_string().ok())
-        .collect();
-    cases.sort();
-    assert!(cases.len() >= 16, "bundled cases: {cases:?}");
-    cases
-}
-
-/// The capture of a bundled case in `pcaps/`.
-pub fn bundled(case: &str) -> PathBuf {
-    pcaps().join(case).join("capture.pcap")
-}
+#[path = "../../src/bundled.rs"]
+mod bundled;
+#[allow(unused_imports)] // Not every test binary uses all three.
+pub use bundled::{bundled, bundled_cases, pcaps};
 
 /// An empty directory of this name under cargo's temporary directory for tests.
 pub fn scratch(name: &str) -> PathBuf {
