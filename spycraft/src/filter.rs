@@ -25,12 +25,16 @@ pub struct FilterConfig {
 /// A filter that cannot be built.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum FilterError {
+    /// Text that is not a port or port range.
     #[error("`{0}` is not a port or port range (5060, 5080-5090)")]
     BadRange(String),
+    /// More port ranges than the kernel map holds.
     #[error("{0} port ranges given; the kernel filter holds at most {MAX_PORT_RANGES}")]
     TooManyRanges(usize),
+    /// An empty port list.
     #[error("no SIP ports given")]
     NoPorts,
+    /// More host prefixes of one family than the kernel map holds.
     #[error("{0} host prefixes of one address family given; the kernel filter holds at most {MAX_HOST_PREFIXES}")]
     TooManyHosts(usize),
 }
@@ -87,10 +91,12 @@ impl FilterConfig {
         })
     }
 
+    /// The port ranges, sorted and merged.
     pub fn ports(&self) -> &[PortRange] {
         &self.ports
     }
 
+    /// The host prefixes; none means any host.
     pub fn hosts(&self) -> &[IpNet] {
         &self.hosts
     }

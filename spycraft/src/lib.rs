@@ -5,6 +5,8 @@
 //! [`capture`] → [`decode`] → [`sip`] → [`call`] → [`sink`], wired by [`parse_stage`] and
 //! [`pipeline`]; [`packet`] holds the vocabulary they share and imports none of them.
 
+#![warn(missing_docs)]
+
 #[cfg(test)]
 mod bundled;
 pub mod call;

@@ -57,16 +57,21 @@ impl SipPorts {
 /// What the parse stage hands to the call stage.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Input {
+    /// A SIP message, as the tracker needs it.
     Event(SipEvent),
     /// Bytes were lost on the TCP connection between these two addresses: the calls it carries
     /// may miss a message.
     StreamGap {
+        /// One end of the connection.
         a: SocketAddr,
+        /// The other end.
         b: SocketAddr,
+        /// When the loss was found.
         time: Timestamp,
     },
     /// A live source is idle at this wall-clock time: calls due to end by then end.
     Clock {
+        /// The wall-clock time now.
         time: Timestamp,
     },
     /// The capture lost frames (its buffer was full): the calls up now may miss messages.
@@ -127,6 +132,7 @@ pub struct EachTo<F> {
 }
 
 impl<F: FnMut(Input)> EachTo<F> {
+    /// A stage handing what it parses to `to`.
     pub fn new(to: F) -> Self {
         Self { to, making: None }
     }
@@ -159,10 +165,13 @@ impl<F: FnMut(Input)> Inputs for EachTo<F> {
 /// calls (`dump`, `find`).
 #[derive(Debug)]
 pub struct SeenMessage<'a, 'h, 'b> {
+    /// Where and when it was captured.
     pub info: &'a PacketInfo,
     /// The message's bytes as they travelled (head and body).
     pub raw: &'a [u8],
+    /// The parsed message.
     pub message: &'a Message<'h, 'b>,
+    /// What the tracker takes from it.
     pub event: &'a SipEvent,
 }
 
@@ -170,7 +179,9 @@ pub struct SeenMessage<'a, 'h, 'b> {
 /// behind a message, each piece of a payload that spans frames. `frame` numbers the frames
 /// given to the stage, from 0.
 pub trait Observer {
+    /// Called for every SIP message, with the number of the frame that completed it.
     fn message(&mut self, frame: u64, message: &SeenMessage<'_, '_, '_>);
+    /// Called for every piece of a message a frame carried (fragments, segments).
     fn piece(&mut self, _frame: u64, _piece: &Piece) {}
 }
 
@@ -186,12 +197,15 @@ impl Observer for Messages<'_> {
 /// Counters of the capture, decode and parse stages.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ParseCounters {
+    /// The decoder's counters.
     pub decode: DecodeCounters,
     /// Datagrams on non-SIP ports that did not look like SIP.
     pub not_sip: u64,
     /// Keep-alives, and payloads on SIP ports too short to be any SIP message.
     pub keepalives: u64,
+    /// SIP messages parsed.
     pub sip_messages: u64,
+    /// Messages that did not parse, by reason.
     pub parse_errors: [u64; ParseError::ALL.len()],
     /// Messages kept although their body did not match their Content-Length.
     pub body_issues: u64,
@@ -199,6 +213,7 @@ pub struct ParseCounters {
     pub malformed_header_lines: u64,
     /// Times a TCP stream was searched for the next start line, and the bytes skipped.
     pub stream_resyncs: u64,
+    /// Bytes skipped on SIP streams to find the next message.
     pub stream_skipped_bytes: u64,
     /// Stream messages larger than the framing bound.
     pub oversize_messages: u64,
@@ -208,6 +223,7 @@ pub struct ParseCounters {
 }
 
 impl ParseCounters {
+    /// Messages that did not parse, all reasons together.
     pub fn total_parse_errors(&self) -> u64 {
         self.parse_errors.iter().sum()
     }
@@ -264,10 +280,12 @@ const MAX_SPARE_TEXTS: usize = 12 * 1024;
 const MAX_SPARE_TEXT_BYTES: usize = 1024;
 
 impl ParseStage {
+    /// A stage reading SIP on `ports`, collating by `collation_headers`.
     pub fn new(ports: SipPorts, collation_headers: Vec<String>) -> Self {
         Self::with_limits(ports, collation_headers, DecodeLimits::default())
     }
 
+    /// [`ParseStage::new`] with the decoder's bounds given.
     pub fn with_limits(
         ports: SipPorts,
         collation_headers: Vec<String>,
@@ -388,6 +406,7 @@ impl Unparsed {
         self.items.len()
     }
 
+    /// Whether no message waits.
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
@@ -427,6 +446,7 @@ impl Observer for Unobserved {
 }
 
 impl MessageStage {
+    /// A stage turning messages into events with these collation headers.
     pub fn new(collation_headers: CollationHeaders) -> Self {
         Self {
             collation_headers,

@@ -120,20 +120,33 @@ impl Tally {
 /// base is empty.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Figures {
+    /// INVITE attempts.
     pub attempts: u64,
+    /// Answered calls.
     pub answered: u64,
+    /// Session establishment ratio (RFC 6076).
     pub ser: Option<f64>,
+    /// Session establishment effectiveness ratio (RFC 6076).
     pub seer: Option<f64>,
+    /// Ineffective session attempts (RFC 6076).
     pub isa: Option<f64>,
+    /// Session completion ratio (RFC 6076).
     pub scr: Option<f64>,
+    /// Answer-seizure ratio.
     pub asr: Option<f64>,
+    /// Network effectiveness ratio.
     pub ner: Option<f64>,
+    /// Mean session request delay, ms.
     pub srd_avg_ms: Option<f64>,
+    /// Median session request delay, ms.
     pub srd_p50_ms: Option<u64>,
+    /// 95th percentile session request delay, ms.
     pub srd_p95_ms: Option<u64>,
     /// Seconds.
     pub acd_s: Option<f64>,
+    /// Calls by disposition.
     pub by_disposition: BTreeMap<&'static str, u64>,
+    /// Calls by final status.
     pub by_final_status: BTreeMap<String, u64>,
 }
 
@@ -148,12 +161,16 @@ pub struct CallStats {
 /// The report, as JSON shows it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct StatsReport {
+    /// All calls.
     pub all: Figures,
+    /// By sensor node.
     pub nodes: BTreeMap<String, Figures>,
+    /// By peer.
     pub peers: BTreeMap<String, Figures>,
 }
 
 impl CallStats {
+    /// Counts one record.
     pub fn add(&mut self, r: &CallRecord) {
         self.all.add(r);
         self.nodes.entry(r.node.clone()).or_default().add(r);
@@ -163,6 +180,7 @@ impl CallStats {
             .add(r);
     }
 
+    /// The figures so far.
     pub fn report(&self) -> StatsReport {
         StatsReport {
             all: self.all.figures(),

@@ -82,6 +82,7 @@ impl MonitoredHosts {
         &self.nets
     }
 
+    /// Whether `ip` is one of the monitored hosts.
     pub fn contains(&self, ip: IpAddr) -> bool {
         self.nets.iter().any(|n| n.contains(&ip))
     }

@@ -14,15 +14,22 @@ pub use crate::packet::{Timestamp, RFC3339_LEN};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Disposition {
+    /// A 2xx answered it.
     Answered,
+    /// Busy: 486 or 600.
     Busy,
+    /// No answer: 408 or 480.
     NoAnswer,
+    /// The caller cancelled it (CANCEL, 487).
     Cancelled,
+    /// The network could not take it: 500, 502, 503 or 504.
     Congestion,
+    /// Any other final status of 300 or more, or none at all.
     Failed,
 }
 
 impl Disposition {
+    /// Every disposition, in the order counters list them.
     pub const ALL: [Disposition; 6] = [
         Self::Answered,
         Self::Busy,
@@ -44,6 +51,7 @@ impl Disposition {
         }
     }
 
+    /// The name records use (`no_answer`).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Answered => "answered",
@@ -77,11 +85,14 @@ impl fmt::Display for Disposition {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Party {
+    /// The party that sent the INVITE.
     Caller,
+    /// The party it was sent to.
     Callee,
 }
 
 impl Party {
+    /// The name records use.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Caller => "caller",
@@ -94,13 +105,18 @@ impl Party {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EndedBy {
+    /// The caller sent the BYE (or the CANCEL).
     Caller,
+    /// The callee sent the BYE, or rejected the call.
     Callee,
+    /// A timer ended it: no response, no traffic, or a session timer run out.
     Timeout,
+    /// The capture does not say.
     Unknown,
 }
 
 impl EndedBy {
+    /// The name records use.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Caller => "caller",
@@ -115,15 +131,20 @@ impl EndedBy {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EndReason {
+    /// A BYE ended the answered call.
     Bye,
+    /// A CANCEL ended it before an answer.
     Cancel,
+    /// A final status of 300 or more ended it.
     Rejected,
+    /// A timer ended it.
     Timeout,
     /// The capture ended (or the sensor stopped) while the call was still open.
     Incomplete,
 }
 
 impl EndReason {
+    /// The name records use.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Bye => "bye",
@@ -152,6 +173,7 @@ pub enum Direction {
 }
 
 impl Direction {
+    /// The name records use.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Inbound => "inbound",
@@ -203,6 +225,7 @@ impl CaptureIssue {
         Self::CaptureLoss,
     ];
 
+    /// The name records use.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::NoResponse => "no_response",
@@ -222,34 +245,63 @@ impl CaptureIssue {
 /// retransmissions folded in.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CallRecord {
+    /// UUIDv5 of node, Call-ID, From tag and INVITE time: stable across runs.
     pub id: Uuid,
+    /// The sensor's name.
     pub node: String,
+    /// The dialog's Call-ID.
     pub call_id: String,
+    /// The caller's From tag.
     pub from_tag: String,
+    /// The callee's To tag, from the final response.
     pub to_tag: Option<String>,
+    /// The value of the first collation header present, else the Call-ID.
     pub collation_id: String,
+    /// The From URI of the INVITE.
     pub from_uri: String,
+    /// Its user part.
     pub from_user: Option<String>,
+    /// The To URI of the INVITE.
     pub to_uri: String,
+    /// Its user part.
     pub to_user: Option<String>,
+    /// The INVITE's Request-URI.
     pub request_uri: String,
+    /// The first URI of P-Asserted-Identity.
     pub p_asserted_identity: Option<String>,
+    /// The first URI of Diversion.
     pub diversion: Option<String>,
+    /// Where the first INVITE came from.
     pub caller_ip: IpAddr,
+    /// Its port.
     pub caller_port: u16,
+    /// Where the first INVITE went.
     pub callee_ip: IpAddr,
+    /// Its port.
     pub callee_port: u16,
+    /// The transport the INVITE came over.
     pub transport: Transport,
+    /// The innermost 802.1Q VLAN id.
     pub vlan: Option<u16>,
+    /// Inbound, outbound, internal or transit, relative to the monitored hosts.
     pub direction: Direction,
+    /// User-Agent of the INVITE.
     pub user_agent: Option<String>,
+    /// Server (or User-Agent) of the first response.
     pub server: Option<String>,
+    /// When the first INVITE was seen.
     pub invite_at: Timestamp,
+    /// When the first 18x arrived.
     pub ring_at: Option<Timestamp>,
+    /// When the 2xx arrived.
     pub answer_at: Option<Timestamp>,
+    /// When the call ended.
     pub end_at: Option<Timestamp>,
+    /// End minus the first INVITE; none if the capture ended first.
     pub duration_ms: Option<u64>,
+    /// End minus answer; 0 if never answered.
     pub billable_ms: Option<u64>,
+    /// Post-dial delay (RFC 6076 SRD).
     pub pdd_ms: Option<u64>,
     /// RFC 6076 session disconnect delay: the BYE to its final response.
     pub sdd_ms: Option<u64>,
@@ -260,25 +312,39 @@ pub struct CallRecord {
     /// Dialogs a forked INVITE created besides this record's (other To tags), and the last
     /// status one of them had.
     pub forked_dialogs: u32,
+    /// The last status of another fork's dialog.
     pub forked_last_status: Option<u16>,
     /// A transfer asked for in this call (REFER, RFC 3515): when, by which party, to whom,
     /// and the outcome the NOTIFYs reported (the last sipfrag status).
     pub transfer_at: Option<Timestamp>,
+    /// Which party sent the REFER.
     pub transferred_by: Option<Party>,
+    /// Its Refer-To.
     pub transfer_to: Option<String>,
+    /// The status in the last NOTIFY's sipfrag.
     pub transfer_status: Option<u16>,
     /// A call that a transfer made: who asked for it (Referred-By), and the Call-ID of the
     /// call it came from (the dialog it replaces, or the call whose REFER named its target).
     pub referred_by: Option<String>,
+    /// The Call-ID of the call a transfer replaced or came from.
     pub transferred_from: Option<String>,
+    /// The outcome, as billing understands it.
     pub disposition: Disposition,
+    /// The last final response's status.
     pub final_status: Option<u16>,
+    /// Its reason phrase.
     pub final_reason: Option<String>,
+    /// From a `Reason: Q.850;cause=N` header.
     pub q850_cause: Option<u16>,
+    /// Who ended the call.
     pub ended_by: EndedBy,
+    /// How the call ended.
     pub end_reason: EndReason,
+    /// 401/407 challenges to the INVITE.
     pub auth_challenges: u32,
+    /// Retransmissions of the INVITE.
     pub invite_retransmissions: u32,
+    /// What may make the record inaccurate.
     pub capture_issues: Vec<CaptureIssue>,
 }
 

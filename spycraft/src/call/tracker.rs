@@ -19,8 +19,11 @@ use crate::sip::{uri_user, Method, SipEvent, SipKind};
 /// Settings of a tracker.
 #[derive(Clone, Debug)]
 pub struct TrackerConfig {
+    /// The sensor's name, written into each record.
     pub node: String,
+    /// The monitored hosts, for the call direction.
     pub hosts: MonitoredHosts,
+    /// When legs time out.
     pub timers: Timers,
     /// Most legs held at once; beyond it the oldest is written early and counted as evicted.
     pub max_live_legs: usize,
@@ -40,14 +43,19 @@ impl Default for TrackerConfig {
 /// What the tracker did, for the summary and for operators.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct TrackerCounters {
+    /// SIP events handed to the tracker.
     pub events: u64,
     /// Requests and responses of methods that form no call (REGISTER, OPTIONS, …).
     pub non_call_messages: u64,
     /// In-dialog messages whose dialog the tracker never saw start.
     pub unmatched: u64,
+    /// Legs begun by an INVITE.
     pub legs_started: u64,
+    /// Records written.
     pub records: u64,
+    /// Legs written early because too many were held.
     pub evicted: u64,
+    /// The most legs held at once.
     pub peak_live_legs: u64,
 }
 
@@ -120,6 +128,7 @@ const MAX_REFERS: usize = 1024;
 const REFER_LINK_US: i64 = 300_000_000;
 
 impl CallTracker {
+    /// A tracker with no legs.
     pub fn new(config: TrackerConfig) -> Self {
         Self {
             config,
@@ -145,6 +154,7 @@ impl CallTracker {
         }
     }
 
+    /// Counters so far.
     pub fn counters(&self) -> TrackerCounters {
         self.counters
     }

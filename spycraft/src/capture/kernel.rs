@@ -56,11 +56,13 @@ pub enum KernelMode {
 /// What the kernel programs need beyond the filter.
 #[derive(Clone, Copy, Debug)]
 pub struct KernelOptions {
+    /// Which program picks the frames.
     pub mode: KernelMode,
     /// Bytes of each frame copied (at most [`MAX_KERNEL_SNAP_LEN`]).
     pub snap_len: u32,
     /// Ring buffer size in bytes (rounded up to a power of two of pages).
     pub ring_bytes: u32,
+    /// What XDP returns for every frame once copied.
     pub xdp_action: XdpAction,
     /// The programs' diagnostics (aya-log): every selected frame, and ring overflows, on
     /// stderr. Off by default: off, they cost one check per selected frame.
@@ -71,15 +73,20 @@ pub struct KernelOptions {
 /// from any thread.
 #[derive(Debug, Default)]
 pub struct KernelCounters {
+    /// Frames the programs looked at.
     pub seen: AtomicU64,
+    /// Frames they selected and copied.
     pub selected: AtomicU64,
+    /// Selected frames lost because the ring was full.
     pub ring_full: AtomicU64,
+    /// Later fragments copied because their first fragment matched.
     pub fragments_followed: AtomicU64,
     /// Frames read from the ring by spycraft.
     pub read: AtomicU64,
 }
 
 impl KernelCounters {
+    /// The counters as one line for stderr.
     pub fn one_line(&self) -> String {
         format!(
             "kernel: {} frames seen, {} selected, {} lost (ring full), {} later fragments followed; {} read by spycraft",
@@ -323,6 +330,7 @@ impl KernelSource {
         LinkType::Ethernet
     }
 
+    /// The counters, shared with the thread that prints them.
     pub fn counters(&self) -> Arc<KernelCounters> {
         self.counters.clone()
     }
@@ -562,6 +570,7 @@ pub fn attach_socket(ebpf: &mut Ebpf, ifindex: u32) -> Result<OwnedFd, KernelErr
     Ok(socket)
 }
 
+/// The index of `interface`.
 pub fn interface_index(interface: &str) -> Result<u32, LiveError> {
     let name = std::ffi::CString::new(interface).map_err(|_| {
         LiveError::NoInterface(std::io::Error::from(std::io::ErrorKind::InvalidInput))

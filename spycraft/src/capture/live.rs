@@ -61,6 +61,7 @@ pub struct LiveCounters {
 }
 
 impl LiveCounters {
+    /// The counters as one line for stderr.
     pub fn one_line(&self) -> String {
         format!(
             "libpcap: {} frames read; the kernel socket received {}, dropped {} (buffer full), the interface dropped {}",

@@ -74,6 +74,7 @@ pub enum XdpAttach {
 /// What a read from a source gave.
 #[derive(Debug)]
 pub enum Polled<'a> {
+    /// A frame, borrowed until the next poll.
     Frame(Frame<'a>),
     /// Nothing arrived within the source's read timeout (live sources); ask again.
     Idle,
@@ -83,6 +84,7 @@ pub enum Polled<'a> {
 
 /// Anything frames can be read from, in order.
 pub trait FrameSource {
+    /// The next frame, `Idle`, or `End`.
     fn poll(&mut self) -> Result<Polled<'_>, CaptureError>;
     /// Bytes read so far, for progress (files only; 0 for live sources).
     fn bytes_read(&self) -> u64 {

@@ -181,10 +181,12 @@ impl OfflineSource {
         self.stop
     }
 
+    /// The file read.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
+    /// Its link layer (the first interface's, for pcapng).
     pub fn link_type(&self) -> LinkType {
         self.link
     }

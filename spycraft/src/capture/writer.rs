@@ -59,6 +59,7 @@ pub struct CaptureWriter {
 }
 
 impl CaptureWriter {
+    /// Creates the first file; rotation names the later ones after it.
     pub fn create(
         base: &Path,
         format: CaptureFormat,
@@ -111,6 +112,7 @@ impl CaptureWriter {
         file_name(&self.base, &self.rotation, self.opened - 1)
     }
 
+    /// Writes a frame, starting a new file first when rotation says so.
     pub fn write(&mut self, frame: &Frame<'_>) -> std::io::Result<()> {
         if self.due(frame) {
             self.rotate()?;
@@ -151,6 +153,7 @@ impl CaptureWriter {
         Ok(())
     }
 
+    /// Hands what is buffered to the file.
     pub fn flush(&mut self) -> std::io::Result<()> {
         self.out.flush()
     }
@@ -257,6 +260,7 @@ impl<S> std::fmt::Debug for TeeSource<S> {
 }
 
 impl<S: FrameSource> TeeSource<S> {
+    /// Reads from `inner` and writes every frame it yields to `writer`.
     pub fn new(inner: S, writer: CaptureWriter) -> Self {
         Self { inner, writer }
     }

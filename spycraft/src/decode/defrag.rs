@@ -10,17 +10,24 @@ use std::net::IpAddr;
 /// Identifies the datagram a fragment belongs to (RFC 791 / RFC 8200).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct FragmentKey {
+    /// Source address.
     pub src: IpAddr,
+    /// Destination address.
     pub dst: IpAddr,
+    /// IPv4 protocol, or the IPv6 next header after the fragment header.
     pub protocol: u8,
+    /// The datagram's identification.
     pub id: u32,
 }
 
 /// One fragment: its byte offset, whether more follow, and its payload.
 #[derive(Clone, Copy, Debug)]
 pub struct Fragment<'a> {
+    /// Byte offset of this fragment in the datagram.
     pub offset: usize,
+    /// More fragments follow.
     pub more: bool,
+    /// The fragment's bytes.
     pub payload: &'a [u8],
 }
 
@@ -49,10 +56,13 @@ impl Default for DefragLimits {
 /// What the reassembler counted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct DefragCounters {
+    /// Fragments seen.
     pub fragments: u64,
+    /// Datagrams put back together.
     pub reassembled: u64,
     /// Datagrams dropped because fragments overlapped (RFC 5722).
     pub overlaps: u64,
+    /// Datagrams given up on: fragments missing past the timeout.
     pub timeouts: u64,
     /// Datagrams dropped by a bound, or because they would exceed 65,535 bytes.
     pub capped: u64,
@@ -87,6 +97,7 @@ pub struct Defragmenter {
 const MAX_DATAGRAM: usize = 65_535;
 
 impl Defragmenter {
+    /// A defragmenter holding nothing.
     pub fn new(limits: DefragLimits) -> Self {
         Self {
             limits,
@@ -94,6 +105,7 @@ impl Defragmenter {
         }
     }
 
+    /// Counters so far.
     pub fn counters(&self) -> DefragCounters {
         self.counters
     }
@@ -103,6 +115,7 @@ impl Defragmenter {
         self.partial.len()
     }
 
+    /// Bytes held for datagrams not yet complete.
     pub fn held_bytes(&self) -> usize {
         self.total_bytes
     }

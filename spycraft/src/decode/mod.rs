@@ -59,7 +59,12 @@ pub enum Piece {
     /// A fragment of the IP datagram with this key.
     Fragment(FragmentKey),
     /// Bytes of this direction of a TCP connection.
-    Segment { src: SocketAddr, dst: SocketAddr },
+    Segment {
+        /// Sender.
+        src: SocketAddr,
+        /// Receiver.
+        dst: SocketAddr,
+    },
 }
 
 /// Why a frame (or a layer inside it) yielded nothing. Each reason has a counter.
@@ -76,6 +81,7 @@ pub enum Skip {
 }
 
 impl Skip {
+    /// Every reason, in counter order.
     pub const ALL: [Skip; 4] = [
         Self::NotIp,
         Self::Malformed,
@@ -83,10 +89,12 @@ impl Skip {
         Self::TooDeep,
     ];
 
+    /// Its position in the counters.
     pub fn index(self) -> usize {
         self as usize
     }
 
+    /// Its name in the counters.
     pub fn name(self) -> &'static str {
         match self {
             Self::NotIp => "not_ip",
@@ -100,42 +108,59 @@ impl Skip {
 /// Bounds of everything the decoder holds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DecodeLimits {
+    /// Bounds of TCP reassembly.
     pub tcp: TcpLimits,
+    /// Bounds of IP reassembly.
     pub defrag: DefragLimits,
 }
 
 /// What the decoder counted.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct DecodeCounters {
+    /// Frames decoded.
     pub frames: u64,
+    /// Bytes of those frames.
     pub bytes: u64,
     /// Frames cut by the snap length.
     pub snapped_frames: u64,
+    /// Frames skipped, by reason ([`Skip`]).
     pub skipped: [u64; Skip::ALL.len()],
     /// The same datagram captured twice within a few milliseconds (a mirror seeing it on
     /// two ports), dropped.
     pub duplicates: u64,
+    /// UDP datagrams handed on.
     pub udp_datagrams: u64,
+    /// TCP reassembly's counters.
     pub tcp: TcpCounters,
+    /// IP reassembly's counters.
     pub fragments: DefragCounters,
     /// Frames that arrived inside each kind of tunnel.
     pub tunnels: TunnelCounters,
+    /// SCTP DATA chunks handed on.
     pub sctp_messages: u64,
     /// SCTP DATA chunks that were fragments of a larger message, and those dropped (out of
     /// sequence or over a bound).
     pub sctp_fragments: u64,
+    /// SCTP fragments dropped (fragmented messages are not reassembled).
     pub sctp_dropped_fragments: u64,
+    /// WebSocket messages handed on.
     pub websocket_messages: u64,
 }
 
 /// Frames decapsulated, per tunnel kind.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct TunnelCounters {
+    /// Frames carried in GRE.
     pub gre: u64,
+    /// Frames carried in VXLAN.
     pub vxlan: u64,
+    /// Frames carried in GTP-U.
     pub gtp_u: u64,
+    /// IP carried in IP.
     pub ip_in_ip: u64,
+    /// Frames carried in PPPoE.
     pub pppoe: u64,
+    /// Frames under MPLS labels.
     pub mpls: u64,
 }
 
@@ -164,6 +189,7 @@ struct Layer {
 }
 
 impl Decoder {
+    /// A decoder with nothing held.
     pub fn new(limits: DecodeLimits) -> Self {
         Self {
             tcp: TcpReassembler::new(limits.tcp),

@@ -13,7 +13,9 @@ use std::net::SocketAddr;
 /// One direction of a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct FlowKey {
+    /// Sender.
     pub src: SocketAddr,
+    /// Receiver.
     pub dst: SocketAddr,
 }
 
@@ -34,6 +36,7 @@ pub enum Continuity {
 /// it lives and dies with the flow.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FlowState {
+    /// What the flow carries, once known.
     pub kind: FlowKind,
     /// A message being assembled from several pieces (fragmented WebSocket messages).
     pub message: Vec<u8>,
@@ -42,8 +45,10 @@ pub struct FlowState {
 /// What a flow carries, as far as the consumer could tell.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum FlowKind {
+    /// Not yet known.
     #[default]
     Unknown,
+    /// SIP.
     Sip,
     /// WebSocket frames after an HTTP upgrade (RFC 6455, RFC 7118).
     WebSocket,
@@ -91,16 +96,21 @@ impl Default for TcpLimits {
 /// What the reassembler counted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct TcpCounters {
+    /// Segments seen.
     pub segments: u64,
+    /// Flows (one direction of a connection) seen.
     pub flows: u64,
     /// Bytes seen again (retransmissions, overlaps) and dropped.
     pub duplicate_bytes: u64,
+    /// Segments that arrived ahead of a gap.
     pub out_of_order_segments: u64,
     /// Holes skipped because the missing bytes never came.
     pub gaps: u64,
     /// Bytes dropped by a per-flow or total bound, or outside the window.
     pub capped_bytes: u64,
+    /// Flows dropped because too many were held.
     pub evicted_flows: u64,
+    /// Flows dropped after going idle.
     pub expired_flows: u64,
 }
 
@@ -157,14 +167,20 @@ pub struct TcpReassembler {
 /// The flags and numbers of one segment.
 #[derive(Clone, Copy, Debug)]
 pub struct Segment<'a> {
+    /// Sequence number of the first payload byte.
     pub seq: u32,
+    /// SYN flag.
     pub syn: bool,
+    /// FIN flag.
     pub fin: bool,
+    /// RST flag.
     pub rst: bool,
+    /// The payload.
     pub payload: &'a [u8],
 }
 
 impl TcpReassembler {
+    /// A reassembler holding nothing.
     pub fn new(limits: TcpLimits) -> Self {
         Self {
             limits,
@@ -172,6 +188,7 @@ impl TcpReassembler {
         }
     }
 
+    /// Counters so far.
     pub fn counters(&self) -> TcpCounters {
         self.counters
     }

@@ -15,7 +15,9 @@ use crate::sip::{uri_user, Field, StartLine};
 /// `--host ADDR[:PORT]`: an endpoint, with or without its port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HostFilter {
+    /// The endpoint's address.
     pub ip: IpAddr,
+    /// Its port, if given.
     pub port: Option<u16>,
 }
 
@@ -48,6 +50,7 @@ impl HostFilter {
 /// What `dump` selects; every criterion given must hold.
 #[derive(Clone, Debug, Default)]
 pub struct Selection {
+    /// Messages to or from this endpoint.
     pub host: Option<HostFilter>,
     /// The Call-IDs asked for, with those of the legs collated with them.
     pub call_ids: Option<HashSet<String>>,
@@ -56,6 +59,7 @@ pub struct Selection {
 }
 
 impl Selection {
+    /// Whether the message is one of those chosen.
     pub fn matches(&self, m: &SeenMessage<'_, '_, '_>) -> bool {
         if let Some(host) = &self.host {
             if !host.matches(m.info.src) && !host.matches(m.info.dst) {
@@ -85,6 +89,7 @@ pub struct Collation {
 }
 
 impl Collation {
+    /// Learns the collation ids a message links.
     pub fn learn(&mut self, m: &SeenMessage<'_, '_, '_>) {
         if m.event.method() != Some(crate::sip::Method::Invite) {
             return;
@@ -125,10 +130,15 @@ impl Collation {
 /// One message as `dump` shows it.
 #[derive(Clone, Debug, Serialize)]
 pub struct DumpedMessage {
+    /// When the message was captured.
     pub time: Timestamp,
+    /// Sender.
     pub src: SocketAddr,
+    /// Receiver.
     pub dst: SocketAddr,
+    /// Transport it came over.
     pub transport: Transport,
+    /// Its Call-ID.
     pub call_id: String,
     /// Method, or status code and reason: what an arrow of the ladder says.
     pub label: String,
@@ -137,6 +147,7 @@ pub struct DumpedMessage {
 }
 
 impl DumpedMessage {
+    /// The message as it is shown.
     pub fn of(m: &SeenMessage<'_, '_, '_>) -> Self {
         let label = match m.message.start {
             StartLine::Request { method_token, .. } => {

@@ -18,8 +18,11 @@ use crate::sip::{Field, HeaderKind, Method, StartLine};
 /// One endpoint, as `find` reports it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Endpoint {
+    /// The endpoint's address.
     pub address: IpAddr,
+    /// Its port.
     pub port: u16,
+    /// Its transport.
     pub transport: Transport,
     /// User-Agent and Server values it sent.
     pub user_agents: BTreeSet<String>,
@@ -28,10 +31,13 @@ pub struct Endpoint {
     pub registrations: BTreeMap<String, Timestamp>,
     /// Requests by method and responses by status code, as sent and as received.
     pub sent: BTreeMap<String, u64>,
+    /// Messages received, by method or status.
     pub received: BTreeMap<String, u64>,
     /// Dialog-forming INVITEs it sent or received (retransmissions once).
     pub calls: u64,
+    /// When it was first seen.
     pub first_seen: Timestamp,
+    /// When it was last seen.
     pub last_seen: Timestamp,
 }
 
@@ -47,7 +53,7 @@ pub struct EndpointFinder {
     /// Initial INVITEs already counted, by a hash of Call-ID and From tag.
     invites: HashSet<u64>,
     hasher: std::collections::hash_map::RandomState,
-    /// Messages from or to endpoints beyond [`MAX_ENDPOINTS`], not reported.
+    /// Messages from or to endpoints beyond the first 100,000, not reported.
     pub overflow: u64,
 }
 
@@ -60,6 +66,7 @@ const MAX_REMEMBERED: usize = 1_000_000;
 const DEFAULT_EXPIRES: u32 = 3600;
 
 impl EndpointFinder {
+    /// Counts one message for both its endpoints.
     pub fn on_message(&mut self, m: &SeenMessage<'_, '_, '_>) {
         let t = m.info.time;
         let src = (m.info.src.ip(), m.info.src.port(), m.info.transport);

@@ -38,6 +38,7 @@ fn remember(frames: &mut Vec<u64>, frame: u64) {
 }
 
 impl FrameTrail {
+    /// Records that `frame` carried `piece`.
     pub fn piece(&mut self, frame: u64, piece: &Piece) {
         match *piece {
             Piece::Fragment(key) => {

@@ -114,8 +114,10 @@ pub fn each_frame(
 /// Why frames could not be copied.
 #[derive(Debug, thiserror::Error)]
 pub enum EachFrameError {
+    /// A capture could not be read.
     #[error(transparent)]
     Capture(#[from] CaptureError),
+    /// Writing the output failed.
     #[error("writing frames: {0}")]
     Write(#[from] std::io::Error),
 }

@@ -30,15 +30,21 @@ const SNAP_LEN: u32 = 262_144;
 /// Why frames could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
+    /// A capture could not be read.
     #[error(transparent)]
     Capture(#[from] CaptureError),
+    /// The frames behind a message could not be traced.
     #[error(transparent)]
     Frames(#[from] EachFrameError),
+    /// The output could not be written.
     #[error("{}: {source}", path.display())]
     Io {
+        /// The output file.
         path: PathBuf,
+        /// Why.
         source: std::io::Error,
     },
+    /// The chosen frames have two link types; one pcap holds one.
     #[error("the captures mix link types ({0} and {1}); a pcap file holds one")]
     MixedLinks(LinkType, LinkType),
 }
@@ -46,9 +52,13 @@ pub enum WriteError {
 /// The captures and what of them is SIP: what both passes read.
 #[derive(Clone, Copy, Debug)]
 pub struct Inputs<'a> {
+    /// The captures, read in order.
     pub files: &'a [PathBuf],
+    /// pcap-filter expression applied while reading.
     pub filter: Option<&'a str>,
+    /// The SIP ports.
     pub ports: &'a SipPorts,
+    /// Headers linking B2BUA legs.
     pub collation_headers: &'a [String],
 }
 

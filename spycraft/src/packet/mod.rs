@@ -18,9 +18,11 @@ pub use timestamp::{Timestamp, RFC3339_LEN};
 pub struct Frame<'a> {
     /// When it was captured.
     pub time: Timestamp,
+    /// Its link layer.
     pub link: LinkType,
     /// Length on the wire; more than `data.len()` when the snap length cut the frame.
     pub original_len: u32,
+    /// The bytes captured.
     pub data: &'a [u8],
 }
 
@@ -108,14 +110,20 @@ impl fmt::Display for LinkType {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Transport {
+    /// UDP.
     Udp,
+    /// TCP.
     Tcp,
+    /// TLS over TCP.
     Tls,
+    /// WebSocket (RFC 7118).
     Ws,
+    /// SCTP.
     Sctp,
 }
 
 impl Transport {
+    /// The name records use (`udp`).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Udp => "udp",
@@ -138,8 +146,11 @@ impl fmt::Display for Transport {
 pub struct PacketInfo {
     /// When the frame carrying it (its last, if it took several) was captured.
     pub time: Timestamp,
+    /// Sender.
     pub src: SocketAddr,
+    /// Receiver.
     pub dst: SocketAddr,
+    /// The transport that carried it.
     pub transport: Transport,
     /// 802.1Q VLAN id of the innermost tagged Ethernet header, if any.
     pub vlan: Option<u16>,

@@ -26,9 +26,11 @@ pub const DEFAULT_COLLATION_HEADER: &str = "X-CollateID";
 /// Everything the pipeline needs to know.
 #[derive(Clone, Debug)]
 pub struct PipelineConfig {
+    /// Which ports carry SIP.
     pub ports: SipPorts,
     /// Headers whose value links the legs of one call across a B2BUA, in order of preference.
     pub collation_headers: Vec<String>,
+    /// How calls are tracked.
     pub tracker: TrackerConfig,
     /// 1: everything on the calling thread; 2: reading on one, tracking calls and writing
     /// records on another, parsing shared between them.
@@ -49,8 +51,11 @@ pub struct PipelineConfig {
 pub struct Progress {
     /// Bytes read from files so far (0 for live sources).
     pub bytes: u64,
+    /// Frames read so far.
     pub frames: u64,
+    /// SIP messages parsed so far.
     pub sip_messages: u64,
+    /// Messages that did not parse so far.
     pub parse_errors: u64,
 }
 
@@ -72,12 +77,16 @@ impl Default for PipelineConfig {
 /// Everything counted in a run.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Summary {
+    /// What the reading and parsing counted.
     pub parse: ParseCounters,
+    /// What the tracker counted.
     pub tracker: TrackerCounters,
+    /// Records by disposition.
     pub dispositions: [u64; Disposition::ALL.len()],
 }
 
 impl Summary {
+    /// Records written.
     pub fn records(&self) -> u64 {
         self.dispositions.iter().sum()
     }
@@ -169,8 +178,10 @@ impl Summary {
 /// Why a run stopped early or could not finish cleanly.
 #[derive(Debug, thiserror::Error)]
 pub enum AnalyzeError {
+    /// A capture could not be read.
     #[error(transparent)]
     Capture(#[from] CaptureError),
+    /// A sink failed.
     #[error("writing records: {0}")]
     Sink(#[from] SinkError),
 }

@@ -21,15 +21,21 @@ const MAX_OPEN_CALLS: usize = 250_000;
 /// One call: its legs and what they say together.
 #[derive(Clone, Debug, Serialize)]
 pub struct Call {
+    /// The legs' collation id.
     pub collation_id: String,
+    /// The first leg's INVITE time.
     pub started_at: Timestamp,
+    /// The last leg's end.
     pub ended_at: Option<Timestamp>,
+    /// Legs in the call.
     pub leg_count: usize,
     /// Sensors that saw a leg, sorted.
     pub nodes: Vec<String>,
     /// The first leg's (the one the caller sent).
     pub disposition: Disposition,
+    /// The first leg's From user.
     pub from_user: Option<String>,
+    /// The first leg's To user.
     pub to_user: Option<String>,
     /// The longest billable time among the legs.
     pub billable_ms: Option<u64>,
@@ -94,6 +100,7 @@ impl std::fmt::Debug for CallSink {
 }
 
 impl CallSink {
+    /// A sink writing calls to `out` in `format`.
     pub fn new(out: Box<dyn Write + Send>, format: CallFormat) -> Self {
         Self {
             out: Outbox::new(out),

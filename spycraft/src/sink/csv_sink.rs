@@ -52,6 +52,7 @@ impl std::fmt::Debug for CsvSink {
 }
 
 impl CsvSink {
+    /// A sink writing to `out`.
     pub fn new(out: Box<dyn Write + Send>) -> Self {
         let row = RowBuffer::default();
         Self {

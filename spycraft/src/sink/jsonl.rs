@@ -31,6 +31,7 @@ impl std::fmt::Debug for JsonlSink {
 }
 
 impl JsonlSink {
+    /// A sink writing to `out`.
     pub fn new(out: Box<dyn Write + Send>) -> Self {
         Self {
             out: Outbox::new(out),

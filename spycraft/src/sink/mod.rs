@@ -31,12 +31,16 @@ pub use table::TableSink;
 /// Why a record could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
+    /// Writing failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// A record could not be written as JSON.
     #[error(transparent)]
     Json(#[from] serde_json::Error),
+    /// A record could not be written as CSV.
     #[error(transparent)]
     Csv(#[from] csv::Error),
+    /// The database failed.
     #[error(transparent)]
     Postgres(#[from] postgres::PostgresError),
 }
@@ -47,6 +51,7 @@ pub enum SinkError {
 /// sink. What it could not write it holds and retries at the next `flush`, or counts as lost,
 /// and [`RecordSink::tally`] says which.
 pub trait RecordSink: Send {
+    /// Takes one record.
     fn write(&mut self, record: &CallRecord) -> Result<(), SinkError>;
     /// A snapshot of the sensor's counters (`source` says which command took it); sinks that
     /// keep them (PostgreSQL's `sensor_stats`) do, the others ignore it.

@@ -35,6 +35,7 @@ impl std::fmt::Debug for Outbox {
 }
 
 impl Outbox {
+    /// An outbox in front of `out`.
     pub fn new(out: Box<dyn Write + Send>) -> Self {
         Self::with_limit(out, MAX_HELD_BYTES)
     }
@@ -72,6 +73,7 @@ impl Outbox {
         self.buf.len()
     }
 
+    /// What became of the records pushed so far.
     pub fn tally(&self) -> Tally {
         let t = self.tally;
         Tally {

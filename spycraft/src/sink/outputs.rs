@@ -64,6 +64,7 @@ impl Failing {
 pub struct OutputReport {
     /// `standard output`, a file's path, `PostgreSQL`.
     pub output: String,
+    /// What became of its records.
     #[serde(flatten)]
     pub tally: Tally,
     /// Writes that failed (each reported on stderr as it happened).
@@ -106,6 +107,7 @@ impl Outputs {
         });
     }
 
+    /// Whether no output was added.
     pub fn is_empty(&self) -> bool {
         self.outputs.is_empty()
     }
@@ -176,8 +178,8 @@ impl RecordSink for Outputs {
         }
     }
 
-    /// Flushes once a record has waited [`FLUSH_AFTER`]; retries failing outputs every
-    /// [`RETRY_EVERY`].
+    /// Flushes once a record has waited half a second (`FLUSH_AFTER`); retries failing
+    /// outputs every second (`RETRY_EVERY`).
     fn flush(&mut self) -> Result<(), SinkError> {
         let due = self
             .unflushed_since

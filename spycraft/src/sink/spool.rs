@@ -64,26 +64,35 @@ pub enum FsyncPolicy {
 /// Where the spool lives and how big it may grow.
 #[derive(Clone, Debug)]
 pub struct SpoolConfig {
+    /// The directory.
     pub dir: PathBuf,
     /// Undelivered bytes beyond which `append` waits for the database (back-pressure).
     pub max_bytes: u64,
+    /// When data is forced to disk.
     pub fsync: FsyncPolicy,
 }
 
 /// Why the spool could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum SpoolError {
+    /// A spool file could not be read or written.
     #[error("spool {}: {source}", dir.display())]
     Io {
+        /// The spool directory.
         dir: PathBuf,
+        /// The system's error.
         source: std::io::Error,
     },
+    /// Another spycraft holds the spool.
     #[error("spool {} is in use by another spycraft process; give each sensor its own --spool", .0.display())]
     Busy(PathBuf),
+    /// Delivery stopped while the writer waited for room.
     #[error("spool {}: delivery stopped, so records can no longer be accepted", .0.display())]
     DeliveryStopped(PathBuf),
+    /// The spool path is not a directory.
     #[error("spool {}: not a directory", .0.display())]
     NotADirectory(PathBuf),
+    /// The size limit given is below the least a spool needs.
     #[error("spool limit of {} MiB is below one spool segment ({} MiB)", .0 >> 20, SEGMENT_BYTES >> 20)]
     TooSmall(u64),
 }
@@ -108,7 +117,9 @@ struct Shared {
 /// How much is waiting in a spool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Backlog {
+    /// Records not yet delivered.
     pub records: u64,
+    /// Their bytes.
     pub bytes: u64,
 }
 
@@ -340,6 +351,7 @@ impl SpoolWriter {
         Ok(())
     }
 
+    /// What waits to be delivered.
     pub fn backlog(&self) -> Backlog {
         backlog(&self.shared)
     }
@@ -494,6 +506,7 @@ impl SpoolReader {
         let _ = tokio::time::timeout(timeout, self.shared.arrived.notified()).await;
     }
 
+    /// What waits to be delivered.
     pub fn backlog(&self) -> Backlog {
         backlog(&self.shared)
     }
@@ -503,6 +516,7 @@ impl SpoolReader {
         self.rejected
     }
 
+    /// The spool directory.
     pub fn dir(&self) -> &Path {
         &self.dir
     }

@@ -39,6 +39,7 @@ impl std::fmt::Debug for TableSink {
 }
 
 impl TableSink {
+    /// A table written at the end of the run.
     pub fn new(out: Box<dyn Write + Send>) -> Self {
         Self {
             out: Outbox::new(out),

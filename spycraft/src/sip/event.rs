@@ -24,20 +24,30 @@ const MAX_FIELD: usize = 512;
 /// Request or response.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SipKind {
+    /// A request of this method.
     Request(Method),
+    /// A response with this status.
     Response(u16),
 }
 
 /// Text fields an event carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Field {
+    /// Call-ID.
     CallId,
+    /// The From tag.
     FromTag,
+    /// The To tag.
     ToTag,
+    /// The From URI.
     FromUri,
+    /// The To URI.
     ToUri,
+    /// The Request-URI.
     RequestUri,
+    /// The first URI of P-Asserted-Identity.
     PAssertedIdentity,
+    /// The first URI of Diversion.
     Diversion,
     /// User-Agent, or Server when there is no User-Agent.
     Software,
@@ -62,6 +72,7 @@ const _: () = assert!(FIELDS * MAX_FIELD <= u16::MAX as usize, "spans fit in u16
 pub struct CollationHeaders(Vec<(HeaderKind, String)>);
 
 impl CollationHeaders {
+    /// Headers by name, in order of preference.
     pub fn new(names: &[String]) -> Self {
         Self(
             names
@@ -80,8 +91,11 @@ impl CollationHeaders {
 // waiting on those stores.
 #[repr(C)]
 pub struct SipEvent {
+    /// Where and when the message was captured.
     pub meta: PacketInfo,
+    /// Request or response.
     pub kind: SipKind,
+    /// Its CSeq.
     pub cseq: CSeq,
     /// Q.850 cause from a Reason header.
     pub q850_cause: Option<u16>,
@@ -209,7 +223,7 @@ impl SipEvent {
         Ok(())
     }
 
-    /// Asks the cache for the event's text, ahead of reading it (see [`crate::prefetch`]).
+    /// Asks the cache for the event's text, ahead of reading it (a cache hint).
     pub fn prefetch_text(&self) {
         crate::simd::prefetch::bytes(self.text.as_ptr(), self.text.len());
     }
@@ -225,19 +239,23 @@ impl SipEvent {
         &self.text[start as usize..(start + len) as usize]
     }
 
+    /// The Call-ID.
     pub fn call_id(&self) -> &str {
         self.field(Field::CallId)
     }
 
+    /// The From tag.
     #[allow(clippy::wrong_self_convention)] // SIP's From tag, not a conversion
     pub fn from_tag(&self) -> &str {
         self.field(Field::FromTag)
     }
 
+    /// The To tag (empty when none).
     pub fn to_tag(&self) -> &str {
         self.field(Field::ToTag)
     }
 
+    /// The method of a request.
     pub fn method(&self) -> Option<Method> {
         match self.kind {
             SipKind::Request(m) => Some(m),
@@ -245,6 +263,7 @@ impl SipEvent {
         }
     }
 
+    /// The status of a response.
     pub fn status(&self) -> Option<u16> {
         match self.kind {
             SipKind::Response(code) => Some(code),
@@ -327,7 +346,9 @@ pub enum Media {
     /// No SDP body.
     #[default]
     None,
+    /// Media flows.
     Active,
+    /// On hold: sendonly, inactive or c=0.0.0.0.
     Held,
 }
 

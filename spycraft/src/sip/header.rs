@@ -9,31 +9,55 @@ use crate::simd::first_block;
 /// byte-sized tag instead of case-folding names again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum HeaderKind {
+    /// The Call-ID header.
     CallId,
+    /// The From header.
     From,
+    /// The To header.
     To,
+    /// The Via header.
     Via,
+    /// The CSeq header.
     CSeq,
+    /// The Contact header.
     Contact,
+    /// The Content-Length header.
     ContentLength,
+    /// The Content-Type header.
     ContentType,
+    /// The Content-Encoding header.
     ContentEncoding,
+    /// The User-Agent header.
     UserAgent,
+    /// The Server header.
     Server,
+    /// The Reason header.
     Reason,
+    /// The P-Asserted-Identity header.
     PAssertedIdentity,
+    /// The Diversion header.
     Diversion,
+    /// The Supported header.
     Supported,
+    /// The Subject header.
     Subject,
+    /// The Event header.
     Event,
+    /// The Refer-To header.
     ReferTo,
+    /// The Referred-By header.
     ReferredBy,
+    /// The Session-Expires header.
     SessionExpires,
+    /// The Allow-Events header.
     AllowEvents,
+    /// The Max-Forwards header.
     MaxForwards,
+    /// The X-CollateID header.
     XCollateId,
     /// RFC 3891: the dialog an INVITE replaces (attended transfer).
     Replaces,
+    /// The header that is `Other`, by any other name.
     #[default]
     Other,
 }
@@ -184,10 +208,12 @@ fn eq_lowercase(name: &[u8], known: &[u8]) -> bool {
     name.len() == known.len() && name.iter().zip(known).all(|(&n, &k)| n | 0x20 == k)
 }
 
+/// One header line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Header<'b> {
     /// The name as written (a compact form stays compact here; see `kind`).
     pub name: &'b [u8],
+    /// The header, when spycraft reads it.
     pub kind: HeaderKind,
     /// The value with leading and trailing whitespace removed. Folded lines keep their CRLF and
     /// leading whitespace inside the slice; the accessors treat them as whitespace.

@@ -7,20 +7,35 @@ use std::fmt;
 /// not INVITE, so it maps to `Other`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Method {
+    /// INVITE.
     Invite,
+    /// ACK.
     Ack,
+    /// BYE.
     Bye,
+    /// CANCEL.
     Cancel,
+    /// REGISTER.
     Register,
+    /// OPTIONS.
     Options,
+    /// PRACK.
     Prack,
+    /// UPDATE.
     Update,
+    /// INFO.
     Info,
+    /// REFER.
     Refer,
+    /// NOTIFY.
     Notify,
+    /// SUBSCRIBE.
     Subscribe,
+    /// MESSAGE.
     Message,
+    /// PUBLISH.
     Publish,
+    /// Any other method.
     Other,
 }
 

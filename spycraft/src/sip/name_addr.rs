@@ -8,6 +8,7 @@ use super::syntax::{find_unquoted, is_lws, param, quoted_end, trim, unquote};
 pub struct NameAddr<'b> {
     /// Display name without surrounding quotes (escapes left as written); may be empty.
     pub display: &'b [u8],
+    /// The URI, without angle brackets.
     pub uri: &'b [u8],
     /// Header parameters, starting at the first `;` (e.g. `;tag=abc`), or empty.
     pub params: &'b [u8],

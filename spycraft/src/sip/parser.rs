@@ -15,6 +15,7 @@ use super::syntax::{is_token_word, parse_u32, split_values, token_len, trim};
 /// Result of parsing input that may not hold a whole message yet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status<T> {
+    /// The whole message, and what it holds.
     Complete(T),
     /// More bytes are needed; not an error.
     Partial,
@@ -23,24 +24,34 @@ pub enum Status<T> {
 /// Why a message was rejected. Each kind has its own counter in the pipeline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum ParseError {
+    /// The start line is neither a request nor a status line.
     #[error("malformed start line")]
     StartLine,
+    /// The method is not a token.
     #[error("invalid method token")]
     Method,
+    /// The Request-URI is missing or malformed.
     #[error("invalid Request-URI")]
     RequestUri,
+    /// The version is not SIP/2.0.
     #[error("unsupported SIP version")]
     Version,
+    /// The status code is not three digits.
     #[error("invalid status code")]
     StatusCode,
+    /// More headers than the parser makes room for.
     #[error("more headers than the parser has room for")]
     TooManyHeaders,
+    /// Content-Length is missing on a stream, or not a number.
     #[error("invalid or conflicting Content-Length")]
     ContentLength,
+    /// The message ends before its headers or body do.
     #[error("message ends inside its headers")]
     Truncated,
+    /// Call-ID, From, To or CSeq is missing.
     #[error("Call-ID, CSeq or From missing or malformed")]
     MissingHeader,
+    /// The CSeq method is not the request's.
     #[error("CSeq method differs from the request method")]
     CSeqMismatch,
 }
@@ -85,14 +96,20 @@ impl ParseError {
 /// The first line of a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StartLine<'b> {
+    /// A request.
     Request {
+        /// Its method.
         method: Method,
         /// The method token as written (extension methods keep their name here).
         method_token: &'b [u8],
+        /// Its Request-URI.
         uri: &'b [u8],
     },
+    /// A response.
     Response {
+        /// Its status code.
         code: u16,
+        /// Its reason phrase.
         reason: &'b [u8],
     },
 }
@@ -100,15 +117,20 @@ pub enum StartLine<'b> {
 /// CSeq header: sequence number and method.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CSeq {
+    /// The sequence number.
     pub number: u32,
+    /// The method.
     pub method: Method,
 }
 
 /// A parsed message. `headers` is the filled prefix of the caller's array.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Message<'h, 'b> {
+    /// The start line.
     pub start: StartLine<'b>,
+    /// The headers, in order.
     pub headers: &'h [Header<'b>],
+    /// The body.
     pub body: &'b [u8],
     /// Bytes of input the message occupies (head plus body).
     pub len: usize,
@@ -509,10 +531,12 @@ impl<'h, 'b> Message<'h, 'b> {
         }
     }
 
+    /// The Call-ID header's value.
     pub fn call_id(&self) -> Option<&'b [u8]> {
         self.header(HeaderKind::CallId).filter(|v| !v.is_empty())
     }
 
+    /// The CSeq header, parsed.
     pub fn cseq(&self) -> Option<CSeq> {
         self.cseq_as_written().map(|(cseq, _)| cseq)
     }
@@ -533,10 +557,12 @@ impl<'h, 'b> Message<'h, 'b> {
         Some((cseq, method))
     }
 
+    /// The From header, parsed.
     pub fn from(&self) -> Option<NameAddr<'b>> {
         NameAddr::parse(self.header(HeaderKind::From)?)
     }
 
+    /// The To header, parsed.
     pub fn to(&self) -> Option<NameAddr<'b>> {
         NameAddr::parse(self.header(HeaderKind::To)?)
     }

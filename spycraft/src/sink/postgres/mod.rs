@@ -29,9 +29,11 @@ pub use status::{status, DatabaseStatus, Partitions};
 /// Everything the PostgreSQL sink needs.
 #[derive(Clone, Debug)]
 pub struct PostgresConfig {
+    /// The database.
     pub target: Target,
     /// Sensor name, for `sensor_stats`.
     pub node: String,
+    /// The spool in front of it.
     pub spool: SpoolConfig,
     /// Records per transaction.
     pub batch_size: usize,
@@ -46,24 +48,38 @@ pub struct PostgresConfig {
 /// What went wrong with the database.
 #[derive(Debug, thiserror::Error)]
 pub enum PostgresError {
+    /// The settings cannot work.
     #[error("{0}")]
     Config(String),
+    /// The server could not be reached or refused the login.
     #[error("cannot connect to PostgreSQL at {0}: {1}")]
     Connect(String, PgError),
+    /// A statement failed.
     #[error("PostgreSQL: {0}")]
     Db(PgError),
+    /// A schema migration failed.
     #[error("PostgreSQL: migration {0} failed: {1}")]
     Migration(i32, PgError),
     #[error(
         "the database has schema version {0}, newer than this spycraft knows; upgrade spycraft"
     )]
+    /// The database's schema is newer than this spycraft knows.
     SchemaTooNew(i32),
+    /// The database's schema is not the one this spycraft made.
     #[error("the database's migration {0} differs from this spycraft's; it was not made by this release")]
     SchemaDiffers(i32),
+    /// The spool failed.
     #[error(transparent)]
     Spool(#[from] SpoolError),
+    /// The drain timeout passed with records still in the spool.
     #[error("{records} records could not be delivered yet; they are kept in the spool {} and will be delivered at the next start (or by `spycraft db flush`)", dir.display())]
-    Undelivered { records: u64, dir: PathBuf },
+    Undelivered {
+        /// How many wait.
+        records: u64,
+        /// The spool they wait in.
+        dir: PathBuf,
+    },
+    /// The delivery thread failed.
     #[error("PostgreSQL delivery thread: {0}")]
     Thread(String),
 }

@@ -9,8 +9,11 @@ use super::PostgresError;
 /// One step of the schema.
 #[derive(Debug)]
 pub struct Migration {
+    /// Its number; applied in order.
     pub version: i32,
+    /// What it does, for messages.
     pub name: &'static str,
+    /// The statements.
     pub sql: &'static str,
 }
 

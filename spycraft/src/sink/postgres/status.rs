@@ -12,23 +12,30 @@ use crate::sink::spool::{self, Backlog};
 /// A snapshot of one database and one spool.
 #[derive(Debug)]
 pub struct DatabaseStatus {
+    /// The server's address, without the password.
     pub server: String,
+    /// The server's version.
     pub server_version: String,
+    /// The schema's version against this spycraft's.
     pub schema: SchemaStatus,
     /// Rows in `cdr`, and its daily partitions.
     pub records: Option<i64>,
+    /// The daily partitions, if any.
     pub partitions: Option<Partitions>,
     /// Per node: records and the last INVITE time.
     pub nodes: Vec<(String, i64, String)>,
+    /// What waits in the spool, if there is one.
     pub spool: Option<Backlog>,
 }
 
 /// The daily partitions of `cdr`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Partitions {
+    /// How many.
     pub count: i64,
     /// The first and last day, as PostgreSQL names them.
     pub first: Option<String>,
+    /// The last day.
     pub last: Option<String>,
 }
 
