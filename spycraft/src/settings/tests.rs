@@ -238,3 +238,14 @@ fn reads_the_documented_example() {
     assert_eq!(s.postgres.retention_days, Some(90));
     assert_eq!(s.capture.mode, CaptureMode::Xdp);
 }
+
+/// The reference of every key in docs/cli.md is a settings file that reads.
+#[test]
+fn reads_the_reference_in_the_manual() {
+    let manual = include_str!("../../../docs/cli.md");
+    let start = manual.find("```toml\n[sensor]").expect("the reference") + "```toml\n".len();
+    let end = start + manual[start..].find("```").expect("its end");
+    let s = Settings::resolve(Layer::default(), file(&manual[start..end]));
+    assert_eq!(s.capture.mode, CaptureMode::Xdp);
+    assert_eq!(s.postgres.retention_days, Some(90));
+}
