@@ -86,11 +86,11 @@ pub struct CallTracker {
     due: Vec<Check>,
     /// Each slot's soonest check in `checks`; never later than the leg's deadline. Entries
     /// that no longer match are stale and skipped.
-    check_at: Vec<i64>,
+    check_at: Vec<Timestamp>,
     live: usize,
     key: Vec<u8>,
-    now: i64,
-    next_sweep: i64,
+    now: Timestamp,
+    next_sweep: Timestamp,
     counters: TrackerCounters,
     /// Slots of the legs ended and not yet written. A finished leg stays in its slot, out of
     /// the index and with its generation bumped (so nothing finds it), until `drain` writes it
@@ -98,7 +98,7 @@ pub struct CallTracker {
     finished: Vec<(u32, Finish)>,
     /// The order `drain` writes `finished` in: (INVITE time, position in `finished`), kept
     /// to reuse its allocation.
-    finished_order: Vec<(i64, u32)>,
+    finished_order: Vec<(Timestamp, u32)>,
     /// Each record is written over this one in turn and lent to the sink, so its strings'
     /// allocations serve every record.
     record: CallRecord,
@@ -114,7 +114,7 @@ struct RecentRefer {
     to: String,
     /// The Call-ID of the call that carried it.
     call_id: String,
-    at: i64,
+    at: Timestamp,
 }
 
 /// The hash a leg is filed under (its Call-ID and From tag), as worked out for an event by
@@ -144,8 +144,8 @@ impl CallTracker {
             check_at: Vec::new(),
             live: 0,
             key: Vec::with_capacity(256),
-            now: i64::MIN,
-            next_sweep: i64::MIN,
+            now: Timestamp::MIN,
+            next_sweep: Timestamp::MIN,
             counters: TrackerCounters::default(),
             finished: Vec::new(),
             finished_order: Vec::new(),
@@ -178,7 +178,7 @@ impl CallTracker {
         emit: &mut impl FnMut(&CallRecord),
     ) {
         self.counters.events += 1;
-        let ts = ev.meta.time.micros();
+        let ts = ev.meta.time;
         if ts > self.now {
             self.now = ts;
         }
@@ -196,8 +196,8 @@ impl CallTracker {
 
     /// Time passes with no event (a quiet live capture): legs due to end by `time` end.
     pub fn on_clock(&mut self, time: Timestamp, emit: &mut impl FnMut(&CallRecord)) {
-        if time.micros() > self.now {
-            self.now = time.micros();
+        if time > self.now {
+            self.now = time;
         }
         if self.now >= self.next_sweep {
             self.sweep(emit);
@@ -231,7 +231,7 @@ impl CallTracker {
                             self.refers.push_back(RecentRefer {
                                 to: target.to_owned(),
                                 call_id: ev.call_id().to_owned(),
-                                at: ev.meta.time.micros(),
+                                at: ev.meta.time,
                             });
                         }
                     }
@@ -291,14 +291,14 @@ impl CallTracker {
         let slot = self.free.pop().unwrap_or_else(|| {
             self.slots.push(None);
             self.generations.push(0);
-            self.check_at.push(i64::MAX);
+            self.check_at.push(Timestamp::MAX);
             (self.slots.len() - 1) as u32
         });
         // Made where it stays: a leg is hundreds of bytes, and building it aside and moving
         // it in copied them all once more.
         let leg = self.slots[slot as usize].insert(Leg::start(ev));
         if let Some(target) = leg.awaits_transfer_link() {
-            let now = ev.meta.time.micros();
+            let now = ev.meta.time;
             let same_user = |a: &str, b: &str| {
                 a == b
                     || (uri_user(a.as_bytes()).is_some()
@@ -314,10 +314,10 @@ impl CallTracker {
             }
         }
         self.index_slot_under(slot, hash);
-        self.check_at[slot as usize] = i64::MAX;
+        self.check_at[slot as usize] = Timestamp::MAX;
         let check = self.slots[slot as usize]
             .as_ref()
-            .map_or(i64::MAX, |leg| leg.next_check(&self.config.timers));
+            .map_or(Timestamp::MAX, |leg| leg.next_check(&self.config.timers));
         self.check_sooner(slot, check);
         self.order
             .push_back((slot, self.generations[slot as usize]));
@@ -471,14 +471,14 @@ impl CallTracker {
         let now = self.now;
         let timers = self.config.timers;
         let mut due = std::mem::take(&mut self.due);
-        self.checks.take_due(now, &mut due);
+        self.checks.take_due(now.micros(), &mut due);
         for (n, &(at, slot, generation)) in due.iter().enumerate() {
             // Due legs lie anywhere among thousands: ask for each a few checks ahead.
             if let Some(&(_, ahead, _)) = due.get(n + crate::simd::prefetch::AHEAD) {
                 prefetch_slot(&self.slots, ahead);
             }
             let s = slot as usize;
-            if self.generations[s] != generation || self.check_at[s] != at {
+            if self.generations[s] != generation || self.check_at[s].micros() != at {
                 continue; // the leg is gone, or has a sooner check of its own
             }
             let Some(leg) = self.slots[s].as_mut() else {
@@ -488,7 +488,7 @@ impl CallTracker {
                 self.remove(slot, Finish::Expired);
             } else {
                 let check = leg.next_check(&timers);
-                self.check_at[s] = i64::MAX;
+                self.check_at[s] = Timestamp::MAX;
                 self.check_sooner(slot, check);
             }
         }
@@ -498,18 +498,18 @@ impl CallTracker {
 
     /// Makes sure the leg in `slot` is looked at by `at`: queues a check unless one as soon
     /// is queued already. Stale checks are dropped when they outnumber the legs.
-    fn check_sooner(&mut self, slot: u32, at: i64) {
+    fn check_sooner(&mut self, slot: u32, at: Timestamp) {
         let s = slot as usize;
         if at >= self.check_at[s] {
             return;
         }
         self.check_at[s] = at;
-        self.checks.push((at, slot, self.generations[s]));
+        self.checks.push((at.micros(), slot, self.generations[s]));
         if self.checks.len() > 2 * self.live + 1024 {
             let (slots, generations, check_at) = (&self.slots, &self.generations, &self.check_at);
             self.checks.retain(|&(at, slot, generation)| {
                 let s = slot as usize;
-                slots[s].is_some() && generations[s] == generation && check_at[s] == at
+                slots[s].is_some() && generations[s] == generation && check_at[s].micros() == at
             });
         }
     }

@@ -31,6 +31,8 @@ pub struct Timestamp(pub i64);
 impl Timestamp {
     /// Earlier than any capture: a clock that has not started.
     pub const MIN: Self = Self(i64::MIN);
+    /// Later than any capture: a deadline never reached.
+    pub const MAX: Self = Self(i64::MAX);
 
     /// From seconds and microseconds since the epoch, as capture headers give them.
     pub fn from_parts(secs: i64, micros: i64) -> Self {
@@ -127,6 +129,24 @@ impl Timestamp {
     /// Milliseconds from `earlier` to `self`, never negative.
     pub fn millis_since(self, earlier: Timestamp) -> u64 {
         u64::try_from((self.0 - earlier.0).max(0) / 1000).unwrap_or(0)
+    }
+}
+
+/// A time moved on by microseconds (saturating at the ends of time).
+impl std::ops::Add<i64> for Timestamp {
+    type Output = Self;
+
+    fn add(self, micros: i64) -> Self {
+        self.plus_micros(micros)
+    }
+}
+
+/// Microseconds between two times.
+impl std::ops::Sub for Timestamp {
+    type Output = i64;
+
+    fn sub(self, earlier: Self) -> i64 {
+        self.micros_since(earlier)
     }
 }
 

@@ -77,7 +77,7 @@ pub enum CallFormat {
 struct OpenCall {
     legs: Vec<CallRecord>,
     /// Capture time of its latest leg event.
-    last_us: i64,
+    last: Timestamp,
 }
 
 /// Gathers legs into calls and writes each call when it can gain no more legs.
@@ -86,9 +86,9 @@ pub struct CallSink {
     format: CallFormat,
     open: HashMap<String, OpenCall>,
     /// Latest capture time seen on any leg.
-    clock_us: i64,
+    clock: Timestamp,
     /// When the open calls were last looked over.
-    swept_us: i64,
+    swept: Timestamp,
 }
 
 impl std::fmt::Debug for CallSink {
@@ -106,8 +106,8 @@ impl CallSink {
             out: Outbox::new(out),
             format,
             open: HashMap::new(),
-            clock_us: i64::MIN,
-            swept_us: i64::MIN,
+            clock: Timestamp::MIN,
+            swept: Timestamp::MIN,
         }
     }
 
@@ -131,12 +131,12 @@ impl CallSink {
 
     /// Writes the calls quiet for longer than the linger, oldest first.
     fn sweep(&mut self, all: bool) -> Result<(), SinkError> {
-        let cutoff = self.clock_us.saturating_sub(CALL_LINGER_US);
-        let mut due: Vec<(i64, String)> = self
+        let cutoff = self.clock.plus_micros(-CALL_LINGER_US);
+        let mut due: Vec<(Timestamp, String)> = self
             .open
             .iter()
-            .filter(|(_, c)| all || c.last_us < cutoff)
-            .map(|(id, c)| (c.last_us, id.clone()))
+            .filter(|(_, c)| all || c.last < cutoff)
+            .map(|(id, c)| (c.last, id.clone()))
             .collect();
         due.sort();
         for (_, id) in due {
@@ -192,22 +192,20 @@ fn write_call(call: &Call, format: CallFormat, buf: &mut Vec<u8>) -> Result<(), 
 
 impl RecordSink for CallSink {
     fn write(&mut self, record: &CallRecord) -> Result<(), SinkError> {
-        let last = record.end_at.unwrap_or(record.invite_at).0;
-        self.clock_us = self.clock_us.max(last);
+        let last = record.end_at.unwrap_or(record.invite_at);
+        self.clock = self.clock.max(last);
         let call = self
             .open
             .entry(record.collation_id.clone())
             .or_insert_with(|| OpenCall {
                 legs: Vec::new(),
-                last_us: last,
+                last,
             });
         call.legs.push(record.clone());
-        call.last_us = call.last_us.max(last);
+        call.last = call.last.max(last);
         // Look the open calls over once per second of capture time, or when they crowd.
-        if self.clock_us.saturating_sub(self.swept_us) >= 1_000_000
-            || self.open.len() > MAX_OPEN_CALLS
-        {
-            self.swept_us = self.clock_us;
+        if self.clock.micros_since(self.swept) >= 1_000_000 || self.open.len() > MAX_OPEN_CALLS {
+            self.swept = self.clock;
             self.sweep(self.open.len() > MAX_OPEN_CALLS)?;
         }
         Ok(())

@@ -87,7 +87,7 @@ struct Transfers {
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Refer {
     /// When it was first seen (a retransmission keeps this).
-    at: i64,
+    at: Timestamp,
     sent_by: Party,
     /// Its Refer-To.
     to: String,
@@ -146,14 +146,14 @@ pub(crate) struct Leg {
     invite_cseq: u32,
     /// CSeq of the INVITE last challenged, so a retransmitted 401/407 is counted once.
     challenged_cseq: Option<u32>,
-    invite_at: i64,
-    ring_at: Option<i64>,
-    answer_at: Option<i64>,
-    final_at: Option<i64>,
-    end_at: Option<i64>,
-    cancel_at: Option<i64>,
+    invite_at: Timestamp,
+    ring_at: Option<Timestamp>,
+    answer_at: Option<Timestamp>,
+    final_at: Option<Timestamp>,
+    end_at: Option<Timestamp>,
+    cancel_at: Option<Timestamp>,
     /// Time of the last message that keeps the leg's current phase alive.
-    last_activity: i64,
+    last_activity: Timestamp,
     final_status: Option<u16>,
     q850_cause: Option<u16>,
     ended_by: EndedBy,
@@ -162,18 +162,18 @@ pub(crate) struct Leg {
     invite_retransmissions: u32,
     acked: bool,
     /// When the first BYE's final response arrived (RFC 6076 session disconnect delay).
-    bye_answered_at: Option<i64>,
+    bye_answered_at: Option<Timestamp>,
     /// A re-INVITE or UPDATE in progress. Its offer and its session refresh take effect when
     /// its 2xx arrives; a failure (491 glare, 481, anything else) leaves the session as it was.
     pending: Option<Pending>,
     /// When the current hold began, and the holds before it (µs).
-    held_since: Option<i64>,
+    held_since: Option<Timestamp>,
     held_us: i64,
     /// The session timer (RFC 4028): the interval the INVITE asked for, the interval in force,
     /// and when it was last started or refreshed.
     asked_interval: Option<u32>,
     session_interval: Option<u32>,
-    session_refreshed_at: i64,
+    session_refreshed_at: Timestamp,
     /// The last deadline given was the session's expiry, not the idle timeout.
     session_deadline: bool,
     /// The highest CSeq of each party's requests so far (the callee's from its first).
@@ -250,13 +250,13 @@ impl Leg {
             phase: Phase::Trying,
             invite_cseq: ev.cseq.number,
             challenged_cseq: None,
-            invite_at: ev.meta.time.micros(),
+            invite_at: ev.meta.time,
             ring_at: None,
             answer_at: None,
             final_at: None,
             end_at: None,
             cancel_at: None,
-            last_activity: ev.meta.time.micros(),
+            last_activity: ev.meta.time,
             final_status: None,
             q850_cause: None,
             ended_by: EndedBy::Unknown,
@@ -270,7 +270,7 @@ impl Leg {
             held_us: 0,
             asked_interval: ev.session_expires,
             session_interval: None,
-            session_refreshed_at: ev.meta.time.micros(),
+            session_refreshed_at: ev.meta.time,
             session_deadline: false,
             caller_cseq: ev.cseq.number,
             callee_cseq: None,
@@ -305,7 +305,7 @@ impl Leg {
     /// Takes the retry's From tag as the leg's, and starts its transaction.
     pub(crate) fn retag(&mut self, ev: &SipEvent) {
         self.text.set(LegField::FromTag, ev.from_tag());
-        self.retry(ev, ev.meta.time.micros());
+        self.retry(ev, ev.meta.time);
     }
 
     /// Notes something that may make the record inaccurate.
@@ -322,7 +322,7 @@ impl Leg {
         self.text.get(LegField::FromTag)
     }
 
-    pub(crate) fn invite_at(&self) -> i64 {
+    pub(crate) fn invite_at(&self) -> Timestamp {
         self.invite_at
     }
 
@@ -359,14 +359,14 @@ impl Leg {
 
     /// Applies one message of this leg's dialog.
     pub(crate) fn on_event(&mut self, ev: &SipEvent) {
-        let ts = ev.meta.time.micros();
+        let ts = ev.meta.time;
         match ev.kind {
             SipKind::Request(method) => self.on_request(method, ev, ts),
             SipKind::Response(code) => self.on_response(code, ev, ts),
         }
     }
 
-    fn on_request(&mut self, method: Method, ev: &SipEvent, ts: i64) {
+    fn on_request(&mut self, method: Method, ev: &SipEvent, ts: Timestamp) {
         let from_caller = ev.from_tag() == self.from_tag();
         if !self.in_this_dialog(ev, from_caller) {
             // Another fork's dialog: the caller ACKs and BYEs a second 2xx (RFC 3261
@@ -586,7 +586,7 @@ impl Leg {
     }
 
     /// Starts the next INVITE transaction of the same leg.
-    fn retry(&mut self, ev: &SipEvent, ts: i64) {
+    fn retry(&mut self, ev: &SipEvent, ts: Timestamp) {
         self.invite_cseq = ev.cseq.number;
         self.phase = Phase::Trying;
         self.final_status = None;
@@ -604,7 +604,7 @@ impl Leg {
         }
     }
 
-    fn on_response(&mut self, code: u16, ev: &SipEvent, ts: i64) {
+    fn on_response(&mut self, code: u16, ev: &SipEvent, ts: Timestamp) {
         // Responses carry their request's From: this one answers the caller's request or the
         // callee's, whose CSeq numbers are independent.
         let to_caller = ev.from_tag() == self.from_tag();
@@ -660,7 +660,7 @@ impl Leg {
         }
     }
 
-    fn on_invite_response(&mut self, code: u16, ev: &SipEvent, ts: i64) {
+    fn on_invite_response(&mut self, code: u16, ev: &SipEvent, ts: Timestamp) {
         if self.text.get(LegField::Server).is_empty() {
             self.text.set(LegField::Server, ev.field(Field::Software));
         }
@@ -726,7 +726,13 @@ impl Leg {
     }
 
     /// A final status of 300 or more to the INVITE.
-    fn on_invite_rejection(&mut self, code: u16, ev: &SipEvent, ts: i64, reaches_caller: bool) {
+    fn on_invite_rejection(
+        &mut self,
+        code: u16,
+        ev: &SipEvent,
+        ts: Timestamp,
+        reaches_caller: bool,
+    ) {
         let open = matches!(self.phase, Phase::Trying | Phase::Proceeding);
         let replaces_stand_in = reaches_caller && self.ended_on_stand_in();
         let downstream_final = self.hops.downstream_final;
@@ -759,7 +765,7 @@ impl Leg {
     }
 
     /// A hold starts with an offer that holds the media and ends with one that does not.
-    fn apply_media(&mut self, media: Media, ts: i64) {
+    fn apply_media(&mut self, media: Media, ts: Timestamp) {
         match (media, self.held_since) {
             (Media::Held, None) => self.held_since = Some(ts),
             (Media::Active, Some(since)) => {
@@ -772,7 +778,7 @@ impl Leg {
 
     /// A 2xx to an INVITE, re-INVITE or UPDATE (re)starts the session timer with the interval
     /// it carries, or else the one asked for or in force.
-    fn refresh_session(&mut self, ev: &SipEvent, ts: i64) {
+    fn refresh_session(&mut self, ev: &SipEvent, ts: Timestamp) {
         self.session_interval = ev
             .session_expires
             .or(self.session_interval)
@@ -781,7 +787,7 @@ impl Leg {
     }
 
     /// When the session expires without a refresh (RFC 4028 §10), if a timer runs.
-    fn session_expiry(&self) -> Option<i64> {
+    fn session_expiry(&self) -> Option<Timestamp> {
         self.session_interval
             .map(|secs| self.session_refreshed_at + i64::from(secs) * 1_000_000)
     }
@@ -792,7 +798,7 @@ impl Leg {
             .set(LegField::FinalReason, ev.field(Field::ReasonPhrase));
     }
 
-    fn end(&mut self, ts: i64, reason: EndReason, by: EndedBy) {
+    fn end(&mut self, ts: Timestamp, reason: EndReason, by: EndedBy) {
         if let Some(since) = self.held_since.take() {
             self.held_us += (ts - since).max(0);
         }
@@ -805,7 +811,7 @@ impl Leg {
 
     /// Capture time after which the leg must be finished, and notes the missing ACK when its
     /// wait has passed.
-    pub(crate) fn deadline(&mut self, now: i64, t: &Timers) -> i64 {
+    pub(crate) fn deadline(&mut self, now: Timestamp, t: &Timers) -> Timestamp {
         if let (Phase::Answered, Some(answer)) = (self.phase, self.answer_at) {
             if !self.acked && now > answer + us(t.transaction_secs) {
                 self.issues.add(CaptureIssue::MissingAck);
@@ -818,7 +824,7 @@ impl Leg {
 
     /// When the tracker must next look at the leg: its deadline, or sooner, when the wait for
     /// the ACK of its answer ends first (the moment [`Leg::deadline`] would note it missing).
-    pub(crate) fn next_check(&self, t: &Timers) -> i64 {
+    pub(crate) fn next_check(&self, t: &Timers) -> Timestamp {
         let (at, _) = self.expiry(t);
         match (self.phase, self.answer_at) {
             (Phase::Answered, Some(answer))
@@ -831,7 +837,7 @@ impl Leg {
     }
 
     /// The leg's deadline as its state stands, and whether the session timer sets it.
-    fn expiry(&self, t: &Timers) -> (i64, bool) {
+    fn expiry(&self, t: &Timers) -> (Timestamp, bool) {
         let after = |secs: u32| self.last_activity + us(secs);
         match self.phase {
             Phase::Trying => (after(t.transaction_secs), false),
@@ -924,7 +930,7 @@ impl Leg {
 
     /// RFC 6076 session request delay: to the first 18x, else to the final answer; none for a
     /// call the caller cancelled before hearing anything.
-    fn pdd_at(&self) -> Option<i64> {
+    fn pdd_at(&self) -> Option<Timestamp> {
         self.ring_at.or(self.answer_at).or_else(|| {
             let challenge = matches!(self.final_status, Some(401 | 407));
             let cancelled = self.cancel_at.is_some();
@@ -939,12 +945,16 @@ impl Leg {
         let mut transfers = self.transfers.take();
         let refer = transfers.as_mut().and_then(|t| t.refer.take());
         let pdd_at = self.pdd_at();
-        let ts = |us: i64| Timestamp(us);
-        let invite_at = ts(self.invite_at);
-        let end_at = self.end_at.map(ts);
-        let answer_at = self.answer_at.map(ts);
+        let invite_at = self.invite_at;
+        let end_at = self.end_at;
+        let answer_at = self.answer_at;
         let text = &self.text;
-        r.id = record_id(node, self.call_id(), self.from_tag(), self.invite_at);
+        r.id = record_id(
+            node,
+            self.call_id(),
+            self.from_tag(),
+            self.invite_at.micros(),
+        );
         put(&mut r.node, node);
         put_user(&mut r.from_user, text.get(LegField::FromUri));
         put_user(&mut r.to_user, text.get(LegField::ToUri));
@@ -974,7 +984,7 @@ impl Leg {
         put_some(&mut r.user_agent, text.non_empty(LegField::UserAgent));
         put_some(&mut r.server, text.non_empty(LegField::Server));
         r.invite_at = invite_at;
-        r.ring_at = self.ring_at.map(ts);
+        r.ring_at = self.ring_at;
         r.answer_at = answer_at;
         r.end_at = end_at;
         r.duration_ms = end_at.map(|end| end.millis_since(invite_at));
@@ -983,16 +993,14 @@ impl Leg {
             (None, _) => Some(0),
             (Some(_), None) => None,
         };
-        r.pdd_ms = pdd_at.map(|at| ts(at).millis_since(invite_at));
+        r.pdd_ms = pdd_at.map(|at| at.millis_since(invite_at));
         r.sdd_ms = match (self.end_reason, end_at, self.bye_answered_at) {
-            (Some(EndReason::Bye), Some(bye), Some(answered)) => {
-                Some(ts(answered).millis_since(bye))
-            }
+            (Some(EndReason::Bye), Some(bye), Some(answered)) => Some(answered.millis_since(bye)),
             _ => None,
         };
         r.forked_dialogs = forked_dialogs;
         r.forked_last_status = forked_last_status;
-        r.transfer_at = refer.as_ref().map(|refer| ts(refer.at));
+        r.transfer_at = refer.as_ref().map(|refer| refer.at);
         r.transferred_by = refer.as_ref().map(|refer| refer.sent_by);
         r.transfer_status = refer.as_ref().and_then(|refer| refer.status);
         r.transfer_to = refer.map(|refer| refer.to);
