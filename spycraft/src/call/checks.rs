@@ -8,8 +8,17 @@
 //! append, and a check costs one look when it is due (and one per lap of the wheel while it
 //! waits, for the few set hours ahead).
 
-/// (check time in µs, slot, generation of the slot's leg).
-pub(super) type Check = (i64, u32, u32);
+/// A leg to look at: ordered by time, then slot, as the tracker hands them out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct Check {
+    /// Capture time, µs.
+    pub(super) at: i64,
+    /// The slot of the leg.
+    pub(super) slot: u32,
+    /// The generation of the slot's leg when the check was queued: a later leg in the same
+    /// slot makes the check stale.
+    pub(super) generation: u32,
+}
 
 /// Width of a bucket, µs: the tracker's sweep interval, so a sweep empties about one.
 const TICK_US: i64 = 1_000_000;
@@ -42,7 +51,7 @@ impl CheckQueue {
 
     pub(super) fn push(&mut self, check: Check) {
         // A check already overdue goes where the next sweep starts.
-        let tick = check.0.div_euclid(TICK_US).max(self.next_tick);
+        let tick = check.at.div_euclid(TICK_US).max(self.next_tick);
         self.buckets[bucket_of(tick)].push(check);
         self.len += 1;
     }
@@ -61,7 +70,7 @@ impl CheckQueue {
         for tick in from..=from + ticks {
             let bucket = &mut self.buckets[bucket_of(tick)];
             bucket.retain(|&check| {
-                let is_due = check.0 <= now;
+                let is_due = check.at <= now;
                 if is_due {
                     due.push(check);
                 }
@@ -94,6 +103,14 @@ mod tests {
 
     use super::*;
 
+    fn check(at: i64, slot: u32, generation: u32) -> Check {
+        Check {
+            at,
+            slot,
+            generation,
+        }
+    }
+
     /// The same checks, and sweeps, given to the wheel and to a heap.
     #[test]
     fn hands_out_what_a_heap_would_in_the_same_order() {
@@ -118,7 +135,7 @@ mod tests {
                     2 => (next() % 1_000) as i64,
                     _ => (next() % 300_000_000) as i64,
                 };
-                let check = (now + ahead, round * 20 + n, round);
+                let check = check(now + ahead, round * 20 + n, round);
                 wheel.push(check);
                 heap.push(Reverse(check));
             }
@@ -129,7 +146,7 @@ mod tests {
             };
             wheel.take_due(now, &mut due);
             let mut from_heap = Vec::new();
-            while heap.peek().is_some_and(|Reverse(c)| c.0 <= now) {
+            while heap.peek().is_some_and(|Reverse(c)| c.at <= now) {
                 from_heap.push(heap.pop().expect("peeked").0);
             }
             assert_eq!(due, from_heap, "sweep at {now}");
@@ -143,13 +160,16 @@ mod tests {
     fn a_check_pushed_overdue_is_handed_out_at_the_next_sweep() {
         let mut wheel = CheckQueue::default();
         let mut due = Vec::new();
-        wheel.push((100 * TICK_US, 1, 0));
+        wheel.push(check(100 * TICK_US, 1, 0));
         wheel.take_due(100 * TICK_US + 5, &mut due);
-        assert_eq!(due, vec![(100 * TICK_US, 1, 0)]);
-        wheel.push((3 * TICK_US, 2, 0));
-        wheel.push((100 * TICK_US + 6, 3, 0));
+        assert_eq!(due, vec![check(100 * TICK_US, 1, 0)]);
+        wheel.push(check(3 * TICK_US, 2, 0));
+        wheel.push(check(100 * TICK_US + 6, 3, 0));
         wheel.take_due(100 * TICK_US + 6, &mut due);
-        assert_eq!(due, vec![(3 * TICK_US, 2, 0), (100 * TICK_US + 6, 3, 0)]);
+        assert_eq!(
+            due,
+            vec![check(3 * TICK_US, 2, 0), check(100 * TICK_US + 6, 3, 0)]
+        );
         assert_eq!(wheel.len(), 0);
     }
 
@@ -160,7 +180,7 @@ mod tests {
         wheel.take_due(0, &mut due);
         // A check in every second of two laps, then a sweep three laps later.
         let checks: Vec<Check> = (0..2 * BUCKETS as u32)
-            .map(|n| (i64::from(n) * TICK_US + 1, n, 0))
+            .map(|n| check(i64::from(n) * TICK_US + 1, n, 0))
             .collect();
         for &check in &checks {
             wheel.push(check);
@@ -174,13 +194,13 @@ mod tests {
     fn retain_drops_checks_and_counts_what_is_left() {
         let mut wheel = CheckQueue::default();
         for slot in 0..10 {
-            wheel.push((i64::from(slot) * TICK_US, slot, 0));
+            wheel.push(check(i64::from(slot) * TICK_US, slot, 0));
         }
-        wheel.retain(|&(_, slot, _)| slot % 2 == 0);
+        wheel.retain(|c| c.slot % 2 == 0);
         assert_eq!(wheel.len(), 5);
         let mut due = Vec::new();
         wheel.take_due(100 * TICK_US, &mut due);
-        let slots: Vec<u32> = due.iter().map(|c| c.1).collect();
+        let slots: Vec<u32> = due.iter().map(|c| c.slot).collect();
         assert_eq!(slots, vec![0, 2, 4, 6, 8]);
     }
 }

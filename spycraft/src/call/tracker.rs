@@ -472,10 +472,18 @@ impl CallTracker {
         let timers = self.config.timers;
         let mut due = std::mem::take(&mut self.due);
         self.checks.take_due(now.micros(), &mut due);
-        for (n, &(at, slot, generation)) in due.iter().enumerate() {
+        for (
+            n,
+            &Check {
+                at,
+                slot,
+                generation,
+            },
+        ) in due.iter().enumerate()
+        {
             // Due legs lie anywhere among thousands: ask for each a few checks ahead.
-            if let Some(&(_, ahead, _)) = due.get(n + crate::simd::prefetch::AHEAD) {
-                prefetch_slot(&self.slots, ahead);
+            if let Some(ahead) = due.get(n + crate::simd::prefetch::AHEAD) {
+                prefetch_slot(&self.slots, ahead.slot);
             }
             let s = slot as usize;
             if self.generations[s] != generation || self.check_at[s].micros() != at {
@@ -504,12 +512,16 @@ impl CallTracker {
             return;
         }
         self.check_at[s] = at;
-        self.checks.push((at.micros(), slot, self.generations[s]));
+        self.checks.push(Check {
+            at: at.micros(),
+            slot,
+            generation: self.generations[s],
+        });
         if self.checks.len() > 2 * self.live + 1024 {
             let (slots, generations, check_at) = (&self.slots, &self.generations, &self.check_at);
-            self.checks.retain(|&(at, slot, generation)| {
-                let s = slot as usize;
-                slots[s].is_some() && generations[s] == generation && check_at[s].micros() == at
+            self.checks.retain(|c| {
+                let s = c.slot as usize;
+                slots[s].is_some() && generations[s] == c.generation && check_at[s].micros() == c.at
             });
         }
     }
