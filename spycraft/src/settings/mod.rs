@@ -46,7 +46,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Serialize;
-use spycraft_common::{PortRange, XdpAction, DEFAULT_SIP_PORTS, MAX_KERNEL_SNAP_LEN};
+use spycraft_common::{PortRange, XdpAction, MAX_KERNEL_SNAP_LEN};
 
 pub use file::{load, parse, SettingsError};
 pub use layer::{CallsLayer, CaptureLayer, Layer, PostgresLayer, RecordsLayer, SensorLayer};
@@ -266,7 +266,7 @@ impl Settings {
             .sensor
             .ports
             .clone()
-            .unwrap_or_else(|| DEFAULT_SIP_PORTS.map(PortRange::single).to_vec());
+            .unwrap_or_else(|| FilterConfig::default().ports().to_vec());
         let hosts = self.sensor.hosts.iter().map(|h| h.0).collect();
         FilterConfig::new(ports, hosts)
     }

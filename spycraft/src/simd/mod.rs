@@ -92,4 +92,4 @@ pub(crate) mod prefetch {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -5,7 +5,7 @@ use super::*;
 
 /// Bytes with line feeds at varied gaps, and bytes that differ from a line feed in one bit
 /// (so a compare that is off by a bit, or a lane, shows).
-fn varied(len: usize, seed: u64) -> Vec<u8> {
+pub(crate) fn varied(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed;
     (0..len)
         .map(|_| {

@@ -65,6 +65,7 @@ fn newline_mask(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::simd::tests::varied;
 
     /// Every line end, the slow way.
     fn ends_bytewise(buf: &[u8]) -> Vec<usize> {
@@ -74,26 +75,6 @@ mod tests {
     fn ends_by_lines(buf: &[u8]) -> Vec<usize> {
         let mut lines = Lines::new(buf);
         std::iter::from_fn(|| lines.next_end()).collect()
-    }
-
-    /// Bytes with line feeds at varied gaps, and bytes that differ from a line feed in one bit
-    /// (so a compare that is off by a bit, or a lane, shows).
-    fn varied(len: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed;
-        (0..len)
-            .map(|_| {
-                x = x
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                match (x >> 33) % 7 {
-                    0 => b'\n',
-                    1 => b'\n' ^ 1,
-                    2 => b'\n' | 0x80,
-                    3 => b'\r',
-                    _ => b'a' + ((x >> 40) % 26) as u8,
-                }
-            })
-            .collect()
     }
 
     #[test]

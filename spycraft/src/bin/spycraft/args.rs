@@ -35,8 +35,8 @@ pub enum Command {
     /// record as each call ends (open calls as `incomplete` at the stop).
     Capture(CaptureArgs),
     /// Print the effective settings (flags over the settings file over the defaults) as a
-    /// settings file; the database password is never shown.
-    Config(ConfigArgs),
+    /// settings file; the database password is never shown. Takes every flag of `capture`.
+    Config(CaptureArgs),
     /// Print the capture filter generated from the ports and hosts: the pcap-filter
     /// expression and the kernel programs' map contents.
     Filter(FilterArgs),
@@ -59,22 +59,15 @@ impl Command {
     pub fn take_settings(&mut self) -> Layer {
         match self {
             Command::Analyze(a) => a.record.take(Layer::default()),
-            Command::Capture(a) => a.record.take(Layer {
+            Command::Capture(a) | Command::Config(a) => a.record.take(Layer {
                 capture: take(&mut a.capture),
                 ..Layer::default()
             }),
-            Command::Config(a) => a.record.take(Layer {
-                capture: take(&mut a.capture),
-                ..Layer::default()
+            Command::Filter(a) => sensor_only(SensorLayer {
+                ports: take(&mut a.ports),
+                hosts: take(&mut a.hosts),
+                ..SensorLayer::default()
             }),
-            Command::Filter(a) => Layer {
-                sensor: SensorLayer {
-                    ports: take(&mut a.ports),
-                    hosts: take(&mut a.hosts),
-                    ..SensorLayer::default()
-                },
-                ..Layer::default()
-            },
             Command::Db(DbCommand::Migrate(a) | DbCommand::Status(a) | DbCommand::Flush(a)) => {
                 Layer {
                     sensor: SensorLayer {
@@ -85,30 +78,29 @@ impl Command {
                     ..Layer::default()
                 }
             }
-            Command::Dump(a) => Layer {
-                sensor: SensorLayer {
-                    ports: take(&mut a.ports),
-                    collate_headers: take(&mut a.collate_headers),
-                    ..SensorLayer::default()
-                },
-                ..Layer::default()
-            },
-            Command::Find(a) => Layer {
-                sensor: SensorLayer {
-                    ports: take(&mut a.ports),
-                    ..SensorLayer::default()
-                },
-                ..Layer::default()
-            },
-            Command::Stats(a) => Layer {
-                sensor: SensorLayer {
-                    ports: take(&mut a.ports),
-                    node: take(&mut a.node),
-                    ..SensorLayer::default()
-                },
-                ..Layer::default()
-            },
+            Command::Dump(a) => sensor_only(SensorLayer {
+                ports: take(&mut a.ports),
+                collate_headers: take(&mut a.collate_headers),
+                ..SensorLayer::default()
+            }),
+            Command::Find(a) => sensor_only(SensorLayer {
+                ports: take(&mut a.ports),
+                ..SensorLayer::default()
+            }),
+            Command::Stats(a) => sensor_only(SensorLayer {
+                ports: take(&mut a.ports),
+                node: take(&mut a.node),
+                ..SensorLayer::default()
+            }),
         }
+    }
+}
+
+/// Settings of the `[sensor]` section alone, for the tools that take no others.
+fn sensor_only(sensor: SensorLayer) -> Layer {
+    Layer {
+        sensor,
+        ..Layer::default()
     }
 }
 
@@ -135,18 +127,9 @@ pub struct AnalyzeArgs {
     pub record: RecordArgs,
 }
 
-/// Live capture: where, how, and what to keep.
+/// Live capture: where, how, and what to keep; every setting there is.
 #[derive(clap::Args, Debug)]
 pub struct CaptureArgs {
-    #[command(flatten)]
-    pub capture: CaptureLayer,
-    #[command(flatten)]
-    pub record: RecordArgs,
-}
-
-/// Every setting, to see what they come to.
-#[derive(clap::Args, Debug)]
-pub struct ConfigArgs {
     #[command(flatten)]
     pub capture: CaptureLayer,
     #[command(flatten)]
