@@ -194,6 +194,10 @@ pub enum KernelCounter {
     RingFull = 2,
     /// Of the selected, later fragments let through because their first fragment matched.
     FragmentsFollowed = 3,
+    /// Bytes (as on the wire) of the frames the program ran on.
+    SeenBytes = 4,
+    /// Bytes (as on the wire) of the frames selected and copied into the ring.
+    SelectedBytes = 5,
 }
 
 impl KernelCounter {
@@ -203,11 +207,13 @@ impl KernelCounter {
         KernelCounter::Selected,
         KernelCounter::RingFull,
         KernelCounter::FragmentsFollowed,
+        KernelCounter::SeenBytes,
+        KernelCounter::SelectedBytes,
     ];
 }
 
 /// Number of [`KernelCounter`] slots.
-pub const KERNEL_COUNTERS: u32 = 4;
+pub const KERNEL_COUNTERS: u32 = 6;
 
 #[cfg(feature = "user")]
 // SAFETY: plain `#[repr(C)]` data, padded explicitly, every bit pattern valid.

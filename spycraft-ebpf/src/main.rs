@@ -119,7 +119,9 @@ fn capture<C: EbpfContext, P: Packet + Copier>(
     ifindex: u32,
     direction: FrameDirection,
 ) {
+    let original_len = frame.wire_len();
     count(KernelCounter::Seen);
+    add(KernelCounter::SeenBytes, original_len);
     let Some(flags) = select::select(frame, settings) else {
         return;
     };
@@ -131,7 +133,6 @@ fn capture<C: EbpfContext, P: Packet + Copier>(
     };
     // SAFETY: the per-CPU scratch entry is ours alone while this program runs on this CPU.
     let record = unsafe { &mut *record };
-    let original_len = frame.wire_len();
     // 64-bit arithmetic throughout: a 32-bit value is zero-extended into a fresh register,
     // and the verifier would then see the bounds checked on a copy, not on what is passed.
     let mut len = u64::from(original_len);
@@ -172,6 +173,7 @@ fn capture<C: EbpfContext, P: Packet + Copier>(
     };
     if FRAMES.output::<[u8]>(bytes, wake).is_ok() {
         count(KernelCounter::Selected);
+        add(KernelCounter::SelectedBytes, original_len);
         // Off unless userspace raised AYA_LOG_LEVEL at load (`capture -vv`): then one load
         // and compare per selected frame decide it.
         debug!(
@@ -189,9 +191,14 @@ fn capture<C: EbpfContext, P: Packet + Copier>(
 
 #[inline(always)]
 fn count(counter: KernelCounter) {
+    add(counter, 1);
+}
+
+#[inline(always)]
+fn add(counter: KernelCounter, n: u32) {
     if let Some(value) = COUNTERS.get_ptr_mut(counter as u32) {
         // SAFETY: per-CPU slot, so no other writer; the pointer came from the map lookup.
-        unsafe { *value += 1 };
+        unsafe { *value += u64::from(n) };
     }
 }
 

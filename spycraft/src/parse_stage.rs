@@ -15,7 +15,8 @@ use crate::decode::{
 use crate::packet::Timestamp;
 use crate::sip::{
     find_message_start, is_keepalive, is_stream_keepalive, looks_like_sip, parse_datagram_uninit,
-    parse_uninit, CollationHeaders, Message, ParseError, SipEvent, Status, MAX_HEADERS,
+    parse_uninit, CollationHeaders, Message, Method, ParseError, SipEvent, SipKind, Status,
+    MAX_HEADERS,
 };
 
 /// Shorter than `ACK sip:a SIP/2.0\r\n\r\n`: a keep-alive ("hello", "jaK") or junk, never SIP.
@@ -205,6 +206,10 @@ pub struct ParseCounters {
     pub keepalives: u64,
     /// SIP messages parsed.
     pub sip_messages: u64,
+    /// Requests parsed, by method (in [`Method::ALL`] order).
+    pub requests: [u64; Method::ALL.len()],
+    /// Responses parsed, by class: 1xx to 6xx.
+    pub responses: [u64; 6],
     /// Messages that did not parse, by reason.
     pub parse_errors: [u64; ParseError::ALL.len()],
     /// Messages kept although their body did not match their Content-Length.
@@ -232,6 +237,12 @@ impl ParseCounters {
     /// malformed lines), for a run whose messages were parsed on another thread.
     pub fn add_message_counts(&mut self, other: &ParseCounters) {
         self.sip_messages += other.sip_messages;
+        for (mine, theirs) in self.requests.iter_mut().zip(other.requests) {
+            *mine += theirs;
+        }
+        for (mine, theirs) in self.responses.iter_mut().zip(other.responses) {
+            *mine += theirs;
+        }
         for (mine, theirs) in self.parse_errors.iter_mut().zip(other.parse_errors) {
             *mine += theirs;
         }
@@ -548,6 +559,13 @@ impl MessageStage {
         match event.fill(info, msg, &self.collation_headers) {
             Ok(()) => {
                 c.sip_messages += 1;
+                match event.kind {
+                    SipKind::Request(method) => c.requests[method as usize] += 1,
+                    // The parser takes status codes of three digits only: 100 to 699.
+                    SipKind::Response(code) => {
+                        c.responses[usize::from(code / 100).clamp(1, 6) - 1] += 1;
+                    }
+                }
                 let seen = SeenMessage {
                     info,
                     raw,

@@ -20,16 +20,84 @@ use serde::Serialize;
 
 use crate::call::{CallRecord, Disposition, EndReason};
 
+/// How attempts count towards the ratios; one attempt's, or a sum of them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Attempts {
+    /// INVITE attempts.
+    pub attempts: u64,
+    /// Of them, redirected (3xx): left out of SER and SEER's base.
+    pub redirected: u64,
+    /// Answered.
+    pub answered: u64,
+    /// Answered, or ended by the user (480, 486, 600, 603): SEER's numerator.
+    pub effective: u64,
+    /// Failed in the network (408, 500, 503, 504, no final response): ISA's numerator.
+    pub ineffective: u64,
+    /// Answered and ended by a BYE: SCR's numerator.
+    pub completed: u64,
+    /// NER's numerator: answered, busy, no answer, cancelled, or 603.
+    pub network_effective: u64,
+}
+
+impl Attempts {
+    /// How one record counts.
+    pub fn of(r: &CallRecord) -> Self {
+        let code = r.final_status;
+        let answered = r.disposition == Disposition::Answered;
+        let flag = |b: bool| u64::from(b);
+        Self {
+            attempts: 1,
+            redirected: flag(code.is_some_and(|c| (300..400).contains(&c))),
+            answered: flag(answered),
+            effective: flag(answered || matches!(code, Some(480 | 486 | 600 | 603))),
+            ineffective: flag(code.is_none() || matches!(code, Some(408 | 500 | 503 | 504))),
+            completed: flag(answered && r.end_reason == EndReason::Bye),
+            network_effective: flag(
+                answered
+                    || matches!(
+                        r.disposition,
+                        Disposition::Busy | Disposition::NoAnswer | Disposition::Cancelled
+                    )
+                    || code == Some(603),
+            ),
+        }
+    }
+
+    /// Adds `other`'s counts.
+    pub fn add(&mut self, other: &Attempts) {
+        self.attempts += other.attempts;
+        self.redirected += other.redirected;
+        self.answered += other.answered;
+        self.effective += other.effective;
+        self.ineffective += other.ineffective;
+        self.completed += other.completed;
+        self.network_effective += other.network_effective;
+    }
+
+    /// Answer-seizure ratio (E.411), 0 to 1; `None` without attempts.
+    pub fn asr(&self) -> Option<f64> {
+        ratio(self.answered, self.attempts)
+    }
+
+    /// Network effectiveness ratio (E.425), 0 to 1.
+    pub fn ner(&self) -> Option<f64> {
+        ratio(self.network_effective, self.attempts)
+    }
+
+    /// Session establishment ratio (RFC 6076), 0 to 1.
+    pub fn ser(&self) -> Option<f64> {
+        ratio(self.answered, self.attempts - self.redirected)
+    }
+}
+
+fn ratio(n: u64, of: u64) -> Option<f64> {
+    (of > 0).then(|| n as f64 / of as f64)
+}
+
 /// Counts kept for one group of records.
 #[derive(Clone, Debug, Default)]
 struct Tally {
-    attempts: u64,
-    redirected: u64,
-    answered: u64,
-    effective: u64,
-    ineffective: u64,
-    completed: u64,
-    network_effective: u64,
+    attempts: Attempts,
     billable_ms: u64,
     srd_ms: Vec<u64>,
     by_disposition: BTreeMap<&'static str, u64>,
@@ -38,33 +106,10 @@ struct Tally {
 
 impl Tally {
     fn add(&mut self, r: &CallRecord) {
-        self.attempts += 1;
-        let code = r.final_status;
-        let answered = r.disposition == Disposition::Answered;
-        if code.is_some_and(|c| (300..400).contains(&c)) {
-            self.redirected += 1;
-        }
-        if answered {
-            self.answered += 1;
+        let one = Attempts::of(r);
+        self.attempts.add(&one);
+        if one.answered > 0 {
             self.billable_ms += r.billable_ms.unwrap_or(0);
-            if r.end_reason == EndReason::Bye {
-                self.completed += 1;
-            }
-        }
-        if answered || matches!(code, Some(480 | 486 | 600 | 603)) {
-            self.effective += 1;
-        }
-        if code.is_none() || matches!(code, Some(408 | 500 | 503 | 504)) {
-            self.ineffective += 1;
-        }
-        let network_effective = answered
-            || matches!(
-                r.disposition,
-                Disposition::Busy | Disposition::NoAnswer | Disposition::Cancelled
-            )
-            || code == Some(603);
-        if network_effective {
-            self.network_effective += 1;
         }
         if let Some(pdd) = r.pdd_ms {
             self.srd_ms.push(pdd);
@@ -73,7 +118,9 @@ impl Tally {
             .by_disposition
             .entry(r.disposition.as_str())
             .or_default() += 1;
-        let code = code.map_or_else(|| "none".to_owned(), |c| c.to_string());
+        let code = r
+            .final_status
+            .map_or_else(|| "none".to_owned(), |c| c.to_string());
         *self.by_final_status.entry(code).or_default() += 1;
     }
 
@@ -85,7 +132,8 @@ impl Tally {
                 Some((n as f64 * 10_000.0 / of as f64).round() / 100.0)
             }
         };
-        let established_base = self.attempts - self.redirected;
+        let a = &self.attempts;
+        let established_base = a.attempts - a.redirected;
         let mut srd = self.srd_ms.clone();
         srd.sort_unstable();
         let rank = |p: f64| -> Option<u64> {
@@ -96,20 +144,20 @@ impl Tally {
             Some(srd[index])
         };
         Figures {
-            attempts: self.attempts,
-            answered: self.answered,
-            ser: percent(self.answered, established_base),
-            seer: percent(self.effective, established_base),
-            isa: percent(self.ineffective, self.attempts),
-            scr: percent(self.completed, self.attempts),
-            asr: percent(self.answered, self.attempts),
-            ner: percent(self.network_effective, self.attempts),
+            attempts: a.attempts,
+            answered: a.answered,
+            ser: percent(a.answered, established_base),
+            seer: percent(a.effective, established_base),
+            isa: percent(a.ineffective, a.attempts),
+            scr: percent(a.completed, a.attempts),
+            asr: percent(a.answered, a.attempts),
+            ner: percent(a.network_effective, a.attempts),
             srd_avg_ms: (!srd.is_empty())
                 .then(|| (srd.iter().sum::<u64>() as f64 / srd.len() as f64 * 10.0).round() / 10.0),
             srd_p50_ms: rank(0.5),
             srd_p95_ms: rank(0.95),
-            acd_s: (self.answered > 0)
-                .then(|| (self.billable_ms as f64 / self.answered as f64 / 10.0).round() / 100.0),
+            acd_s: (a.answered > 0)
+                .then(|| (self.billable_ms as f64 / a.answered as f64 / 10.0).round() / 100.0),
             by_disposition: self.by_disposition.clone(),
             by_final_status: self.by_final_status.clone(),
         }

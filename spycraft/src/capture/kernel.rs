@@ -83,6 +83,28 @@ pub struct KernelCounters {
     pub fragments_followed: AtomicU64,
     /// Frames read from the ring by spycraft.
     pub read: AtomicU64,
+    /// Bytes of the frames the programs looked at.
+    pub seen_bytes: AtomicU64,
+    /// Bytes of the frames they selected.
+    pub selected_bytes: AtomicU64,
+    /// Which program: `xdp` or `socket`.
+    pub mode: &'static str,
+}
+
+impl super::CaptureCounts for KernelCounters {
+    fn mode(&self) -> &'static str {
+        self.mode
+    }
+
+    fn figures(&self) -> super::CaptureFigures {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        super::CaptureFigures {
+            seen: Some((get(&self.seen), get(&self.seen_bytes))),
+            selected: (get(&self.selected), Some(get(&self.selected_bytes))),
+            read: get(&self.read),
+            lost: [("ring_full", get(&self.ring_full)), ("interface", 0)],
+        }
+    }
 }
 
 impl KernelCounters {
@@ -306,7 +328,13 @@ impl KernelSource {
             attachment,
             ring,
             counters_map,
-            counters: Arc::default(),
+            counters: Arc::new(KernelCounters {
+                mode: match options.mode {
+                    KernelMode::Xdp(_) => "xdp",
+                    KernelMode::Socket => "socket",
+                },
+                ..KernelCounters::default()
+            }),
             runtime,
             stop,
             frame: Vec::with_capacity(MAX_KERNEL_SNAP_LEN as usize),
@@ -456,6 +484,10 @@ impl KernelSource {
         c.fragments_followed
             .store(get(KernelCounter::FragmentsFollowed), Ordering::Relaxed);
         c.read.store(self.read, Ordering::Relaxed);
+        c.seen_bytes
+            .store(get(KernelCounter::SeenBytes), Ordering::Relaxed);
+        c.selected_bytes
+            .store(get(KernelCounter::SelectedBytes), Ordering::Relaxed);
         self.refreshed_at = std::time::Instant::now();
     }
 }

@@ -27,6 +27,7 @@ pub struct LiveSource {
     link: LinkType,
     stop: &'static AtomicBool,
     frames: u64,
+    bytes: u64,
     /// Reads asked for, and of them those that timed out, at the last counter refresh.
     polls: u64,
     refreshed: (u64, u64),
@@ -52,12 +53,35 @@ impl std::fmt::Debug for LiveSource {
 pub struct LiveCounters {
     /// Frames read by spycraft.
     pub frames: AtomicU64,
+    /// Bytes (as on the wire) of the frames read by spycraft.
+    pub bytes: AtomicU64,
     /// Frames the kernel passed the filter.
     pub received: AtomicU64,
     /// Dropped because the buffer was full (the sensor fell behind).
     pub dropped: AtomicU64,
     /// Dropped by the interface or its driver.
     pub if_dropped: AtomicU64,
+}
+
+impl super::CaptureCounts for LiveCounters {
+    fn mode(&self) -> &'static str {
+        "pcap"
+    }
+
+    /// libpcap's filter runs in the kernel and counts only what it passes: frames seen are
+    /// unknown, and bytes are counted for the frames spycraft reads.
+    fn figures(&self) -> super::CaptureFigures {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        super::CaptureFigures {
+            seen: None,
+            selected: (get(&self.received), None),
+            read: get(&self.frames),
+            lost: [
+                ("buffer_full", get(&self.dropped)),
+                ("interface", get(&self.if_dropped)),
+            ],
+        }
+    }
 }
 
 impl LiveCounters {
@@ -117,6 +141,7 @@ impl LiveSource {
             link,
             stop,
             frames: 0,
+            bytes: 0,
             polls: 0,
             refreshed: (0, 0),
             counters: Arc::default(),
@@ -162,7 +187,9 @@ impl LiveSource {
             Ok(packet) => {
                 self.was_empty = false;
                 self.frames += 1;
+                self.bytes += u64::from(packet.header.len);
                 self.counters.frames.store(self.frames, Ordering::Relaxed);
+                self.counters.bytes.store(self.bytes, Ordering::Relaxed);
                 let ts = packet.header.ts;
                 #[allow(clippy::useless_conversion)]
                 let time =

@@ -71,6 +71,29 @@ pub enum XdpAttach {
     Generic,
 }
 
+/// What a live capture has counted so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CaptureFigures {
+    /// Frames and bytes the kernel program looked at (known to spycraft's own programs only).
+    pub seen: Option<(u64, u64)>,
+    /// Frames selected (by the kernel program or libpcap's filter), and their bytes where
+    /// the kernel counts them.
+    pub selected: (u64, Option<u64>),
+    /// Frames read by spycraft.
+    pub read: u64,
+    /// Selected frames lost, by reason (`ring_full`, `buffer_full`, `interface`).
+    pub lost: [(&'static str, u64); 2],
+}
+
+/// A live capture's counters, readable from any thread while it runs (a scrape reads them;
+/// the capture loop keeps them fresh, never per frame for the kernel's).
+pub trait CaptureCounts: Send + Sync + std::fmt::Debug {
+    /// How frames are picked: `xdp`, `socket` or `pcap`.
+    fn mode(&self) -> &'static str;
+    /// The counts as last refreshed.
+    fn figures(&self) -> CaptureFigures;
+}
+
 /// What a read from a source gave.
 #[derive(Debug)]
 pub enum Polled<'a> {

@@ -8,17 +8,22 @@
 mod threaded;
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::call::{CallRecord, CallTracker, Disposition, LegKey, TrackerConfig, TrackerCounters};
 use crate::capture::{CaptureError, Frame, FrameSource, OfflineSource, Polled};
 use crate::decode::DecodeLimits;
 use crate::packet::Timestamp;
-use crate::sink::{RecordSink, SinkError};
-use crate::sip::ParseError;
+use crate::sink::{OutputReport, RecordSink, SinkError};
+use crate::sip::{Method, ParseError};
 
 pub use crate::parse_stage::{
     Input, MessageStage, Observer, ParseCounters, ParseStage, SeenMessage, SipPorts, Unparsed,
 };
+
+/// The names of the response classes [`ParseCounters::responses`] counts.
+pub const RESPONSE_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "6xx"];
 
 /// The header linking B2BUA legs when none is configured.
 pub const DEFAULT_COLLATION_HEADER: &str = "X-CollateID";
@@ -39,11 +44,26 @@ pub struct PipelineConfig {
     pub decode: DecodeLimits,
     /// Hand the sink a snapshot of the counters this often (wall clock) during a run, for
     /// sinks that keep them; none: only the caller's, at the end.
-    pub stats_interval: Option<std::time::Duration>,
+    pub stats_interval: Option<Duration>,
     /// What the snapshots say took them (`analyze`, `capture`).
     pub stats_source: &'static str,
     /// Records written so far, kept up to date for a live status line on another thread.
-    pub records_written: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+    pub records_written: Option<Arc<std::sync::atomic::AtomicU64>>,
+    /// Hears of every record and, every [`OBSERVE_EVERY`], of the counters (`/metrics`).
+    pub observer: Option<Arc<dyn RunObserver>>,
+}
+
+/// How often an observer hears the counters while a run goes on (checked at the checkpoints:
+/// every 4,096 frames and whenever a live source idles).
+pub const OBSERVE_EVERY: Duration = Duration::from_millis(500);
+
+/// Watches a run from its recording end: each record as it is written, and the counters
+/// now and then. Called on the recording thread, never per packet.
+pub trait RunObserver: Send + Sync + std::fmt::Debug {
+    /// A record has been handed to the outputs.
+    fn record(&self, record: &CallRecord);
+    /// The counters so far, the call legs open now and what each output has done.
+    fn snapshot(&self, summary: &Summary, live_legs: usize, outputs: Vec<OutputReport>);
 }
 
 /// How far a run has got, for a progress bar or a status line.
@@ -70,6 +90,7 @@ impl Default for PipelineConfig {
             stats_interval: None,
             stats_source: "analyze",
             records_written: None,
+            observer: None,
         }
     }
 }
@@ -105,6 +126,8 @@ impl Summary {
         }
         let mut parse = serde_json::to_value(&self.parse).unwrap_or_default();
         parse["parse_errors"] = named(&ParseError::ALL, &self.parse.parse_errors, ParseError::name);
+        parse["requests"] = named(&Method::ALL, &self.parse.requests, Method::as_str);
+        parse["responses"] = named(&RESPONSE_CLASSES, &self.parse.responses, |class| class);
         parse["decode"]["skipped"] = named(
             &crate::decode::Skip::ALL,
             &self.parse.decode.skipped,
@@ -190,9 +213,28 @@ pub enum AnalyzeError {
 struct RecordStage<'s> {
     tracker: CallTracker,
     delivery: Delivery<'s>,
+    /// How often the sink keeps the counters (PostgreSQL's `sensor_stats`).
+    stats_interval: Option<Duration>,
+    last_stats: Instant,
 }
 
-impl RecordStage<'_> {
+impl<'s> RecordStage<'s> {
+    fn new(config: &PipelineConfig, sink: &'s mut dyn RecordSink) -> Self {
+        Self {
+            tracker: CallTracker::new(config.tracker.clone()),
+            delivery: Delivery {
+                sink,
+                dispositions: [0; Disposition::ALL.len()],
+                error: None,
+                stats_source: config.stats_source,
+                written: config.records_written.clone(),
+                observer: config.observer.clone(),
+            },
+            stats_interval: config.stats_interval,
+            last_stats: Instant::now(),
+        }
+    }
+
     fn on_input(&mut self, input: &Input) {
         let delivery = &mut self.delivery;
         let emit = &mut |record: &CallRecord| delivery.deliver(record);
@@ -235,7 +277,8 @@ impl RecordStage<'_> {
         }
     }
 
-    /// Hands the sink the counters so far: the parse stage's as sent, the rest as here.
+    /// Hands the observer, and the sink when its interval is up, the counters so far: the
+    /// parse stage's as sent, the rest as here.
     fn snapshot(&mut self, parse: ParseCounters) {
         let summary = Summary {
             parse,
@@ -243,9 +286,18 @@ impl RecordStage<'_> {
             dispositions: self.delivery.dispositions,
         };
         let delivery = &mut self.delivery;
-        delivery
-            .sink
-            .counters(delivery.stats_source, &summary.counters_json());
+        if let Some(observer) = &delivery.observer {
+            observer.snapshot(&summary, self.tracker.live_legs(), delivery.sink.reports());
+        }
+        if self
+            .stats_interval
+            .is_some_and(|every| self.last_stats.elapsed() >= every)
+        {
+            delivery
+                .sink
+                .counters(delivery.stats_source, &summary.counters_json());
+            self.last_stats = Instant::now();
+        }
     }
 
     fn finish(mut self) -> Recorded {
@@ -268,7 +320,8 @@ struct Delivery<'s> {
     error: Option<SinkError>,
     stats_source: &'static str,
     /// Records written so far, for a status line on another thread.
-    written: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+    written: Option<Arc<std::sync::atomic::AtomicU64>>,
+    observer: Option<Arc<dyn RunObserver>>,
 }
 
 impl Delivery<'_> {
@@ -277,6 +330,9 @@ impl Delivery<'_> {
         self.dispositions[record.disposition as usize] += 1;
         if let Err(e) = self.sink.write(record) {
             self.error.get_or_insert(e);
+        }
+        if let Some(observer) = &self.observer {
+            observer.record(record);
         }
         if let Some(written) = &self.written {
             let n = self.dispositions.iter().sum();
@@ -335,31 +391,22 @@ pub fn run_sources(
         config.collation_headers.clone(),
         config.decode,
     );
-    let stage = RecordStage {
-        tracker: CallTracker::new(config.tracker.clone()),
-        delivery: Delivery {
-            sink,
-            dispositions: [0; Disposition::ALL.len()],
-            error: None,
-            stats_source: config.stats_source,
-            written: config.records_written.clone(),
-        },
+    let stage = RecordStage::new(config, sink);
+    // Snapshots are taken as often as the sink's interval or the observer asks.
+    let snapshot_every = match (config.stats_interval, &config.observer) {
+        (Some(stats), Some(_)) => Some(stats.min(OBSERVE_EVERY)),
+        (None, Some(_)) => Some(OBSERVE_EVERY),
+        (stats, None) => stats,
     };
     let (damage, parsed_elsewhere, finished) = if config.threads <= 1 {
         let mut feed = Inline {
             stage,
             spent: Vec::new(),
         };
-        let damage = read_all(
-            sources,
-            &mut parse,
-            progress,
-            &mut feed,
-            config.stats_interval,
-        );
+        let damage = read_all(sources, &mut parse, progress, &mut feed, snapshot_every);
         (damage, None, feed.stage.finish())
     } else {
-        threaded::run(sources, &mut parse, stage, progress, config.stats_interval)
+        threaded::run(sources, &mut parse, stage, progress, snapshot_every)
     };
     let mut summary = Summary {
         parse: parse.counters(),
@@ -429,16 +476,16 @@ fn read_all(
     parse: &mut ParseStage,
     progress: &mut dyn FnMut(&Progress),
     feed: &mut dyn Feed,
-    interval: Option<std::time::Duration>,
+    interval: Option<Duration>,
 ) -> Option<CaptureError> {
     let mut damage = None;
     let mut done_bytes = 0;
     let mut frames = 0u64;
-    let mut last_snapshot = std::time::Instant::now();
+    let mut last_snapshot = Instant::now();
     let mut maybe_snapshot = |parse: &ParseStage, feed: &mut dyn Feed| {
         if interval.is_some_and(|every| last_snapshot.elapsed() >= every) {
             feed.snapshot(parse.counters());
-            last_snapshot = std::time::Instant::now();
+            last_snapshot = Instant::now();
         }
     };
     let report = |bytes: u64, frames: u64, parse: &ParseStage, feed: &dyn Feed| {
@@ -543,7 +590,7 @@ mod tests {
         for threads in [1, 2] {
             let config = PipelineConfig {
                 threads,
-                stats_interval: Some(std::time::Duration::ZERO),
+                stats_interval: Some(Duration::ZERO),
                 ..PipelineConfig::default()
             };
             let mut sink = Snapshots::default();

@@ -292,7 +292,7 @@ mod tests {
     use crate::capture::OfflineSource;
     use crate::decode::LinkType;
     use crate::packet::Timestamp;
-    use crate::pipeline::{run_sources, Delivery, PipelineConfig, Summary};
+    use crate::pipeline::{run_sources, PipelineConfig, Summary};
     use crate::sink::{RecordSink, SinkError};
 
     /// Every bundled capture's frames, `times` over, each round later than the last by more
@@ -375,16 +375,7 @@ mod tests {
         // The two-thread plan, run directly so that the recorder's share is seen.
         let mut sink = Stalling::default();
         let mut parse = ParseStage::new(config.ports.clone(), config.collation_headers.clone());
-        let stage = RecordStage {
-            tracker: CallTracker::new(config.tracker.clone()),
-            delivery: Delivery {
-                sink: &mut sink,
-                dispositions: Default::default(),
-                error: None,
-                stats_source: "analyze",
-                written: None,
-            },
-        };
+        let stage = RecordStage::new(&config, &mut sink);
         let mut sources: Vec<Box<dyn FrameSource>> =
             vec![Box::new(Rounds::of_bundled_captures(ROUNDS))];
         let (damage, by_recorder, recorded) =

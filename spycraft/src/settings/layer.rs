@@ -5,6 +5,7 @@
 //!
 //! The doc comment of each field is both its `--help` text and its documentation as a key.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use serde::Deserialize;
@@ -12,6 +13,7 @@ use spycraft_common::{PortRange, XdpAction};
 
 use crate::call::HostPrefix;
 use crate::capture::{CaptureMode, XdpAttach};
+use crate::monitor::PeerGroup;
 use crate::sink::spool::FsyncPolicy;
 use crate::sink::Format;
 
@@ -34,6 +36,26 @@ pub struct Layer {
     /// `[postgres]`: the database and the spool in front of it.
     #[serde(default)]
     pub postgres: PostgresLayer,
+    /// `[http]`: the metrics and health endpoint.
+    #[serde(default)]
+    pub http: HttpLayer,
+    /// `[[peer_group]]`: named groups of peers, each with figures of its own in `/metrics`
+    /// (settings file only).
+    #[serde(default, rename = "peer_group")]
+    pub peer_groups: Option<Vec<PeerGroup>>,
+}
+
+/// `[http]`: the sensor's HTTP endpoint.
+#[derive(Clone, Debug, Default, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields)]
+pub struct HttpLayer {
+    /// Serve /metrics (Prometheus), /healthz and /readyz on this address (e.g.
+    /// 127.0.0.1:9464) [default: off].
+    #[arg(long = "http", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// analyze: keep serving this many seconds after the input ends [default: 0].
+    #[arg(long = "linger", value_name = "SECS")]
+    pub linger_secs: Option<u64>,
 }
 
 /// `[sensor]`: the sensor's name and what it watches.
@@ -258,7 +280,8 @@ macro_rules! layered {
 }
 
 layered! {
-    Layer { sensor, capture, records, calls, postgres }
+    Layer { sensor, capture, records, calls, postgres, http, peer_groups }
+    HttpLayer { listen, linger_secs }
     SensorLayer { node, hosts, ports, collate_headers, stats_interval_secs }
     CaptureLayer {
         interface, mode, xdp_action, xdp_mode, pcap_filter, ring_mb, snap_len, buffer_mb,

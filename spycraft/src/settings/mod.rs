@@ -37,11 +37,19 @@
 //! batch_size = 1000
 //! retention_days = 90
 //! drain_timeout_secs = 30
+//!
+//! [http]
+//! listen = "127.0.0.1:9464"
+//!
+//! [[peer_group]]
+//! name = "carrier-a"
+//! cidrs = ["192.0.2.0/24", "2001:db8::/32"]
 //! ```
 
 mod file;
 mod layer;
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -49,11 +57,14 @@ use serde::Serialize;
 use spycraft_common::{PortRange, XdpAction, MAX_KERNEL_SNAP_LEN};
 
 pub use file::{load, parse, SettingsError};
-pub use layer::{CallsLayer, CaptureLayer, Layer, PostgresLayer, RecordsLayer, SensorLayer};
+pub use layer::{
+    CallsLayer, CaptureLayer, HttpLayer, Layer, PostgresLayer, RecordsLayer, SensorLayer,
+};
 
 use crate::call::{HostPrefix, MonitoredHosts, Timers, TrackerConfig};
 use crate::capture::{CaptureMode, XdpAttach};
 use crate::filter::{FilterConfig, FilterError};
+use crate::monitor::peers::{self, PeerGroup, PeerGroupError, PeerGroups};
 use crate::pipeline::{PipelineConfig, SipPorts, DEFAULT_COLLATION_HEADER};
 use crate::sink::postgres::{redact_password, PostgresConfig, PostgresError, Target};
 use crate::sink::spool::{FsyncPolicy, SpoolConfig};
@@ -89,6 +100,20 @@ pub struct Settings {
     pub calls: CallSettings,
     /// `[postgres]`
     pub postgres: PostgresSettings,
+    /// `[http]`
+    pub http: HttpSettings,
+    /// `[[peer_group]]`
+    #[serde(rename = "peer_group", skip_serializing_if = "Vec::is_empty")]
+    pub peer_groups: Vec<PeerGroup>,
+}
+
+/// The HTTP endpoint. Fields as in [`HttpLayer`].
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[allow(missing_docs)]
+pub struct HttpSettings {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    pub linger_secs: u64,
 }
 
 /// What every command shares. Fields as in [`SensorLayer`].
@@ -184,6 +209,8 @@ impl Settings {
             records,
             calls,
             postgres,
+            http,
+            peer_groups,
         } = flags.over(file);
         let node = sensor.node.unwrap_or_else(crate::hostname);
         let mode = capture.mode.unwrap_or_default();
@@ -232,6 +259,11 @@ impl Settings {
                 retention_days: postgres.retention_days,
                 drain_timeout_secs: postgres.drain_timeout_secs.unwrap_or(DRAIN_TIMEOUT_SECS),
             },
+            http: HttpSettings {
+                listen: http.listen,
+                linger_secs: http.linger_secs.unwrap_or(0),
+            },
+            peer_groups: peer_groups.unwrap_or_default(),
             sensor: SensorSettings {
                 node,
                 hosts: sensor.hosts.unwrap_or_default(),
@@ -269,6 +301,12 @@ impl Settings {
             .unwrap_or_else(|| FilterConfig::default().ports().to_vec());
         let hosts = self.sensor.hosts.iter().map(|h| h.0).collect();
         FilterConfig::new(ports, hosts)
+    }
+
+    /// The named peer groups, checked: bounded in number, each named once, none empty.
+    pub fn peer_groups(&self) -> Result<PeerGroups, PeerGroupError> {
+        peers::check(&self.peer_groups)?;
+        Ok(PeerGroups::new(self.peer_groups.clone()))
     }
 
     /// How calls are tracked.

@@ -69,6 +69,29 @@ pub trait RecordSink: Send {
     fn tally(&self) -> Option<Tally> {
         None
     }
+    /// How delivery stands now, for sinks that deliver on their own (a database behind its
+    /// spool); `None` for sinks whose writes are their delivery.
+    fn delivery(&self) -> Option<DeliveryStatus> {
+        None
+    }
+    /// What each output behind this sink has done so far (a set of outputs says it of each;
+    /// a single sink has nothing to add to its tally).
+    fn reports(&self) -> Vec<OutputReport> {
+        Vec::new()
+    }
+}
+
+/// How an output that delivers on its own (PostgreSQL, through its spool) stands now.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct DeliveryStatus {
+    /// Records waiting to be delivered.
+    pub backlog_records: u64,
+    /// Their bytes in the spool.
+    pub backlog_bytes: u64,
+    /// While records wait: seconds since the output last delivered (or since it started).
+    pub lag_seconds: f64,
+    /// Why the destination cannot be reached now, if it cannot.
+    pub unreachable: Option<String>,
 }
 
 /// What became of the records handed to an output.

@@ -8,7 +8,7 @@ use std::io::ErrorKind;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::{RecordSink, SinkError, Tally};
+use super::{DeliveryStatus, RecordSink, SinkError, Tally};
 use crate::call::CallRecord;
 
 /// How long a written record may wait in a buffer before it is flushed.
@@ -60,7 +60,7 @@ impl Failing {
 }
 
 /// What one output did with its records in a run.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct OutputReport {
     /// `standard output`, a file's path, `PostgreSQL`.
     pub output: String,
@@ -73,6 +73,19 @@ pub struct OutputReport {
     pub failing: Option<String>,
     /// Its reader went away (a closed pipe); records after that were not written to it.
     pub closed: bool,
+    /// How its own delivery stands, for outputs that deliver on their own (PostgreSQL).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<DeliveryStatus>,
+}
+
+impl OutputReport {
+    /// Why the output is not delivering now, if it is not: its writes fail, or the
+    /// destination behind its spool cannot be reached.
+    pub fn trouble(&self) -> Option<&str> {
+        self.failing
+            .as_deref()
+            .or_else(|| self.delivery.as_ref()?.unreachable.as_deref())
+    }
 }
 
 impl std::fmt::Debug for Outputs {
@@ -112,11 +125,6 @@ impl Outputs {
         self.outputs.is_empty()
     }
 
-    /// What each output has done with its records so far.
-    pub fn reports(&self) -> Vec<OutputReport> {
-        self.outputs.iter().map(Output::report).collect()
-    }
-
     fn flush_all(&mut self) {
         for o in self.outputs.iter_mut().filter(|o| !o.closed) {
             let result = o.sink.flush();
@@ -153,6 +161,11 @@ impl Outputs {
 }
 
 impl RecordSink for Outputs {
+    /// What each output has done with its records so far.
+    fn reports(&self) -> Vec<OutputReport> {
+        self.outputs.iter().map(Output::report).collect()
+    }
+
     fn write(&mut self, record: &CallRecord) -> Result<(), SinkError> {
         for o in self.outputs.iter_mut().filter(|o| !o.closed) {
             o.handed += 1;
@@ -225,6 +238,7 @@ impl Output {
             write_errors: self.write_errors,
             failing: self.failing.as_ref().map(|f| f.error.clone()),
             closed: self.closed,
+            delivery: self.sink.delivery(),
         }
     }
 

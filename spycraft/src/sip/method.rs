@@ -40,6 +40,25 @@ pub enum Method {
 }
 
 impl Method {
+    /// Every method, in the order counters list them (a method's place is `method as usize`).
+    pub const ALL: [Method; 15] = [
+        Self::Invite,
+        Self::Ack,
+        Self::Bye,
+        Self::Cancel,
+        Self::Register,
+        Self::Options,
+        Self::Prack,
+        Self::Update,
+        Self::Info,
+        Self::Refer,
+        Self::Notify,
+        Self::Subscribe,
+        Self::Message,
+        Self::Publish,
+        Self::Other,
+    ];
+
     /// Maps the method token of a request line or CSeq header.
     pub fn from_bytes(token: &[u8]) -> Self {
         match token {

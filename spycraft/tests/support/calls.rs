@@ -49,8 +49,17 @@ pub fn answered_call(n: u32, caller: SocketAddr, callee: SocketAddr) -> [(bool, 
 pub fn pcap_of_calls(calls: u32) -> Vec<u8> {
     let caller: SocketAddr = "10.0.0.1:5060".parse().expect("address");
     let callee: SocketAddr = "10.0.0.2:5060".parse().expect("address");
+    pcap_of_calls_between(calls, &|_| (caller, callee))
+}
+
+/// As [`pcap_of_calls`], call `n` between the (caller, callee) `addresses(n)` gives.
+pub fn pcap_of_calls_between(
+    calls: u32,
+    addresses: &dyn Fn(u32) -> (SocketAddr, SocketAddr),
+) -> Vec<u8> {
     let mut frames: Vec<(u64, Vec<u8>)> = Vec::new();
     for n in 0..calls {
+        let (caller, callee) = addresses(n);
         let start_ms = u64::from(n) * 10;
         for (from_caller, at_ms, text) in answered_call(n, caller, callee) {
             let (src, dst) = if from_caller {

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod calls;
+pub mod http;
 pub mod postgres;
 pub mod process;
 pub mod tmpfs;

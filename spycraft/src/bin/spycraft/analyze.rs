@@ -15,6 +15,7 @@ use spycraft::settings::Settings;
 use crate::args::AnalyzeArgs;
 use crate::outcome::Usage;
 use crate::record::{record_run, Run};
+use crate::service::Service;
 use crate::stop::{self, STOP};
 
 pub fn run(args: AnalyzeArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
@@ -42,6 +43,7 @@ pub fn run(args: AnalyzeArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
     }
     // SIGINT and SIGTERM end the reading; what was read is still written.
     stop::install_handlers();
+    let service = Service::start(settings, false)?;
     let bar = progress_bar(files);
     let mut progress = |p: &Progress| {
         if let Some(bar) = &bar {
@@ -55,6 +57,7 @@ pub fn run(args: AnalyzeArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
         &mut sources,
         &mut progress,
         None,
+        service.as_ref(),
     );
     if let Some(bar) = bar {
         bar.finish_and_clear();

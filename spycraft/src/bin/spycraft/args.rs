@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 use spycraft::inspect::dump::HostFilter;
 use spycraft::settings::{
-    CallsLayer, CaptureLayer, Layer, PostgresLayer, RecordsLayer, SensorLayer,
+    CallsLayer, CaptureLayer, HttpLayer, Layer, PostgresLayer, RecordsLayer, SensorLayer,
 };
 use spycraft_common::PortRange;
 
@@ -147,6 +147,8 @@ pub struct RecordArgs {
     pub calls: CallsLayer,
     #[command(flatten)]
     pub postgres: PostgresLayer,
+    #[command(flatten)]
+    pub http: HttpLayer,
 }
 
 impl RecordArgs {
@@ -157,6 +159,7 @@ impl RecordArgs {
             records: take(&mut self.records),
             calls: take(&mut self.calls),
             postgres: take(&mut self.postgres),
+            http: take(&mut self.http),
             ..layer
         }
     }

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use spycraft::capture::{
-    CaptureFormat, CaptureMode, CaptureWriter, FrameSource, LiveSource, Rotation, TeeSource,
-    XdpAttach,
+    CaptureCounts, CaptureFormat, CaptureMode, CaptureWriter, FrameSource, LiveSource, Rotation,
+    TeeSource, XdpAttach,
 };
 use spycraft::filter::FilterConfig;
 use spycraft::packet::LinkType;
@@ -19,6 +19,7 @@ use spycraft_common::XdpAction;
 
 use crate::outcome::Usage;
 use crate::record::{record_run, Run};
+use crate::service::Service;
 use crate::stop::{self, STOP};
 
 pub fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
@@ -38,6 +39,10 @@ pub fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
             "spycraft: capturing on {interface} ({})",
             opened.description
         );
+    }
+    let service = Service::start(settings, true)?;
+    if let Some(service) = &service {
+        service.monitor.add_capture(interface, opened.probe.clone());
     }
     let counters = opened.counters;
     let source = opened.source;
@@ -86,6 +91,7 @@ pub fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
         &mut sources,
         &mut progress,
         Some(written),
+        service.as_ref(),
     );
     eprintln!("spycraft: {}", counters());
     code
@@ -117,6 +123,8 @@ struct OpenedLive {
     description: String,
     /// The source's counters as one line, readable while it runs.
     counters: Box<dyn Fn() -> String>,
+    /// The same counters, for /metrics.
+    probe: Arc<dyn CaptureCounts>,
 }
 
 fn open_live(
@@ -146,6 +154,7 @@ fn open_live(
         } else {
             format!("libpcap, filter: {expression}")
         },
+        probe: live.clone(),
         counters: Box::new(move || live.one_line()),
         source: Box::new(source),
     })
@@ -180,6 +189,7 @@ fn open_kernel(
     Ok(OpenedLive {
         link: source.link_type(),
         description: format!("{}; ports {}", source.attachment(), filter.ports_text()),
+        probe: counters.clone(),
         counters: Box::new(move || counters.one_line()),
         source: Box::new(source),
     })

@@ -11,6 +11,7 @@ mod filter;
 mod inspect;
 mod outcome;
 mod record;
+mod service;
 mod stop;
 
 use std::process::ExitCode;

@@ -9,13 +9,15 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use spycraft::capture::{CaptureError, FrameSource};
-use spycraft::pipeline::{run_sources, AnalyzeError, Progress, SipPorts};
+use spycraft::monitor::Phase;
+use spycraft::pipeline::{run_sources, AnalyzeError, Progress, RunObserver, SipPorts};
 use spycraft::settings::Settings;
 use spycraft::sink::calls::{CallFormat, CallSink};
 use spycraft::sink::postgres::PostgresSink;
 use spycraft::sink::{sink_for, Format, Outputs, RecordSink, TableSink};
 
 use crate::outcome::{describe_output, Outcome};
+use crate::service::Service;
 use crate::stop::{self, STOP};
 
 /// Which command runs, for the counters it stores and how its table prints.
@@ -43,16 +45,29 @@ pub fn record_run(
     sources: &mut [Box<dyn FrameSource>],
     progress: &mut dyn FnMut(&Progress),
     records_written: Option<Arc<AtomicU64>>,
+    service: Option<&Service>,
 ) -> anyhow::Result<ExitCode> {
     let mut config = settings.pipeline(ports, run.name());
     config.records_written = records_written;
     let quiet = settings.records.quiet;
     let mut outputs = open_outputs(settings, run)?;
 
+    if let Some(service) = service {
+        let observer: Arc<dyn RunObserver> = service.monitor.clone();
+        config.observer = Some(observer);
+        service.monitor.set_phase(Phase::Running);
+    }
     let (summary, result) = run_sources(sources, &config, &mut outputs, progress);
     outputs.counters(run.name(), &summary.counters_json());
     // Outputs report their own failures; they never fail the finish.
     let _ = outputs.finish();
+    if let Some(service) = service {
+        service.monitor.snapshot(&summary, 0, outputs.reports());
+        service.linger(match run {
+            Run::Analyze => settings.http.linger_secs,
+            Run::Capture => 0,
+        });
+    }
 
     // Every failure is said, and the most severe decides the exit status.
     let mut status = Outcome::Clean;

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 use super::spool::{self, SpoolConfig, SpoolError, SpoolReader, SpoolWriter};
-use super::{RecordSink, SinkError, Tally};
+use super::{DeliveryStatus, RecordSink, SinkError, Tally};
 use crate::call::CallRecord;
 
 pub use connect::{redact_password, Target};
@@ -180,12 +180,28 @@ struct Control {
     wake: Notify,
     /// Counter snapshots waiting for the database (best effort, bounded).
     snapshots: Mutex<VecDeque<(String, serde_json::Value)>>,
+    /// Why the database cannot be reached now, while it cannot.
+    unreachable: Mutex<Option<String>>,
+    /// When a batch was last committed (or delivery started).
+    last_delivery: Mutex<Option<Instant>>,
 }
 
 /// Snapshots kept while the database is away; older ones are dropped first.
 const MAX_SNAPSHOTS: usize = 64;
 
 impl Control {
+    fn set_unreachable(&self, why: Option<String>) {
+        if let Ok(mut u) = self.unreachable.lock() {
+            *u = why;
+        }
+    }
+
+    fn delivered_now(&self) {
+        if let Ok(mut t) = self.last_delivery.lock() {
+            *t = Some(Instant::now());
+        }
+    }
+
     fn giving_up(&self) -> bool {
         self.closing.load(Ordering::Acquire)
             && self
@@ -219,6 +235,7 @@ impl PostgresSink {
             );
         }
         let control = Arc::new(Control::default());
+        control.delivered_now();
         let (ready_tx, ready_rx) = mpsc::channel();
         let delivery = {
             let control = control.clone();
@@ -299,6 +316,20 @@ impl RecordSink for PostgresSink {
         self.spool
             .retry()
             .map_err(|e| SinkError::Postgres(e.into()))
+    }
+
+    fn delivery(&self) -> Option<DeliveryStatus> {
+        let backlog = self.spool.backlog();
+        let lag_seconds = match self.control.last_delivery.lock() {
+            Ok(t) if backlog.records > 0 => t.map_or(0.0, |t| t.elapsed().as_secs_f64()),
+            _ => 0.0,
+        };
+        Some(DeliveryStatus {
+            backlog_records: backlog.records,
+            backlog_bytes: backlog.bytes,
+            lag_seconds,
+            unreachable: self.control.unreachable.lock().ok().and_then(|u| u.clone()),
+        })
     }
 
     fn tally(&self) -> Option<Tally> {
@@ -387,6 +418,7 @@ async fn deliver(
                     let _ = tx.send(Err(e));
                     return Ok(report);
                 }
+                control.set_unreachable(Some(e.to_string()));
                 if !refused {
                     eprintln!(
                         "spycraft: ERROR: {e}; this will not pass by itself: records are kept \
@@ -404,7 +436,7 @@ async fn deliver(
                 continue;
             }
             Err(e) => {
-                note_outage(&mut outage, &e, &reader);
+                note_outage(&mut outage, &e, &reader, &control);
                 if let Some(tx) = ready.take() {
                     let _ = tx.send(Ok(()));
                 }
@@ -433,7 +465,7 @@ async fn deliver(
                     return Err(e);
                 }
                 Err(e) => {
-                    note_outage(&mut outage, &e, &reader);
+                    note_outage(&mut outage, &e, &reader, &control);
                     control.pause(backoff).await;
                     continue;
                 }
@@ -444,6 +476,7 @@ async fn deliver(
             let _ = tx.send(Ok(()));
         }
         refused = false;
+        control.set_unreachable(None);
         if let Some(o) = outage.take() {
             eprintln!(
                 "spycraft: PostgreSQL at {} is back after {} s; delivering {} spooled records",
@@ -474,7 +507,7 @@ async fn deliver(
             if pending.is_empty() {
                 if let Err(e) = write_snapshots(&client, &config.node, &control).await {
                     if client.is_closed() {
-                        note_outage(&mut outage, &e, &reader);
+                        note_outage(&mut outage, &e, &reader, &control);
                         break;
                     }
                     eprintln!("spycraft: WARNING: sensor_stats: {e}");
@@ -491,17 +524,28 @@ async fn deliver(
                     _ = reader.wait(Duration::from_millis(500)) => {}
                     _ = control.wake.notified() => {}
                 }
+                // A server that went away while nothing was due is noticed now, not at the
+                // next record: monitoring must see the outage as it happens.
+                if client.is_closed() {
+                    let gone = PostgresError::Config(format!(
+                        "the connection to PostgreSQL at {} was closed",
+                        target.describe()
+                    ));
+                    note_outage(&mut outage, &gone, &reader, &control);
+                    break;
+                }
                 continue;
             }
             match batch::write_batch(&mut client, &pending).await {
                 Ok(inserted) => {
                     reader.commit(pending_end, pending.len() as u64)?;
+                    control.delivered_now();
                     report.delivered += pending.len() as u64;
                     report.inserted += inserted;
                     pending.clear();
                 }
                 Err(e) if client.is_closed() || e.is_connection_loss() => {
-                    note_outage(&mut outage, &e, &reader);
+                    note_outage(&mut outage, &e, &reader, &control);
                     break;
                 }
                 Err(e) => {
@@ -528,7 +572,13 @@ async fn deliver(
 }
 
 /// Says loudly that the database is away, then again every so often while it stays away.
-fn note_outage(outage: &mut Option<Outage>, error: &PostgresError, reader: &SpoolReader) {
+fn note_outage(
+    outage: &mut Option<Outage>,
+    error: &PostgresError,
+    reader: &SpoolReader,
+    control: &Control,
+) {
+    control.set_unreachable(Some(error.to_string()));
     let now = Instant::now();
     let backlog = reader.backlog();
     match outage {

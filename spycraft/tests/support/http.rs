@@ -1,0 +1,58 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! Plain HTTP/1.1 GETs against a sensor's endpoint, and finding the address it serves on.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use super::process::Said;
+
+/// GETs `path`; returns the status code and the body. Panics when the server cannot be
+/// reached or answers something that is not HTTP.
+pub fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("request");
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).expect("reply");
+    let (head, body) = reply.split_once("\r\n\r\n").expect("an HTTP reply");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("status line: {head}"));
+    (status, body.to_owned())
+}
+
+/// Waits for the sensor to say where it serves (`--http 127.0.0.1:0` picks a port).
+pub fn serving_addr(stderr: &Said) -> SocketAddr {
+    let lines = stderr.wait_for("serving /metrics", Duration::from_secs(60));
+    let line = lines.last().expect("the line");
+    line.rsplit("http://")
+        .next()
+        .and_then(|a| a.trim().parse().ok())
+        .unwrap_or_else(|| panic!("an address in {line:?}"))
+}
+
+/// The value of the sample `series` (name and labels exactly as written) in a scrape.
+pub fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        let value = line.strip_prefix(series)?.strip_prefix(' ')?;
+        value.trim().parse().ok()
+    })
+}
+
+/// The series a scrape holds: its lines that are not comments.
+pub fn series(metrics: &str) -> usize {
+    metrics
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .count()
+}
