@@ -20,6 +20,7 @@ pub mod monitor;
 pub mod packet;
 pub mod parse_stage;
 pub mod pipeline;
+pub mod privilege;
 pub mod settings;
 mod simd;
 pub mod sink;

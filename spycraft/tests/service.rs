@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::calls::pcap_of_calls_between;
-use support::http::{get, sample, series, serving_addr};
+use support::http::{get, sample, series, serving_addr, try_get};
 use support::process::{interrupt, may_capture, Reaped, Said};
 use support::{scratch, spycraft, text, utf8};
 
@@ -167,4 +167,320 @@ fn a_taken_port_and_bad_peer_groups_are_clear_errors() {
         stderr.contains("peer group name \"a\" is empty or used twice"),
         "{stderr}"
     );
+}
+
+/// A free loopback port (bound, then released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Asks Prometheus for the value of `query` (a single number), if it has one.
+fn prometheus_value(prometheus: SocketAddr, query: &str) -> Option<f64> {
+    let encoded: String = query
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let (status, body) = try_get(prometheus, &format!("/api/v1/query?query={encoded}")).ok()?;
+    if status != 200 {
+        return None;
+    }
+    let json: serde_json::Value = serde_json::from_str(&body).ok()?;
+    json["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+}
+
+/// sipp on loopback with a bundled scenario, `calls` calls at 25 per second.
+fn sipp(script: &str, port: u16, calls: u32) -> Command {
+    let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("../pcaps/scenarios");
+    let mut cmd = Command::new("sipp");
+    cmd.arg("-sf")
+        .arg(scenarios.join(script))
+        .args(["-i", "127.0.0.1", "-p", &port.to_string()])
+        .args([
+            "-m",
+            &calls.to_string(),
+            "-r",
+            "25",
+            "-l",
+            &calls.to_string(),
+        ])
+        .args(["-nostdin", "-timeout", "120s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    cmd
+}
+
+#[test]
+fn prometheus_scrapes_the_live_sensor_and_its_counts_match_the_wire() {
+    if !may_capture() {
+        return;
+    }
+    let dir = scratch("service-prometheus");
+    // Callee and caller ports of the answered, busy and cancelled calls.
+    let pairs = [
+        ("uas-answer.xml", "uac-answer.xml", 5260, 5262),
+        ("uas-busy.xml", "uac-reject.xml", 5270, 5272),
+        ("uas-cancel.xml", "uac-cancel.xml", 5280, 5282),
+    ];
+    let ports = "5260,5262,5270,5272,5280,5282";
+    let filter = text(&spycraft(&["filter", "--expression", "--ports", ports]).stdout);
+    let pcap = dir.join("tcpdump.pcap");
+    let tcpdump = Reaped::spawn(
+        Command::new("tcpdump")
+            .args(["-i", "lo", "-U", "-w", utf8(&pcap), filter.trim()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    let (sensor, _said, addr) = sensor(&[
+        "capture",
+        "-i",
+        "lo",
+        "--mode",
+        "pcap",
+        "--ports",
+        ports,
+        "--http",
+        "127.0.0.1:0",
+        "--format",
+        "jsonl",
+        "-o",
+        utf8(&dir.join("records.jsonl")),
+    ]);
+    let web = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+             scrape_configs:\n  - job_name: spycraft\n    static_configs:\n      \
+             - targets: ['{addr}']\n"
+        ),
+    )
+    .expect("prometheus.yml");
+    let _prometheus = Reaped::spawn(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", utf8(&config)))
+            .arg(format!("--storage.tsdb.path={}", utf8(&dir.join("tsdb"))))
+            .arg(format!("--web.listen-address={web}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    // Prometheus is up and has scraped the sensor once.
+    let until = Instant::now() + Duration::from_secs(60);
+    while prometheus_value(web, "up{job=\"spycraft\"}") != Some(1.0) {
+        assert!(
+            Instant::now() < until,
+            "Prometheus never scraped the sensor"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // 300 calls: 100 answered, 100 busy, 100 cancelled while ringing.
+    let callees: Vec<Reaped> = pairs
+        .iter()
+        .map(|(uas, _, port, _)| Reaped::spawn(&mut sipp(uas, *port, 100)))
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let callers: Vec<Reaped> = pairs
+        .iter()
+        .map(|(_, uac, uas_port, port)| {
+            Reaped::spawn(sipp(uac, *port, 100).args([
+                "-s",
+                "bob",
+                &format!("127.0.0.1:{uas_port}"),
+            ]))
+        })
+        .collect();
+    for caller in callers {
+        assert!(caller.output().status.success(), "a sipp caller failed");
+    }
+    for callee in callees {
+        assert!(callee.output().status.success(), "a sipp callee failed");
+    }
+    // Each record is written once its retransmission linger (32 s) is over.
+    let until = Instant::now() + Duration::from_secs(90);
+    while prometheus_value(web, "sum(spycraft_calls_total)") != Some(300.0) {
+        assert!(
+            Instant::now() < until,
+            "Prometheus never saw 300 calls: {:?}",
+            prometheus_value(web, "sum(spycraft_calls_total)")
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    for disposition in ["answered", "busy", "cancelled"] {
+        assert_eq!(
+            prometheus_value(
+                web,
+                &format!("spycraft_calls_total{{disposition=\"{disposition}\"}}")
+            ),
+            Some(100.0),
+            "{disposition}"
+        );
+    }
+    let (_, metrics) = get(addr, "/metrics");
+    if let Some(said) = promtool_says(&metrics) {
+        assert_eq!(said, "", "promtool check metrics");
+    }
+    assert_eq!(get(addr, "/readyz").0, 200);
+    // Asked while the sensor runs: once its target is gone, Prometheus marks it stale.
+    let invites = prometheus_value(web, "spycraft_sip_requests_total{method=\"INVITE\"}");
+    interrupt(sensor.child());
+    assert!(sensor.output().status.success());
+    interrupt(tcpdump.child());
+    drop(tcpdump.output());
+    // tshark's count of INVITEs on the wire, SIP decoded on each port.
+    let mut tshark = Command::new("tshark");
+    tshark.args(["-r", utf8(&pcap), "-Y", "sip.Method == \"INVITE\""]);
+    for port in ports.split(',') {
+        tshark.args(["-d", &format!("udp.port=={port},sip")]);
+    }
+    let out = tshark.output().expect("tshark");
+    assert!(out.status.success(), "tshark: {}", text(&out.stderr));
+    let on_the_wire = text(&out.stdout).lines().count() as f64;
+    assert!(on_the_wire >= 300.0, "{on_the_wire} INVITEs");
+    assert_eq!(invites, Some(on_the_wire));
+}
+
+/// Polls `/readyz` until its status is `want`; returns its body.
+fn readiness_becomes(addr: SocketAddr, want: u16, within: Duration) -> String {
+    let until = Instant::now() + within;
+    loop {
+        let (status, body) = get(addr, "/readyz");
+        if status == want {
+            return body;
+        }
+        assert!(
+            Instant::now() < until,
+            "/readyz stayed {status} ({body:?}), not {want}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn readiness_follows_the_database() {
+    if !may_capture() {
+        return;
+    }
+    let pg = support::postgres::Cluster::start();
+    let conn = pg.create_db("cdr");
+    let dir = scratch("service-readiness");
+    let (sensor, _said, addr) = sensor(&[
+        "capture",
+        "-i",
+        "lo",
+        "--mode",
+        "pcap",
+        "--ports",
+        "5290",
+        "--http",
+        "127.0.0.1:0",
+        "--postgres",
+        &conn,
+        "--spool",
+        utf8(&dir.join("spool")),
+    ]);
+    readiness_becomes(addr, 200, Duration::from_secs(30));
+    pg.pause();
+    let why = readiness_becomes(addr, 503, Duration::from_secs(30));
+    assert!(why.contains("not ready: PostgreSQL at "), "{why}");
+    let (_, metrics) = get(addr, "/metrics");
+    assert!(
+        metrics.contains("spycraft_output_up{output=\"PostgreSQL at ") && metrics.contains("} 0.0"),
+        "{metrics}"
+    );
+    pg.resume();
+    readiness_becomes(addr, 200, Duration::from_secs(30));
+    interrupt(sensor.child());
+    let out = sensor.output();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+/// The fields of `/proc/PID/status` named in `keys`.
+fn proc_status(pid: u32, keys: &[&str]) -> Vec<String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    keys.iter()
+        .map(|key| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{key}:")))
+                .unwrap_or_else(|| panic!("{key} in {status}"))
+                .trim()
+                .to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn a_capture_drops_its_privileges_and_keeps_recording() {
+    if !may_capture() {
+        return;
+    }
+    for (mode, uas, uac) in [("socket", 5294, 5296), ("pcap", 5298, 5300)] {
+        let ports = format!("{uas},{uac}");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_spycraft"))
+            .args(["capture", "-i", "lo", "--mode", mode, "--ports", &ports])
+            .args(["--user", "nobody", "--format", "jsonl"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spycraft");
+        let said = Said::new(child.stderr.take().expect("stderr"));
+        let sensor = Reaped::spawn_from(child);
+        let line = said.wait_for("privileges dropped", Duration::from_secs(30));
+        assert!(
+            line.last().is_some_and(
+                |l| l.contains("running as nobody") && l.contains("no capabilities kept")
+            ),
+            "{mode}: {line:?}"
+        );
+        let pid = sensor.child().id();
+        let fields = proc_status(
+            pid,
+            &[
+                "Uid",
+                "CapInh",
+                "CapPrm",
+                "CapEff",
+                "CapBnd",
+                "CapAmb",
+                "NoNewPrivs",
+            ],
+        );
+        assert!(
+            fields[0].starts_with("65534\t65534"),
+            "{mode}: Uid {}",
+            fields[0]
+        );
+        for (set, value) in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"]
+            .iter()
+            .zip(&fields[1..6])
+        {
+            assert_eq!(value, "0000000000000000", "{mode}: {set}");
+        }
+        assert_eq!(fields[6], "1", "{mode}: NoNewPrivs");
+        // Calls placed after the drop are still captured and recorded.
+        let callee = Reaped::spawn(&mut sipp("uas-busy.xml", uas, 3));
+        std::thread::sleep(Duration::from_millis(300));
+        let status = sipp("uac-reject.xml", uac, 3)
+            .args(["-s", "bob", &format!("127.0.0.1:{uas}")])
+            .status()
+            .expect("sipp");
+        assert!(status.success(), "{mode}: caller {status}");
+        assert!(callee.output().status.success(), "{mode}: callee");
+        std::thread::sleep(Duration::from_millis(500));
+        interrupt(sensor.child());
+        let out = sensor.output();
+        assert!(out.status.success(), "{mode}: {:?}", said.rest());
+        let records = text(&out.stdout);
+        assert_eq!(
+            records.matches("\"disposition\":\"busy\"").count(),
+            3,
+            "{mode}: {records}"
+        );
+    }
 }

@@ -223,7 +223,8 @@ fn demo() -> Result<()> {
 /// `dump`'s selections, chromium to render the call-flow page, sipp and tcpdump for the live
 /// capture test, iproute2 (ip, tc) for its network namespaces, libcap2-bin (setcap) for the
 /// least-privilege test, tcpreplay for the capture benchmark.
-const TEST_PACKAGES: [&str; 9] = [
+const TEST_PACKAGES: [&str; 10] = [
+    "prometheus",
     "postgresql",
     "openssl",
     "tshark",

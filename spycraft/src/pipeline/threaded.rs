@@ -288,7 +288,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::call::{CallRecord, CallTracker};
+    use crate::call::CallRecord;
     use crate::capture::OfflineSource;
     use crate::decode::LinkType;
     use crate::packet::Timestamp;

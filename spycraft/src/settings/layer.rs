@@ -141,6 +141,10 @@ pub struct CaptureLayer {
     /// With -C or -G: keep this many files, overwriting the oldest.
     #[arg(short = 'W', long = "ring-files", value_name = "N")]
     pub ring_files: Option<u32>,
+    /// Once capturing, run as this user (its outputs, spool and -w directory must be
+    /// writable by it). Capabilities are dropped after the attach either way.
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
 }
 
 /// `[records]`: where the records go.
@@ -285,7 +289,7 @@ layered! {
     SensorLayer { node, hosts, ports, collate_headers, stats_interval_secs }
     CaptureLayer {
         interface, mode, xdp_action, xdp_mode, pcap_filter, ring_mb, snap_len, buffer_mb,
-        verbose, write, pcapng, rotate_mb, rotate_secs, ring_files,
+        verbose, write, pcapng, rotate_mb, rotate_secs, ring_files, user,
     }
     RecordsLayer { format, output, calls, quiet }
     CallsLayer { threads, max_live_calls, call_timeout_secs, ring_timeout_secs }

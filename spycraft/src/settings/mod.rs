@@ -154,6 +154,8 @@ pub struct CaptureSettings {
     pub rotate_secs: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ring_files: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
 }
 
 /// Where the records go. Fields as in [`RecordsLayer`].
@@ -234,6 +236,7 @@ impl Settings {
                 rotate_mb: capture.rotate_mb,
                 rotate_secs: capture.rotate_secs,
                 ring_files: capture.ring_files,
+                user: capture.user,
             },
             records: RecordSettings {
                 format: records.format,

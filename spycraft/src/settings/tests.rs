@@ -27,6 +27,7 @@ pcapng = true
 rotate_mb = 100.5
 rotate_secs = 3600
 ring_files = 24
+user = "spycraft"
 
 [records]
 format = "csv"
@@ -49,6 +50,18 @@ spool_fsync = "always"
 batch_size = 50
 retention_days = 90
 drain_timeout_secs = 5
+
+[http]
+listen = "[::1]:9464"
+linger_secs = 30
+
+[[peer_group]]
+name = "carrier-a"
+cidrs = ["192.0.2.0/24"]
+
+[[peer_group]]
+name = "pbx"
+cidrs = ["2001:db8::/32", "10.1.0.0/16"]
 "#;
 
 fn file(text: &str) -> Layer {
@@ -90,6 +103,7 @@ fn a_file_sets_every_setting() {
             rotate_mb: Some(100.5),
             rotate_secs: Some(3600),
             ring_files: Some(24),
+            user: Some("spycraft".into()),
         }
     );
     assert_eq!(
@@ -123,6 +137,16 @@ fn a_file_sets_every_setting() {
             drain_timeout_secs: 5,
         }
     );
+    assert_eq!(
+        s.http,
+        HttpSettings {
+            listen: Some("[::1]:9464".parse().expect("address")),
+            linger_secs: 30,
+        }
+    );
+    let names: Vec<&str> = s.peer_groups.iter().map(|g| g.name.as_str()).collect();
+    assert_eq!(names, ["carrier-a", "pbx"]);
+    assert_eq!(s.peer_groups[1].cidrs.len(), 2);
 }
 
 /// The printed settings are a settings file giving the same settings, with every key.
@@ -136,8 +160,18 @@ fn printed_settings_read_back_the_same() {
         let mut keys: Vec<String> = table
             .iter()
             .flat_map(|(section, v)| {
-                let inner = v.as_table().expect("sections only");
-                inner.keys().map(move |k| format!("{section}.{k}"))
+                // Sections, and arrays of tables (`[[peer_group]]`).
+                let tables: Vec<&toml::Table> = match v {
+                    toml::Value::Array(items) => {
+                        items.iter().filter_map(|i| i.as_table()).collect()
+                    }
+                    other => vec![other.as_table().expect("sections only")],
+                };
+                tables
+                    .into_iter()
+                    .flat_map(|t| t.keys())
+                    .map(move |k| format!("{section}.{k}"))
+                    .collect::<Vec<_>>()
             })
             .collect();
         keys.sort();
@@ -248,4 +282,11 @@ fn reads_the_reference_in_the_manual() {
     let s = Settings::resolve(Layer::default(), file(&manual[start..end]));
     assert_eq!(s.capture.mode, CaptureMode::Xdp);
     assert_eq!(s.postgres.retention_days, Some(90));
+    assert_eq!(s.capture.user.as_deref(), Some("spycraft"));
+    assert_eq!(
+        s.http.listen,
+        Some("127.0.0.1:9464".parse().expect("address"))
+    );
+    assert_eq!(s.peer_groups.len(), 1);
+    assert_eq!(s.peer_groups().expect("valid").len(), 1);
 }

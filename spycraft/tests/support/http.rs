@@ -10,25 +10,34 @@ use super::process::Said;
 /// GETs `path`; returns the status code and the body. Panics when the server cannot be
 /// reached or answers something that is not HTTP.
 pub fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-        .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    try_get(addr, path).unwrap_or_else(|e| panic!("GET http://{addr}{path}: {e}"))
+}
+
+/// GETs `path`, or says why it could not.
+pub fn try_get(addr: SocketAddr, path: &str) -> Result<(u16, String), String> {
+    let mut stream =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
+        .map_err(|e| e.to_string())?;
     write!(
         stream,
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
     )
-    .expect("request");
+    .map_err(|e| e.to_string())?;
     let mut reply = String::new();
-    stream.read_to_string(&mut reply).expect("reply");
-    let (head, body) = reply.split_once("\r\n\r\n").expect("an HTTP reply");
+    stream
+        .read_to_string(&mut reply)
+        .map_err(|e| e.to_string())?;
+    let (head, body) = reply
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("not HTTP: {reply:?}"))?;
     let status = head
         .split(' ')
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("status line: {head}"));
-    (status, body.to_owned())
+        .ok_or_else(|| format!("status line: {head}"))?;
+    Ok((status, body.to_owned()))
 }
 
 /// Waits for the sensor to say where it serves (`--http 127.0.0.1:0` picks a port).

@@ -14,11 +14,12 @@ use spycraft::capture::{
 use spycraft::filter::FilterConfig;
 use spycraft::packet::LinkType;
 use spycraft::pipeline::{Progress, SipPorts};
+use spycraft::privilege::needed_after_attach;
 use spycraft::settings::{CaptureSettings, Settings};
 use spycraft_common::XdpAction;
 
 use crate::outcome::Usage;
-use crate::record::{record_run, Run};
+use crate::record::{record_run, Live, Run};
 use crate::service::Service;
 use crate::stop::{self, STOP};
 
@@ -90,7 +91,10 @@ pub fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
         ports,
         &mut sources,
         &mut progress,
-        Some(written),
+        Some(Live {
+            written,
+            keep: needed_after_attach(c.mode),
+        }),
         service.as_ref(),
     );
     eprintln!("spycraft: {}", counters());

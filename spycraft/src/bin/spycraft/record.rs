@@ -11,6 +11,7 @@ use anyhow::Context;
 use spycraft::capture::{CaptureError, FrameSource};
 use spycraft::monitor::Phase;
 use spycraft::pipeline::{run_sources, AnalyzeError, Progress, RunObserver, SipPorts};
+use spycraft::privilege::{drop_privileges, Keep};
 use spycraft::settings::Settings;
 use spycraft::sink::calls::{CallFormat, CallSink};
 use spycraft::sink::postgres::PostgresSink;
@@ -36,6 +37,14 @@ impl Run {
     }
 }
 
+/// What a live capture adds to a run.
+pub struct Live {
+    /// Records written so far, for the status line.
+    pub written: Arc<AtomicU64>,
+    /// Capabilities still needed once attached; the rest are dropped before the run.
+    pub keep: Keep,
+}
+
 /// Tracks the calls of `sources` on `ports`, writes their records where `settings` say,
 /// prints the summary and returns the exit status.
 pub fn record_run(
@@ -44,13 +53,20 @@ pub fn record_run(
     ports: SipPorts,
     sources: &mut [Box<dyn FrameSource>],
     progress: &mut dyn FnMut(&Progress),
-    records_written: Option<Arc<AtomicU64>>,
+    live: Option<Live>,
     service: Option<&Service>,
 ) -> anyhow::Result<ExitCode> {
     let mut config = settings.pipeline(ports, run.name());
-    config.records_written = records_written;
     let quiet = settings.records.quiet;
     let mut outputs = open_outputs(settings, run)?;
+    if let Some(live) = live {
+        config.records_written = Some(live.written);
+        // Everything is open: what the run does from here needs no privilege.
+        let dropped = drop_privileges(settings.capture.user.as_deref(), &live.keep)?;
+        if !quiet {
+            eprintln!("spycraft: {dropped}");
+        }
+    }
 
     if let Some(service) = service {
         let observer: Arc<dyn RunObserver> = service.monitor.clone();
