@@ -99,8 +99,9 @@ pub fn drop_privileges(user: Option<&str>, keep: &Keep) -> Result<Dropped, Privi
     }
     caps::clear(None, CapSet::Ambient)?;
     caps::clear(None, CapSet::Inheritable)?;
-    caps::set(None, CapSet::Permitted, &kept)?;
+    // Effective first: it must stay within the permitted set at every step.
     caps::set(None, CapSet::Effective, &kept)?;
+    caps::set(None, CapSet::Permitted, &kept)?;
     // SAFETY: prctl with integer arguments only.
     call("PR_SET_NO_NEW_PRIVS", unsafe {
         libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)

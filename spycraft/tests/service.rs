@@ -484,3 +484,90 @@ fn a_capture_drops_its_privileges_and_keeps_recording() {
         );
     }
 }
+
+/// The unit in contrib/ verifies with systemd's own checker (the binary path replaced by the
+/// one under test), and the settings file shipped beside it reads.
+#[test]
+fn the_systemd_unit_and_its_settings_file_verify() {
+    let contrib = Path::new(env!("CARGO_MANIFEST_DIR")).join("../contrib/systemd");
+    let out = spycraft(&["config", "--config", utf8(&contrib.join("eth1.toml"))]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("interface = \"eth1\""));
+
+    let dir = scratch("service-unit");
+    let unit = std::fs::read_to_string(contrib.join("spycraft@.service")).expect("unit");
+    assert!(unit.contains("ExecStart=/usr/bin/spycraft capture --config /etc/spycraft/%i.toml"));
+    let unit = unit.replace("/usr/bin/spycraft", env!("CARGO_BIN_EXE_spycraft"));
+    std::fs::write(dir.join("spycraft@.service"), unit).expect("unit copy");
+    let verify = Command::new("systemd-analyze")
+        .args(["verify", "./spycraft@eth1.service"])
+        .current_dir(&dir)
+        .output();
+    let out = match verify {
+        Ok(out) => out,
+        Err(e) => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "systemd-analyze (Debian's systemd) must be installed in CI: {e}"
+            );
+            eprintln!("skipped: systemd-analyze: {e}");
+            return;
+        }
+    };
+    let said = text(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    // It warns about unknown keys and bad values without failing: any word about the unit
+    // is a failure here.
+    assert!(!said.contains("spycraft@"), "{said}");
+}
+
+/// Under systemd (`Type=notify`), the capture says READY once attached and privileges are
+/// dropped, pets the watchdog while it runs, and says STOPPING when stopped.
+#[test]
+fn the_capture_speaks_systemds_notify_protocol() {
+    if !may_capture() {
+        return;
+    }
+    let dir = scratch("service-notify");
+    let path = dir.join("notify.sock");
+    let _ = std::fs::remove_file(&path);
+    let socket = std::os::unix::net::UnixDatagram::bind(&path).expect("notify socket");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let sensor = Reaped::spawn(
+        Command::new(env!("CARGO_BIN_EXE_spycraft"))
+            .args([
+                "capture", "-i", "lo", "--mode", "pcap", "--ports", "5302", "-q",
+            ])
+            .env("NOTIFY_SOCKET", &path)
+            .env("WATCHDOG_USEC", "400000")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    );
+    let mut heard = Vec::new();
+    let next = || {
+        let mut buf = [0u8; 512];
+        let n = socket.recv(&mut buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    heard.push(next());
+    assert!(
+        heard[0].starts_with("READY=1\nSTATUS=capturing; privileges dropped"),
+        "{heard:?}"
+    );
+    // The watchdog every 200 ms, from the capture loop (idle reads return every 200 ms).
+    for _ in 0..3 {
+        heard.push(next());
+    }
+    assert!(heard[1..].iter().all(|h| h == "WATCHDOG=1"), "{heard:?}");
+    interrupt(sensor.child());
+    let stopping = loop {
+        let said = next();
+        if said != "WATCHDOG=1" {
+            break said;
+        }
+    };
+    assert!(stopping.starts_with("STOPPING=1"), "{stopping}");
+    assert!(sensor.output().status.success());
+}

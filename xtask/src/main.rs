@@ -222,9 +222,11 @@ fn demo() -> Result<()> {
 /// start their own throwaway clusters), openssl for their TLS certificates, tshark to check
 /// `dump`'s selections, chromium to render the call-flow page, sipp and tcpdump for the live
 /// capture test, iproute2 (ip, tc) for its network namespaces, libcap2-bin (setcap) for the
-/// least-privilege test, tcpreplay for the capture benchmark.
-const TEST_PACKAGES: [&str; 10] = [
+/// least-privilege test, tcpreplay for the capture benchmark, prometheus (with promtool) to
+/// scrape the sensor, systemd (systemd-analyze) to verify the unit in contrib/.
+const TEST_PACKAGES: [&str; 11] = [
     "prometheus",
+    "systemd",
     "postgresql",
     "openssl",
     "tshark",

@@ -18,6 +18,7 @@ use spycraft::privilege::needed_after_attach;
 use spycraft::settings::{CaptureSettings, Settings};
 use spycraft_common::XdpAction;
 
+use crate::notify::Notifier;
 use crate::outcome::Usage;
 use crate::record::{record_run, Live, Run};
 use crate::service::Service;
@@ -69,7 +70,11 @@ pub fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
     let verbose = c.verbose > 0;
     let written = Arc::new(AtomicU64::new(0));
     let records = written.clone();
+    let notifier = Notifier::from_env();
     let mut progress = |p: &Progress| {
+        if let Some(n) = &notifier {
+            n.watchdog();
+        }
         if verbose && last_line.elapsed() >= Duration::from_secs(10) {
             eprintln!(
                 "spycraft: {}; parsed {} SIP messages, {} parse errors, {} calls recorded",
@@ -94,6 +99,7 @@ pub fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
         Some(Live {
             written,
             keep: needed_after_attach(c.mode),
+            notifier: notifier.as_ref(),
         }),
         service.as_ref(),
     );

@@ -9,6 +9,7 @@ mod db;
 mod dump;
 mod filter;
 mod inspect;
+mod notify;
 mod outcome;
 mod record;
 mod service;

@@ -17,6 +17,7 @@ use spycraft::sink::calls::{CallFormat, CallSink};
 use spycraft::sink::postgres::PostgresSink;
 use spycraft::sink::{sink_for, Format, Outputs, RecordSink, TableSink};
 
+use crate::notify::Notifier;
 use crate::outcome::{describe_output, Outcome};
 use crate::service::Service;
 use crate::stop::{self, STOP};
@@ -38,11 +39,13 @@ impl Run {
 }
 
 /// What a live capture adds to a run.
-pub struct Live {
+pub struct Live<'a> {
     /// Records written so far, for the status line.
     pub written: Arc<AtomicU64>,
     /// Capabilities still needed once attached; the rest are dropped before the run.
     pub keep: Keep,
+    /// systemd, told when the capture is ready and when it stops.
+    pub notifier: Option<&'a Notifier>,
 }
 
 /// Tracks the calls of `sources` on `ports`, writes their records where `settings` say,
@@ -53,18 +56,23 @@ pub fn record_run(
     ports: SipPorts,
     sources: &mut [Box<dyn FrameSource>],
     progress: &mut dyn FnMut(&Progress),
-    live: Option<Live>,
+    live: Option<Live<'_>>,
     service: Option<&Service>,
 ) -> anyhow::Result<ExitCode> {
     let mut config = settings.pipeline(ports, run.name());
     let quiet = settings.records.quiet;
     let mut outputs = open_outputs(settings, run)?;
+    let mut notifier = None;
     if let Some(live) = live {
         config.records_written = Some(live.written);
         // Everything is open: what the run does from here needs no privilege.
         let dropped = drop_privileges(settings.capture.user.as_deref(), &live.keep)?;
         if !quiet {
             eprintln!("spycraft: {dropped}");
+        }
+        notifier = live.notifier;
+        if let Some(n) = notifier {
+            n.send(&format!("READY=1\nSTATUS=capturing; {dropped}"));
         }
     }
 
@@ -74,6 +82,9 @@ pub fn record_run(
         service.monitor.set_phase(Phase::Running);
     }
     let (summary, result) = run_sources(sources, &config, &mut outputs, progress);
+    if let Some(n) = notifier {
+        n.send("STOPPING=1\nSTATUS=writing the open calls and draining the outputs");
+    }
     outputs.counters(run.name(), &summary.counters_json());
     // Outputs report their own failures; they never fail the finish.
     let _ = outputs.finish();
