@@ -313,6 +313,13 @@ impl ParseStage {
         }
     }
 
+    /// Reads SIP on `ports` and links legs by `collation_headers` from now on (a reload);
+    /// streams and fragments held stay.
+    pub fn reconfigure(&mut self, ports: SipPorts, collation_headers: &[String]) {
+        self.sip.ports = ports;
+        self.messages.set_collation_headers(collation_headers);
+    }
+
     /// A message stage like this one's, for parsing deferred messages elsewhere.
     pub fn message_stage(&self) -> MessageStage {
         MessageStage::new(self.messages.collation_headers.clone())
@@ -457,6 +464,11 @@ impl Observer for Unobserved {
 }
 
 impl MessageStage {
+    /// Links legs by these headers from now on (a reload).
+    pub fn set_collation_headers(&mut self, headers: &[String]) {
+        self.collation_headers = CollationHeaders::new(headers);
+    }
+
     /// A stage turning messages into events with these collation headers.
     pub fn new(collation_headers: CollationHeaders) -> Self {
         Self {

@@ -571,3 +571,112 @@ fn the_capture_speaks_systemds_notify_protocol() {
     assert!(stopping.starts_with("STOPPING=1"), "{stopping}");
     assert!(sensor.output().status.success());
 }
+
+/// SIGHUP mid-capture: the ports change in the kernel maps (the program stays attached, its
+/// counters go on), the calls open across the reload are recorded once and complete, calls
+/// on the new ports are captured, the record file is reopened after a rotation, and a
+/// setting that cannot change live is named.
+#[test]
+fn sighup_changes_the_ports_live_and_reopens_the_records_file() {
+    if !may_capture() {
+        return;
+    }
+    sighup_in_mode("socket", 5310);
+    sighup_in_mode("pcap", 5340);
+}
+
+fn sighup_in_mode(mode: &str, base: u16) {
+    let (uas, uac, new_uas, new_uac) = (base, base + 2, base + 10, base + 12);
+    let dir = scratch(&format!("service-sighup-{mode}"));
+    let settings = dir.join("sensor.toml");
+    let records = dir.join("records.jsonl");
+    let write_settings = |ports: &str, ring_mb: u32| {
+        std::fs::write(
+            &settings,
+            format!(
+                "[sensor]\nports = [{ports}]\n[capture]\ninterface = \"lo\"\nmode = \"{mode}\"\n\
+                 ring_mb = {ring_mb}\n[records]\nformat = \"jsonl\"\noutput = \"{}\"\n\
+                 [http]\nlisten = \"127.0.0.1:0\"\n",
+                utf8(&records)
+            ),
+        )
+        .expect("settings");
+    };
+    write_settings(&format!("{uas}, {uac}"), 16);
+    let (sensor, said, addr) = sensor(&["capture", "--config", utf8(&settings)]);
+    let seen = |metrics: &str| {
+        sample(
+            metrics,
+            &format!("spycraft_capture_read_frames_total{{interface=\"lo\",mode=\"{mode}\"}}"),
+        )
+        .expect("the capture's counter")
+    };
+    // Two answered calls (3 s each) that are open when the settings change.
+    let callee = Reaped::spawn(&mut sipp("uas-answer.xml", uas, 2));
+    std::thread::sleep(Duration::from_millis(300));
+    let caller = Reaped::spawn(sipp("uac-answer.xml", uac, 2).args([
+        "-s",
+        "bob",
+        &format!("127.0.0.1:{uas}"),
+    ]));
+    std::thread::sleep(Duration::from_millis(1000));
+    let before = seen(&get(addr, "/metrics").1);
+    std::fs::rename(&records, dir.join("records.jsonl.1")).expect("rotated");
+    let ports = format!("{uas}, {uac}, {new_uas}, {new_uac}");
+    write_settings(&ports, 8);
+    // SAFETY: kill with our own child's pid and a valid signal.
+    unsafe { libc::kill(sensor.child().id() as i32, libc::SIGHUP) };
+    let applied = match mode {
+        "pcap" => "lo: filter now ".to_owned(),
+        _ => format!("kernel programs now select ports {ports}"),
+    };
+    let mut stderr = said.wait_for(&applied, Duration::from_secs(10));
+    assert!(
+        caller.output().status.success(),
+        "the calls across the reload"
+    );
+    assert!(callee.output().status.success());
+    // Three busy calls on ports the old filter did not take.
+    let callee = Reaped::spawn(&mut sipp("uas-busy.xml", new_uas, 3));
+    std::thread::sleep(Duration::from_millis(300));
+    let status = sipp("uac-reject.xml", new_uac, 3)
+        .args(["-s", "bob", &format!("127.0.0.1:{new_uas}")])
+        .status()
+        .expect("sipp");
+    assert!(status.success());
+    assert!(callee.output().status.success());
+    std::thread::sleep(Duration::from_millis(700));
+    let after = seen(&get(addr, "/metrics").1);
+    assert!(
+        before > 0.0 && after > before,
+        "{mode}: the counters go on: {before} then {after}"
+    );
+    interrupt(sensor.child());
+    let out = sensor.output();
+    stderr.extend(said.rest());
+    let stderr = stderr.join("\n");
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("capture.ring_mb cannot change while capturing; restart to apply"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("reopened"), "{stderr}");
+    let written = std::fs::read_to_string(&records).expect("the reopened file");
+    let lines: Vec<serde_json::Value> = written
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a record"))
+        .collect();
+    let answered: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|r| r["disposition"] == "answered")
+        .collect();
+    assert_eq!(answered.len(), 2, "{written}");
+    assert_ne!(answered[0]["call_id"], answered[1]["call_id"]);
+    for r in &answered {
+        assert_eq!(r["end_reason"], "bye", "{r}");
+        assert_eq!(r["capture_issues"], serde_json::json!([]), "{r}");
+    }
+    let busy = lines.iter().filter(|r| r["disposition"] == "busy").count();
+    assert_eq!(busy, 3, "{written}");
+    assert_eq!(lines.len(), 5, "{written}");
+}

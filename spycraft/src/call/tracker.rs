@@ -159,6 +159,13 @@ impl CallTracker {
         self.counters
     }
 
+    /// Judges direction by `hosts` and times legs out by `timers` from now on (a reload); the
+    /// legs held stay, each next looked at when its old timers said.
+    pub fn reconfigure(&mut self, hosts: MonitoredHosts, timers: Timers) {
+        self.config.hosts = hosts;
+        self.config.timers = timers;
+    }
+
     /// Legs currently held.
     pub fn live_legs(&self) -> usize {
         self.live

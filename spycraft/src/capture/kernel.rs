@@ -130,6 +130,8 @@ pub struct KernelSource {
     ring: AsyncFd<RingBuf<MapData>>,
     counters_map: PerCpuArray<MapData, u64>,
     counters: Arc<KernelCounters>,
+    /// A new filter left by a reload.
+    filter_slot: Arc<super::FilterSlot>,
     runtime: tokio::runtime::Runtime,
     stop: &'static AtomicBool,
     /// The current record's frame bytes (the ring entry is released as soon as it is copied).
@@ -200,49 +202,111 @@ pub fn load(
         .load(PROGRAMS)
         .map_err(KernelError::load)?;
     let mut settings = FilterSettings::EMPTY;
+    settings.snap_len = options.snap_len.clamp(64, MAX_KERNEL_SNAP_LEN);
+    settings.xdp_action = options.xdp_action as u32;
+    settings.skip_outgoing = u32::from(skip_outgoing);
+    write_filter(&mut ebpf, filter, settings)?;
+    Ok(ebpf)
+}
+
+/// Puts `filter`'s ports and hosts into the programs' maps, the rest of `settings` as given.
+/// On a running program (a reload) the new host prefixes go in before the settings that
+/// count them, and the old ones come out after: meanwhile a frame may be selected by either
+/// filter, never by neither.
+fn write_filter(
+    ebpf: &mut Ebpf,
+    filter: &FilterConfig,
+    mut settings: FilterSettings,
+) -> Result<(), KernelError> {
+    settings.ports = FilterSettings::EMPTY.ports;
     for (slot, range) in settings.ports.iter_mut().zip(filter.ports()) {
         *slot = *range;
     }
     settings.port_ranges = filter.ports().len() as u32;
-    settings.snap_len = options.snap_len.clamp(64, MAX_KERNEL_SNAP_LEN);
-    settings.xdp_action = options.xdp_action as u32;
-    settings.skip_outgoing = u32::from(skip_outgoing);
-    let v4 = filter.hosts().iter().filter_map(|net| match net {
-        ipnet::IpNet::V4(n) => Some((n.prefix_len(), n.addr().octets())),
-        ipnet::IpNet::V6(_) => None,
-    });
-    settings.host_prefixes_v4 = fill_hosts(&mut ebpf, "HOSTS_V4", v4)?;
-    let v6 = filter.hosts().iter().filter_map(|net| match net {
-        ipnet::IpNet::V6(n) => Some((n.prefix_len(), n.addr().octets())),
-        ipnet::IpNet::V4(_) => None,
-    });
-    settings.host_prefixes_v6 = fill_hosts(&mut ebpf, "HOSTS_V6", v6)?;
+    let v4: Vec<(u8, [u8; 4])> = filter
+        .hosts()
+        .iter()
+        .filter_map(|net| match net {
+            ipnet::IpNet::V4(n) => Some((n.prefix_len(), n.addr().octets())),
+            ipnet::IpNet::V6(_) => None,
+        })
+        .collect();
+    let v6: Vec<(u8, [u8; 16])> = filter
+        .hosts()
+        .iter()
+        .filter_map(|net| match net {
+            ipnet::IpNet::V6(n) => Some((n.prefix_len(), n.addr().octets())),
+            ipnet::IpNet::V4(_) => None,
+        })
+        .collect();
+    let stale_v4 = fill_hosts(ebpf, "HOSTS_V4", &v4)?;
+    let stale_v6 = fill_hosts(ebpf, "HOSTS_V6", &v6)?;
+    settings.host_prefixes_v4 = v4.len() as u32;
+    settings.host_prefixes_v6 = v6.len() as u32;
     let map_error = |source| KernelError::Map {
         name: "SETTINGS",
         source,
     };
     let mut array: Array<_, FilterSettings> =
-        Array::try_from(map(&mut ebpf, "SETTINGS")?).map_err(map_error)?;
+        Array::try_from(map(ebpf, "SETTINGS")?).map_err(map_error)?;
     array.set(0, settings, 0).map_err(map_error)?;
-    Ok(ebpf)
+    remove_hosts(ebpf, "HOSTS_V4", &stale_v4)?;
+    remove_hosts(ebpf, "HOSTS_V6", &stale_v6)?;
+    Ok(())
 }
 
-/// Puts the (prefix length, address) pairs into the LPM trie `name`; returns how many.
+/// The filter settings the programs run with now.
+fn current_settings(ebpf: &mut Ebpf) -> Result<FilterSettings, KernelError> {
+    let map_error = |source| KernelError::Map {
+        name: "SETTINGS",
+        source,
+    };
+    let array: Array<_, FilterSettings> =
+        Array::try_from(map(ebpf, "SETTINGS")?).map_err(map_error)?;
+    array.get(&0, 0).map_err(map_error)
+}
+
+/// Puts the (prefix length, address) pairs into the LPM trie `name`; returns the prefixes it
+/// held before that are not among them, for [`remove_hosts`] once the settings are written.
 fn fill_hosts<const N: usize>(
     ebpf: &mut Ebpf,
     name: &'static str,
-    prefixes: impl Iterator<Item = (u8, [u8; N])>,
-) -> Result<u32, KernelError> {
+    prefixes: &[(u8, [u8; N])],
+) -> Result<Vec<(u32, [u8; N])>, KernelError> {
     let map_error = |source| KernelError::Map { name, source };
     let mut trie: LpmTrie<_, [u8; N], u8> =
         LpmTrie::try_from(map(ebpf, name)?).map_err(map_error)?;
-    let mut count = 0;
-    for (len, address) in prefixes {
-        trie.insert(&Key::new(u32::from(len), address), 1, 0)
-            .map_err(map_error)?;
-        count += 1;
+    let mut stale = Vec::new();
+    for key in trie.keys() {
+        let key = key.map_err(map_error)?;
+        let held = (key.prefix_len(), key.data());
+        if !prefixes
+            .iter()
+            .any(|(len, address)| (u32::from(*len), *address) == held)
+        {
+            stale.push(held);
+        }
     }
-    Ok(count)
+    for (len, address) in prefixes {
+        trie.insert(&Key::new(u32::from(*len), *address), 1, 0)
+            .map_err(map_error)?;
+    }
+    Ok(stale)
+}
+
+/// Takes `prefixes` out of the LPM trie `name`.
+fn remove_hosts<const N: usize>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    prefixes: &[(u32, [u8; N])],
+) -> Result<(), KernelError> {
+    let map_error = |source| KernelError::Map { name, source };
+    let mut trie: LpmTrie<_, [u8; N], u8> =
+        LpmTrie::try_from(map(ebpf, name)?).map_err(map_error)?;
+    for (len, address) in prefixes {
+        trie.remove(&Key::new(*len, *address)).map_err(map_error)?;
+    }
+    Ok(())
 }
 
 fn map<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut aya::maps::Map, KernelError> {
@@ -335,6 +399,7 @@ impl KernelSource {
                 },
                 ..KernelCounters::default()
             }),
+            filter_slot: Arc::default(),
             runtime,
             stop,
             frame: Vec::with_capacity(MAX_KERNEL_SNAP_LEN as usize),
@@ -361,6 +426,11 @@ impl KernelSource {
     /// The counters, shared with the thread that prints them.
     pub fn counters(&self) -> Arc<KernelCounters> {
         self.counters.clone()
+    }
+
+    /// Where a reload leaves a new filter for the programs' maps.
+    pub fn filter_slot(&self) -> Arc<super::FilterSlot> {
+        self.filter_slot.clone()
     }
 
     /// Frames the programs lost because the ring was full, as last refreshed.
@@ -469,6 +539,23 @@ impl KernelSource {
     /// Reads the kernel's counters, and looks at the interface (at most once a second): run
     /// every 500 ms while frames flow and whenever the ring is idle, never per frame.
     fn refresh(&mut self) {
+        if let Some(filter) = self.filter_slot.take() {
+            let written = current_settings(&mut self.ebpf)
+                .and_then(|settings| write_filter(&mut self.ebpf, &filter.config, settings));
+            match written {
+                Ok(()) => eprintln!(
+                    "spycraft: {}: the kernel programs now select ports {}",
+                    self.interface,
+                    filter.config.ports_text()
+                ),
+                Err(e) => eprintln!(
+                    "spycraft: WARNING: {}: the new filter could not be written ({}); the old \
+                     one stays",
+                    self.interface,
+                    crate::error_chain(&e)
+                ),
+            }
+        }
         if self.attached.is_some() && self.gone.is_none() {
             if let Err(removed) = self.watch.check() {
                 self.gone = Some(removed);

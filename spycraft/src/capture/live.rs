@@ -32,6 +32,8 @@ pub struct LiveSource {
     polls: u64,
     refreshed: (u64, u64),
     counters: Arc<LiveCounters>,
+    /// A new filter left by a reload.
+    filter_slot: Arc<super::FilterSlot>,
     /// The last read found nothing: wait on the descriptor before the next.
     was_empty: bool,
     /// Stopped: reading what is left, then the end.
@@ -145,6 +147,7 @@ impl LiveSource {
             polls: 0,
             refreshed: (0, 0),
             counters: Arc::default(),
+            filter_slot: Arc::default(),
             was_empty: false,
             draining: false,
         })
@@ -164,6 +167,11 @@ impl LiveSource {
     /// The counters, shared: they stay readable after the source is handed to the pipeline.
     pub fn counters(&self) -> Arc<LiveCounters> {
         self.counters.clone()
+    }
+
+    /// Where a reload leaves a new filter expression.
+    pub fn filter_slot(&self) -> Arc<super::FilterSlot> {
+        self.filter_slot.clone()
     }
 
     /// The next frame; `Idle` when none came within the read timeout; `End` once the stop
@@ -240,6 +248,16 @@ impl LiveSource {
     }
 
     fn refresh(&mut self) {
+        if let Some(filter) = self.filter_slot.take() {
+            let expression = &filter.pcap_expression;
+            match self.capture.filter(expression, true) {
+                Ok(()) => eprintln!("spycraft: {}: filter now {expression}", self.interface),
+                Err(e) => eprintln!(
+                    "spycraft: WARNING: {}: filter {expression:?} refused ({e}); the old one stays",
+                    self.interface
+                ),
+            }
+        }
         if let Ok(s) = self.capture.stats() {
             let c = &self.counters;
             c.received.store(u64::from(s.received), Ordering::Relaxed);

@@ -71,6 +71,39 @@ pub enum XdpAttach {
     Generic,
 }
 
+/// A filter for a running live source: the kernel programs' maps (ports, hosts) and the
+/// expression libpcap compiles.
+#[derive(Clone, Debug)]
+pub struct LiveFilter {
+    /// Ports and hosts, for the kernel programs.
+    pub config: crate::filter::FilterConfig,
+    /// For libpcap.
+    pub pcap_expression: String,
+}
+
+/// Where a new filter waits for a running live source, which takes it at its next counter
+/// refresh (within half a second); the program stays attached, the ring and its frames stay.
+#[derive(Debug, Default)]
+pub struct FilterSlot(std::sync::Mutex<Option<LiveFilter>>);
+
+impl FilterSlot {
+    /// Leaves `filter` for the source (replacing one it has not taken yet).
+    pub fn put(&self, filter: LiveFilter) {
+        *self.lock() = Some(filter);
+    }
+
+    /// The filter waiting, if any.
+    fn take(&self) -> Option<LiveFilter> {
+        self.lock().take()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<LiveFilter>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 /// What a live capture has counted so far.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CaptureFigures {

@@ -11,7 +11,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::call::{CallRecord, CallTracker, Disposition, LegKey, TrackerConfig, TrackerCounters};
+use crate::call::{
+    CallRecord, CallTracker, Disposition, LegKey, MonitoredHosts, Timers, TrackerConfig,
+    TrackerCounters,
+};
 use crate::capture::{CaptureError, Frame, FrameSource, OfflineSource, Polled};
 use crate::decode::DecodeLimits;
 use crate::packet::Timestamp;
@@ -51,6 +54,43 @@ pub struct PipelineConfig {
     pub records_written: Option<Arc<std::sync::atomic::AtomicU64>>,
     /// Hears of every record and, every [`OBSERVE_EVERY`], of the counters (`/metrics`).
     pub observer: Option<Arc<dyn RunObserver>>,
+    /// Where a reload leaves changes for the running pipeline.
+    pub changes: Option<Arc<ChangeSlot>>,
+}
+
+/// What a reload changes in a running pipeline, its open calls, streams and fragments kept.
+#[derive(Clone, Debug)]
+pub struct LiveChanges {
+    /// Which ports carry SIP.
+    pub ports: SipPorts,
+    /// Headers linking B2BUA legs.
+    pub collation_headers: Vec<String>,
+    /// The monitored hosts, for the direction of new legs.
+    pub hosts: MonitoredHosts,
+    /// Timeouts of legs looked at from now on.
+    pub timers: Timers,
+}
+
+/// Where a reload leaves [`LiveChanges`], taken at the pipeline's next checkpoint (every
+/// 4,096 frames and whenever a live source is idle), in order with the frames around it.
+#[derive(Debug, Default)]
+pub struct ChangeSlot(std::sync::Mutex<Option<LiveChanges>>);
+
+impl ChangeSlot {
+    /// Leaves `changes` for the pipeline (replacing any not yet taken).
+    pub fn put(&self, changes: LiveChanges) {
+        *self.lock() = Some(changes);
+    }
+
+    fn take(&self) -> Option<LiveChanges> {
+        self.lock().take()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<LiveChanges>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// How often an observer hears the counters while a run goes on (checked at the checkpoints:
@@ -91,6 +131,7 @@ impl Default for PipelineConfig {
             stats_source: "analyze",
             records_written: None,
             observer: None,
+            changes: None,
         }
     }
 }
@@ -277,6 +318,11 @@ impl<'s> RecordStage<'s> {
         }
     }
 
+    fn reconfigure(&mut self, changes: &LiveChanges) {
+        self.tracker
+            .reconfigure(changes.hosts.clone(), changes.timers);
+    }
+
     /// Hands the observer, and the sink when its interval is up, the counters so far: the
     /// parse stage's as sent, the rest as here.
     fn snapshot(&mut self, parse: ParseCounters) {
@@ -403,10 +449,24 @@ pub fn run_sources(
             stage,
             spent: Vec::new(),
         };
-        let damage = read_all(sources, &mut parse, progress, &mut feed, snapshot_every);
+        let damage = read_all(
+            sources,
+            &mut parse,
+            progress,
+            &mut feed,
+            snapshot_every,
+            config.changes.as_deref(),
+        );
         (damage, None, feed.stage.finish())
     } else {
-        threaded::run(sources, &mut parse, stage, progress, snapshot_every)
+        threaded::run(
+            sources,
+            &mut parse,
+            stage,
+            progress,
+            snapshot_every,
+            config.changes.as_deref(),
+        )
     };
     let mut summary = Summary {
         parse: parse.counters(),
@@ -436,6 +496,9 @@ trait Feed {
     fn idle(&mut self) {}
     /// Passes on the parse stage's counters, after everything fed before them.
     fn snapshot(&mut self, counters: ParseCounters);
+    /// Applies a reload's changes to `parse` and the stages after it, after everything fed
+    /// before them.
+    fn reconfigure(&mut self, parse: &mut ParseStage, changes: LiveChanges);
     /// Messages and parse errors counted on other threads so far, for progress reports.
     fn parsed_elsewhere(&self) -> (u64, u64) {
         (0, 0)
@@ -466,6 +529,11 @@ impl Feed for Inline<'_> {
     fn snapshot(&mut self, counters: ParseCounters) {
         self.stage.snapshot(counters);
     }
+
+    fn reconfigure(&mut self, parse: &mut ParseStage, changes: LiveChanges) {
+        parse.reconfigure(changes.ports.clone(), &changes.collation_headers);
+        self.stage.reconfigure(&changes);
+    }
 }
 
 /// Reads every source to its end; returns the first damage met (later files are still read).
@@ -477,6 +545,7 @@ fn read_all(
     progress: &mut dyn FnMut(&Progress),
     feed: &mut dyn Feed,
     interval: Option<Duration>,
+    changes: Option<&ChangeSlot>,
 ) -> Option<CaptureError> {
     let mut damage = None;
     let mut done_bytes = 0;
@@ -501,14 +570,21 @@ fn read_all(
     let files = sources.len();
     // Frames the live source said it lost, when last asked.
     let mut lost = 0;
-    // Now and then: losses noted, progress reported, a snapshot taken if one is due.
-    let mut checkpoint =
-        |source: &dyn FrameSource, done: u64, frames, parse: &ParseStage, feed: &mut dyn Feed| {
-            note_loss(source, &mut lost, feed);
-            feed.input(Input::Flush);
-            progress(&report(done + source.bytes_read(), frames, parse, feed));
-            maybe_snapshot(parse, feed);
-        };
+    // Now and then: losses noted, a reload applied, progress reported, a snapshot taken if
+    // one is due.
+    let mut checkpoint = |source: &dyn FrameSource,
+                          done: u64,
+                          frames,
+                          parse: &mut ParseStage,
+                          feed: &mut dyn Feed| {
+        note_loss(source, &mut lost, feed);
+        if let Some(changes) = changes.and_then(ChangeSlot::take) {
+            feed.reconfigure(parse, changes);
+        }
+        feed.input(Input::Flush);
+        progress(&report(done + source.bytes_read(), frames, parse, feed));
+        maybe_snapshot(parse, feed);
+    };
     for (n, source) in sources.iter_mut().enumerate() {
         if n > 0 && n < files {
             checkpoint(source.as_ref(), done_bytes, frames, parse, feed);

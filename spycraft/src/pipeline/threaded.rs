@@ -21,7 +21,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 
-use super::{read_all, Feed, Progress, RecordStage, Recorded};
+use super::{read_all, ChangeSlot, Feed, LiveChanges, Progress, RecordStage, Recorded};
 use crate::capture::{CaptureError, Frame, FrameSource};
 use crate::parse_stage::{Input, MessageStage, ParseCounters, ParseStage, Unparsed};
 
@@ -47,6 +47,8 @@ enum Work {
     Parsed(Vec<Input>),
     /// The reader's counters for a periodic snapshot; the recorder adds its own.
     Snapshot(Box<ParseCounters>),
+    /// A reload's changes, for the recorder's parsing and call tracking.
+    Reconfigure(Box<LiveChanges>),
 }
 
 /// Runs the sources through the two threads. Returns the first damage met, the counts of the
@@ -57,6 +59,7 @@ pub(super) fn run(
     stage: RecordStage<'_>,
     progress: &mut dyn FnMut(&Progress),
     interval: Option<std::time::Duration>,
+    changes: Option<&ChangeSlot>,
 ) -> (Option<CaptureError>, Option<ParseCounters>, Recorded) {
     let parsed = ParsedSoFar::default();
     let recorder = Recorder {
@@ -86,7 +89,7 @@ pub(super) fn run(
             held: VecDeque::new(),
             parsed: &parsed,
         };
-        let damage = read_all(sources, parse, progress, &mut feed, interval);
+        let damage = read_all(sources, parse, progress, &mut feed, interval, changes);
         feed.flush(parse);
         feed.send_all();
         // Closing the channel ends the recorder.
@@ -223,6 +226,14 @@ impl Feed for Sharing<'_> {
         let _ = self.to_recorder.send(Work::Snapshot(Box::new(counters)));
     }
 
+    fn reconfigure(&mut self, parse: &mut ParseStage, changes: LiveChanges) {
+        // What was read before goes on first, to be parsed and tracked as it was.
+        self.flush(parse);
+        self.send_all();
+        parse.reconfigure(changes.ports.clone(), &changes.collation_headers);
+        let _ = self.to_recorder.send(Work::Reconfigure(Box::new(changes)));
+    }
+
     fn parsed_elsewhere(&self) -> (u64, u64) {
         (
             self.parsed.messages.load(Ordering::Relaxed),
@@ -271,6 +282,11 @@ impl Recorder<'_, '_> {
                     // Back to the reader, whose buffers they are; dropped if its return
                     // queue is full.
                     let _ = spent.try_send(events);
+                }
+                Work::Reconfigure(changes) => {
+                    self.messages
+                        .set_collation_headers(&changes.collation_headers);
+                    self.stage.reconfigure(&changes);
                 }
                 Work::Snapshot(mut counters) => {
                     counters.add_message_counts(self.messages.counters());
@@ -379,7 +395,7 @@ mod tests {
         let mut sources: Vec<Box<dyn FrameSource>> =
             vec![Box::new(Rounds::of_bundled_captures(ROUNDS))];
         let (damage, by_recorder, recorded) =
-            run(&mut sources, &mut parse, stage, &mut |_| {}, None);
+            run(&mut sources, &mut parse, stage, &mut |_| {}, None, None);
         assert!(damage.is_none());
         let (tracker, dispositions) = recorded.expect("written");
         let by_recorder = by_recorder.expect("the recorder's counts");

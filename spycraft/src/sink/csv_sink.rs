@@ -63,6 +63,15 @@ impl CsvSink {
         }
     }
 
+    /// A sink adding rows to a file that has its header row already (reopened after a
+    /// reload that did not rotate it).
+    pub fn continuing(out: Box<dyn Write + Send>) -> Self {
+        Self {
+            header_written: true,
+            ..Self::new(out)
+        }
+    }
+
     fn header(&mut self) -> Result<(), SinkError> {
         if !self.header_written {
             self.rows.write_record(COLUMNS)?;

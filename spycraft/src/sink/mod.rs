@@ -25,7 +25,7 @@ pub use columns::COLUMNS;
 pub use csv_sink::CsvSink;
 pub use jsonl::JsonlSink;
 pub use outbox::{Outbox, MAX_HELD_BYTES};
-pub use outputs::{OutputReport, Outputs};
+pub use outputs::{OutputReport, Outputs, Reopen};
 pub use table::TableSink;
 
 /// Why a record could not be written.
@@ -108,6 +108,20 @@ pub struct Tally {
     pub held: u64,
     /// Records given up on: not written, and never will be.
     pub lost: u64,
+}
+
+impl std::ops::Add for Tally {
+    type Output = Tally;
+
+    fn add(self, other: Tally) -> Tally {
+        Tally {
+            records: self.records + other.records,
+            delivered: self.delivered + other.delivered,
+            kept: self.kept + other.kept,
+            held: self.held + other.held,
+            lost: self.lost + other.lost,
+        }
+    }
 }
 
 /// Output formats of the records.

@@ -18,9 +18,14 @@ const RETRY_EVERY: Duration = Duration::from_secs(1);
 /// While an output keeps failing, it is reported again this often.
 const REPEAT_EVERY: Duration = Duration::from_secs(30);
 
+/// Opens an output's destination again (after log rotation): a new sink writing there.
+pub type Reopen = Box<dyn FnMut() -> Result<Box<dyn RecordSink>, SinkError> + Send>;
+
 /// Several outputs, each given every record.
 pub struct Outputs {
     outputs: Vec<Output>,
+    /// Raised (SIGHUP) to reopen the outputs that can be; looked at on each flush.
+    reopen: Option<&'static AtomicBool>,
     /// When the oldest record not yet flushed was written.
     unflushed_since: Option<Instant>,
     last_retry: Instant,
@@ -31,6 +36,10 @@ pub struct Outputs {
 struct Output {
     name: String,
     sink: Box<dyn RecordSink>,
+    /// How to open its destination again, for outputs that can be (files).
+    reopen: Option<Reopen>,
+    /// What the sinks it replaced on reopening did with their records.
+    retired: Tally,
     /// Records handed to it.
     handed: u64,
     write_errors: u64,
@@ -104,6 +113,51 @@ impl Outputs {
             unflushed_since: None,
             last_retry: Instant::now(),
             stop,
+            reopen: None,
+        }
+    }
+
+    /// Reopens the outputs that can be (files) whenever `flag` is raised, at the next flush.
+    pub fn reopen_on(&mut self, flag: &'static AtomicBool) {
+        self.reopen = Some(flag);
+    }
+
+    /// Adds an output that can be opened again (a file, after log rotation).
+    pub fn add_reopenable(
+        &mut self,
+        name: impl Into<String>,
+        sink: Box<dyn RecordSink>,
+        reopen: Reopen,
+    ) {
+        self.add(name, sink);
+        if let Some(o) = self.outputs.last_mut() {
+            o.reopen = Some(reopen);
+        }
+    }
+
+    /// Finishes each reopenable output's sink and puts a new one, writing to its destination
+    /// opened again, in its place. One that cannot be opened keeps its old sink, and says so.
+    fn reopen_all(&mut self) {
+        for o in self.outputs.iter_mut().filter(|o| !o.closed) {
+            let Some(reopen) = o.reopen.as_mut() else {
+                continue;
+            };
+            match reopen() {
+                Ok(fresh) => {
+                    let mut old = std::mem::replace(&mut o.sink, fresh);
+                    let finished = old.finish();
+                    o.retired = o.retired + old.tally().unwrap_or_default();
+                    o.note(finished);
+                    eprintln!("spycraft: {}: reopened", o.name);
+                }
+                Err(e) => {
+                    eprintln!(
+                        "spycraft: WARNING: {}: cannot reopen ({e}); writing on to the file \
+                         as it was opened",
+                        o.name
+                    );
+                }
+            }
         }
     }
 
@@ -112,6 +166,8 @@ impl Outputs {
         self.outputs.push(Output {
             name: name.into(),
             sink,
+            reopen: None,
+            retired: Tally::default(),
             handed: 0,
             write_errors: 0,
             failing: None,
@@ -194,6 +250,12 @@ impl RecordSink for Outputs {
     /// Flushes once a record has waited half a second (`FLUSH_AFTER`); retries failing
     /// outputs every second (`RETRY_EVERY`).
     fn flush(&mut self) -> Result<(), SinkError> {
+        if self
+            .reopen
+            .is_some_and(|flag| flag.swap(false, Ordering::AcqRel))
+        {
+            self.reopen_all();
+        }
         let due = self
             .unflushed_since
             .is_some_and(|t| t.elapsed() >= FLUSH_AFTER);
@@ -224,11 +286,14 @@ impl RecordSink for Outputs {
 
 impl Output {
     fn tally(&self) -> Tally {
-        self.sink.tally().unwrap_or(Tally {
-            records: self.handed,
-            delivered: self.handed,
-            ..Tally::default()
-        })
+        match self.sink.tally() {
+            Some(now) => self.retired + now,
+            None => Tally {
+                records: self.handed,
+                delivered: self.handed,
+                ..Tally::default()
+            },
+        }
     }
 
     fn report(&self) -> OutputReport {

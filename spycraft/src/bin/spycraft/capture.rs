@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: AGPL-3.0-or-later
 //! `spycraft capture`: the live sensor.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -8,23 +9,25 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use spycraft::capture::{
-    CaptureCounts, CaptureFormat, CaptureMode, CaptureWriter, FrameSource, LiveSource, Rotation,
-    TeeSource, XdpAttach,
+    CaptureCounts, CaptureFormat, CaptureMode, CaptureWriter, FilterSlot, FrameSource, LiveSource,
+    Rotation, TeeSource, XdpAttach,
 };
 use spycraft::filter::FilterConfig;
 use spycraft::packet::LinkType;
-use spycraft::pipeline::{Progress, SipPorts};
+use spycraft::pipeline::{ChangeSlot, Progress, SipPorts};
 use spycraft::privilege::needed_after_attach;
-use spycraft::settings::{CaptureSettings, Settings};
+use spycraft::settings::{CaptureSettings, Layer, Settings};
 use spycraft_common::XdpAction;
 
 use crate::notify::Notifier;
 use crate::outcome::Usage;
 use crate::record::{record_run, Live, Run};
+use crate::reload::Reloader;
 use crate::service::Service;
 use crate::stop::{self, STOP};
 
-pub fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
+/// Captures on the interface `settings` name; `config` and `flags` are read again on SIGHUP.
+pub fn run(settings: &Settings, config: Option<PathBuf>, flags: Layer) -> anyhow::Result<ExitCode> {
     let c = &settings.capture;
     let Some(interface) = &c.interface else {
         return Err(Usage(
@@ -46,6 +49,16 @@ pub fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
     if let Some(service) = &service {
         service.monitor.add_capture(interface, opened.probe.clone());
     }
+    let changes = Arc::new(ChangeSlot::default());
+    let mut reloader = Reloader {
+        path: config,
+        flags,
+        current: settings.clone(),
+        filter: opened.filter_slot.clone(),
+        changes: changes.clone(),
+        monitor: service.as_ref().map(|s| s.monitor.clone()),
+    };
+    stop::install_reload_handler();
     let counters = opened.counters;
     let source = opened.source;
     let mut sources: Vec<Box<dyn FrameSource>> = match &c.write {
@@ -75,6 +88,9 @@ pub fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
         if let Some(n) = &notifier {
             n.watchdog();
         }
+        if stop::RELOAD.swap(false, Ordering::AcqRel) {
+            reloader.reload();
+        }
         if verbose && last_line.elapsed() >= Duration::from_secs(10) {
             eprintln!(
                 "spycraft: {}; parsed {} SIP messages, {} parse errors, {} calls recorded",
@@ -100,6 +116,7 @@ pub fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
             written,
             keep: needed_after_attach(c.mode),
             notifier: notifier.as_ref(),
+            changes,
         }),
         service.as_ref(),
     );
@@ -135,6 +152,8 @@ struct OpenedLive {
     counters: Box<dyn Fn() -> String>,
     /// The same counters, for /metrics.
     probe: Arc<dyn CaptureCounts>,
+    /// Where a reload leaves a new filter.
+    filter_slot: Arc<FilterSlot>,
 }
 
 fn open_live(
@@ -165,6 +184,7 @@ fn open_live(
             format!("libpcap, filter: {expression}")
         },
         probe: live.clone(),
+        filter_slot: source.filter_slot(),
         counters: Box::new(move || live.one_line()),
         source: Box::new(source),
     })
@@ -200,6 +220,7 @@ fn open_kernel(
         link: source.link_type(),
         description: format!("{}; ports {}", source.attachment(), filter.ports_text()),
         probe: counters.clone(),
+        filter_slot: source.filter_slot(),
         counters: Box::new(move || counters.one_line()),
         source: Box::new(source),
     })

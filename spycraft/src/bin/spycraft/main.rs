@@ -12,6 +12,7 @@ mod inspect;
 mod notify;
 mod outcome;
 mod record;
+mod reload;
 mod service;
 mod stop;
 
@@ -46,10 +47,10 @@ fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
         None => Layer::default(),
     };
     let flags = cli.command.take_settings();
-    let settings = Settings::resolve(flags, file);
+    let settings = Settings::resolve(flags.clone(), file);
     match cli.command {
         Command::Analyze(args) => analyze::run(args, &settings),
-        Command::Capture(_) => capture::run(&settings),
+        Command::Capture(_) => capture::run(&settings, cli.config, flags),
         Command::Config(_) => {
             print!("{}", settings.to_toml());
             Ok(ExitCode::SUCCESS)

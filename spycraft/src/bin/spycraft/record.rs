@@ -10,12 +10,12 @@ use std::sync::Arc;
 use anyhow::Context;
 use spycraft::capture::{CaptureError, FrameSource};
 use spycraft::monitor::Phase;
-use spycraft::pipeline::{run_sources, AnalyzeError, Progress, RunObserver, SipPorts};
+use spycraft::pipeline::{run_sources, AnalyzeError, ChangeSlot, Progress, RunObserver, SipPorts};
 use spycraft::privilege::{drop_privileges, Keep};
 use spycraft::settings::Settings;
 use spycraft::sink::calls::{CallFormat, CallSink};
 use spycraft::sink::postgres::PostgresSink;
-use spycraft::sink::{sink_for, Format, Outputs, RecordSink, TableSink};
+use spycraft::sink::{sink_for, CsvSink, Format, Outputs, RecordSink, SinkError, TableSink};
 
 use crate::notify::Notifier;
 use crate::outcome::{describe_output, Outcome};
@@ -46,6 +46,8 @@ pub struct Live<'a> {
     pub keep: Keep,
     /// systemd, told when the capture is ready and when it stops.
     pub notifier: Option<&'a Notifier>,
+    /// Where a reload leaves changes for the pipeline.
+    pub changes: Arc<ChangeSlot>,
 }
 
 /// Tracks the calls of `sources` on `ports`, writes their records where `settings` say,
@@ -65,6 +67,7 @@ pub fn record_run(
     let mut notifier = None;
     if let Some(live) = live {
         config.records_written = Some(live.written);
+        config.changes = Some(live.changes);
         // Everything is open: what the run does from here needs no privilege.
         let dropped = drop_privileges(settings.capture.user.as_deref(), &live.keep)?;
         if !quiet {
@@ -129,7 +132,7 @@ pub fn record_run(
 
 /// The database (opened first: a wrong URL or schema fails before a long run) and the file or
 /// standard output. With a database, records go to standard output only when a format or file
-/// is asked for.
+/// is asked for. A capture's file is reopened on SIGHUP (log rotation).
 fn open_outputs(settings: &Settings, run: Run) -> anyhow::Result<Outputs> {
     let records = &settings.records;
     let mut outputs = Outputs::new(Some(&STOP));
@@ -140,38 +143,77 @@ fn open_outputs(settings: &Settings, run: Run) -> anyhow::Result<Outputs> {
     if !outputs.is_empty() && records.format.is_none() && records.output.is_none() {
         return Ok(outputs);
     }
-    let (out, to_terminal, name): (Box<dyn Write + Send>, bool, String) = match &records.output {
-        Some(path) => (
-            Box::new(
-                std::fs::File::create(path)
-                    .with_context(|| format!("cannot create {}", path.display()))?,
-            ),
-            false,
-            path.display().to_string(),
-        ),
-        None => (
-            Box::new(std::io::stdout()),
-            std::io::stdout().is_terminal(),
-            "standard output".to_owned(),
-        ),
+    let shape = Shape {
+        calls: records.calls,
+        run,
     };
-    let format = records.format.unwrap_or(if to_terminal {
-        Format::Table
-    } else {
-        Format::Jsonl
-    });
-    let sink: Box<dyn RecordSink> = if records.calls {
-        match format {
-            Format::Jsonl => Box::new(CallSink::new(out, CallFormat::Jsonl)),
-            Format::Table => Box::new(CallSink::new(out, CallFormat::Table)),
-            Format::Csv => anyhow::bail!("--calls nests legs: use --format jsonl or table"),
-        }
-    } else if format == Format::Table && run == Run::Capture {
-        // Live, each row shows as its call is written, not when the capture stops.
-        Box::new(TableSink::live(out))
-    } else {
-        sink_for(format, out)
+    let Some(path) = &records.output else {
+        let to_terminal = std::io::stdout().is_terminal();
+        let format = records.format.unwrap_or(if to_terminal {
+            Format::Table
+        } else {
+            Format::Jsonl
+        });
+        outputs.add(
+            "standard output",
+            shape.sink(format, Box::new(std::io::stdout()), true)?,
+        );
+        return Ok(outputs);
     };
-    outputs.add(name, sink);
+    let format = records.format.unwrap_or(Format::Jsonl);
+    let file =
+        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let sink = shape.sink(format, Box::new(file), true)?;
+    let name = path.display().to_string();
+    if run == Run::Capture {
+        let path = path.clone();
+        let reopen = move || -> Result<Box<dyn RecordSink>, SinkError> {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)?;
+            // A file rotated away is new and empty: it gets a header; one that was not, none.
+            let fresh = file.metadata()?.len() == 0;
+            shape
+                .sink(format, Box::new(file), fresh)
+                .map_err(|e| SinkError::Io(std::io::Error::other(e.to_string())))
+        };
+        outputs.add_reopenable(name, sink, Box::new(reopen));
+        outputs.reopen_on(&stop::REOPEN);
+    } else {
+        outputs.add(name, sink);
+    }
     Ok(outputs)
+}
+
+/// What the records of a run look like, whatever they are written to.
+#[derive(Clone, Copy)]
+struct Shape {
+    calls: bool,
+    run: Run,
+}
+
+impl Shape {
+    /// A sink of `format` writing to `out`; `fresh`: `out` is empty (a header goes first).
+    fn sink(
+        self,
+        format: Format,
+        out: Box<dyn Write + Send>,
+        fresh: bool,
+    ) -> anyhow::Result<Box<dyn RecordSink>> {
+        Ok(if self.calls {
+            match format {
+                Format::Jsonl => Box::new(CallSink::new(out, CallFormat::Jsonl)),
+                Format::Table => Box::new(CallSink::new(out, CallFormat::Table)),
+                Format::Csv => anyhow::bail!("--calls nests legs: use --format jsonl or table"),
+            }
+        } else if format == Format::Table && self.run == Run::Capture {
+            // Live, each row shows as its call is written, not when the capture stops.
+            Box::new(TableSink::live(out))
+        } else if format == Format::Csv && !fresh {
+            Box::new(CsvSink::continuing(out))
+        } else {
+            sink_for(format, out)
+        })
+    }
 }

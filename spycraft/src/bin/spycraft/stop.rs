@@ -10,6 +10,27 @@ extern "C" fn on_stop_signal(_: libc::c_int) {
     STOP.store(true, Ordering::Release);
 }
 
+/// Set by SIGHUP: the capture re-reads its settings file and applies what it can live.
+pub static RELOAD: AtomicBool = AtomicBool::new(false);
+
+/// Set by SIGHUP: the file outputs are opened again (log rotation).
+pub static REOPEN: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_reload_signal(_: libc::c_int) {
+    RELOAD.store(true, Ordering::Release);
+    REOPEN.store(true, Ordering::Release);
+}
+
+/// SIGHUP raises [`RELOAD`] and [`REOPEN`] instead of ending the process.
+pub fn install_reload_handler() {
+    // SAFETY: as in `install_handlers`: the handler only stores to atomics.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_reload_signal as *const () as usize;
+        libc::sigaction(libc::SIGHUP, &action, std::ptr::null_mut());
+    }
+}
+
 /// SIGINT and SIGTERM raise [`STOP`] instead of killing the process.
 pub fn install_handlers() {
     for signal in [libc::SIGINT, libc::SIGTERM] {
