@@ -490,7 +490,7 @@ fn a_capture_drops_its_privileges_and_keeps_recording() {
 #[test]
 fn the_systemd_unit_and_its_settings_file_verify() {
     let contrib = Path::new(env!("CARGO_MANIFEST_DIR")).join("../contrib/systemd");
-    let out = spycraft(&["config", "--config", utf8(&contrib.join("eth1.toml"))]);
+    let out = spycraft(&["config", "--config", utf8(&contrib.join("sensor.toml"))]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("interface = \"eth1\""));
 
@@ -500,7 +500,7 @@ fn the_systemd_unit_and_its_settings_file_verify() {
     let unit = unit.replace("/usr/bin/spycraft", env!("CARGO_BIN_EXE_spycraft"));
     std::fs::write(dir.join("spycraft@.service"), unit).expect("unit copy");
     let verify = Command::new("systemd-analyze")
-        .args(["verify", "./spycraft@eth1.service"])
+        .args(["verify", "./spycraft@sensor.service"])
         .current_dir(&dir)
         .output();
     let out = match verify {

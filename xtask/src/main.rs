@@ -16,6 +16,7 @@
 
 mod bench;
 mod capbench;
+mod deb;
 mod fuzz;
 mod ingest;
 mod pcaps;
@@ -42,7 +43,8 @@ const USAGE: &str = "usage: cargo xtask <command> [options]
   ingest [--calls N] [--batch N]
                              PostgreSQL ingest throughput
   fuzz [--seconds N] [TARGET...]
-                             run the fuzz targets";
+                             run the fuzz targets
+  deb                        build the Debian package into target/debian";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -65,6 +67,7 @@ fn main() -> Result<()> {
         }
         Some("synth") => synth::command(rest),
         Some("fuzz") => fuzz::command(&root(), rest),
+        Some("deb") => deb::build(&root()).map(drop),
         Some("bench") => bench::command(&root(), rest),
         Some("capbench") => capbench::command(&root(), rest),
         Some("ingest") => {
@@ -273,7 +276,15 @@ fn test() -> Result<()> {
         "-D",
         "warnings",
     ]))?;
-    run_tests(cargo().args(["test", "--workspace", "--exclude", "spycraft-ebpf"]))
+    run_tests(cargo().args(["test", "--workspace", "--exclude", "spycraft-ebpf"]))?;
+    // The package is installed into this machine: CI's, which is thrown away after, or a
+    // developer's who runs the tests as root.
+    if std::env::var("CI").as_deref() == Ok("true") {
+        deb::check(&root())
+    } else {
+        eprintln!("xtask: the Debian package is installed and checked under CI=true only");
+        Ok(())
+    }
 }
 
 /// Runs cargo test, echoing its output, and closes with the totals over every test binary
