@@ -551,9 +551,9 @@ fn config_prints_the_effective_settings() {
     for line in [
         "node = \"from-flag\"",
         "ports = [5070]",
-        "interface = \"eth1\"",
+        "interfaces = [\"eth1\"]",
         "mode = \"xdp\"",
-        "snap_len = 9216",
+        "ring_mb = 16",
         "threads = 2",
         "url = \"postgresql://spy:********@db/cdr\"",
     ] {
@@ -565,7 +565,11 @@ fn config_prints_the_effective_settings() {
     let reread = spycraft(&["--config", path(&again), "config"]);
     assert_eq!(text(&reread.stdout), printed, "reads back to the same");
 
-    fails_with(&["capture"], 2, "-i IFACE, or interface in [capture]");
+    fails_with(
+        &["capture"],
+        2,
+        "-i IFACE (repeatable), or interfaces in [capture]",
+    );
     fails_with(
         &["capture", "-i", "lo", "--pcapng"],
         2,

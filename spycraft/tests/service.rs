@@ -680,3 +680,174 @@ fn sighup_in_mode(mode: &str, base: u16) {
     assert_eq!(busy, 3, "{written}");
     assert_eq!(lines.len(), 5, "{written}");
 }
+
+/// Network namespaces made for one test, removed when it ends.
+struct Namespaces(Vec<String>);
+
+impl Namespaces {
+    fn new(names: &[&str]) -> Self {
+        let names: Vec<String> = names
+            .iter()
+            .map(|n| format!("{n}-{}", std::process::id()))
+            .collect();
+        for ns in &names {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+            support::process::ip(&["netns", "add", ns]);
+            support::process::ip(&["-n", ns, "link", "set", "lo", "up"]);
+        }
+        Self(names)
+    }
+
+    fn name(&self, i: usize) -> &str {
+        &self.0[i]
+    }
+
+    /// `program` run inside namespace `i`.
+    fn exec(&self, i: usize, program: &str) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", self.name(i), program]);
+        cmd
+    }
+}
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        for ns in &self.0 {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+/// One sensor on two interfaces, each in its own mode (socket filter and libpcap), one call
+/// tracker: a router namespace between a caller's and a callee's sees every datagram on both
+/// of its interfaces; each call is recorded once, and each interface's counters show it.
+#[test]
+fn one_sensor_on_two_interfaces_in_their_own_modes_records_each_call_once() {
+    if !may_capture() {
+        return;
+    }
+    // 0: the caller, 1: the router with the sensor, 2: the callee.
+    let ns = Namespaces::new(&["sc-caller", "sc-router", "sc-callee"]);
+    let ip = support::process::ip;
+    ip(&[
+        "-n",
+        ns.name(0),
+        "link",
+        "add",
+        "a0",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "ra",
+        "netns",
+        ns.name(1),
+    ]);
+    ip(&[
+        "-n",
+        ns.name(2),
+        "link",
+        "add",
+        "b0",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "rb",
+        "netns",
+        ns.name(1),
+    ]);
+    for (n, dev, addr, via) in [
+        (0, "a0", "10.71.1.2/24", "10.71.1.1"),
+        (2, "b0", "10.71.2.2/24", "10.71.2.1"),
+    ] {
+        ip(&["-n", ns.name(n), "addr", "add", addr, "dev", dev]);
+        ip(&["-n", ns.name(n), "link", "set", dev, "up"]);
+        ip(&["-n", ns.name(n), "route", "add", "default", "via", via]);
+    }
+    for (dev, addr) in [("ra", "10.71.1.1/24"), ("rb", "10.71.2.1/24")] {
+        ip(&["-n", ns.name(1), "addr", "add", addr, "dev", dev]);
+        ip(&["-n", ns.name(1), "link", "set", dev, "up"]);
+    }
+    let forwarding = ns
+        .exec(1, "sysctl")
+        .args(["-qw", "net.ipv4.ip_forward=1"])
+        .status()
+        .expect("sysctl");
+    assert!(forwarding.success());
+    let dir = scratch("service-two-interfaces");
+    let mut child = ns
+        .exec(1, env!("CARGO_BIN_EXE_spycraft"))
+        .args([
+            "capture",
+            "-i",
+            "ra:socket",
+            "-i",
+            "rb:pcap",
+            "--ports",
+            "5060",
+        ])
+        .args(["--http", "127.0.0.1:0", "--format", "jsonl"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spycraft");
+    let said = Said::new(child.stderr.take().expect("stderr"));
+    let addr = serving_addr(&said);
+    let sensor = Reaped::spawn_from(child);
+    let sipp_in = |n: usize, script: &str, address: &str, calls: &str| {
+        let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("../pcaps/scenarios");
+        let mut cmd = ns.exec(n, "sipp");
+        cmd.arg("-sf")
+            .arg(scenarios.join(script))
+            .args(["-i", address, "-p", "5060", "-m", calls, "-l", calls])
+            .args(["-nostdin", "-timeout", "60s"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        cmd
+    };
+    let callee = Reaped::spawn(&mut sipp_in(2, "uas-busy.xml", "10.71.2.2", "3"));
+    std::thread::sleep(Duration::from_millis(300));
+    let status = sipp_in(0, "uac-reject.xml", "10.71.1.2", "3")
+        .args(["-s", "bob", "10.71.2.2:5060"])
+        .status()
+        .expect("sipp");
+    assert!(status.success(), "caller: {status}");
+    assert!(callee.output().status.success(), "callee");
+    std::thread::sleep(Duration::from_millis(700));
+    // The metrics are served inside the router's namespace: ask from there.
+    let metrics = ns
+        .exec(1, "curl")
+        .args(["-s", &format!("http://{addr}/metrics")])
+        .output()
+        .map(|o| text(&o.stdout))
+        .unwrap_or_default();
+    for (interface, mode) in [("ra", "socket"), ("rb", "pcap")] {
+        let read = sample(
+            &metrics,
+            &format!(
+                "spycraft_capture_read_frames_total{{interface=\"{interface}\",mode=\"{mode}\"}}"
+            ),
+        );
+        assert!(
+            read.is_some_and(|n| n >= 15.0),
+            "{interface}: {read:?}\n{metrics}"
+        );
+    }
+    interrupt(sensor.child());
+    let out = sensor.output();
+    let stderr = said.rest().join("\n");
+    assert!(out.status.success(), "{stderr}");
+    let records = text(&out.stdout);
+    let calls: Vec<serde_json::Value> = records
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a record"))
+        .collect();
+    assert_eq!(calls.len(), 3, "each call once: {records}");
+    assert!(
+        calls.iter().all(|c| c["disposition"] == "busy"),
+        "{records}"
+    );
+    assert!(stderr.contains("duplicate frames dropped"), "{stderr}");
+    drop(dir);
+}

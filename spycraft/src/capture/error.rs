@@ -9,6 +9,9 @@ use std::path::PathBuf;
 /// wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
+    /// A thread to read an interface on could not be started.
+    #[error("starting a reader thread: {0}")]
+    Thread(io::Error),
     /// The file does not exist.
     #[error("{path}: no such file")]
     NotFound {

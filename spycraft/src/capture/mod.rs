@@ -9,6 +9,7 @@ mod interface;
 #[cfg(feature = "ebpf")]
 pub mod kernel;
 mod live;
+mod merge;
 #[cfg(feature = "ebpf")]
 mod netlink;
 mod offline;
@@ -22,6 +23,7 @@ pub use crate::packet::Frame;
 pub use error::KernelError;
 pub use error::{CaptureError, LiveError};
 pub use live::{LiveCounters, LiveSource};
+pub use merge::MergedSource;
 pub use offline::OfflineSource;
 pub use writer::{CaptureFormat, CaptureWriter, Rotation, TeeSource};
 
@@ -46,6 +48,65 @@ pub enum CaptureMode {
     /// libpcap with the generated BPF filter (portable).
     #[default]
     Pcap,
+}
+
+/// An interface to capture on, and the mode it is captured in when not the sensor's own
+/// (`eth1`, `eth2:pcap`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CaptureInterface {
+    /// The interface's name.
+    pub name: String,
+    /// Its own mode; `None`: the sensor's `--mode`.
+    pub mode: Option<CaptureMode>,
+}
+
+impl std::str::FromStr for CaptureInterface {
+    type Err = String;
+
+    /// `NAME` or `NAME:MODE`. A name may hold a colon (`eth0:1`): only a known mode after
+    /// the last one is taken as the mode.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (name, mode) = match text.rsplit_once(':') {
+            Some((name, mode)) => match <CaptureMode as clap::ValueEnum>::from_str(mode, false) {
+                Ok(mode) => (name, Some(mode)),
+                Err(_) => (text, None),
+            },
+            None => (text, None),
+        };
+        if name.is_empty() {
+            return Err(format!("{text:?}: no interface name"));
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            mode,
+        })
+    }
+}
+
+impl std::fmt::Display for CaptureInterface {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.mode {
+            None => f.write_str(&self.name),
+            Some(mode) => {
+                let mode =
+                    clap::ValueEnum::to_possible_value(&mode).map(|v| v.get_name().to_owned());
+                write!(f, "{}:{}", self.name, mode.unwrap_or_default())
+            }
+        }
+    }
+}
+
+impl serde::Serialize for CaptureInterface {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for CaptureInterface {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// How the XDP program is attached.

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use spycraft_common::{PortRange, XdpAction};
 
 use crate::call::HostPrefix;
-use crate::capture::{CaptureMode, XdpAttach};
+use crate::capture::{CaptureInterface, CaptureMode, XdpAttach};
 use crate::monitor::PeerGroup;
 use crate::sink::spool::FsyncPolicy;
 use crate::sink::Format;
@@ -88,9 +88,11 @@ pub struct SensorLayer {
 #[derive(Clone, Debug, Default, Deserialize, clap::Args)]
 #[serde(deny_unknown_fields)]
 pub struct CaptureLayer {
-    /// Interface to capture on.
-    #[arg(short = 'i', long, value_name = "IFACE")]
-    pub interface: Option<String>,
+    /// Interface to capture on; repeatable: one sensor, one call tracker over all of them.
+    /// `IFACE:MODE` captures that one in its own mode (`-i eth1:xdp -i eth2:socket`).
+    #[arg(short = 'i', long = "interface", value_name = "IFACE[:MODE]")]
+    #[serde(default, alias = "interface", deserialize_with = "one_or_many")]
+    pub interfaces: Option<Vec<CaptureInterface>>,
     /// How frames are picked: `xdp`, spycraft's XDP program (a mirror port: ingress only);
     /// `socket`, its socket filter on an AF_PACKET socket (beside the SIP service: both
     /// directions); `pcap`, libpcap with the generated BPF filter (portable) [default: pcap].
@@ -225,6 +227,22 @@ pub struct PostgresLayer {
     pub drain_timeout_secs: Option<u64>,
 }
 
+/// `interfaces` in a file: a list, or one name (`interface = "eth1"`).
+fn one_or_many<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Vec<CaptureInterface>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(CaptureInterface),
+        Many(Vec<CaptureInterface>),
+    }
+    Ok(Some(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(i) => vec![i],
+        OneOrMany::Many(list) => list,
+    }))
+}
+
 /// `threads` in a file: 1 or 2, as the flag.
 fn one_or_two<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u8>, D::Error> {
     match u8::deserialize(d)? {
@@ -288,7 +306,7 @@ layered! {
     HttpLayer { listen, linger_secs }
     SensorLayer { node, hosts, ports, collate_headers, stats_interval_secs }
     CaptureLayer {
-        interface, mode, xdp_action, xdp_mode, pcap_filter, ring_mb, snap_len, buffer_mb,
+        interfaces, mode, xdp_action, xdp_mode, pcap_filter, ring_mb, snap_len, buffer_mb,
         verbose, write, pcapng, rotate_mb, rotate_secs, ring_files, user,
     }
     RecordsLayer { format, output, calls, quiet }

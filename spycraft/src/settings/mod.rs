@@ -62,7 +62,7 @@ pub use layer::{
 };
 
 use crate::call::{HostPrefix, MonitoredHosts, Timers, TrackerConfig};
-use crate::capture::{CaptureMode, XdpAttach};
+use crate::capture::{CaptureInterface, CaptureMode, XdpAttach};
 use crate::filter::{FilterConfig, FilterError};
 use crate::monitor::peers::{self, PeerGroup, PeerGroupError, PeerGroups};
 use crate::pipeline::{PipelineConfig, SipPorts, DEFAULT_COLLATION_HEADER};
@@ -133,16 +133,17 @@ pub struct SensorSettings {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[allow(missing_docs)]
 pub struct CaptureSettings {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub interface: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub interfaces: Vec<CaptureInterface>,
     pub mode: CaptureMode,
     pub xdp_action: XdpAction,
     pub xdp_mode: XdpAttach,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pcap_filter: Option<String>,
     pub ring_mb: u32,
-    /// Decided by the mode when not given.
-    pub snap_len: u32,
+    /// Given; otherwise each interface's mode decides ([`CaptureSettings::snap_len_for`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snap_len: Option<u32>,
     pub buffer_mb: u32,
     pub verbose: u8,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -156,6 +157,17 @@ pub struct CaptureSettings {
     pub ring_files: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+}
+
+impl CaptureSettings {
+    /// Bytes kept of each frame of an interface captured in `mode`: as given, else all of it
+    /// for libpcap and the most the kernel programs copy for theirs.
+    pub fn snap_len_for(&self, mode: CaptureMode) -> u32 {
+        self.snap_len.unwrap_or(match mode {
+            CaptureMode::Pcap => PCAP_SNAP_LEN,
+            CaptureMode::Xdp | CaptureMode::Socket => MAX_KERNEL_SNAP_LEN,
+        })
+    }
 }
 
 /// Where the records go. Fields as in [`RecordsLayer`].
@@ -219,16 +231,13 @@ impl Settings {
         let timers = Timers::default();
         Self {
             capture: CaptureSettings {
-                interface: capture.interface,
+                interfaces: capture.interfaces.unwrap_or_default(),
                 mode,
                 xdp_action: capture.xdp_action.unwrap_or_default(),
                 xdp_mode: capture.xdp_mode.unwrap_or_default(),
                 pcap_filter: capture.pcap_filter,
                 ring_mb: capture.ring_mb.unwrap_or(RING_MB),
-                snap_len: capture.snap_len.unwrap_or(match mode {
-                    CaptureMode::Pcap => PCAP_SNAP_LEN,
-                    CaptureMode::Xdp | CaptureMode::Socket => MAX_KERNEL_SNAP_LEN,
-                }),
+                snap_len: capture.snap_len,
                 buffer_mb: capture.buffer_mb.unwrap_or(BUFFER_MB),
                 verbose: capture.verbose,
                 write: capture.write,

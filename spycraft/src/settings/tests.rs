@@ -13,7 +13,7 @@ collate_headers = ["X-CID", "Session-ID"]
 stats_interval_secs = 15
 
 [capture]
-interface = "eth1"
+interfaces = ["eth1", "eth2:pcap"]
 mode = "xdp"
 xdp_action = "drop"
 xdp_mode = "generic"
@@ -89,13 +89,22 @@ fn a_file_sets_every_setting() {
     assert_eq!(
         s.capture,
         CaptureSettings {
-            interface: Some("eth1".into()),
+            interfaces: vec![
+                CaptureInterface {
+                    name: "eth1".into(),
+                    mode: None,
+                },
+                CaptureInterface {
+                    name: "eth2".into(),
+                    mode: Some(CaptureMode::Pcap),
+                },
+            ],
             mode: CaptureMode::Xdp,
             xdp_action: XdpAction::Drop,
             xdp_mode: XdpAttach::Generic,
             pcap_filter: Some("udp".into()),
             ring_mb: 64,
-            snap_len: 4096,
+            snap_len: Some(4096),
             buffer_mb: 8,
             verbose: 2,
             write: Some("/var/lib/spycraft/sip.pcap".into()),
@@ -208,7 +217,9 @@ fn flags_win_over_the_file_and_the_file_over_defaults() {
     assert_eq!(s.capture.mode, CaptureMode::Socket);
     assert_eq!(s.capture.ring_mb, 4);
     // Not given anywhere: the defaults, the snap length the mode's.
-    assert_eq!(s.capture.snap_len, MAX_KERNEL_SNAP_LEN);
+    assert_eq!(s.capture.snap_len, None);
+    assert_eq!(s.capture.snap_len_for(s.capture.mode), MAX_KERNEL_SNAP_LEN);
+    assert_eq!(s.capture.snap_len_for(CaptureMode::Pcap), 65535);
     assert_eq!(s.calls.threads, 2);
     assert_eq!(s.sensor.collate_headers, ["X-CollateID"]);
     assert_eq!(s.postgres.spool_fsync, FsyncPolicy::Interval);
@@ -271,6 +282,25 @@ fn reads_the_documented_example() {
     assert_eq!(s.sip_ports().ports.len(), 2);
     assert_eq!(s.postgres.retention_days, Some(90));
     assert_eq!(s.capture.mode, CaptureMode::Xdp);
+}
+
+/// One interface may be named alone, as before lists were taken; a name with a colon that
+/// is not a mode stays whole.
+#[test]
+fn an_interface_may_be_one_name() {
+    let s = Settings::resolve(
+        Layer::default(),
+        file("[capture]\ninterface = \"eth0:1\"\n"),
+    );
+    assert_eq!(
+        s.capture.interfaces,
+        [CaptureInterface {
+            name: "eth0:1".into(),
+            mode: None,
+        }]
+    );
+    assert!("".parse::<CaptureInterface>().is_err());
+    assert!(":xdp".parse::<CaptureInterface>().is_err());
 }
 
 /// The reference of every key in docs/cli.md is a settings file that reads.

@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use spycraft::capture::{
     CaptureCounts, CaptureFormat, CaptureMode, CaptureWriter, FilterSlot, FrameSource, LiveSource,
-    Rotation, TeeSource, XdpAttach,
+    MergedSource, Rotation, TeeSource, XdpAttach,
 };
 use spycraft::filter::FilterConfig;
 use spycraft::packet::LinkType;
 use spycraft::pipeline::{ChangeSlot, Progress, SipPorts};
-use spycraft::privilege::needed_after_attach;
+use spycraft::privilege::{needed_after_attach, Keep};
 use spycraft::settings::{CaptureSettings, Layer, Settings};
 use spycraft_common::XdpAction;
 
@@ -26,41 +26,94 @@ use crate::reload::Reloader;
 use crate::service::Service;
 use crate::stop::{self, STOP};
 
-/// Captures on the interface `settings` name; `config` and `flags` are read again on SIGHUP.
+/// Captures on the interfaces `settings` name, all into one call tracker; `config` and
+/// `flags` are read again on SIGHUP.
 pub fn run(settings: &Settings, config: Option<PathBuf>, flags: Layer) -> anyhow::Result<ExitCode> {
     let c = &settings.capture;
-    let Some(interface) = &c.interface else {
+    if c.interfaces.is_empty() {
         return Err(Usage(
-            "capture needs an interface: -i IFACE, or interface in [capture]".into(),
+            "capture needs an interface: -i IFACE (repeatable), or interfaces in [capture]".into(),
         )
         .into());
-    };
-    check_mode_settings(c)?;
+    }
+    let modes: Vec<CaptureMode> = c
+        .interfaces
+        .iter()
+        .map(|i| i.mode.unwrap_or(c.mode))
+        .collect();
+    check_mode_settings(c, &modes)?;
     let filter = settings.capture_filter()?;
     stop::install_handlers();
-    let opened = open_live(interface, c, &filter)?;
-    if !settings.records.quiet {
-        eprintln!(
-            "spycraft: capturing on {interface} ({})",
-            opened.description
-        );
+    let mut opened = Vec::with_capacity(modes.len());
+    for (interface, mode) in c.interfaces.iter().zip(&modes) {
+        let live = open_live(&interface.name, *mode, c, &filter)?;
+        if !settings.records.quiet {
+            eprintln!(
+                "spycraft: capturing on {} ({})",
+                interface.name, live.description
+            );
+        }
+        opened.push(live);
     }
     let service = Service::start(settings, true)?;
     if let Some(service) = &service {
-        service.monitor.add_capture(interface, opened.probe.clone());
+        for (interface, live) in c.interfaces.iter().zip(&opened) {
+            service
+                .monitor
+                .add_capture(&interface.name, live.probe.clone());
+        }
     }
     let changes = Arc::new(ChangeSlot::default());
     let mut reloader = Reloader {
         path: config,
         flags,
         current: settings.clone(),
-        filter: opened.filter_slot.clone(),
+        filters: opened.iter().map(|o| o.filter_slot.clone()).collect(),
         changes: changes.clone(),
         monitor: service.as_ref().map(|s| s.monitor.clone()),
     };
     stop::install_reload_handler();
-    let counters = opened.counters;
-    let source = opened.source;
+    let lines: Vec<(String, Box<dyn Fn() -> String>)> = c
+        .interfaces
+        .iter()
+        .zip(&mut opened)
+        .map(|(i, o)| {
+            (
+                i.name.clone(),
+                std::mem::replace(&mut o.counters, Box::new(String::new)),
+            )
+        })
+        .collect();
+    let several = lines.len() > 1;
+    let counters = move || {
+        let each: Vec<String> = lines
+            .iter()
+            .map(|(name, line)| {
+                if several {
+                    format!("{name}: {}", line())
+                } else {
+                    line()
+                }
+            })
+            .collect();
+        each.join("; ")
+    };
+    let link = opened[0].link;
+    if c.write.is_some() && opened.iter().any(|o| o.link != link) {
+        return Err(Usage(
+            "-w writes one link type: the interfaces differ (Ethernet and raw IP); capture \
+             them apart to write them"
+                .into(),
+        )
+        .into());
+    }
+    let source: Box<dyn FrameSource> = if opened.len() == 1 {
+        opened.remove(0).source
+    } else {
+        Box::new(MergedSource::start(
+            opened.into_iter().map(|o| (o.source, o.probe)).collect(),
+        )?)
+    };
     let mut sources: Vec<Box<dyn FrameSource>> = match &c.write {
         None => vec![source],
         Some(path) => {
@@ -74,7 +127,8 @@ pub fn run(settings: &Settings, config: Option<PathBuf>, flags: Layer) -> anyhow
             } else {
                 CaptureFormat::Pcap
             };
-            let writer = CaptureWriter::create(path, format, rotation, opened.link, c.snap_len)
+            let snap_len = modes.iter().map(|m| c.snap_len_for(*m)).max().unwrap_or(0);
+            let writer = CaptureWriter::create(path, format, rotation, link, snap_len)
                 .with_context(|| format!("cannot create {}", path.display()))?;
             vec![Box::new(TeeSource::new(source, writer))]
         }
@@ -106,6 +160,14 @@ pub fn run(settings: &Settings, config: Option<PathBuf>, flags: Layer) -> anyhow
         ports: filter.ports().to_vec(),
         detect_elsewhere: false,
     };
+    let mut keep = Keep::default();
+    for mode in &modes {
+        for needed in needed_after_attach(*mode).capabilities {
+            if !keep.capabilities.contains(&needed) {
+                keep.capabilities.push(needed);
+            }
+        }
+    }
     let code = record_run(
         settings,
         Run::Capture,
@@ -114,7 +176,7 @@ pub fn run(settings: &Settings, config: Option<PathBuf>, flags: Layer) -> anyhow
         &mut progress,
         Some(Live {
             written,
-            keep: needed_after_attach(c.mode),
+            keep,
             notifier: notifier.as_ref(),
             changes,
         }),
@@ -125,14 +187,14 @@ pub fn run(settings: &Settings, config: Option<PathBuf>, flags: Layer) -> anyhow
 }
 
 /// Settings that belong to another mode, or to a capture file not asked for, are refused.
-fn check_mode_settings(c: &CaptureSettings) -> Result<(), Usage> {
+fn check_mode_settings(c: &CaptureSettings, modes: &[CaptureMode]) -> Result<(), Usage> {
     let usage = |text: &str| Err(Usage(text.to_owned()));
-    if c.mode != CaptureMode::Xdp
+    if !modes.contains(&CaptureMode::Xdp)
         && (c.xdp_action != XdpAction::default() || c.xdp_mode != XdpAttach::default())
     {
         return usage("--xdp-action and --xdp-mode apply to --mode xdp only");
     }
-    if c.mode != CaptureMode::Pcap && c.pcap_filter.is_some() {
+    if !modes.contains(&CaptureMode::Pcap) && c.pcap_filter.is_some() {
         return usage("--pcap-filter applies to --mode pcap only");
     }
     let rotates = c.rotate_mb.is_some() || c.rotate_secs.is_some() || c.ring_files.is_some();
@@ -144,7 +206,7 @@ fn check_mode_settings(c: &CaptureSettings) -> Result<(), Usage> {
 
 /// A live source, opened in the mode asked for.
 struct OpenedLive {
-    source: Box<dyn FrameSource>,
+    source: Box<dyn FrameSource + Send>,
     link: LinkType,
     /// How frames are picked, for the start-up line.
     description: String,
@@ -158,11 +220,12 @@ struct OpenedLive {
 
 fn open_live(
     interface: &str,
+    mode: CaptureMode,
     c: &CaptureSettings,
     filter: &FilterConfig,
 ) -> anyhow::Result<OpenedLive> {
-    if c.mode != CaptureMode::Pcap {
-        return open_kernel(interface, c, filter);
+    if mode != CaptureMode::Pcap {
+        return open_kernel(interface, mode, c, filter);
     }
     let expression = c
         .pcap_filter
@@ -171,7 +234,7 @@ fn open_live(
     let source = LiveSource::open(
         interface,
         &expression,
-        c.snap_len,
+        c.snap_len_for(CaptureMode::Pcap),
         c.buffer_mb.saturating_mul(1 << 20),
         &STOP,
     )?;
@@ -193,23 +256,24 @@ fn open_live(
 #[cfg(feature = "ebpf")]
 fn open_kernel(
     interface: &str,
+    mode: CaptureMode,
     c: &CaptureSettings,
     filter: &FilterConfig,
 ) -> anyhow::Result<OpenedLive> {
     use spycraft::capture::kernel::{KernelMode, KernelOptions, KernelSource};
     use spycraft_common::MAX_KERNEL_SNAP_LEN;
-    if c.snap_len > MAX_KERNEL_SNAP_LEN {
+    let snap_len = c.snap_len_for(mode);
+    if snap_len > MAX_KERNEL_SNAP_LEN {
         anyhow::bail!(
-            "--snap-len {}: the kernel programs copy at most {MAX_KERNEL_SNAP_LEN} bytes of a frame",
-            c.snap_len
+            "--snap-len {snap_len}: the kernel programs copy at most {MAX_KERNEL_SNAP_LEN} bytes of a frame"
         );
     }
     let options = KernelOptions {
-        mode: match c.mode {
+        mode: match mode {
             CaptureMode::Xdp => KernelMode::Xdp(c.xdp_mode),
             _ => KernelMode::Socket,
         },
-        snap_len: c.snap_len,
+        snap_len,
         ring_bytes: c.ring_mb.clamp(1, 2048).saturating_mul(1 << 20),
         log_frames: c.verbose >= 2,
         xdp_action: c.xdp_action,
@@ -227,7 +291,12 @@ fn open_kernel(
 }
 
 #[cfg(not(feature = "ebpf"))]
-fn open_kernel(_: &str, _: &CaptureSettings, _: &FilterConfig) -> anyhow::Result<OpenedLive> {
+fn open_kernel(
+    _: &str,
+    _: CaptureMode,
+    _: &CaptureSettings,
+    _: &FilterConfig,
+) -> anyhow::Result<OpenedLive> {
     anyhow::bail!(
         "this spycraft was built without its kernel programs (cargo feature `ebpf`); use --mode pcap"
     )

@@ -33,8 +33,8 @@ pub struct Reloader {
     pub flags: Layer,
     /// The settings in effect.
     pub current: Settings,
-    /// The live source's filter slot.
-    pub filter: Arc<FilterSlot>,
+    /// The live sources' filter slots.
+    pub filters: Vec<Arc<FilterSlot>>,
     /// The pipeline's change slot.
     pub changes: Arc<ChangeSlot>,
     /// The monitor, for the peer groups.
@@ -98,10 +98,12 @@ impl Reloader {
             hosts: MonitoredHosts::new(&new.sensor.hosts),
             timers: new.tracker().timers,
         });
-        self.filter.put(LiveFilter {
-            config: filter,
-            pcap_expression,
-        });
+        for slot in &self.filters {
+            slot.put(LiveFilter {
+                config: filter.clone(),
+                pcap_expression: pcap_expression.clone(),
+            });
+        }
         if let Some(monitor) = &self.monitor {
             if live.iter().any(|k| k.as_str() == "peer_group") {
                 monitor.set_peer_groups(peers);
