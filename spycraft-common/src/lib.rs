@@ -63,6 +63,9 @@ pub struct FilterSettings {
     /// Non-zero: the socket filter ignores outgoing frames (on loopback every frame is seen
     /// leaving and again arriving; libpcap drops the first copy the same way).
     pub skip_outgoing: u32,
+    /// Non-zero: the interface has no link-layer header (WireGuard, tun, ipip): frames start
+    /// with their IPv4 or IPv6 header.
+    pub raw_ip: u32,
 }
 
 impl FilterSettings {
@@ -75,6 +78,7 @@ impl FilterSettings {
         snap_len: 0,
         xdp_action: XdpAction::Pass as u32,
         skip_outgoing: 0,
+        raw_ip: 0,
     };
 
     /// Whether `port` lies in one of the used ranges.
@@ -242,7 +246,7 @@ mod tests {
         );
         assert_eq!(align_of::<RingRecordHeader>(), 8);
         assert_eq!(size_of::<PortRange>(), 4);
-        assert_eq!(size_of::<FilterSettings>(), 4 * MAX_PORT_RANGES + 24);
+        assert_eq!(size_of::<FilterSettings>(), 4 * MAX_PORT_RANGES + 28);
         assert_eq!(size_of::<FragmentKey>(), 40);
     }
 

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: AGPL-3.0-or-later
 //! The one parser both programs share: is this frame SIP signalling the sensor wants?
 //!
-//! It walks Ethernet, up to two VLAN tags (802.1Q, 802.1ad QinQ), IPv4 or IPv6 (extension
+//! It walks Ethernet (unless the interface has no link-layer header: then the frame starts
+//! with IP), up to two VLAN tags (802.1Q, 802.1ad QinQ), IPv4 or IPv6 (extension
 //! headers within a fixed bound), then UDP or TCP, and matches the ports (and, when configured,
 //! the hosts) that userspace put in the maps. Later IP fragments carry no ports: they follow
 //! when their datagram's first fragment matched, which the fragment map remembers.
@@ -43,6 +44,14 @@ const MAX_IPV6_EXTENSIONS: usize = 6;
 /// The ring flags of a selected frame, or `None` to leave it.
 #[inline(always)]
 pub fn select<P: Packet>(packet: &P, settings: &FilterSettings) -> Option<u8> {
+    if settings.raw_ip != 0 {
+        let version: [u8; 1] = packet.bytes(0)?;
+        return match version[0] >> 4 {
+            4 => ipv4(packet, 0, settings),
+            6 => ipv6(packet, 0, settings),
+            _ => None,
+        };
+    }
     let ethernet: [u8; 14] = packet.bytes(0)?;
     let mut ethertype = u16::from_be_bytes([ethernet[12], ethernet[13]]);
     let mut offset = ETH_HEADER;

@@ -15,6 +15,8 @@ use spycraft_common::{
     PortRange, DEFAULT_SIP_PORTS, FRAGMENT_FLOWS, MAX_HOST_PREFIXES, MAX_PORT_RANGES,
 };
 
+use crate::packet::LinkType;
+
 /// What the capture keeps.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FilterConfig {
@@ -116,8 +118,14 @@ impl FilterConfig {
             .join(", ")
     }
 
-    /// The pcap-filter expression (tcpdump syntax), VLAN-tagged frames included.
+    /// The pcap-filter expression (tcpdump syntax) for Ethernet, VLAN-tagged frames included.
     pub fn pcap_expression(&self) -> String {
+        self.pcap_expression_on(LinkType::Ethernet)
+    }
+
+    /// The pcap-filter expression for an interface of link type `link`: VLAN tags exist on
+    /// Ethernet only (libpcap refuses `vlan` on raw IP).
+    pub fn pcap_expression_on(&self, link: LinkType) -> String {
         let ports = self
             .ports
             .iter()
@@ -151,6 +159,9 @@ impl FilterConfig {
             fragments = format!("({fragments}) and ({hosts})");
         }
         let frame = format!("({sip}) or ({fragments})");
+        if link != LinkType::Ethernet {
+            return frame;
+        }
         // `vlan` moves libpcap's offsets past one tag for what follows it.
         format!("({frame}) or (vlan and ({frame}))")
     }

@@ -31,6 +31,22 @@ struct Harness {
 
 impl Harness {
     fn new(filter: &FilterConfig, snap_len: u32, ring_bytes: u32, action: XdpAction) -> Self {
+        Self::on_link(
+            filter,
+            snap_len,
+            ring_bytes,
+            action,
+            kernel::Link::default(),
+        )
+    }
+
+    fn on_link(
+        filter: &FilterConfig,
+        snap_len: u32,
+        ring_bytes: u32,
+        action: XdpAction,
+        link: kernel::Link,
+    ) -> Self {
         let options = KernelOptions {
             mode: KernelMode::Xdp(XdpAttach::Auto),
             snap_len,
@@ -38,7 +54,7 @@ impl Harness {
             xdp_action: action,
             log_frames: false,
         };
-        let mut ebpf = kernel::load(filter, &options, false).expect("programs load");
+        let mut ebpf = kernel::load(filter, &options, link).expect("programs load");
         let xdp: &mut Xdp = ebpf
             .program_mut("spycraft_xdp")
             .expect("program")
@@ -219,6 +235,53 @@ fn sip_on_a_listed_port_is_copied_whole_with_its_header() {
     assert_eq!(h.counter(KernelCounter::Seen), 5);
     assert_eq!(h.counter(KernelCounter::Selected), 2);
     assert_eq!(h.counter(KernelCounter::RingFull), 0);
+}
+
+/// On an interface without a link-layer header (tun, WireGuard, ipip) frames start with IP:
+/// both families are parsed from the first byte, and every byte is counted.
+#[test]
+fn frames_without_a_link_layer_header_are_parsed_from_ip() {
+    if !may_capture() {
+        return;
+    }
+    let raw = kernel::Link {
+        raw_ip: true,
+        ..kernel::Link::default()
+    };
+    let mut h = Harness::on_link(
+        &FilterConfig::default(),
+        1536,
+        1 << 20,
+        XdpAction::Pass,
+        raw,
+    );
+    let v4 = ipv4([10, 0, 0, 1], 17, 1, 0, &transport(17, 40000, 5060, SIP));
+    let (_, record) = h.run(&v4);
+    assert_eq!(record.expect("selected").1, v4);
+    let v6 = ipv6(17, &transport(17, 5060, 40000, SIP));
+    assert!(h.selected(&v6), "IPv6 from its version nibble");
+    assert!(
+        !h.selected(&ipv4(
+            [10, 0, 0, 1],
+            17,
+            2,
+            0,
+            &transport(17, 40000, 5070, SIP)
+        )),
+        "port not listed"
+    );
+    assert!(
+        !h.selected(&udp4([10, 0, 0, 1], 5060)),
+        "an Ethernet frame is not IP"
+    );
+    assert_eq!(h.counter(KernelCounter::Seen), 4);
+    assert_eq!(h.counter(KernelCounter::Selected), 2);
+    let seen_bytes = v4.len() + v6.len() + v4.len() + udp4([10, 0, 0, 1], 5060).len();
+    assert_eq!(h.counter(KernelCounter::SeenBytes), seen_bytes as u64);
+    assert_eq!(
+        h.counter(KernelCounter::SelectedBytes),
+        (v4.len() + v6.len()) as u64
+    );
 }
 
 #[test]
@@ -542,7 +605,8 @@ fn the_socket_filter_sees_both_directions_and_puts_vlan_tags_back() {
             xdp_action: XdpAction::Pass,
             log_frames: false,
         };
-        let mut ebpf = kernel::load(&FilterConfig::default(), &options, false).expect("load");
+        let mut ebpf = kernel::load(&FilterConfig::default(), &options, kernel::Link::default())
+            .expect("load");
         let index = kernel::interface_index("sa").expect("sa");
         let _socket = kernel::attach_socket(&mut ebpf, index).expect("the verifier accepts it");
         let mut ring = RingBuf::try_from(ebpf.take_map("FRAMES").expect("ring")).expect("ring");
@@ -694,7 +758,8 @@ fn the_programs_log_selected_frames_only_when_asked() {
             xdp_action: XdpAction::Pass,
             log_frames,
         };
-        let mut ebpf = kernel::load(&FilterConfig::default(), &options, false).expect("load");
+        let mut ebpf = kernel::load(&FilterConfig::default(), &options, kernel::Link::default())
+            .expect("load");
         let collected = Collected::default();
         let mut logger =
             aya_log::EbpfLogger::init_with_logger(&mut ebpf, collected.clone()).expect("logger");

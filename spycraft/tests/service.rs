@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use support::calls::pcap_of_calls_between;
 use support::http::{get, sample, series, serving_addr, try_get};
+use support::netns::Namespaces;
 use support::process::{interrupt, may_capture, Reaped, Said};
 use support::{scratch, spycraft, text, utf8};
 
@@ -679,43 +680,6 @@ fn sighup_in_mode(mode: &str, base: u16) {
     let busy = lines.iter().filter(|r| r["disposition"] == "busy").count();
     assert_eq!(busy, 3, "{written}");
     assert_eq!(lines.len(), 5, "{written}");
-}
-
-/// Network namespaces made for one test, removed when it ends.
-struct Namespaces(Vec<String>);
-
-impl Namespaces {
-    fn new(names: &[&str]) -> Self {
-        let names: Vec<String> = names
-            .iter()
-            .map(|n| format!("{n}-{}", std::process::id()))
-            .collect();
-        for ns in &names {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-            support::process::ip(&["netns", "add", ns]);
-            support::process::ip(&["-n", ns, "link", "set", "lo", "up"]);
-        }
-        Self(names)
-    }
-
-    fn name(&self, i: usize) -> &str {
-        &self.0[i]
-    }
-
-    /// `program` run inside namespace `i`.
-    fn exec(&self, i: usize, program: &str) -> Command {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", self.name(i), program]);
-        cmd
-    }
-}
-
-impl Drop for Namespaces {
-    fn drop(&mut self) {
-        for ns in &self.0 {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-    }
 }
 
 /// One sensor on two interfaces, each in its own mode (socket filter and libpcap), one call

@@ -124,6 +124,8 @@ impl KernelCounters {
 /// An interface captured through the kernel programs.
 pub struct KernelSource {
     interface: String,
+    /// How its frames begin: Ethernet, or IP on interfaces without a link-layer header.
+    link_type: LinkType,
     ebpf: Ebpf,
     attached: Option<Attached>,
     attachment: &'static str,
@@ -186,12 +188,21 @@ impl std::fmt::Debug for KernelSource {
     }
 }
 
+/// What the programs need to know of the interface they are attached to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Link {
+    /// The socket filter ignores outgoing frames (loopback, where each is seen twice).
+    pub skip_outgoing: bool,
+    /// The interface has no link-layer header: frames start with IP.
+    pub raw_ip: bool,
+}
+
 /// Loads the kernel programs with `filter` in their maps, unattached (tests run them through
 /// `BPF_PROG_TEST_RUN`; [`KernelSource::open`] attaches them).
 pub fn load(
     filter: &FilterConfig,
     options: &KernelOptions,
-    skip_outgoing: bool,
+    link: Link,
 ) -> Result<Ebpf, KernelError> {
     let ring_bytes = options.ring_bytes.max(4096).next_power_of_two();
     // aya-log's level global: 0 keeps every log statement off; 4 is debug.
@@ -204,7 +215,8 @@ pub fn load(
     let mut settings = FilterSettings::EMPTY;
     settings.snap_len = options.snap_len.clamp(64, MAX_KERNEL_SNAP_LEN);
     settings.xdp_action = options.xdp_action as u32;
-    settings.skip_outgoing = u32::from(skip_outgoing);
+    settings.skip_outgoing = u32::from(link.skip_outgoing);
+    settings.raw_ip = u32::from(link.raw_ip);
     write_filter(&mut ebpf, filter, settings)?;
     Ok(ebpf)
 }
@@ -335,8 +347,12 @@ impl KernelSource {
         };
         let kernel = |e: KernelError| failed(LiveError::Kernel(e));
         let ifindex = interface_index(interface).map_err(failed)?;
-        let loopback = is_loopback(interface);
-        let mut ebpf = load(filter, &options, loopback).map_err(kernel)?;
+        let link_type = link_type_of(interface).map_err(failed)?;
+        let link = Link {
+            skip_outgoing: is_loopback(interface),
+            raw_ip: link_type == LinkType::RawIp,
+        };
+        let mut ebpf = load(filter, &options, link).map_err(kernel)?;
         let (attached, attachment) = match options.mode {
             KernelMode::Xdp(how) => {
                 attach_xdp(&mut ebpf, interface, ifindex, how).map_err(kernel)?
@@ -387,6 +403,7 @@ impl KernelSource {
         };
         Ok(Self {
             interface: interface.to_owned(),
+            link_type,
             ebpf,
             attached: Some(attached),
             attachment,
@@ -418,9 +435,10 @@ impl KernelSource {
         self.attachment
     }
 
-    /// Every kernel-captured frame is Ethernet (as libpcap reports for these interfaces).
+    /// Ethernet, or raw IP for interfaces without a link-layer header (as libpcap reports
+    /// them).
     pub fn link_type(&self) -> LinkType {
-        LinkType::Ethernet
+        self.link_type
     }
 
     /// The counters, shared with the thread that prints them.
@@ -472,7 +490,7 @@ impl KernelSource {
         let ts_ns = self.header.timestamp_ns as i64 + self.clock_offset_ns;
         Ok(Polled::Frame(Frame {
             time: Timestamp(ts_ns.div_euclid(1000)),
-            link: LinkType::Ethernet,
+            link: self.link_type,
             original_len: self.header.original_len,
             data: &self.frame,
         }))
@@ -700,6 +718,27 @@ pub fn interface_index(interface: &str) -> Result<u32, LiveError> {
         Err(LiveError::NoInterface(std::io::Error::last_os_error()))
     } else {
         Ok(index)
+    }
+}
+
+/// How the interface's frames begin, from its ARPHRD type in sysfs: Ethernet (and loopback,
+/// whose header is an Ethernet one of zeros), or IP itself for interfaces without a
+/// link-layer header (tun and WireGuard: NONE; ipip, sit, gre: tunnels; RAWIP).
+fn link_type_of(interface: &str) -> Result<LinkType, LiveError> {
+    let kind = std::fs::read_to_string(format!("/sys/class/net/{interface}/type"))
+        .ok()
+        .and_then(|text| text.trim().parse::<u32>().ok());
+    match kind {
+        // ARPHRD_ETHER, ARPHRD_LOOPBACK; unreadable: leave it to the attach to fail.
+        Some(1 | 772) | None => Ok(LinkType::Ethernet),
+        // ARPHRD_NONE, TUNNEL, TUNNEL6, SIT, IPGRE, RAWIP.
+        Some(65534 | 768 | 769 | 776 | 778 | 519) => Ok(LinkType::RawIp),
+        Some(other) => Err(LiveError::UnsupportedLinkType {
+            dlt: other as i32,
+            name: format!(
+                "ARPHRD {other}: the kernel programs read Ethernet or raw IP; use --mode pcap"
+            ),
+        }),
     }
 }
 

@@ -100,10 +100,10 @@ impl LiveCounters {
 }
 
 impl LiveSource {
-    /// Opens `interface` in immediate mode with `filter` (a pcap-filter expression).
+    /// Opens `interface` in immediate mode, keeping what `filter` says.
     pub fn open(
         interface: &str,
-        filter: &str,
+        filter: &super::LiveFilter,
         snap_len: u32,
         buffer_bytes: u32,
         stop: &'static AtomicBool,
@@ -128,9 +128,10 @@ impl LiveSource {
                 name: dlt.get_name().unwrap_or_else(|_| "unknown".into()),
             })
         })?;
-        capture.filter(filter, true).map_err(|source| {
+        let expression = filter.expression_on(link);
+        capture.filter(&expression, true).map_err(|source| {
             failed(LiveError::Filter {
-                filter: filter.to_owned(),
+                filter: expression.clone(),
                 source,
             })
         })?;
@@ -249,7 +250,7 @@ impl LiveSource {
 
     fn refresh(&mut self) {
         if let Some(filter) = self.filter_slot.take() {
-            let expression = &filter.pcap_expression;
+            let expression = &filter.expression_on(self.link);
             match self.capture.filter(expression, true) {
                 Ok(()) => eprintln!("spycraft: {}: filter now {expression}", self.interface),
                 Err(e) => eprintln!(

@@ -132,14 +132,24 @@ pub enum XdpAttach {
     Generic,
 }
 
-/// A filter for a running live source: the kernel programs' maps (ports, hosts) and the
-/// expression libpcap compiles.
+/// What a live source keeps: ports and hosts (the kernel programs' maps; libpcap's
+/// expression generated from them for the interface's link type), or for libpcap an
+/// expression of the operator's own.
 #[derive(Clone, Debug)]
 pub struct LiveFilter {
-    /// Ports and hosts, for the kernel programs.
+    /// Ports and hosts.
     pub config: crate::filter::FilterConfig,
-    /// For libpcap.
-    pub pcap_expression: String,
+    /// libpcap: this expression instead of the generated one.
+    pub pcap_expression: Option<String>,
+}
+
+impl LiveFilter {
+    /// The expression libpcap compiles on an interface of link type `link`.
+    pub fn expression_on(&self, link: crate::packet::LinkType) -> String {
+        self.pcap_expression
+            .clone()
+            .unwrap_or_else(|| self.config.pcap_expression_on(link))
+    }
 }
 
 /// Where a new filter waits for a running live source, which takes it at its next counter

@@ -5,6 +5,7 @@
 
 pub mod calls;
 pub mod http;
+pub mod netns;
 pub mod postgres;
 pub mod process;
 pub mod tmpfs;

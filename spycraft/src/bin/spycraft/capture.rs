@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use spycraft::capture::{
-    CaptureCounts, CaptureFormat, CaptureMode, CaptureWriter, FilterSlot, FrameSource, LiveSource,
-    MergedSource, Rotation, TeeSource, XdpAttach,
+    CaptureCounts, CaptureFormat, CaptureMode, CaptureWriter, FilterSlot, FrameSource, LiveFilter,
+    LiveSource, MergedSource, Rotation, TeeSource, XdpAttach,
 };
 use spycraft::filter::FilterConfig;
 use spycraft::packet::LinkType;
@@ -227,18 +227,19 @@ fn open_live(
     if mode != CaptureMode::Pcap {
         return open_kernel(interface, mode, c, filter);
     }
-    let expression = c
-        .pcap_filter
-        .clone()
-        .unwrap_or_else(|| filter.pcap_expression());
+    let keep = LiveFilter {
+        config: filter.clone(),
+        pcap_expression: c.pcap_filter.clone(),
+    };
     let source = LiveSource::open(
         interface,
-        &expression,
+        &keep,
         c.snap_len_for(CaptureMode::Pcap),
         c.buffer_mb.saturating_mul(1 << 20),
         &STOP,
     )?;
     let live = source.counters();
+    let expression = keep.expression_on(source.link_type());
     Ok(OpenedLive {
         link: source.link_type(),
         description: if expression.is_empty() {

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use spycraft::capture::{FrameSource, LiveSource};
+use spycraft::capture::{FrameSource, LiveFilter, LiveSource};
 use spycraft::filter::FilterConfig;
 use spycraft::inspect::dump::{Collation, DumpedMessage, Selection};
 use spycraft::inspect::write::{write_picked, write_picked_live, Inputs};
@@ -122,11 +122,9 @@ pub fn run(args: DumpArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
 fn live_source(interface: &str, ports: &SipPorts) -> anyhow::Result<LiveSource> {
     let filter = FilterConfig::new(ports.ports.clone(), Vec::new())?;
     stop::install_handlers();
-    Ok(LiveSource::open(
-        interface,
-        &filter.pcap_expression(),
-        65535,
-        32 << 20,
-        &STOP,
-    )?)
+    let keep = LiveFilter {
+        config: filter,
+        pcap_expression: None,
+    };
+    Ok(LiveSource::open(interface, &keep, 65535, 32 << 20, &STOP)?)
 }

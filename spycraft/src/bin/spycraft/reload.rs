@@ -84,11 +84,6 @@ impl Reloader {
                 return;
             }
         };
-        let pcap_expression = new
-            .capture
-            .pcap_filter
-            .clone()
-            .unwrap_or_else(|| filter.pcap_expression());
         self.changes.put(LiveChanges {
             ports: SipPorts {
                 ports: filter.ports().to_vec(),
@@ -101,7 +96,7 @@ impl Reloader {
         for slot in &self.filters {
             slot.put(LiveFilter {
                 config: filter.clone(),
-                pcap_expression: pcap_expression.clone(),
+                pcap_expression: new.capture.pcap_filter.clone(),
             });
         }
         if let Some(monitor) = &self.monitor {
