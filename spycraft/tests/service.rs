@@ -401,9 +401,9 @@ fn readiness_follows_the_database() {
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
 
-/// The fields of `/proc/PID/status` named in `keys`.
-fn proc_status(pid: u32, keys: &[&str]) -> Vec<String> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+/// The fields named in `keys` of a `/proc/PID/task/TID/status`.
+fn proc_status(status: &Path, keys: &[&str]) -> Vec<String> {
+    let status = std::fs::read_to_string(status).expect("status");
     keys.iter()
         .map(|key| {
             status
@@ -425,7 +425,14 @@ fn a_capture_drops_its_privileges_and_keeps_recording() {
         let ports = format!("{uas},{uac}");
         let mut child = Command::new(env!("CARGO_BIN_EXE_spycraft"))
             .args(["capture", "-i", "lo", "--mode", mode, "--ports", &ports])
-            .args(["--user", "nobody", "--format", "jsonl"])
+            .args([
+                "--user",
+                "nobody",
+                "--format",
+                "jsonl",
+                "--http",
+                "127.0.0.1:0",
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -439,31 +446,54 @@ fn a_capture_drops_its_privileges_and_keeps_recording() {
             ),
             "{mode}: {line:?}"
         );
-        let pid = sensor.child().id();
-        let fields = proc_status(
-            pid,
-            &[
-                "Uid",
-                "CapInh",
-                "CapPrm",
-                "CapEff",
-                "CapBnd",
-                "CapAmb",
-                "NoNewPrivs",
-            ],
-        );
-        assert!(
-            fields[0].starts_with("65534\t65534"),
-            "{mode}: Uid {}",
-            fields[0]
-        );
-        for (set, value) in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"]
-            .iter()
-            .zip(&fields[1..6])
-        {
-            assert_eq!(value, "0000000000000000", "{mode}: {set}");
+        said.wait_for("serving /metrics", Duration::from_secs(30));
+        // Capabilities belong to each thread: every one of them (the capture's, the
+        // recorder's, the HTTP server's) has none.
+        let tasks = format!("/proc/{}/task", sensor.child().id());
+        // The recorder thread starts with the run, just after the server.
+        let until = Instant::now() + Duration::from_secs(10);
+        while std::fs::read_dir(&tasks).map_or(0, Iterator::count) < 3 {
+            assert!(
+                Instant::now() < until,
+                "{mode}: fewer than 3 threads"
+            );
+            std::thread::sleep(Duration::from_millis(50));
         }
-        assert_eq!(fields[6], "1", "{mode}: NoNewPrivs");
+        let mut threads = 0;
+        for task in std::fs::read_dir(&tasks).expect("tasks") {
+            let status = task.expect("a task").path().join("status");
+            let fields = proc_status(
+                &status,
+                &[
+                    "Name",
+                    "Uid",
+                    "CapInh",
+                    "CapPrm",
+                    "CapEff",
+                    "CapBnd",
+                    "CapAmb",
+                    "NoNewPrivs",
+                ],
+            );
+            let name = &fields[0];
+            assert!(
+                fields[1].starts_with("65534\t65534"),
+                "{mode} {name}: Uid {}",
+                fields[1]
+            );
+            for (set, value) in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"]
+                .iter()
+                .zip(&fields[2..7])
+            {
+                assert_eq!(value, "0000000000000000", "{mode} {name}: {set}");
+            }
+            assert_eq!(fields[7], "1", "{mode} {name}: NoNewPrivs");
+            threads += 1;
+        }
+        assert!(
+            threads >= 3,
+            "{mode}: the capture, recorder and HTTP threads: {threads}"
+        );
         // Calls placed after the drop are still captured and recorded.
         let callee = Reaped::spawn(&mut sipp("uas-busy.xml", uas, 3));
         std::thread::sleep(Duration::from_millis(300));
@@ -493,7 +523,7 @@ fn the_systemd_unit_and_its_settings_file_verify() {
     let contrib = Path::new(env!("CARGO_MANIFEST_DIR")).join("../contrib/systemd");
     let out = spycraft(&["config", "--config", utf8(&contrib.join("sensor.toml"))]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("interface = \"eth1\""));
+    assert!(text(&out.stdout).contains("interfaces = [\"eth1\"]"));
 
     let dir = scratch("service-unit");
     let unit = std::fs::read_to_string(contrib.join("spycraft@.service")).expect("unit");

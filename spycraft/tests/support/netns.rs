@@ -13,7 +13,11 @@ impl Namespaces {
             .map(|n| format!("{n}-{}", std::process::id()))
             .collect();
         for ns in &names {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+            // Left over from a run that was killed: gone, or never there (said nothing).
+            let _ = Command::new("ip")
+                .args(["netns", "del", ns])
+                .stderr(std::process::Stdio::null())
+                .status();
             super::process::ip(&["netns", "add", ns]);
             super::process::ip(&["-n", ns, "link", "set", "lo", "up"]);
         }

@@ -15,7 +15,7 @@ use spycraft::capture::{
 use spycraft::filter::FilterConfig;
 use spycraft::packet::LinkType;
 use spycraft::pipeline::{ChangeSlot, Progress, SipPorts};
-use spycraft::privilege::{needed_after_attach, Keep};
+use spycraft::privilege::{drop_privileges, needed_after_attach, Keep};
 use spycraft::settings::{CaptureSettings, Layer, Settings};
 use spycraft_common::XdpAction;
 
@@ -54,6 +54,21 @@ pub fn run(settings: &Settings, config: Option<PathBuf>, flags: Layer) -> anyhow
             );
         }
         opened.push(live);
+    }
+    // Attached and open: nothing from here needs privilege. Dropped before any thread starts
+    // (the HTTP server, the readers of several interfaces, PostgreSQL's delivery), since
+    // capabilities belong to each thread: every later thread starts without them.
+    let mut keep = Keep::default();
+    for mode in &modes {
+        for needed in needed_after_attach(*mode).capabilities {
+            if !keep.capabilities.contains(&needed) {
+                keep.capabilities.push(needed);
+            }
+        }
+    }
+    let dropped = drop_privileges(c.user.as_deref(), &keep)?;
+    if !settings.records.quiet {
+        eprintln!("spycraft: {dropped}");
     }
     let service = Service::start(settings, true)?;
     if let Some(service) = &service {
@@ -160,14 +175,6 @@ pub fn run(settings: &Settings, config: Option<PathBuf>, flags: Layer) -> anyhow
         ports: filter.ports().to_vec(),
         detect_elsewhere: false,
     };
-    let mut keep = Keep::default();
-    for mode in &modes {
-        for needed in needed_after_attach(*mode).capabilities {
-            if !keep.capabilities.contains(&needed) {
-                keep.capabilities.push(needed);
-            }
-        }
-    }
     let code = record_run(
         settings,
         Run::Capture,
@@ -176,7 +183,7 @@ pub fn run(settings: &Settings, config: Option<PathBuf>, flags: Layer) -> anyhow
         &mut progress,
         Some(Live {
             written,
-            keep,
+            dropped,
             notifier: notifier.as_ref(),
             changes,
         }),

@@ -11,7 +11,7 @@ use anyhow::Context;
 use spycraft::capture::{CaptureError, FrameSource};
 use spycraft::monitor::Phase;
 use spycraft::pipeline::{run_sources, AnalyzeError, ChangeSlot, Progress, RunObserver, SipPorts};
-use spycraft::privilege::{drop_privileges, Keep};
+use spycraft::privilege::Dropped;
 use spycraft::settings::Settings;
 use spycraft::sink::calls::{CallFormat, CallSink};
 use spycraft::sink::postgres::PostgresSink;
@@ -42,8 +42,8 @@ impl Run {
 pub struct Live<'a> {
     /// Records written so far, for the status line.
     pub written: Arc<AtomicU64>,
-    /// Capabilities still needed once attached; the rest are dropped before the run.
-    pub keep: Keep,
+    /// What became of the privileges the attach needed (dropped before any thread started).
+    pub dropped: Dropped,
     /// systemd, told when the capture is ready and when it stops.
     pub notifier: Option<&'a Notifier>,
     /// Where a reload leaves changes for the pipeline.
@@ -68,14 +68,9 @@ pub fn record_run(
     if let Some(live) = live {
         config.records_written = Some(live.written);
         config.changes = Some(live.changes);
-        // Everything is open: what the run does from here needs no privilege.
-        let dropped = drop_privileges(settings.capture.user.as_deref(), &live.keep)?;
-        if !quiet {
-            eprintln!("spycraft: {dropped}");
-        }
         notifier = live.notifier;
         if let Some(n) = notifier {
-            n.send(&format!("READY=1\nSTATUS=capturing; {dropped}"));
+            n.send(&format!("READY=1\nSTATUS=capturing; {}", live.dropped));
         }
     }
 
