@@ -453,10 +453,7 @@ fn a_capture_drops_its_privileges_and_keeps_recording() {
         // The recorder thread starts with the run, just after the server.
         let until = Instant::now() + Duration::from_secs(10);
         while std::fs::read_dir(&tasks).map_or(0, Iterator::count) < 3 {
-            assert!(
-                Instant::now() < until,
-                "{mode}: fewer than 3 threads"
-            );
+            assert!(Instant::now() < until, "{mode}: fewer than 3 threads");
             std::thread::sleep(Duration::from_millis(50));
         }
         let mut threads = 0;

@@ -76,6 +76,13 @@ pub fn command(root: &Path, args: &[String]) -> Result<()> {
         &spycraft,
         &["analyze", "--format", "jsonl", "--threads", "1", file],
     );
+    // The HTTP endpoint on, with Prometheus's pace of scrapes and more (`Scraper`).
+    add(
+        "spycraft analyze --format jsonl --http (scraped)",
+        &spycraft,
+        &["analyze", "--format", "jsonl", "--http", SCRAPED, file],
+    );
+    let _scraper = Scraper::start(SCRAPED);
     if which("tshark") {
         add(
             "tshark -q -z sip,stat",
@@ -145,6 +152,42 @@ pub fn command(root: &Path, args: &[String]) -> Result<()> {
     }
     println!();
     verify(&spycraft, file, &truth)
+}
+
+/// Where the `--http` row serves.
+const SCRAPED: &str = "127.0.0.1:9478";
+
+/// GETs /metrics from `addr` every 100 ms while it lives (ten times Prometheus's usual 1 s,
+/// since a run lasts half a second); a refused connection is a run not started yet.
+struct Scraper {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Scraper {
+    fn start(addr: &'static str) -> Self {
+        use std::io::{Read, Write};
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        std::thread::spawn(move || {
+            while !stopped.load(Ordering::Relaxed) {
+                if let Ok(mut s) = std::net::TcpStream::connect(addr) {
+                    let _ = s.write_all(
+                        b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                    );
+                    let _ = s.read_to_end(&mut Vec::new());
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        });
+        Self { stop }
+    }
+}
+
+impl Drop for Scraper {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Runs the command once: wall seconds and the child's peak RSS in KiB.

@@ -87,11 +87,13 @@ impl Drop for Bench {
 pub fn command(root: &Path, args: &[String]) -> Result<()> {
     let mut calls = 10_000u32;
     let mut noise = 90u32;
+    let mut http = false;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--calls" => calls = it.next().context("--calls N")?.parse()?,
             "--noise" => noise = it.next().context("--noise PERCENT")?.parse()?,
+            "--http" => http = true,
             other => bail!("capbench: unknown argument {other}"),
         }
     }
@@ -114,8 +116,8 @@ pub fn command(root: &Path, args: &[String]) -> Result<()> {
     let bench = Bench::new()?;
     let mut rows = Vec::new();
     for mode in &MODES {
-        let idle = sensor_run(&bench, &binary, mode, None)?;
-        let run = sensor_run(&bench, &binary, mode, Some(&capture))?;
+        let idle = sensor_run(&bench, &binary, mode, None, http)?;
+        let run = sensor_run(&bench, &binary, mode, Some(&capture), http)?;
         let cpu = run.cpu.saturating_sub(idle.cpu);
         let per_frame_ns = cpu.as_nanos() as f64 / frames as f64;
         println!(
@@ -148,8 +150,16 @@ pub fn command(root: &Path, args: &[String]) -> Result<()> {
 }
 
 /// Runs the sensor in `mode` on `cap0` for a second, replays `capture` (if any) into `rp0`,
-/// waits a second more, stops it and reads what it used and counted.
-fn sensor_run(bench: &Bench, binary: &Path, mode: &Mode, capture: Option<&Path>) -> Result<Run> {
+/// waits a second more, stops it and reads what it used and counted. With `http`, the sensor
+/// serves /metrics and is scraped every second meanwhile.
+fn sensor_run(
+    bench: &Bench,
+    binary: &Path,
+    mode: &Mode,
+    capture: Option<&Path>,
+    http: bool,
+) -> Result<Run> {
+    const METRICS: &str = "127.0.0.1:9479";
     let child = bench
         .exec(binary)
         .args([
@@ -161,12 +171,30 @@ fn sensor_run(bench: &Bench, binary: &Path, mode: &Mode, capture: Option<&Path>)
             "-o",
             "/dev/null",
         ])
+        .args(if http { &["--http", METRICS][..] } else { &[] })
         .args(mode.args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .context("starting the sensor")?;
     std::thread::sleep(Duration::from_millis(1500));
+    let scraping = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(http));
+    let scraper = {
+        let scraping = scraping.clone();
+        let mut curl = bench.exec(Path::new("curl"));
+        curl.args([
+            "-s",
+            "-o",
+            "/dev/null",
+            &format!("http://{METRICS}/metrics"),
+        ]);
+        std::thread::spawn(move || {
+            while scraping.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = curl.status();
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        })
+    };
     let mut replay = String::from("(idle run)");
     if let Some(capture) = capture {
         let out = bench
@@ -190,6 +218,8 @@ fn sensor_run(bench: &Bench, binary: &Path, mode: &Mode, capture: Option<&Path>)
             .join("; ");
     }
     std::thread::sleep(Duration::from_millis(1500));
+    scraping.store(false, std::sync::atomic::Ordering::Relaxed);
+    let _ = scraper.join();
     let pid = child.id() as i32;
     // SAFETY: our own child's pid, a valid signal.
     unsafe { libc::kill(pid, libc::SIGINT) };

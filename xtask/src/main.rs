@@ -37,7 +37,7 @@ const USAGE: &str = "usage: cargo xtask <command> [options]
                              write a synthetic capture and its truth
   bench [--calls N] [--runs R]
                              time analyze against the floor, tshark and sngrep
-  capbench [--calls N] [--noise PERCENT]
+  capbench [--calls N] [--noise PERCENT] [--http]
                              compare the live capture modes (root)
   floor FILE                 the hardware floor: walk a pcap, count message ends
   ingest [--calls N] [--batch N]
