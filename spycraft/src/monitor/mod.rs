@@ -105,11 +105,6 @@ impl Monitor {
         calls.peers = peers;
     }
 
-    /// The outputs as they stand at the end of a run (after the last publication).
-    pub fn set_outputs(&self, outputs: Vec<OutputReport>) {
-        lock(&self.run).outputs = outputs;
-    }
-
     /// Why the sensor is not ready now, if it is not: it has not started or has ended, or
     /// an output cannot deliver.
     pub fn readiness(&self) -> Result<(), String> {
