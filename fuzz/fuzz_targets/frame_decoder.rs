@@ -31,7 +31,7 @@ fuzz_target!(|data: &[u8]| {
     STAGE.with(|stage| {
         let (stage, ts) = &mut *stage.borrow_mut();
         *ts += 1_000 * i64::from(pick >> 3);
-        let frame = Frame { time: spycraft::packet::Timestamp(*ts), link: LINKS[usize::from(pick & 7)], original_len: frame.len() as u32, data: frame };
+        let frame = Frame { time: spycraft::packet::Timestamp(*ts), link: LINKS[usize::from(pick & 7)], original_len: frame.len() as u32, data: frame, interface: 0 };
         stage.on_frame(&frame, &mut |_| {});
     });
 });

@@ -34,7 +34,7 @@ fuzz_target!(|data: &[u8]| {
         ts += i64::from(head[3]) * 50_000;
         let port = if flags & 0x80 != 0 { 40001 } else { 40000 };
         let packet = tcp_packet(port, seq, flags, payload);
-        let frame = Frame { time: spycraft::packet::Timestamp(ts), link: LinkType::RawIp, original_len: packet.len() as u32, data: &packet };
+        let frame = Frame { time: spycraft::packet::Timestamp(ts), link: LinkType::RawIp, original_len: packet.len() as u32, data: &packet, interface: 0 };
         stage.on_frame(&frame, &mut |_| {});
     }
     assert!(stage.held_bytes() <= (64 << 20) + (32 << 20));

@@ -778,7 +778,15 @@ fn one_sensor_on_two_interfaces_in_their_own_modes_records_each_call_once() {
             "--ports",
             "5060",
         ])
-        .args(["--http", "127.0.0.1:0", "--format", "jsonl"])
+        .args([
+            "--http",
+            "127.0.0.1:0",
+            "--format",
+            "jsonl",
+            "--pcapng",
+            "-w",
+        ])
+        .arg(dir.join("both.pcapng"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -840,5 +848,17 @@ fn one_sensor_on_two_interfaces_in_their_own_modes_records_each_call_once() {
         "{records}"
     );
     assert!(stderr.contains("duplicate frames dropped"), "{stderr}");
-    drop(dir);
+    // The capture file says which interface each frame came from.
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(dir.join("both.pcapng"))
+        .args(["-T", "fields", "-e", "frame.interface_name"])
+        .output()
+        .expect("tshark");
+    assert!(out.status.success(), "tshark: {}", text(&out.stderr));
+    let names = text(&out.stdout);
+    for interface in ["ra", "rb"] {
+        let frames = names.lines().filter(|l| *l == interface).count();
+        assert!(frames >= 15, "{interface}: {frames} frames in\n{names}");
+    }
 }

@@ -54,6 +54,7 @@ fn run(frames: &[(i64, Vec<u8>)]) -> Vec<Input> {
         link: LinkType::RawIp,
         original_len: late.len() as u32,
         data: &late,
+        interface: 0,
     };
     stage.on_frame(&frame, &mut |input| out.push(input));
     out

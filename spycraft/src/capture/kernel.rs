@@ -493,6 +493,7 @@ impl KernelSource {
             link: self.link_type,
             original_len: self.header.original_len,
             data: &self.frame,
+            interface: 0,
         }))
     }
 

@@ -208,6 +208,7 @@ impl LiveSource {
                     link: self.link,
                     original_len: packet.header.len,
                     data: packet.data,
+                    interface: 0,
                 }))
             }
             // Nothing queued right now.

@@ -134,6 +134,7 @@ impl FrameSource for MergedSource {
                     link: copied.link,
                     original_len: copied.original_len,
                     data: &copied.data,
+                    interface: copied.from as u16,
                 }))
             }
             Ok(Read::Failed(e)) => Err(e),

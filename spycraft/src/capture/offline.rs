@@ -213,6 +213,7 @@ impl OfflineSource {
                         link: self.link,
                         original_len: record.original_len,
                         data: reader.data(&record),
+                        interface: 0,
                     }))
                 }
                 Ok(None) => Ok(None),
@@ -239,6 +240,7 @@ impl OfflineSource {
                         link,
                         original_len: packet.original_len,
                         data: reader.data(&packet),
+                        interface: 0,
                     }))
                 }
                 Ok(None) => Ok(None),
@@ -259,6 +261,7 @@ impl OfflineSource {
                         link: self.link,
                         original_len: packet.header.len,
                         data: packet.data,
+                        interface: 0,
                     }))
                 }
                 Err(pcap::Error::NoMorePackets) => Ok(None),

@@ -21,7 +21,8 @@ pub enum CaptureFormat {
     /// Classic pcap, nanosecond timestamps (magic `a1b23c4d`).
     #[default]
     Pcap,
-    /// pcapng: one section, one interface with nanosecond resolution, enhanced packet blocks.
+    /// pcapng: one section, an interface description per capturing interface (its name and
+    /// link type, nanosecond resolution), enhanced packet blocks naming their interface.
     Pcapng,
 }
 
@@ -49,6 +50,9 @@ pub struct CaptureWriter {
     format: CaptureFormat,
     rotation: Rotation,
     link: LinkType,
+    /// pcapng: the interfaces frames come from (a frame's `interface` is its place here),
+    /// named, each with its link type. Empty: one unnamed interface of `link`.
+    interfaces: Vec<(String, LinkType)>,
     snap_len: u32,
     out: BufWriter<File>,
     /// Files opened so far (the next file's number).
@@ -74,6 +78,33 @@ impl CaptureWriter {
             format,
             rotation,
             link,
+            interfaces: Vec::new(),
+            snap_len,
+            out,
+            opened: 1,
+            bytes: 0,
+            started: None,
+        };
+        writer.header()?;
+        Ok(writer)
+    }
+
+    /// Creates the first pcapng file of a capture on several `interfaces` (name, link type):
+    /// each frame is written as coming from the interface its `interface` names.
+    pub fn create_pcapng_of(
+        base: &Path,
+        rotation: Rotation,
+        interfaces: Vec<(String, LinkType)>,
+        snap_len: u32,
+    ) -> std::io::Result<Self> {
+        let path = file_name(base, &rotation, 0);
+        let out = BufWriter::with_capacity(256 * 1024, File::create(&path)?);
+        let mut writer = Self {
+            base: base.to_path_buf(),
+            format: CaptureFormat::Pcapng,
+            rotation,
+            link: interfaces.first().map_or(LinkType::Ethernet, |i| i.1),
+            interfaces,
             snap_len,
             out,
             opened: 1,
@@ -94,6 +125,7 @@ impl CaptureWriter {
             format: CaptureFormat::Pcap,
             rotation: Rotation::default(),
             link,
+            interfaces: Vec::new(),
             snap_len,
             out: BufWriter::with_capacity(64 * 1024, file),
             opened: 1,
@@ -139,7 +171,8 @@ impl CaptureWriter {
                 let mut head = [0u8; 28];
                 head[0..4].copy_from_slice(&6u32.to_le_bytes()); // Enhanced Packet Block
                 head[4..8].copy_from_slice(&total.to_le_bytes());
-                // interface 0, then the timestamp's high and low halves
+                head[8..12].copy_from_slice(&u32::from(frame.interface).to_le_bytes());
+                // the timestamp's high and low halves
                 head[12..16].copy_from_slice(&((ts >> 32) as u32).to_le_bytes());
                 head[16..20].copy_from_slice(&(ts as u32).to_le_bytes());
                 head[20..24].copy_from_slice(&caplen.to_le_bytes());
@@ -183,9 +216,9 @@ impl CaptureWriter {
     }
 
     fn header(&mut self) -> std::io::Result<()> {
-        let dlt = self.link.dlt() as u32;
         match self.format {
             CaptureFormat::Pcap => {
+                let dlt = self.link.dlt() as u32;
                 let mut h = [0u8; 24];
                 h[0..4].copy_from_slice(&0xa1b2_3c4du32.to_le_bytes());
                 h[4..6].copy_from_slice(&2u16.to_le_bytes());
@@ -204,20 +237,43 @@ impl CaptureWriter {
                 shb[16..24].copy_from_slice(&u64::MAX.to_le_bytes());
                 shb[24..28].copy_from_slice(&28u32.to_le_bytes());
                 self.put(&shb)?;
-                // Interface Description Block with if_tsresol = 9 (nanoseconds).
-                let mut idb = [0u8; 32];
-                idb[0..4].copy_from_slice(&1u32.to_le_bytes());
-                idb[4..8].copy_from_slice(&32u32.to_le_bytes());
-                idb[8..10].copy_from_slice(&(dlt as u16).to_le_bytes());
-                idb[12..16].copy_from_slice(&self.snap_len.to_le_bytes());
-                idb[16..18].copy_from_slice(&9u16.to_le_bytes()); // if_tsresol
-                idb[18..20].copy_from_slice(&1u16.to_le_bytes());
-                idb[20] = 9;
-                // opt_endofopt at 24..28 is zero
-                idb[28..32].copy_from_slice(&32u32.to_le_bytes());
-                self.put(&idb)
+                if self.interfaces.is_empty() {
+                    return self.interface_block(None, self.link);
+                }
+                // Every file of a rotation describes every interface again.
+                for n in 0..self.interfaces.len() {
+                    let (name, link) = self.interfaces[n].clone();
+                    self.interface_block(Some(&name), link)?;
+                }
+                Ok(())
             }
         }
+    }
+
+    /// An Interface Description Block: `link`, the snap length, if_name when named, and
+    /// if_tsresol = 9 (nanoseconds).
+    fn interface_block(&mut self, name: Option<&str>, link: LinkType) -> std::io::Result<()> {
+        let mut options = Vec::with_capacity(32);
+        if let Some(name) = name {
+            let value = name.as_bytes();
+            options.extend_from_slice(&2u16.to_le_bytes()); // if_name
+            options.extend_from_slice(&(value.len() as u16).to_le_bytes());
+            options.extend_from_slice(value);
+            options.resize(options.len().next_multiple_of(4), 0);
+        }
+        options.extend_from_slice(&9u16.to_le_bytes()); // if_tsresol
+        options.extend_from_slice(&1u16.to_le_bytes());
+        options.extend_from_slice(&[9, 0, 0, 0]);
+        options.extend_from_slice(&[0; 4]); // opt_endofopt
+        let total = (16 + options.len() + 4) as u32;
+        let mut head = [0u8; 16];
+        head[0..4].copy_from_slice(&1u32.to_le_bytes());
+        head[4..8].copy_from_slice(&total.to_le_bytes());
+        head[8..10].copy_from_slice(&(link.dlt() as u16).to_le_bytes());
+        head[12..16].copy_from_slice(&self.snap_len.to_le_bytes());
+        self.put(&head)?;
+        self.put(&options)?;
+        self.put(&total.to_le_bytes())
     }
 
     fn put(&mut self, bytes: &[u8]) -> std::io::Result<()> {
@@ -312,6 +368,7 @@ mod tests {
             link: LinkType::Ethernet,
             original_len: data.len() as u32 + 4,
             data,
+            interface: 0,
         }
     }
 

@@ -43,6 +43,7 @@ fn decode_all(link: LinkType, frames: &[Vec<u8>]) -> (Collect, DecodeCounters) {
             link,
             original_len: data.len() as u32,
             data,
+            interface: 0,
         };
         decoder.on_frame(&frame, &mut sink);
     }

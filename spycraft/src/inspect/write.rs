@@ -426,6 +426,7 @@ pub fn write_picked_live(
                 link: held.link,
                 original_len: held.original_len,
                 data: &held.data,
+                interface: 0,
             };
             let w = match &mut writer {
                 Some(w) => w,

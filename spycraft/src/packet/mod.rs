@@ -24,6 +24,9 @@ pub struct Frame<'a> {
     pub original_len: u32,
     /// The bytes captured.
     pub data: &'a [u8],
+    /// Which of the sensor's interfaces it came from: its place among `-i` (0 for a file
+    /// or a single interface). Written into pcapng (`capture -w`) as the frame's interface.
+    pub interface: u16,
 }
 
 impl<'a> Frame<'a> {
@@ -34,6 +37,7 @@ impl<'a> Frame<'a> {
             link,
             original_len: data.len() as u32,
             data,
+            interface: 0,
         }
     }
 }

@@ -114,14 +114,20 @@ pub fn run(settings: &Settings, config: Option<PathBuf>, flags: Layer) -> anyhow
         each.join("; ")
     };
     let link = opened[0].link;
-    if c.write.is_some() && opened.iter().any(|o| o.link != link) {
+    if c.write.is_some() && opened.len() > 1 && !c.pcapng {
         return Err(Usage(
-            "-w writes one link type: the interfaces differ (Ethernet and raw IP); capture \
-             them apart to write them"
+            "-w with several interfaces needs --pcapng: classic pcap cannot say which \
+             interface each frame came from"
                 .into(),
         )
         .into());
     }
+    let described: Vec<(String, LinkType)> = c
+        .interfaces
+        .iter()
+        .zip(&opened)
+        .map(|(i, o)| (i.name.clone(), o.link))
+        .collect();
     let source: Box<dyn FrameSource> = if opened.len() == 1 {
         opened.remove(0).source
     } else {
@@ -143,8 +149,12 @@ pub fn run(settings: &Settings, config: Option<PathBuf>, flags: Layer) -> anyhow
                 CaptureFormat::Pcap
             };
             let snap_len = modes.iter().map(|m| c.snap_len_for(*m)).max().unwrap_or(0);
-            let writer = CaptureWriter::create(path, format, rotation, link, snap_len)
-                .with_context(|| format!("cannot create {}", path.display()))?;
+            let writer = if format == CaptureFormat::Pcapng {
+                CaptureWriter::create_pcapng_of(path, rotation, described, snap_len)
+            } else {
+                CaptureWriter::create(path, format, rotation, link, snap_len)
+            }
+            .with_context(|| format!("cannot create {}", path.display()))?;
             vec![Box::new(TeeSource::new(source, writer))]
         }
     };
