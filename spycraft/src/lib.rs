@@ -14,6 +14,7 @@ pub mod capture;
 mod decimal;
 pub mod decode;
 pub mod filter;
+pub mod handoff;
 pub mod http;
 pub mod inspect;
 pub mod monitor;

@@ -7,7 +7,6 @@ mod support;
 
 use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -71,15 +70,7 @@ fn relay(from: Arc<OwnedFd>, to: Arc<OwnedFd>, stop: Arc<AtomicBool>) {
 }
 
 fn sipp(ns: &Namespaces, n: usize, script: &str, address: &str) -> Command {
-    let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("../pcaps/scenarios");
-    let mut cmd = ns.exec(n, "sipp");
-    cmd.arg("-sf")
-        .arg(scenarios.join(script))
-        .args(["-i", address, "-p", "5060", "-m", "3", "-l", "3"])
-        .args(["-nostdin", "-timeout", "60s"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    cmd
+    support::process::sipp(ns.exec(n, "sipp"), script, address, 5060, 3)
 }
 
 #[test]

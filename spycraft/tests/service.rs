@@ -39,17 +39,7 @@ fn promtool_says(metrics: &str) -> Option<String> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn();
-    let mut child = match child {
-        Ok(c) => c,
-        Err(e) => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "promtool (Debian's prometheus) must be installed in CI: {e}"
-            );
-            eprintln!("skipped promtool: {e}");
-            return None;
-        }
-    };
+    let mut child = support::process::installed("promtool", "prometheus", child)?;
     child
         .stdin
         .take()
@@ -197,22 +187,8 @@ fn prometheus_value(prometheus: SocketAddr, query: &str) -> Option<f64> {
 
 /// sipp on loopback with a bundled scenario, `calls` calls at 25 per second.
 fn sipp(script: &str, port: u16, calls: u32) -> Command {
-    let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("../pcaps/scenarios");
-    let mut cmd = Command::new("sipp");
-    cmd.arg("-sf")
-        .arg(scenarios.join(script))
-        .args(["-i", "127.0.0.1", "-p", &port.to_string()])
-        .args([
-            "-m",
-            &calls.to_string(),
-            "-r",
-            "25",
-            "-l",
-            &calls.to_string(),
-        ])
-        .args(["-nostdin", "-timeout", "120s"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+    let mut cmd = support::process::sipp(Command::new("sipp"), script, "127.0.0.1", port, calls);
+    cmd.args(["-r", "25"]);
     cmd
 }
 
@@ -531,16 +507,8 @@ fn the_systemd_unit_and_its_settings_file_verify() {
         .args(["verify", "./spycraft@sensor.service"])
         .current_dir(&dir)
         .output();
-    let out = match verify {
-        Ok(out) => out,
-        Err(e) => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "systemd-analyze (Debian's systemd) must be installed in CI: {e}"
-            );
-            eprintln!("skipped: systemd-analyze: {e}");
-            return;
-        }
+    let Some(out) = support::process::installed("systemd-analyze", "systemd", verify) else {
+        return;
     };
     let said = text(&out.stderr);
     assert!(out.status.success(), "{said}");
@@ -794,20 +762,12 @@ fn one_sensor_on_two_interfaces_in_their_own_modes_records_each_call_once() {
     let said = Said::new(child.stderr.take().expect("stderr"));
     let addr = serving_addr(&said);
     let sensor = Reaped::spawn_from(child);
-    let sipp_in = |n: usize, script: &str, address: &str, calls: &str| {
-        let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("../pcaps/scenarios");
-        let mut cmd = ns.exec(n, "sipp");
-        cmd.arg("-sf")
-            .arg(scenarios.join(script))
-            .args(["-i", address, "-p", "5060", "-m", calls, "-l", calls])
-            .args(["-nostdin", "-timeout", "60s"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        cmd
+    let sipp_in = |n: usize, script: &str, address: &str| {
+        support::process::sipp(ns.exec(n, "sipp"), script, address, 5060, 3)
     };
-    let callee = Reaped::spawn(&mut sipp_in(2, "uas-busy.xml", "10.71.2.2", "3"));
+    let callee = Reaped::spawn(&mut sipp_in(2, "uas-busy.xml", "10.71.2.2"));
     std::thread::sleep(Duration::from_millis(300));
-    let status = sipp_in(0, "uac-reject.xml", "10.71.1.2", "3")
+    let status = sipp_in(0, "uac-reject.xml", "10.71.1.2")
         .args(["-s", "bob", "10.71.2.2:5060"])
         .status()
         .expect("sipp");

@@ -105,11 +105,8 @@ impl super::CaptureCounts for KernelCounters {
             lost: [("ring_full", get(&self.ring_full)), ("interface", 0)],
         }
     }
-}
 
-impl KernelCounters {
-    /// The counters as one line for stderr.
-    pub fn one_line(&self) -> String {
+    fn one_line(&self) -> String {
         format!(
             "kernel: {} frames seen, {} selected, {} lost (ring full), {} later fragments followed; {} read by spycraft",
             self.seen.load(Ordering::Relaxed),
@@ -235,22 +232,14 @@ fn write_filter(
         *slot = *range;
     }
     settings.port_ranges = filter.ports().len() as u32;
-    let v4: Vec<(u8, [u8; 4])> = filter
-        .hosts()
-        .iter()
-        .filter_map(|net| match net {
-            ipnet::IpNet::V4(n) => Some((n.prefix_len(), n.addr().octets())),
-            ipnet::IpNet::V6(_) => None,
-        })
-        .collect();
-    let v6: Vec<(u8, [u8; 16])> = filter
-        .hosts()
-        .iter()
-        .filter_map(|net| match net {
-            ipnet::IpNet::V6(n) => Some((n.prefix_len(), n.addr().octets())),
-            ipnet::IpNet::V4(_) => None,
-        })
-        .collect();
+    let v4 = prefixes(filter, |net| match net {
+        ipnet::IpNet::V4(n) => Some((n.prefix_len(), n.addr().octets())),
+        ipnet::IpNet::V6(_) => None,
+    });
+    let v6 = prefixes(filter, |net| match net {
+        ipnet::IpNet::V6(n) => Some((n.prefix_len(), n.addr().octets())),
+        ipnet::IpNet::V4(_) => None,
+    });
     let stale_v4 = fill_hosts(ebpf, "HOSTS_V4", &v4)?;
     let stale_v6 = fill_hosts(ebpf, "HOSTS_V6", &v6)?;
     settings.host_prefixes_v4 = v4.len() as u32;
@@ -265,6 +254,14 @@ fn write_filter(
     remove_hosts(ebpf, "HOSTS_V4", &stale_v4)?;
     remove_hosts(ebpf, "HOSTS_V6", &stale_v6)?;
     Ok(())
+}
+
+/// The filter's host prefixes of one family, as (prefix length, address) for its trie.
+fn prefixes<const N: usize>(
+    filter: &FilterConfig,
+    of_family: impl Fn(&ipnet::IpNet) -> Option<(u8, [u8; N])>,
+) -> Vec<(u8, [u8; N])> {
+    filter.hosts().iter().filter_map(of_family).collect()
 }
 
 /// The filter settings the programs run with now.

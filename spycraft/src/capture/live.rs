@@ -84,11 +84,8 @@ impl super::CaptureCounts for LiveCounters {
             ],
         }
     }
-}
 
-impl LiveCounters {
-    /// The counters as one line for stderr.
-    pub fn one_line(&self) -> String {
+    fn one_line(&self) -> String {
         format!(
             "libpcap: {} frames read; the kernel socket received {}, dropped {} (buffer full), the interface dropped {}",
             self.frames.load(Ordering::Relaxed),

@@ -154,26 +154,7 @@ impl LiveFilter {
 
 /// Where a new filter waits for a running live source, which takes it at its next counter
 /// refresh (within half a second); the program stays attached, the ring and its frames stay.
-#[derive(Debug, Default)]
-pub struct FilterSlot(std::sync::Mutex<Option<LiveFilter>>);
-
-impl FilterSlot {
-    /// Leaves `filter` for the source (replacing one it has not taken yet).
-    pub fn put(&self, filter: LiveFilter) {
-        *self.lock() = Some(filter);
-    }
-
-    /// The filter waiting, if any.
-    fn take(&self) -> Option<LiveFilter> {
-        self.lock().take()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<LiveFilter>> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
+pub type FilterSlot = crate::handoff::Handoff<LiveFilter>;
 
 /// What a live capture has counted so far.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -196,6 +177,8 @@ pub trait CaptureCounts: Send + Sync + std::fmt::Debug {
     fn mode(&self) -> &'static str;
     /// The counts as last refreshed.
     fn figures(&self) -> CaptureFigures;
+    /// The counters as one line for stderr, in the mode's own words.
+    fn one_line(&self) -> String;
 }
 
 /// What a read from a source gave.

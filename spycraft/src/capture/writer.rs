@@ -49,10 +49,9 @@ pub struct CaptureWriter {
     base: PathBuf,
     format: CaptureFormat,
     rotation: Rotation,
-    link: LinkType,
-    /// pcapng: the interfaces frames come from (a frame's `interface` is its place here),
-    /// named, each with its link type. Empty: one unnamed interface of `link`.
-    interfaces: Vec<(String, LinkType)>,
+    /// The interfaces frames come from (a frame's `interface` is its place here), each with
+    /// its link type and, for pcapng, its name. Never empty; classic pcap has one.
+    interfaces: Vec<(Option<String>, LinkType)>,
     snap_len: u32,
     out: BufWriter<File>,
     /// Files opened so far (the next file's number).
@@ -71,22 +70,7 @@ impl CaptureWriter {
         link: LinkType,
         snap_len: u32,
     ) -> std::io::Result<Self> {
-        let path = file_name(base, &rotation, 0);
-        let out = BufWriter::with_capacity(256 * 1024, File::create(&path)?);
-        let mut writer = Self {
-            base: base.to_path_buf(),
-            format,
-            rotation,
-            link,
-            interfaces: Vec::new(),
-            snap_len,
-            out,
-            opened: 1,
-            bytes: 0,
-            started: None,
-        };
-        writer.header()?;
-        Ok(writer)
+        Self::open_first(base, format, rotation, vec![(None, link)], snap_len)
     }
 
     /// Creates the first pcapng file of a capture on several `interfaces` (name, link type):
@@ -97,13 +81,26 @@ impl CaptureWriter {
         interfaces: Vec<(String, LinkType)>,
         snap_len: u32,
     ) -> std::io::Result<Self> {
+        let interfaces = interfaces
+            .into_iter()
+            .map(|(name, link)| (Some(name), link))
+            .collect();
+        Self::open_first(base, CaptureFormat::Pcapng, rotation, interfaces, snap_len)
+    }
+
+    fn open_first(
+        base: &Path,
+        format: CaptureFormat,
+        rotation: Rotation,
+        interfaces: Vec<(Option<String>, LinkType)>,
+        snap_len: u32,
+    ) -> std::io::Result<Self> {
         let path = file_name(base, &rotation, 0);
         let out = BufWriter::with_capacity(256 * 1024, File::create(&path)?);
         let mut writer = Self {
             base: base.to_path_buf(),
-            format: CaptureFormat::Pcapng,
+            format,
             rotation,
-            link: interfaces.first().map_or(LinkType::Ethernet, |i| i.1),
             interfaces,
             snap_len,
             out,
@@ -124,8 +121,7 @@ impl CaptureWriter {
             base: path.to_path_buf(),
             format: CaptureFormat::Pcap,
             rotation: Rotation::default(),
-            link,
-            interfaces: Vec::new(),
+            interfaces: vec![(None, link)],
             snap_len,
             out: BufWriter::with_capacity(64 * 1024, file),
             opened: 1,
@@ -136,7 +132,7 @@ impl CaptureWriter {
 
     /// The link type every frame written must have.
     pub fn link_type(&self) -> LinkType {
-        self.link
+        self.interfaces[0].1
     }
 
     /// The file being written now.
@@ -218,7 +214,7 @@ impl CaptureWriter {
     fn header(&mut self) -> std::io::Result<()> {
         match self.format {
             CaptureFormat::Pcap => {
-                let dlt = self.link.dlt() as u32;
+                let dlt = self.link_type().dlt() as u32;
                 let mut h = [0u8; 24];
                 h[0..4].copy_from_slice(&0xa1b2_3c4du32.to_le_bytes());
                 h[4..6].copy_from_slice(&2u16.to_le_bytes());
@@ -237,13 +233,10 @@ impl CaptureWriter {
                 shb[16..24].copy_from_slice(&u64::MAX.to_le_bytes());
                 shb[24..28].copy_from_slice(&28u32.to_le_bytes());
                 self.put(&shb)?;
-                if self.interfaces.is_empty() {
-                    return self.interface_block(None, self.link);
-                }
                 // Every file of a rotation describes every interface again.
                 for n in 0..self.interfaces.len() {
                     let (name, link) = self.interfaces[n].clone();
-                    self.interface_block(Some(&name), link)?;
+                    self.interface_block(name.as_deref(), link)?;
                 }
                 Ok(())
             }

@@ -73,25 +73,7 @@ pub struct LiveChanges {
 
 /// Where a reload leaves [`LiveChanges`], taken at the pipeline's next checkpoint (every
 /// 4,096 frames and whenever a live source is idle), in order with the frames around it.
-#[derive(Debug, Default)]
-pub struct ChangeSlot(std::sync::Mutex<Option<LiveChanges>>);
-
-impl ChangeSlot {
-    /// Leaves `changes` for the pipeline (replacing any not yet taken).
-    pub fn put(&self, changes: LiveChanges) {
-        *self.lock() = Some(changes);
-    }
-
-    fn take(&self) -> Option<LiveChanges> {
-        self.lock().take()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<LiveChanges>> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
+pub type ChangeSlot = crate::handoff::Handoff<LiveChanges>;
 
 /// How often an observer hears the counters while a run goes on (checked at the checkpoints:
 /// every 4,096 frames and whenever a live source idles).

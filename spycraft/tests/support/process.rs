@@ -118,3 +118,33 @@ impl Said {
         self.0.iter().collect()
     }
 }
+
+/// `sipp` (the command given: plain, or run in a namespace) playing a bundled scenario from
+/// `address:port`, `calls` calls at most `calls` at once, quiet, given up after 2 minutes.
+pub fn sipp(mut sipp: Command, script: &str, address: &str, port: u16, calls: u32) -> Command {
+    let scenarios = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../pcaps/scenarios");
+    let calls = calls.to_string();
+    sipp.arg("-sf")
+        .arg(scenarios.join(script))
+        .args(["-i", address, "-p", &port.to_string()])
+        .args(["-m", &calls, "-l", &calls, "-nostdin", "-timeout", "120s"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    sipp
+}
+
+/// What running a tool gave, or `None` when it is not installed here. Under CI=true a
+/// missing tool fails the test: xtask installs `package`.
+pub fn installed<T>(tool: &str, package: &str, run: std::io::Result<T>) -> Option<T> {
+    match run {
+        Ok(done) => Some(done),
+        Err(e) => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "{tool} (Debian's {package}) must be installed in CI: {e}"
+            );
+            eprintln!("skipped {tool}: {e}");
+            None
+        }
+    }
+}

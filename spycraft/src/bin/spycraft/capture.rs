@@ -88,26 +88,21 @@ pub fn run(settings: &Settings, config: Option<PathBuf>, flags: Layer) -> anyhow
         monitor: service.as_ref().map(|s| s.monitor.clone()),
     };
     stop::install_reload_handler();
-    let lines: Vec<(String, Box<dyn Fn() -> String>)> = c
+    let probes: Vec<(String, Arc<dyn CaptureCounts>)> = c
         .interfaces
         .iter()
-        .zip(&mut opened)
-        .map(|(i, o)| {
-            (
-                i.name.clone(),
-                std::mem::replace(&mut o.counters, Box::new(String::new)),
-            )
-        })
+        .zip(&opened)
+        .map(|(i, o)| (i.name.clone(), o.probe.clone()))
         .collect();
-    let several = lines.len() > 1;
     let counters = move || {
-        let each: Vec<String> = lines
+        let several = probes.len() > 1;
+        let each: Vec<String> = probes
             .iter()
-            .map(|(name, line)| {
+            .map(|(name, probe)| {
                 if several {
-                    format!("{name}: {}", line())
+                    format!("{name}: {}", probe.one_line())
                 } else {
-                    line()
+                    probe.one_line()
                 }
             })
             .collect();
@@ -227,9 +222,7 @@ struct OpenedLive {
     link: LinkType,
     /// How frames are picked, for the start-up line.
     description: String,
-    /// The source's counters as one line, readable while it runs.
-    counters: Box<dyn Fn() -> String>,
-    /// The same counters, for /metrics.
+    /// The source's counters, readable while it runs (the status line, /metrics).
     probe: Arc<dyn CaptureCounts>,
     /// Where a reload leaves a new filter.
     filter_slot: Arc<FilterSlot>,
@@ -264,9 +257,8 @@ fn open_live(
         } else {
             format!("libpcap, filter: {expression}")
         },
-        probe: live.clone(),
+        probe: live,
         filter_slot: source.filter_slot(),
-        counters: Box::new(move || live.one_line()),
         source: Box::new(source),
     })
 }
@@ -297,13 +289,11 @@ fn open_kernel(
         xdp_action: c.xdp_action,
     };
     let source = KernelSource::open(interface, filter, options, &STOP)?;
-    let counters = source.counters();
     Ok(OpenedLive {
         link: source.link_type(),
         description: format!("{}; ports {}", source.attachment(), filter.ports_text()),
-        probe: counters.clone(),
+        probe: source.counters(),
         filter_slot: source.filter_slot(),
-        counters: Box::new(move || counters.one_line()),
         source: Box::new(source),
     })
 }
