@@ -7,6 +7,7 @@
 
 #![warn(missing_docs)]
 
+pub mod accounting;
 #[cfg(test)]
 mod bundled;
 pub mod call;
@@ -27,6 +28,7 @@ mod simd;
 pub mod sink;
 pub mod sip;
 pub mod stats;
+pub mod store;
 
 /// An error and its causes on one line, each said once: many errors already end with their
 /// cause's text ("spool /x: No space left on device (os error 28)").

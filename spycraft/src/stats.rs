@@ -246,6 +246,37 @@ impl CallStats {
     }
 }
 
+/// Figures over records grouped by a key of each: all of them, and each group.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct GroupedFigures {
+    /// All the records.
+    #[schema(value_type = Object)]
+    pub all: Figures,
+    /// Each group, by its key.
+    #[schema(value_type = Object)]
+    pub groups: BTreeMap<String, Figures>,
+}
+
+/// The figures of `records`, all together and grouped by `key`.
+pub fn figures_by<'r>(
+    records: impl IntoIterator<Item = &'r CallRecord>,
+    key: impl Fn(&CallRecord) -> String,
+) -> GroupedFigures {
+    let mut all = Tally::default();
+    let mut groups: BTreeMap<String, Tally> = BTreeMap::new();
+    for r in records {
+        all.add(r);
+        groups.entry(key(r)).or_default().add(r);
+    }
+    GroupedFigures {
+        all: all.figures(),
+        groups: groups
+            .iter()
+            .map(|(k, t)| (k.clone(), t.figures()))
+            .collect(),
+    }
+}
+
 impl StatsReport {
     /// One row per group: all, each node, each peer.
     pub fn table(&self) -> String {

@@ -6,6 +6,7 @@
 mod checks;
 mod direction;
 mod leg;
+mod live;
 mod record;
 mod text;
 mod timers;
@@ -13,6 +14,7 @@ mod tracker;
 
 pub use direction::{BadHost, HostPrefix, MonitoredHosts};
 pub use leg::record_id;
+pub use live::{LiveCall, LiveState};
 pub use record::{
     CallRecord, CaptureIssue, Direction, Disposition, EndReason, EndedBy, Party, Timestamp,
     RFC3339_LEN,

@@ -11,7 +11,19 @@ use crate::decode::Transport;
 pub use crate::packet::{Timestamp, RFC3339_LEN};
 
 /// Outcome of the call, as billing understands it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Disposition {
     /// A 2xx answered it.
@@ -82,7 +94,7 @@ impl fmt::Display for Disposition {
 }
 
 /// A party of the call.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Party {
     /// The party that sent the INVITE.
@@ -102,7 +114,7 @@ impl Party {
 }
 
 /// Who ended the call.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EndedBy {
     /// The caller sent the BYE (or the CANCEL).
@@ -128,7 +140,7 @@ impl EndedBy {
 }
 
 /// How the call ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EndReason {
     /// A BYE ended the answered call.
@@ -157,7 +169,7 @@ impl EndReason {
 }
 
 /// Where the call went relative to the monitored hosts (`--host`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     /// Towards a monitored host from outside.
@@ -173,6 +185,15 @@ pub enum Direction {
 }
 
 impl Direction {
+    /// Every direction.
+    pub const ALL: [Direction; 5] = [
+        Self::Inbound,
+        Self::Outbound,
+        Self::Internal,
+        Self::Transit,
+        Self::Unknown,
+    ];
+
     /// The name records use.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -186,7 +207,19 @@ impl Direction {
 }
 
 /// Something seen (or not seen) that may make the record inaccurate.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum CaptureIssue {
     /// The INVITE was never answered by any response.
@@ -225,6 +258,21 @@ impl CaptureIssue {
         Self::CaptureLoss,
     ];
 
+    /// What the issue means for the record, in words, for people reading it.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Self::NoResponse => "The INVITE got no response at all: the callee never answered the signalling, or the capture missed the way back.",
+            Self::MissingAck => "The answer (2xx) was never acknowledged within Timer H (64 × T1): the caller may not have got it, or the capture missed the ACK.",
+            Self::MissingBye => "The call was answered but no BYE was seen before the dialog timed out: its end time and billable time are the timeout's, not the parties'.",
+            Self::ByeWithoutResponse => "A BYE was sent but no response to it was seen.",
+            Self::CaptureEnded => "The capture ended while the call was still up: the record is incomplete.",
+            Self::Evicted => "The sensor reached its limit of open calls and closed this one early, so later messages were not counted.",
+            Self::ReassemblyGap => "Bytes were lost on a TCP connection carrying this call's signalling: some messages may be missing.",
+            Self::CseqGap => "A party's CSeq skipped a number: at least one request of this call never reached the capture.",
+            Self::CaptureLoss => "The capture itself dropped frames (kernel ring or libpcap buffer full) while this call was up.",
+        }
+    }
+
     /// The name records use.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -243,7 +291,7 @@ impl CaptureIssue {
 
 /// One call detail record: one dialog-forming INVITE transaction, challenge retries and
 /// retransmissions folded in.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CallRecord {
     /// UUIDv5 of node, Call-ID, From tag and INVITE time: stable across runs.
     pub id: Uuid,
@@ -272,10 +320,12 @@ pub struct CallRecord {
     /// The first URI of Diversion.
     pub diversion: Option<String>,
     /// Where the first INVITE came from.
+    #[schema(value_type = String)]
     pub caller_ip: IpAddr,
     /// Its port.
     pub caller_port: u16,
     /// Where the first INVITE went.
+    #[schema(value_type = String)]
     pub callee_ip: IpAddr,
     /// Its port.
     pub callee_port: u16,
@@ -290,12 +340,16 @@ pub struct CallRecord {
     /// Server (or User-Agent) of the first response.
     pub server: Option<String>,
     /// When the first INVITE was seen.
+    #[schema(value_type = String, format = DateTime)]
     pub invite_at: Timestamp,
     /// When the first 18x arrived.
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub ring_at: Option<Timestamp>,
     /// When the 2xx arrived.
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub answer_at: Option<Timestamp>,
     /// When the call ended.
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub end_at: Option<Timestamp>,
     /// End minus the first INVITE; none if the capture ended first.
     pub duration_ms: Option<u64>,
@@ -316,6 +370,7 @@ pub struct CallRecord {
     pub forked_last_status: Option<u16>,
     /// A transfer asked for in this call (REFER, RFC 3515): when, by which party, to whom,
     /// and the outcome the NOTIFYs reported (the last sipfrag status).
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub transfer_at: Option<Timestamp>,
     /// Which party sent the REFER.
     pub transferred_by: Option<Party>,

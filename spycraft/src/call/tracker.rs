@@ -171,6 +171,18 @@ impl CallTracker {
         self.live
     }
 
+    /// The legs in progress, oldest first, at most `limit` of them, into `out` (cleared
+    /// first, its allocation kept).
+    pub fn live_calls(&self, limit: usize, out: &mut Vec<crate::call::LiveCall>) {
+        out.clear();
+        let views = self
+            .order
+            .iter()
+            .filter(|&&(slot, generation)| self.generations[slot as usize] == generation)
+            .filter_map(|&(slot, _)| self.slots[slot as usize].as_ref()?.live_view());
+        out.extend(views.take(limit));
+    }
+
     /// Applies one event; records of legs that finished meanwhile go to `emit`.
     pub fn on_event(&mut self, ev: &SipEvent, emit: &mut impl FnMut(&CallRecord)) {
         let key = self.key_of(ev);

@@ -1,7 +1,15 @@
 // SPDX-License-Identifier: AGPL-3.0-or-later
 //! The sensor's HTTP endpoint (`--http ADDR`): `/metrics` for Prometheus, `/healthz` and
-//! `/readyz` for supervisors and load balancers. One small server on a thread of its own with
-//! a single-threaded runtime: a slow or hostile client costs that thread, never the pipeline.
+//! `/readyz` for supervisors and load balancers, and, where records are kept, the web API
+//! (`/api/v1`) and pages. One small server on a thread of its own with a single-threaded
+//! runtime (searches run on its blocking pool): a slow or hostile client costs that thread,
+//! never the pipeline.
+
+pub mod api;
+pub mod auth;
+mod dashboard;
+pub mod pages;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -39,6 +47,29 @@ pub fn routes(monitor: Arc<Monitor>) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .with_state(monitor)
+}
+
+/// Every route of a sensor that keeps records: the monitoring endpoints, the API and the
+/// pages, each request checked by `access`.
+pub fn web_routes(web: Arc<web::Web>, access: auth::Access) -> Router {
+    let app = Router::new()
+        .merge(api::routes())
+        .merge(pages::routes())
+        .with_state(web.clone());
+    routes(web.monitor.clone())
+        .merge(app)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(access),
+            auth::guard,
+        ))
+}
+
+/// The monitoring routes alone, each request checked by `access`.
+pub fn monitor_routes(monitor: Arc<Monitor>, access: auth::Access) -> Router {
+    routes(monitor).layer(axum::middleware::from_fn_with_state(
+        Arc::new(access),
+        auth::guard,
+    ))
 }
 
 async fn metrics(State(monitor): State<Arc<Monitor>>) -> impl IntoResponse {
@@ -84,7 +115,8 @@ impl HttpServer {
                     let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
                         return;
                     };
-                    let serving = axum::serve(listener, router).with_graceful_shutdown(async {
+                    let app = router.into_make_service_with_connect_info::<SocketAddr>();
+                    let serving = axum::serve(listener, app).with_graceful_shutdown(async {
                         let _ = stopped.await;
                     });
                     if let Err(e) = serving.await {

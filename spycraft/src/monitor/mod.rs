@@ -84,6 +84,11 @@ impl Monitor {
         }
     }
 
+    /// Whether it watches a live capture (its windows end at the wall clock).
+    pub fn is_live(&self) -> bool {
+        self.live
+    }
+
     /// Adds a live capture whose counters a scrape reads.
     pub fn add_capture(&self, interface: &str, counts: Arc<dyn CaptureCounts>) {
         lock(&self.captures).push(Capture {
@@ -103,6 +108,17 @@ impl Monitor {
         let mut calls = lock(&self.calls);
         calls.figures.groups = vec![Default::default(); peers.len()];
         calls.peers = peers;
+    }
+
+    /// The run's counters on one line, and each output's trouble, if any.
+    pub fn health(&self) -> (String, Vec<String>) {
+        let run = lock(&self.run);
+        let troubles = run
+            .outputs
+            .iter()
+            .filter_map(|o| Some(format!("{}: {}", o.output, o.trouble()?)))
+            .collect();
+        (run.summary.one_line(), troubles)
     }
 
     /// Why the sensor is not ready now, if it is not: it has not started or has ended, or

@@ -39,6 +39,11 @@ impl PeerGroups {
         self.groups.iter().map(|g| g.name.as_str())
     }
 
+    /// The group named `name`.
+    pub fn get(&self, name: &str) -> Option<&PeerGroup> {
+        self.groups.iter().find(|g| g.name == name)
+    }
+
     /// How many groups there are.
     pub fn len(&self) -> usize {
         self.groups.len()

@@ -111,7 +111,9 @@ impl fmt::Display for LinkType {
 }
 
 /// The transport SIP travelled over, as the CDR names it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Transport {
     /// UDP.

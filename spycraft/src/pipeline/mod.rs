@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::call::{
-    CallRecord, CallTracker, Disposition, LegKey, MonitoredHosts, Timers, TrackerConfig,
+    CallRecord, CallTracker, Disposition, LegKey, LiveCall, MonitoredHosts, Timers, TrackerConfig,
     TrackerCounters,
 };
 use crate::capture::{CaptureError, Frame, FrameSource, OfflineSource, Polled};
@@ -86,6 +86,46 @@ pub trait RunObserver: Send + Sync + std::fmt::Debug {
     fn record(&self, record: &CallRecord);
     /// The counters so far, the call legs open now and what each output has done.
     fn snapshot(&self, summary: &Summary, live_legs: usize, outputs: Vec<OutputReport>);
+    /// How many calls in progress this observer wants listed at each snapshot (none unless
+    /// it shows them).
+    fn live_calls_wanted(&self) -> usize {
+        0
+    }
+    /// The calls in progress, oldest first and at most as many as wanted, at each snapshot.
+    fn live_calls(&self, _calls: &[LiveCall]) {}
+}
+
+/// Several observers watching one run, each told everything.
+#[derive(Debug, Default)]
+pub struct Observers(pub Vec<Arc<dyn RunObserver>>);
+
+impl RunObserver for Observers {
+    fn record(&self, record: &CallRecord) {
+        self.0.iter().for_each(|o| o.record(record));
+    }
+
+    fn snapshot(&self, summary: &Summary, live_legs: usize, outputs: Vec<OutputReport>) {
+        for o in &self.0 {
+            o.snapshot(summary, live_legs, outputs.clone());
+        }
+    }
+
+    fn live_calls_wanted(&self) -> usize {
+        self.0
+            .iter()
+            .map(|o| o.live_calls_wanted())
+            .max()
+            .unwrap_or(0)
+    }
+
+    fn live_calls(&self, calls: &[LiveCall]) {
+        for o in &self.0 {
+            let wanted = o.live_calls_wanted().min(calls.len());
+            if wanted > 0 {
+                o.live_calls(&calls[..wanted]);
+            }
+        }
+    }
 }
 
 /// How far a run has got, for a progress bar or a status line.
@@ -239,6 +279,8 @@ struct RecordStage<'s> {
     /// How often the sink keeps the counters (PostgreSQL's `sensor_stats`).
     stats_interval: Option<Duration>,
     last_stats: Instant,
+    /// The calls in progress, listed for the observer (kept to reuse its allocation).
+    live: Vec<LiveCall>,
 }
 
 impl<'s> RecordStage<'s> {
@@ -255,6 +297,7 @@ impl<'s> RecordStage<'s> {
             },
             stats_interval: config.stats_interval,
             last_stats: Instant::now(),
+            live: Vec::new(),
         }
     }
 
@@ -316,6 +359,11 @@ impl<'s> RecordStage<'s> {
         let delivery = &mut self.delivery;
         if let Some(observer) = &delivery.observer {
             observer.snapshot(&summary, self.tracker.live_legs(), delivery.sink.reports());
+            let wanted = observer.live_calls_wanted();
+            if wanted > 0 {
+                self.tracker.live_calls(wanted, &mut self.live);
+                observer.live_calls(&self.live);
+            }
         }
         if self
             .stats_interval

@@ -39,6 +39,9 @@ pub struct Layer {
     /// `[http]`: the metrics and health endpoint.
     #[serde(default)]
     pub http: HttpLayer,
+    /// `[rates]`: the rate deck.
+    #[serde(default)]
+    pub rates: RatesLayer,
     /// `[[peer_group]]`: named groups of peers, each with figures of its own in `/metrics`
     /// (settings file only).
     #[serde(default, rename = "peer_group")]
@@ -56,6 +59,37 @@ pub struct HttpLayer {
     /// analyze: keep serving this many seconds after the input ends [default: 0].
     #[arg(long = "linger", value_name = "SECS")]
     pub linger_secs: Option<u64>,
+    /// Bearer tokens the web API and pages require, one a line (needed to listen beyond
+    /// loopback) [default: none].
+    #[arg(long = "http-token-file", value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Records kept in memory for the web API, the oldest dropped first [default: 100000].
+    #[arg(long = "keep-records", value_name = "N")]
+    pub keep_records: Option<usize>,
+    /// Longest a search or report may take before it answers 504 [default: 10].
+    #[arg(long = "query-timeout", value_name = "SECS")]
+    pub query_timeout_secs: Option<f64>,
+}
+
+/// `[rates]`: the rate deck that prices calls in the web API and its reports.
+#[derive(Clone, Debug, Default, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields)]
+pub struct RatesLayer {
+    /// Rate deck: CSV with prefix, description, price_per_min, min_s, increment_s
+    /// [default: none].
+    #[arg(long = "rates", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Country code national numbers are given before rating (49, 1) [default: none].
+    #[arg(long = "rates-country-code", value_name = "DIGITS")]
+    pub country_code: Option<String>,
+    /// Prefix dialled before a country code, taken off before rating (00, 011)
+    /// [default: none].
+    #[arg(long = "rates-international-prefix", value_name = "DIGITS")]
+    pub international_prefix: Option<String>,
+    /// Prefix dialled before a national number, replaced by the country code (0)
+    /// [default: none].
+    #[arg(long = "rates-national-prefix", value_name = "DIGITS")]
+    pub national_prefix: Option<String>,
 }
 
 /// `[sensor]`: the sensor's name and what it watches.
@@ -302,8 +336,9 @@ macro_rules! layered {
 }
 
 layered! {
-    Layer { sensor, capture, records, calls, postgres, http, peer_groups }
-    HttpLayer { listen, linger_secs }
+    Layer { sensor, capture, records, calls, postgres, http, rates, peer_groups }
+    HttpLayer { listen, linger_secs, token_file, keep_records, query_timeout_secs }
+    RatesLayer { file, country_code, international_prefix, national_prefix }
     SensorLayer { node, hosts, ports, collate_headers, stats_interval_secs }
     CaptureLayer {
         interfaces, mode, xdp_action, xdp_mode, pcap_filter, ring_mb, snap_len, buffer_mb,

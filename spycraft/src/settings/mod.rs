@@ -40,6 +40,13 @@
 //!
 //! [http]
 //! listen = "127.0.0.1:9464"
+//! keep_records = 100000
+//!
+//! [rates]
+//! file = "/etc/spycraft/rates.csv"
+//! country_code = "49"
+//! international_prefix = "00"
+//! national_prefix = "0"
 //!
 //! [[peer_group]]
 //! name = "carrier-a"
@@ -58,17 +65,21 @@ use spycraft_common::{PortRange, XdpAction, MAX_KERNEL_SNAP_LEN};
 
 pub use file::{load, parse, SettingsError};
 pub use layer::{
-    CallsLayer, CaptureLayer, HttpLayer, Layer, PostgresLayer, RecordsLayer, SensorLayer,
+    CallsLayer, CaptureLayer, HttpLayer, Layer, PostgresLayer, RatesLayer, RecordsLayer,
+    SensorLayer,
 };
 
+use crate::accounting::{Numbering, RateDeck, RatesError};
 use crate::call::{HostPrefix, MonitoredHosts, Timers, TrackerConfig};
 use crate::capture::{CaptureInterface, CaptureMode, XdpAttach};
 use crate::filter::{FilterConfig, FilterError};
+use crate::http::web::DEFAULT_QUERY_TIMEOUT;
 use crate::monitor::peers::{self, PeerGroup, PeerGroupError, PeerGroups};
 use crate::pipeline::{PipelineConfig, SipPorts, DEFAULT_COLLATION_HEADER};
 use crate::sink::postgres::{redact_password, PostgresConfig, PostgresError, Target};
 use crate::sink::spool::{FsyncPolicy, SpoolConfig};
 use crate::sink::Format;
+use crate::store::DEFAULT_KEEP_RECORDS;
 
 /// Counter snapshots during a run, in seconds.
 const STATS_INTERVAL_SECS: u64 = 60;
@@ -102,6 +113,8 @@ pub struct Settings {
     pub postgres: PostgresSettings,
     /// `[http]`
     pub http: HttpSettings,
+    /// `[rates]`
+    pub rates: RatesSettings,
     /// `[[peer_group]]`
     #[serde(rename = "peer_group", skip_serializing_if = "Vec::is_empty")]
     pub peer_groups: Vec<PeerGroup>,
@@ -114,6 +127,20 @@ pub struct HttpSettings {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<SocketAddr>,
     pub linger_secs: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
+    pub keep_records: usize,
+    pub query_timeout_secs: f64,
+}
+
+/// The rate deck. Fields as in [`RatesLayer`].
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[allow(missing_docs)]
+pub struct RatesSettings {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
+    #[serde(flatten)]
+    pub numbering: Numbering,
 }
 
 /// What every command shares. Fields as in [`SensorLayer`].
@@ -224,6 +251,7 @@ impl Settings {
             calls,
             postgres,
             http,
+            rates,
             peer_groups,
         } = flags.over(file);
         let node = sensor.node.unwrap_or_else(crate::hostname);
@@ -274,6 +302,19 @@ impl Settings {
             http: HttpSettings {
                 listen: http.listen,
                 linger_secs: http.linger_secs.unwrap_or(0),
+                token_file: http.token_file,
+                keep_records: http.keep_records.unwrap_or(DEFAULT_KEEP_RECORDS),
+                query_timeout_secs: http
+                    .query_timeout_secs
+                    .unwrap_or(DEFAULT_QUERY_TIMEOUT.as_secs_f64()),
+            },
+            rates: RatesSettings {
+                file: rates.file,
+                numbering: Numbering {
+                    country_code: rates.country_code.unwrap_or_default(),
+                    international_prefix: rates.international_prefix.unwrap_or_default(),
+                    national_prefix: rates.national_prefix.unwrap_or_default(),
+                },
             },
             peer_groups: peer_groups.unwrap_or_default(),
             sensor: SensorSettings {
@@ -286,6 +327,20 @@ impl Settings {
                 stats_interval_secs: sensor.stats_interval_secs.unwrap_or(STATS_INTERVAL_SECS),
             },
         }
+    }
+
+    /// The rate deck, when one is configured.
+    pub fn rate_deck(&self) -> Result<Option<RateDeck>, RatesError> {
+        self.rates
+            .file
+            .as_deref()
+            .map(|path| RateDeck::load(path, self.rates.numbering.clone()))
+            .transpose()
+    }
+
+    /// How long a web search may take.
+    pub fn query_timeout(&self) -> Duration {
+        Duration::try_from_secs_f64(self.http.query_timeout_secs).unwrap_or(DEFAULT_QUERY_TIMEOUT)
     }
 
     /// The settings as a settings file (`spycraft config`), the password left out.

@@ -54,6 +54,15 @@ drain_timeout_secs = 5
 [http]
 listen = "[::1]:9464"
 linger_secs = 30
+token_file = "/etc/spycraft/tokens"
+keep_records = 5000
+query_timeout_secs = 2.5
+
+[rates]
+file = "/etc/spycraft/rates.csv"
+country_code = "49"
+international_prefix = "00"
+national_prefix = "0"
 
 [[peer_group]]
 name = "carrier-a"
@@ -151,8 +160,13 @@ fn a_file_sets_every_setting() {
         HttpSettings {
             listen: Some("[::1]:9464".parse().expect("address")),
             linger_secs: 30,
+            token_file: Some("/etc/spycraft/tokens".into()),
+            keep_records: 5000,
+            query_timeout_secs: 2.5,
         }
     );
+    assert_eq!(s.rates.file, Some("/etc/spycraft/rates.csv".into()));
+    assert_eq!(s.rates.numbering.international_prefix, "00");
     let names: Vec<&str> = s.peer_groups.iter().map(|g| g.name.as_str()).collect();
     assert_eq!(names, ["carrier-a", "pbx"]);
     assert_eq!(s.peer_groups[1].cidrs.len(), 2);

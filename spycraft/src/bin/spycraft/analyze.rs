@@ -15,7 +15,7 @@ use spycraft::settings::Settings;
 use crate::args::AnalyzeArgs;
 use crate::outcome::Usage;
 use crate::record::{record_run, Run};
-use crate::service::Service;
+use crate::service::{Service, Source};
 use crate::stop::{self, STOP};
 
 pub fn run(args: AnalyzeArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
@@ -43,7 +43,11 @@ pub fn run(args: AnalyzeArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
     }
     // SIGINT and SIGTERM end the reading; what was read is still written.
     stop::install_handlers();
-    let service = Service::start(settings, false)?;
+    let source = Source::Files {
+        files,
+        filter: args.input.filter.as_deref(),
+    };
+    let service = Service::start(settings, source)?;
     let bar = progress_bar(files);
     let mut progress = |p: &Progress| {
         if let Some(bar) = &bar {

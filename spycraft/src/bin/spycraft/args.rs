@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 use spycraft::inspect::dump::HostFilter;
 use spycraft::settings::{
-    CallsLayer, CaptureLayer, HttpLayer, Layer, PostgresLayer, RecordsLayer, SensorLayer,
+    CallsLayer, CaptureLayer, HttpLayer, Layer, PostgresLayer, RatesLayer, RecordsLayer,
+    SensorLayer,
 };
 use spycraft_common::PortRange;
 
@@ -52,6 +53,9 @@ pub enum Command {
     /// Call-performance figures (RFC 6076 SER, SEER, ISA, SCR, SRD; ASR, NER, ACD) for all
     /// calls, per node and per peer.
     Stats(StatsArgs),
+    /// Analyse captures into memory and serve them: the web pages (dashboard, call search,
+    /// call flows, accounting) and the API (/api/v1) on --http [default: 127.0.0.1:8080].
+    Serve(ServeArgs),
 }
 
 impl Command {
@@ -63,6 +67,13 @@ impl Command {
                 capture: take(&mut a.capture),
                 ..Layer::default()
             }),
+            Command::Serve(a) => Layer {
+                sensor: take(&mut a.sensor),
+                calls: take(&mut a.calls),
+                http: take(&mut a.http),
+                rates: take(&mut a.rates),
+                ..Layer::default()
+            },
             Command::Filter(a) => sensor_only(SensorLayer {
                 ports: take(&mut a.ports),
                 hosts: take(&mut a.hosts),
@@ -127,6 +138,21 @@ pub struct AnalyzeArgs {
     pub record: RecordArgs,
 }
 
+/// What `serve` takes: captures, and how to track and show their calls.
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    #[command(flatten)]
+    pub sensor: SensorLayer,
+    #[command(flatten)]
+    pub calls: CallsLayer,
+    #[command(flatten)]
+    pub http: HttpLayer,
+    #[command(flatten)]
+    pub rates: RatesLayer,
+}
+
 /// Live capture: where, how, and what to keep; every setting there is.
 #[derive(clap::Args, Debug)]
 pub struct CaptureArgs {
@@ -149,6 +175,8 @@ pub struct RecordArgs {
     pub postgres: PostgresLayer,
     #[command(flatten)]
     pub http: HttpLayer,
+    #[command(flatten)]
+    pub rates: RatesLayer,
 }
 
 impl RecordArgs {
@@ -160,6 +188,7 @@ impl RecordArgs {
             calls: take(&mut self.calls),
             postgres: take(&mut self.postgres),
             http: take(&mut self.http),
+            rates: take(&mut self.rates),
             ..layer
         }
     }

@@ -23,7 +23,7 @@ use crate::notify::Notifier;
 use crate::outcome::Usage;
 use crate::record::{record_run, Live, Run};
 use crate::reload::Reloader;
-use crate::service::Service;
+use crate::service::{Service, Source};
 use crate::stop::{self, STOP};
 
 /// Captures on the interfaces `settings` name, all into one call tracker; `config` and
@@ -70,7 +70,7 @@ pub fn run(settings: &Settings, config: Option<PathBuf>, flags: Layer) -> anyhow
     if !settings.records.quiet {
         eprintln!("spycraft: {dropped}");
     }
-    let service = Service::start(settings, true)?;
+    let service = Service::start(settings, Source::Live)?;
     if let Some(service) = &service {
         for (interface, live) in c.interfaces.iter().zip(&opened) {
             service

@@ -13,6 +13,7 @@ mod notify;
 mod outcome;
 mod record;
 mod reload;
+mod serve;
 mod service;
 mod stop;
 
@@ -60,6 +61,7 @@ fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Dump(args) => dump::run(args, &settings),
         Command::Find(args) => inspect::find(&args, &settings),
         Command::Stats(args) => inspect::stats(&args, &settings),
+        Command::Serve(args) => serve::run(args, &settings),
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use spycraft::capture::{CaptureError, FrameSource};
 use spycraft::monitor::Phase;
-use spycraft::pipeline::{run_sources, AnalyzeError, ChangeSlot, Progress, RunObserver, SipPorts};
+use spycraft::pipeline::{run_sources, AnalyzeError, ChangeSlot, Progress, SipPorts};
 use spycraft::privilege::Dropped;
 use spycraft::settings::Settings;
 use spycraft::sink::calls::{CallFormat, CallSink};
@@ -27,6 +27,8 @@ use crate::stop::{self, STOP};
 pub enum Run {
     Analyze,
     Capture,
+    /// Files analysed into memory for the web pages and API: no other output.
+    Serve,
 }
 
 impl Run {
@@ -34,6 +36,7 @@ impl Run {
         match self {
             Run::Analyze => "analyze",
             Run::Capture => "capture",
+            Run::Serve => "serve",
         }
     }
 }
@@ -75,8 +78,7 @@ pub fn record_run(
     }
 
     if let Some(service) = service {
-        let observer: Arc<dyn RunObserver> = service.monitor.clone();
-        config.observer = Some(observer);
+        config.observer = Some(service.observer());
         service.monitor.set_phase(Phase::Running);
     }
     let (summary, result) = run_sources(sources, &config, &mut outputs, progress);
@@ -87,11 +89,10 @@ pub fn record_run(
     // Outputs report their own failures; they never fail the finish.
     let _ = outputs.finish();
     if let Some(service) = service {
-        service.monitor.snapshot(&summary, 0, outputs.reports());
-        service.linger(match run {
-            Run::Analyze => settings.http.linger_secs,
-            Run::Capture => 0,
-        });
+        // The run is over: nothing is in progress any more.
+        let observer = service.observer();
+        observer.snapshot(&summary, 0, outputs.reports());
+        observer.live_calls(&[]);
     }
 
     // Every failure is said, and the most severe decides the exit status.
@@ -122,6 +123,14 @@ pub fn record_run(
         }
         status = status.max(outcome);
     }
+    // The summary is out; a server may go on showing the run.
+    if let Some(service) = service {
+        service.linger(match run {
+            Run::Analyze => Some(settings.http.linger_secs),
+            Run::Capture => Some(0),
+            Run::Serve => None,
+        });
+    }
     Ok(status.exit_code())
 }
 
@@ -131,6 +140,9 @@ pub fn record_run(
 fn open_outputs(settings: &Settings, run: Run) -> anyhow::Result<Outputs> {
     let records = &settings.records;
     let mut outputs = Outputs::new(Some(&STOP));
+    if run == Run::Serve {
+        return Ok(outputs);
+    }
     if let Some(config) = settings.postgres(!records.quiet).context("--postgres")? {
         let name = format!("PostgreSQL at {}", config.target.describe());
         outputs.add(name, Box::new(PostgresSink::start(config)?));

@@ -1,54 +1,121 @@
 // SPDX-License-Identifier: AGPL-3.0-or-later
-//! The HTTP endpoint of a run (`--http`): the monitor the pipeline reports to, and the
-//! server that shows it.
+//! The HTTP endpoint of a run (`--http`): the monitor and record store the pipeline reports
+//! to, and the server that shows them (metrics, the web API and pages).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use spycraft::http::{routes, HttpServer};
+use spycraft::http::auth::Access;
+use spycraft::http::web::Web;
+use spycraft::http::{web_routes, HttpServer};
 use spycraft::monitor::{Monitor, Phase};
+use spycraft::pipeline::{Observers, RunObserver};
 use spycraft::settings::Settings;
+use spycraft::store::messages::CallMessages;
+use spycraft::store::{RecordStore, StoreObserver};
 
 use crate::stop;
 
-/// A run's monitor and the server showing it.
+/// A run's monitor, its records and the server showing them.
 pub struct Service {
     pub monitor: Arc<Monitor>,
+    observer: Arc<dyn RunObserver>,
     server: HttpServer,
 }
 
+/// Where a run's records come from, for what the web API can offer beyond them.
+pub enum Source<'a> {
+    /// A live capture: frames are gone once seen.
+    Live,
+    /// Capture files, which can be read again for a call's messages and frames.
+    Files {
+        files: &'a [PathBuf],
+        filter: Option<&'a str>,
+    },
+}
+
 impl Service {
-    /// Starts the server when `--http` (or `[http] listen`) asks for one. `live`: a capture,
-    /// whose ratio windows end at the wall clock.
-    pub fn start(settings: &Settings, live: bool) -> anyhow::Result<Option<Self>> {
+    /// Starts the server when `--http` (or `[http] listen`) asks for one.
+    pub fn start(settings: &Settings, source: Source<'_>) -> anyhow::Result<Option<Self>> {
         let Some(addr) = settings.http.listen else {
             return Ok(None);
         };
+        let http = &settings.http;
+        let quiet = settings.records.quiet;
+        let access = match &http.token_file {
+            Some(path) => Access::from_token_file(path, !quiet)?,
+            None if addr.ip().is_loopback() => Access::open(!quiet),
+            None => anyhow::bail!(
+                "--http {addr} is reachable beyond this machine: give --http-token-file \
+                 (bearer tokens, one a line), or listen on 127.0.0.1"
+            ),
+        };
         let peers = settings.peer_groups().context("[[peer_group]]")?;
-        let monitor = Arc::new(Monitor::new(live, peers));
-        let server = HttpServer::start(addr, routes(monitor.clone()))?;
-        if !settings.records.quiet {
+        let live = matches!(source, Source::Live);
+        let monitor = Arc::new(Monitor::new(live, peers.clone()));
+        let store = Arc::new(RecordStore::new(http.keep_records));
+        let mut web = Web::new(
+            monitor.clone(),
+            store.clone(),
+            peers,
+            settings.query_timeout(),
+        );
+        web.deck = settings.rate_deck()?.map(Arc::new);
+        if let Source::Files { files, filter } = source {
+            let from_files = spycraft::store::messages::CaptureFiles::new(
+                files.to_vec(),
+                filter.map(str::to_owned),
+                settings.sip_ports(),
+                settings.sensor.collate_headers.clone(),
+            );
+            // Standard input cannot be read again.
+            if !files.iter().any(|f| f.as_os_str() == "-") {
+                web.messages = Some(Arc::new(from_files) as Arc<dyn CallMessages>);
+            }
+        }
+        let server = HttpServer::start(addr, web_routes(Arc::new(web), access))?;
+        if !quiet {
             eprintln!(
-                "spycraft: serving /metrics, /healthz and /readyz on http://{}",
+                "spycraft: serving the web pages, /api/v1, /metrics, /healthz and /readyz on http://{}",
                 server.local_addr()
             );
         }
-        Ok(Some(Self { monitor, server }))
+        let observer = Arc::new(Observers(vec![
+            monitor.clone(),
+            Arc::new(StoreObserver::new(store)),
+        ]));
+        Ok(Some(Self {
+            monitor,
+            observer,
+            server,
+        }))
     }
 
-    /// Keeps serving for `secs` after the run, or until SIGINT or SIGTERM.
-    pub fn linger(&self, secs: u64) {
+    /// What the pipeline reports to: the monitor and the record store.
+    pub fn observer(&self) -> Arc<dyn RunObserver> {
+        self.observer.clone()
+    }
+
+    /// Keeps serving for `secs` after the run (`None`: until SIGINT or SIGTERM).
+    pub fn linger(&self, secs: Option<u64>) {
         self.monitor.set_phase(Phase::Ended);
-        if secs == 0 {
+        if secs == Some(0) {
             return;
         }
-        eprintln!(
-            "spycraft: the input has ended; still serving on http://{} for {secs} s",
-            self.server.local_addr()
-        );
-        let until = Instant::now() + Duration::from_secs(secs);
-        while Instant::now() < until && !stop::requested() {
+        let until = secs.map(|s| Instant::now() + Duration::from_secs(s));
+        match secs {
+            Some(secs) => eprintln!(
+                "spycraft: the input has ended; still serving on http://{} for {secs} s",
+                self.server.local_addr()
+            ),
+            None => eprintln!(
+                "spycraft: the input has ended; serving on http://{} until stopped",
+                self.server.local_addr()
+            ),
+        }
+        while until.is_none_or(|u| Instant::now() < u) && !stop::requested() {
             std::thread::sleep(Duration::from_millis(100));
         }
     }

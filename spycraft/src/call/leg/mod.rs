@@ -326,6 +326,34 @@ impl Leg {
         self.invite_at
     }
 
+    /// The leg as monitoring shows it while it lasts; `None` once it has ended.
+    pub(crate) fn live_view(&self) -> Option<crate::call::LiveCall> {
+        use crate::call::LiveState;
+        let state = match self.phase {
+            Phase::Trying => LiveState::Trying,
+            Phase::Proceeding | Phase::Challenged => LiveState::Ringing,
+            Phase::Answered if self.held_since.is_some() => LiveState::Held,
+            Phase::Answered => LiveState::Answered,
+            Phase::Ended => return None,
+        };
+        let user = |field| {
+            let uri: &str = self.text.get(field);
+            let user = uri_user(uri.as_bytes())?;
+            std::str::from_utf8(user).ok().map(str::to_owned)
+        };
+        Some(crate::call::LiveCall {
+            call_id: self.text.get(LegField::CallId).to_owned(),
+            from_tag: self.text.get(LegField::FromTag).to_owned(),
+            from_user: user(LegField::FromUri),
+            to_user: user(LegField::ToUri),
+            caller: self.caller,
+            callee: self.callee,
+            since: self.invite_at,
+            answered_at: self.answer_at,
+            state,
+        })
+    }
+
     pub(crate) fn phase(&self) -> Phase {
         self.phase
     }

@@ -1,0 +1,142 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! What the web API and pages share: the records and monitor they show, the rate deck, the
+//! bounds every request is held to, and the errors they answer with.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use tokio::sync::Semaphore;
+
+use crate::accounting::RateDeck;
+use crate::monitor::{Monitor, PeerGroups};
+use crate::store::messages::CallMessages;
+use crate::store::RecordStore;
+
+/// How long a search may take when not told (`--query-timeout`).
+pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Searches and reports run at once; more are refused with 503 rather than queued.
+pub const MAX_CONCURRENT_QUERIES: usize = 4;
+
+/// The state behind the API and pages.
+#[derive(Debug)]
+pub struct Web {
+    /// The run's figures.
+    pub monitor: Arc<Monitor>,
+    /// The records and live calls kept.
+    pub store: Arc<RecordStore>,
+    /// Prices, when a deck is loaded.
+    pub deck: Option<Arc<RateDeck>>,
+    /// Named peers, for `peer=` filters.
+    pub peers: PeerGroups,
+    /// Where the messages of past calls come from, if anywhere.
+    pub messages: Option<Arc<dyn CallMessages>>,
+    /// How long a search may take.
+    pub query_timeout: Duration,
+    queries: Semaphore,
+}
+
+impl Web {
+    /// The state of a sensor's web API.
+    pub fn new(
+        monitor: Arc<Monitor>,
+        store: Arc<RecordStore>,
+        peers: PeerGroups,
+        query_timeout: Duration,
+    ) -> Self {
+        Self {
+            monitor,
+            store,
+            deck: None,
+            peers,
+            messages: None,
+            query_timeout,
+            queries: Semaphore::new(MAX_CONCURRENT_QUERIES),
+        }
+    }
+
+    /// Runs `work` off the server's thread, one of at most [`MAX_CONCURRENT_QUERIES`],
+    /// within the query timeout: 503 when too many run, 504 when it takes too long.
+    pub async fn blocking<T: Send + 'static>(
+        self: &Arc<Self>,
+        work: impl FnOnce(&Web) -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let _permit = self.queries.try_acquire().map_err(|_| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("{MAX_CONCURRENT_QUERIES} searches are running; try again shortly"),
+            )
+        })?;
+        let web = self.clone();
+        let task = tokio::task::spawn_blocking(move || work(&web));
+        // A little over the search's own budget: a search notices its timeout itself and
+        // says so; this catches work that cannot look at the clock.
+        let limit = self.query_timeout + Duration::from_millis(500);
+        match tokio::time::timeout(limit, task).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(ApiError::internal(e)),
+            Err(_) => Err(ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                format!(
+                    "the request took longer than {} ms; narrow it",
+                    self.query_timeout.as_millis()
+                ),
+            )),
+        }
+    }
+}
+
+/// An error as the API answers it: a status and a sentence.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ApiError {
+    #[serde(skip)]
+    status: u16,
+    /// What went wrong, and what to do about it.
+    pub error: String,
+}
+
+impl ApiError {
+    /// An error with `status`.
+    pub fn new(status: StatusCode, error: impl Into<String>) -> Self {
+        Self {
+            status: status.as_u16(),
+            error: error.into(),
+        }
+    }
+
+    /// 400: the request is wrong.
+    pub fn bad(error: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, error)
+    }
+
+    /// 404: nothing by that name.
+    pub fn not_found(error: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, error)
+    }
+
+    /// 404: this sensor keeps no messages.
+    pub fn no_messages() -> Self {
+        Self::not_found(
+            "this sensor keeps no SIP messages of past calls (spycraft serve FILE... does)",
+        )
+    }
+
+    /// 500, saying what failed.
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    }
+
+    /// The status it answers with.
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status(), Json(self)).into_response()
+    }
+}

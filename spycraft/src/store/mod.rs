@@ -1,0 +1,312 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! The records and live calls a sensor keeps in memory for its web API and pages: the most
+//! recent records (a bound, oldest dropped first and counted), the calls in progress as the
+//! pipeline last listed them, and the events between two listings.
+//!
+//! The pipeline writes here once per record and twice a second for the live calls; the HTTP
+//! server reads. A search holds the read lock only while it filters (a few milliseconds for
+//! 100,000 records), then sorts and pages what it took outside it.
+
+pub mod messages;
+pub mod query;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+use crate::call::{CallRecord, LiveCall, LiveState};
+use crate::pipeline::{RunObserver, Summary};
+use crate::sink::OutputReport;
+
+pub use query::{CallQuery, Cursor, QueryError, SearchParams, Sort, SortKey};
+
+/// Records a sensor keeps when not told (`--keep-records`).
+pub const DEFAULT_KEEP_RECORDS: usize = 100_000;
+/// Calls in progress listed at most.
+pub const MAX_LIVE_LISTED: usize = 10_000;
+/// Events held for a slow reader before it misses some (and is told).
+const EVENT_BACKLOG: usize = 4096;
+/// Records a search checks between looks at the clock.
+const CLOCK_EVERY: usize = 4096;
+
+/// Something that happened to a call, as `/api/v1/live/events` sends it.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum LiveEvent {
+    /// A call was seen for the first time in progress.
+    Started {
+        /// The call.
+        call: LiveCall,
+    },
+    /// A call in progress was answered.
+    Answered {
+        /// The call.
+        call: LiveCall,
+    },
+    /// A call ended and its record was written.
+    Ended {
+        /// Its record id.
+        #[schema(value_type = String)]
+        id: Uuid,
+        /// Its Call-ID.
+        call_id: String,
+        /// Its From tag.
+        from_tag: String,
+        /// How it ended.
+        disposition: &'static str,
+    },
+}
+
+/// The calls in progress.
+#[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema)]
+pub struct LiveBoard {
+    /// Call legs open in the tracker (also those past the listing's bound).
+    pub open_legs: u64,
+    /// The calls, oldest first (at most 10,000).
+    pub calls: Vec<LiveCall>,
+}
+
+/// The records and live calls kept for the web API.
+#[derive(Debug)]
+pub struct RecordStore {
+    keep: usize,
+    records: RwLock<Records>,
+    live: RwLock<LiveBoard>,
+    events: broadcast::Sender<LiveEvent>,
+}
+
+#[derive(Debug, Default)]
+struct Records {
+    ring: VecDeque<Arc<CallRecord>>,
+    /// Records dropped to keep the bound.
+    dropped: u64,
+    /// Records ever kept.
+    seen: u64,
+}
+
+/// A page of a search.
+#[derive(Debug)]
+pub struct Page {
+    /// The rows, in the query's order.
+    pub rows: Vec<Arc<CallRecord>>,
+    /// Every record matching the filters (all pages).
+    pub total: u64,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<Cursor>,
+}
+
+/// How much the store holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct StoreFigures {
+    /// Records held now.
+    pub records: u64,
+    /// Records kept at most.
+    pub keep: u64,
+    /// Records dropped to keep the bound (the oldest first).
+    pub dropped: u64,
+}
+
+impl RecordStore {
+    /// A store keeping at most `keep` records.
+    pub fn new(keep: usize) -> Self {
+        Self {
+            keep: keep.max(1),
+            records: RwLock::new(Records::default()),
+            live: RwLock::new(LiveBoard::default()),
+            events: broadcast::channel(EVENT_BACKLOG).0,
+        }
+    }
+
+    /// Adds a record, dropping the oldest beyond the bound.
+    pub fn push(&self, record: CallRecord) {
+        let event = LiveEvent::Ended {
+            id: record.id,
+            call_id: record.call_id.clone(),
+            from_tag: record.from_tag.clone(),
+            disposition: record.disposition.as_str(),
+        };
+        {
+            let mut records = write(&self.records);
+            if records.ring.len() >= self.keep {
+                records.ring.pop_front();
+                records.dropped += 1;
+            }
+            records.ring.push_back(Arc::new(record));
+            records.seen += 1;
+        }
+        // No receiver is fine: nobody is watching.
+        let _ = self.events.send(event);
+    }
+
+    /// How much it holds.
+    pub fn figures(&self) -> StoreFigures {
+        let records = read(&self.records);
+        StoreFigures {
+            records: records.ring.len() as u64,
+            keep: self.keep as u64,
+            dropped: records.dropped,
+        }
+    }
+
+    /// The page of records `query` asks for; gives up with [`QueryError::Timeout`] past
+    /// `budget`.
+    pub fn search(&self, query: &CallQuery, budget: Duration) -> Result<Page, QueryError> {
+        let started = Instant::now();
+        let mut total = 0u64;
+        let mut rows: Vec<Arc<CallRecord>> = Vec::new();
+        {
+            let records = read(&self.records);
+            for (n, r) in records.ring.iter().enumerate() {
+                if n % CLOCK_EVERY == CLOCK_EVERY - 1 && started.elapsed() > budget {
+                    return Err(QueryError::Timeout(budget.as_millis() as u64));
+                }
+                if !query.matches(r) {
+                    continue;
+                }
+                total += 1;
+                if query.after_cursor(r) {
+                    rows.push(r.clone());
+                }
+            }
+        }
+        // At least once, even for the smallest store: a zero budget refuses every search.
+        if started.elapsed() >= budget {
+            return Err(QueryError::Timeout(budget.as_millis() as u64));
+        }
+        let sort = query.sort;
+        let key = |r: &CallRecord| (sort.value_of(r), r.id);
+        // Only the page's rows need their order: select them, then sort those.
+        if rows.len() > query.limit {
+            rows.select_nth_unstable_by(query.limit, |a, b| sort.compare(key(a), key(b)));
+            rows.truncate(query.limit + 1);
+        }
+        rows.sort_unstable_by(|a, b| sort.compare(key(a), key(b)));
+        let next = if rows.len() > query.limit {
+            rows.truncate(query.limit);
+            rows.last().map(|r| Cursor {
+                value: sort.value_of(r),
+                id: r.id,
+            })
+        } else {
+            None
+        };
+        Ok(Page { rows, total, next })
+    }
+
+    /// Every record held, oldest first, that `keep` says yes to.
+    pub fn select(&self, keep: impl Fn(&CallRecord) -> bool) -> Vec<Arc<CallRecord>> {
+        read(&self.records)
+            .ring
+            .iter()
+            .filter(|r| keep(r))
+            .cloned()
+            .collect()
+    }
+
+    /// The latest INVITE time of the records held.
+    pub fn newest_invite(&self) -> Option<crate::call::Timestamp> {
+        read(&self.records).ring.iter().map(|r| r.invite_at).max()
+    }
+
+    /// The record with this id.
+    pub fn get(&self, id: Uuid) -> Option<Arc<CallRecord>> {
+        read(&self.records)
+            .ring
+            .iter()
+            .rev()
+            .find(|r| r.id == id)
+            .cloned()
+    }
+
+    /// The legs of one call: every record sharing `collation_id`, in INVITE order.
+    pub fn legs(&self, collation_id: &str) -> Vec<Arc<CallRecord>> {
+        let mut legs = self.select(|r| r.collation_id == collation_id);
+        legs.sort_by_key(|r| (r.invite_at, r.id));
+        legs
+    }
+
+    /// The calls in progress as last listed.
+    pub fn live(&self) -> LiveBoard {
+        read(&self.live).clone()
+    }
+
+    /// Events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<LiveEvent> {
+        self.events.subscribe()
+    }
+
+    /// Replaces the live listing with `calls`, sending an event for each call new since the
+    /// last listing and each one answered since.
+    fn relist(&self, calls: &[LiveCall], open_legs: u64) {
+        let mut live = write(&self.live);
+        let before: HashMap<(&str, &str), LiveState> = live
+            .calls
+            .iter()
+            .map(|c| ((c.call_id.as_str(), c.from_tag.as_str()), c.state))
+            .collect();
+        for call in calls {
+            let event = match before.get(&(call.call_id.as_str(), call.from_tag.as_str())) {
+                None => LiveEvent::Started { call: call.clone() },
+                Some(LiveState::Trying | LiveState::Ringing)
+                    if matches!(call.state, LiveState::Answered | LiveState::Held) =>
+                {
+                    LiveEvent::Answered { call: call.clone() }
+                }
+                Some(_) => continue,
+            };
+            let _ = self.events.send(event);
+        }
+        live.calls.clear();
+        live.calls.extend_from_slice(calls);
+        live.open_legs = open_legs;
+    }
+}
+
+/// The pipeline hands the store each record and, at its checkpoints, the calls in progress.
+#[derive(Debug)]
+pub struct StoreObserver {
+    store: Arc<RecordStore>,
+    open_legs: std::sync::atomic::AtomicU64,
+}
+
+impl StoreObserver {
+    /// An observer filling `store`.
+    pub fn new(store: Arc<RecordStore>) -> Self {
+        Self {
+            store,
+            open_legs: Default::default(),
+        }
+    }
+}
+
+impl RunObserver for StoreObserver {
+    fn record(&self, record: &CallRecord) {
+        self.store.push(record.clone());
+    }
+
+    fn snapshot(&self, _summary: &Summary, live_legs: usize, _outputs: Vec<OutputReport>) {
+        self.open_legs
+            .store(live_legs as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn live_calls_wanted(&self) -> usize {
+        MAX_LIVE_LISTED
+    }
+
+    fn live_calls(&self, calls: &[LiveCall]) {
+        let open = self.open_legs.load(std::sync::atomic::Ordering::Relaxed);
+        self.store.relist(calls, open);
+    }
+}
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
