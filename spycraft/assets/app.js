@@ -65,7 +65,7 @@ function dashboard() {
   setInterval(refreshFigures, 2000);
   // Each call event refreshes the list at once; a slow timer catches anything missed.
   const events = new EventSource("/api/v1/live/events");
-  for (const name of ["started", "answered", "ended", "lagged"]) {
+  for (const name of ["started", "answered", "ended", "recorded", "lagged"]) {
     events.addEventListener(name, refreshLive);
   }
   setInterval(refreshLive, 5000);

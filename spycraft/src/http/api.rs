@@ -352,8 +352,8 @@ async fn live(State(web): State<Arc<Web>>) -> Json<LiveBoard> {
     Json(web.store.live())
 }
 
-/// Calls starting, answered and ending, as Server-Sent Events (`started`, `answered`,
-/// `ended`; `lagged` when this reader fell behind and missed some).
+/// Calls starting, answered, ending and recorded, as Server-Sent Events (`started`,
+/// `answered`, `ended`, `recorded`; `lagged` when this reader fell behind and missed some).
 #[utoipa::path(get, path = "/api/v1/live/events",
     responses((status = 200, description = "An event stream; each event's data is a LiveEvent", content_type = "text/event-stream", body = LiveEvent)))]
 async fn live_events(State(web): State<Arc<Web>>) -> impl IntoResponse {
@@ -370,6 +370,7 @@ async fn live_events(State(web): State<Arc<Web>>) -> impl IntoResponse {
                         LiveEvent::Started { .. } => "started",
                         LiveEvent::Answered { .. } => "answered",
                         LiveEvent::Ended { .. } => "ended",
+                        LiveEvent::Recorded { .. } => "recorded",
                     };
                     Event::default()
                         .event(name)

@@ -120,9 +120,10 @@ impl RunObserver for Observers {
 
     fn live_calls(&self, calls: &[LiveCall]) {
         for o in &self.0 {
-            let wanted = o.live_calls_wanted().min(calls.len());
+            let wanted = o.live_calls_wanted();
+            // An empty listing is news too: the calls listed before have ended.
             if wanted > 0 {
-                o.live_calls(&calls[..wanted]);
+                o.live_calls(&calls[..wanted.min(calls.len())]);
             }
         }
     }

@@ -10,7 +10,7 @@
 pub mod messages;
 pub mod query;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -33,7 +33,9 @@ const EVENT_BACKLOG: usize = 4096;
 /// Records a search checks between looks at the clock.
 const CLOCK_EVERY: usize = 4096;
 
-/// Something that happened to a call, as `/api/v1/live/events` sends it.
+/// Something that happened to a call, as `/api/v1/live/events` sends it. Calls starting,
+/// answered and ending are noticed when the pipeline lists the calls in progress (twice a
+/// second); a call that starts and ends between two listings shows only as recorded.
 #[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum LiveEvent {
@@ -47,8 +49,16 @@ pub enum LiveEvent {
         /// The call.
         call: LiveCall,
     },
-    /// A call ended and its record was written.
+    /// A call in progress ended (it left the listing).
     Ended {
+        /// Its Call-ID.
+        call_id: String,
+        /// Its From tag.
+        from_tag: String,
+    },
+    /// A call's record was written (once the tracker stops waiting for retransmissions:
+    /// 32 s after a BYE).
+    Recorded {
         /// Its record id.
         #[schema(value_type = String)]
         id: Uuid,
@@ -123,7 +133,7 @@ impl RecordStore {
 
     /// Adds a record, dropping the oldest beyond the bound.
     pub fn push(&self, record: CallRecord) {
-        let event = LiveEvent::Ended {
+        let event = LiveEvent::Recorded {
             id: record.id,
             call_id: record.call_id.clone(),
             from_tag: record.from_tag.clone(),
@@ -248,17 +258,30 @@ impl RecordStore {
             .iter()
             .map(|c| ((c.call_id.as_str(), c.from_tag.as_str()), c.state))
             .collect();
+        let up = |state: LiveState| matches!(state, LiveState::Answered | LiveState::Held);
         for call in calls {
-            let event = match before.get(&(call.call_id.as_str(), call.from_tag.as_str())) {
-                None => LiveEvent::Started { call: call.clone() },
-                Some(LiveState::Trying | LiveState::Ringing)
-                    if matches!(call.state, LiveState::Answered | LiveState::Held) =>
-                {
-                    LiveEvent::Answered { call: call.clone() }
-                }
-                Some(_) => continue,
-            };
-            let _ = self.events.send(event);
+            let was = before.get(&(call.call_id.as_str(), call.from_tag.as_str()));
+            if was.is_none() {
+                let _ = self.events.send(LiveEvent::Started { call: call.clone() });
+            }
+            // Answered since the last listing (or before it was first listed).
+            if up(call.state) && !was.is_some_and(|&s| up(s)) {
+                let _ = self.events.send(LiveEvent::Answered { call: call.clone() });
+            }
+        }
+        let now: HashSet<(&str, &str)> = calls
+            .iter()
+            .map(|c| (c.call_id.as_str(), c.from_tag.as_str()))
+            .collect();
+        for gone in live
+            .calls
+            .iter()
+            .filter(|c| !now.contains(&(c.call_id.as_str(), c.from_tag.as_str())))
+        {
+            let _ = self.events.send(LiveEvent::Ended {
+                call_id: gone.call_id.clone(),
+                from_tag: gone.from_tag.clone(),
+            });
         }
         live.calls.clear();
         live.calls.extend_from_slice(calls);

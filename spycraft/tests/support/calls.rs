@@ -8,11 +8,21 @@ use std::time::Duration;
 /// The five messages of answered call `n` from `caller` to `callee`: INVITE, 200, ACK, BYE,
 /// 200; each with whether the caller sends it and its offset from the INVITE in ms.
 pub fn answered_call(n: u32, caller: SocketAddr, callee: SocketAddr) -> [(bool, u32, String); 5] {
+    answered_call_to(n, caller, callee, &format!("bob{n}"))
+}
+
+/// As [`answered_call`], to the user `callee_user` (a number, say).
+pub fn answered_call_to(
+    n: u32,
+    caller: SocketAddr,
+    callee: SocketAddr,
+    callee_user: &str,
+) -> [(bool, u32, String); 5] {
     let dialog = |cseq: &str, branch: u32, to_tag: bool| {
         format!(
             "Via: SIP/2.0/UDP {caller};branch=z9hG4bK-{n}-{branch}\r\n\
              From: <sip:alice{n}@{caller}>;tag=a{n}\r\n\
-             To: <sip:bob{n}@{callee}>{}\r\n\
+             To: <sip:{callee_user}@{callee}>{}\r\n\
              Call-ID: call-{n}@spycraft.test\r\n\
              CSeq: {cseq}\r\n",
             if to_tag {
@@ -24,14 +34,14 @@ pub fn answered_call(n: u32, caller: SocketAddr, callee: SocketAddr) -> [(bool, 
     };
     let request = |method: &str, cseq: &str, branch: u32, to_tag: bool| {
         format!(
-            "{method} sip:bob{n}@{callee} SIP/2.0\r\n{}Max-Forwards: 70\r\n\
+            "{method} sip:{callee_user}@{callee} SIP/2.0\r\n{}Max-Forwards: 70\r\n\
              Contact: <sip:alice{n}@{caller}>\r\nContent-Length: 0\r\n\r\n",
             dialog(cseq, branch, to_tag)
         )
     };
     let ok = |cseq: &str, branch: u32| {
         format!(
-            "SIP/2.0 200 OK\r\n{}Contact: <sip:bob{n}@{callee}>\r\nContent-Length: 0\r\n\r\n",
+            "SIP/2.0 200 OK\r\n{}Contact: <sip:{callee_user}@{callee}>\r\nContent-Length: 0\r\n\r\n",
             dialog(cseq, branch, true)
         )
     };
@@ -57,11 +67,20 @@ pub fn pcap_of_calls_between(
     calls: u32,
     addresses: &dyn Fn(u32) -> (SocketAddr, SocketAddr),
 ) -> Vec<u8> {
+    pcap_of_calls_dialling(calls, addresses, &|n| format!("bob{n}"))
+}
+
+/// As [`pcap_of_calls_between`], call `n` to the user `callee_user(n)`.
+pub fn pcap_of_calls_dialling(
+    calls: u32,
+    addresses: &dyn Fn(u32) -> (SocketAddr, SocketAddr),
+    callee_user: &dyn Fn(u32) -> String,
+) -> Vec<u8> {
     let mut frames: Vec<(u64, Vec<u8>)> = Vec::new();
     for n in 0..calls {
         let (caller, callee) = addresses(n);
         let start_ms = u64::from(n) * 10;
-        for (from_caller, at_ms, text) in answered_call(n, caller, callee) {
+        for (from_caller, at_ms, text) in answered_call_to(n, caller, callee, &callee_user(n)) {
             let (src, dst) = if from_caller {
                 (caller, callee)
             } else {

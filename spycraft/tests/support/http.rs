@@ -65,3 +65,31 @@ pub fn series(metrics: &str) -> usize {
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .count()
 }
+
+/// GETs `path` with `headers` (`Name: value` lines); returns the status, the head and the
+/// body's bytes. For bodies of a known length (no chunked encoding).
+pub fn get_raw(addr: SocketAddr, path: &str, headers: &[&str]) -> (u16, String, Vec<u8>) {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Connection: close\r\n\r\n"
+    )
+    .expect("request");
+    let mut reply = Vec::new();
+    stream.read_to_end(&mut reply).expect("reply");
+    let split = reply
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head");
+    let head = String::from_utf8_lossy(&reply[..split]).into_owned();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status");
+    (status, head, reply[split + 4..].to_vec())
+}

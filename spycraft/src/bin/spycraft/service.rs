@@ -78,7 +78,7 @@ impl Service {
         let server = HttpServer::start(addr, web_routes(Arc::new(web), access))?;
         if !quiet {
             eprintln!(
-                "spycraft: serving the web pages, /api/v1, /metrics, /healthz and /readyz on http://{}",
+                "spycraft: serving /metrics, /healthz, /readyz, /api/v1 and the web pages on http://{}",
                 server.local_addr()
             );
         }

@@ -1,0 +1,486 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! The web API and pages: `spycraft serve` on the bundled captures and on made ones, checked
+//! against what `analyze` and `dump` say of the same files; accounting against a sum worked
+//! out here; the live view following calls sent over loopback; and who may ask.
+
+mod support;
+
+use std::collections::{BTreeSet, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::calls::{pcap_of_calls_dialling, send_calls};
+use support::http::{get, get_raw, serving_addr};
+use support::process::{may_capture, Reaped, Said};
+use support::{scratch, spycraft, text, utf8};
+
+/// Starts `spycraft ARGS`; returns it, its stderr and where it serves.
+fn sensor(args: &[&str]) -> (Reaped, Said, SocketAddr) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spycraft"))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spycraft");
+    let said = Said::new(child.stderr.take().expect("stderr"));
+    let addr = serving_addr(&said);
+    (Reaped::spawn_from(child), said, addr)
+}
+
+/// Every bundled capture.
+fn bundled() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../pcaps");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&root)
+        .expect("pcaps")
+        .filter_map(|e| {
+            let capture = e.ok()?.path().join("capture.pcap");
+            capture.exists().then_some(capture)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// `serve FILES` on a port of its own, once every record is in.
+fn serve(files: &[PathBuf], extra: &[&str]) -> (Reaped, Said, SocketAddr) {
+    let mut args = vec!["serve", "--http", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    args.extend(files.iter().map(|f| utf8(f)));
+    let (child, said, addr) = sensor(&args);
+    said.wait_for("serving on http://", Duration::from_secs(60));
+    (child, said, addr)
+}
+
+/// What `analyze --format jsonl` writes for `files`.
+fn analyzed(files: &[PathBuf]) -> Vec<Value> {
+    let mut args = vec!["analyze", "--format", "jsonl", "-q"];
+    args.extend(files.iter().map(|f| utf8(f)));
+    let out = spycraft(&args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a record"))
+        .collect()
+}
+
+fn json(addr: SocketAddr, path: &str) -> Value {
+    let (status, body) = get(addr, path);
+    assert_eq!(status, 200, "{path}: {body}");
+    serde_json::from_str(&body).expect("JSON")
+}
+
+/// Every page of a search, following the cursors; the ids in the order given.
+fn every_page(addr: SocketAddr, query: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = json(addr, &format!("/api/v1/calls?{query}&limit=7{cursor}"));
+        for call in page["calls"].as_array().expect("calls") {
+            ids.push(call["id"].as_str().expect("id").to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => return ids,
+        }
+    }
+}
+
+#[test]
+fn search_finds_what_analyze_writes_and_pages_through_it_once() {
+    let files = bundled();
+    let records = analyzed(&files);
+    let (_serve, _said, addr) = serve(&files, &[]);
+
+    let all = every_page(addr, "sort=invite_at");
+    let unique: BTreeSet<&String> = all.iter().collect();
+    assert_eq!(unique.len(), all.len(), "no record on two pages");
+    let expected: BTreeSet<String> = records
+        .iter()
+        .map(|r| r["id"].as_str().expect("id").to_owned())
+        .collect();
+    assert_eq!(
+        unique.into_iter().cloned().collect::<BTreeSet<_>>(),
+        expected
+    );
+
+    // A number, user or URI prefix, as the search form takes it: alice.
+    let starts = |r: &Value, field: &str| {
+        r[field]
+            .as_str()
+            .is_some_and(|v| v.to_ascii_lowercase().starts_with("alice"))
+    };
+    let by_alice = records
+        .iter()
+        .filter(|r| {
+            ["from_user", "to_user", "from_uri", "to_uri", "request_uri"]
+                .iter()
+                .any(|f| starts(r, f))
+        })
+        .count();
+    assert!(by_alice > 0, "the bundled captures have calls from alice");
+    let page = json(addr, "/api/v1/calls?q=alice&limit=1");
+    assert_eq!(page["total"], by_alice);
+    let answered = records
+        .iter()
+        .filter(|r| r["disposition"] == "answered")
+        .count();
+    assert_eq!(
+        json(addr, "/api/v1/calls?disposition=answered")["total"],
+        answered
+    );
+    // A wildcard across the URI.
+    let wild = json(addr, "/api/v1/calls?q=sip:*@127.0.0.1*&limit=1")["total"].as_u64();
+    assert!(wild.is_some_and(|n| n > 0));
+
+    // CSV: a header and the same rows.
+    let (status, head, body) = get_raw(
+        addr,
+        "/api/v1/calls?disposition=answered&format=csv&limit=10000",
+        &[],
+    );
+    assert_eq!(status, 200);
+    assert!(head.to_ascii_lowercase().contains("content-type: text/csv"));
+    assert_eq!(String::from_utf8_lossy(&body).lines().count(), answered + 1);
+
+    // The search page shows the same count.
+    let (status, html) = get(addr, "/calls?q=alice");
+    assert_eq!(status, 200);
+    assert!(
+        html.contains(&format!("<span id=\"total\">{by_alice}</span>")),
+        "{html}"
+    );
+
+    // Wrong parameters are named, with 400.
+    for bad in [
+        "limit=10001",
+        "from=yesterday",
+        "disposition=maybe",
+        "sort=pdd",
+        "cursor=x",
+    ] {
+        let (status, body) = get(addr, &format!("/api/v1/calls?{bad}"));
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(
+            body.contains(bad.split('=').next().expect("name")),
+            "{body}"
+        );
+    }
+}
+
+#[test]
+fn a_call_page_has_one_arrow_per_message_that_dump_lists() {
+    let files = bundled();
+    let b2bua: Vec<PathBuf> = files
+        .iter()
+        .filter(|f| f.to_string_lossy().contains("b2bua"))
+        .cloned()
+        .collect();
+    assert_eq!(b2bua.len(), 2, "the two legs' captures");
+    let (_serve, _said, addr) = serve(&b2bua, &[]);
+    let page = json(addr, "/api/v1/calls?sort=invite_at");
+    let first = &page["calls"][0];
+    let id = first["id"].as_str().expect("id");
+    let call_id = first["call_id"].as_str().expect("call id");
+
+    let detail = json(addr, &format!("/api/v1/calls/{id}"));
+    assert_eq!(
+        detail["legs"].as_array().map(Vec::len),
+        Some(2),
+        "both legs of the B2BUA call"
+    );
+
+    let mut args = vec!["dump", "--format", "json", "--call-id", call_id];
+    args.extend(b2bua.iter().map(|f| utf8(f)));
+    let dumped = spycraft(&args);
+    assert!(dumped.status.success());
+    let messages = text(&dumped.stdout).lines().count();
+    assert!(messages >= 6, "{messages}");
+
+    let listed = json(addr, &format!("/api/v1/calls/{id}/messages"));
+    assert_eq!(listed.as_array().map(Vec::len), Some(messages));
+    let (status, svg) = get(addr, &format!("/api/v1/calls/{id}/flow.svg"));
+    assert_eq!(status, 200);
+    assert_eq!(svg.matches("marker-end=\"url(#head)\"").count(), messages);
+
+    let (status, html) = get(addr, &format!("/calls/{id}"));
+    assert_eq!(status, 200);
+    assert!(html.contains(id) && html.contains("flow.svg"));
+
+    let (status, _, pcap) = get_raw(addr, &format!("/api/v1/calls/{id}/pcap"), &[]);
+    assert_eq!(status, 200);
+    let magic = u32::from_le_bytes(pcap[..4].try_into().expect("four bytes"));
+    assert!(
+        [0xa1b2_c3d4, 0xa1b2_3c4d].contains(&magic),
+        "a pcap: {magic:x}"
+    );
+    let written = scratch("web-call-pcap").join("call.pcap");
+    std::fs::write(&written, &pcap).expect("written");
+    let again = spycraft(&["dump", "--format", "json", utf8(&written)]);
+    assert_eq!(
+        text(&again.stdout).lines().count(),
+        messages,
+        "the pcap holds every message"
+    );
+
+    let (status, _) = get(addr, "/api/v1/calls/00000000-0000-0000-0000-000000000000");
+    assert_eq!(status, 404);
+}
+
+/// (prefix, price per minute, minimum s, increment s)
+const DECK: [(&str, &str, u64, u64); 3] = [
+    ("44", "0.60", 60, 60),
+    ("49", "0.05", 30, 6),
+    ("4930", "0.012", 1, 1),
+];
+
+#[test]
+fn accounting_totals_equal_the_records_priced_by_the_deck() {
+    let dir = scratch("web-accounting");
+    let capture = dir.join("calls.pcap");
+    let caller: SocketAddr = "10.0.0.1:5060".parse().expect("address");
+    let callee: SocketAddr = "10.0.0.2:5060".parse().expect("address");
+    let numbers = ["4420", "4930", "4989", "1555"];
+    std::fs::write(
+        &capture,
+        pcap_of_calls_dialling(400, &|_| (caller, callee), &|n| {
+            format!("{}{n:05}", numbers[n as usize % numbers.len()])
+        }),
+    )
+    .expect("capture");
+    let rates = dir.join("rates.csv");
+    let mut deck = String::from("prefix,description,price_per_min,min_s,increment_s\n");
+    for (prefix, price, min, inc) in DECK {
+        deck.push_str(&format!("{prefix},dest {prefix},{price},{min},{inc}\n"));
+    }
+    std::fs::write(&rates, deck).expect("deck");
+
+    let files = [capture.clone()];
+    let records = analyzed(&files);
+    let (_serve, _said, addr) = serve(&files, &["--rates", utf8(&rates)]);
+
+    // The sum, worked out here from the JSON records: longest prefix, whole seconds rounded
+    // up, the minimum then whole increments, the price per minute; in millionths.
+    let mut expected_micros: i64 = 0;
+    let mut unrated = 0;
+    for r in &records {
+        let to = r["to_user"].as_str().expect("a number");
+        let Some((_, price, min, inc)) = DECK
+            .iter()
+            .filter(|(p, ..)| to.starts_with(p))
+            .max_by_key(|(p, ..)| p.len())
+        else {
+            unrated += 1;
+            continue;
+        };
+        let secs = r["billable_ms"].as_u64().expect("billable").div_ceil(1000);
+        let billed = if secs <= *min {
+            *min
+        } else {
+            min + (secs - min).div_ceil(*inc) * inc
+        };
+        let micros_per_min: i64 = {
+            let (whole, frac) = price.split_once('.').expect("a decimal");
+            whole.parse::<i64>().expect("whole") * 1_000_000
+                + format!("{frac:0<6}").parse::<i64>().expect("fraction")
+        };
+        expected_micros += (micros_per_min * billed as i64 + 30) / 60;
+    }
+    assert_eq!(unrated, 100, "the 1555 numbers");
+    let report = json(addr, "/api/v1/accounting?by=destination");
+    let total = &report["total"];
+    assert_eq!(total["calls"], 400);
+    assert_eq!(total["unrated"], unrated);
+    let cost = total["cost"].as_f64().expect("a cost");
+    assert_eq!((cost * 1e6).round() as i64, expected_micros);
+    let rows: Vec<&str> = report["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| r["key"].as_str().expect("key"))
+        .collect();
+    assert_eq!(rows, ["44", "49", "4930", "unrated"]);
+
+    // Each record carries its prefix and cost.
+    let call = json(addr, "/api/v1/calls?q=4930&limit=1");
+    assert_eq!(call["calls"][0]["rated_prefix"], "4930");
+
+    // The page shows the same total, and its CSV ends with it.
+    let (status, html) = get(addr, "/accounting?by=destination");
+    assert_eq!(status, 200);
+    assert!(
+        html.contains(&format!("<td class=\"cost\">{cost}</td>")),
+        "{html}"
+    );
+    let (status, _, csv) = get_raw(addr, "/api/v1/accounting?by=destination&format=csv", &[]);
+    assert_eq!(status, 200);
+    let csv = String::from_utf8_lossy(&csv).into_owned();
+    let last = csv.lines().last().expect("the total");
+    assert!(
+        last.starts_with("all,,400,") && last.contains(&cost.to_string()),
+        "{last}"
+    );
+}
+
+#[test]
+fn the_api_is_described_and_a_slow_search_says_so() {
+    let files = bundled();
+    let (_serve, _said, addr) = serve(&files[..1], &["--query-timeout", "0"]);
+    let doc = json(addr, "/api/v1/openapi.json");
+    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")));
+    for path in [
+        "/api/v1/calls",
+        "/api/v1/calls/{id}",
+        "/api/v1/live",
+        "/api/v1/live/events",
+        "/api/v1/stats",
+        "/api/v1/accounting",
+    ] {
+        assert!(doc["paths"][path]["get"].is_object(), "{path} is described");
+    }
+    // Past its time a search answers 504 with why, never an empty 200.
+    let (status, body) = get(addr, "/api/v1/calls");
+    assert_eq!(status, 504, "{body}");
+    assert!(body.contains("longer than"), "{body}");
+    let long = "q=".to_owned() + &"1".repeat(5000);
+    assert_eq!(get(addr, &format!("/api/v1/calls?{long}")).0, 414);
+}
+
+#[test]
+fn beyond_loopback_it_needs_tokens_and_never_logs_them() {
+    let files = bundled();
+    let dir = scratch("web-tokens");
+    // Bound beyond loopback without credentials: refused before it listens.
+    let out = spycraft(&["serve", "--http", "0.0.0.0:0", utf8(&files[0])]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("--http-token-file"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let token = "k3yb0ard-cat-walks-0ver-the-desk";
+    let tokens = dir.join("tokens");
+    std::fs::write(
+        &tokens,
+        format!("# readers\nanother-token-for-grafana\n{token}\n"),
+    )
+    .expect("tokens");
+    let (serve, said, addr) = serve(&files[..1], &["--http-token-file", utf8(&tokens)]);
+    let bearer = format!("Authorization: Bearer {token}");
+    assert_eq!(get_raw(addr, "/api/v1/calls", &[]).0, 401);
+    assert_eq!(
+        get_raw(
+            addr,
+            "/api/v1/calls",
+            &["Authorization: Bearer wrong-token-of-length"]
+        )
+        .0,
+        401
+    );
+    assert_eq!(get_raw(addr, "/", &[]).0, 401, "pages too");
+    assert_eq!(get_raw(addr, "/metrics", &[]).0, 401, "and metrics");
+    assert_eq!(
+        get_raw(addr, "/healthz", &[]).0,
+        200,
+        "but not the liveness probe"
+    );
+    assert_eq!(get_raw(addr, "/api/v1/calls", &[&bearer]).0, 200);
+    drop(serve);
+    let log = said.rest().join("\n");
+    assert!(log.contains("GET /api/v1/calls 401"), "{log}");
+    assert!(log.contains("GET /api/v1/calls 200"), "{log}");
+    assert!(!log.contains(token), "the token is never logged");
+}
+
+#[test]
+fn the_live_view_follows_calls_as_they_start_and_end() {
+    if !may_capture() {
+        return;
+    }
+    // It attached before it began serving; its stderr stays read to the end.
+    let (_capture, _said, addr) = sensor(&[
+        "capture",
+        "-i",
+        "lo",
+        "--mode",
+        "pcap",
+        "--ports",
+        "5362-5363",
+        "--http",
+        "127.0.0.1:0",
+    ]);
+    let events = std::thread::spawn(move || sse_events(addr, 3, Duration::from_secs(120)));
+    std::thread::sleep(Duration::from_millis(300));
+    let sender = std::thread::spawn(|| send_calls(3, 5362, 5363));
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen: HashSet<String> = HashSet::new();
+    while Instant::now() < deadline && seen.len() < 3 {
+        for call in json(addr, "/api/v1/live")["calls"]
+            .as_array()
+            .expect("calls")
+        {
+            seen.insert(call["call_id"].as_str().expect("id").to_owned());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(seen.len(), 3, "each call showed while it lasted: {seen:?}");
+    sender.join().expect("sent");
+    // Each leaves the listing at its BYE.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline && json(addr, "/api/v1/live")["open_legs"] != 0 {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let live = json(addr, "/api/v1/live");
+    assert_eq!(live["calls"].as_array().map(Vec::len), Some(0), "{live}");
+    // Its record follows once retransmissions can no longer come (Timer J, 32 s).
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while Instant::now() < deadline && json(addr, "/api/v1/calls")["total"] != 3 {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(json(addr, "/api/v1/calls")["total"], 3);
+    let events = events.join().expect("events");
+    for kind in ["started", "answered", "ended", "recorded"] {
+        assert_eq!(
+            events.iter().filter(|e| *e == kind).count(),
+            3,
+            "{kind}: {events:?}"
+        );
+    }
+}
+
+/// The names of the events `/api/v1/live/events` sends, until `recorded` events have come
+/// or `within` has passed.
+fn sse_events(addr: SocketAddr, recorded: usize, within: Duration) -> Vec<String> {
+    use std::io::{BufRead, BufReader, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    write!(
+        stream,
+        "GET /api/v1/live/events HTTP/1.1\r\nHost: {addr}\r\n\r\n"
+    )
+    .expect("request");
+    let mut reader = BufReader::new(stream);
+    let mut names = Vec::new();
+    let deadline = Instant::now() + within;
+    let mut line = String::new();
+    while Instant::now() < deadline && names.iter().filter(|n| *n == "recorded").count() < recorded
+    {
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(0) => break,
+            Ok(_) => {
+                if let Some(name) = line.trim().strip_prefix("event: ") {
+                    names.push(name.to_owned());
+                }
+            }
+            Err(_) => continue,
+        }
+    }
+    names
+}
