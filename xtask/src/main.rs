@@ -4,6 +4,7 @@
 //! - `setup`   install what building and testing need (Debian packages, the rust-src
 //!   component, bpf-linker for the kernel programs), if missing
 //! - `demo`    analyse the bundled captures in `pcaps/` and print their call records
+//!   (`--web`: serve them on http://127.0.0.1:8080 instead)
 //! - `test`    setup, then `cargo fmt --check`, clippy with `-D warnings`, and every test
 //! - `pcaps`   regenerate `pcaps/<case>/` with sipp on loopback (needs root for tcpdump)
 //! - `synth`   write a large deterministic synthetic capture (see `synth.rs`)
@@ -30,7 +31,8 @@ use anyhow::{bail, Context, Result};
 /// What `cargo xtask help` (or `--help` anywhere) prints.
 const USAGE: &str = "usage: cargo xtask <command> [options]
   setup                      install the packages and tools the tests need
-  demo                       analyse every bundled capture and show its call records
+  demo [--web]               analyse every bundled capture and show its call records
+                             (--web: serve them on http://127.0.0.1:8080)
   test                       run every test (root for the kernel and namespace tests)
   pcaps [CASE...]            regenerate bundled captures with sipp
   synth [--calls N] [--noise PERCENT] [--out FILE]
@@ -59,6 +61,7 @@ fn main() -> Result<()> {
             setup(&TEST_PACKAGES)?;
             setup_kernel_build()
         }
+        Some("demo") if rest.iter().any(|a| a == "--web") => demo_web(),
         Some("demo") => demo(),
         Some("test") => test(),
         Some("pcaps") => {
@@ -219,6 +222,21 @@ fn demo() -> Result<()> {
             .arg(case.join("capture.pcap")))?;
     }
     Ok(())
+}
+
+/// `demo --web`: the bundled captures served on http://127.0.0.1:8080 until Ctrl-C.
+fn demo_web() -> Result<()> {
+    setup(&[])?;
+    build_release(&[])?;
+    let binary = root().join("target/release/spycraft");
+    let captures: Vec<PathBuf> = pcaps::bundled_cases(&root())?
+        .iter()
+        .map(|case| case.join("capture.pcap"))
+        .collect();
+    println!("open http://127.0.0.1:8080/ (Ctrl-C stops it)");
+    run(Command::new(&binary)
+        .args(["serve", "--node", "demo"])
+        .args(&captures))
 }
 
 /// What the tests need beyond the build: a PostgreSQL server for the database tests (they
