@@ -11,23 +11,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::calls::pcap_of_calls_between;
-use support::http::{get, sample, series, serving_addr, try_get};
+use support::http::{get, sample, series, serving_addr, start_sensor as sensor, try_get};
 use support::netns::Namespaces;
 use support::process::{interrupt, may_capture, Reaped, Said};
 use support::{scratch, spycraft, text, utf8};
-
-/// Starts `spycraft ARGS` with stderr read line by line; returns it and where it serves.
-fn sensor(args: &[&str]) -> (Reaped, Said, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_spycraft"))
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spycraft");
-    let said = Said::new(child.stderr.take().expect("stderr"));
-    let addr = serving_addr(&said);
-    (Reaped::spawn_from(child), said, addr)
-}
 
 /// promtool's lint of a scrape: what it prints (nothing when the exposition is clean).
 /// Under CI=true promtool must be there (xtask installs Debian's prometheus).

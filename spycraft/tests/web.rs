@@ -8,27 +8,13 @@ mod support;
 use std::collections::{BTreeSet, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::calls::{pcap_of_calls_dialling, send_calls};
-use support::http::{get, get_raw, serving_addr};
+use support::http::{get, get_raw, start_sensor as sensor};
 use support::process::{may_capture, Reaped, Said};
 use support::{scratch, spycraft, text, utf8};
-
-/// Starts `spycraft ARGS`; returns it, its stderr and where it serves.
-fn sensor(args: &[&str]) -> (Reaped, Said, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_spycraft"))
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spycraft");
-    let said = Said::new(child.stderr.take().expect("stderr"));
-    let addr = serving_addr(&said);
-    (Reaped::spawn_from(child), said, addr)
-}
 
 /// Every bundled capture.
 fn bundled() -> Vec<PathBuf> {

@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use super::process::Said;
+use super::process::{Reaped, Said};
 
 /// GETs `path`; returns the status code and the body. Panics when the server cannot be
 /// reached or answers something that is not HTTP.
@@ -92,4 +92,17 @@ pub fn get_raw(addr: SocketAddr, path: &str, headers: &[&str]) -> (u16, String, 
         .and_then(|s| s.parse().ok())
         .expect("a status");
     (status, head, reply[split + 4..].to_vec())
+}
+
+/// Starts `spycraft ARGS` with stderr read line by line; returns it and where it serves.
+pub fn start_sensor(args: &[&str]) -> (Reaped, Said, SocketAddr) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_spycraft"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spycraft");
+    let said = Said::new(child.stderr.take().expect("stderr"));
+    let addr = serving_addr(&said);
+    (Reaped::spawn_from(child), said, addr)
 }

@@ -35,12 +35,7 @@ pub fn run(args: AnalyzeArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
         std::fs::create_dir_all(dir).with_context(|| format!("--split-calls {}", dir.display()))?;
     }
     let ports = settings.sip_ports();
-    let mut sources: Vec<Box<dyn FrameSource>> = Vec::with_capacity(files.len());
-    // Open everything first, so a typo in the last name fails before a long run.
-    for path in files {
-        let source = OfflineSource::open(path, args.input.filter.as_deref())?;
-        sources.push(Box::new(source.stop_on(&STOP)));
-    }
+    let mut sources = open_files(files, args.input.filter.as_deref())?;
     // SIGINT and SIGTERM end the reading; what was read is still written.
     stop::install_handlers();
     let source = Source::Files {
@@ -82,6 +77,20 @@ pub fn run(args: AnalyzeArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
         }
     }
     code
+}
+
+/// Opens every capture before any is read, so a typo in the last name fails before a long
+/// run; each stops reading at SIGINT or SIGTERM.
+pub fn open_files(
+    files: &[PathBuf],
+    filter: Option<&str>,
+) -> anyhow::Result<Vec<Box<dyn FrameSource>>> {
+    let mut sources: Vec<Box<dyn FrameSource>> = Vec::with_capacity(files.len());
+    for path in files {
+        let source = OfflineSource::open(path, filter)?;
+        sources.push(Box::new(source.stop_on(&STOP)));
+    }
+    Ok(sources)
 }
 
 /// A progress bar on stderr for inputs over 32 MiB, when stderr is a terminal.

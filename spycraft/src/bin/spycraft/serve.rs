@@ -5,14 +5,14 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 
-use spycraft::capture::{FrameSource, OfflineSource};
 use spycraft::settings::Settings;
 
+use crate::analyze::open_files;
 use crate::args::ServeArgs;
 use crate::outcome::Usage;
 use crate::record::{record_run, Run};
 use crate::service::{Service, Source};
-use crate::stop::{self, STOP};
+use crate::stop;
 
 /// Where `serve` listens when not told: this machine only.
 const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
@@ -27,11 +27,7 @@ pub fn run(args: ServeArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
     }
     let mut settings = settings.clone();
     settings.http.listen.get_or_insert(DEFAULT_LISTEN);
-    let mut sources: Vec<Box<dyn FrameSource>> = Vec::with_capacity(files.len());
-    for path in files {
-        let source = OfflineSource::open(path, args.input.filter.as_deref())?;
-        sources.push(Box::new(source.stop_on(&STOP)));
-    }
+    let mut sources = open_files(files, args.input.filter.as_deref())?;
     stop::install_handlers();
     let source = Source::Files {
         files,
