@@ -164,6 +164,8 @@ impl RateDeck {
                 source,
             })?;
         let mut rates = Vec::new();
+        // The line of each rate, to name it when the deck is refused.
+        let mut lines = Vec::new();
         let mut record = csv::StringRecord::new();
         let headers = reader
             .headers()
@@ -205,6 +207,7 @@ impl RateDeck {
             if row.increment_s == 0 {
                 return Err(row_error(line, "increment_s must be at least 1".into()));
             }
+            lines.push(line);
             rates.push(Rate {
                 prefix,
                 description: row.description,
@@ -213,9 +216,9 @@ impl RateDeck {
                 increment_s: row.increment_s,
             });
         }
-        Self::new(rates, numbering).map_err(|(line, why)| RatesError::Row {
+        Self::new(rates, numbering).map_err(|(n, why)| RatesError::Row {
             path: name,
-            line: line as u64 + 2,
+            line: lines.get(n).copied().unwrap_or(0),
             why,
         })
     }
@@ -379,5 +382,32 @@ mod tests {
         assert_eq!(parse_money("0.0000001"), None);
         assert_eq!(parse_money("-1"), None);
         assert_eq!(parse_money(""), None);
+    }
+
+    #[test]
+    fn a_bad_deck_is_refused_naming_the_line() {
+        let dir = std::env::temp_dir().join(format!("spycraft-rates-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let refused = |name: &str, text: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).expect("written");
+            RateDeck::load(&path, Numbering::default())
+                .expect_err("refused")
+                .to_string()
+        };
+        let header = "prefix,description,price_per_min,min_s,increment_s\n";
+        let twice = refused(
+            "twice.csv",
+            &format!("{header}# UK\n44,UK,1,1,1\n44,UK,2,1,1\n"),
+        );
+        assert!(
+            twice.ends_with("line 4: prefix 44 is given twice"),
+            "{twice}"
+        );
+        let price = refused("price.csv", &format!("{header}44,UK,1.5e3,1,1\n"));
+        assert!(price.contains("line 2: price"), "{price}");
+        let digits = refused("digits.csv", &format!("{header}4x,UK,1,1,1\n"));
+        assert!(digits.contains("line 2: prefix"), "{digits}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

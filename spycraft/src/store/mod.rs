@@ -4,8 +4,8 @@
 //! pipeline last listed them, and the events between two listings.
 //!
 //! The pipeline writes here once per record and twice a second for the live calls; the HTTP
-//! server reads. A search holds the read lock only while it filters (a few milliseconds for
-//! 100,000 records), then sorts and pages what it took outside it.
+//! server reads. A search holds the read lock only while it filters, then selects, sorts and
+//! pages what it took outside it, so a record waits at most one filtering pass.
 
 pub mod messages;
 pub mod query;
@@ -332,4 +332,74 @@ fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 
 fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::call::Timestamp;
+
+    fn record(n: u128) -> CallRecord {
+        let line = include_str!("../../../pcaps/answered-caller-bye/expected.jsonl");
+        let mut r: CallRecord = serde_json::from_str(line.trim()).expect("a record");
+        r.id = Uuid::from_u128(n);
+        // Pairs of calls share an INVITE time: the id decides their order.
+        r.invite_at = Timestamp(1_000_000 * (n as i64 / 2));
+        r
+    }
+
+    fn query(cursor: Option<String>) -> CallQuery {
+        let params = SearchParams {
+            limit: Some(3),
+            cursor,
+            ..SearchParams::default()
+        };
+        CallQuery::parse(&params, &Default::default()).expect("a query")
+    }
+
+    #[test]
+    fn pages_neither_repeat_nor_skip_while_records_arrive() {
+        let store = RecordStore::new(1000);
+        (0..10).for_each(|n| store.push(record(n)));
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        let mut arriving = 100..;
+        loop {
+            let q = query(cursor);
+            let page = store.search(&q, Duration::from_secs(10)).expect("a page");
+            seen.extend(page.rows.iter().map(|r| r.id.as_u128()));
+            // Newer calls arrive between pages: they sort before the cursor (newest
+            // first) and do not disturb the pages still to come.
+            store.push(record(arriving.next().expect("more")));
+            match page.next {
+                Some(next) => cursor = Some(next.encode(q.sort)),
+                None => break,
+            }
+        }
+        assert_eq!(seen, (0..10).rev().collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn the_bound_drops_the_oldest_and_counts_them() {
+        let store = RecordStore::new(4);
+        (0..6).for_each(|n| store.push(record(n)));
+        assert_eq!(
+            store.figures(),
+            StoreFigures {
+                records: 4,
+                keep: 4,
+                dropped: 2
+            }
+        );
+        assert!(store.get(Uuid::from_u128(1)).is_none());
+        assert!(store.get(Uuid::from_u128(5)).is_some());
+    }
+
+    #[test]
+    fn a_zero_budget_refuses_the_search() {
+        let store = RecordStore::new(4);
+        store.push(record(1));
+        let refused = store.search(&query(None), Duration::ZERO);
+        assert!(matches!(refused, Err(QueryError::Timeout(0))));
+    }
 }
