@@ -7,56 +7,16 @@ mod support;
 
 use std::collections::{BTreeSet, HashSet};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::calls::{pcap_of_calls_dialling, send_calls};
+use support::calls::send_calls;
+use support::deck::{expected_cost, write_deck, write_priced_capture};
 use support::http::{get, get_raw, start_sensor as sensor};
-use support::process::{may_capture, Reaped, Said};
+use support::process::may_capture;
+use support::serving::{analyzed, bundled, json, serve};
 use support::{scratch, spycraft, text, utf8};
-
-/// Every bundled capture.
-fn bundled() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../pcaps");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&root)
-        .expect("pcaps")
-        .filter_map(|e| {
-            let capture = e.ok()?.path().join("capture.pcap");
-            capture.exists().then_some(capture)
-        })
-        .collect();
-    files.sort();
-    files
-}
-
-/// `serve FILES` on a port of its own, once every record is in.
-fn serve(files: &[PathBuf], extra: &[&str]) -> (Reaped, Said, SocketAddr) {
-    let mut args = vec!["serve", "--http", "127.0.0.1:0"];
-    args.extend_from_slice(extra);
-    args.extend(files.iter().map(|f| utf8(f)));
-    let (child, said, addr) = sensor(&args);
-    said.wait_for("serving on http://", Duration::from_secs(60));
-    (child, said, addr)
-}
-
-/// What `analyze --format jsonl` writes for `files`.
-fn analyzed(files: &[PathBuf]) -> Vec<Value> {
-    let mut args = vec!["analyze", "--format", "jsonl", "-q"];
-    args.extend(files.iter().map(|f| utf8(f)));
-    let out = spycraft(&args);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    text(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a record"))
-        .collect()
-}
-
-fn json(addr: SocketAddr, path: &str) -> Value {
-    let (status, body) = get(addr, path);
-    assert_eq!(status, 200, "{path}: {body}");
-    serde_json::from_str(&body).expect("JSON")
-}
 
 /// Every page of a search, following the cursors; the ids in the order given.
 fn every_page(addr: SocketAddr, query: &str) -> Vec<String> {
@@ -215,65 +175,16 @@ fn a_call_page_has_one_arrow_per_message_that_dump_lists() {
     assert_eq!(status, 404);
 }
 
-/// (prefix, price per minute, minimum s, increment s)
-const DECK: [(&str, &str, u64, u64); 3] = [
-    ("44", "0.60", 60, 60),
-    ("49", "0.05", 30, 6),
-    ("4930", "0.012", 1, 1),
-];
-
 #[test]
 fn accounting_totals_equal_the_records_priced_by_the_deck() {
     let dir = scratch("web-accounting");
-    let capture = dir.join("calls.pcap");
-    let caller: SocketAddr = "10.0.0.1:5060".parse().expect("address");
-    let callee: SocketAddr = "10.0.0.2:5060".parse().expect("address");
-    let numbers = ["4420", "4930", "4989", "1555"];
-    std::fs::write(
-        &capture,
-        pcap_of_calls_dialling(400, &|_| (caller, callee), &|n| {
-            format!("{}{n:05}", numbers[n as usize % numbers.len()])
-        }),
-    )
-    .expect("capture");
-    let rates = dir.join("rates.csv");
-    let mut deck = String::from("prefix,description,price_per_min,min_s,increment_s\n");
-    for (prefix, price, min, inc) in DECK {
-        deck.push_str(&format!("{prefix},dest {prefix},{price},{min},{inc}\n"));
-    }
-    std::fs::write(&rates, deck).expect("deck");
-
-    let files = [capture.clone()];
+    let capture = write_priced_capture(&dir, 400);
+    let rates = write_deck(&dir);
+    let files = [capture];
     let records = analyzed(&files);
     let (_serve, _said, addr) = serve(&files, &["--rates", utf8(&rates)]);
 
-    // The sum, worked out here from the JSON records: longest prefix, whole seconds rounded
-    // up, the minimum then whole increments, the price per minute; in millionths.
-    let mut expected_micros: i64 = 0;
-    let mut unrated = 0;
-    for r in &records {
-        let to = r["to_user"].as_str().expect("a number");
-        let Some((_, price, min, inc)) = DECK
-            .iter()
-            .filter(|(p, ..)| to.starts_with(p))
-            .max_by_key(|(p, ..)| p.len())
-        else {
-            unrated += 1;
-            continue;
-        };
-        let secs = r["billable_ms"].as_u64().expect("billable").div_ceil(1000);
-        let billed = if secs <= *min {
-            *min
-        } else {
-            min + (secs - min).div_ceil(*inc) * inc
-        };
-        let micros_per_min: i64 = {
-            let (whole, frac) = price.split_once('.').expect("a decimal");
-            whole.parse::<i64>().expect("whole") * 1_000_000
-                + format!("{frac:0<6}").parse::<i64>().expect("fraction")
-        };
-        expected_micros += (micros_per_min * billed as i64 + 30) / 60;
-    }
+    let (expected_micros, unrated) = expected_cost(&records);
     assert_eq!(unrated, 100, "the 1555 numbers");
     let report = json(addr, "/api/v1/accounting?by=destination");
     let total = &report["total"];

@@ -241,17 +241,19 @@ fn demo_web() -> Result<()> {
 
 /// What the tests need beyond the build: a PostgreSQL server for the database tests (they
 /// start their own throwaway clusters), openssl for their TLS certificates, tshark to check
-/// `dump`'s selections, chromium to render the call-flow page, sipp and tcpdump for the live
+/// `dump`'s selections, chromium (and chromium-driver, its WebDriver) to render the call-flow
+/// page and drive the web pages, sipp and tcpdump for the live
 /// capture test, iproute2 (ip, tc) for its network namespaces, libcap2-bin (setcap) for the
 /// least-privilege test, tcpreplay for the capture benchmark, prometheus (with promtool) to
 /// scrape the sensor, systemd (systemd-analyze) to verify the unit in contrib/.
-const TEST_PACKAGES: [&str; 11] = [
+const TEST_PACKAGES: [&str; 12] = [
     "prometheus",
     "systemd",
     "postgresql",
     "openssl",
     "tshark",
     "chromium",
+    "chromium-driver",
     "sip-tester",
     "tcpdump",
     "iproute2",

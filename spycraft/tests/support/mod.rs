@@ -4,10 +4,12 @@
 #![allow(dead_code)]
 
 pub mod calls;
+pub mod deck;
 pub mod http;
 pub mod netns;
 pub mod postgres;
 pub mod process;
+pub mod serving;
 pub mod tmpfs;
 
 use std::path::{Path, PathBuf};
