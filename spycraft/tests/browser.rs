@@ -154,7 +154,10 @@ async fn search_and_call_pages_show_what_analyze_and_dump_say() {
         .filter(|r| {
             ["from_user", "to_user", "from_uri", "to_uri", "request_uri"]
                 .iter()
-                .any(|f| r[f].as_str().is_some_and(|v| v.to_ascii_lowercase().starts_with("alice")))
+                .any(|f| {
+                    r[f].as_str()
+                        .is_some_and(|v| v.to_ascii_lowercase().starts_with("alice"))
+                })
         })
         .count();
     assert_eq!(total, expected);
@@ -187,7 +190,11 @@ async fn search_and_call_pages_show_what_analyze_and_dump_say() {
     let messages = text(&dumped.stdout).lines().count();
     assert!(messages > 0);
     let arrows = browser
-        .until_count("#ladder svg [marker-end]", messages, Duration::from_secs(20))
+        .until_count(
+            "#ladder svg [marker-end]",
+            messages,
+            Duration::from_secs(20),
+        )
         .await;
     assert_eq!(arrows, messages, "one arrow per message of {call_ids:?}");
     assert_eq!(
@@ -261,7 +268,15 @@ async fn the_dashboard_gains_a_live_call_and_loses_it_when_it_ends() {
         return;
     };
     let (_capture, _said, addr) = start_sensor(&[
-        "capture", "-i", "lo", "--mode", "pcap", "--ports", "5366-5367", "--http", "127.0.0.1:0",
+        "capture",
+        "-i",
+        "lo",
+        "--mode",
+        "pcap",
+        "--ports",
+        "5366-5367",
+        "--http",
+        "127.0.0.1:0",
     ]);
     browser.open(addr, "/").await;
     browser.text_of("#live-calls").await;

@@ -381,3 +381,113 @@ fn sse_events(addr: SocketAddr, recorded: usize, within: Duration) -> Vec<String
     }
     names
 }
+
+#[test]
+fn two_sensors_in_one_database_are_one_history() {
+    let pg = support::postgres::Cluster::start();
+    let conn = pg.create_db("cdr");
+    let dir = scratch("web-postgres");
+    let legs: Vec<PathBuf> = bundled()
+        .into_iter()
+        .filter(|f| f.to_string_lossy().contains("b2bua"))
+        .collect();
+    let everything = bundled();
+    // Two sensors: one saw the B2BUA's A side and every other case, one its B side.
+    let mut expected: Vec<Value> = Vec::new();
+    for (node, files) in [
+        (
+            "east",
+            everything
+                .iter()
+                .filter(|f| !f.to_string_lossy().contains("b2bua-b"))
+                .cloned()
+                .collect::<Vec<_>>(),
+        ),
+        ("west", vec![legs[1].clone()]),
+    ] {
+        let spool = dir.join(node);
+        let mut args = vec![
+            "analyze",
+            "--node",
+            node,
+            "--postgres",
+            &conn,
+            "--spool",
+            utf8(&spool),
+            "-q",
+        ];
+        args.extend(files.iter().map(|f| utf8(f)));
+        let out = spycraft(&args);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let mut args = vec!["analyze", "--node", node, "--format", "jsonl", "-q"];
+        args.extend(files.iter().map(|f| utf8(f)));
+        let out = spycraft(&args);
+        expected.extend(
+            text(&out.stdout)
+                .lines()
+                .map(|l| serde_json::from_str::<Value>(l).expect("a record")),
+        );
+    }
+
+    let (_serve, _said, addr) = sensor(&["serve", "--postgres", &conn, "--http", "127.0.0.1:0"]);
+    assert_eq!(get(addr, "/readyz").0, 200);
+
+    // Every record once, page after page, in both orders; the same ones analyze wrote.
+    let ids: BTreeSet<String> = expected
+        .iter()
+        .map(|r| r["id"].as_str().expect("id").to_owned())
+        .collect();
+    for sort in ["sort=invite_at", "sort=-invite_at", "sort=-billable_ms"] {
+        let paged = every_page(addr, sort);
+        assert_eq!(paged.len(), ids.len(), "{sort}");
+        assert_eq!(paged.into_iter().collect::<BTreeSet<_>>(), ids, "{sort}");
+    }
+    // The same filters give the same counts as over memory.
+    let answered = expected
+        .iter()
+        .filter(|r| r["disposition"] == "answered")
+        .count();
+    assert_eq!(
+        json(addr, "/api/v1/calls?disposition=answered")["total"],
+        answered
+    );
+    let west = expected.iter().filter(|r| r["node"] == "west").count();
+    assert_eq!(json(addr, "/api/v1/calls?node=west")["total"], west);
+    let alice = json(addr, "/api/v1/calls?q=ALICE&limit=1")["total"]
+        .as_u64()
+        .expect("a count");
+    let (_serve_mem, _said_mem, mem) = serve(&everything, &[]);
+    assert_eq!(
+        json(mem, "/api/v1/calls?q=alice&limit=1")["total"].as_u64(),
+        Some(alice)
+    );
+
+    // The B2BUA call's page shows both nodes' legs.
+    let b2bua = expected
+        .iter()
+        .find(|r| r["node"] == "west")
+        .expect("the B side");
+    let detail = json(
+        addr,
+        &format!("/api/v1/calls/{}", b2bua["id"].as_str().expect("id")),
+    );
+    let nodes: BTreeSet<&str> = detail["legs"]
+        .as_array()
+        .expect("legs")
+        .iter()
+        .map(|l| l["node"].as_str().expect("node"))
+        .collect();
+    assert_eq!(nodes, BTreeSet::from(["east", "west"]));
+
+    // Reports over the database.
+    let report = json(addr, "/api/v1/accounting?by=node");
+    assert_eq!(report["total"]["calls"], expected.len());
+    let stats = json(addr, "/api/v1/stats?by=node");
+    assert_eq!(stats["groups"]["west"]["attempts"], west);
+    let (status, html) = get(
+        addr,
+        &format!("/calls/{}", b2bua["id"].as_str().expect("id")),
+    );
+    assert_eq!(status, 200);
+    assert!(html.contains("west") && html.contains("east"));
+}

@@ -95,11 +95,8 @@ async fn calls(
         Some(_) => return Err(ApiError::bad("format: takes json or csv")),
     };
     let query = CallQuery::parse(&params, &web.peers).map_err(ApiError::from)?;
-    let budget = web.query_timeout;
-    let page = web
-        .blocking(move |web| web.store.search(&query, budget).map(|p| (p, query.sort)))
-        .await??;
-    let (page, sort) = page;
+    let sort = query.sort;
+    let page = web.search(query).await?;
     let next_cursor = page.next.map(|c| c.encode(sort));
     if csv {
         let body = csv_of(page.rows.iter().map(|r| &**r))?;
@@ -199,10 +196,10 @@ fn parse_id(text: &str) -> Result<Uuid, ApiError> {
 }
 
 /// The record with this id, or 404.
-fn record_of(web: &Web, id: &str) -> Result<Arc<CallRecord>, ApiError> {
+async fn record_of(web: &Arc<Web>, id: &str) -> Result<Arc<CallRecord>, ApiError> {
     let id = parse_id(id)?;
-    web.store
-        .get(id)
+    web.record(id)
+        .await?
         .ok_or_else(|| ApiError::not_found(format!("no call {id} is kept here")))
 }
 
@@ -213,14 +210,14 @@ async fn call(
     State(web): State<Arc<Web>>,
     Path(id): Path<String>,
 ) -> Result<Json<CallDetail>, ApiError> {
-    let record = record_of(&web, &id)?;
-    Ok(Json(call_detail(&web, &record)))
+    let record = record_of(&web, &id).await?;
+    Ok(Json(call_detail(&web, &record).await?))
 }
 
 /// The detail of `record`.
-pub fn call_detail(web: &Web, record: &CallRecord) -> CallDetail {
-    let legs = web.store.legs(&record.collation_id);
-    CallDetail {
+pub async fn call_detail(web: &Arc<Web>, record: &CallRecord) -> Result<CallDetail, ApiError> {
+    let legs = web.legs(&record.collation_id).await?;
+    Ok(CallDetail {
         call: ApiCall::of(web, record),
         legs: legs.iter().map(|r| ApiCall::of(web, r)).collect(),
         issues: record
@@ -232,19 +229,19 @@ pub fn call_detail(web: &Web, record: &CallRecord) -> CallDetail {
             })
             .collect(),
         messages_kept: web.messages.is_some(),
-    }
+    })
 }
 
 /// The Call-IDs of every leg of the call `record` belongs to.
-fn call_ids_of(web: &Web, record: &CallRecord) -> HashSet<String> {
+async fn call_ids_of(web: &Arc<Web>, record: &CallRecord) -> Result<HashSet<String>, ApiError> {
     let mut ids: HashSet<String> = web
-        .store
         .legs(&record.collation_id)
+        .await?
         .iter()
         .map(|r| r.call_id.clone())
         .collect();
     ids.insert(record.call_id.clone());
-    ids
+    Ok(ids)
 }
 
 /// The call's SIP messages, from the source that keeps them.
@@ -252,8 +249,8 @@ async fn messages_of(
     web: &Arc<Web>,
     id: &str,
 ) -> Result<Vec<crate::inspect::dump::DumpedMessage>, ApiError> {
-    let record = record_of(web, id)?;
-    let ids = call_ids_of(web, &record);
+    let record = record_of(web, id).await?;
+    let ids = call_ids_of(web, &record).await?;
     web.blocking(move |web| {
         let source = web.messages.as_ref().ok_or_else(ApiError::no_messages)?;
         source.messages(&ids).map_err(ApiError::internal)
@@ -324,8 +321,8 @@ async fn flow(State(web): State<Arc<Web>>, Path(id): Path<String>) -> Result<Res
 #[utoipa::path(get, path = "/api/v1/calls/{id}/pcap", params(("id" = String, Path, description = "The record id")),
     responses((status = 200, description = "A pcap file", content_type = "application/vnd.tcpdump.pcap", body = Vec<u8>), (status = 404, body = ApiError)))]
 async fn pcap(State(web): State<Arc<Web>>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let record = record_of(&web, &id)?;
-    let ids = call_ids_of(&web, &record);
+    let record = record_of(&web, &id).await?;
+    let ids = call_ids_of(&web, &record).await?;
     let bytes = web
         .blocking(move |web| {
             let source = web.messages.as_ref().ok_or_else(ApiError::no_messages)?;
@@ -433,7 +430,7 @@ pub struct WindowParams {
 
 impl WindowParams {
     /// The records in the window.
-    fn records(&self, web: &Web) -> Result<Vec<Arc<CallRecord>>, ApiError> {
+    async fn records(&self, web: &Arc<Web>) -> Result<Vec<Arc<CallRecord>>, ApiError> {
         let time = |name: &str, text: &Option<String>| -> Result<Option<Timestamp>, ApiError> {
             text.as_deref()
                 .filter(|t| !t.is_empty())
@@ -446,11 +443,8 @@ impl WindowParams {
                 })
                 .transpose()
         };
-        let from = time("from", &self.from)?;
-        let to = time("to", &self.to)?;
-        Ok(web.store.select(|r| {
-            from.is_none_or(|t| r.invite_at >= t) && to.is_none_or(|t| r.invite_at < t)
-        }))
+        web.window(time("from", &self.from)?, time("to", &self.to)?)
+            .await
     }
 }
 
@@ -468,12 +462,10 @@ async fn stats(
         Some("day") => |r| r.invite_at.to_rfc3339()[..10].to_owned(),
         Some(_) => return Err(ApiError::bad("by: takes node, peer, hour or day")),
     };
+    let records = params.records(&web).await?;
     let figures = web
-        .blocking(move |web| {
-            let records = params.records(web)?;
-            Ok::<_, ApiError>(figures_by(records.iter().map(|r| &**r), key))
-        })
-        .await??;
+        .blocking(move |_| figures_by(records.iter().map(|r| &**r), key))
+        .await?;
     Ok(Json(figures))
 }
 
@@ -531,15 +523,11 @@ pub async fn accounting_of(
             ))
         }
     };
+    let records = params.records(web).await?;
     web.blocking(move |web| {
-        let records = params.records(web)?;
-        Ok(accounting::report(
-            records.iter().map(|r| &**r),
-            by,
-            web.deck.as_deref(),
-        ))
+        accounting::report(records.iter().map(|r| &**r), by, web.deck.as_deref())
     })
-    .await?
+    .await
 }
 
 /// The report's rows, then the total, as CSV.

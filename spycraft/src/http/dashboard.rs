@@ -47,18 +47,20 @@ pub struct Dashboard {
 /// What the dashboard shows now.
 #[utoipa::path(get, path = "/api/v1/dashboard", responses((status = 200, body = Dashboard)))]
 pub async fn dashboard(State(web): State<Arc<Web>>) -> Result<Json<Dashboard>, ApiError> {
-    web.blocking(|web| Json(build(web))).await
-}
-
-fn build(web: &Web) -> Dashboard {
-    let now = if web.monitor.is_live() {
+    // A live capture, and a database live sensors write to, end at the wall clock.
+    let now = if web.monitor.is_live() || web.history.is_some() {
         Some(Timestamp(wall_clock_micros()))
     } else {
         web.store.newest_invite()
     };
+    let hour = now.map(|n| n.plus_micros(-3_600_000_000));
+    let records = web.window(hour, None).await?;
+    web.blocking(move |web| Json(build(web, now, &records)))
+        .await
+}
+
+fn build(web: &Web, now: Option<Timestamp>, records: &[Arc<CallRecord>]) -> Dashboard {
     let since = |secs: i64| now.map(|n| n.plus_micros(-secs * 1_000_000));
-    let hour = since(3600);
-    let records = web.store.select(|r| hour.is_none_or(|h| r.invite_at >= h));
     let within = |secs: i64| {
         let from = since(secs);
         move |r: &&Arc<CallRecord>| from.is_none_or(|f| r.invite_at >= f)
@@ -71,7 +73,7 @@ fn build(web: &Web) -> Dashboard {
     let last_1h = figures_by(records.iter().map(|r| &**r), |_| String::new()).all;
     let mut failures: BTreeMap<u16, u64> = BTreeMap::new();
     let mut srd = vec![0u64; PDD_BUCKETS.len() + 1];
-    for r in &records {
+    for r in records {
         if let Some(code) = r.final_status.filter(|&c| c >= 400) {
             *failures.entry(code).or_default() += 1;
         }

@@ -184,11 +184,8 @@ async fn search(
         ..SearchParams::default()
     };
     let query = CallQuery::parse(&params, &web.peers).map_err(ApiError::from)?;
-    let budget = web.query_timeout;
     let sort = query.sort;
-    let page = web
-        .blocking(move |web| web.store.search(&query, budget))
-        .await??;
+    let page = web.search(query).await?;
     let next = page.next.map(|c| c.encode(sort));
     let calls = page.rows.iter().map(|r| ApiCall::of(web, r)).collect();
     Ok((
@@ -247,11 +244,14 @@ async fn call(State(web): State<Arc<Web>>, Path(id): Path<String>) -> Response {
     let Ok(id) = uuid::Uuid::try_parse(&id) else {
         return ApiError::bad("not a record id").into_response();
     };
-    match web.store.get(id) {
-        Some(record) => render(&CallPage {
-            detail: call_detail(&web, &record),
-        }),
-        None => ApiError::not_found(format!("no call {id} is kept here")).into_response(),
+    let detail = match web.record(id).await {
+        Ok(Some(record)) => call_detail(&web, &record).await,
+        Ok(None) => Err(ApiError::not_found(format!("no call {id} is kept here"))),
+        Err(e) => Err(e),
+    };
+    match detail {
+        Ok(detail) => render(&CallPage { detail }),
+        Err(e) => e.into_response(),
     }
 }
 

@@ -12,9 +12,11 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 
 use crate::accounting::RateDeck;
+use crate::call::{CallRecord, Timestamp};
 use crate::monitor::{Monitor, PeerGroups};
+use crate::store::history::{History, HistoryError};
 use crate::store::messages::CallMessages;
-use crate::store::RecordStore;
+use crate::store::{CallQuery, Page, RecordStore};
 
 /// How long a search may take when not told (`--query-timeout`).
 pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -34,6 +36,8 @@ pub struct Web {
     pub peers: PeerGroups,
     /// Where the messages of past calls come from, if anywhere.
     pub messages: Option<Arc<dyn CallMessages>>,
+    /// A database whose records are shown instead of those in memory (`serve --postgres`).
+    pub history: Option<Arc<History>>,
     /// How long a search may take.
     pub query_timeout: Duration,
     queries: Semaphore,
@@ -53,6 +57,7 @@ impl Web {
             deck: None,
             peers,
             messages: None,
+            history: None,
             query_timeout,
             queries: Semaphore::new(MAX_CONCURRENT_QUERIES),
         }
@@ -86,6 +91,85 @@ impl Web {
                 ),
             )),
         }
+    }
+}
+
+/// Where the records come from: the database when there is one, else memory.
+impl Web {
+    /// The page of records `query` asks for.
+    pub async fn search(self: &Arc<Self>, query: CallQuery) -> Result<Page, ApiError> {
+        if let Some(history) = &self.history {
+            let page = history.search(&query).await?;
+            return Ok(Page {
+                rows: page.rows.into_iter().map(Arc::new).collect(),
+                total: page.total,
+                next: page.next,
+            });
+        }
+        let budget = self.query_timeout;
+        Ok(self
+            .blocking(move |web| web.store.search(&query, budget))
+            .await??)
+    }
+
+    /// The record with this id, if kept.
+    pub async fn record(
+        self: &Arc<Self>,
+        id: uuid::Uuid,
+    ) -> Result<Option<Arc<CallRecord>>, ApiError> {
+        match &self.history {
+            Some(history) => Ok(history.get(id).await?.map(Arc::new)),
+            None => Ok(self.store.get(id)),
+        }
+    }
+
+    /// Every leg sharing `collation_id`, in INVITE order.
+    pub async fn legs(
+        self: &Arc<Self>,
+        collation_id: &str,
+    ) -> Result<Vec<Arc<CallRecord>>, ApiError> {
+        match &self.history {
+            Some(history) => Ok(history
+                .legs(collation_id)
+                .await?
+                .into_iter()
+                .map(Arc::new)
+                .collect()),
+            None => Ok(self.store.legs(collation_id)),
+        }
+    }
+
+    /// Every record whose INVITE falls in the window.
+    pub async fn window(
+        self: &Arc<Self>,
+        from: Option<Timestamp>,
+        to: Option<Timestamp>,
+    ) -> Result<Vec<Arc<CallRecord>>, ApiError> {
+        if let Some(history) = &self.history {
+            return Ok(history
+                .window(from, to)
+                .await?
+                .into_iter()
+                .map(Arc::new)
+                .collect());
+        }
+        self.blocking(move |web| {
+            web.store.select(|r| {
+                from.is_none_or(|t| r.invite_at >= t) && to.is_none_or(|t| r.invite_at < t)
+            })
+        })
+        .await
+    }
+}
+
+impl From<HistoryError> for ApiError {
+    fn from(e: HistoryError) -> Self {
+        let status = match e {
+            HistoryError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            HistoryError::Postgres(_) => StatusCode::SERVICE_UNAVAILABLE,
+            HistoryError::Row(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, crate::error_chain(&e))
     }
 }
 

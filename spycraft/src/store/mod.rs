@@ -7,6 +7,7 @@
 //! server reads. A search holds the read lock only while it filters, then selects, sorts and
 //! pages what it took outside it, so a record waits at most one filtering pass.
 
+pub mod history;
 pub mod messages;
 pub mod query;
 

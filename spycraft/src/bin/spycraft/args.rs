@@ -68,6 +68,11 @@ impl Command {
                 ..Layer::default()
             }),
             Command::Serve(a) => Layer {
+                postgres: PostgresLayer {
+                    url: take(&mut a.postgres),
+                    password_file: take(&mut a.postgres_password_file),
+                    ..PostgresLayer::default()
+                },
                 sensor: take(&mut a.sensor),
                 calls: take(&mut a.calls),
                 http: take(&mut a.http),
@@ -141,8 +146,19 @@ pub struct AnalyzeArgs {
 /// What `serve` takes: captures, and how to track and show their calls.
 #[derive(clap::Args, Debug)]
 pub struct ServeArgs {
-    #[command(flatten)]
-    pub input: InputArgs,
+    /// Captures to analyse into memory and serve.
+    #[arg(value_name = "FILE", required_unless_present = "postgres")]
+    pub files: Vec<PathBuf>,
+    /// pcap-filter expression applied while reading.
+    #[arg(short = 'f', long = "filter", value_name = "EXPR")]
+    pub filter: Option<String>,
+    /// Serve the records every sensor wrote to this PostgreSQL database instead of captures
+    /// (URL or key=value string).
+    #[arg(long, value_name = "URL", conflicts_with = "files")]
+    pub postgres: Option<String>,
+    /// Read the database password from this file (first line) when the URL has none.
+    #[arg(long = "postgres-password-file", value_name = "FILE")]
+    pub postgres_password_file: Option<PathBuf>,
     #[command(flatten)]
     pub sensor: SensorLayer,
     #[command(flatten)]

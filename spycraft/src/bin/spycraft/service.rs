@@ -13,6 +13,7 @@ use spycraft::http::{web_routes, HttpServer};
 use spycraft::monitor::{Monitor, Phase};
 use spycraft::pipeline::{Observers, RunObserver};
 use spycraft::settings::Settings;
+use spycraft::store::history::History;
 use spycraft::store::messages::CallMessages;
 use spycraft::store::{RecordStore, StoreObserver};
 
@@ -34,6 +35,8 @@ pub enum Source<'a> {
         files: &'a [PathBuf],
         filter: Option<&'a str>,
     },
+    /// The records every sensor wrote to the database of `--postgres`.
+    History,
 }
 
 impl Service {
@@ -74,6 +77,17 @@ impl Service {
             if !files.iter().any(|f| f.as_os_str() == "-") {
                 web.messages = Some(Arc::new(from_files) as Arc<dyn CallMessages>);
             }
+        }
+        if let Source::History = source {
+            let config = settings.postgres(false)?.context("--postgres")?;
+            let history = History::new(config.target, settings.query_timeout());
+            if !quiet {
+                eprintln!(
+                    "spycraft: showing the records in PostgreSQL at {}",
+                    history.describe()
+                );
+            }
+            web.history = Some(Arc::new(history));
         }
         let server = HttpServer::start(addr, web_routes(Arc::new(web), access))?;
         if !quiet {
