@@ -7,14 +7,15 @@ mod support;
 
 use std::collections::{BTreeSet, HashSet};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::calls::send_calls;
 use support::deck::{expected_cost, write_deck, write_priced_capture};
 use support::http::{get, get_raw, start_sensor as sensor};
-use support::process::may_capture;
+use support::process::{installed, may_capture};
 use support::serving::{analyzed, bundled, json, serve};
 use support::{scratch, spycraft, text, utf8};
 
@@ -490,4 +491,122 @@ fn two_sensors_in_one_database_are_one_history() {
     );
     assert_eq!(status, 200);
     assert!(html.contains("west") && html.contains("east"));
+}
+
+/// One HTTPS GET through `openssl s_client`, trusting `ca` and checking the certificate is
+/// the server's own; the reply as text, or `None` without openssl (never under CI=true).
+fn https_get(addr: SocketAddr, ca: &Path, path: &str, headers: &[&str]) -> Option<String> {
+    use std::io::Write;
+    let child = Command::new("openssl")
+        .args([
+            "s_client",
+            "-quiet",
+            "-verify_return_error",
+            "-verify_ip",
+            "127.0.0.1",
+        ])
+        .arg("-connect")
+        .arg(addr.to_string())
+        .arg("-CAfile")
+        .arg(ca)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = installed("openssl", "openssl", child)?;
+    let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{extra}Connection: close\r\n\r\n");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(request.as_bytes())
+        .expect("sent");
+    let out = child.wait_with_output().expect("openssl");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    Some(text(&out.stdout))
+}
+
+#[test]
+fn https_serves_its_certificate_and_browsers_sign_in_with_argon2_passwords() {
+    let dir = scratch("web-tls");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=spycraft test",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output();
+    let Some(made) = installed("openssl", "openssl", made) else {
+        return;
+    };
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let users = dir.join("users");
+    let hash = {
+        use argon2::password_hash::{PasswordHasher, SaltString};
+        let salt = SaltString::encode_b64(b"sixteen byte salt").expect("salt");
+        argon2::Argon2::default()
+            .hash_password(b"correct horse", &salt)
+            .expect("a hash")
+            .to_string()
+    };
+    std::fs::write(&users, format!("# the web's users\nalice:{hash}\n")).expect("users");
+
+    let files = bundled();
+    let (_serve, _said, addr) = serve(
+        &files[..1],
+        &[
+            "--http-cert",
+            utf8(&cert),
+            "--http-key",
+            utf8(&key),
+            "--http-users",
+            utf8(&users),
+        ],
+    );
+    let Some(refused) = https_get(addr, &cert, "/api/v1/status", &[]) else {
+        return;
+    };
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+    assert!(
+        refused
+            .to_ascii_lowercase()
+            .contains("www-authenticate: basic"),
+        "{refused}"
+    );
+    use base64::Engine;
+    let basic = |who: &str| {
+        format!(
+            "Authorization: Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(who)
+        )
+    };
+    let wrong = https_get(
+        addr,
+        &cert,
+        "/api/v1/status",
+        &[&basic("alice:battery staple")],
+    );
+    assert!(wrong.is_some_and(|r| r.starts_with("HTTP/1.1 401")));
+    let signed_in = https_get(
+        addr,
+        &cert,
+        "/calls?q=alice",
+        &[&basic("alice:correct horse")],
+    )
+    .expect("a reply");
+    assert!(signed_in.starts_with("HTTP/1.1 200"), "{signed_in}");
+    assert!(signed_in.contains("<span id=\"total\">"));
+    // Plain HTTP to the HTTPS port gets no page.
+    assert!(support::http::try_get(addr, "/healthz").map_or(true, |(status, _)| status != 200));
 }

@@ -8,7 +8,9 @@
 pub mod api;
 pub mod auth;
 mod dashboard;
+mod https;
 pub mod pages;
+pub mod tls;
 pub mod web;
 
 use std::net::SocketAddr;
@@ -96,8 +98,12 @@ pub struct HttpServer {
 
 impl HttpServer {
     /// Binds `addr` (here, so a taken port fails the start) and serves `router` on a thread
-    /// of its own.
-    pub fn start(addr: SocketAddr, router: Router) -> Result<Self, HttpError> {
+    /// of its own, over TLS when `tls` is given.
+    pub fn start(
+        addr: SocketAddr,
+        router: Router,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> Result<Self, HttpError> {
         let bind = |source| HttpError::Bind { addr, source };
         let listener = std::net::TcpListener::bind(addr).map_err(bind)?;
         listener.set_nonblocking(true).map_err(bind)?;
@@ -115,11 +121,18 @@ impl HttpServer {
                     let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
                         return;
                     };
-                    let app = router.into_make_service_with_connect_info::<SocketAddr>();
-                    let serving = axum::serve(listener, app).with_graceful_shutdown(async {
-                        let _ = stopped.await;
-                    });
-                    if let Err(e) = serving.await {
+                    let served = match tls {
+                        Some(tls) => https::serve(listener, router, tls, stopped).await,
+                        None => {
+                            let app = router.into_make_service_with_connect_info::<SocketAddr>();
+                            axum::serve(listener, app)
+                                .with_graceful_shutdown(async {
+                                    let _ = stopped.await;
+                                })
+                                .await
+                        }
+                    };
+                    if let Err(e) = served {
                         eprintln!("spycraft: WARNING: HTTP server on {bound}: {e}");
                     }
                 });

@@ -63,6 +63,16 @@ pub struct HttpLayer {
     /// loopback) [default: none].
     #[arg(long = "http-token-file", value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+    /// Users of the web pages and API, `name:argon2-hash` a line (htpasswd style, PHC
+    /// argon2 hashes), for HTTP Basic authentication in browsers [default: none].
+    #[arg(long = "http-users", value_name = "FILE")]
+    pub users_file: Option<PathBuf>,
+    /// Serve HTTPS with this PEM certificate chain (needs --http-key) [default: HTTP].
+    #[arg(long = "http-cert", value_name = "FILE", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// The PEM private key of --http-cert.
+    #[arg(long = "http-key", value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
     /// Records kept in memory for the web API, the oldest dropped first [default: 100000].
     #[arg(long = "keep-records", value_name = "N")]
     pub keep_records: Option<usize>,
@@ -337,7 +347,9 @@ macro_rules! layered {
 
 layered! {
     Layer { sensor, capture, records, calls, postgres, http, rates, peer_groups }
-    HttpLayer { listen, linger_secs, token_file, keep_records, query_timeout_secs }
+    HttpLayer {
+        listen, linger_secs, token_file, users_file, cert, key, keep_records, query_timeout_secs,
+    }
     RatesLayer { file, country_code, international_prefix, national_prefix }
     SensorLayer { node, hosts, ports, collate_headers, stats_interval_secs }
     CaptureLayer {

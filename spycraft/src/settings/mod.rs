@@ -129,6 +129,12 @@ pub struct HttpSettings {
     pub linger_secs: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub users_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
     pub keep_records: usize,
     pub query_timeout_secs: f64,
 }
@@ -303,6 +309,9 @@ impl Settings {
                 listen: http.listen,
                 linger_secs: http.linger_secs.unwrap_or(0),
                 token_file: http.token_file,
+                users_file: http.users_file,
+                cert: http.cert,
+                key: http.key,
                 keep_records: http.keep_records.unwrap_or(DEFAULT_KEEP_RECORDS),
                 query_timeout_secs: http
                     .query_timeout_secs

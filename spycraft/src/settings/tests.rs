@@ -161,6 +161,9 @@ fn a_file_sets_every_setting() {
             listen: Some("[::1]:9464".parse().expect("address")),
             linger_secs: 30,
             token_file: Some("/etc/spycraft/tokens".into()),
+            users_file: None,
+            cert: None,
+            key: None,
             keep_records: 5000,
             query_timeout_secs: 2.5,
         }

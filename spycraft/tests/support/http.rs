@@ -44,7 +44,7 @@ pub fn try_get(addr: SocketAddr, path: &str) -> Result<(u16, String), String> {
 pub fn serving_addr(stderr: &Said) -> SocketAddr {
     let lines = stderr.wait_for("serving /metrics", Duration::from_secs(60));
     let line = lines.last().expect("the line");
-    line.rsplit("http://")
+    line.rsplit("://")
         .next()
         .and_then(|a| a.trim().parse().ok())
         .unwrap_or_else(|| panic!("an address in {line:?}"))

@@ -31,7 +31,7 @@ pub fn serve(files: &[PathBuf], extra: &[&str]) -> (Reaped, Said, SocketAddr) {
     args.extend_from_slice(extra);
     args.extend(files.iter().map(|f| utf8(f)));
     let (child, said, addr) = start_sensor(&args);
-    said.wait_for("serving on http://", Duration::from_secs(60));
+    said.wait_for("serving on http", Duration::from_secs(60));
     (child, said, addr)
 }
 

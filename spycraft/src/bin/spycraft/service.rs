@@ -23,7 +23,9 @@ use crate::stop;
 pub struct Service {
     pub monitor: Arc<Monitor>,
     observer: Arc<dyn RunObserver>,
-    server: HttpServer,
+    /// Where it serves, for messages: `https://127.0.0.1:8443`.
+    url: String,
+    _server: HttpServer,
 }
 
 /// Where a run's records come from, for what the web API can offer beyond them.
@@ -47,14 +49,26 @@ impl Service {
         };
         let http = &settings.http;
         let quiet = settings.records.quiet;
-        let access = match &http.token_file {
+        let mut access = match &http.token_file {
             Some(path) => Access::from_token_file(path, !quiet)?,
-            None if addr.ip().is_loopback() => Access::open(!quiet),
-            None => anyhow::bail!(
-                "--http {addr} is reachable beyond this machine: give --http-token-file \
-                 (bearer tokens, one a line), or listen on 127.0.0.1"
-            ),
+            None => Access::open(!quiet),
         };
+        if let Some(path) = &http.users_file {
+            access = access.with_users_file(path)?;
+        }
+        if !access.requires_token() && !addr.ip().is_loopback() {
+            anyhow::bail!(
+                "--http {addr} is reachable beyond this machine: give --http-token-file \
+                 (bearer tokens, one a line) or --http-users (argon2 hashes), or listen on \
+                 127.0.0.1"
+            );
+        }
+        let tls = match (&http.cert, &http.key) {
+            (Some(cert), Some(key)) => Some(spycraft::http::tls::server_config(cert, key)?),
+            (None, None) => None,
+            _ => anyhow::bail!("[http] cert and key go together"),
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let peers = settings.peer_groups().context("[[peer_group]]")?;
         let live = matches!(source, Source::Live);
         let monitor = Arc::new(Monitor::new(live, peers.clone()));
@@ -89,10 +103,10 @@ impl Service {
             }
             web.history = Some(Arc::new(history));
         }
-        let server = HttpServer::start(addr, web_routes(Arc::new(web), access))?;
+        let server = HttpServer::start(addr, web_routes(Arc::new(web), access), tls)?;
         if !quiet {
             eprintln!(
-                "spycraft: serving /metrics, /healthz, /readyz, /api/v1 and the web pages on http://{}",
+                "spycraft: serving /metrics, /healthz, /readyz, /api/v1 and the web pages on {scheme}://{}",
                 server.local_addr()
             );
         }
@@ -103,7 +117,8 @@ impl Service {
         Ok(Some(Self {
             monitor,
             observer,
-            server,
+            url: format!("{scheme}://{}", server.local_addr()),
+            _server: server,
         }))
     }
 
@@ -121,12 +136,12 @@ impl Service {
         let until = secs.map(|s| Instant::now() + Duration::from_secs(s));
         match secs {
             Some(secs) => eprintln!(
-                "spycraft: the input has ended; still serving on http://{} for {secs} s",
-                self.server.local_addr()
+                "spycraft: the input has ended; still serving on {} for {secs} s",
+                self.url
             ),
             None => eprintln!(
-                "spycraft: the input has ended; serving on http://{} until stopped",
-                self.server.local_addr()
+                "spycraft: the input has ended; serving on {} until stopped",
+                self.url
             ),
         }
         while until.is_none_or(|u| Instant::now() < u) && !stop::requested() {
