@@ -160,7 +160,7 @@ fn sensors_starting_together_apply_each_migration_once() {
             "cdr",
             "SELECT string_agg(version::text, ',' ORDER BY version) FROM spycraft_migrations"
         ),
-        "1,2,3"
+        "1,2,3,4"
     );
     let out = spycraft(&["db", "migrate", "--postgres", &conn]);
     assert!(
@@ -174,7 +174,7 @@ fn sensors_starting_together_apply_each_migration_once() {
     let status = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));
     for line in [
-        "schema:     version 3",
+        "schema:     version 4",
         "records:    0",
         "partitions: none yet",
     ] {

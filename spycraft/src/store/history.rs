@@ -189,7 +189,12 @@ impl History {
         }
         if let Some(pattern) = &q.q {
             let p = s.bind(like_pattern(pattern));
-            let fields = ["from_user", "to_user", "from_uri", "to_uri", "request_uri"];
+            // Numbers and users seek the lower(user) text_pattern_ops indexes.
+            let fields: &[&str] = if pattern.is_uri() {
+                &["from_uri", "to_uri", "request_uri"]
+            } else {
+                &["from_user", "to_user"]
+            };
             let any: Vec<String> = fields
                 .iter()
                 .map(|f| format!("lower({f}) LIKE {p}"))

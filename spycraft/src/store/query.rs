@@ -53,8 +53,9 @@ pub struct SearchParams {
     pub from: Option<String>,
     /// Calls whose INVITE came before this time (RFC 3339).
     pub to: Option<String>,
-    /// A number, user or URI: a prefix of the From or To user or of the From, To or
-    /// Request-URI, or a pattern with `*` wildcards matched against the whole of one.
+    /// A number or user (a prefix of the From or To user), or with a `:` or `@` a URI (a
+    /// prefix of the From, To or Request-URI); with `*` wildcards, a pattern matched against
+    /// the whole of one.
     pub q: Option<String>,
     /// Exactly this Call-ID.
     pub call_id: Option<String>,
@@ -216,12 +217,13 @@ impl Pattern {
         }
     }
 
-    /// The prefix every match starts with, when the pattern has one: what an index on
-    /// the users can seek to.
-    pub fn fixed_prefix(&self) -> &str {
+    /// Whether it names a URI (has a `:` or an `@`): matched against the From, To and
+    /// Request-URIs; otherwise a number or user, matched against the From and To users.
+    pub fn is_uri(&self) -> bool {
+        let uri_like = |s: &str| s.contains([':', '@']);
         match self {
-            Self::Prefix(p) => p,
-            Self::Wildcard(pieces) => pieces.first().map_or("", String::as_str),
+            Self::Prefix(p) => uri_like(p),
+            Self::Wildcard(pieces) => pieces.iter().any(|p| uri_like(p)),
         }
     }
 }
@@ -393,17 +395,18 @@ impl CallQuery {
     }
 }
 
-/// Whether a party of `r` (users, URIs) matches `q`.
+/// Whether a party of `r` matches `q`: its URIs for a URI, else its users.
 fn matches_parties(q: &Pattern, r: &CallRecord) -> bool {
-    [r.from_user.as_deref(), r.to_user.as_deref()]
-        .into_iter()
-        .flatten()
-        .chain([
-            r.from_uri.as_str(),
-            r.to_uri.as_str(),
-            r.request_uri.as_str(),
-        ])
-        .any(|field| q.matches(field))
+    if q.is_uri() {
+        [r.from_uri.as_str(), r.to_uri.as_str(), r.request_uri.as_str()]
+            .into_iter()
+            .any(|field| q.matches(field))
+    } else {
+        [r.from_user.as_deref(), r.to_user.as_deref()]
+            .into_iter()
+            .flatten()
+            .any(|field| q.matches(field))
+    }
 }
 
 fn peer_filter(text: &str, groups: &PeerGroups) -> Result<PeerFilter, QueryError> {
@@ -440,6 +443,7 @@ mod tests {
         assert!(p("*").matches(""));
         assert!(p("ab*").matches("ab"));
         assert!(!p("ab*ab").matches("ab"), "pieces may not overlap");
+        assert!(p("sip:*@pbx").is_uri() && p("@pbx").is_uri() && !p("4930*").is_uri());
     }
 
     #[test]

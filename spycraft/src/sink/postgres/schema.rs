@@ -35,6 +35,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "cdr: the call model's delays, hold, forks and transfers",
         sql: include_str!("migrations/0003_call_model.sql"),
     },
+    Migration {
+        version: 4,
+        name: "cdr: indexes for number and user prefix searches",
+        sql: include_str!("migrations/0004_search.sql"),
+    },
 ];
 
 /// Key of the session advisory lock held while migrating.
