@@ -12,9 +12,10 @@ use anyhow::{bail, Context, Result};
 
 use crate::synth;
 
+/// The test harness's throwaway PostgreSQL cluster (`bench-web` uses it too).
 #[path = "../../spycraft/tests/support/postgres.rs"]
 #[allow(dead_code)]
-mod cluster;
+pub mod cluster;
 
 pub fn command(root: &Path, args: &[String]) -> Result<()> {
     let mut calls = 200_000u32;

@@ -13,9 +13,11 @@
 //!   messages lost and the sensor's CPU per frame (root)
 //! - `floor`   the floor program itself, on one capture
 //! - `ingest`  the PostgreSQL ingest rate, on a throwaway cluster
+//! - `bench-web` web search latency, in memory and in PostgreSQL
 //! - `fuzz`    run the cargo-fuzz targets (nightly), seeded from the captures
 
 mod bench;
+mod benchweb;
 mod capbench;
 mod deb;
 mod fuzz;
@@ -44,6 +46,8 @@ const USAGE: &str = "usage: cargo xtask <command> [options]
   floor FILE                 the hardware floor: walk a pcap, count message ends
   ingest [--calls N] [--batch N]
                              PostgreSQL ingest throughput
+  bench-web [--memory-calls N] [--db-records N] [--queries Q]
+                             web search latency in memory and in PostgreSQL
   fuzz [--seconds N] [TARGET...]
                              run the fuzz targets
   deb                        build the Debian package into target/debian";
@@ -72,6 +76,10 @@ fn main() -> Result<()> {
         Some("fuzz") => fuzz::command(&root(), rest),
         Some("deb") => deb::build(&root()).map(drop),
         Some("bench") => bench::command(&root(), rest),
+        Some("bench-web") => {
+            setup(&["postgresql"])?;
+            benchweb::command(&root(), rest)
+        }
         Some("capbench") => capbench::command(&root(), rest),
         Some("ingest") => {
             setup(&TEST_PACKAGES)?;

@@ -398,9 +398,13 @@ impl CallQuery {
 /// Whether a party of `r` matches `q`: its URIs for a URI, else its users.
 fn matches_parties(q: &Pattern, r: &CallRecord) -> bool {
     if q.is_uri() {
-        [r.from_uri.as_str(), r.to_uri.as_str(), r.request_uri.as_str()]
-            .into_iter()
-            .any(|field| q.matches(field))
+        [
+            r.from_uri.as_str(),
+            r.to_uri.as_str(),
+            r.request_uri.as_str(),
+        ]
+        .into_iter()
+        .any(|field| q.matches(field))
     } else {
         [r.from_user.as_deref(), r.to_user.as_deref()]
             .into_iter()
