@@ -140,7 +140,8 @@ fn serve(command: &mut Command, ready: &str) -> Result<(Child, SocketAddr)> {
     let mut stderr = child.stderr.take().context("stderr")?;
     let mut said = String::new();
     let mut buf = [0u8; 4096];
-    while !said.contains(ready) {
+    // Until it has said `ready` and every line so far is whole.
+    while !said.contains(ready) || !said.ends_with('\n') {
         let n = stderr.read(&mut buf)?;
         if n == 0 {
             bail!("spycraft serve ended: {said}");

@@ -8,7 +8,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
-use super::web::{ApiError, Web};
+use super::web::{ApiError, Params, Web};
 use crate::accounting::{self, AccountingReport, GroupBy};
 use crate::call::{CallRecord, CaptureIssue, Timestamp};
 use crate::inspect::ladder;
@@ -87,7 +87,7 @@ pub struct CallPage {
         (status = 504, description = "The search took longer than the query timeout", body = ApiError)))]
 async fn calls(
     State(web): State<Arc<Web>>,
-    Query(params): Query<SearchParams>,
+    Params(params): Params<SearchParams>,
 ) -> Result<Response, ApiError> {
     let csv = match params.format.as_deref() {
         None | Some("" | "json") => false,
@@ -453,7 +453,7 @@ impl WindowParams {
     responses((status = 200, body = GroupedFigures), (status = 400, body = ApiError)))]
 async fn stats(
     State(web): State<Arc<Web>>,
-    Query(params): Query<WindowParams>,
+    Params(params): Params<WindowParams>,
 ) -> Result<Json<GroupedFigures>, ApiError> {
     let key: fn(&CallRecord) -> String = match params.by.as_deref() {
         None | Some("" | "node") => |r| r.node.clone(),
@@ -475,7 +475,7 @@ async fn stats(
     responses((status = 200, description = "The report (JSON), or its rows as CSV with `format=csv`", body = AccountingReport), (status = 400, body = ApiError)))]
 async fn accounting_report(
     State(web): State<Arc<Web>>,
-    Query(params): Query<WindowParams>,
+    Params(params): Params<WindowParams>,
 ) -> Result<Response, ApiError> {
     let report = accounting_of(&web, params.clone_shallow()).await?;
     match params.format.as_deref() {

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -14,7 +14,7 @@ use axum::Router;
 use serde::Deserialize;
 
 use super::api::{self, accounting_of, call_detail, ApiCall, CallDetail, WindowParams};
-use super::web::{ApiError, Web};
+use super::web::{ApiError, Params, Web};
 use crate::accounting::AccountingReport;
 use crate::call::Disposition;
 use crate::store::{CallQuery, SearchParams};
@@ -100,7 +100,7 @@ struct RawSearch {
     cursor: Option<String>,
 }
 
-async fn calls(State(web): State<Arc<Web>>, Query(raw): Query<RawSearch>) -> Response {
+async fn calls(State(web): State<Arc<Web>>, Params(raw): Params<RawSearch>) -> Response {
     let text = |v: &Option<String>| v.clone().unwrap_or_default();
     let form = SearchForm {
         q: text(&raw.q),
@@ -275,7 +275,7 @@ struct RawReport {
     by: Option<String>,
 }
 
-async fn accounting(State(web): State<Arc<Web>>, Query(raw): Query<RawReport>) -> Response {
+async fn accounting(State(web): State<Arc<Web>>, Params(raw): Params<RawReport>) -> Response {
     let text = |v: &Option<String>| v.clone().unwrap_or_default();
     let by = raw
         .by

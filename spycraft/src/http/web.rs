@@ -173,6 +173,29 @@ impl From<HistoryError> for ApiError {
     }
 }
 
+/// A query string read into `T`; one that does not read is a 400 in the API's JSON shape,
+/// saying which parameter is wrong.
+#[derive(Debug)]
+pub struct Params<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for Params<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(v)| Params(v))
+            .map_err(|e| ApiError::bad(e.body_text()))
+    }
+}
+
 /// An error as the API answers it: a status and a sentence.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ApiError {

@@ -73,7 +73,8 @@ pub struct HttpLayer {
     /// The PEM private key of --http-cert.
     #[arg(long = "http-key", value_name = "FILE", requires = "cert")]
     pub key: Option<PathBuf>,
-    /// Records kept in memory for the web API, the oldest dropped first [default: 100000].
+    /// Records kept in memory for the web API, the oldest dropped first; 0 keeps none
+    /// (metrics only, no copy of each record) [default: 100000].
     #[arg(long = "keep-records", value_name = "N")]
     pub keep_records: Option<usize>,
     /// Longest a search or report may take before it answers 504 [default: 10].

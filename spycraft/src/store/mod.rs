@@ -93,10 +93,64 @@ pub struct RecordStore {
 #[derive(Debug, Default)]
 struct Records {
     ring: VecDeque<Arc<CallRecord>>,
+    /// The leading bytes of each record's users, in the ring's order: a number search
+    /// scans these, in contiguous memory, and looks at a record only when they match.
+    users: VecDeque<UserLeads>,
     /// Records dropped to keep the bound.
     dropped: u64,
     /// Records ever kept.
     seen: u64,
+}
+
+/// Bytes of each user kept beside the ring for number searches.
+const LEAD: usize = 22;
+
+/// The first bytes of a user, ASCII lower-cased, and its whole length.
+#[derive(Clone, Copy, Debug)]
+struct Lead {
+    bytes: [u8; LEAD],
+    len: u16,
+}
+
+impl Lead {
+    fn of(user: Option<&str>) -> Self {
+        let mut bytes = [0; LEAD];
+        let user = user.unwrap_or_default().as_bytes();
+        let kept = user.len().min(LEAD);
+        bytes[..kept].copy_from_slice(&user[..kept]);
+        bytes.make_ascii_lowercase();
+        Self {
+            bytes,
+            len: u16::try_from(user.len()).unwrap_or(u16::MAX),
+        }
+    }
+
+    /// Whether the user starts with `prefix` (lower-case, at most [`LEAD`] bytes).
+    fn starts_with(&self, prefix: &[u8]) -> bool {
+        usize::from(self.len) >= prefix.len() && self.bytes[..prefix.len()] == *prefix
+    }
+}
+
+/// The leads of a record's From and To users.
+#[derive(Clone, Copy, Debug)]
+struct UserLeads {
+    from: Lead,
+    to: Lead,
+}
+
+impl UserLeads {
+    fn of(r: &CallRecord) -> Self {
+        Self {
+            from: Lead::of(r.from_user.as_deref()),
+            to: Lead::of(r.to_user.as_deref()),
+        }
+    }
+
+    /// Whether either user may start with `prefix`: exact for prefixes of at most
+    /// [`LEAD`] bytes, which are all that ask.
+    fn may_start_with(&self, prefix: &[u8]) -> bool {
+        self.from.starts_with(prefix) || self.to.starts_with(prefix)
+    }
 }
 
 /// A page of a search.
@@ -144,8 +198,10 @@ impl RecordStore {
             let mut records = write(&self.records);
             if records.ring.len() >= self.keep {
                 records.ring.pop_front();
+                records.users.pop_front();
                 records.dropped += 1;
             }
+            records.users.push_back(UserLeads::of(&record));
             records.ring.push_back(Arc::new(record));
             records.seen += 1;
         }
@@ -171,9 +227,13 @@ impl RecordStore {
         let mut rows: Vec<Arc<CallRecord>> = Vec::new();
         {
             let records = read(&self.records);
-            for (n, r) in records.ring.iter().enumerate() {
+            let user_prefix = query.user_prefix().filter(|p| p.len() <= LEAD);
+            for (n, (r, users)) in records.ring.iter().zip(&records.users).enumerate() {
                 if n % CLOCK_EVERY == CLOCK_EVERY - 1 && started.elapsed() > budget {
                     return Err(QueryError::Timeout(budget.as_millis() as u64));
+                }
+                if user_prefix.is_some_and(|p| !users.may_start_with(p)) {
+                    continue;
                 }
                 if !query.matches(r) {
                     continue;
@@ -394,6 +454,50 @@ mod tests {
         );
         assert!(store.get(Uuid::from_u128(1)).is_none());
         assert!(store.get(Uuid::from_u128(5)).is_some());
+    }
+
+    #[test]
+    fn the_user_leads_find_what_matching_the_records_finds() {
+        let store = RecordStore::new(1000);
+        let users = [
+            Some("4930123456"),
+            Some("+4930123"),
+            Some("Alice"),
+            Some("a-very-long-user-name-beyond-the-lead-bytes"),
+            None,
+            Some(""),
+        ];
+        let mut all = Vec::new();
+        for (n, from) in users.iter().enumerate() {
+            for (m, to) in users.iter().enumerate() {
+                let mut r = record((n * 10 + m) as u128);
+                r.from_user = from.map(str::to_owned);
+                r.to_user = to.map(str::to_owned);
+                all.push(r.clone());
+                store.push(r);
+            }
+        }
+        for q in [
+            "4930",
+            "+49",
+            "alice",
+            "ALI",
+            "a-very-long-user-name-beyond",
+            "a-very-long-user-name-beyond-the-lead-bytes",
+            "a-very-long-user-name-beyond-the-lead-bytesX",
+            "x",
+        ] {
+            let params = SearchParams {
+                q: Some(q.into()),
+                ..SearchParams::default()
+            };
+            let query = CallQuery::parse(&params, &Default::default()).expect("a query");
+            let page = store
+                .search(&query, Duration::from_secs(10))
+                .expect("a page");
+            let expected = all.iter().filter(|r| query.matches(r)).count();
+            assert_eq!(page.total, expected as u64, "{q}");
+        }
     }
 
     #[test]

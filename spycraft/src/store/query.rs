@@ -385,6 +385,14 @@ impl CallQuery {
             && self.q.as_ref().is_none_or(|q| matches_parties(q, r))
     }
 
+    /// The number or user prefix asked for, lower-case, when `q` is one (no `*`, no URI).
+    pub fn user_prefix(&self) -> Option<&[u8]> {
+        match &self.q {
+            Some(p @ Pattern::Prefix(text)) if !p.is_uri() => Some(text.as_bytes()),
+            _ => None,
+        }
+    }
+
     /// Whether `r` comes after the cursor, in this query's order.
     pub fn after_cursor(&self, r: &CallRecord) -> bool {
         self.after.is_none_or(|c| {

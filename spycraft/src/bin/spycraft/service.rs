@@ -110,10 +110,12 @@ impl Service {
                 server.local_addr()
             );
         }
-        let observer = Arc::new(Observers(vec![
-            monitor.clone(),
-            Arc::new(StoreObserver::new(store)),
-        ]));
+        let mut observers: Vec<Arc<dyn RunObserver>> = vec![monitor.clone()];
+        // `--keep-records 0`: metrics only, no copy of each record.
+        if http.keep_records > 0 {
+            observers.push(Arc::new(StoreObserver::new(store)));
+        }
+        let observer = Arc::new(Observers(observers));
         Ok(Some(Self {
             monitor,
             observer,
