@@ -111,6 +111,25 @@ impl Browser {
         }
     }
 
+    /// Types `q` into the search form, submits it and reads how many calls match.
+    async fn search(&self, addr: SocketAddr, q: &str) -> usize {
+        self.open(addr, "/calls").await;
+        let find = |id| self.client.find(Locator::Id(id));
+        find("q")
+            .await
+            .expect("the search box")
+            .send_keys(q)
+            .await
+            .expect("typed");
+        find("search-button")
+            .await
+            .expect("the button")
+            .click()
+            .await
+            .expect("clicked");
+        self.text_of("#total").await.parse().expect("a count")
+    }
+
     async fn screenshot(&self, name: &str) {
         let png = self.client.screenshot().await.expect("a screenshot");
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../web-screenshots");
@@ -133,22 +152,7 @@ async fn search_and_call_pages_show_what_analyze_and_dump_say() {
     let (_serve, _said, addr) = serve(&files, &[]);
 
     // The search form finds calls by number or user, as the same filter over the records.
-    browser.open(addr, "/calls").await;
-    let q = browser
-        .client
-        .find(Locator::Id("q"))
-        .await
-        .expect("the search box");
-    q.send_keys("alice").await.expect("typed");
-    browser
-        .client
-        .find(Locator::Id("search-button"))
-        .await
-        .expect("the button")
-        .click()
-        .await
-        .expect("clicked");
-    let total: usize = browser.text_of("#total").await.parse().expect("a count");
+    let total = browser.search(addr, "alice").await;
     let expected = records
         .iter()
         .filter(|r| {
@@ -239,18 +243,7 @@ async fn the_accounting_page_totals_five_thousand_calls_as_the_deck_prices_them(
     browser.screenshot("accounting").await;
 
     // A number's calls, found through the form.
-    browser.open(addr, "/calls").await;
-    let q = browser.client.find(Locator::Id("q")).await.expect("box");
-    q.send_keys("4930*").await.expect("typed");
-    browser
-        .client
-        .find(Locator::Id("search-button"))
-        .await
-        .expect("button")
-        .click()
-        .await
-        .expect("clicked");
-    let total: usize = browser.text_of("#total").await.parse().expect("a count");
+    let total = browser.search(addr, "4930*").await;
     let expected = records
         .iter()
         .filter(|r| r["to_user"].as_str().is_some_and(|u| u.starts_with("4930")))

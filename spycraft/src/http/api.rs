@@ -23,6 +23,7 @@ use crate::accounting::{self, AccountingReport, GroupBy};
 use crate::call::{CallRecord, CaptureIssue, Timestamp};
 use crate::inspect::ladder;
 use crate::stats::{figures_by, GroupedFigures};
+use crate::store::query::parse_time;
 use crate::store::{CallQuery, LiveBoard, LiveEvent, SearchParams, StoreFigures};
 
 /// The API's routes.
@@ -431,20 +432,9 @@ pub struct WindowParams {
 impl WindowParams {
     /// The records in the window.
     async fn records(&self, web: &Arc<Web>) -> Result<Vec<Arc<CallRecord>>, ApiError> {
-        let time = |name: &str, text: &Option<String>| -> Result<Option<Timestamp>, ApiError> {
-            text.as_deref()
-                .filter(|t| !t.is_empty())
-                .map(|t| {
-                    Timestamp::parse_rfc3339(t).ok_or_else(|| {
-                        ApiError::bad(format!(
-                            "{name}: is not an RFC 3339 time (2026-12-03T10:00:00Z)"
-                        ))
-                    })
-                })
-                .transpose()
-        };
-        web.window(time("from", &self.from)?, time("to", &self.to)?)
-            .await
+        let from = parse_time("from", self.from.as_deref())?;
+        let to = parse_time("to", self.to.as_deref())?;
+        web.window(from, to).await
     }
 }
 
@@ -477,8 +467,9 @@ async fn accounting_report(
     State(web): State<Arc<Web>>,
     Params(params): Params<WindowParams>,
 ) -> Result<Response, ApiError> {
-    let report = accounting_of(&web, params.clone_shallow()).await?;
-    match params.format.as_deref() {
+    let format = params.format.clone();
+    let report = accounting_of(&web, params).await?;
+    match format.as_deref() {
         None | Some("" | "json") => Ok(Json(report).into_response()),
         Some("csv") => Ok((
             [
@@ -492,17 +483,6 @@ async fn accounting_report(
         )
             .into_response()),
         Some(_) => Err(ApiError::bad("format: takes json or csv")),
-    }
-}
-
-impl WindowParams {
-    fn clone_shallow(&self) -> Self {
-        Self {
-            from: self.from.clone(),
-            to: self.to.clone(),
-            by: self.by.clone(),
-            format: None,
-        }
     }
 }
 

@@ -49,7 +49,7 @@ pub struct Dashboard {
 pub async fn dashboard(State(web): State<Arc<Web>>) -> Result<Json<Dashboard>, ApiError> {
     // A live capture, and a database live sensors write to, end at the wall clock.
     let now = if web.monitor.is_live() || web.history.is_some() {
-        Some(Timestamp(wall_clock_micros()))
+        Some(Timestamp::now())
     } else {
         web.store.newest_invite()
     };
@@ -104,10 +104,4 @@ fn build(web: &Web, now: Option<Timestamp>, records: &[Arc<CallRecord>]) -> Dash
         output_troubles,
         records_dropped: web.store.figures().dropped,
     }
-}
-
-fn wall_clock_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
 }

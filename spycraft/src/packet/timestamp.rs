@@ -39,6 +39,12 @@ impl Timestamp {
         Self(secs.saturating_mul(1_000_000).saturating_add(micros))
     }
 
+    /// The wall clock now: the time a live source's frames carry.
+    pub fn now() -> Self {
+        let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        Self(since.map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX)))
+    }
+
     /// Microseconds since the Unix epoch.
     pub fn micros(self) -> i64 {
         self.0

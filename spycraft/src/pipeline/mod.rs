@@ -631,11 +631,8 @@ fn read_all(
                 }
                 Ok(Polled::Idle) => {
                     // A live source's frames carry wall-clock times: so does the clock.
-                    let now = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
                     feed.input(Input::Clock {
-                        time: Timestamp(now),
+                        time: Timestamp::now(),
                     });
                     checkpoint(source.as_ref(), done_bytes, frames, parse, feed);
                     feed.idle();

@@ -179,6 +179,16 @@ impl Cursor {
     }
 }
 
+/// An RFC 3339 time parameter (absent or empty: none).
+pub fn parse_time(name: &'static str, text: Option<&str>) -> Result<Option<Timestamp>, QueryError> {
+    text.filter(|t| !t.is_empty())
+        .map(|t| {
+            Timestamp::parse_rfc3339(t)
+                .ok_or_else(|| bad(name, "is not an RFC 3339 time (2026-12-03T10:00:00Z)"))
+        })
+        .transpose()
+}
+
 /// A `q` pattern.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Pattern {
@@ -300,14 +310,6 @@ pub struct CallQuery {
 impl CallQuery {
     /// Checks `params`; peer group names are looked up in `groups`.
     pub fn parse(params: &SearchParams, groups: &PeerGroups) -> Result<Self, QueryError> {
-        let time = |name: &'static str, text: &Option<String>| -> Result<_, QueryError> {
-            text.as_deref()
-                .map(|t| {
-                    Timestamp::parse_rfc3339(t)
-                        .ok_or_else(|| bad(name, "is not an RFC 3339 time (2026-12-03T10:00:00Z)"))
-                })
-                .transpose()
-        };
         let sort = match params.sort.as_deref() {
             None | Some("") => Sort {
                 key: SortKey::InviteAt,
@@ -347,8 +349,8 @@ impl CallQuery {
             .map(|text| peer_filter(text, groups))
             .transpose()?;
         Ok(Self {
-            from: time("from", &params.from)?,
-            to: time("to", &params.to)?,
+            from: parse_time("from", params.from.as_deref())?,
+            to: parse_time("to", params.to.as_deref())?,
             q: params.q.as_deref().map(Pattern::parse).transpose()?,
             call_id: params.call_id.clone().filter(|c| !c.is_empty()),
             dispositions,
