@@ -98,8 +98,6 @@ struct Records {
     users: VecDeque<UserLeads>,
     /// Records dropped to keep the bound.
     dropped: u64,
-    /// Records ever kept.
-    seen: u64,
 }
 
 /// Bytes of each user kept beside the ring for number searches.
@@ -203,7 +201,6 @@ impl RecordStore {
             }
             records.users.push_back(UserLeads::of(&record));
             records.ring.push_back(Arc::new(record));
-            records.seen += 1;
         }
         // No receiver is fine: nobody is watching.
         let _ = self.events.send(event);
