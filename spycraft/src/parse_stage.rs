@@ -345,6 +345,16 @@ impl ParseStage {
         self.messages.parse_all(unparsed, out);
     }
 
+    /// As [`ParseStage::parse_unparsed`], showing `observer` each message.
+    pub fn parse_unparsed_observed(
+        &mut self,
+        unparsed: &mut Unparsed,
+        out: &mut impl Inputs,
+        observer: &mut dyn Observer,
+    ) {
+        self.messages.parse_all_observed(unparsed, out, observer);
+    }
+
     /// Bytes held for reassembly.
     pub fn held_bytes(&self) -> usize {
         self.decoder.held_bytes()
@@ -500,6 +510,17 @@ impl MessageStage {
     /// Parses everything `unparsed` holds, in order, emptying it; events and the other inputs
     /// go to `out`.
     pub fn parse_all(&mut self, unparsed: &mut Unparsed, out: &mut impl Inputs) {
+        self.parse_all_observed(unparsed, out, &mut Unobserved);
+    }
+
+    /// As [`MessageStage::parse_all`], showing `observer` each message (its frame number 0:
+    /// deferred messages no longer know it).
+    pub fn parse_all_observed(
+        &mut self,
+        unparsed: &mut Unparsed,
+        out: &mut impl Inputs,
+        observer: &mut dyn Observer,
+    ) {
         let mut start = 0;
         // Items are read where they lie, not moved out one by one: each move would copy an
         // item just to read it back.
@@ -508,7 +529,7 @@ impl MessageStage {
                 Pending::Datagram { info, end } => {
                     let payload = &unparsed.bytes[start..*end];
                     start = *end;
-                    self.datagram(info, payload, out, &mut Unobserved, 0);
+                    self.datagram(info, payload, out, observer, 0);
                 }
                 Pending::StreamMessage { info, end } => {
                     let message = &unparsed.bytes[start..*end];
@@ -517,7 +538,7 @@ impl MessageStage {
                     // Framed whole by the same parser, so it parses whole again.
                     match parse_uninit(message, &mut headers) {
                         Ok(Status::Complete(msg)) => {
-                            self.accept(info, &msg, message, out, &mut Unobserved, 0);
+                            self.accept(info, &msg, message, out, observer, 0);
                         }
                         Ok(Status::Partial) => {
                             self.counters.parse_errors[ParseError::Truncated.index()] += 1;

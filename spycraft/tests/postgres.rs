@@ -160,7 +160,7 @@ fn sensors_starting_together_apply_each_migration_once() {
             "cdr",
             "SELECT string_agg(version::text, ',' ORDER BY version) FROM spycraft_migrations"
         ),
-        "1,2,3,4"
+        "1,2,3,4,5"
     );
     let out = spycraft(&["db", "migrate", "--postgres", &conn]);
     assert!(
@@ -174,7 +174,7 @@ fn sensors_starting_together_apply_each_migration_once() {
     let status = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));
     for line in [
-        "schema:     version 4",
+        "schema:     version 5",
         "records:    0",
         "partitions: none yet",
     ] {
@@ -240,6 +240,7 @@ fn sink_config(conninfo: &str, spool: &Path, retention_days: Option<u32>) -> Pos
         retention_days,
         drain_timeout: Duration::from_secs(60),
         report_on_finish: true,
+        deck: None,
     }
 }
 

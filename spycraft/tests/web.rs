@@ -204,6 +204,13 @@ fn accounting_totals_equal_the_records_priced_by_the_deck() {
     // Each record carries its prefix and cost.
     let call = json(addr, "/api/v1/calls?q=4930&limit=1");
     assert_eq!(call["calls"][0]["rated_prefix"], "4930");
+    let (status, _, csv) = get_raw(addr, "/api/v1/calls?q=4930&limit=1&format=csv", &[]);
+    assert_eq!(status, 200);
+    let csv = String::from_utf8_lossy(&csv).into_owned();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines[0].ends_with(",rated_prefix,cost"), "{}", lines[0]);
+    let one = call["calls"][0]["cost"].as_f64().expect("a cost");
+    assert!(lines[1].ends_with(&format!(",4930,{one}")), "{}", lines[1]);
 
     // The page shows the same total, and its CSV ends with it.
     let (status, html) = get(addr, "/accounting?by=destination");
@@ -340,6 +347,36 @@ fn the_live_view_follows_calls_as_they_start_and_end() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(json(addr, "/api/v1/calls")["total"], 3);
+    // Their messages were kept in memory: each call's five, in order, and a pcap of them
+    // that reads back the same.
+    let page = json(addr, "/api/v1/calls?sort=invite_at");
+    for call in page["calls"].as_array().expect("calls") {
+        let id = call["id"].as_str().expect("id");
+        let listed = json(addr, &format!("/api/v1/calls/{id}/messages"));
+        let labels: Vec<&str> = listed
+            .as_array()
+            .expect("messages")
+            .iter()
+            .map(|m| m["label"].as_str().expect("label"))
+            .collect();
+        assert_eq!(labels, ["INVITE", "200 OK", "ACK", "BYE", "200 OK"]);
+        let (status, _, pcap) = get_raw(addr, &format!("/api/v1/calls/{id}/pcap"), &[]);
+        assert_eq!(status, 200);
+        let written = scratch("web-live-pcap").join("call.pcap");
+        std::fs::write(&written, &pcap).expect("written");
+        let again = spycraft(&["dump", "--format", "json", utf8(&written)]);
+        assert_eq!(
+            text(&again.stdout).lines().count(),
+            5,
+            "the pcap holds them"
+        );
+    }
+    let held = &json(addr, "/api/v1/status")["recent_messages"];
+    assert_eq!(
+        (&held["calls"], &held["messages"]),
+        (&3.into(), &15.into()),
+        "{held}"
+    );
     let events = events.join().expect("events");
     for kind in ["started", "answered", "ended", "recorded"] {
         assert_eq!(
@@ -395,6 +432,7 @@ fn two_sensors_in_one_database_are_one_history() {
     let everything = bundled();
     // Two sensors: one saw the B2BUA's A side and every other case, one its B side.
     let mut expected: Vec<Value> = Vec::new();
+    let mut stored_messages = 0;
     for (node, files) in [
         (
             "east",
@@ -415,11 +453,23 @@ fn two_sensors_in_one_database_are_one_history() {
             &conn,
             "--spool",
             utf8(&spool),
+            "--store-messages",
             "-q",
         ];
         args.extend(files.iter().map(|f| utf8(f)));
         let out = spycraft(&args);
         assert!(out.status.success(), "{}", text(&out.stderr));
+        // Every SIP message each sensor saw is stored (`dump` lists them).
+        let mut dump = vec!["dump", "--format", "json"];
+        dump.extend(files.iter().map(|f| utf8(f)));
+        stored_messages += text(&spycraft(&dump).stdout).lines().count();
+        // A replay stores nothing twice.
+        if node == "east" {
+            let before = pg.psql("cdr", "SELECT count(*) FROM sip_message");
+            let out = spycraft(&args);
+            assert!(out.status.success(), "{}", text(&out.stderr));
+            assert_eq!(pg.psql("cdr", "SELECT count(*) FROM sip_message"), before);
+        }
         let mut args = vec!["analyze", "--node", node, "--format", "jsonl", "-q"];
         args.extend(files.iter().map(|f| utf8(f)));
         let out = spycraft(&args);
@@ -491,6 +541,98 @@ fn two_sensors_in_one_database_are_one_history() {
     );
     assert_eq!(status, 200);
     assert!(html.contains("west") && html.contains("east"));
+    assert_eq!(
+        pg.psql("cdr", "SELECT count(*) FROM sip_message"),
+        stored_messages.to_string()
+    );
+
+    // Both flows: the messages of both legs, each node's, as `dump` lists them from the two
+    // captures; the ladder and the pcap rebuilt from the database agree.
+    let id = b2bua["id"].as_str().expect("id");
+    let mut args = vec!["dump", "--format", "json", "--call-id"];
+    args.push(b2bua["call_id"].as_str().expect("call id"));
+    args.extend(legs.iter().map(|f| utf8(f)));
+    let dumped: Vec<Value> = text(&spycraft(&args).stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a message"))
+        .collect();
+    let call_ids: BTreeSet<&str> = dumped
+        .iter()
+        .map(|m| m["call_id"].as_str().expect("call id"))
+        .collect();
+    assert_eq!(call_ids.len(), 2, "both legs: {call_ids:?}");
+    let listed = json(addr, &format!("/api/v1/calls/{id}/messages"));
+    let listed = listed.as_array().expect("messages");
+    assert_eq!(listed.len(), dumped.len());
+    for (got, want) in listed.iter().zip(&dumped) {
+        assert_eq!(got["call_id"], want["call_id"]);
+        assert_eq!(got["src"], want["src"]);
+        assert_eq!(got["label"], want["label"]);
+    }
+    let (status, svg) = get(addr, &format!("/api/v1/calls/{id}/flow.svg"));
+    assert_eq!(status, 200);
+    assert_eq!(
+        svg.matches("marker-end=\"url(#head)\"").count(),
+        dumped.len()
+    );
+    let (status, _, pcap) = get_raw(addr, &format!("/api/v1/calls/{id}/pcap"), &[]);
+    assert_eq!(status, 200);
+    let written = dir.join("b2bua.pcap");
+    std::fs::write(&written, &pcap).expect("written");
+    let again = spycraft(&["dump", "--format", "json", utf8(&written)]);
+    assert_eq!(text(&again.stdout).lines().count(), dumped.len());
+
+    // A sensor with a rate deck prices each record in the database.
+    let rates = write_deck(&dir);
+    let capture = write_priced_capture(&dir, 40);
+    let spool = dir.join("priced");
+    let out = spycraft(&[
+        "analyze",
+        "--node",
+        "priced",
+        "--postgres",
+        &conn,
+        "--spool",
+        utf8(&spool),
+        "--rates",
+        utf8(&rates),
+        "-q",
+        utf8(&capture),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (micros, unrated) = expected_cost(&analyzed(&[capture]));
+    assert_eq!(
+        pg.psql(
+            "cdr",
+            "SELECT sum(cost * 1000000)::bigint || ' ' || count(*) FILTER (WHERE rated_prefix IS NULL) \
+             FROM cdr WHERE node = 'priced'"
+        ),
+        format!("{micros} {unrated}")
+    );
+}
+
+#[test]
+fn messages_the_database_cannot_take_are_counted_and_fail_the_run() {
+    let dir = scratch("web-messages-lost");
+    let out = spycraft(&[
+        "analyze",
+        "--postgres",
+        "postgresql://spycraft@127.0.0.1:9/cdr?connect_timeout=1",
+        "--spool",
+        utf8(&dir.join("spool")),
+        "--drain-timeout",
+        "1",
+        "--store-messages",
+        utf8(&bundled()[0]),
+    ]);
+    let said = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("SIP messages for PostgreSQL") && said.contains("LOST"),
+        "{said}"
+    );
+    let out = spycraft(&["analyze", "--store-messages", utf8(&bundled()[0])]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
 }
 
 /// One HTTPS GET through `openssl s_client`, trusting `ca` and checking the certificate is

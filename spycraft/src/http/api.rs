@@ -3,7 +3,6 @@
 //! their events; RFC 6076 figures and accounting reports over any window. Read-only: no
 //! endpoint changes anything.
 
-use std::collections::HashSet;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +23,7 @@ use crate::call::{CallRecord, CaptureIssue, Timestamp};
 use crate::inspect::ladder;
 use crate::stats::{figures_by, GroupedFigures};
 use crate::store::query::parse_time;
+use crate::store::recent::RecentCounts;
 use crate::store::{CallQuery, LiveBoard, LiveEvent, SearchParams, StoreFigures};
 
 /// The API's routes.
@@ -100,7 +100,7 @@ async fn calls(
     let page = web.search(query).await?;
     let next_cursor = page.next.map(|c| c.encode(sort));
     if csv {
-        let body = csv_of(page.rows.iter().map(|r| &**r))?;
+        let body = csv_of(&web, page.rows.iter().map(|r| &**r))?;
         let mut response = (
             [
                 (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
@@ -128,16 +128,42 @@ async fn calls(
     .into_response())
 }
 
-/// The records as `--format csv` writes them.
-fn csv_of<'r>(records: impl Iterator<Item = &'r CallRecord>) -> Result<Vec<u8>, ApiError> {
-    let buffer = SharedBuffer::default();
-    let mut sink = crate::sink::CsvSink::new(Box::new(buffer.clone()));
+/// The records as `--format csv` writes them, with `rated_prefix` and `cost` after them when
+/// a rate deck prices the calls.
+fn csv_of<'r>(
+    web: &Web,
+    records: impl Iterator<Item = &'r CallRecord>,
+) -> Result<Vec<u8>, ApiError> {
+    let Some(deck) = web.deck.as_deref() else {
+        let buffer = SharedBuffer::default();
+        let mut sink = crate::sink::CsvSink::new(Box::new(buffer.clone()));
+        for r in records {
+            crate::sink::RecordSink::write(&mut sink, r).map_err(ApiError::internal)?;
+        }
+        crate::sink::RecordSink::finish(&mut sink).map_err(ApiError::internal)?;
+        drop(sink);
+        return Ok(buffer.take());
+    };
+    let mut out = csv::Writer::from_writer(Vec::new());
+    let header = crate::sink::COLUMNS
+        .iter()
+        .copied()
+        .chain(["rated_prefix", "cost"]);
+    out.write_record(header).map_err(ApiError::internal)?;
     for r in records {
-        crate::sink::RecordSink::write(&mut sink, r).map_err(ApiError::internal)?;
+        let rated = deck.rate(r);
+        let mut row = crate::sink::csv_values(r);
+        row.push(
+            rated
+                .as_ref()
+                .map_or_else(String::new, |x| x.rate.prefix.clone()),
+        );
+        row.push(rated.map_or_else(String::new, |x| {
+            accounting::rates::money(x.cost).to_string()
+        }));
+        out.write_record(&row).map_err(ApiError::internal)?;
     }
-    crate::sink::RecordSink::finish(&mut sink).map_err(ApiError::internal)?;
-    drop(sink);
-    Ok(buffer.take())
+    out.into_inner().map_err(ApiError::internal)
 }
 
 /// A writer whose bytes can be taken once the sink that owns it is done.
@@ -229,20 +255,20 @@ pub async fn call_detail(web: &Arc<Web>, record: &CallRecord) -> Result<CallDeta
                 meaning: issue.meaning(),
             })
             .collect(),
-        messages_kept: web.messages.is_some(),
+        messages_kept: web.keeps_messages(),
     })
 }
 
-/// The Call-IDs of every leg of the call `record` belongs to.
-async fn call_ids_of(web: &Arc<Web>, record: &CallRecord) -> Result<HashSet<String>, ApiError> {
-    let mut ids: HashSet<String> = web
-        .legs(&record.collation_id)
-        .await?
-        .iter()
-        .map(|r| r.call_id.clone())
-        .collect();
-    ids.insert(record.call_id.clone());
-    Ok(ids)
+/// Every leg of the call `record` belongs to, itself included.
+async fn legs_of(
+    web: &Arc<Web>,
+    record: Arc<CallRecord>,
+) -> Result<Vec<Arc<CallRecord>>, ApiError> {
+    let mut legs = web.legs(&record.collation_id).await?;
+    if !legs.iter().any(|r| r.id == record.id) {
+        legs.push(record);
+    }
+    Ok(legs)
 }
 
 /// The call's SIP messages, from the source that keeps them.
@@ -251,12 +277,8 @@ async fn messages_of(
     id: &str,
 ) -> Result<Vec<crate::inspect::dump::DumpedMessage>, ApiError> {
     let record = record_of(web, id).await?;
-    let ids = call_ids_of(web, &record).await?;
-    web.blocking(move |web| {
-        let source = web.messages.as_ref().ok_or_else(ApiError::no_messages)?;
-        source.messages(&ids).map_err(ApiError::internal)
-    })
-    .await?
+    let legs = legs_of(web, record).await?;
+    web.call_messages(&legs).await
 }
 
 /// One SIP message of a call.
@@ -323,13 +345,8 @@ async fn flow(State(web): State<Arc<Web>>, Path(id): Path<String>) -> Result<Res
     responses((status = 200, description = "A pcap file", content_type = "application/vnd.tcpdump.pcap", body = Vec<u8>), (status = 404, body = ApiError)))]
 async fn pcap(State(web): State<Arc<Web>>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let record = record_of(&web, &id).await?;
-    let ids = call_ids_of(&web, &record).await?;
-    let bytes = web
-        .blocking(move |web| {
-            let source = web.messages.as_ref().ok_or_else(ApiError::no_messages)?;
-            source.pcap(&ids).map_err(ApiError::internal)
-        })
-        .await??;
+    let legs = legs_of(&web, record.clone()).await?;
+    let bytes = web.call_pcap(&legs).await?;
     let name = format!("attachment; filename=\"call-{}.pcap\"", record.id);
     Ok((
         [
@@ -553,6 +570,8 @@ pub struct Status {
     pub rates: usize,
     /// Whether the calls' messages can be had.
     pub messages_kept: bool,
+    /// The messages of recent calls kept in memory (a live capture).
+    pub recent_messages: Option<RecentCounts>,
     /// Why the sensor is not ready, if it is not.
     pub not_ready: Option<String>,
 }
@@ -563,7 +582,8 @@ async fn status(State(web): State<Arc<Web>>) -> Json<Status> {
     Json(Status {
         store: web.store.figures(),
         rates: web.deck.as_ref().map_or(0, |d| d.len()),
-        messages_kept: web.messages.is_some(),
+        messages_kept: web.keeps_messages(),
+        recent_messages: web.recent.as_ref().map(|r| r.counts()),
         not_ready: web.monitor.readiness().err(),
     })
 }

@@ -2,6 +2,7 @@
 //! What the web API and pages share: the records and monitor they show, the rate deck, the
 //! bounds every request is held to, and the errors they answer with.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,9 +14,12 @@ use tokio::sync::Semaphore;
 
 use crate::accounting::RateDeck;
 use crate::call::{CallRecord, Timestamp};
+use crate::inspect::dump::DumpedMessage;
 use crate::monitor::{Monitor, PeerGroups};
 use crate::store::history::{History, HistoryError};
+use crate::store::kept::{pcap_of, KeptMessage};
 use crate::store::messages::CallMessages;
+use crate::store::recent::RecentMessages;
 use crate::store::{CallQuery, Page, RecordStore};
 
 /// How long a search may take when not told (`--query-timeout`).
@@ -36,6 +40,8 @@ pub struct Web {
     pub peers: PeerGroups,
     /// Where the messages of past calls come from, if anywhere.
     pub messages: Option<Arc<dyn CallMessages>>,
+    /// The messages of recent calls a live sensor keeps (also `messages`), for their counts.
+    pub recent: Option<Arc<RecentMessages>>,
     /// A database whose records are shown instead of those in memory (`serve --postgres`).
     pub history: Option<Arc<History>>,
     /// How long a search may take.
@@ -57,6 +63,7 @@ impl Web {
             deck: None,
             peers,
             messages: None,
+            recent: None,
             history: None,
             query_timeout,
             queries: Semaphore::new(MAX_CONCURRENT_QUERIES),
@@ -139,6 +146,71 @@ impl Web {
         }
     }
 
+    /// Whether the messages of past calls can be had at all.
+    pub fn keeps_messages(&self) -> bool {
+        self.messages.is_some() || self.history.is_some()
+    }
+
+    /// The SIP messages of the call whose legs these are, in capture order, as the list and
+    /// the ladder show them. 404 when none are kept.
+    pub async fn call_messages(
+        self: &Arc<Self>,
+        legs: &[Arc<CallRecord>],
+    ) -> Result<Vec<DumpedMessage>, ApiError> {
+        if self.history.is_some() {
+            let kept = self.stored_messages(legs).await?;
+            return Ok(kept.iter().map(KeptMessage::dumped).collect());
+        }
+        let ids = call_ids(legs);
+        let messages = self
+            .blocking(move |web| {
+                let source = web.messages.as_ref().ok_or_else(ApiError::no_messages)?;
+                source.messages(&ids).map_err(ApiError::internal)
+            })
+            .await??;
+        if messages.is_empty() {
+            return Err(ApiError::not_found(
+                "no SIP message of this call is kept (a live sensor lets the oldest calls' go first)",
+            ));
+        }
+        Ok(messages)
+    }
+
+    /// The call's frames as a pcap file (rebuilt from the messages the database keeps).
+    pub async fn call_pcap(
+        self: &Arc<Self>,
+        legs: &[Arc<CallRecord>],
+    ) -> Result<Vec<u8>, ApiError> {
+        if self.history.is_some() {
+            return Ok(pcap_of(&self.stored_messages(legs).await?));
+        }
+        let ids = call_ids(legs);
+        self.blocking(move |web| {
+            let source = web.messages.as_ref().ok_or_else(ApiError::no_messages)?;
+            source.pcap(&ids).map_err(ApiError::internal)
+        })
+        .await?
+    }
+
+    /// The messages of these legs in `sip_message`; 404 when there are none.
+    async fn stored_messages(
+        self: &Arc<Self>,
+        legs: &[Arc<CallRecord>],
+    ) -> Result<Vec<KeptMessage>, ApiError> {
+        let Some(history) = &self.history else {
+            return Err(ApiError::no_messages());
+        };
+        let (from, to) = message_window(legs);
+        let ids: Vec<String> = call_ids(legs).into_iter().collect();
+        let kept = history.messages(&ids, from, to).await?;
+        if kept.is_empty() {
+            return Err(ApiError::not_found(
+                "no SIP message of this call is stored (sensors store them with --store-messages)",
+            ));
+        }
+        Ok(kept)
+    }
+
     /// Every record whose INVITE falls in the window.
     pub async fn window(
         self: &Arc<Self>,
@@ -162,12 +234,32 @@ impl Web {
     }
 }
 
+/// The Call-IDs of these legs.
+fn call_ids(legs: &[Arc<CallRecord>]) -> HashSet<String> {
+    legs.iter().map(|r| r.call_id.clone()).collect()
+}
+
+/// Where to look for the messages of these legs: from a minute before the first INVITE
+/// (clocks of two sensors differ) to five minutes after the last end (retransmissions and
+/// late answers), a day after an INVITE whose leg never ended.
+fn message_window(legs: &[Arc<CallRecord>]) -> (Timestamp, Timestamp) {
+    const MINUTE: i64 = 60_000_000;
+    let from = legs.iter().map(|r| r.invite_at.0).min().unwrap_or(0) - MINUTE;
+    let to = legs
+        .iter()
+        .map(|r| r.end_at.map_or(r.invite_at.0 + 24 * 60 * MINUTE, |t| t.0))
+        .max()
+        .unwrap_or(0)
+        + 5 * MINUTE;
+    (Timestamp(from), Timestamp(to))
+}
+
 impl From<HistoryError> for ApiError {
     fn from(e: HistoryError) -> Self {
         let status = match e {
             HistoryError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             HistoryError::Postgres(_) => StatusCode::SERVICE_UNAVAILABLE,
-            HistoryError::Row(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            HistoryError::Row(_) | HistoryError::Message(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, crate::error_chain(&e))
     }
@@ -227,7 +319,9 @@ impl ApiError {
     /// 404: this sensor keeps no messages.
     pub fn no_messages() -> Self {
         Self::not_found(
-            "this sensor keeps no SIP messages of past calls (spycraft serve FILE... does)",
+            "this sensor keeps no SIP messages of past calls (serve FILE... does, capture with \
+             --keep-messages-mb above 0 does, serve --postgres does for sensors run with \
+             --store-messages)",
         )
     }
 

@@ -56,6 +56,8 @@ pub struct PipelineConfig {
     pub observer: Option<Arc<dyn RunObserver>>,
     /// Where a reload leaves changes for the running pipeline.
     pub changes: Option<Arc<ChangeSlot>>,
+    /// Sees every SIP message parsed (`--keep-messages-mb`, `--store-messages`).
+    pub tap: Option<Arc<dyn MessageTap>>,
 }
 
 /// What a reload changes in a running pipeline, its open calls, streams and fragments kept.
@@ -93,6 +95,33 @@ pub trait RunObserver: Send + Sync + std::fmt::Debug {
     }
     /// The calls in progress, oldest first and at most as many as wanted, at each snapshot.
     fn live_calls(&self, _calls: &[LiveCall]) {}
+}
+
+/// Sees every SIP message a run parses, on whichever thread parsed it: messages parsed on
+/// two threads may come a batch out of capture order. Called per message, so it must be
+/// cheap and never wait long.
+pub trait MessageTap: Send + Sync + std::fmt::Debug {
+    /// A message has been parsed.
+    fn message(&self, message: &SeenMessage<'_, '_, '_>);
+}
+
+/// Several taps, each shown every message.
+#[derive(Debug, Default)]
+pub struct MessageTaps(pub Vec<Arc<dyn MessageTap>>);
+
+impl MessageTap for MessageTaps {
+    fn message(&self, message: &SeenMessage<'_, '_, '_>) {
+        self.0.iter().for_each(|t| t.message(message));
+    }
+}
+
+/// A tap as the parse stage's observer.
+struct Tapped<'t>(&'t dyn MessageTap);
+
+impl Observer for Tapped<'_> {
+    fn message(&mut self, _frame: u64, message: &SeenMessage<'_, '_, '_>) {
+        self.0.message(message);
+    }
 }
 
 /// Several observers watching one run, each told everything.
@@ -155,6 +184,7 @@ impl Default for PipelineConfig {
             records_written: None,
             observer: None,
             changes: None,
+            tap: None,
         }
     }
 }
@@ -479,6 +509,7 @@ pub fn run_sources(
         let mut feed = Inline {
             stage,
             spent: Vec::new(),
+            tap: config.tap.as_deref(),
         };
         let damage = read_all(
             sources,
@@ -497,6 +528,7 @@ pub fn run_sources(
             progress,
             snapshot_every,
             config.changes.as_deref(),
+            config.tap.as_deref(),
         )
     };
     let mut summary = Summary {
@@ -541,15 +573,20 @@ struct Inline<'s> {
     stage: RecordStage<'s>,
     /// Inputs of the current frame, handed back to the parse stage once it is done.
     spent: Vec<Input>,
+    tap: Option<&'s dyn MessageTap>,
 }
 
 impl Feed for Inline<'_> {
     fn frame(&mut self, parse: &mut ParseStage, frame: &Frame<'_>) {
         let (stage, spent) = (&mut self.stage, &mut self.spent);
-        parse.on_frame(frame, &mut |input| {
+        let mut out = |input: Input| {
             stage.on_input(&input);
             spent.push(input);
-        });
+        };
+        match self.tap {
+            Some(tap) => parse.on_frame_traced(frame, &mut out, &mut Tapped(tap)),
+            None => parse.on_frame(frame, &mut out),
+        }
         parse.recycle(spent);
     }
 
@@ -716,6 +753,38 @@ mod tests {
             assert_eq!(sink.0[1].1["busy"], 1);
             let messages: Vec<u64> = sink.0.iter().map(|(m, _)| *m).collect();
             assert_eq!(messages, [5, 19], "SIP messages read by each snapshot");
+        }
+    }
+
+    /// Counts the messages it is shown.
+    #[derive(Debug, Default)]
+    struct Counting(std::sync::atomic::AtomicU64);
+
+    impl MessageTap for Counting {
+        fn message(&self, _: &SeenMessage<'_, '_, '_>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn a_tap_sees_every_message_on_either_thread_plan() {
+        let files: Vec<PathBuf> = ["busy-486", "b2bua-a-leg", "b2bua-b-leg"]
+            .iter()
+            .map(|case| crate::bundled::bundled(case))
+            .collect();
+        for threads in [1, 2] {
+            let tap = Arc::new(Counting::default());
+            let config = PipelineConfig {
+                threads,
+                tap: Some(tap.clone()),
+                ..PipelineConfig::default()
+            };
+            let mut sink = Snapshots::default();
+            let (summary, result) = analyze_files(&files, None, &config, &mut sink, &mut |_| {});
+            result.expect("analysed");
+            let seen = tap.0.load(std::sync::atomic::Ordering::Relaxed);
+            assert_eq!(seen, summary.parse.sip_messages, "threads {threads}");
+            assert_eq!(seen, 33);
         }
     }
 

@@ -21,7 +21,9 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 
-use super::{read_all, ChangeSlot, Feed, LiveChanges, Progress, RecordStage, Recorded};
+use super::{
+    read_all, ChangeSlot, Feed, LiveChanges, MessageTap, Progress, RecordStage, Recorded, Tapped,
+};
 use crate::capture::{CaptureError, Frame, FrameSource};
 use crate::parse_stage::{Input, MessageStage, ParseCounters, ParseStage, Unparsed};
 
@@ -60,6 +62,7 @@ pub(super) fn run(
     progress: &mut dyn FnMut(&Progress),
     interval: Option<std::time::Duration>,
     changes: Option<&ChangeSlot>,
+    tap: Option<&dyn MessageTap>,
 ) -> (Option<CaptureError>, Option<ParseCounters>, Recorded) {
     let parsed = ParsedSoFar::default();
     let recorder = Recorder {
@@ -67,6 +70,7 @@ pub(super) fn run(
         messages: parse.message_stage(),
         events: Vec::with_capacity(BATCH),
         parsed: &parsed,
+        tap,
     };
     std::thread::scope(|scope| {
         let (work_tx, work_rx) = sync_channel::<Work>(QUEUED_BATCHES);
@@ -88,6 +92,7 @@ pub(super) fn run(
             empties: Vec::new(),
             held: VecDeque::new(),
             parsed: &parsed,
+            tap,
         };
         let damage = read_all(sources, parse, progress, &mut feed, interval, changes);
         feed.flush(parse);
@@ -125,6 +130,7 @@ struct Sharing<'p> {
     /// newer.
     held: VecDeque<Vec<Input>>,
     parsed: &'p ParsedSoFar,
+    tap: Option<&'p dyn MessageTap>,
 }
 
 impl Sharing<'_> {
@@ -163,7 +169,10 @@ impl Sharing<'_> {
             .empties
             .pop()
             .unwrap_or_else(|| Vec::with_capacity(BATCH));
-        parse.parse_unparsed(&mut full, &mut events);
+        match self.tap {
+            Some(tap) => parse.parse_unparsed_observed(&mut full, &mut events, &mut Tapped(tap)),
+            None => parse.parse_unparsed(&mut full, &mut events),
+        }
         self.spare.push(full);
         self.held.push_back(events);
         self.send_held_while_room();
@@ -250,6 +259,7 @@ struct Recorder<'s, 'p> {
     /// The events of the batch at hand; their buffers are reused for the next batch's.
     events: Vec<Input>,
     parsed: &'p ParsedSoFar,
+    tap: Option<&'p dyn MessageTap>,
 }
 
 impl Recorder<'_, '_> {
@@ -264,7 +274,14 @@ impl Recorder<'_, '_> {
         for item in work {
             match item {
                 Work::Unparsed(mut batch) => {
-                    self.messages.parse_all(&mut batch, &mut self.events);
+                    match self.tap {
+                        Some(tap) => self.messages.parse_all_observed(
+                            &mut batch,
+                            &mut self.events,
+                            &mut Tapped(tap),
+                        ),
+                        None => self.messages.parse_all(&mut batch, &mut self.events),
+                    }
                     // Back to the reader for reuse; dropped if it stopped taking them.
                     let _ = unparsed_back.try_send(batch);
                     let counters = self.messages.counters();
@@ -394,8 +411,15 @@ mod tests {
         let stage = RecordStage::new(&config, &mut sink);
         let mut sources: Vec<Box<dyn FrameSource>> =
             vec![Box::new(Rounds::of_bundled_captures(ROUNDS))];
-        let (damage, by_recorder, recorded) =
-            run(&mut sources, &mut parse, stage, &mut |_| {}, None, None);
+        let (damage, by_recorder, recorded) = run(
+            &mut sources,
+            &mut parse,
+            stage,
+            &mut |_| {},
+            None,
+            None,
+            None,
+        );
         assert!(damage.is_none());
         let (tracker, dispositions) = recorded.expect("written");
         let by_recorder = by_recorder.expect("the recorder's counts");

@@ -77,6 +77,10 @@ pub struct HttpLayer {
     /// (metrics only, no copy of each record) [default: 100000].
     #[arg(long = "keep-records", value_name = "N")]
     pub keep_records: Option<usize>,
+    /// Memory for the SIP messages of the most recent calls, for the call pages of a live
+    /// capture (the oldest calls go first); 0 keeps none [default: 64].
+    #[arg(long = "keep-messages-mb", value_name = "MIB")]
+    pub keep_messages_mb: Option<usize>,
     /// Longest a search or report may take before it answers 504 [default: 10].
     #[arg(long = "query-timeout", value_name = "SECS")]
     pub query_timeout_secs: Option<f64>,
@@ -270,6 +274,11 @@ pub struct PostgresLayer {
     /// At the end of a run, how long to keep trying an unreachable database [default: 30].
     #[arg(long = "drain-timeout", value_name = "SECS")]
     pub drain_timeout_secs: Option<u64>,
+    /// Also write every SIP message to the `sip_message` table, for the call pages of
+    /// `serve --postgres` (same retention as the records).
+    #[arg(long)]
+    #[serde(default)]
+    pub store_messages: bool,
 }
 
 /// `interfaces` in a file: a list, or one name (`interface = "eth1"`).
@@ -349,7 +358,8 @@ macro_rules! layered {
 layered! {
     Layer { sensor, capture, records, calls, postgres, http, rates, peer_groups }
     HttpLayer {
-        listen, linger_secs, token_file, users_file, cert, key, keep_records, query_timeout_secs,
+        listen, linger_secs, token_file, users_file, cert, key, keep_records, keep_messages_mb,
+        query_timeout_secs,
     }
     RatesLayer { file, country_code, international_prefix, national_prefix }
     SensorLayer { node, hosts, ports, collate_headers, stats_interval_secs }
@@ -361,6 +371,6 @@ layered! {
     CallsLayer { threads, max_live_calls, call_timeout_secs, ring_timeout_secs }
     PostgresLayer {
         url, password_file, spool, spool_max_mb, spool_fsync, batch_size, retention_days,
-        drain_timeout_secs,
+        drain_timeout_secs, store_messages,
     }
 }

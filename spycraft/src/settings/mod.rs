@@ -37,10 +37,12 @@
 //! batch_size = 1000
 //! retention_days = 90
 //! drain_timeout_secs = 30
+//! store_messages = false
 //!
 //! [http]
 //! listen = "127.0.0.1:9464"
 //! keep_records = 100000
+//! keep_messages_mb = 64
 //!
 //! [rates]
 //! file = "/etc/spycraft/rates.csv"
@@ -79,7 +81,7 @@ use crate::pipeline::{PipelineConfig, SipPorts, DEFAULT_COLLATION_HEADER};
 use crate::sink::postgres::{redact_password, PostgresConfig, PostgresError, Target};
 use crate::sink::spool::{FsyncPolicy, SpoolConfig};
 use crate::sink::Format;
-use crate::store::DEFAULT_KEEP_RECORDS;
+use crate::store::{DEFAULT_KEEP_MESSAGES_MB, DEFAULT_KEEP_RECORDS};
 
 /// Counter snapshots during a run, in seconds.
 const STATS_INTERVAL_SECS: u64 = 60;
@@ -136,6 +138,7 @@ pub struct HttpSettings {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<PathBuf>,
     pub keep_records: usize,
+    pub keep_messages_mb: usize,
     pub query_timeout_secs: f64,
 }
 
@@ -245,6 +248,7 @@ pub struct PostgresSettings {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retention_days: Option<u32>,
     pub drain_timeout_secs: u64,
+    pub store_messages: bool,
 }
 
 impl Settings {
@@ -304,6 +308,7 @@ impl Settings {
                 batch_size: postgres.batch_size.unwrap_or(BATCH_SIZE),
                 retention_days: postgres.retention_days,
                 drain_timeout_secs: postgres.drain_timeout_secs.unwrap_or(DRAIN_TIMEOUT_SECS),
+                store_messages: postgres.store_messages,
             },
             http: HttpSettings {
                 listen: http.listen,
@@ -313,6 +318,7 @@ impl Settings {
                 cert: http.cert,
                 key: http.key,
                 keep_records: http.keep_records.unwrap_or(DEFAULT_KEEP_RECORDS),
+                keep_messages_mb: http.keep_messages_mb.unwrap_or(DEFAULT_KEEP_MESSAGES_MB),
                 query_timeout_secs: http
                     .query_timeout_secs
                     .unwrap_or(DEFAULT_QUERY_TIMEOUT.as_secs_f64()),
@@ -438,6 +444,7 @@ impl Settings {
             retention_days: p.retention_days,
             drain_timeout: Duration::from_secs(p.drain_timeout_secs),
             report_on_finish,
+            deck: None,
         }))
     }
 }

@@ -50,12 +50,14 @@ spool_fsync = "always"
 batch_size = 50
 retention_days = 90
 drain_timeout_secs = 5
+store_messages = true
 
 [http]
 listen = "[::1]:9464"
 linger_secs = 30
 token_file = "/etc/spycraft/tokens"
 keep_records = 5000
+keep_messages_mb = 16
 query_timeout_secs = 2.5
 
 [rates]
@@ -153,6 +155,7 @@ fn a_file_sets_every_setting() {
             batch_size: 50,
             retention_days: Some(90),
             drain_timeout_secs: 5,
+            store_messages: true,
         }
     );
     assert_eq!(
@@ -165,6 +168,7 @@ fn a_file_sets_every_setting() {
             cert: None,
             key: None,
             keep_records: 5000,
+            keep_messages_mb: 16,
             query_timeout_secs: 2.5,
         }
     );

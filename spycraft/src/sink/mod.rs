@@ -21,7 +21,7 @@ use std::io::Write;
 
 use crate::call::CallRecord;
 
-pub use columns::COLUMNS;
+pub use columns::{values as csv_values, COLUMNS};
 pub use csv_sink::CsvSink;
 pub use jsonl::JsonlSink;
 pub use outbox::{Outbox, MAX_HELD_BYTES};

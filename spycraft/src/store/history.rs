@@ -7,6 +7,7 @@
 //! Every statement runs under the query timeout (`statement_timeout`); a statement the server
 //! cancels for it is [`HistoryError::Timeout`], never an empty answer.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::sync::Mutex;
@@ -15,6 +16,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::Client;
 use uuid::Uuid;
 
+use super::kept::{transport_named, KeptMessage};
 use super::query::{CallQuery, Cursor, Pattern, PeerFilter, SortKey};
 use crate::call::{CallRecord, Timestamp};
 use crate::sink::postgres::{PgError, PostgresError, Target};
@@ -31,6 +33,9 @@ pub enum HistoryError {
     /// A row could not be read back as a record.
     #[error("a cdr row does not read as a record: {0}")]
     Row(serde_json::Error),
+    /// A `sip_message` row holds what no sensor writes.
+    #[error("a sip_message row does not read as a message: {0}")]
+    Message(String),
 }
 
 /// A page of records from the database.
@@ -298,6 +303,42 @@ impl History {
             )
             .await?;
         Self::records(&rows)
+    }
+
+    /// The stored SIP messages of these calls captured in `[from, to)`, in capture order
+    /// (`sip_message`, written by sensors run with `--store-messages`).
+    pub async fn messages(
+        &self,
+        call_ids: &[String],
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<KeptMessage>, HistoryError> {
+        let rows = self
+            .query(
+                "SELECT captured_at, call_id, src_ip, src_port, dst_ip, dst_port, transport, raw \
+                 FROM sip_message \
+                 WHERE call_id = ANY($1) AND captured_at >= $2 AND captured_at < $3 \
+                 ORDER BY captured_at, digest",
+                &[&call_ids, &time_of(from), &time_of(to)],
+            )
+            .await?;
+        rows.iter().map(Self::message).collect()
+    }
+
+    /// A `sip_message` row read back.
+    fn message(row: &tokio_postgres::Row) -> Result<KeptMessage, HistoryError> {
+        let port = |i| u16::try_from(row.get::<_, i32>(i)).unwrap_or(0);
+        let at: time::OffsetDateTime = row.get(0);
+        let transport: &str = row.get(6);
+        Ok(KeptMessage {
+            time: Timestamp((at.unix_timestamp_nanos() / 1000) as i64),
+            call_id: row.get(1),
+            src: SocketAddr::new(row.get(2), port(3)),
+            dst: SocketAddr::new(row.get(4), port(5)),
+            transport: transport_named(transport)
+                .ok_or_else(|| HistoryError::Message(format!("transport {transport:?}")))?,
+            raw: row.get(7),
+        })
     }
 
     /// Every record whose INVITE falls in the window, for figures and reports.

@@ -8,8 +8,10 @@
 //! pages what it took outside it, so a record waits at most one filtering pass.
 
 pub mod history;
+pub mod kept;
 pub mod messages;
 pub mod query;
+pub mod recent;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, RwLock};
@@ -27,6 +29,8 @@ pub use query::{CallQuery, Cursor, QueryError, SearchParams, Sort, SortKey};
 
 /// Records a sensor keeps when not told (`--keep-records`).
 pub const DEFAULT_KEEP_RECORDS: usize = 100_000;
+/// MiB of SIP messages a live sensor keeps for its call pages unless told otherwise.
+pub const DEFAULT_KEEP_MESSAGES_MB: usize = 64;
 /// Calls in progress listed at most.
 pub const MAX_LIVE_LISTED: usize = 10_000;
 /// Events held for a slow reader before it misses some (and is told).

@@ -10,15 +10,18 @@ use std::sync::Arc;
 use anyhow::Context;
 use spycraft::capture::{CaptureError, FrameSource};
 use spycraft::monitor::Phase;
-use spycraft::pipeline::{run_sources, AnalyzeError, ChangeSlot, Progress, SipPorts};
+use spycraft::pipeline::{
+    run_sources, AnalyzeError, ChangeSlot, MessageTap, MessageTaps, Progress, SipPorts,
+};
 use spycraft::privilege::Dropped;
 use spycraft::settings::Settings;
 use spycraft::sink::calls::{CallFormat, CallSink};
+use spycraft::sink::postgres::messages::{MessageReport, MessageWriter};
 use spycraft::sink::postgres::PostgresSink;
 use spycraft::sink::{sink_for, CsvSink, Format, Outputs, RecordSink, SinkError, TableSink};
 
 use crate::notify::Notifier;
-use crate::outcome::{describe_output, Outcome};
+use crate::outcome::{describe_output, Outcome, Usage};
 use crate::service::Service;
 use crate::stop::{self, STOP};
 
@@ -81,6 +84,17 @@ pub fn record_run(
         config.observer = Some(service.observer());
         service.monitor.set_phase(Phase::Running);
     }
+    let stored_messages = open_message_store(settings, run)?;
+    let taps: Vec<Arc<dyn MessageTap>> = service
+        .and_then(Service::tap)
+        .into_iter()
+        .chain(stored_messages.clone().map(|w| w as Arc<dyn MessageTap>))
+        .collect();
+    config.tap = match taps.len() {
+        0 => None,
+        1 => taps.into_iter().next(),
+        _ => Some(Arc::new(MessageTaps(taps))),
+    };
     let (summary, result) = run_sources(sources, &config, &mut outputs, progress);
     if let Some(n) = notifier {
         n.send("STOPPING=1\nSTATUS=writing the open calls and draining the outputs");
@@ -123,6 +137,15 @@ pub fn record_run(
         }
         status = status.max(outcome);
     }
+    if let Some(writer) = stored_messages {
+        let report = writer.close();
+        if !quiet || report.lost > 0 {
+            eprintln!("spycraft: {}", describe_messages(&report));
+        }
+        if report.lost > 0 {
+            status = status.max(Outcome::Failed);
+        }
+    }
     // The summary is out; a server may go on showing the run.
     if let Some(service) = service {
         service.linger(match run {
@@ -134,6 +157,36 @@ pub fn record_run(
     Ok(status.exit_code())
 }
 
+/// `--store-messages`: the writer of every SIP message to the database of `--postgres`.
+fn open_message_store(settings: &Settings, run: Run) -> anyhow::Result<Option<Arc<MessageWriter>>> {
+    if !settings.postgres.store_messages || run == Run::Serve {
+        return Ok(None);
+    }
+    let Some(config) = settings.postgres(false).context("--postgres")? else {
+        return Err(Usage(
+            "--store-messages writes to the database of --postgres: give one".into(),
+        )
+        .into());
+    };
+    let writer = MessageWriter::start(config.target, config.node, config.drain_timeout)?;
+    Ok(Some(Arc::new(writer)))
+}
+
+/// One line on what became of the messages `--store-messages` was given.
+fn describe_messages(report: &MessageReport) -> String {
+    let mut line = format!(
+        "SIP messages for PostgreSQL: {} seen, {} stored",
+        report.seen, report.stored
+    );
+    if report.lost > 0 {
+        line.push_str(&format!(", {} LOST (not stored)", report.lost));
+    }
+    if report.write_errors > 0 {
+        line.push_str(&format!(", {} failed writes retried", report.write_errors));
+    }
+    line
+}
+
 /// The database (opened first: a wrong URL or schema fails before a long run) and the file or
 /// standard output. With a database, records go to standard output only when a format or file
 /// is asked for. A capture's file is reopened on SIGHUP (log rotation).
@@ -143,7 +196,8 @@ fn open_outputs(settings: &Settings, run: Run) -> anyhow::Result<Outputs> {
     if run == Run::Serve {
         return Ok(outputs);
     }
-    if let Some(config) = settings.postgres(!records.quiet).context("--postgres")? {
+    if let Some(mut config) = settings.postgres(!records.quiet).context("--postgres")? {
+        config.deck = settings.rate_deck()?.map(Arc::new);
         let name = format!("PostgreSQL at {}", config.target.describe());
         outputs.add(name, Box::new(PostgresSink::start(config)?));
     }

@@ -11,10 +11,11 @@ use spycraft::http::auth::Access;
 use spycraft::http::web::Web;
 use spycraft::http::{web_routes, HttpServer};
 use spycraft::monitor::{Monitor, Phase};
-use spycraft::pipeline::{Observers, RunObserver};
+use spycraft::pipeline::{MessageTap, Observers, RunObserver};
 use spycraft::settings::Settings;
 use spycraft::store::history::History;
 use spycraft::store::messages::CallMessages;
+use spycraft::store::recent::RecentMessages;
 use spycraft::store::{RecordStore, StoreObserver};
 
 use crate::stop;
@@ -23,6 +24,8 @@ use crate::stop;
 pub struct Service {
     pub monitor: Arc<Monitor>,
     observer: Arc<dyn RunObserver>,
+    /// Keeps the messages of recent calls, on a live capture.
+    recent: Option<Arc<RecentMessages>>,
     /// Where it serves, for messages: `https://127.0.0.1:8443`.
     url: String,
     _server: HttpServer,
@@ -92,6 +95,13 @@ impl Service {
                 web.messages = Some(Arc::new(from_files) as Arc<dyn CallMessages>);
             }
         }
+        // A capture's frames are gone once seen: the messages of its recent calls are kept.
+        let recent = (live && http.keep_messages_mb > 0)
+            .then(|| Arc::new(RecentMessages::new(http.keep_messages_mb << 20)));
+        if let Some(recent) = &recent {
+            web.messages = Some(recent.clone() as Arc<dyn CallMessages>);
+            web.recent = Some(recent.clone());
+        }
         if let Source::History = source {
             let config = settings.postgres(false)?.context("--postgres")?;
             let history = History::new(config.target, settings.query_timeout());
@@ -119,6 +129,7 @@ impl Service {
         Ok(Some(Self {
             monitor,
             observer,
+            recent,
             url: format!("{scheme}://{}", server.local_addr()),
             _server: server,
         }))
@@ -127,6 +138,13 @@ impl Service {
     /// What the pipeline reports to: the monitor and the record store.
     pub fn observer(&self) -> Arc<dyn RunObserver> {
         self.observer.clone()
+    }
+
+    /// What the pipeline shows its messages to, if anything here keeps them.
+    pub fn tap(&self) -> Option<Arc<dyn MessageTap>> {
+        self.recent
+            .clone()
+            .map(|recent| recent as Arc<dyn MessageTap>)
     }
 
     /// Keeps serving for `secs` after the run (`None`: until SIGINT or SIGTERM).

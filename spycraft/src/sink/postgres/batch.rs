@@ -11,13 +11,15 @@ use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{Json, ToSql, Type};
 use tokio_postgres::Client;
 
+use crate::accounting::rates::RateDeck;
 use crate::call::{CallRecord, CaptureIssue, Timestamp};
 use crate::sink::COLUMNS;
 
 use super::PostgresError;
 
-/// Column types in [`COLUMNS`] order.
-const TYPES: [Type; 49] = [
+/// Column types in [`COLUMNS`] order, then the staging table's `rated_prefix` and
+/// `cost_micros`.
+const TYPES: [Type; 51] = [
     Type::UUID,        // id
     Type::TEXT,        // node
     Type::TEXT,        // call_id
@@ -67,12 +69,16 @@ const TYPES: [Type; 49] = [
     Type::INT4,        // auth_challenges
     Type::INT4,        // invite_retransmissions
     Type::JSONB,       // capture_issues
+    Type::TEXT,        // rated_prefix
+    Type::INT8,        // cost_micros
 ];
 
-/// Writes `records` and commits; returns how many were new (the rest were already there).
+/// Writes `records`, priced by `deck` when there is one, and commits; returns how many were
+/// new (the rest were already there).
 pub async fn write_batch(
     client: &mut Client,
     records: &[CallRecord],
+    deck: Option<&RateDeck>,
 ) -> Result<u64, PostgresError> {
     let columns = COLUMNS.join(", ");
     let days: BTreeSet<time::Date> = records.iter().map(|r| day_of(r.invite_at)).collect();
@@ -86,25 +92,33 @@ pub async fn write_batch(
     .await?;
     tx.batch_execute(&format!(
         "CREATE TEMP TABLE IF NOT EXISTS cdr_incoming ON COMMIT DELETE ROWS AS \
-         SELECT {columns} FROM cdr WITH NO DATA"
+         SELECT {columns}, rated_prefix, 0::bigint AS cost_micros FROM cdr WITH NO DATA"
     ))
     .await?;
     let sink = tx
         .copy_in(&format!(
-            "COPY cdr_incoming ({columns}) FROM STDIN (FORMAT binary)"
+            "COPY cdr_incoming ({columns}, rated_prefix, cost_micros) FROM STDIN (FORMAT binary)"
         ))
         .await?;
     let writer = BinaryCopyInWriter::new(sink, &TYPES);
     let mut writer = std::pin::pin!(writer);
     for record in records {
         let row = Row::of(record);
-        writer.as_mut().write(&row.values()).await?;
+        let rated = deck.and_then(|d| d.rate(record));
+        let prefix = rated.as_ref().map(|r| r.rate.prefix.as_str());
+        let cost = rated.map(|r| r.cost);
+        let mut values = [&None::<&str> as &(dyn ToSql + Sync); 51];
+        values[..49].copy_from_slice(&row.values());
+        values[49] = &prefix;
+        values[50] = &cost;
+        writer.as_mut().write(&values).await?;
     }
     writer.finish().await?;
     let inserted = tx
         .execute(
             &format!(
-                "INSERT INTO cdr ({columns}) SELECT {columns} FROM cdr_incoming \
+                "INSERT INTO cdr ({columns}, rated_prefix, cost) \
+                 SELECT {columns}, rated_prefix, cost_micros / 1000000.0 FROM cdr_incoming \
                  ON CONFLICT DO NOTHING"
             ),
             &[],
@@ -114,17 +128,17 @@ pub async fn write_batch(
     Ok(inserted)
 }
 
-fn day_of(t: Timestamp) -> time::Date {
+pub(super) fn day_of(t: Timestamp) -> time::Date {
     instant(t).date()
 }
 
-fn instant(t: Timestamp) -> OffsetDateTime {
+pub(super) fn instant(t: Timestamp) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(t.0) * 1000)
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 /// PostgreSQL text cannot hold NUL; a record never loses a row over one.
-fn text(s: &str) -> Cow<'_, str> {
+pub(super) fn text(s: &str) -> Cow<'_, str> {
     if s.contains('\0') {
         Cow::Owned(s.replace('\0', "\u{FFFD}"))
     } else {

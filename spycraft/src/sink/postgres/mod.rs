@@ -7,6 +7,7 @@
 
 mod batch;
 mod connect;
+pub mod messages;
 pub mod schema;
 mod status;
 
@@ -21,6 +22,7 @@ use tokio::sync::Notify;
 
 use super::spool::{self, SpoolConfig, SpoolError, SpoolReader, SpoolWriter};
 use super::{DeliveryStatus, RecordSink, SinkError, Tally};
+use crate::accounting::rates::RateDeck;
 use crate::call::CallRecord;
 
 pub use connect::{redact_password, Target};
@@ -43,6 +45,8 @@ pub struct PostgresConfig {
     pub drain_timeout: Duration,
     /// Say on stderr how many records were delivered, when the sink finishes.
     pub report_on_finish: bool,
+    /// Prices each record (`rated_prefix`, `cost`) when given.
+    pub deck: Option<Arc<RateDeck>>,
 }
 
 /// What went wrong with the database.
@@ -536,7 +540,7 @@ async fn deliver(
                 }
                 continue;
             }
-            match batch::write_batch(&mut client, &pending).await {
+            match batch::write_batch(&mut client, &pending, config.deck.as_deref()).await {
                 Ok(inserted) => {
                     reader.commit(pending_end, pending.len() as u64)?;
                     control.delivered_now();
@@ -637,7 +641,9 @@ async fn apply_retention(client: &tokio_postgres::Client, days: u32) -> Result<i
     let days = i32::try_from(days).unwrap_or(i32::MAX);
     let row = client
         .query_one(
-            "SELECT spycraft_drop_cdr_partitions_before((now() - make_interval(days => $1))::date)",
+            "SELECT spycraft_drop_cdr_partitions_before(cutoff) \
+               + spycraft_drop_sip_message_partitions_before(cutoff) \
+             FROM (SELECT (now() - make_interval(days => $1))::date AS cutoff) AS retention",
             &[&days],
         )
         .await?;

@@ -40,6 +40,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "cdr: indexes for number and user prefix searches",
         sql: include_str!("migrations/0004_search.sql"),
     },
+    Migration {
+        version: 5,
+        name: "sip_message table; cdr: rated_prefix and cost",
+        sql: include_str!("migrations/0005_messages_and_rating.sql"),
+    },
 ];
 
 /// Key of the session advisory lock held while migrating.
