@@ -37,11 +37,11 @@ async function refreshFigures() {
   document.getElementById("cps").textContent = d.calls_per_second;
   document.getElementById("ratios-5m").textContent = percent(d.last_5m.asr) + " / " + percent(d.last_5m.ner);
   document.getElementById("ratios-1h").textContent = percent(d.last_1h.asr) + " / " + percent(d.last_1h.ner);
-  fillTable("failures", d.top_failures, [(f) => f[0], (f) => f[1]]);
-  const most = Math.max(1, ...d.srd_histogram.map((b) => b[1]));
+  fillTable("failures", d.top_failures, [(f) => f.status, (f) => f.calls]);
+  const most = Math.max(1, ...d.srd_histogram.map((b) => b.calls));
   const body = document.querySelector("#srd tbody");
   body.replaceChildren();
-  for (const [bound, n] of d.srd_histogram) {
+  for (const { upto: bound, calls: n } of d.srd_histogram) {
     const tr = document.createElement("tr");
     cell(tr, bound); cell(tr, n);
     const bar = document.createElement("span");

@@ -254,8 +254,9 @@ fn demo_web() -> Result<()> {
 /// capture test, iproute2 (ip, tc) for its network namespaces, libcap2-bin (setcap) for the
 /// least-privilege test, tcpreplay for the capture benchmark, prometheus (with promtool) to
 /// scrape the sensor, systemd (systemd-analyze) to verify the unit in contrib/.
-const TEST_PACKAGES: [&str; 12] = [
+const TEST_PACKAGES: [&str; 13] = [
     "prometheus",
+    "python3-venv",
     "systemd",
     "postgresql",
     "openssl",
@@ -272,6 +273,7 @@ const TEST_PACKAGES: [&str; 12] = [
 fn test() -> Result<()> {
     setup(&TEST_PACKAGES)?;
     setup_kernel_build()?;
+    setup_schemathesis()?;
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
     // A short fuzzing smoke of every target (nightly); long runs: `cargo xtask fuzz --seconds N`.
     let nightly = Command::new("cargo")
@@ -312,6 +314,34 @@ fn test() -> Result<()> {
     } else {
         eprintln!("xtask: the Debian package is installed and checked under CI=true only");
         Ok(())
+    }
+}
+
+/// schemathesis (PyPI), pinned: the API fuzzing test runs it against the OpenAPI document.
+const SCHEMATHESIS: &str = "schemathesis==4.32.5";
+
+/// Installs schemathesis into a virtual environment under `target/` unless it is there. On a
+/// machine without PyPI the test that needs it is skipped, except under CI=true.
+fn setup_schemathesis() -> Result<()> {
+    let venv = root().join("target/schemathesis");
+    if venv.join("bin/st").exists() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing {SCHEMATHESIS} into {}", venv.display());
+    let installed = run(Command::new("python3").arg("-m").arg("venv").arg(&venv)).and_then(|()| {
+        run(Command::new(venv.join("bin/pip")).args([
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            SCHEMATHESIS,
+        ]))
+    });
+    match installed {
+        Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
+            eprintln!("xtask: no schemathesis ({e:#}); the API fuzzing test will be skipped");
+            Ok(())
+        }
+        result => result,
     }
 }
 

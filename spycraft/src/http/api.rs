@@ -81,7 +81,8 @@ pub struct CallPage {
 /// Searches the calls.
 #[utoipa::path(get, path = "/api/v1/calls", params(SearchParams),
     responses(
-        (status = 200, description = "A page of calls (JSON), or the same rows as CSV with `format=csv`", body = CallPage),
+        (status = 200, description = "A page of calls (JSON), or the same rows as CSV with `format=csv`",
+            content((CallPage = "application/json"), (String = "text/csv"))),
         (status = 400, description = "A parameter is wrong", body = ApiError),
         (status = 401, description = "No valid token", body = ApiError),
         (status = 503, description = "Too many searches at once", body = ApiError),
@@ -231,7 +232,7 @@ async fn record_of(web: &Arc<Web>, id: &str) -> Result<Arc<CallRecord>, ApiError
 }
 
 /// One call, its legs and its issues.
-#[utoipa::path(get, path = "/api/v1/calls/{id}", params(("id" = String, Path, description = "The record id")),
+#[utoipa::path(get, path = "/api/v1/calls/{id}", params(("id" = Uuid, Path, description = "The record id")),
     responses((status = 200, body = CallDetail), (status = 400, body = ApiError), (status = 404, body = ApiError)))]
 async fn call(
     State(web): State<Arc<Web>>,
@@ -302,7 +303,7 @@ pub struct ApiMessage {
 }
 
 /// The call's SIP messages (every leg's), in capture order.
-#[utoipa::path(get, path = "/api/v1/calls/{id}/messages", params(("id" = String, Path, description = "The record id")),
+#[utoipa::path(get, path = "/api/v1/calls/{id}/messages", params(("id" = Uuid, Path, description = "The record id")),
     responses((status = 200, body = Vec<ApiMessage>), (status = 400, body = ApiError), (status = 404, body = ApiError)))]
 async fn messages(
     State(web): State<Arc<Web>>,
@@ -329,8 +330,8 @@ async fn messages(
 }
 
 /// The call's ladder diagram: one arrow per SIP message.
-#[utoipa::path(get, path = "/api/v1/calls/{id}/flow.svg", params(("id" = String, Path, description = "The record id")),
-    responses((status = 200, description = "An SVG image", content_type = "image/svg+xml", body = String), (status = 404, body = ApiError)))]
+#[utoipa::path(get, path = "/api/v1/calls/{id}/flow.svg", params(("id" = Uuid, Path, description = "The record id")),
+    responses((status = 200, description = "An SVG image", content_type = "image/svg+xml", body = String), (status = 400, body = ApiError), (status = 404, body = ApiError)))]
 async fn flow(State(web): State<Arc<Web>>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let messages = messages_of(&web, &id).await?;
     Ok((
@@ -341,8 +342,8 @@ async fn flow(State(web): State<Arc<Web>>, Path(id): Path<String>) -> Result<Res
 }
 
 /// The call's frames as a pcap file.
-#[utoipa::path(get, path = "/api/v1/calls/{id}/pcap", params(("id" = String, Path, description = "The record id")),
-    responses((status = 200, description = "A pcap file", content_type = "application/vnd.tcpdump.pcap", body = Vec<u8>), (status = 404, body = ApiError)))]
+#[utoipa::path(get, path = "/api/v1/calls/{id}/pcap", params(("id" = Uuid, Path, description = "The record id")),
+    responses((status = 200, description = "A pcap file", content_type = "application/vnd.tcpdump.pcap", body = Vec<u8>), (status = 400, body = ApiError), (status = 404, body = ApiError)))]
 async fn pcap(State(web): State<Arc<Web>>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let record = record_of(&web, &id).await?;
     let legs = legs_of(&web, record.clone()).await?;
@@ -443,6 +444,7 @@ pub struct WindowParams {
     /// What the rows are grouped by.
     pub by: Option<String>,
     /// `json` (the default) or `csv`.
+    #[param(pattern = "^(json|csv)?$")]
     pub format: Option<String>,
 }
 
@@ -462,6 +464,9 @@ async fn stats(
     State(web): State<Arc<Web>>,
     Params(params): Params<WindowParams>,
 ) -> Result<Json<GroupedFigures>, ApiError> {
+    if !matches!(params.format.as_deref(), None | Some("" | "json")) {
+        return Err(ApiError::bad("format: figures are JSON only"));
+    }
     let key: fn(&CallRecord) -> String = match params.by.as_deref() {
         None | Some("" | "node") => |r| r.node.clone(),
         Some("peer") => |r| r.callee_ip.to_string(),
@@ -479,7 +484,8 @@ async fn stats(
 /// Calls, answered calls, billed time, ASR, ACD and cost per user, peer, node, destination
 /// or day.
 #[utoipa::path(get, path = "/api/v1/accounting", params(WindowParams),
-    responses((status = 200, description = "The report (JSON), or its rows as CSV with `format=csv`", body = AccountingReport), (status = 400, body = ApiError)))]
+    responses((status = 200, description = "The report (JSON), or its rows as CSV with `format=csv`",
+        content((AccountingReport = "application/json"), (String = "text/csv"))), (status = 400, body = ApiError)))]
 async fn accounting_report(
     State(web): State<Arc<Web>>,
     Params(params): Params<WindowParams>,
@@ -591,35 +597,100 @@ async fn status(State(web): State<Arc<Web>>) -> Json<Status> {
 /// The API's description.
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    info(title = "spycraft", description = "Call records, live calls, figures and accounting of a spycraft sensor. Read-only."),
-    paths(calls, call, messages, flow, pcap, live, live_events, stats, accounting_report, status, super::dashboard::dashboard),
-    components(schemas(ApiError, CallRecord, LiveEvent)),
-    modifiers(&BearerAuth),
-    security(("bearer" = []))
+    info(
+        title = "spycraft",
+        description = "Call records, live calls, figures and accounting of a spycraft sensor. Read-only."
+    ),
+    paths(
+        calls,
+        call,
+        messages,
+        flow,
+        pcap,
+        live,
+        live_events,
+        stats,
+        accounting_report,
+        status,
+        super::dashboard::dashboard
+    ),
+    components(schemas(ApiError, CallRecord, LiveEvent))
 )]
 struct ApiDoc;
 
-/// Says how requests authenticate.
-struct BearerAuth;
+/// How requests to this server authenticate, for its OpenAPI document.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Security {
+    /// Bearer tokens (`--http-token-file`).
+    pub bearer: bool,
+    /// HTTP Basic with argon2-hashed passwords (`--http-users`).
+    pub basic: bool,
+}
 
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        let components = doc.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
+/// Statuses any operation may answer besides its own: the request limits, the query
+/// bounds and an unreachable database.
+const COMMON_ERRORS: [(&str, &str); 4] = [
+    ("414", "The query string is longer than 4 KiB"),
+    ("500", "The server failed to answer"),
+    (
+        "503",
+        "Too many queries at once, or the database cannot be reached",
+    ),
+    ("504", "The query took longer than the query timeout"),
+];
+
+/// The OpenAPI 3 document of this API as this server runs it: with the credentials it asks
+/// for, if any, and the errors every operation may answer.
+pub fn document(security: Security) -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::security::{
+        HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+    };
+    let mut doc = <ApiDoc as utoipa::OpenApi>::openapi();
+    let mut errors: Vec<(&str, &str)> = COMMON_ERRORS.to_vec();
+    let schemes = [
+        (security.bearer, "bearer", HttpAuthScheme::Bearer),
+        (security.basic, "basic", HttpAuthScheme::Basic),
+    ];
+    let mut required = Vec::new();
+    for (_, name, scheme) in schemes.into_iter().filter(|(on, ..)| *on) {
+        doc.components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                name,
+                SecurityScheme::Http(HttpBuilder::new().scheme(scheme).build()),
+            );
+        required.push(SecurityRequirement::new(name, Vec::<String>::new()));
     }
+    if !required.is_empty() {
+        doc.security = Some(required);
+        errors.push(("401", "No valid credentials"));
+    }
+    let error = utoipa::openapi::ContentBuilder::new()
+        .schema(Some(utoipa::openapi::Ref::from_schema_name("ApiError")))
+        .build();
+    for item in doc.paths.paths.values_mut() {
+        let Some(operation) = item.get.as_mut() else {
+            continue;
+        };
+        for (status, why) in &errors {
+            operation
+                .responses
+                .responses
+                .entry((*status).to_owned())
+                .or_insert_with(|| {
+                    utoipa::openapi::ResponseBuilder::new()
+                        .description(*why)
+                        .content("application/json", error.clone())
+                        .build()
+                        .into()
+                });
+        }
+    }
+    doc
 }
 
-/// The OpenAPI 3 document of this API.
-pub fn document() -> utoipa::openapi::OpenApi {
-    <ApiDoc as utoipa::OpenApi>::openapi()
-}
-
-async fn openapi() -> impl IntoResponse {
-    Json(document())
+async fn openapi(State(web): State<Arc<Web>>) -> impl IntoResponse {
+    Json(document(web.security))
 }
 
 impl From<crate::store::QueryError> for ApiError {

@@ -145,6 +145,14 @@ impl Access {
         Ok(self)
     }
 
+    /// The credentials requests must show, as the OpenAPI document says them.
+    pub fn security(&self) -> super::api::Security {
+        super::api::Security {
+            bearer: !self.tokens.is_empty(),
+            basic: !self.users.is_empty(),
+        }
+    }
+
     /// Whether requests must show credentials.
     pub fn requires_token(&self) -> bool {
         !self.tokens.is_empty() || !self.users.is_empty()

@@ -32,16 +32,34 @@ pub struct Dashboard {
     #[schema(value_type = Object)]
     pub last_1h: Figures,
     /// The most frequent failure statuses (400 and up) of the last hour, most first.
-    pub top_failures: Vec<(u16, u64)>,
+    pub top_failures: Vec<FailureCount>,
     /// Session request delay of the last hour: calls per bucket, by upper bound (seconds;
     /// the last is everything longer).
-    pub srd_histogram: Vec<(String, u64)>,
+    pub srd_histogram: Vec<SrdBucket>,
     /// The capture's counters on one line.
     pub capture: String,
     /// Outputs in trouble, each with why.
     pub output_troubles: Vec<String>,
     /// Records dropped from memory to keep its bound.
     pub records_dropped: u64,
+}
+
+/// How many calls of the last hour ended with one failure status.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FailureCount {
+    /// The final status, 400 and up.
+    pub status: u16,
+    /// Calls that ended with it.
+    pub calls: u64,
+}
+
+/// One bucket of the session request delay histogram.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SrdBucket {
+    /// Its upper bound (`≤0.5` seconds), or `more`.
+    pub upto: String,
+    /// Calls whose delay falls in it.
+    pub calls: u64,
 }
 
 /// What the dashboard shows now.
@@ -82,14 +100,18 @@ fn build(web: &Web, now: Option<Timestamp>, records: &[Arc<CallRecord>]) -> Dash
             srd[PDD_BUCKETS.partition_point(|&upper| upper < secs)] += 1;
         }
     }
-    let mut top_failures: Vec<(u16, u64)> = failures.into_iter().collect();
-    top_failures.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let mut top_failures: Vec<FailureCount> = failures
+        .into_iter()
+        .map(|(status, calls)| FailureCount { status, calls })
+        .collect();
+    top_failures.sort_by(|a, b| b.calls.cmp(&a.calls).then(a.status.cmp(&b.status)));
     top_failures.truncate(5);
     let srd_histogram = PDD_BUCKETS
         .iter()
         .map(|b| format!("≤{b}"))
         .chain(["more".to_owned()])
         .zip(srd)
+        .map(|(upto, calls)| SrdBucket { upto, calls })
         .collect();
     let (capture, output_troubles) = web.monitor.health();
     Dashboard {

@@ -42,6 +42,8 @@ pub struct Web {
     pub messages: Option<Arc<dyn CallMessages>>,
     /// The messages of recent calls a live sensor keeps (also `messages`), for their counts.
     pub recent: Option<Arc<RecentMessages>>,
+    /// The credentials requests must show, for the OpenAPI document.
+    pub security: super::api::Security,
     /// A database whose records are shown instead of those in memory (`serve --postgres`).
     pub history: Option<Arc<History>>,
     /// How long a search may take.
@@ -64,6 +66,7 @@ impl Web {
             peers,
             messages: None,
             recent: None,
+            security: super::api::Security::default(),
             history: None,
             query_timeout,
             queries: Semaphore::new(MAX_CONCURRENT_QUERIES),

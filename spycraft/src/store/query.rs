@@ -61,10 +61,14 @@ pub struct SearchParams {
     pub call_id: Option<String>,
     /// One disposition, or several separated by commas (answered, busy, no_answer,
     /// cancelled, congestion, failed).
+    #[param(
+        pattern = "^((answered|busy|no_answer|cancelled|congestion|failed)(,(answered|busy|no_answer|cancelled|congestion|failed))*)?$"
+    )]
     pub disposition: Option<String>,
     /// Records of this sensor node.
     pub node: Option<String>,
     /// inbound, outbound, internal, transit or unknown.
+    #[param(pattern = "^(inbound|outbound|internal|transit|unknown)?$")]
     pub direction: Option<String>,
     /// A peer: an address, a network (CIDR) or a peer group's name; a call matches when
     /// its caller or callee is in it.
@@ -73,12 +77,15 @@ pub struct SearchParams {
     pub min_billable_ms: Option<u64>,
     /// `-invite_at` (newest first, the default), `invite_at`, `-billable_ms` or
     /// `billable_ms`.
+    #[param(pattern = "^(-?(invite_at|billable_ms))?$")]
     pub sort: Option<String>,
     /// Rows per page (at most 10,000; 100 when not said).
+    #[param(minimum = 1, maximum = 10000)]
     pub limit: Option<usize>,
     /// The `next_cursor` of the page before.
     pub cursor: Option<String>,
     /// `json` (the default) or `csv`.
+    #[param(pattern = "^(json|csv)?$")]
     pub format: Option<String>,
 }
 
@@ -336,6 +343,7 @@ impl CallQuery {
         let direction = params
             .direction
             .as_deref()
+            .filter(|name| !name.is_empty())
             .map(|name| {
                 Direction::ALL
                     .into_iter()
@@ -357,7 +365,12 @@ impl CallQuery {
             node: params.node.clone().filter(|n| !n.is_empty()),
             direction,
             peer,
-            min_billable_ms: params.min_billable_ms,
+            min_billable_ms: match params.min_billable_ms {
+                Some(ms) if ms > i64::MAX as u64 => {
+                    return Err(bad("min_billable_ms", "is past any duration".to_owned()))
+                }
+                ms => ms,
+            },
             sort,
             limit,
             after: params

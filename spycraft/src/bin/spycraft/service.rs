@@ -113,6 +113,7 @@ impl Service {
             }
             web.history = Some(Arc::new(history));
         }
+        web.security = access.security();
         let server = HttpServer::start(addr, web_routes(Arc::new(web), access), tls)?;
         if !quiet {
             eprintln!(
