@@ -168,7 +168,14 @@ fn open_message_store(settings: &Settings, run: Run) -> anyhow::Result<Option<Ar
         )
         .into());
     };
-    let writer = MessageWriter::start(config.target, config.node, config.drain_timeout)?;
+    // Files wait for the database; a live capture never does.
+    let wait_when_full = run != Run::Capture;
+    let writer = MessageWriter::start(
+        config.target,
+        config.node,
+        config.drain_timeout,
+        wait_when_full,
+    )?;
     Ok(Some(Arc::new(writer)))
 }
 

@@ -3,10 +3,12 @@
 //! call pages of `spycraft serve --postgres` have the ladders, messages and pcaps of past
 //! calls.
 //!
-//! Messages are not records: they wait in a bounded queue in memory, not in the spool. While
-//! the database is away the queue fills, and what does not fit is counted as lost rather than
-//! waited for, so a capture is never held back for a ladder. Lost messages are said in the
-//! run's summary and make it exit non-zero; a failing write is said when it happens.
+//! Messages are not records: they wait in a bounded queue in memory, not in the spool. Reading
+//! files, a full queue holds the reading back until the database catches up, so nothing is
+//! lost to its speed. A live capture is never held back for a ladder: while the database is
+//! slow or away the queue fills, and what does not fit is counted as lost. Lost messages are
+//! said in the run's summary and make it exit non-zero; a failing write is said when it
+//! happens.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -65,15 +67,19 @@ pub struct MessageWriter {
     counts: Arc<Counts>,
     control: Arc<Control>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// Wait for room in the queue rather than drop (reading files).
+    wait_when_full: bool,
 }
 
 impl MessageWriter {
     /// Starts the writer's thread. The database is reached from there; until it is, messages
-    /// queue.
+    /// queue. `wait_when_full`: a full queue holds the pipeline back (files) rather than
+    /// dropping messages (a live capture).
     pub fn start(
         target: Target,
         node: String,
         drain_timeout: Duration,
+        wait_when_full: bool,
     ) -> Result<Self, PostgresError> {
         let (queue, incoming) = mpsc::channel(QUEUED_MESSAGES);
         let counts = Arc::new(Counts::default());
@@ -85,6 +91,7 @@ impl MessageWriter {
             counts: counts.clone(),
             control: control.clone(),
             drain_timeout,
+            holds_back: wait_when_full,
         };
         let thread = std::thread::Builder::new()
             .name("spycraft-messages".into())
@@ -103,6 +110,7 @@ impl MessageWriter {
             counts,
             control,
             thread: Mutex::new(Some(thread)),
+            wait_when_full,
         })
     }
 
@@ -134,7 +142,14 @@ impl MessageWriter {
 impl MessageTap for MessageWriter {
     fn message(&self, message: &SeenMessage<'_, '_, '_>) {
         self.counts.seen.fetch_add(1, Ordering::Relaxed);
-        if self.queue.try_send(KeptMessage::of(message)).is_err() {
+        let kept = KeptMessage::of(message);
+        // Waiting fails only once the writer has given up (its drain timeout passed).
+        let sent = if self.wait_when_full {
+            self.queue.blocking_send(kept).is_ok()
+        } else {
+            self.queue.try_send(kept).is_ok()
+        };
+        if !sent {
             self.counts.lost.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -148,6 +163,9 @@ struct Writer {
     counts: Arc<Counts>,
     control: Arc<Control>,
     drain_timeout: Duration,
+    /// The pipeline waits for room in the queue: a database away longer than the drain
+    /// timeout is given up on mid-run, rather than holding the pipeline for ever.
+    holds_back: bool,
 }
 
 impl Writer {
@@ -155,7 +173,7 @@ impl Writer {
         let mut client: Option<Client> = None;
         let mut batch: Vec<KeptMessage> = Vec::with_capacity(BATCH);
         let mut backoff = Duration::from_millis(200);
-        let mut failing = false;
+        let mut failing_since: Option<Instant> = None;
         let mut give_up_at: Option<Instant> = None;
         loop {
             let closing = self.control.closing.load(Ordering::Acquire);
@@ -178,22 +196,38 @@ impl Writer {
                         .fetch_add(batch.len() as u64, Ordering::Relaxed);
                     batch.clear();
                     backoff = Duration::from_millis(200);
-                    if failing {
+                    if failing_since.take().is_some() {
                         eprintln!("spycraft: --store-messages: PostgreSQL takes messages again");
-                        failing = false;
+                    }
+                    if !closing {
+                        give_up_at = None;
                     }
                 }
                 Err(e) => {
                     self.counts.write_errors.fetch_add(1, Ordering::Relaxed);
-                    if !failing {
+                    let since = *failing_since.get_or_insert_with(|| {
+                        let then = if self.holds_back {
+                            format!(
+                                "the run waits up to {} s for it",
+                                self.drain_timeout.as_secs()
+                            )
+                        } else {
+                            format!("messages past a queue of {QUEUED_MESSAGES} are lost")
+                        };
                         eprintln!(
-                            "spycraft: WARNING: --store-messages: {}; retrying, messages that do not fit the queue of {QUEUED_MESSAGES} are lost",
+                            "spycraft: WARNING: --store-messages: {}; retrying, {then}",
                             crate::error_chain(&e)
                         );
-                        failing = true;
-                    }
+                        Instant::now()
+                    });
                     client = None;
+                    if self.holds_back && give_up_at.is_none() {
+                        give_up_at = Some(since + self.drain_timeout);
+                    }
                     if give_up_at.is_some_and(|t| Instant::now() >= t) {
+                        eprintln!(
+                            "spycraft: --store-messages: giving up on PostgreSQL; messages from now on are lost"
+                        );
                         self.incoming.close();
                         let mut left = batch.len() as u64;
                         while self.incoming.try_recv().is_ok() {
@@ -202,7 +236,7 @@ impl Writer {
                         self.counts.lost.fetch_add(left, Ordering::Relaxed);
                         return;
                     }
-                    // Closing, the wait ends when the drain timeout does.
+                    // Closing (or holding the run back), the wait ends with the drain timeout.
                     let pause = give_up_at.map_or(backoff, |t| {
                         backoff.min(t.saturating_duration_since(Instant::now()))
                     });
