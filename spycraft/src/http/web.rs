@@ -18,7 +18,7 @@ use crate::inspect::dump::DumpedMessage;
 use crate::monitor::{Monitor, PeerGroups};
 use crate::store::history::{History, HistoryError};
 use crate::store::kept::{pcap_of, KeptMessage};
-use crate::store::messages::CallMessages;
+use crate::store::messages::{CallMessages, MessagesError};
 use crate::store::recent::RecentMessages;
 use crate::store::{CallQuery, Page, RecordStore};
 
@@ -164,13 +164,9 @@ impl Web {
             let kept = self.stored_messages(legs).await?;
             return Ok(kept.iter().map(KeptMessage::dumped).collect());
         }
-        let ids = call_ids(legs);
         let messages = self
-            .blocking(move |web| {
-                let source = web.messages.as_ref().ok_or_else(ApiError::no_messages)?;
-                source.messages(&ids).map_err(ApiError::internal)
-            })
-            .await??;
+            .from_source(legs, |source, ids| source.messages(ids))
+            .await?;
         if messages.is_empty() {
             return Err(ApiError::not_found(
                 "no SIP message of this call is kept (a live sensor lets the oldest calls' go first)",
@@ -187,10 +183,20 @@ impl Web {
         if self.history.is_some() {
             return Ok(pcap_of(&self.stored_messages(legs).await?));
         }
+        self.from_source(legs, |source, ids| source.pcap(ids)).await
+    }
+
+    /// What `read` takes from the source of messages kept here (off the server's thread);
+    /// 404 without one.
+    async fn from_source<T: Send + 'static>(
+        self: &Arc<Self>,
+        legs: &[Arc<CallRecord>],
+        read: fn(&dyn CallMessages, &HashSet<String>) -> Result<T, MessagesError>,
+    ) -> Result<T, ApiError> {
         let ids = call_ids(legs);
         self.blocking(move |web| {
             let source = web.messages.as_ref().ok_or_else(ApiError::no_messages)?;
-            source.pcap(&ids).map_err(ApiError::internal)
+            read(source.as_ref(), &ids).map_err(ApiError::internal)
         })
         .await?
     }
