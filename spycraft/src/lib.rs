@@ -16,6 +16,7 @@ mod decimal;
 pub mod decode;
 pub mod filter;
 pub mod handoff;
+pub mod hep;
 pub mod http;
 pub mod inspect;
 pub mod monitor;
