@@ -15,6 +15,7 @@ pub mod capture;
 mod decimal;
 pub mod decode;
 pub mod filter;
+mod fnv;
 pub mod handoff;
 pub mod hep;
 pub mod http;

@@ -340,13 +340,8 @@ impl ParseStage {
     }
 
     /// Parses deferred messages here after all (see [`MessageStage::parse_all`]), counting
-    /// them with this stage's own.
-    pub fn parse_unparsed(&mut self, unparsed: &mut Unparsed, out: &mut impl Inputs) {
-        self.messages.parse_all(unparsed, out);
-    }
-
-    /// As [`ParseStage::parse_unparsed`], showing `observer` each message.
-    pub fn parse_unparsed_observed(
+    /// them with this stage's own and showing `observer` each.
+    pub fn parse_unparsed(
         &mut self,
         unparsed: &mut Unparsed,
         out: &mut impl Inputs,

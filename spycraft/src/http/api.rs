@@ -129,71 +129,37 @@ async fn calls(
     .into_response())
 }
 
-/// The records as `--format csv` writes them, with `rated_prefix` and `cost` after them when
-/// a rate deck prices the calls.
+/// The records as `--format csv` writes them (the same columns and quoting), with
+/// `rated_prefix` and `cost` after them when a rate deck prices the calls.
 fn csv_of<'r>(
     web: &Web,
     records: impl Iterator<Item = &'r CallRecord>,
 ) -> Result<Vec<u8>, ApiError> {
-    let Some(deck) = web.deck.as_deref() else {
-        let buffer = SharedBuffer::default();
-        let mut sink = crate::sink::CsvSink::new(Box::new(buffer.clone()));
-        for r in records {
-            crate::sink::RecordSink::write(&mut sink, r).map_err(ApiError::internal)?;
-        }
-        crate::sink::RecordSink::finish(&mut sink).map_err(ApiError::internal)?;
-        drop(sink);
-        return Ok(buffer.take());
+    let deck = web.deck.as_deref();
+    let rated_columns: &[&str] = if deck.is_some() {
+        &["rated_prefix", "cost"]
+    } else {
+        &[]
     };
     let mut out = csv::Writer::from_writer(Vec::new());
-    let header = crate::sink::COLUMNS
-        .iter()
-        .copied()
-        .chain(["rated_prefix", "cost"]);
+    let header = crate::sink::COLUMNS.iter().chain(rated_columns);
     out.write_record(header).map_err(ApiError::internal)?;
     for r in records {
-        let rated = deck.rate(r);
         let mut row = crate::sink::csv_values(r);
-        row.push(
-            rated
-                .as_ref()
-                .map_or_else(String::new, |x| x.rate.prefix.clone()),
-        );
-        row.push(rated.map_or_else(String::new, |x| {
-            accounting::rates::money(x.cost).to_string()
-        }));
+        if let Some(deck) = deck {
+            let rated = deck.rate(r);
+            row.push(
+                rated
+                    .as_ref()
+                    .map_or_else(String::new, |x| x.rate.prefix.clone()),
+            );
+            row.push(rated.map_or_else(String::new, |x| {
+                accounting::rates::money(x.cost).to_string()
+            }));
+        }
         out.write_record(&row).map_err(ApiError::internal)?;
     }
     out.into_inner().map_err(ApiError::internal)
-}
-
-/// A writer whose bytes can be taken once the sink that owns it is done.
-#[derive(Clone, Debug, Default)]
-struct SharedBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl SharedBuffer {
-    fn take(&self) -> Vec<u8> {
-        std::mem::take(
-            &mut *self
-                .0
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        )
-    }
-}
-
-impl std::io::Write for SharedBuffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 /// A capture issue and what it means.

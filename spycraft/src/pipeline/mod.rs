@@ -115,12 +115,14 @@ impl MessageTap for MessageTaps {
     }
 }
 
-/// A tap as the parse stage's observer.
-struct Tapped<'t>(&'t dyn MessageTap);
+/// A run's tap, if it has one, as the parse stage's observer.
+struct Tapped<'t>(Option<&'t dyn MessageTap>);
 
 impl Observer for Tapped<'_> {
     fn message(&mut self, _frame: u64, message: &SeenMessage<'_, '_, '_>) {
-        self.0.message(message);
+        if let Some(tap) = self.0 {
+            tap.message(message);
+        }
     }
 }
 
@@ -583,10 +585,7 @@ impl Feed for Inline<'_> {
             stage.on_input(&input);
             spent.push(input);
         };
-        match self.tap {
-            Some(tap) => parse.on_frame_traced(frame, &mut out, &mut Tapped(tap)),
-            None => parse.on_frame(frame, &mut out),
-        }
+        parse.on_frame_traced(frame, &mut out, &mut Tapped(self.tap));
         parse.recycle(spent);
     }
 

@@ -169,10 +169,7 @@ impl Sharing<'_> {
             .empties
             .pop()
             .unwrap_or_else(|| Vec::with_capacity(BATCH));
-        match self.tap {
-            Some(tap) => parse.parse_unparsed_observed(&mut full, &mut events, &mut Tapped(tap)),
-            None => parse.parse_unparsed(&mut full, &mut events),
-        }
+        parse.parse_unparsed(&mut full, &mut events, &mut Tapped(self.tap));
         self.spare.push(full);
         self.held.push_back(events);
         self.send_held_while_room();
@@ -274,14 +271,11 @@ impl Recorder<'_, '_> {
         for item in work {
             match item {
                 Work::Unparsed(mut batch) => {
-                    match self.tap {
-                        Some(tap) => self.messages.parse_all_observed(
-                            &mut batch,
-                            &mut self.events,
-                            &mut Tapped(tap),
-                        ),
-                        None => self.messages.parse_all(&mut batch, &mut self.events),
-                    }
+                    self.messages.parse_all_observed(
+                        &mut batch,
+                        &mut self.events,
+                        &mut Tapped(self.tap),
+                    );
                     // Back to the reader for reuse; dropped if it stopped taking them.
                     let _ = unparsed_back.try_send(batch);
                     let counters = self.messages.counters();

@@ -74,17 +74,10 @@ impl KeptMessage {
     }
 }
 
-/// The name a transport is stored under, back to the transport.
+/// The name a transport is stored under (as records name it), back to the transport.
 pub fn transport_named(name: &str) -> Option<Transport> {
-    [
-        Transport::Udp,
-        Transport::Tcp,
-        Transport::Tls,
-        Transport::Ws,
-        Transport::Sctp,
-    ]
-    .into_iter()
-    .find(|t| t.as_str() == name)
+    use serde::de::{value::Error, Deserialize, IntoDeserializer};
+    Transport::deserialize(IntoDeserializer::<Error>::into_deserializer(name)).ok()
 }
 
 /// The largest SIP message a rebuilt UDP datagram carries; longer ones are cut there (a

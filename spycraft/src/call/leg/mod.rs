@@ -97,9 +97,7 @@ struct Refer {
 
 /// FNV-1a: a stable, cheap hash of a tag, so tags need not be stored.
 fn tag_hash(tag: &str) -> u64 {
-    tag.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
+    crate::fnv::fnv1a(crate::fnv::START, tag.as_bytes())
 }
 
 /// At most this many dialogs per INVITE are told apart; more are counted as the last.

@@ -22,6 +22,7 @@ use tokio_postgres::Client;
 
 use super::batch::{day_of, instant, text};
 use super::{PostgresError, Target};
+use crate::fnv::{fnv1a, START};
 use crate::parse_stage::SeenMessage;
 use crate::pipeline::MessageTap;
 use crate::store::kept::KeptMessage;
@@ -356,22 +357,14 @@ async fn write_messages(
 
 /// FNV-1a of the message's time, addresses, ports and bytes: its identity across replays
 /// and sensors.
-pub fn digest(m: &KeptMessage) -> i64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |bytes: &[u8]| {
-        for &b in bytes {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    };
-    eat(&m.time.0.to_le_bytes());
+fn digest(m: &KeptMessage) -> i64 {
+    let mut h = fnv1a(START, &m.time.0.to_le_bytes());
     for addr in [m.src, m.dst] {
-        match addr.ip() {
-            std::net::IpAddr::V4(ip) => eat(&ip.octets()),
-            std::net::IpAddr::V6(ip) => eat(&ip.octets()),
-        }
-        eat(&addr.port().to_le_bytes());
+        h = match addr.ip() {
+            std::net::IpAddr::V4(ip) => fnv1a(h, &ip.octets()),
+            std::net::IpAddr::V6(ip) => fnv1a(h, &ip.octets()),
+        };
+        h = fnv1a(h, &addr.port().to_le_bytes());
     }
-    eat(&m.raw);
-    h as i64
+    fnv1a(h, &m.raw) as i64
 }

@@ -156,12 +156,10 @@ async fn applied_checksums(client: &Client) -> Result<Vec<(i32, String)>, Postgr
 
 /// FNV-1a of the migration's text: enough to notice an edited migration.
 fn checksum(sql: &str) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in sql.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{h:016x}")
+    format!(
+        "{:016x}",
+        crate::fnv::fnv1a(crate::fnv::START, sql.as_bytes())
+    )
 }
 
 #[cfg(test)]
