@@ -25,12 +25,14 @@ pub mod packet;
 pub mod parse_stage;
 pub mod pipeline;
 pub mod privilege;
+pub mod secret;
 pub mod settings;
 mod simd;
 pub mod sink;
 pub mod sip;
 pub mod stats;
 pub mod store;
+pub mod trust;
 
 /// An error and its causes on one line, each said once: many errors already end with their
 /// cause's text ("spool /x: No space left on device (os error 28)").

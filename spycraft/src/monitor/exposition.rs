@@ -3,7 +3,8 @@
 //! published, the call figures and the captures' counters.
 //!
 //! Labels carry only bounded sets (interfaces, modes, methods, classes, kinds, dispositions,
-//! outputs, named peer groups): never a number, a user or an address.
+//! outputs, named peer groups, configured HEP collectors): never a number, a user or an
+//! address seen in traffic.
 
 use std::fmt::Error;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use super::{lock, Monitor};
 use crate::call::Disposition;
 use crate::capture::CaptureFigures;
 use crate::decode::Skip;
+use crate::hep::HepReport;
 use crate::packet::Timestamp;
 use crate::pipeline::{Summary, RESPONSE_CLASSES};
 use crate::sink::OutputReport;
@@ -58,6 +60,7 @@ struct Seen {
     calls: CallFigures,
     groups: Vec<String>,
     captures: Vec<(String, &'static str, CaptureFigures)>,
+    hep: Vec<HepReport>,
     /// The minute the ratio windows end at.
     now_minute: Option<i64>,
 }
@@ -80,6 +83,7 @@ impl Scrape {
             .iter()
             .map(|c| (c.interface.clone(), c.counts.mode(), c.counts.figures()))
             .collect();
+        let hep = lock(&m.hep).iter().flat_map(|h| h.reports()).collect();
         let now = if m.live {
             Some(Timestamp::from_parts(
                 unix_seconds(std::time::SystemTime::now()),
@@ -95,6 +99,7 @@ impl Scrape {
             calls,
             groups,
             captures,
+            hep,
             now_minute: now.map(minute_of),
         }
     }
@@ -121,7 +126,8 @@ impl Collector for Scrape {
         captures(&mut e, &seen.captures)?;
         pipeline(&mut e, &seen.summary, seen.live_legs)?;
         calls(&mut e, &seen)?;
-        outputs(&mut e, &seen.outputs)
+        outputs(&mut e, &seen.outputs)?;
+        hep(&mut e, &seen.hep)
     }
 }
 
@@ -437,6 +443,67 @@ fn outputs(e: &mut DescriptorEncoder<'_>, outputs: &[OutputReport]) -> Result<()
         eachf(&|o| o.delivery.as_ref().map_or(0.0, |d| d.lag_seconds)),
     )?;
     gauge(e, "output_up", "1 while the output delivers, 0 while its writes fail or its destination cannot be reached.", None, eachf(&|o| if o.trouble().is_some() { 0.0 } else { 1.0 }))
+}
+
+fn hep(e: &mut DescriptorEncoder<'_>, reports: &[HepReport]) -> Result<(), Error> {
+    let each = |pick: &dyn Fn(&HepReport) -> u64| -> Vec<(Labels, u64)> {
+        reports
+            .iter()
+            .map(|r| (vec![("destination", r.destination.clone())], pick(r)))
+            .collect()
+    };
+    counter(
+        e,
+        "hep_packets",
+        "HEP packets meant for each collector.",
+        None,
+        each(&|r| r.offered),
+    )?;
+    counter(
+        e,
+        "hep_sent_packets",
+        "HEP packets handed to each collector's socket.",
+        None,
+        each(&|r| r.sent),
+    )?;
+    let unsent = reports.iter().flat_map(|r| {
+        [
+            ("queue_full", r.queue_full),
+            ("oversize", r.oversize),
+            ("unreachable", r.unreachable),
+        ]
+        .map(|(reason, n)| {
+            let labels: Labels = vec![
+                ("destination", r.destination.clone()),
+                ("reason", reason.to_owned()),
+            ];
+            (labels, n)
+        })
+    });
+    counter(
+        e,
+        "hep_unsent_packets",
+        "HEP packets never sent: the queue was full, too large, or the collector unreachable.",
+        None,
+        unsent,
+    )?;
+    counter(
+        e,
+        "hep_reconnects",
+        "Times a TCP or TLS connection to each collector was made again after it broke.",
+        None,
+        each(&|r| r.reconnects),
+    )?;
+    gauge(
+        e,
+        "hep_queue_packets",
+        "HEP packets waiting for each collector.",
+        None,
+        reports.iter().map(|r| {
+            let waiting = r.offered.saturating_sub(r.sent + r.not_sent());
+            (vec![("destination", r.destination.clone())], waiting as f64)
+        }),
+    )
 }
 
 fn counter<L: EncodeLabelSet>(

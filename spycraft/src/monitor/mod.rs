@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::call::CallRecord;
 use crate::capture::CaptureCounts;
+use crate::hep::HepExport;
 use crate::pipeline::{RunObserver, Summary};
 use crate::sink::OutputReport;
 
@@ -41,6 +42,8 @@ pub struct Monitor {
     calls: Mutex<Calls>,
     run: Mutex<RunState>,
     captures: Mutex<Vec<Capture>>,
+    /// HEP exporters whose counters a scrape reads.
+    hep: Mutex<Vec<Arc<HepExport>>>,
 }
 
 #[derive(Debug)]
@@ -81,6 +84,7 @@ impl Monitor {
                 outputs: Vec::new(),
             }),
             captures: Mutex::new(Vec::new()),
+            hep: Mutex::new(Vec::new()),
         }
     }
 
@@ -95,6 +99,11 @@ impl Monitor {
             interface: interface.to_owned(),
             counts,
         });
+    }
+
+    /// Adds a HEP exporter whose counters a scrape reads.
+    pub fn add_hep_export(&self, export: Arc<HepExport>) {
+        lock(&self.hep).push(export);
     }
 
     /// Moves the run to `phase`.

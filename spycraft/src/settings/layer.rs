@@ -13,6 +13,7 @@ use spycraft_common::{PortRange, XdpAction};
 
 use crate::call::HostPrefix;
 use crate::capture::{CaptureInterface, CaptureMode, XdpAttach};
+use crate::hep::Endpoint;
 use crate::monitor::PeerGroup;
 use crate::sink::spool::FsyncPolicy;
 use crate::sink::Format;
@@ -42,6 +43,9 @@ pub struct Layer {
     /// `[rates]`: the rate deck.
     #[serde(default)]
     pub rates: RatesLayer,
+    /// `[hep]`: HEP export to Homer, sngrep or Kamailio.
+    #[serde(default)]
+    pub hep: HepLayer,
     /// `[[peer_group]]`: named groups of peers, each with figures of its own in `/metrics`
     /// (settings file only).
     #[serde(default, rename = "peer_group")]
@@ -84,6 +88,41 @@ pub struct HttpLayer {
     /// Longest a search or report may take before it answers 504 [default: 10].
     #[arg(long = "query-timeout", value_name = "SECS")]
     pub query_timeout_secs: Option<f64>,
+}
+
+/// `[hep]`: every SIP message (and optionally each record) sent as HEP v3.
+#[derive(Clone, Debug, Default, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields)]
+pub struct HepLayer {
+    /// Send every SIP message as HEP v3 to this collector: udp://HOST:PORT, tcp://HOST:PORT
+    /// or tls://HOST:PORT; repeatable, each gets every message [default: none].
+    #[arg(long = "hep", value_name = "URL")]
+    pub destinations: Option<Vec<Endpoint>>,
+    /// Capture agent id in every HEP packet [default: none].
+    #[arg(long = "hep-node-id", value_name = "N")]
+    pub node_id: Option<u32>,
+    /// Node name in every HEP packet [default: the sensor's node name].
+    #[arg(long = "hep-node-name", value_name = "NAME")]
+    pub node_name: Option<String>,
+    /// The collector's password (HEP auth key), first line of this file [default: none].
+    #[arg(
+        id = "hep_password_file",
+        long = "hep-password-file",
+        value_name = "FILE"
+    )]
+    pub password_file: Option<PathBuf>,
+    /// Reading files, HEP packets a second per collector at most, so a receiver with
+    /// default socket buffers keeps up; 0: no limit. Live captures send as traffic comes
+    /// [default: 20000].
+    #[arg(long = "hep-rate", value_name = "N")]
+    pub rate: Option<u32>,
+    /// Also send each record, as HEP type 0x3c JSON.
+    #[arg(long = "hep-cdr")]
+    #[serde(default)]
+    pub cdr: bool,
+    /// PEM certificates trusted for tls:// collectors [default: the system's].
+    #[arg(long = "hep-ca", value_name = "FILE")]
+    pub ca: Option<PathBuf>,
 }
 
 /// `[rates]`: the rate deck that prices calls in the web API and its reports.
@@ -271,7 +310,8 @@ pub struct PostgresLayer {
     /// Drop daily partitions older than this many days.
     #[arg(long, value_name = "DAYS")]
     pub retention_days: Option<u32>,
-    /// At the end of a run, how long to keep trying an unreachable database [default: 30].
+    /// At the end of a run, how long to keep trying an unreachable database or HEP collector
+    /// [default: 30].
     #[arg(long = "drain-timeout", value_name = "SECS")]
     pub drain_timeout_secs: Option<u64>,
     /// Also write every SIP message to the `sip_message` table, for the call pages of
@@ -356,7 +396,8 @@ macro_rules! layered {
 }
 
 layered! {
-    Layer { sensor, capture, records, calls, postgres, http, rates, peer_groups }
+    Layer { sensor, capture, records, calls, postgres, http, rates, hep, peer_groups }
+    HepLayer { destinations, node_id, node_name, password_file, rate, cdr, ca }
     HttpLayer {
         listen, linger_secs, token_file, users_file, cert, key, keep_records, keep_messages_mb,
         query_timeout_secs,

@@ -44,6 +44,14 @@
 //! keep_records = 100000
 //! keep_messages_mb = 64
 //!
+//! [hep]
+//! destinations = ["udp://homer.example:9060"]
+//! node_id = 2001
+//! node_name = "sbc-east-1"
+//! password_file = "/etc/spycraft/hep-password"
+//! rate = 20000
+//! cdr = false
+//!
 //! [rates]
 //! file = "/etc/spycraft/rates.csv"
 //! country_code = "49"
@@ -67,7 +75,7 @@ use spycraft_common::{PortRange, XdpAction, MAX_KERNEL_SNAP_LEN};
 
 pub use file::{load, parse, SettingsError};
 pub use layer::{
-    CallsLayer, CaptureLayer, HttpLayer, Layer, PostgresLayer, RatesLayer, RecordsLayer,
+    CallsLayer, CaptureLayer, HepLayer, HttpLayer, Layer, PostgresLayer, RatesLayer, RecordsLayer,
     SensorLayer,
 };
 
@@ -75,9 +83,11 @@ use crate::accounting::{Numbering, RateDeck, RatesError};
 use crate::call::{HostPrefix, MonitoredHosts, Timers, TrackerConfig};
 use crate::capture::{CaptureInterface, CaptureMode, XdpAttach};
 use crate::filter::{FilterConfig, FilterError};
+use crate::hep::{Endpoint, ExportConfig};
 use crate::http::web::DEFAULT_QUERY_TIMEOUT;
 use crate::monitor::peers::{self, PeerGroup, PeerGroupError, PeerGroups};
 use crate::pipeline::{PipelineConfig, SipPorts, DEFAULT_COLLATION_HEADER};
+use crate::secret::{read_secret, SecretError};
 use crate::sink::postgres::{redact_password, PostgresConfig, PostgresError, Target};
 use crate::sink::spool::{FsyncPolicy, SpoolConfig};
 use crate::sink::Format;
@@ -99,6 +109,8 @@ const SPOOL_MAX_MB: u64 = 1024;
 const BATCH_SIZE: usize = 1000;
 /// How long the end of a run waits for an unreachable database, in seconds.
 const DRAIN_TIMEOUT_SECS: u64 = 30;
+/// HEP packets a second per collector when reading files.
+const HEP_RATE: u32 = 20_000;
 
 /// Every setting, decided.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -117,6 +129,8 @@ pub struct Settings {
     pub http: HttpSettings,
     /// `[rates]`
     pub rates: RatesSettings,
+    /// `[hep]`
+    pub hep: HepSettings,
     /// `[[peer_group]]`
     #[serde(rename = "peer_group", skip_serializing_if = "Vec::is_empty")]
     pub peer_groups: Vec<PeerGroup>,
@@ -140,6 +154,23 @@ pub struct HttpSettings {
     pub keep_records: usize,
     pub keep_messages_mb: usize,
     pub query_timeout_secs: f64,
+}
+
+/// HEP export. Fields as in [`HepLayer`].
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[allow(missing_docs)]
+pub struct HepSettings {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub destinations: Vec<Endpoint>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<u32>,
+    pub node_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+    pub rate: u32,
+    pub cdr: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca: Option<PathBuf>,
 }
 
 /// The rate deck. Fields as in [`RatesLayer`].
@@ -262,6 +293,7 @@ impl Settings {
             postgres,
             http,
             rates,
+            hep,
             peer_groups,
         } = flags.over(file);
         let node = sensor.node.unwrap_or_else(crate::hostname);
@@ -332,6 +364,15 @@ impl Settings {
                 },
             },
             peer_groups: peer_groups.unwrap_or_default(),
+            hep: HepSettings {
+                destinations: hep.destinations.unwrap_or_default(),
+                node_id: hep.node_id,
+                node_name: hep.node_name.unwrap_or_else(|| node.clone()),
+                password_file: hep.password_file,
+                rate: hep.rate.unwrap_or(HEP_RATE),
+                cdr: hep.cdr,
+                ca: hep.ca,
+            },
             sensor: SensorSettings {
                 node,
                 hosts: sensor.hosts.unwrap_or_default(),
@@ -419,6 +460,32 @@ impl Settings {
             stats_source: source,
             ..PipelineConfig::default()
         }
+    }
+
+    /// The HEP exporter's settings, `None` when no collector is named; `live`: a capture,
+    /// which never waits for a collector nor paces itself.
+    pub fn hep(&self, live: bool) -> Result<Option<ExportConfig>, SecretError> {
+        let h = &self.hep;
+        if h.destinations.is_empty() {
+            return Ok(None);
+        }
+        let password = h
+            .password_file
+            .as_deref()
+            .map(read_secret)
+            .transpose()?
+            .map(String::into_bytes);
+        Ok(Some(ExportConfig {
+            destinations: h.destinations.clone(),
+            agent_id: h.node_id,
+            node_name: h.node_name.clone(),
+            password,
+            rate: (!live && h.rate > 0).then_some(h.rate),
+            records: h.cdr,
+            wait_when_full: !live,
+            drain_timeout: Duration::from_secs(self.postgres.drain_timeout_secs),
+            ca: h.ca.clone(),
+        }))
     }
 
     /// The database sink's settings; `None` when no database is named.

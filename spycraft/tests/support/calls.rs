@@ -92,6 +92,22 @@ pub fn pcap_of_calls_dialling(
             ));
         }
     }
+    pcap_of_frames(frames)
+}
+
+/// A classic pcap of UDP datagrams, each `(µs after 2026-01-01T00:00:00Z, from, to, text)`.
+pub fn pcap_of_datagrams(datagrams: &[(u64, SocketAddr, SocketAddr, &str)]) -> Vec<u8> {
+    pcap_of_frames(
+        datagrams
+            .iter()
+            .map(|(t, src, dst, text)| (*t, udp_frame(*src, *dst, text)))
+            .collect(),
+    )
+}
+
+/// A classic pcap (Ethernet, microsecond times) of `frames`, each at its µs after
+/// 2026-01-01T00:00:00Z, in time order.
+fn pcap_of_frames(mut frames: Vec<(u64, Vec<u8>)>) -> Vec<u8> {
     frames.sort_by_key(|(t, _)| *t);
     let base_us: u64 = 1_767_225_600 * 1_000_000;
     let mut pcap = Vec::new();

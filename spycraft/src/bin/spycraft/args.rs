@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 use spycraft::inspect::dump::HostFilter;
 use spycraft::settings::{
-    CallsLayer, CaptureLayer, HttpLayer, Layer, PostgresLayer, RatesLayer, RecordsLayer,
+    CallsLayer, CaptureLayer, HepLayer, HttpLayer, Layer, PostgresLayer, RatesLayer, RecordsLayer,
     SensorLayer,
 };
 use spycraft_common::PortRange;
@@ -193,6 +193,8 @@ pub struct RecordArgs {
     pub http: HttpLayer,
     #[command(flatten)]
     pub rates: RatesLayer,
+    #[command(flatten)]
+    pub hep: HepLayer,
 }
 
 impl RecordArgs {
@@ -205,6 +207,7 @@ impl RecordArgs {
             postgres: take(&mut self.postgres),
             http: take(&mut self.http),
             rates: take(&mut self.rates),
+            hep: take(&mut self.hep),
             ..layer
         }
     }

@@ -9,9 +9,11 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use spycraft::capture::{CaptureError, FrameSource};
+use spycraft::hep::{HepExport, HepReport};
 use spycraft::monitor::Phase;
 use spycraft::pipeline::{
-    run_sources, AnalyzeError, ChangeSlot, MessageTap, MessageTaps, Progress, SipPorts,
+    run_sources, AnalyzeError, ChangeSlot, MessageTap, MessageTaps, Observers, Progress,
+    RunObserver, SipPorts,
 };
 use spycraft::privilege::Dropped;
 use spycraft::settings::Settings;
@@ -80,15 +82,29 @@ pub fn record_run(
         }
     }
 
+    let hep = open_hep(settings, run)?;
+    let mut observers: Vec<Arc<dyn RunObserver>> = Vec::new();
     if let Some(service) = service {
-        config.observer = Some(service.observer());
+        observers.push(service.observer());
         service.monitor.set_phase(Phase::Running);
+        if let Some(hep) = &hep {
+            service.monitor.add_hep_export(hep.clone());
+        }
     }
+    if settings.hep.cdr {
+        observers.extend(hep.clone().map(|h| h as Arc<dyn RunObserver>));
+    }
+    config.observer = match observers.len() {
+        0 => None,
+        1 => observers.pop(),
+        _ => Some(Arc::new(Observers(observers))),
+    };
     let stored_messages = open_message_store(settings, run)?;
     let taps: Vec<Arc<dyn MessageTap>> = service
         .and_then(Service::tap)
         .into_iter()
         .chain(stored_messages.clone().map(|w| w as Arc<dyn MessageTap>))
+        .chain(hep.clone().map(|h| h as Arc<dyn MessageTap>))
         .collect();
     config.tap = match taps.len() {
         0 => None,
@@ -146,6 +162,14 @@ pub fn record_run(
             status = status.max(Outcome::Failed);
         }
     }
+    for report in hep.map(|h| h.close()).unwrap_or_default() {
+        if !quiet || report.not_sent() > 0 {
+            eprintln!("spycraft: {}", describe_hep(&report));
+        }
+        if report.not_sent() > 0 {
+            status = status.max(Outcome::Failed);
+        }
+    }
     // The summary is out; a server may go on showing the run.
     if let Some(service) = service {
         service.linger(match run {
@@ -190,6 +214,48 @@ fn describe_messages(report: &MessageReport) -> String {
     }
     if report.write_errors > 0 {
         line.push_str(&format!(", {} failed writes retried", report.write_errors));
+    }
+    line
+}
+
+/// `--hep`: the exporter of every SIP message (and with `--hep-cdr`, each record).
+fn open_hep(settings: &Settings, run: Run) -> anyhow::Result<Option<Arc<HepExport>>> {
+    if run == Run::Serve {
+        return Ok(None);
+    }
+    let Some(config) = settings
+        .hep(run == Run::Capture)
+        .context("--hep-password-file")?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(Arc::new(HepExport::start(config)?)))
+}
+
+/// One line on what became of the packets meant for one HEP collector.
+fn describe_hep(r: &HepReport) -> String {
+    let mut line = format!(
+        "HEP to {}: {} packets, {} sent",
+        r.destination, r.offered, r.sent
+    );
+    if r.not_sent() > 0 {
+        let reasons: Vec<String> = [
+            ("queue full", r.queue_full),
+            ("oversize", r.oversize),
+            ("unreachable", r.unreachable),
+        ]
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(why, n)| format!("{n} {why}"))
+        .collect();
+        line.push_str(&format!(
+            ", {} NOT SENT ({})",
+            r.not_sent(),
+            reasons.join(", ")
+        ));
+    }
+    if r.reconnects > 0 {
+        line.push_str(&format!(", {} reconnections", r.reconnects));
     }
     line
 }

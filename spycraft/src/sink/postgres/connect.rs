@@ -11,13 +11,13 @@ use std::time::Duration;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::{Client, NoTls};
 
 use super::PostgresError;
+use crate::trust::TrustError;
 
 /// How much of the server's certificate is checked (libpq's `sslmode`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,10 +83,9 @@ impl Target {
         config.ssl_mode(if all_unix { SslMode::Disable } else { mode });
         if config.get_password().is_none() {
             if let Some(path) = password_file {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    PostgresError::Config(format!("password file {}: {e}", path.display()))
-                })?;
-                config.password(text.lines().next().unwrap_or_default());
+                let password = crate::secret::read_secret(path)
+                    .map_err(|e| PostgresError::Config(format!("password file {e}")))?;
+                config.password(password);
             } else if let Ok(pw) = std::env::var("PGPASSWORD") {
                 config.password(pw);
             }
@@ -166,32 +165,12 @@ impl Target {
 
     /// `sslrootcert` if given, else the system's trust store.
     fn roots(&self) -> Result<RootCertStore, PostgresError> {
-        let mut roots = RootCertStore::empty();
-        match &self.root_cert {
-            Some(path) => {
-                let certs = CertificateDer::pem_file_iter(path).map_err(|e| {
-                    PostgresError::Config(format!("sslrootcert {}: {e}", path.display()))
-                })?;
-                for cert in certs {
-                    let cert = cert.map_err(|e| {
-                        PostgresError::Config(format!("sslrootcert {}: {e}", path.display()))
-                    })?;
-                    roots.add(cert).map_err(|e| {
-                        PostgresError::Config(format!("sslrootcert {}: {e}", path.display()))
-                    })?;
-                }
-            }
-            None => {
-                let found = rustls_native_certs::load_native_certs();
-                roots.add_parsable_certificates(found.certs);
-            }
-        }
-        if roots.is_empty() {
-            return Err(PostgresError::Config(
+        crate::trust::root_store(self.root_cert.as_deref()).map_err(|e| match e {
+            TrustError::Empty => PostgresError::Config(
                 "TLS verification asked for, but no trusted root certificate was found".into(),
-            ));
-        }
-        Ok(roots)
+            ),
+            e => PostgresError::Config(format!("sslrootcert {e}")),
+        })
     }
 }
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: AGPL-3.0-or-later
-//! HEP v3 (Homer Encapsulation Protocol, rev. 37 of the sipcapture specification): one
-//! captured message with its addresses, ports and capture time, as Homer, heplify, Kamailio's
-//! siptrace and sngrep exchange them.
+//! The HEP v3 packet (rev. 37 of the sipcapture specification): one captured message with its
+//! addresses, ports and capture time, as Homer, heplify, Kamailio's siptrace and sngrep
+//! exchange them.
 //!
 //! A packet is `HEP3`, its total length (u16), then chunks: vendor (u16), type (u16), length
 //! (u16, counting its own six header octets) and payload, all in network order. Decoding

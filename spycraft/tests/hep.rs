@@ -1,0 +1,436 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! HEP export as its receivers see it: sngrep (Debian's, built with HEP) writes what it gets
+//! to a pcap that gives the same records and messages as the original capture; a TCP
+//! receiver here decodes every packet with its addresses, times and identity chunks; a
+//! message too large for a datagram is counted for UDP and sent whole over TCP.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use spycraft::hep::{decode, packet_len, PROTOCOL_CDR, PROTOCOL_SIP};
+use support::calls::pcap_of_datagrams;
+use support::process::{installed, interrupt, Reaped};
+use support::{pcaps, scratch, spycraft, text, utf8};
+
+/// Bundled captures of several outcomes and transports: busy, cancelled, answered (UDP, TCP
+/// with three calls on one connection, a fragmented INVITE).
+fn mixed() -> Vec<PathBuf> {
+    [
+        "busy-486",
+        "cancel-after-ringing",
+        "answered-caller-bye",
+        "tcp-one-connection",
+        "udp-fragmented-invite",
+    ]
+    .iter()
+    .map(|case| pcaps().join(case).join("capture.pcap"))
+    .collect()
+}
+
+fn args_of(files: &[PathBuf]) -> Vec<&str> {
+    files.iter().map(|f| utf8(f)).collect()
+}
+
+/// A UDP port free on loopback just now.
+fn free_udp_port() -> u16 {
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("a UDP port");
+    socket.local_addr().expect("address").port()
+}
+
+/// Waits until something listens on UDP `port` (as /proc/net/udp says), for 10 s at most.
+fn wait_udp_listening(port: u16) {
+    let needle = format!(":{port:04X} ");
+    let until = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < until {
+        let table = std::fs::read_to_string("/proc/net/udp").unwrap_or_default();
+        if table.lines().any(|l| l.contains(&needle)) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("nothing listens on UDP {port}");
+}
+
+/// `dump --format json` of `files`: each message's time, addresses, Call-ID and text, in
+/// time order (a run parsing on two threads may send a batch out of capture order).
+fn messages(files: &[&str]) -> Vec<(String, String, String, String, String)> {
+    let mut args = vec!["dump", "--format", "json"];
+    args.extend_from_slice(files);
+    let out = spycraft(&args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut all: Vec<_> = text(&out.stdout)
+        .lines()
+        .map(|l| {
+            let m: Value = serde_json::from_str(l).expect("a JSON message");
+            let field = |k: &str| m[k].as_str().expect("a string").to_owned();
+            (
+                field("time"),
+                field("src"),
+                field("dst"),
+                field("call_id"),
+                field("text"),
+            )
+        })
+        .collect();
+    all.sort();
+    all
+}
+
+/// `got` equals `want`; a difference is shown alone, not two lists of whole messages.
+fn same<T: PartialEq + std::fmt::Debug>(got: &[T], want: &[T]) {
+    if let Some(i) = (0..got.len().min(want.len())).find(|&i| got[i] != want[i]) {
+        panic!("item {i} differs:\n got {:?}\nwant {:?}", got[i], want[i]);
+    }
+    assert_eq!(got.len(), want.len(), "as many items");
+}
+
+/// The records of an `analyze` run's JSON lines, by Call-ID and From tag.
+fn records(jsonl: &str) -> BTreeMap<(String, String), Value> {
+    jsonl
+        .lines()
+        .map(|l| {
+            let r: Value = serde_json::from_str(l).expect("a record");
+            let key = (
+                r["call_id"].as_str().expect("call_id").to_owned(),
+                r["from_tag"].as_str().expect("from_tag").to_owned(),
+            );
+            (key, r)
+        })
+        .collect()
+}
+
+fn analyzed(files: &[&str]) -> String {
+    let mut args = vec!["analyze", "--format", "jsonl", "--threads", "1"];
+    args.extend_from_slice(files);
+    let out = spycraft(&args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+#[test]
+fn sngrep_receives_every_message_as_it_was_captured() {
+    let dir = scratch("hep-sngrep");
+    let received = dir.join("sngrep.pcap");
+    let port = free_udp_port();
+    let listen = format!("udp:127.0.0.1:{port}");
+    let started = Command::new("sngrep")
+        .args(["-N", "-q", "-F", "-L", &listen, "-O", utf8(&received)])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn();
+    let Some(sngrep) = installed("sngrep", "sngrep", started) else {
+        return;
+    };
+    let sngrep = Reaped::spawn_from(sngrep);
+    wait_udp_listening(port);
+
+    let captures = mixed();
+    let files = args_of(&captures);
+    let expected = messages(&files);
+    let url = format!("udp://127.0.0.1:{port}");
+    let mut args = vec!["analyze", "--format", "jsonl", "--hep", &url];
+    args.extend_from_slice(&files);
+    let out = spycraft(&args);
+    let said = text(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    let n = expected.len();
+    assert!(
+        said.contains(&format!("HEP to {url}: {n} packets, {n} sent\n")),
+        "{said}"
+    );
+
+    // sngrep writes each message as it arrives: wait for the last one, then stop it.
+    let until = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < until {
+        let dumped = spycraft(&["dump", "--format", "json", utf8(&received)]);
+        if text(&dumped.stdout).lines().count() >= n {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    interrupt(sngrep.child());
+    let stopped = sngrep.output();
+    assert!(
+        stopped.status.success() || stopped.status.code().is_none(),
+        "sngrep: {}",
+        text(&stopped.stderr)
+    );
+
+    // Every message with its addresses, ports and microsecond time.
+    same(&messages(&[utf8(&received)]), &expected);
+    // The same records: sngrep writes every message as a UDP datagram, so only the
+    // transport of the TCP calls differs.
+    let mut want = records(&analyzed(&files));
+    let got = records(&analyzed(&[utf8(&received)]));
+    for r in want.values_mut() {
+        r["transport"] = "udp".into();
+    }
+    assert_eq!(got.len(), 7);
+    assert_eq!(got, want);
+}
+
+/// One decoded packet, owned.
+#[derive(Clone, Debug)]
+struct Received {
+    ip_protocol: u8,
+    src: SocketAddr,
+    dst: SocketAddr,
+    micros: i64,
+    protocol_type: u8,
+    agent_id: Option<u32>,
+    auth_key: Option<Vec<u8>>,
+    correlation_id: Option<Vec<u8>>,
+    node_name: Option<Vec<u8>>,
+    payload: Vec<u8>,
+}
+
+impl Received {
+    fn of(bytes: &[u8]) -> Self {
+        let p = decode(bytes).expect("a HEP packet");
+        Self {
+            ip_protocol: p.ip_protocol,
+            src: p.src,
+            dst: p.dst,
+            micros: p.time.0,
+            protocol_type: p.protocol_type,
+            agent_id: p.agent_id,
+            auth_key: p.auth_key.map(<[u8]>::to_vec),
+            correlation_id: p.correlation_id.map(<[u8]>::to_vec),
+            node_name: p.node_name.map(<[u8]>::to_vec),
+            payload: p.payload.to_vec(),
+        }
+    }
+}
+
+/// A HEP receiver over TCP: every connection's stream cut into packets by their length.
+struct TcpReceiver {
+    addr: SocketAddr,
+    packets: Arc<Mutex<Vec<Received>>>,
+}
+
+impl TcpReceiver {
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a TCP port");
+        let addr = listener.local_addr().expect("address");
+        let packets = Arc::new(Mutex::new(Vec::new()));
+        let sink = packets.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let sink = sink.clone();
+                std::thread::spawn(move || {
+                    let mut buffer = Vec::new();
+                    let mut chunk = [0u8; 65536];
+                    while let Ok(n @ 1..) = stream.read(&mut chunk) {
+                        buffer.extend_from_slice(&chunk[..n]);
+                        while let Some(len) = packet_len(&buffer).expect("a HEP stream") {
+                            if buffer.len() < len {
+                                break;
+                            }
+                            let packet: Vec<u8> = buffer.drain(..len).collect();
+                            sink.lock().expect("lock").push(Received::of(&packet));
+                        }
+                    }
+                });
+            }
+        });
+        Self { addr, packets }
+    }
+
+    /// The packets received, once `n` have come (10 s at most).
+    fn wait_for(&self, n: usize) -> Vec<Received> {
+        let until = Instant::now() + Duration::from_secs(10);
+        loop {
+            let got = self.packets.lock().expect("lock").clone();
+            if got.len() >= n || Instant::now() > until {
+                return got;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// `2026-11-26T06:45:51.902338Z` as microseconds since the epoch.
+fn micros(rfc3339: &str) -> i64 {
+    let t = time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
+        .expect("a time");
+    i64::try_from(t.unix_timestamp_nanos() / 1000).expect("in range")
+}
+
+#[test]
+fn tcp_export_carries_each_message_its_record_and_the_sensor_identity() {
+    let dir = scratch("hep-tcp");
+    let receiver = TcpReceiver::start();
+    let password = dir.join("hep-password");
+    std::fs::write(&password, "s3cret\nignored\n").expect("password file");
+    let captures = mixed();
+    let files = args_of(&captures);
+    let expected = messages(&files);
+    let url = format!("tcp://{}", receiver.addr);
+    let mut args = vec![
+        "analyze",
+        "--format",
+        "jsonl",
+        "--hep",
+        &url,
+        "--hep-node-id",
+        "2001",
+        "--hep-node-name",
+        "sbc-test",
+        "--hep-password-file",
+        utf8(&password),
+        "--hep-cdr",
+    ];
+    args.extend_from_slice(&files);
+    let out = spycraft(&args);
+    let said = text(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    let records = records(&text(&out.stdout));
+    let n = expected.len() + records.len();
+    assert!(
+        said.contains(&format!("HEP to {url}: {n} packets, {n} sent\n")),
+        "{said}"
+    );
+
+    let got = receiver.wait_for(n);
+    assert_eq!(got.len(), n);
+    for p in &got {
+        assert_eq!(p.agent_id, Some(2001));
+        assert_eq!(p.node_name.as_deref(), Some(&b"sbc-test"[..]));
+        assert_eq!(p.auth_key.as_deref(), Some(&b"s3cret"[..]));
+    }
+    let (sip, cdr): (Vec<_>, Vec<_>) = got.iter().partition(|p| p.protocol_type == PROTOCOL_SIP);
+    assert!(cdr.iter().all(|p| p.protocol_type == PROTOCOL_CDR));
+
+    // Every message as dump shows it: time to the microsecond, addresses, ports, bytes,
+    // and its Call-ID as the correlation id; TCP calls say IP protocol 6.
+    let mut seen: Vec<_> = sip
+        .iter()
+        .map(|p| {
+            // dump shows line ends as `\n`.
+            let text = String::from_utf8(p.payload.clone())
+                .expect("UTF-8 SIP")
+                .replace("\r\n", "\n");
+            let call_id = String::from_utf8(p.correlation_id.clone().expect("correlation id"))
+                .expect("UTF-8");
+            (
+                p.micros,
+                p.src.to_string(),
+                p.dst.to_string(),
+                call_id,
+                text,
+            )
+        })
+        .collect();
+    seen.sort();
+    let want: Vec<_> = expected
+        .iter()
+        .map(|(t, src, dst, call_id, text)| {
+            (
+                micros(t),
+                src.clone(),
+                dst.clone(),
+                call_id.clone(),
+                text.clone(),
+            )
+        })
+        .collect();
+    same(&seen, &want);
+    for r in records.values() {
+        let call_id = r["call_id"].as_str().expect("call_id");
+        let want = if r["transport"] == "udp" { 17 } else { 6 };
+        let protocols: Vec<u8> = sip
+            .iter()
+            .filter(|p| p.correlation_id.as_deref() == Some(call_id.as_bytes()))
+            .map(|p| p.ip_protocol)
+            .collect();
+        assert!(!protocols.is_empty());
+        assert!(
+            protocols.iter().all(|p| *p == want),
+            "{call_id}: {protocols:?}"
+        );
+    }
+
+    // Each record once, as its JSON line, correlated by its Call-ID.
+    assert_eq!(cdr.len(), records.len());
+    for p in &cdr {
+        let record: Value = serde_json::from_slice(&p.payload).expect("a JSON record");
+        let key = (
+            record["call_id"].as_str().expect("call_id").to_owned(),
+            record["from_tag"].as_str().expect("from_tag").to_owned(),
+        );
+        assert_eq!(records.get(&key), Some(&record));
+        assert_eq!(p.correlation_id.as_deref(), Some(key.0.as_bytes()));
+    }
+}
+
+/// A capture of one OPTIONS of `size` bytes.
+fn capture_of_one_options(dir: &Path, size: usize) -> PathBuf {
+    let head = "OPTIONS sip:big@10.0.0.2 SIP/2.0\r\n\
+                Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK-big\r\n\
+                From: <sip:a@10.0.0.1>;tag=a\r\nTo: <sip:big@10.0.0.2>\r\n\
+                Call-ID: big@test\r\nCSeq: 1 OPTIONS\r\nContent-Type: text/plain\r\n";
+    let fixed = head.len() + "Content-Length: 00000\r\n\r\n".len();
+    let body = "x".repeat(size - fixed);
+    let message = format!("{head}Content-Length: {:05}\r\n\r\n{body}", body.len());
+    assert_eq!(message.len(), size);
+    let caller: SocketAddr = "10.0.0.1:5060".parse().expect("address");
+    let callee: SocketAddr = "10.0.0.2:5060".parse().expect("address");
+    let path = dir.join("big.pcap");
+    std::fs::write(&path, pcap_of_datagrams(&[(0, caller, callee, &message)])).expect("pcap");
+    path
+}
+
+#[test]
+fn a_message_too_large_for_a_datagram_is_counted_for_udp_and_sent_whole_over_tcp() {
+    let dir = scratch("hep-oversize");
+    // HEP adds 110 bytes here (chunks, Call-ID `big@test`, node name `n`): 65,520 in all,
+    // more than a UDP datagram holds (65,507), less than a HEP packet's limit (65,535).
+    let size = 65_410;
+    let capture = capture_of_one_options(&dir, size);
+    let udp = UdpSocket::bind("127.0.0.1:0").expect("a UDP port");
+    let receiver = TcpReceiver::start();
+    let (to_udp, to_tcp) = (
+        format!("udp://{}", udp.local_addr().expect("address")),
+        format!("tcp://{}", receiver.addr),
+    );
+    let out = spycraft(&[
+        "analyze",
+        "--format",
+        "jsonl",
+        "--hep",
+        &to_udp,
+        "--hep",
+        &to_tcp,
+        "--hep-node-name",
+        "n",
+        utf8(&capture),
+    ]);
+    let said = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains(&format!(
+            "HEP to {to_udp}: 1 packets, 0 sent, 1 NOT SENT (1 oversize)\n"
+        )),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!("HEP to {to_tcp}: 1 packets, 1 sent\n")),
+        "{said}"
+    );
+    let got = receiver.wait_for(1);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].payload.len(), size);
+    assert!(got[0]
+        .payload
+        .starts_with(b"OPTIONS sip:big@10.0.0.2 SIP/2.0\r\n"));
+}
