@@ -66,6 +66,15 @@ country_code = "49"
 international_prefix = "00"
 national_prefix = "0"
 
+[hep]
+destinations = ["udp://homer.example:9060", "tls://[2001:db8::9]:9061"]
+node_id = 2001
+node_name = "sbc-east-1-hep"
+password_file = "/etc/spycraft/hep-password"
+rate = 5000
+cdr = true
+ca = "/etc/spycraft/homer-ca.pem"
+
 [[peer_group]]
 name = "carrier-a"
 cidrs = ["192.0.2.0/24"]
@@ -170,6 +179,21 @@ fn a_file_sets_every_setting() {
             keep_records: 5000,
             keep_messages_mb: 16,
             query_timeout_secs: 2.5,
+        }
+    );
+    assert_eq!(
+        s.hep,
+        HepSettings {
+            destinations: vec![
+                "udp://homer.example:9060".parse().expect("endpoint"),
+                "tls://[2001:db8::9]:9061".parse().expect("endpoint"),
+            ],
+            node_id: Some(2001),
+            node_name: "sbc-east-1-hep".into(),
+            password_file: Some("/etc/spycraft/hep-password".into()),
+            rate: 5000,
+            cdr: true,
+            ca: Some("/etc/spycraft/homer-ca.pem".into()),
         }
     );
     assert_eq!(s.rates.file, Some("/etc/spycraft/rates.csv".into()));
@@ -340,4 +364,38 @@ fn reads_the_reference_in_the_manual() {
     );
     assert_eq!(s.peer_groups.len(), 1);
     assert_eq!(s.peer_groups().expect("valid").len(), 1);
+}
+
+/// Files are paced and wait for the collector; a live capture is neither; the node name
+/// defaults to the sensor's.
+#[test]
+fn hep_export_paces_files_and_never_holds_a_live_capture() {
+    let hep = |extra: &str| {
+        let text = format!(
+            "[sensor]\nnode = \"n1\"\n[hep]\ndestinations = [\"udp://127.0.0.1:9060\"]\n{extra}"
+        );
+        Settings::resolve(Layer::default(), file(&text))
+    };
+    let s = hep("");
+    assert_eq!(s.hep.node_name, "n1");
+    let files = s
+        .hep(false)
+        .expect("no secret to read")
+        .expect("a collector");
+    assert_eq!((files.rate, files.wait_when_full), (Some(20_000), true));
+    assert_eq!(files.node_name, "n1");
+    let live = s
+        .hep(true)
+        .expect("no secret to read")
+        .expect("a collector");
+    assert_eq!((live.rate, live.wait_when_full), (None, false));
+    let unpaced = hep("rate = 0\n")
+        .hep(false)
+        .expect("ok")
+        .expect("a collector");
+    assert_eq!(unpaced.rate, None);
+    let missing = hep("password_file = \"/nonexistent/hep\"\n").hep(false);
+    assert!(missing.is_err_and(|e| e.path == "/nonexistent/hep"));
+    let none = Settings::resolve(Layer::default(), Layer::default());
+    assert!(none.hep(false).expect("ok").is_none());
 }
