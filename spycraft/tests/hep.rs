@@ -7,17 +7,19 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::Read;
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::io::{ErrorKind, Read};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use spycraft::hep::{decode, packet_len, PROTOCOL_CDR, PROTOCOL_SIP};
-use support::calls::pcap_of_datagrams;
-use support::process::{installed, interrupt, Reaped};
+use support::calls::{pcap_of_datagrams, send_calls_numbered};
+use support::http::{get, sample, start_sensor};
+use support::process::{installed, interrupt, may_capture, Reaped};
 use support::{pcaps, scratch, spycraft, text, utf8};
 
 /// Bundled captures of several outcomes and transports: busy, cancelled, answered (UDP, TCP
@@ -212,38 +214,56 @@ impl Received {
 }
 
 /// A HEP receiver over TCP: every connection's stream cut into packets by their length.
+/// Stopped, it closes its port and its connections; started again, it listens on the same
+/// port and adds to the same packets.
 struct TcpReceiver {
     addr: SocketAddr,
     packets: Arc<Mutex<Vec<Received>>>,
+    running: Arc<AtomicBool>,
 }
 
 impl TcpReceiver {
     fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("a TCP port");
+        let any: SocketAddr = "127.0.0.1:0".parse().expect("address");
+        Self::on(any, Arc::new(Mutex::new(Vec::new())))
+    }
+
+    fn on(addr: SocketAddr, packets: Arc<Mutex<Vec<Received>>>) -> Self {
+        let listener = TcpListener::bind(addr).expect("a TCP port");
+        listener.set_nonblocking(true).expect("non-blocking");
         let addr = listener.local_addr().expect("address");
-        let packets = Arc::new(Mutex::new(Vec::new()));
-        let sink = packets.clone();
+        let running = Arc::new(AtomicBool::new(true));
+        let (sink, on) = (packets.clone(), running.clone());
         std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { return };
-                let sink = sink.clone();
-                std::thread::spawn(move || {
-                    let mut buffer = Vec::new();
-                    let mut chunk = [0u8; 65536];
-                    while let Ok(n @ 1..) = stream.read(&mut chunk) {
-                        buffer.extend_from_slice(&chunk[..n]);
-                        while let Some(len) = packet_len(&buffer).expect("a HEP stream") {
-                            if buffer.len() < len {
-                                break;
-                            }
-                            let packet: Vec<u8> = buffer.drain(..len).collect();
-                            sink.lock().expect("lock").push(Received::of(&packet));
-                        }
+            while on.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let (sink, on) = (sink.clone(), on.clone());
+                        std::thread::spawn(move || receive(stream, &sink, &on));
                     }
-                });
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    Err(_) => return,
+                }
             }
         });
-        Self { addr, packets }
+        Self {
+            addr,
+            packets,
+            running,
+        }
+    }
+
+    /// Closes the port and every connection.
+    fn stop(&self) {
+        self.running.store(false, Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    /// Listens again on the same port.
+    fn restart(&self) -> Self {
+        Self::on(self.addr, self.packets.clone())
     }
 
     /// The packets received, once `n` have come (10 s at most).
@@ -255,6 +275,31 @@ impl TcpReceiver {
                 return got;
             }
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Reads HEP packets from `stream` into `sink` until it closes or `running` turns false.
+fn receive(mut stream: TcpStream, sink: &Mutex<Vec<Received>>, running: &AtomicBool) {
+    stream.set_nonblocking(false).expect("blocking");
+    stream
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .expect("a read timeout");
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 65536];
+    while running.load(Ordering::Relaxed) {
+        match stream.read(&mut chunk) {
+            Ok(0) => return,
+            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => continue,
+            Err(_) => return,
+        }
+        while let Some(len) = packet_len(&buffer).expect("a HEP stream") {
+            if buffer.len() < len {
+                break;
+            }
+            let packet: Vec<u8> = buffer.drain(..len).collect();
+            sink.lock().expect("lock").push(Received::of(&packet));
         }
     }
 }
@@ -433,4 +478,102 @@ fn a_message_too_large_for_a_datagram_is_counted_for_udp_and_sent_whole_over_tcp
     assert!(got[0]
         .payload
         .starts_with(b"OPTIONS sip:big@10.0.0.2 SIP/2.0\r\n"));
+}
+
+/// Unique payloads among `packets` (a stream sends again what a broken connection may have
+/// lost, so a collector can see a packet twice).
+fn unique(packets: &[Received]) -> usize {
+    let mut seen: Vec<&[u8]> = packets.iter().map(|p| p.payload.as_slice()).collect();
+    seen.sort_unstable();
+    seen.dedup();
+    seen.len()
+}
+
+#[test]
+fn a_stopped_collector_never_holds_the_capture_and_its_losses_are_bounded_and_counted() {
+    if !may_capture() {
+        return;
+    }
+    let dir = scratch("hep-outage");
+    let records = dir.join("live.jsonl");
+    let receiver = TcpReceiver::start();
+    let url = format!("tcp://{}", receiver.addr);
+    let ports = "25060-25065";
+    let (sensor, said, http) = start_sensor(&[
+        "capture",
+        "-i",
+        "lo",
+        "--mode",
+        "pcap",
+        "--ports",
+        ports,
+        "--http",
+        "127.0.0.1:0",
+        "--format",
+        "jsonl",
+        "-o",
+        utf8(&records),
+        "--hep",
+        &url,
+        "--hep-queue",
+        "100",
+    ]);
+    std::thread::sleep(Duration::from_millis(1500));
+
+    // 50 calls (250 messages) while the collector takes them.
+    send_calls_numbered(0..50, 25060, 25061);
+    assert_eq!(receiver.wait_for(250).len(), 250);
+    // Stopped for 10 s, while 50 more calls pass: the queue keeps 100 packets.
+    receiver.stop();
+    let outage = Instant::now();
+    send_calls_numbered(50..100, 25062, 25063);
+    let full = "spycraft_hep_unsent_packets_total{destination=\"URL\",reason=\"queue_full\"}"
+        .replace("URL", &url);
+    let counted = || sample(&get(http, "/metrics").1, &full);
+    let until = Instant::now() + Duration::from_secs(5);
+    while counted() != Some(150.0) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        counted(),
+        Some(150.0),
+        "/metrics counts the packets not queued"
+    );
+    std::thread::sleep(Duration::from_secs(10).saturating_sub(outage.elapsed()));
+    // Back: what was queued goes out, then 50 calls more.
+    let receiver = receiver.restart();
+    assert_eq!(
+        receiver.wait_for(350).len(),
+        350,
+        "the queue is sent after the outage"
+    );
+    send_calls_numbered(100..150, 25064, 25065);
+    let got = receiver.wait_for(600);
+    std::thread::sleep(Duration::from_millis(500));
+
+    interrupt(sensor.child());
+    let status = sensor.output().status;
+    let said = said.rest().join("\n");
+    // Every call has its record: the capture never waited for the collector.
+    assert!(said.contains("150 calls (answered 150)"), "{said}");
+    assert_eq!(
+        std::fs::read_to_string(&records)
+            .expect("records")
+            .lines()
+            .count(),
+        150
+    );
+    assert!(
+        said.contains(&format!(
+            "HEP to {url}: 750 packets, 600 sent, 150 NOT SENT (150 queue full), 1 reconnections"
+        )),
+        "{said}"
+    );
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "packets not sent fail the run: {said}"
+    );
+    assert_eq!(got.len(), 600);
+    assert_eq!(unique(&got), 600);
 }

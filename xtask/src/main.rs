@@ -253,8 +253,10 @@ fn demo_web() -> Result<()> {
 /// page and drive the web pages, sipp and tcpdump for the live
 /// capture test, iproute2 (ip, tc) for its network namespaces, libcap2-bin (setcap) for the
 /// least-privilege test, tcpreplay for the capture benchmark, prometheus (with promtool) to
-/// scrape the sensor, systemd (systemd-analyze) to verify the unit in contrib/.
-const TEST_PACKAGES: [&str; 13] = [
+/// scrape the sensor, systemd (systemd-analyze) to verify the unit in contrib/, sngrep to
+/// receive HEP.
+const TEST_PACKAGES: [&str; 14] = [
+    "sngrep",
     "prometheus",
     "python3-venv",
     "systemd",

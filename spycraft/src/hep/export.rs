@@ -26,7 +26,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::io::{
+    AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter, ReadHalf, WriteHalf,
+};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
@@ -40,7 +42,7 @@ use crate::pipeline::{MessageTap, RunObserver, Summary};
 use crate::sink::OutputReport;
 use crate::trust::{root_store, TrustError};
 
-/// Packets waiting for each destination: about 40 MB of typical SIP.
+/// Packets waiting for each destination by default: about 40 MB of typical SIP.
 pub const QUEUED_PACKETS: usize = 65_536;
 /// The largest UDP payload over IPv4 (65,535 less the IP and UDP headers); IPv6 allows 20
 /// more, but receivers size their buffers for the smaller.
@@ -68,6 +70,8 @@ pub struct ExportConfig {
     pub password: Option<Vec<u8>>,
     /// Packets a second per destination at most; `None`: as they come.
     pub rate: Option<u32>,
+    /// Packets waiting for each destination at most.
+    pub queue: usize,
     /// Each record too, as HEP type 0x3c JSON (`--hep-cdr`).
     pub records: bool,
     /// Wait for room in a full queue (reading files) rather than drop (a live capture).
@@ -253,7 +257,7 @@ impl HepExport {
                 ),
                 _ => None,
             };
-            let (queue, incoming) = mpsc::channel(QUEUED_PACKETS);
+            let (queue, incoming) = mpsc::channel(config.queue.max(1));
             let counts = Arc::new(Counts::default());
             let control = Arc::new(Control::default());
             workers.push(Worker {
@@ -267,6 +271,7 @@ impl HepExport {
                 pacer: config.rate.filter(|r| *r > 0).map(Pacer::new),
                 drain_timeout: config.drain_timeout,
                 holds_back: config.wait_when_full,
+                queue: config.queue.max(1),
                 failing_since: None,
                 give_up_at: None,
             });
@@ -457,10 +462,28 @@ impl Pacer {
     }
 }
 
+/// A TCP or TLS connection.
+trait Io: AsyncRead + AsyncWrite + Send {}
+
+impl<T: AsyncRead + AsyncWrite + Send> Io for T {}
+
+type Connection = Pin<Box<dyn Io>>;
+
 /// A connected destination.
 enum Link {
     Datagram(UdpSocket),
-    Stream(BufWriter<Pin<Box<dyn AsyncWrite + Send>>>),
+    /// Collectors never answer: the read half only hears the connection close, so a stopped
+    /// collector is noticed while idle, not by the next packet lost in its wake.
+    Stream(BufWriter<WriteHalf<Connection>>, ReadHalf<Connection>),
+}
+
+/// What waiting on a stream gave.
+enum Next {
+    Packet(Arc<[u8]>),
+    /// The run is over and the queue is empty.
+    Done,
+    /// The collector closed the connection.
+    Closed(io::Error),
 }
 
 /// Why a stream stopped.
@@ -485,6 +508,8 @@ struct Worker {
     /// The pipeline waits for room: a destination failing past the drain timeout is given
     /// up on rather than holding the run for ever.
     holds_back: bool,
+    /// The queue's bound, for what the warning says.
+    queue: usize,
     /// Since when connecting or writing fails.
     failing_since: Option<Instant>,
     /// When the end of the run stops waiting.
@@ -549,7 +574,7 @@ impl Worker {
                     self.drain_timeout.as_secs()
                 )
             } else {
-                format!("packets past a queue of {QUEUED_PACKETS} are not sent")
+                format!("packets past a queue of {} are not sent", self.queue)
             };
             eprintln!(
                 "spycraft: WARNING: --hep {}: {e}; retrying, {then}",
@@ -639,7 +664,7 @@ impl Worker {
                     .await
                     .map_err(|_| timed_out())??;
                 tcp.set_nodelay(true)?;
-                let stream: Pin<Box<dyn AsyncWrite + Send>> = match &self.tls {
+                let stream: Connection = match &self.tls {
                     Some((connector, server)) => Box::pin(
                         tokio::time::timeout(timeout, connector.connect(server.clone(), tcp))
                             .await
@@ -647,10 +672,11 @@ impl Worker {
                     ),
                     None => Box::pin(tcp),
                 };
-                Ok(Link::Stream(BufWriter::with_capacity(
-                    STREAM_BUFFER,
-                    stream,
-                )))
+                let (reader, writer) = tokio::io::split(stream);
+                Ok(Link::Stream(
+                    BufWriter::with_capacity(STREAM_BUFFER, writer),
+                    reader,
+                ))
             }
         }
     }
@@ -660,7 +686,7 @@ impl Worker {
     async fn pump(&mut self, link: Link, unsent: &mut VecDeque<Arc<[u8]>>) -> Broken {
         match link {
             Link::Datagram(socket) => self.pump_datagrams(socket, unsent).await,
-            Link::Stream(stream) => self.pump_stream(stream, unsent).await,
+            Link::Stream(writer, reader) => self.pump_stream(writer, reader, unsent).await,
         }
     }
 
@@ -696,7 +722,8 @@ impl Worker {
 
     async fn pump_stream(
         &mut self,
-        mut stream: BufWriter<Pin<Box<dyn AsyncWrite + Send>>>,
+        mut stream: BufWriter<WriteHalf<Connection>>,
+        mut reader: ReadHalf<Connection>,
         unsent: &mut VecDeque<Arc<[u8]>>,
     ) -> Broken {
         // What is left from a broken connection goes first, flushed before anything new.
@@ -725,9 +752,10 @@ impl Worker {
                         written = 0;
                         self.working();
                     }
-                    match self.next().await {
-                        Some(p) => p,
-                        None => return Broken::Done,
+                    match self.next_or_closed(&mut reader).await {
+                        Next::Packet(p) => p,
+                        Next::Done => return Broken::Done,
+                        Next::Closed(e) => return Broken::Failed(e),
                     }
                 }
             };
@@ -744,7 +772,7 @@ impl Worker {
 
     async fn write(
         &self,
-        stream: &mut BufWriter<Pin<Box<dyn AsyncWrite + Send>>>,
+        stream: &mut BufWriter<WriteHalf<Connection>>,
         packet: &[u8],
     ) -> io::Result<()> {
         let timeout = self.bounded(IO_TIMEOUT);
@@ -753,14 +781,26 @@ impl Worker {
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the receiver stopped reading"))?
     }
 
-    async fn flush(
-        &self,
-        stream: &mut BufWriter<Pin<Box<dyn AsyncWrite + Send>>>,
-    ) -> io::Result<()> {
+    async fn flush(&self, stream: &mut BufWriter<WriteHalf<Connection>>) -> io::Result<()> {
         let timeout = self.bounded(IO_TIMEOUT);
         tokio::time::timeout(timeout, stream.flush())
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the receiver stopped reading"))?
+    }
+
+    /// The next packet of the queue, unless the collector closes the connection first.
+    async fn next_or_closed(&mut self, reader: &mut ReadHalf<Connection>) -> Next {
+        let mut byte = [0u8; 1];
+        tokio::select! {
+            packet = self.next() => match packet {
+                Some(p) => Next::Packet(p),
+                None => Next::Done,
+            },
+            read = reader.read(&mut byte) => Next::Closed(match read {
+                Ok(_) => io::Error::new(io::ErrorKind::ConnectionAborted, "the collector closed the connection"),
+                Err(e) => e,
+            }),
+        }
     }
 
     /// The next packet of the queue; `None` once the run has ended and the queue is empty.

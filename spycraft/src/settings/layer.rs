@@ -116,6 +116,10 @@ pub struct HepLayer {
     /// [default: 20000].
     #[arg(long = "hep-rate", value_name = "N")]
     pub rate: Option<u32>,
+    /// HEP packets waiting for each collector at most; past it, a live capture counts them
+    /// as not sent, reading files waits [default: 65536].
+    #[arg(long = "hep-queue", value_name = "PACKETS")]
+    pub queue: Option<usize>,
     /// Also send each record, as HEP type 0x3c JSON.
     #[arg(long = "hep-cdr")]
     #[serde(default)]
@@ -397,7 +401,7 @@ macro_rules! layered {
 
 layered! {
     Layer { sensor, capture, records, calls, postgres, http, rates, hep, peer_groups }
-    HepLayer { destinations, node_id, node_name, password_file, rate, cdr, ca }
+    HepLayer { destinations, node_id, node_name, password_file, rate, queue, cdr, ca }
     HttpLayer {
         listen, linger_secs, token_file, users_file, cert, key, keep_records, keep_messages_mb,
         query_timeout_secs,

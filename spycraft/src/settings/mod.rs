@@ -50,6 +50,7 @@
 //! node_name = "sbc-east-1"
 //! password_file = "/etc/spycraft/hep-password"
 //! rate = 20000
+//! queue = 65536
 //! cdr = false
 //!
 //! [rates]
@@ -83,6 +84,7 @@ use crate::accounting::{Numbering, RateDeck, RatesError};
 use crate::call::{HostPrefix, MonitoredHosts, Timers, TrackerConfig};
 use crate::capture::{CaptureInterface, CaptureMode, XdpAttach};
 use crate::filter::{FilterConfig, FilterError};
+use crate::hep::export::QUEUED_PACKETS;
 use crate::hep::{Endpoint, ExportConfig};
 use crate::http::web::DEFAULT_QUERY_TIMEOUT;
 use crate::monitor::peers::{self, PeerGroup, PeerGroupError, PeerGroups};
@@ -168,6 +170,7 @@ pub struct HepSettings {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password_file: Option<PathBuf>,
     pub rate: u32,
+    pub queue: usize,
     pub cdr: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ca: Option<PathBuf>,
@@ -370,6 +373,7 @@ impl Settings {
                 node_name: hep.node_name.unwrap_or_else(|| node.clone()),
                 password_file: hep.password_file,
                 rate: hep.rate.unwrap_or(HEP_RATE),
+                queue: hep.queue.unwrap_or(QUEUED_PACKETS),
                 cdr: hep.cdr,
                 ca: hep.ca,
             },
@@ -481,6 +485,7 @@ impl Settings {
             node_name: h.node_name.clone(),
             password,
             rate: (!live && h.rate > 0).then_some(h.rate),
+            queue: h.queue.max(1),
             records: h.cdr,
             wait_when_full: !live,
             drain_timeout: Duration::from_secs(self.postgres.drain_timeout_secs),

@@ -72,6 +72,7 @@ node_id = 2001
 node_name = "sbc-east-1-hep"
 password_file = "/etc/spycraft/hep-password"
 rate = 5000
+queue = 1000
 cdr = true
 ca = "/etc/spycraft/homer-ca.pem"
 
@@ -192,6 +193,7 @@ fn a_file_sets_every_setting() {
             node_name: "sbc-east-1-hep".into(),
             password_file: Some("/etc/spycraft/hep-password".into()),
             rate: 5000,
+            queue: 1000,
             cdr: true,
             ca: Some("/etc/spycraft/homer-ca.pem".into()),
         }

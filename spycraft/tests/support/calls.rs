@@ -144,6 +144,12 @@ fn udp_frame(src: SocketAddr, dst: SocketAddr, text: &str) -> Vec<u8> {
 /// Sends `calls` answered calls over loopback, caller on 127.0.0.1:`caller_port`, callee on
 /// `callee_port`, one after another (each takes about 2 s of its own; they overlap).
 pub fn send_calls(calls: u32, caller_port: u16, callee_port: u16) {
+    send_calls_numbered(0..calls, caller_port, callee_port);
+}
+
+/// As [`send_calls`], the calls numbered `numbers` (Call-IDs `call-N@spycraft.test`).
+pub fn send_calls_numbered(numbers: std::ops::Range<u32>, caller_port: u16, callee_port: u16) {
+    let first = numbers.start;
     let caller = UdpSocket::bind(("127.0.0.1", caller_port)).expect("caller socket");
     let callee = UdpSocket::bind(("127.0.0.1", callee_port)).expect("callee socket");
     let (a, b) = (
@@ -151,9 +157,9 @@ pub fn send_calls(calls: u32, caller_port: u16, callee_port: u16) {
         callee.local_addr().expect("address"),
     );
     let mut messages: Vec<(u32, bool, String)> = Vec::new();
-    for n in 0..calls {
+    for n in numbers {
         for (from_caller, at_ms, text) in answered_call(n, a, b) {
-            messages.push((n * 20 + at_ms, from_caller, text));
+            messages.push(((n - first) * 20 + at_ms, from_caller, text));
         }
     }
     messages.sort_by_key(|(t, ..)| *t);
