@@ -241,7 +241,7 @@ impl TcpReceiver {
                         let (sink, on) = (sink.clone(), on.clone());
                         std::thread::spawn(move || receive(stream, &sink, &on));
                     }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
                         std::thread::sleep(Duration::from_millis(10));
                     }
                     Err(_) => return,
