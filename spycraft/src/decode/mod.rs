@@ -145,6 +145,21 @@ pub struct DecodeCounters {
     pub sctp_dropped_fragments: u64,
     /// WebSocket messages handed on.
     pub websocket_messages: u64,
+    /// HEP packets found in UDP datagrams, by what became of them.
+    pub hep: HepCounters,
+}
+
+/// HEP packets met in UDP datagrams (a collector's input, or a capture of a HEP stream).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct HepCounters {
+    /// SIP messages taken out of HEP and handed on (each with the sender's addresses and
+    /// capture time).
+    pub sip: u64,
+    /// Well-formed packets carrying something else (RTCP, logs, records), skipped.
+    pub other: u64,
+    /// Packets starting `HEP3` that do not decode (short chunks, lengths past the end,
+    /// missing chunks), dropped.
+    pub malformed: u64,
 }
 
 /// Frames decapsulated, per tunnel kind.
@@ -376,6 +391,41 @@ impl Decoder {
         }
     }
 
+    /// A HEP packet: the SIP message it carries goes on as if captured where the agent
+    /// captured it (its addresses, ports, transport and time), through the same duplicate
+    /// check, so the same message delivered by two agents counts once.
+    fn hep(&mut self, packet: &[u8], layer: Layer, sink: &mut dyn PayloadSink) {
+        let c = &mut self.counters.hep;
+        let packet = match crate::hep::decode(packet) {
+            Ok(p) if p.protocol_type == crate::hep::PROTOCOL_SIP => p,
+            Ok(_) => {
+                c.other += 1;
+                return;
+            }
+            Err(_) => {
+                c.malformed += 1;
+                return;
+            }
+        };
+        c.sip += 1;
+        let info = PacketInfo {
+            time: packet.time,
+            src: packet.src,
+            dst: packet.dst,
+            transport: match packet.ip_protocol {
+                6 => Transport::Tcp,
+                132 => Transport::Sctp,
+                _ => Transport::Udp,
+            },
+            vlan: packet.vlan.or(layer.vlan),
+        };
+        if self.dedup.is_duplicate(&info, packet.payload) {
+            self.counters.duplicates += 1;
+            return;
+        }
+        sink.datagram(&info, packet.payload);
+    }
+
     fn ip(&mut self, data: &[u8], layer: Layer, sink: &mut dyn PayloadSink) -> Result<(), Skip> {
         let (ip, _) = LaxIpSlice::from_slice(data).map_err(|_| Skip::Malformed)?;
         let (src, dst) = (ip.source_addr(), ip.destination_addr());
@@ -452,6 +502,10 @@ impl Decoder {
                         self.counters.tunnels.gtp_u += 1;
                         return self.inner(inner, layer, sink);
                     }
+                }
+                if crate::hep::is_hep(udp.payload()) {
+                    self.hep(udp.payload(), layer, sink);
+                    return Ok(());
                 }
                 self.counters.udp_datagrams += 1;
                 let info = PacketInfo {

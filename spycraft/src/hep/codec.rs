@@ -126,6 +126,11 @@ pub struct HepPacket<'a> {
     pub payload: &'a [u8],
 }
 
+/// Whether `bytes` start as a HEP v3 packet: cheap enough for every UDP datagram.
+pub fn is_hep(bytes: &[u8]) -> bool {
+    bytes.len() >= HEADER && (bytes[..4] == *MAGIC || bytes[..4] == *MAGIC_ALIAS)
+}
+
 /// The length of the HEP packet `bytes` start with, once its header is there: how a
 /// stream (TCP, TLS) is cut into packets.
 pub fn packet_len(bytes: &[u8]) -> Result<Option<usize>, HepError> {

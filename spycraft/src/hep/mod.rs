@@ -1,12 +1,17 @@
 // SPDX-License-Identifier: AGPL-3.0-or-later
 //! HEP v3, the Homer Encapsulation Protocol: the packet codec, where packets go
-//! (`udp://`, `tcp://`, `tls://` endpoints) and the exporter that sends every SIP message a
-//! run parses, and each record, to Homer, sngrep, Kamailio's sipcapture or heplify-server.
+//! (`udp://`, `tcp://`, `tls://` endpoints), the exporter that sends every SIP message a run
+//! parses, and each record, to Homer, sngrep, Kamailio's sipcapture or heplify-server, and the
+//! listener that takes HEP from agents as a capture source.
 
 mod codec;
 pub mod endpoint;
 pub mod export;
+pub mod listen;
 
-pub use codec::{decode, encode, packet_len, HepError, HepPacket, PROTOCOL_CDR, PROTOCOL_SIP};
+pub use codec::{
+    decode, encode, is_hep, packet_len, HepError, HepPacket, PROTOCOL_CDR, PROTOCOL_SIP,
+};
 pub use endpoint::{Endpoint, EndpointError, HepTransport};
 pub use export::{ExportConfig, ExportError, HepExport, HepReport};
+pub use listen::{HepListener, ListenConfig, ListenCounts, ListenError};

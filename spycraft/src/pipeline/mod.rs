@@ -284,6 +284,16 @@ impl Summary {
         if d.duplicates > 0 {
             line.push_str(&format!("; {} duplicate frames dropped", d.duplicates));
         }
+        let hep = &d.hep;
+        if hep.sip + hep.other + hep.malformed > 0 {
+            line.push_str(&format!("; HEP: {} SIP messages", hep.sip));
+            if hep.other > 0 {
+                line.push_str(&format!(", {} other packets skipped", hep.other));
+            }
+            if hep.malformed > 0 {
+                line.push_str(&format!(", {} malformed packets dropped", hep.malformed));
+            }
+        }
         if self.tracker.evicted > 0 {
             line.push_str(&format!(
                 "; {} legs evicted at the live-dialog cap",

@@ -124,6 +124,27 @@ pub struct HepLayer {
     #[arg(long = "hep-cdr")]
     #[serde(default)]
     pub cdr: bool,
+    /// capture: take HEP from agents (Kamailio siptrace, heplify, Asterisk, FreeSWITCH) on
+    /// udp://ADDR:PORT, tcp://ADDR:PORT or tls://ADDR:PORT; repeatable, alone or beside
+    /// interfaces. With --hep-password-file, packets without that password are refused.
+    #[arg(id = "hep_listen", long = "hep-listen", value_name = "URL")]
+    pub listen: Option<Vec<Endpoint>>,
+    /// PEM certificate chain of a tls:// --hep-listen (needs --hep-key).
+    #[arg(
+        id = "hep_cert",
+        long = "hep-cert",
+        value_name = "FILE",
+        requires = "hep_key"
+    )]
+    pub cert: Option<PathBuf>,
+    /// PEM private key of --hep-cert.
+    #[arg(
+        id = "hep_key",
+        long = "hep-key",
+        value_name = "FILE",
+        requires = "hep_cert"
+    )]
+    pub key: Option<PathBuf>,
     /// PEM certificates trusted for tls:// collectors [default: the system's].
     #[arg(long = "hep-ca", value_name = "FILE")]
     pub ca: Option<PathBuf>,
@@ -401,7 +422,9 @@ macro_rules! layered {
 
 layered! {
     Layer { sensor, capture, records, calls, postgres, http, rates, hep, peer_groups }
-    HepLayer { destinations, node_id, node_name, password_file, rate, queue, cdr, ca }
+    HepLayer {
+        destinations, node_id, node_name, password_file, rate, queue, cdr, ca, listen, cert, key,
+    }
     HttpLayer {
         listen, linger_secs, token_file, users_file, cert, key, keep_records, keep_messages_mb,
         query_timeout_secs,

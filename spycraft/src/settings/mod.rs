@@ -52,6 +52,7 @@
 //! rate = 20000
 //! queue = 65536
 //! cdr = false
+//! listen = ["udp://0.0.0.0:9060"]
 //!
 //! [rates]
 //! file = "/etc/spycraft/rates.csv"
@@ -85,7 +86,7 @@ use crate::call::{HostPrefix, MonitoredHosts, Timers, TrackerConfig};
 use crate::capture::{CaptureInterface, CaptureMode, XdpAttach};
 use crate::filter::{FilterConfig, FilterError};
 use crate::hep::export::QUEUED_PACKETS;
-use crate::hep::{Endpoint, ExportConfig};
+use crate::hep::{Endpoint, ExportConfig, ListenConfig};
 use crate::http::web::DEFAULT_QUERY_TIMEOUT;
 use crate::monitor::peers::{self, PeerGroup, PeerGroupError, PeerGroups};
 use crate::pipeline::{PipelineConfig, SipPorts, DEFAULT_COLLATION_HEADER};
@@ -174,6 +175,12 @@ pub struct HepSettings {
     pub cdr: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ca: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub listen: Vec<Endpoint>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
 }
 
 /// The rate deck. Fields as in [`RatesLayer`].
@@ -376,6 +383,9 @@ impl Settings {
                 queue: hep.queue.unwrap_or(QUEUED_PACKETS),
                 cdr: hep.cdr,
                 ca: hep.ca,
+                listen: hep.listen.unwrap_or_default(),
+                cert: hep.cert,
+                key: hep.key,
             },
             sensor: SensorSettings {
                 node,
@@ -466,6 +476,32 @@ impl Settings {
         }
     }
 
+    /// The HEP listeners of a capture, each with the password packets must carry, if any.
+    pub fn hep_listeners(&self) -> Result<Vec<ListenConfig>, SecretError> {
+        let h = &self.hep;
+        let password = self.hep_password()?;
+        let tls = h.cert.clone().zip(h.key.clone());
+        Ok(h.listen
+            .iter()
+            .map(|endpoint| ListenConfig {
+                endpoint: endpoint.clone(),
+                password: password.clone(),
+                tls: tls.clone(),
+            })
+            .collect())
+    }
+
+    /// `--hep-password-file`'s first line.
+    fn hep_password(&self) -> Result<Option<Vec<u8>>, SecretError> {
+        Ok(self
+            .hep
+            .password_file
+            .as_deref()
+            .map(read_secret)
+            .transpose()?
+            .map(String::into_bytes))
+    }
+
     /// The HEP exporter's settings, `None` when no collector is named; `live`: a capture,
     /// which never waits for a collector nor paces itself.
     pub fn hep(&self, live: bool) -> Result<Option<ExportConfig>, SecretError> {
@@ -473,12 +509,7 @@ impl Settings {
         if h.destinations.is_empty() {
             return Ok(None);
         }
-        let password = h
-            .password_file
-            .as_deref()
-            .map(read_secret)
-            .transpose()?
-            .map(String::into_bytes);
+        let password = self.hep_password()?;
         Ok(Some(ExportConfig {
             destinations: h.destinations.clone(),
             agent_id: h.node_id,

@@ -75,6 +75,9 @@ rate = 5000
 queue = 1000
 cdr = true
 ca = "/etc/spycraft/homer-ca.pem"
+listen = ["udp://0.0.0.0:9060", "tls://0.0.0.0:9061"]
+cert = "/etc/spycraft/hep.pem"
+key = "/etc/spycraft/hep.key"
 
 [[peer_group]]
 name = "carrier-a"
@@ -196,6 +199,12 @@ fn a_file_sets_every_setting() {
             queue: 1000,
             cdr: true,
             ca: Some("/etc/spycraft/homer-ca.pem".into()),
+            listen: vec![
+                "udp://0.0.0.0:9060".parse().expect("endpoint"),
+                "tls://0.0.0.0:9061".parse().expect("endpoint"),
+            ],
+            cert: Some("/etc/spycraft/hep.pem".into()),
+            key: Some("/etc/spycraft/hep.key".into()),
         }
     );
     assert_eq!(s.rates.file, Some("/etc/spycraft/rates.csv".into()));

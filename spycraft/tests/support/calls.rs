@@ -88,7 +88,7 @@ pub fn pcap_of_calls_dialling(
             };
             frames.push((
                 (start_ms + u64::from(at_ms)) * 1000,
-                udp_frame(src, dst, &text),
+                udp_frame(src, dst, text.as_bytes()),
             ));
         }
     }
@@ -96,11 +96,11 @@ pub fn pcap_of_calls_dialling(
 }
 
 /// A classic pcap of UDP datagrams, each `(µs after 2026-01-01T00:00:00Z, from, to, text)`.
-pub fn pcap_of_datagrams(datagrams: &[(u64, SocketAddr, SocketAddr, &str)]) -> Vec<u8> {
+pub fn pcap_of_datagrams(datagrams: &[(u64, SocketAddr, SocketAddr, &[u8])]) -> Vec<u8> {
     pcap_of_frames(
         datagrams
             .iter()
-            .map(|(t, src, dst, text)| (*t, udp_frame(*src, *dst, text)))
+            .map(|(t, src, dst, payload)| (*t, udp_frame(*src, *dst, payload)))
             .collect(),
     )
 }
@@ -128,15 +128,15 @@ fn pcap_of_frames(mut frames: Vec<(u64, Vec<u8>)>) -> Vec<u8> {
     pcap
 }
 
-fn udp_frame(src: SocketAddr, dst: SocketAddr, text: &str) -> Vec<u8> {
+fn udp_frame(src: SocketAddr, dst: SocketAddr, payload: &[u8]) -> Vec<u8> {
     let (SocketAddr::V4(src), SocketAddr::V4(dst)) = (src, dst) else {
         panic!("IPv4 only");
     };
-    let mut out = Vec::with_capacity(text.len() + 42);
+    let mut out = Vec::with_capacity(payload.len() + 42);
     etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
         .ipv4(src.ip().octets(), dst.ip().octets(), 64)
         .udp(src.port(), dst.port())
-        .write(&mut out, text.as_bytes())
+        .write(&mut out, payload)
         .expect("a frame");
     out
 }

@@ -24,6 +24,12 @@ pub fn run(args: AnalyzeArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
     if from_stdin > 1 {
         return Err(Usage("standard input (`-`) can be read only once".into()).into());
     }
+    if !settings.hep.listen.is_empty() {
+        return Err(Usage(
+            "--hep-listen is for capture; analyze reads HEP in capture files as it is".into(),
+        )
+        .into());
+    }
     if let Some(dir) = &args.split_calls {
         if from_stdin > 0 {
             return Err(Usage(

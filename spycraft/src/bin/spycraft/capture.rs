@@ -13,6 +13,7 @@ use spycraft::capture::{
     LiveSource, MergedSource, Rotation, TeeSource, XdpAttach,
 };
 use spycraft::filter::FilterConfig;
+use spycraft::hep::HepListener;
 use spycraft::packet::LinkType;
 use spycraft::pipeline::{ChangeSlot, Progress, SipPorts};
 use spycraft::privilege::{drop_privileges, needed_after_attach, Keep};
@@ -30,9 +31,11 @@ use crate::stop::{self, STOP};
 /// `flags` are read again on SIGHUP.
 pub fn run(settings: &Settings, config: Option<PathBuf>, flags: Layer) -> anyhow::Result<ExitCode> {
     let c = &settings.capture;
-    if c.interfaces.is_empty() {
+    if c.interfaces.is_empty() && settings.hep.listen.is_empty() {
         return Err(Usage(
-            "capture needs an interface: -i IFACE (repeatable), or interfaces in [capture]".into(),
+            "capture needs an interface: -i IFACE (repeatable), or interfaces in [capture], \
+             or --hep-listen URL"
+                .into(),
         )
         .into());
     }
@@ -54,6 +57,19 @@ pub fn run(settings: &Settings, config: Option<PathBuf>, flags: Layer) -> anyhow
             );
         }
         opened.push(live);
+    }
+    let mut listeners = Vec::new();
+    for config in settings.hep_listeners().context("--hep-password-file")? {
+        let name = format!("hep {}", config.endpoint);
+        let listener = HepListener::open(config, &STOP)?;
+        if !settings.records.quiet {
+            eprintln!(
+                "spycraft: listening for HEP on {} ({})",
+                listener.local_addr(),
+                &name[4..]
+            );
+        }
+        listeners.push((name, listener));
     }
     // Attached and open: nothing from here needs privilege. Dropped before any thread starts
     // (the HTTP server, the readers of several interfaces, PostgreSQL's delivery), since
@@ -77,6 +93,9 @@ pub fn run(settings: &Settings, config: Option<PathBuf>, flags: Layer) -> anyhow
                 .monitor
                 .add_capture(&interface.name, live.probe.clone());
         }
+        for (name, listener) in &listeners {
+            service.monitor.add_capture(name, listener.counts());
+        }
     }
     let changes = Arc::new(ChangeSlot::default());
     let mut reloader = Reloader {
@@ -93,6 +112,11 @@ pub fn run(settings: &Settings, config: Option<PathBuf>, flags: Layer) -> anyhow
         .iter()
         .zip(&opened)
         .map(|(i, o)| (i.name.clone(), o.probe.clone()))
+        .chain(
+            listeners
+                .iter()
+                .map(|(name, l)| (name.clone(), l.counts() as Arc<dyn CaptureCounts>)),
+        )
         .collect();
     let counters = move || {
         let several = probes.len() > 1;
@@ -108,8 +132,10 @@ pub fn run(settings: &Settings, config: Option<PathBuf>, flags: Layer) -> anyhow
             .collect();
         each.join("; ")
     };
-    let link = opened[0].link;
-    if c.write.is_some() && opened.len() > 1 && !c.pcapng {
+    // HEP arrives as the Ethernet frames a capture of it would hold.
+    let link = opened.first().map_or(LinkType::Ethernet, |o| o.link);
+    let several = opened.len() + listeners.len() > 1;
+    if c.write.is_some() && several && !c.pcapng {
         return Err(Usage(
             "-w with several interfaces needs --pcapng: classic pcap cannot say which \
              interface each frame came from"
@@ -122,13 +148,24 @@ pub fn run(settings: &Settings, config: Option<PathBuf>, flags: Layer) -> anyhow
         .iter()
         .zip(&opened)
         .map(|(i, o)| (i.name.clone(), o.link))
+        .chain(
+            listeners
+                .iter()
+                .map(|(name, _)| (name.clone(), LinkType::Ethernet)),
+        )
         .collect();
-    let source: Box<dyn FrameSource> = if opened.len() == 1 {
-        opened.remove(0).source
+    let mut all: Vec<(Box<dyn FrameSource + Send>, Arc<dyn CaptureCounts>)> = opened
+        .into_iter()
+        .map(|o| (o.source, o.probe))
+        .chain(listeners.into_iter().map(|(_, l)| {
+            let counts = l.counts() as Arc<dyn CaptureCounts>;
+            (Box::new(l) as Box<dyn FrameSource + Send>, counts)
+        }))
+        .collect();
+    let source: Box<dyn FrameSource> = if several {
+        Box::new(MergedSource::start(all)?)
     } else {
-        Box::new(MergedSource::start(
-            opened.into_iter().map(|o| (o.source, o.probe)).collect(),
-        )?)
+        all.remove(0).0
     };
     let mut sources: Vec<Box<dyn FrameSource>> = match &c.write {
         None => vec![source],
@@ -178,7 +215,8 @@ pub fn run(settings: &Settings, config: Option<PathBuf>, flags: Layer) -> anyhow
     };
     let ports = SipPorts {
         ports: filter.ports().to_vec(),
-        detect_elsewhere: false,
+        // HEP carries SIP whatever its ports: the agent chose it.
+        detect_elsewhere: !settings.hep.listen.is_empty(),
     };
     let code = record_run(
         settings,
