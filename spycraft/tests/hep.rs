@@ -6,7 +6,6 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::io::{ErrorKind, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -18,8 +17,11 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use spycraft::hep::{decode, packet_len, PROTOCOL_CDR, PROTOCOL_SIP};
 use support::calls::{pcap_of_datagrams, send_calls_numbered};
+use support::hep::{
+    analyzed, free_udp_port, micros, records, start_collector, stop_collector, wait_udp_listening,
+};
 use support::http::{get, sample, start_sensor};
-use support::process::{installed, interrupt, may_capture, Reaped, Said};
+use support::process::{installed, interrupt, may_capture, Reaped};
 use support::{pcaps, scratch, spycraft, text, utf8};
 
 /// Bundled captures of several outcomes and transports: busy, cancelled, answered (UDP, TCP
@@ -39,26 +41,6 @@ fn mixed() -> Vec<PathBuf> {
 
 fn args_of(files: &[PathBuf]) -> Vec<&str> {
     files.iter().map(|f| utf8(f)).collect()
-}
-
-/// A UDP port free on loopback just now.
-fn free_udp_port() -> u16 {
-    let socket = UdpSocket::bind("127.0.0.1:0").expect("a UDP port");
-    socket.local_addr().expect("address").port()
-}
-
-/// Waits until something listens on UDP `port` (as /proc/net/udp says), for 10 s at most.
-fn wait_udp_listening(port: u16) {
-    let needle = format!(":{port:04X} ");
-    let until = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < until {
-        let table = std::fs::read_to_string("/proc/net/udp").unwrap_or_default();
-        if table.lines().any(|l| l.contains(&needle)) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("nothing listens on UDP {port}");
 }
 
 /// `dump --format json` of `files`: each message's time, addresses, Call-ID and text, in
@@ -92,29 +74,6 @@ fn same<T: PartialEq + std::fmt::Debug>(got: &[T], want: &[T]) {
         panic!("item {i} differs:\n got {:?}\nwant {:?}", got[i], want[i]);
     }
     assert_eq!(got.len(), want.len(), "as many items");
-}
-
-/// The records of an `analyze` run's JSON lines, by Call-ID and From tag.
-fn records(jsonl: &str) -> BTreeMap<(String, String), Value> {
-    jsonl
-        .lines()
-        .map(|l| {
-            let r: Value = serde_json::from_str(l).expect("a record");
-            let key = (
-                r["call_id"].as_str().expect("call_id").to_owned(),
-                r["from_tag"].as_str().expect("from_tag").to_owned(),
-            );
-            (key, r)
-        })
-        .collect()
-}
-
-fn analyzed(files: &[&str]) -> String {
-    let mut args = vec!["analyze", "--format", "jsonl", "--threads", "1"];
-    args.extend_from_slice(files);
-    let out = spycraft(&args);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    text(&out.stdout)
 }
 
 #[test]
@@ -302,13 +261,6 @@ fn receive(mut stream: TcpStream, sink: &Mutex<Vec<Received>>, running: &AtomicB
             sink.lock().expect("lock").push(Received::of(&packet));
         }
     }
-}
-
-/// `2026-11-26T06:45:51.902338Z` as microseconds since the epoch.
-fn micros(rfc3339: &str) -> i64 {
-    let t = time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
-        .expect("a time");
-    i64::try_from(t.unix_timestamp_nanos() / 1000).expect("in range")
 }
 
 #[test]
@@ -585,27 +537,6 @@ fn a_stopped_collector_never_holds_the_capture_and_its_losses_are_bounded_and_co
     assert_eq!(unique(&got), 600);
 }
 
-/// Starts `spycraft capture ARGS` and waits for it to say where it listens for HEP.
-fn start_collector(args: &[&str]) -> (Reaped, Said, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_spycraft"))
-        .arg("capture")
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spycraft");
-    let said = Said::new(child.stderr.take().expect("stderr"));
-    let lines = said.wait_for("listening for HEP on ", Duration::from_secs(10));
-    let line = lines.last().expect("a line");
-    let addr = line
-        .split("listening for HEP on ")
-        .nth(1)
-        .and_then(|rest| rest.split(' ').next())
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("an address in {line:?}"));
-    (Reaped::spawn_from(child), said, addr)
-}
-
 /// Exports `files` as HEP to `url` with `extra` options; returns what it said.
 fn export(files: &[&str], url: &str, extra: &[&str]) -> String {
     let mut args = vec![
@@ -623,16 +554,6 @@ fn export(files: &[&str], url: &str, extra: &[&str]) -> String {
     let said = text(&out.stderr);
     assert!(out.status.success(), "{said}");
     said
-}
-
-/// Stops a collector and returns its records and what it said.
-fn stop_collector(collector: Reaped, said: &Said, records: &Path) -> (String, String) {
-    std::thread::sleep(Duration::from_millis(500));
-    interrupt(collector.child());
-    let status = collector.output().status;
-    let said = said.rest().join("\n");
-    assert!(status.success(), "{status}: {said}");
-    (std::fs::read_to_string(records).expect("records"), said)
 }
 
 #[test]

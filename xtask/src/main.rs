@@ -254,9 +254,10 @@ fn demo_web() -> Result<()> {
 /// capture test, iproute2 (ip, tc) for its network namespaces, libcap2-bin (setcap) for the
 /// least-privilege test, tcpreplay for the capture benchmark, prometheus (with promtool) to
 /// scrape the sensor, systemd (systemd-analyze) to verify the unit in contrib/, sngrep to
-/// receive HEP.
-const TEST_PACKAGES: [&str; 14] = [
+/// receive HEP, kamailio (siptrace, sipcapture) to send and receive it.
+const TEST_PACKAGES: [&str; 15] = [
     "sngrep",
+    "kamailio",
     "prometheus",
     "python3-venv",
     "systemd",

@@ -5,6 +5,7 @@
 
 pub mod calls;
 pub mod deck;
+pub mod hep;
 pub mod http;
 pub mod netns;
 pub mod postgres;
