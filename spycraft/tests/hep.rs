@@ -579,13 +579,24 @@ fn spycraft_collects_what_two_agents_export_once_over_udp_and_tcp() {
             let said = export(&files, &url, &["--hep-node-id", agent]);
             assert!(said.contains("47 packets, 47 sent"), "{said}");
         }
+        // Raw SIP to the HEP port is refused, not taken for traffic.
+        let raw = b"OPTIONS sip:x@10.0.0.9 SIP/2.0\r\nCall-ID: raw@test\r\n\r\n";
+        if transport == "udp" {
+            let sender = UdpSocket::bind("127.0.0.1:0").expect("a socket");
+            sender.send_to(raw, addr).expect("sent");
+        } else {
+            use std::io::Write;
+            TcpStream::connect(addr)
+                .and_then(|mut s| s.write_all(raw))
+                .expect("sent");
+        }
         let (got, said) = stop_collector(collector, &said, &out);
         assert_eq!(records(&got), want, "{transport}");
         assert!(
             said.contains("7 calls (answered 5, busy 1, cancelled 1); 47 duplicate frames dropped; HEP: 94 SIP messages"),
             "{said}"
         );
-        assert!(said.contains("94 packets received, 0 refused"), "{said}");
+        assert!(said.contains("95 packets received, 1 refused"), "{said}");
     }
 }
 

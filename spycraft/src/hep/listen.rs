@@ -377,13 +377,16 @@ impl Receiving {
         let c = &self.counts;
         c.packets.fetch_add(1, Ordering::Relaxed);
         c.bytes.fetch_add(packet.len() as u64, Ordering::Relaxed);
-        let allowed = match &self.password {
-            None => true,
-            // A packet that does not decode has no key: it cannot be let in.
-            Some(password) => super::decode(packet)
-                .map(|p| p.auth_key == Some(&password[..]))
-                .unwrap_or(false),
-        };
+        // Whatever is not HEP is refused here: raw SIP sent to the HEP port must not pass
+        // for traffic between the agent and this listener.
+        let allowed = super::is_hep(packet)
+            && match &self.password {
+                None => true,
+                // A packet that does not decode has no key: it cannot be let in.
+                Some(password) => super::decode(packet)
+                    .map(|p| p.auth_key == Some(&password[..]))
+                    .unwrap_or(false),
+            };
         if !allowed || packet.len() > MAX_PAYLOAD {
             c.refused.fetch_add(1, Ordering::Relaxed);
             return;
