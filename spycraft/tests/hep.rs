@@ -18,11 +18,12 @@ use serde_json::Value;
 use spycraft::hep::{decode, packet_len, PROTOCOL_CDR, PROTOCOL_SIP};
 use support::calls::{pcap_of_datagrams, send_calls_numbered};
 use support::hep::{
-    analyzed, free_udp_port, micros, records, start_collector, stop_collector, wait_udp_listening,
+    analyzed, free_udp_port, micros, start_collector, start_collector_writing, stop_collector,
+    wait_udp_listening,
 };
 use support::http::{get, sample, start_sensor};
 use support::process::{installed, interrupt, may_capture, Reaped};
-use support::{pcaps, scratch, spycraft, text, utf8};
+use support::{pcaps, records, scratch, spycraft, text, utf8};
 
 /// Bundled captures of several outcomes and transports: busy, cancelled, answered (UDP, TCP
 /// with three calls on one connection, a fragmented INVITE).
@@ -564,15 +565,7 @@ fn spycraft_collects_what_two_agents_export_once_over_udp_and_tcp() {
     let want = records(&analyzed(&files));
     for transport in ["udp", "tcp"] {
         let out = dir.join(format!("{transport}.jsonl"));
-        let listen = format!("{transport}://127.0.0.1:0");
-        let (collector, said, addr) = start_collector(&[
-            "--hep-listen",
-            &listen,
-            "--format",
-            "jsonl",
-            "-o",
-            utf8(&out),
-        ]);
+        let (collector, said, addr) = start_collector_writing(transport, &out);
         let url = format!("{transport}://{addr}");
         // Two agents deliver the same messages.
         for agent in ["1", "2"] {

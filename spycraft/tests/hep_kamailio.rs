@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::hep::{
-    analyzed, free_udp_port, micros, records, start_collector, stop_collector, wait_udp_listening,
+    analyzed, free_udp_port, micros, start_collector_writing, stop_collector, wait_udp_listening,
 };
-use support::process::{installed, interrupt, may_capture, Reaped};
-use support::{pcaps, scratch, spycraft, text, utf8};
+use support::process::{installed, interrupt, may_capture, place_calls, Reaped};
+use support::{pcaps, records, scratch, spycraft, text, utf8};
 
 /// Where the proxy listens (UDP for SIP; TCP too, for siptrace's HEP over TCP).
 const PROXY: u16 = 25170;
@@ -80,20 +80,22 @@ impl Drop for Kamailio {
     }
 }
 
+/// What every configuration here starts with: quiet logging to stderr, two workers, the
+/// `listen` sockets (space-separated), Debian's module directory, and pv.
+fn preamble(listen: &str) -> String {
+    let listen: String = listen.split(' ').map(|l| format!("listen={l}\n")).collect();
+    format!(
+        "#!KAMAILIO\ndebug=1\nlog_stderror=yes\nfork=yes\nchildren=2\nauto_aliases=no\n{listen}\
+         mpath=\"/usr/lib/x86_64-linux-gnu/kamailio/modules/\"\nloadmodule \"pv.so\""
+    )
+}
+
 /// A stateful proxy that relays each call to its Request-URI (the callee's port) and
 /// mirrors everything it receives and sends as HEP to `collector`.
 fn proxy_config(transport: &str, collector: SocketAddr) -> String {
+    let preamble = preamble(&format!("udp:127.0.0.1:{PROXY} tcp:127.0.0.1:{PROXY}"));
     format!(
-        r#"#!KAMAILIO
-debug=1
-log_stderror=yes
-fork=yes
-children=2
-auto_aliases=no
-listen=udp:127.0.0.1:{PROXY}
-listen=tcp:127.0.0.1:{PROXY}
-mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"
-loadmodule "pv.so"
+        r#"{preamble}
 loadmodule "tm.so"
 loadmodule "sl.so"
 loadmodule "rr.so"
@@ -143,29 +145,6 @@ fn sipp(script: &str, port: u16) -> Command {
     );
     sipp.args(["-r", "25"]);
     sipp
-}
-
-/// Places every kind of call through the proxy and waits until all have ended.
-fn place_calls() {
-    let callees: Vec<Reaped> = KINDS
-        .iter()
-        .map(|(uas, _, port, _)| Reaped::spawn(&mut sipp(uas, *port)))
-        .collect();
-    std::thread::sleep(Duration::from_millis(300));
-    let callers: Vec<Reaped> = KINDS
-        .iter()
-        .map(|(_, uac, callee, port)| {
-            let proxy = format!("127.0.0.1:{PROXY}");
-            let callee = format!("127.0.0.1:{callee}");
-            Reaped::spawn(sipp(uac, *port).args(["-s", "bob", "-rsa", &proxy, &callee]))
-        })
-        .collect();
-    for caller in callers {
-        assert!(caller.output().status.success(), "a sipp caller failed");
-    }
-    for callee in callees {
-        assert!(callee.output().status.success(), "a sipp callee failed");
-    }
 }
 
 /// tcpdump on loopback of every SIP port of the run, without the HEP stream to `collector`.
@@ -230,22 +209,15 @@ fn kamailio_siptrace_gives_the_collector_the_records_of_the_wire() {
     let dir = scratch("hep-kamailio-siptrace");
     for transport in ["udp", "tcp"] {
         let out = dir.join(format!("{transport}.jsonl"));
-        let listen = format!("{transport}://127.0.0.1:0");
-        let (collector, said, addr) = start_collector(&[
-            "--hep-listen",
-            &listen,
-            "--format",
-            "jsonl",
-            "-o",
-            utf8(&out),
-        ]);
+        let (collector, said, addr) = start_collector_writing(transport, &out);
         let pcap = dir.join(format!("{transport}.pcap"));
         let tcpdump = tcpdump(&pcap, addr);
         let config = proxy_config(transport, addr);
         let Some(proxy) = Kamailio::start(&dir.join(transport), &config, PROXY) else {
             return;
         };
-        place_calls();
+        let proxy_address = format!("127.0.0.1:{PROXY}");
+        place_calls(&KINDS, sipp, &["-rsa", &proxy_address]);
         let log = proxy.log();
         drop(proxy);
         let (got, said) = stop_collector(collector, &said, &out);
@@ -282,16 +254,9 @@ fn kamailio_siptrace_gives_the_collector_the_records_of_the_wire() {
 /// the TCP receiver of tests/hep.rs.
 fn sipcapture_config(port: u16, db: &Path) -> String {
     let db = utf8(db);
+    let preamble = preamble(&format!("udp:127.0.0.1:{port}"));
     format!(
-        r#"#!KAMAILIO
-debug=1
-log_stderror=yes
-fork=yes
-children=1
-auto_aliases=no
-listen=udp:127.0.0.1:{port}
-mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"
-loadmodule "pv.so"
+        r#"{preamble}
 loadmodule "xlog.so"
 loadmodule "db_text.so"
 loadmodule "sipcapture.so"

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::process::{interrupt, may_capture, Reaped};
+use support::process::{interrupt, may_capture, place_calls, Reaped};
 use support::{scratch, spycraft, text, utf8};
 
 /// Scenario pairs (callee script, caller script, callee port, caller port), each placing three
@@ -84,21 +84,7 @@ fn libpcap_live_capture_gives_the_records_offline_analysis_gives() {
     );
     std::thread::sleep(Duration::from_millis(1500));
 
-    let callees: Vec<Reaped> = PAIRS
-        .iter()
-        .map(|(uas, _, port, _)| Reaped::spawn(&mut sipp(uas, *port)))
-        .collect();
-    std::thread::sleep(Duration::from_millis(300));
-    let callers: Vec<Reaped> = PAIRS
-        .iter()
-        .map(|(_, uac, uas_port, port)| {
-            Reaped::spawn(sipp(uac, *port).args(["-s", "bob", &format!("127.0.0.1:{uas_port}")]))
-        })
-        .collect();
-    for sipp in callers.into_iter().chain(callees) {
-        let status = sipp.output().status;
-        assert!(status.success(), "sipp failed: {status}");
-    }
+    place_calls(&PAIRS, sipp, &[]);
     std::thread::sleep(Duration::from_millis(1000));
 
     let stopped = Instant::now();

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use support::calls::pcap_of_calls_between;
 use support::http::{get, sample, series, serving_addr, start_sensor as sensor, try_get};
 use support::netns::Namespaces;
-use support::process::{interrupt, may_capture, Reaped, Said};
+use support::process::{interrupt, may_capture, place_calls, Reaped, Said};
 use support::{scratch, spycraft, text, utf8};
 
 /// promtool's lint of a scrape: what it prints (nothing when the exposition is clean).
@@ -244,27 +244,7 @@ fn prometheus_scrapes_the_live_sensor_and_its_counts_match_the_wire() {
         std::thread::sleep(Duration::from_millis(250));
     }
     // 300 calls: 100 answered, 100 busy, 100 cancelled while ringing.
-    let callees: Vec<Reaped> = pairs
-        .iter()
-        .map(|(uas, _, port, _)| Reaped::spawn(&mut sipp(uas, *port, 100)))
-        .collect();
-    std::thread::sleep(Duration::from_millis(300));
-    let callers: Vec<Reaped> = pairs
-        .iter()
-        .map(|(_, uac, uas_port, port)| {
-            Reaped::spawn(sipp(uac, *port, 100).args([
-                "-s",
-                "bob",
-                &format!("127.0.0.1:{uas_port}"),
-            ]))
-        })
-        .collect();
-    for caller in callers {
-        assert!(caller.output().status.success(), "a sipp caller failed");
-    }
-    for callee in callees {
-        assert!(callee.output().status.success(), "a sipp callee failed");
-    }
+    place_calls(&pairs, |script, port| sipp(script, port, 100), &[]);
     // Each record is written once its retransmission linger (32 s) is over.
     let until = Instant::now() + Duration::from_secs(90);
     while prometheus_value(web, "sum(spycraft_calls_total)") != Some(300.0) {

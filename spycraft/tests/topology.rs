@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::process::{interrupt, ip, may_capture, Reaped};
-use support::{scratch, spycraft, text, utf8};
+use support::{records, scratch, spycraft, text, utf8};
 
 const CALLER: &str = "10.77.0.1";
 const CALLEE: &str = "10.77.0.2";
@@ -152,21 +152,6 @@ fn sipp(namespace: &str, script: &str, address: &str, port: u16) -> Command {
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     cmd
-}
-
-/// Records by (Call-ID, From tag), read from JSON lines.
-fn records(jsonl: &str) -> BTreeMap<(String, String), Value> {
-    jsonl
-        .lines()
-        .map(|line| {
-            let r: Value = serde_json::from_str(line).expect("a JSON record");
-            let key = (
-                r["call_id"].as_str().expect("call_id").to_owned(),
-                r["from_tag"].as_str().expect("from_tag").to_owned(),
-            );
-            (key, r)
-        })
-        .collect()
 }
 
 fn micros(value: &Value) -> Option<i64> {

@@ -412,11 +412,7 @@ impl Decoder {
             time: packet.time,
             src: packet.src,
             dst: packet.dst,
-            transport: match packet.ip_protocol {
-                6 => Transport::Tcp,
-                132 => Transport::Sctp,
-                _ => Transport::Udp,
-            },
+            transport: crate::hep::transport_of(packet.ip_protocol),
             vlan: packet.vlan.or(layer.vlan),
         };
         if self.dedup.is_duplicate(&info, packet.payload) {

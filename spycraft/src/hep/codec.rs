@@ -10,7 +10,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use crate::packet::Timestamp;
+use crate::packet::{Timestamp, Transport};
 
 /// `HEP3`.
 const MAGIC: &[u8; 4] = b"HEP3";
@@ -124,6 +124,24 @@ pub struct HepPacket<'a> {
     pub node_name: Option<&'a [u8]>,
     /// The captured message.
     pub payload: &'a [u8],
+}
+
+/// The IP protocol number HEP names `transport` by (TLS and WebSocket ride on TCP).
+pub fn ip_protocol(transport: Transport) -> u8 {
+    match transport {
+        Transport::Udp => 17,
+        Transport::Tcp | Transport::Tls | Transport::Ws => 6,
+        Transport::Sctp => 132,
+    }
+}
+
+/// The transport an IP protocol number names; anything but TCP and SCTP is taken as UDP.
+pub fn transport_of(ip_protocol: u8) -> Transport {
+    match ip_protocol {
+        6 => Transport::Tcp,
+        132 => Transport::Sctp,
+        _ => Transport::Udp,
+    }
 }
 
 /// Whether `bytes` start as a HEP v3 packet: cheap enough for every UDP datagram.

@@ -36,7 +36,6 @@ use tokio::time::Instant;
 use super::codec::{encode, HepPacket, PROTOCOL_CDR, PROTOCOL_SIP};
 use super::endpoint::{Endpoint, HepTransport};
 use crate::call::CallRecord;
-use crate::decode::Transport;
 use crate::parse_stage::SeenMessage;
 use crate::pipeline::{MessageTap, RunObserver, Summary};
 use crate::sink::OutputReport;
@@ -364,7 +363,7 @@ impl MessageTap for HepExport {
     fn message(&self, m: &SeenMessage<'_, '_, '_>) {
         let id = &self.identity;
         self.offer(&HepPacket {
-            ip_protocol: ip_protocol(m.info.transport),
+            ip_protocol: super::ip_protocol(m.info.transport),
             src: m.info.src,
             dst: m.info.dst,
             time: m.info.time,
@@ -389,7 +388,7 @@ impl RunObserver for HepExport {
         };
         let id = &self.identity;
         self.offer(&HepPacket {
-            ip_protocol: ip_protocol(record.transport),
+            ip_protocol: super::ip_protocol(record.transport),
             src: SocketAddr::new(record.caller_ip, record.caller_port),
             dst: SocketAddr::new(record.callee_ip, record.callee_port),
             time: record.end_at.unwrap_or(record.invite_at),
@@ -404,15 +403,6 @@ impl RunObserver for HepExport {
     }
 
     fn snapshot(&self, _summary: &Summary, _live_legs: usize, _outputs: Vec<OutputReport>) {}
-}
-
-/// The IP protocol HEP names a transport by.
-fn ip_protocol(transport: Transport) -> u8 {
-    match transport {
-        Transport::Udp => 17,
-        Transport::Tcp | Transport::Tls | Transport::Ws => 6,
-        Transport::Sctp => 132,
-    }
 }
 
 fn resolve(endpoint: &Endpoint) -> Result<SocketAddr, ExportError> {

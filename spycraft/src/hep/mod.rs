@@ -10,7 +10,8 @@ pub mod export;
 pub mod listen;
 
 pub use codec::{
-    decode, encode, is_hep, packet_len, HepError, HepPacket, PROTOCOL_CDR, PROTOCOL_SIP,
+    decode, encode, ip_protocol, is_hep, packet_len, transport_of, HepError, HepPacket,
+    PROTOCOL_CDR, PROTOCOL_SIP,
 };
 pub use endpoint::{Endpoint, EndpointError, HepTransport};
 pub use export::{ExportConfig, ExportError, HepExport, HepReport};

@@ -1,13 +1,10 @@
 // SPDX-License-Identifier: AGPL-3.0-or-later
 //! HEP test support: loopback ports, spycraft as a HEP collector, records keyed by call.
 
-use std::collections::BTreeMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-use serde_json::Value;
 
 use super::process::{interrupt, Reaped, Said};
 use super::{spycraft, text};
@@ -30,21 +27,6 @@ pub fn wait_udp_listening(port: u16) {
         std::thread::sleep(Duration::from_millis(50));
     }
     panic!("nothing listens on UDP {port}");
-}
-
-/// The records of an `analyze` run's JSON lines, by Call-ID and From tag.
-pub fn records(jsonl: &str) -> BTreeMap<(String, String), Value> {
-    jsonl
-        .lines()
-        .map(|l| {
-            let r: Value = serde_json::from_str(l).expect("a record");
-            let key = (
-                r["call_id"].as_str().expect("call_id").to_owned(),
-                r["from_tag"].as_str().expect("from_tag").to_owned(),
-            );
-            (key, r)
-        })
-        .collect()
 }
 
 /// `analyze --format jsonl` of `files` on one thread.
@@ -82,6 +64,13 @@ pub fn start_collector(args: &[&str]) -> (Reaped, Said, SocketAddr) {
         .and_then(|a| a.parse().ok())
         .unwrap_or_else(|| panic!("an address in {line:?}"));
     (Reaped::spawn_from(child), said, addr)
+}
+
+/// `spycraft capture --hep-listen TRANSPORT://127.0.0.1:0` writing JSON lines to `records`.
+pub fn start_collector_writing(transport: &str, records: &Path) -> (Reaped, Said, SocketAddr) {
+    let listen = format!("{transport}://127.0.0.1:0");
+    let records = records.to_str().expect("a UTF-8 path");
+    start_collector(&["--hep-listen", &listen, "--format", "jsonl", "-o", records])
 }
 
 /// Stops a collector and returns its records and what it said.

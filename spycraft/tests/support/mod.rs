@@ -13,6 +13,7 @@ pub mod process;
 pub mod serving;
 pub mod tmpfs;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -44,4 +45,19 @@ pub fn text(bytes: &[u8]) -> String {
 /// The path as UTF-8, for command lines.
 pub fn utf8(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
+}
+
+/// The records of an `analyze` run's JSON lines, by Call-ID and From tag.
+pub fn records(jsonl: &str) -> BTreeMap<(String, String), serde_json::Value> {
+    jsonl
+        .lines()
+        .map(|l| {
+            let r: serde_json::Value = serde_json::from_str(l).expect("a record");
+            let key = (
+                r["call_id"].as_str().expect("call_id").to_owned(),
+                r["from_tag"].as_str().expect("from_tag").to_owned(),
+            );
+            (key, r)
+        })
+        .collect()
 }

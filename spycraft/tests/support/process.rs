@@ -133,6 +133,36 @@ pub fn sipp(mut sipp: Command, script: &str, address: &str, port: u16, calls: u3
     sipp
 }
 
+/// Plays each pair (callee script, caller script, callee port, caller port) on loopback: the
+/// callees first, then each caller calling `bob` at its callee, `extra` arguments added;
+/// waits until every sipp has ended and asserts that each succeeded.
+pub fn place_calls(
+    pairs: &[(&str, &str, u16, u16)],
+    sipp: impl Fn(&str, u16) -> Command,
+    extra: &[&str],
+) {
+    let callees: Vec<Reaped> = pairs
+        .iter()
+        .map(|(uas, _, port, _)| Reaped::spawn(&mut sipp(uas, *port)))
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let callers: Vec<Reaped> = pairs
+        .iter()
+        .map(|(_, uac, callee, port)| {
+            let callee = format!("127.0.0.1:{callee}");
+            Reaped::spawn(sipp(uac, *port).args(["-s", "bob"]).args(extra).arg(callee))
+        })
+        .collect();
+    for caller in callers {
+        let status = caller.output().status;
+        assert!(status.success(), "a sipp caller failed: {status}");
+    }
+    for callee in callees {
+        let status = callee.output().status;
+        assert!(status.success(), "a sipp callee failed: {status}");
+    }
+}
+
 /// What running a tool gave, or `None` when it is not installed here. Under CI=true a
 /// missing tool fails the test: xtask installs `package`.
 pub fn installed<T>(tool: &str, package: &str, run: std::io::Result<T>) -> Option<T> {
