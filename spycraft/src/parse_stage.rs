@@ -10,7 +10,8 @@ use spycraft_common::PortRange;
 
 use crate::capture::Frame;
 use crate::decode::{
-    Consumed, Continuity, DecodeCounters, DecodeLimits, Decoder, PacketInfo, PayloadSink, Piece,
+    Agent, Consumed, Continuity, DecodeCounters, DecodeLimits, Decoder, PacketInfo, PayloadSink,
+    Piece,
 };
 use crate::packet::Timestamp;
 use crate::sip::{
@@ -415,8 +416,14 @@ pub struct Unparsed {
 
 #[derive(Debug)]
 enum Pending {
-    /// A datagram taken for SIP: `bytes[previous end..end]`.
-    Datagram { info: PacketInfo, end: usize },
+    /// A datagram taken for SIP: `bytes[previous end..end]`, after the name of the agent
+    /// that delivered it when one did (`agent_name` bytes).
+    Datagram {
+        info: PacketInfo,
+        end: usize,
+        agent_id: Option<u32>,
+        agent_name: u16,
+    },
     /// A whole message framed from a stream.
     StreamMessage { info: PacketInfo, end: usize },
     /// Boxed: rare, and far larger than the rest.
@@ -444,11 +451,16 @@ impl Unparsed {
         self.items.push(Pending::Input(Box::new(input)));
     }
 
-    fn push_datagram(&mut self, info: &PacketInfo, payload: &[u8]) {
+    fn push_datagram(&mut self, info: &PacketInfo, payload: &[u8], agent: Agent<'_>) {
+        // Names are cut to a field's length later anyway.
+        let name = &agent.name[..agent.name.len().min(usize::from(u16::MAX))];
+        self.bytes.extend_from_slice(name);
         self.bytes.extend_from_slice(payload);
         self.items.push(Pending::Datagram {
             info: *info,
             end: self.bytes.len(),
+            agent_id: agent.id,
+            agent_name: name.len() as u16,
         });
     }
 
@@ -521,10 +533,20 @@ impl MessageStage {
         // item just to read it back.
         for item in &mut unparsed.items {
             match item {
-                Pending::Datagram { info, end } => {
-                    let payload = &unparsed.bytes[start..*end];
+                Pending::Datagram {
+                    info,
+                    end,
+                    agent_id,
+                    agent_name,
+                } => {
+                    let (name, payload) =
+                        unparsed.bytes[start..*end].split_at(usize::from(*agent_name));
                     start = *end;
-                    self.datagram(info, payload, out, observer, 0);
+                    let agent = Agent {
+                        id: *agent_id,
+                        name,
+                    };
+                    self.datagram(Origin::new(info, agent, 0), payload, out, observer);
                 }
                 Pending::StreamMessage { info, end } => {
                     let message = &unparsed.bytes[start..*end];
@@ -533,7 +555,8 @@ impl MessageStage {
                     // Framed whole by the same parser, so it parses whole again.
                     match parse_uninit(message, &mut headers) {
                         Ok(Status::Complete(msg)) => {
-                            self.accept(info, &msg, message, out, observer, 0);
+                            let origin = Origin::new(info, Agent::NONE, 0);
+                            self.accept(origin, &msg, message, out, observer);
                         }
                         Ok(Status::Partial) => {
                             self.counters.parse_errors[ParseError::Truncated.index()] += 1;
@@ -552,17 +575,16 @@ impl MessageStage {
     /// Parses a datagram already taken for SIP.
     fn datagram(
         &mut self,
-        info: &PacketInfo,
+        origin: Origin<'_>,
         payload: &[u8],
         out: &mut impl Inputs,
         observer: &mut dyn Observer,
-        frame: u64,
     ) {
         let mut headers = [const { MaybeUninit::uninit() }; MAX_HEADERS];
         match parse_datagram_uninit(payload, &mut headers) {
             Ok(msg) => {
                 let raw = &payload[..msg.len.min(payload.len())];
-                self.accept(info, &msg, raw, out, observer, frame);
+                self.accept(origin, &msg, raw, out, observer);
             }
             Err(e) => self.counters.parse_errors[e.index()] += 1,
         }
@@ -571,20 +593,20 @@ impl MessageStage {
     /// Turns a parsed message (`raw` its bytes) into an event.
     fn accept(
         &mut self,
-        info: &PacketInfo,
+        origin: Origin<'_>,
         msg: &Message<'_, '_>,
         raw: &[u8],
         out: &mut impl Inputs,
         observer: &mut dyn Observer,
-        frame: u64,
     ) {
+        let Origin { info, agent, frame } = origin;
         let c = &mut self.counters;
         if msg.body_issue.is_some() {
             c.body_issues += 1;
         }
         c.malformed_header_lines += u64::from(msg.malformed_lines);
         let event = out.slot(self.spare_text.pop().unwrap_or_default());
-        match event.fill(info, msg, &self.collation_headers) {
+        match event.fill(info, msg, &self.collation_headers, agent) {
             Ok(()) => {
                 c.sip_messages += 1;
                 match event.kind {
@@ -608,6 +630,21 @@ impl MessageStage {
                 self.spare_text.push(out.discard());
             }
         }
+    }
+}
+
+/// Where a message came from: its packet, the HEP agent that delivered it (if one did),
+/// and the number of the frame that carried it (0 once deferred).
+#[derive(Clone, Copy)]
+struct Origin<'a> {
+    info: &'a PacketInfo,
+    agent: Agent<'a>,
+    frame: u64,
+}
+
+impl<'a> Origin<'a> {
+    fn new(info: &'a PacketInfo, agent: Agent<'a>, frame: u64) -> Self {
+        Self { info, agent, frame }
     }
 }
 
@@ -640,6 +677,27 @@ impl Target<'_> {
 }
 
 impl Emit<'_> {
+    /// A whole message taken for SIP: parsed here or deferred.
+    fn message(&mut self, info: &PacketInfo, payload: &[u8], agent: Agent<'_>) {
+        if payload.len() < MIN_SIP_MESSAGE || is_keepalive(payload) {
+            self.sip.counters.keepalives += 1;
+            return;
+        }
+        match &mut self.to {
+            Target::Events {
+                messages,
+                out,
+                observer,
+            } => messages.datagram(
+                Origin::new(info, agent, self.frame),
+                payload,
+                &mut EachTo::new(&mut *out),
+                *observer,
+            ),
+            Target::Deferred(unparsed) => unparsed.push_datagram(info, payload, agent),
+        }
+    }
+
     /// Moves `pos` past the next start line after it (or near the end when there is none).
     fn resync(&mut self, data: &[u8], from: usize) -> Option<usize> {
         let c = &mut self.sip.counters;
@@ -679,24 +737,11 @@ impl PayloadSink for Emit<'_> {
             sip.counters.not_sip += 1;
             return;
         }
-        if payload.len() < MIN_SIP_MESSAGE || is_keepalive(payload) {
-            sip.counters.keepalives += 1;
-            return;
-        }
-        match &mut self.to {
-            Target::Events {
-                messages,
-                out,
-                observer,
-            } => messages.datagram(
-                info,
-                payload,
-                &mut EachTo::new(&mut *out),
-                *observer,
-                self.frame,
-            ),
-            Target::Deferred(unparsed) => unparsed.push_datagram(info, payload),
-        }
+        self.message(info, payload, Agent::NONE);
+    }
+
+    fn agent_message(&mut self, info: &PacketInfo, payload: &[u8], agent: Agent<'_>) {
+        self.message(info, payload, agent);
     }
 
     fn stream(&mut self, info: &PacketInfo, data: &[u8], continuity: Continuity) -> Consumed {
@@ -753,7 +798,8 @@ impl PayloadSink for Emit<'_> {
                             observer,
                         } => {
                             let out = &mut EachTo::new(&mut **out);
-                            messages.accept(info, &msg, raw, out, *observer, self.frame)
+                            let origin = Origin::new(info, Agent::NONE, self.frame);
+                            messages.accept(origin, &msg, raw, out, *observer)
                         }
                         Target::Deferred(unparsed) => unparsed.push_stream_message(info, raw),
                     }
@@ -781,5 +827,108 @@ impl PayloadSink for Emit<'_> {
             }
         }
         Consumed::Bytes(pos)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use etherparse::PacketBuilder;
+
+    use super::*;
+    use crate::hep::{HepPacket, PROTOCOL_SIP};
+    use crate::packet::LinkType;
+    use crate::sip::Field;
+
+    /// An INVITE sent to `port`.
+    fn invite(port: u16) -> Vec<u8> {
+        format!(
+            "INVITE sip:bob@192.0.2.2:{port} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 192.0.2.1:{port};branch=z9hG4bK1\r\n\
+             From: <sip:alice@192.0.2.1>;tag=a1\r\nTo: <sip:bob@192.0.2.2>\r\n\
+             Call-ID: agent-test@192.0.2.1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+        )
+        .into_bytes()
+    }
+
+    /// A frame holding `payload` in UDP from port `from` to port `to`.
+    fn udp_frame(from: u16, to: u16, payload: &[u8]) -> Vec<u8> {
+        let mut frame = Vec::new();
+        PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .ipv4([192, 0, 2, 9], [192, 0, 2, 10], 64)
+            .udp(from, to)
+            .write(&mut frame, payload)
+            .expect("a frame");
+        frame
+    }
+
+    /// The INVITE, on port 5080, as agent 7 "kam-1" delivers it over HEP.
+    fn hep_frame(name: &[u8]) -> Vec<u8> {
+        let mut hep = Vec::new();
+        crate::hep::encode(
+            &HepPacket {
+                ip_protocol: 17,
+                src: "192.0.2.1:5080".parse().expect("address"),
+                dst: "192.0.2.2:5080".parse().expect("address"),
+                time: Timestamp(1_000_000),
+                protocol_type: PROTOCOL_SIP,
+                agent_id: Some(7),
+                auth_key: None,
+                correlation_id: None,
+                vlan: None,
+                node_name: Some(name),
+                payload: &invite(5080),
+            },
+            &mut hep,
+        )
+        .expect("encoded");
+        udp_frame(40_000, 9060, &hep)
+    }
+
+    /// Events of `frames`, parsed in the stage or deferred to a message stage.
+    fn events(frames: &[Vec<u8>], deferred: bool) -> Vec<SipEvent> {
+        // Port 5060 only, no detection: HEP says what it carries is SIP.
+        let ports = SipPorts {
+            ports: vec![PortRange::single(5060)],
+            detect_elsewhere: false,
+        };
+        let mut stage = ParseStage::new(ports, Vec::new());
+        let mut inputs = Vec::new();
+        let mut unparsed = Unparsed::default();
+        for data in frames {
+            let frame = Frame::whole(Timestamp(2_000_000), LinkType::Ethernet, data);
+            if deferred {
+                stage.on_frame_deferred(&frame, &mut unparsed);
+            } else {
+                stage.on_frame(&frame, &mut |input| inputs.push(input));
+            }
+        }
+        stage.message_stage().parse_all(&mut unparsed, &mut inputs);
+        inputs
+            .into_iter()
+            .filter_map(|input| match input {
+                Input::Event(event) => Some(event),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn events_name_the_hep_agent_that_delivered_them_on_any_port() {
+        let frames = [hep_frame(b"kam-1"), udp_frame(5060, 5060, &invite(5060))];
+        for deferred in [false, true] {
+            let got = events(&frames, deferred);
+            assert_eq!(got.len(), 2, "deferred: {deferred}");
+            assert_eq!(got[0].agent_id, Some(7));
+            assert_eq!(got[0].field(Field::AgentName), "kam-1");
+            assert_eq!(got[0].meta.time, Timestamp(1_000_000), "the agent's time");
+            assert_eq!(got[1].agent_id, None, "captured here");
+            assert_eq!(got[1].field(Field::AgentName), "");
+        }
+    }
+
+    #[test]
+    fn an_agent_name_that_is_not_utf8_is_kept_readable() {
+        let got = events(&[hep_frame(b"kam\xff-2")], true);
+        assert_eq!(got[0].field(Field::AgentName), "kam\u{FFFD}-2");
     }
 }

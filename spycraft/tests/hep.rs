@@ -21,7 +21,7 @@ use support::hep::{
     analyzed, free_udp_port, micros, start_collector, start_collector_writing, stop_collector,
     wait_udp_listening,
 };
-use support::http::{get, sample, start_sensor};
+use support::http::{get, sample, serving_addr, start_sensor};
 use support::process::{installed, interrupt, may_capture, Reaped};
 use support::{pcaps, records, scratch, spycraft, text, utf8};
 
@@ -567,9 +567,13 @@ fn spycraft_collects_what_two_agents_export_once_over_udp_and_tcp() {
         let out = dir.join(format!("{transport}.jsonl"));
         let (collector, said, addr) = start_collector_writing(transport, &out);
         let url = format!("{transport}://{addr}");
-        // Two agents deliver the same messages.
-        for agent in ["1", "2"] {
-            let said = export(&files, &url, &["--hep-node-id", agent]);
+        // Two agents deliver the same messages, one after the other.
+        for (id, name) in [("4294967295", "edge-1"), ("2", "edge-2")] {
+            let said = export(
+                &files,
+                &url,
+                &["--hep-node-id", id, "--hep-node-name", name],
+            );
             assert!(said.contains("47 packets, 47 sent"), "{said}");
         }
         // Raw SIP to the HEP port is refused, not taken for traffic.
@@ -584,7 +588,24 @@ fn spycraft_collects_what_two_agents_export_once_over_udp_and_tcp() {
                 .expect("sent");
         }
         let (got, said) = stop_collector(collector, &said, &out);
-        assert_eq!(records(&got), want, "{transport}");
+        // Each record names the agent whose copy counted: the first's.
+        let mut got = records(&got);
+        for record in got.values_mut() {
+            let record = record.as_object_mut().expect("an object");
+            assert_eq!(
+                record.remove("agent_id"),
+                Some(u32::MAX.into()),
+                "{transport}"
+            );
+            assert_eq!(record.remove("agent_name"), Some("edge-1".into()));
+        }
+        let mut want = want.clone();
+        for record in want.values_mut() {
+            let record = record.as_object_mut().expect("an object");
+            assert_eq!(record.remove("agent_id"), Some(Value::Null));
+            assert_eq!(record.remove("agent_name"), Some(Value::Null));
+        }
+        assert_eq!(got, want, "{transport}");
         assert!(
             said.contains("7 calls (answered 5, busy 1, cancelled 1); 47 duplicate frames dropped; HEP: 94 SIP messages"),
             "{said}"
@@ -605,11 +626,14 @@ fn the_collector_refuses_wrong_passwords_and_bad_packets() {
         "udp://127.0.0.1:0",
         "--hep-password-file",
         utf8(&right),
+        "--http",
+        "127.0.0.1:0",
         "--format",
         "jsonl",
         "-o",
         utf8(&out),
     ]);
+    let http = serving_addr(&said);
     let url = format!("udp://{addr}");
     let busy = pcaps().join("busy-486").join("capture.pcap");
     export(&[utf8(&busy)], &url, &["--hep-password-file", utf8(&wrong)]);
@@ -626,6 +650,17 @@ fn the_collector_refuses_wrong_passwords_and_bad_packets() {
         )
         .expect("sent");
     export(&[utf8(&busy)], &url, &["--hep-password-file", utf8(&right)]);
+    // /metrics: the listener's refusals, and what the decoder made of the rest.
+    let refused = "spycraft_capture_lost_frames_total{interface=\"hep udp://127.0.0.1:0\",mode=\"hep\",reason=\"refused\"}";
+    let sip = "spycraft_hep_decoded_packets_total{outcome=\"sip\"}";
+    let until = Instant::now() + Duration::from_secs(5);
+    let mut metrics = get(http, "/metrics").1;
+    while sample(&metrics, sip) != Some(5.0) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(100));
+        metrics = get(http, "/metrics").1;
+    }
+    assert_eq!(sample(&metrics, sip), Some(5.0), "{metrics}");
+    assert_eq!(sample(&metrics, refused), Some(12.0), "{metrics}");
     let (got, said) = stop_collector(collector, &said, &out);
     assert_eq!(records(&got).len(), 1, "{said}");
     assert!(

@@ -401,6 +401,13 @@ pub struct CallRecord {
     pub invite_retransmissions: u32,
     /// What may make the record inaccurate.
     pub capture_issues: Vec<CaptureIssue>,
+    /// The HEP capture agent id of the agent that delivered the INVITE (collected with
+    /// `--hep-listen`); none when this sensor captured it.
+    #[serde(default)]
+    pub agent_id: Option<u32>,
+    /// That agent's node name, when it gave one.
+    #[serde(default)]
+    pub agent_name: Option<String>,
 }
 
 impl CallRecord {
@@ -457,6 +464,8 @@ impl CallRecord {
             auth_challenges: 0,
             invite_retransmissions: 0,
             capture_issues: Vec::new(),
+            agent_id: None,
+            agent_name: None,
         }
     }
 }

@@ -25,9 +25,11 @@ pub(crate) enum LegField {
     UserAgent,
     Server,
     FinalReason,
+    /// The node name of the HEP agent that delivered the INVITE.
+    AgentName,
 }
 
-const FIELDS: usize = LegField::FinalReason as usize + 1;
+const FIELDS: usize = LegField::AgentName as usize + 1;
 
 /// Bytes of text kept inside the leg: a carrier's INVITE (UUID Call-ID, E.164 URIs with
 /// parameters, P-Asserted-Identity, User-Agent) fits, with room for the To tag, server and
@@ -171,16 +173,17 @@ mod tests {
             LegField::UserAgent,
             LegField::Server,
             LegField::FinalReason,
+            LegField::AgentName,
         ]
         .into_iter()
         .map(|f| (f, long.as_str()))
         .collect();
         let mut text = LegText::new(&values);
-        assert_eq!(text.heap_bytes(), 12 * 512, "on the heap, exactly sized");
+        assert_eq!(text.heap_bytes(), 13 * 512, "on the heap, exactly sized");
         text.set(LegField::CallId, "short");
         assert_eq!(text.get(LegField::FinalReason), long);
         assert_eq!(text.get(LegField::CallId), "short");
-        assert_eq!(text.heap_bytes(), 11 * 512 + 5, "still exactly sized");
+        assert_eq!(text.heap_bytes(), 12 * 512 + 5, "still exactly sized");
 
         // Cut back to a call's usual size, the text returns inside the leg.
         for &(field, _) in &values[1..] {
@@ -191,7 +194,7 @@ mod tests {
         assert_eq!(text.get(LegField::FinalReason), "y");
         // And grows out again from there.
         text.set(LegField::UserAgent, &long);
-        assert_eq!(text.heap_bytes(), 5 + 10 + 512);
+        assert_eq!(text.heap_bytes(), 5 + 11 + 512);
         assert_eq!(text.get(LegField::UserAgent), long);
         assert_eq!(text.get(LegField::Server), "y");
     }

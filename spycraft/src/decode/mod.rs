@@ -19,7 +19,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use etherparse::{LaxIpSlice, TcpSlice, UdpSlice};
 
-pub use crate::packet::{LinkType, PacketInfo, Transport};
+pub use crate::packet::{Agent, LinkType, PacketInfo, Transport};
 pub use defrag::{DefragCounters, DefragLimits, Defragmenter, Fragment, FragmentKey};
 pub use tcp::{
     Consumed, Continuity, FlowKey, FlowKind, FlowState, Segment, StreamConsumer, TcpCounters,
@@ -42,6 +42,12 @@ const GTP_U_PORT: u16 = 2152;
 pub trait PayloadSink {
     /// One whole message: a UDP datagram, an SCTP DATA chunk, a WebSocket message.
     fn datagram(&mut self, info: &PacketInfo, payload: &[u8]);
+    /// One whole SIP message a capture agent delivered over HEP, as the agent captured it.
+    /// HEP says it is SIP, so the sink need not judge by ports.
+    fn agent_message(&mut self, info: &PacketInfo, payload: &[u8], agent: Agent<'_>) {
+        let _ = agent;
+        self.datagram(info, payload);
+    }
     /// Bytes of a TCP stream that continue its previous bytes as `continuity` says; returns
     /// how many were used (the rest is offered again with more) or that the flow is of no
     /// interest.
@@ -419,7 +425,11 @@ impl Decoder {
             self.counters.duplicates += 1;
             return;
         }
-        sink.datagram(&info, packet.payload);
+        let agent = Agent {
+            id: packet.agent_id,
+            name: packet.node_name.unwrap_or(b""),
+        };
+        sink.agent_message(&info, packet.payload, agent);
     }
 
     fn ip(&mut self, data: &[u8], layer: Layer, sink: &mut dyn PayloadSink) -> Result<(), Skip> {

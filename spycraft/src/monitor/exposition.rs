@@ -270,6 +270,19 @@ fn pipeline(e: &mut DescriptorEncoder<'_>, s: &Summary, live_legs: u64) -> Resul
     counter(e, "limit_hits", "Times a bound was hit: frames cut by the snap length, TCP holes skipped, flows and calls evicted at their caps, fragments dropped, messages over the framing bound.", None, limits.map(|(limit, n)| (vec![("limit", limit.to_owned())], n)))?;
     counter(
         e,
+        "duplicate_frames",
+        "The same datagram seen twice within 20 ms (a mirror copying it from two ports, two HEP agents delivering it), dropped.",
+        None,
+        [(NO_LABELS, d.duplicates)],
+    )?;
+    let hep = [
+        ("sip", d.hep.sip),
+        ("other", d.hep.other),
+        ("malformed", d.hep.malformed),
+    ];
+    counter(e, "hep_decoded_packets", "HEP packets in captured or received traffic, by outcome: SIP taken with the agent's addresses and times, other payload types skipped, malformed dropped.", None, hep.map(|(outcome, n)| (vec![("outcome", outcome.to_owned())], n)))?;
+    counter(
+        e,
         "tcp_capped",
         "TCP bytes dropped by a per-flow or total bound.",
         Some(&Unit::Bytes),

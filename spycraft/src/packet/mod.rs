@@ -147,6 +147,25 @@ impl fmt::Display for Transport {
     }
 }
 
+/// The capture agent that delivered a message over HEP (a switch's siptrace, heplify,
+/// another sensor): its HEP capture agent id and node name. Messages captured here have
+/// [`Agent::NONE`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Agent<'a> {
+    /// HEP chunk 0x0c, the capture agent id.
+    pub id: Option<u32>,
+    /// HEP chunk 0x13, the node name; empty when the agent gave none.
+    pub name: &'a [u8],
+}
+
+impl Agent<'_> {
+    /// No agent: the message was captured by this sensor.
+    pub const NONE: Agent<'static> = Agent {
+        id: None,
+        name: b"",
+    };
+}
+
 /// Where a payload came from and went to, and when.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PacketInfo {

@@ -68,6 +68,8 @@ columns![
     "auth_challenges",
     "invite_retransmissions",
     "capture_issues",
+    "agent_id",
+    "agent_name",
 ];
 
 /// One value of a record, borrowed from it.
@@ -186,6 +188,8 @@ pub fn visit<'r>(r: &'r CallRecord, f: &mut impl Columns<'r>) {
     f.column(46, Value::Number(r.auth_challenges.into()));
     f.column(47, Value::Number(r.invite_retransmissions.into()));
     f.column(48, Value::Issues(&r.capture_issues));
+    f.column(49, number(r.agent_id));
+    f.column(50, text(&r.agent_name));
 }
 
 /// The record's values in [`COLUMNS`] order; empty text for null. Capture issues are joined

@@ -12,7 +12,7 @@ use super::method::Method;
 use super::name_addr::NameAddr;
 use super::parser::{CSeq, Message, ParseError, StartLine};
 use super::syntax::{param, parse_u32, split_values, trim};
-use crate::decode::{PacketInfo, Transport};
+use crate::decode::{Agent, PacketInfo, Transport};
 use crate::packet::Timestamp;
 
 /// The address of an event not yet filled in.
@@ -61,9 +61,11 @@ pub enum Field {
     ReferredBy,
     /// The Call-ID of the dialog an INVITE replaces (RFC 3891: attended transfer).
     Replaces,
+    /// The node name of the HEP agent that delivered the message.
+    AgentName,
 }
 
-const FIELDS: usize = Field::Replaces as usize + 1;
+const FIELDS: usize = Field::AgentName as usize + 1;
 const _: () = assert!(FIELDS * MAX_FIELD <= u16::MAX as usize, "spans fit in u16");
 
 /// The headers whose value ties the legs of one call together (`--collate-header`), in the
@@ -103,6 +105,8 @@ pub struct SipEvent {
     pub media: Media,
     /// Session-Expires, in seconds (RFC 4028).
     pub session_expires: Option<u32>,
+    /// The capture agent id of the HEP agent that delivered the message.
+    pub agent_id: Option<u32>,
     /// The status line of a `message/sipfrag` body (the NOTIFYs of a transfer, RFC 3515).
     pub sipfrag_status: Option<u16>,
     text: String,
@@ -120,7 +124,7 @@ impl SipEvent {
     ) -> Result<Self, ParseError> {
         let collation_headers = CollationHeaders::new(collation_headers);
         let mut event = Self::with_text(String::new());
-        event.fill(&meta, msg, &collation_headers)?;
+        event.fill(&meta, msg, &collation_headers, Agent::NONE)?;
         Ok(event)
     }
 
@@ -142,13 +146,15 @@ impl SipEvent {
             q850_cause: None,
             media: Media::None,
             session_expires: None,
+            agent_id: None,
             sipfrag_status: None,
             text,
             spans: [(0, 0); FIELDS],
         }
     }
 
-    /// Makes this the event for a parsed message, in place, reusing its text buffer: built
+    /// Makes this the event for a parsed message that `agent` delivered (or
+    /// [`Agent::NONE`]), in place, reusing its text buffer: built
     /// where it is to stay (in a batch), the event is never copied whole just after being
     /// written field by field, a copy whose wide loads would each wait for the small stores
     /// before them. On an error the event is left holding part of the message.
@@ -157,6 +163,7 @@ impl SipEvent {
         meta: &PacketInfo,
         msg: &Message<'_, '_>,
         collation_headers: &CollationHeaders,
+        agent: Agent<'_>,
     ) -> Result<(), ParseError> {
         let call_id = msg.call_id().map(trim).ok_or(ParseError::MissingHeader)?;
         let (cseq, cseq_token) = msg.cseq_as_written().ok_or(ParseError::MissingHeader)?;
@@ -209,6 +216,7 @@ impl SipEvent {
             .header(HeaderKind::Replaces)
             .map(|v| trim(v.split(|&b| b == b';').next().unwrap_or(v)))
             .unwrap_or(b"");
+        values[Field::AgentName as usize] = agent.name;
 
         join_fields(&mut self.text, &mut self.spans, &values);
         self.meta = *meta;
@@ -217,6 +225,7 @@ impl SipEvent {
         self.q850_cause = q850_cause(msg);
         self.media = media(msg);
         self.sipfrag_status = sipfrag_status(msg);
+        self.agent_id = agent.id;
         self.session_expires = msg
             .header(HeaderKind::SessionExpires)
             .and_then(|v| parse_u32(trim(v.split(|&b| b == b';').next().unwrap_or(v)), 9));
@@ -646,10 +655,14 @@ Content-Length: 0\r\n\r\n";
         later.vlan = Some(7);
 
         let mut reused = SipEvent::with_text(String::new());
-        reused.fill(&meta(), &first, &collation).expect("event");
+        reused
+            .fill(&meta(), &first, &collation, Agent::NONE)
+            .expect("event");
         assert_eq!(reused.media, Media::Held);
         assert_eq!(reused.session_expires, Some(1800));
-        reused.fill(&later, &second, &collation).expect("event");
+        reused
+            .fill(&later, &second, &collation, Agent::NONE)
+            .expect("event");
         let fresh = SipEvent::from_message(later, &second, &[]).expect("event");
         assert_eq!(reused, fresh);
         assert_eq!(reused.field(Field::Diversion), "");

@@ -60,16 +60,15 @@ pub fn run(settings: &Settings, config: Option<PathBuf>, flags: Layer) -> anyhow
     }
     let mut listeners = Vec::new();
     for config in settings.hep_listeners().context("--hep-password-file")? {
-        let name = format!("hep {}", config.endpoint);
+        let endpoint = config.endpoint.to_string();
         let listener = HepListener::open(config, &STOP)?;
         if !settings.records.quiet {
             eprintln!(
-                "spycraft: listening for HEP on {} ({})",
+                "spycraft: listening for HEP on {} ({endpoint})",
                 listener.local_addr(),
-                &name[4..]
             );
         }
-        listeners.push((name, listener));
+        listeners.push((format!("hep {endpoint}"), listener));
     }
     // Attached and open: nothing from here needs privilege. Dropped before any thread starts
     // (the HTTP server, the readers of several interfaces, PostgreSQL's delivery), since
@@ -213,10 +212,10 @@ pub fn run(settings: &Settings, config: Option<PathBuf>, flags: Layer) -> anyhow
             last_line = Instant::now();
         }
     };
+    // SIP that agents deliver over HEP is taken whatever its ports: HEP says it is SIP.
     let ports = SipPorts {
         ports: filter.ports().to_vec(),
-        // HEP carries SIP whatever its ports: the agent chose it.
-        detect_elsewhere: !settings.hep.listen.is_empty(),
+        detect_elsewhere: false,
     };
     let code = record_run(
         settings,

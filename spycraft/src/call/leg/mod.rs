@@ -139,6 +139,8 @@ pub(crate) struct Leg {
     callee: SocketAddr,
     transport: Transport,
     vlan: Option<u16>,
+    /// The capture agent id of the HEP agent that delivered the INVITE.
+    agent_id: Option<u32>,
 
     phase: Phase,
     invite_cseq: u32,
@@ -238,6 +240,7 @@ impl Leg {
             ),
             (LegField::Diversion, ev.field(Field::Diversion)),
             (LegField::UserAgent, ev.field(Field::Software)),
+            (LegField::AgentName, ev.field(Field::AgentName)),
         ]);
         Self {
             text,
@@ -245,6 +248,7 @@ impl Leg {
             callee: ev.meta.dst,
             transport: ev.meta.transport,
             vlan: ev.meta.vlan,
+            agent_id: ev.agent_id,
             phase: Phase::Trying,
             invite_cseq: ev.cseq.number,
             challenged_cseq: None,
@@ -1051,6 +1055,8 @@ impl Leg {
         r.invite_retransmissions = self.invite_retransmissions;
         r.capture_issues.clear();
         r.capture_issues.extend(self.issues.iter());
+        r.agent_id = self.agent_id;
+        put_some(&mut r.agent_name, text.non_empty(LegField::AgentName));
     }
 
     /// Caller and callee addresses, for the direction.

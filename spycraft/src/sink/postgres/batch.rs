@@ -19,7 +19,7 @@ use super::PostgresError;
 
 /// Column types in [`COLUMNS`] order, then the staging table's `rated_prefix` and
 /// `cost_micros`.
-const TYPES: [Type; 51] = [
+const TYPES: [Type; 53] = [
     Type::UUID,        // id
     Type::TEXT,        // node
     Type::TEXT,        // call_id
@@ -69,6 +69,8 @@ const TYPES: [Type; 51] = [
     Type::INT4,        // auth_challenges
     Type::INT4,        // invite_retransmissions
     Type::JSONB,       // capture_issues
+    Type::INT8,        // agent_id
+    Type::TEXT,        // agent_name
     Type::TEXT,        // rated_prefix
     Type::INT8,        // cost_micros
 ];
@@ -107,10 +109,10 @@ pub async fn write_batch(
         let rated = deck.and_then(|d| d.rate(record));
         let prefix = rated.as_ref().map(|r| r.rate.prefix.as_str());
         let cost = rated.map(|r| r.cost);
-        let mut values = [&None::<&str> as &(dyn ToSql + Sync); 51];
-        values[..49].copy_from_slice(&row.values());
-        values[49] = &prefix;
-        values[50] = &cost;
+        let mut values = [&None::<&str> as &(dyn ToSql + Sync); TYPES.len()];
+        values[..COLUMNS.len()].copy_from_slice(&row.values());
+        values[COLUMNS.len()] = &prefix;
+        values[COLUMNS.len() + 1] = &cost;
         writer.as_mut().write(&values).await?;
     }
     writer.finish().await?;
@@ -185,6 +187,8 @@ struct Row<'a> {
     /// transport, direction, disposition, ended_by, end_reason.
     labels: [&'static str; 5],
     issues: Json<&'a [CaptureIssue]>,
+    agent_id: Option<i64>,
+    agent_name: Option<Cow<'a, str>>,
 }
 
 impl<'a> Row<'a> {
@@ -251,11 +255,13 @@ impl<'a> Row<'a> {
                 r.end_reason.as_str(),
             ],
             issues: Json(&r.capture_issues),
+            agent_id: r.agent_id.map(i64::from),
+            agent_name: opt_text(&r.agent_name),
         }
     }
 
     /// The values in [`COLUMNS`] order.
-    fn values(&self) -> [&(dyn ToSql + Sync); 49] {
+    fn values(&self) -> [&(dyn ToSql + Sync); COLUMNS.len()] {
         let [node, call_id, from_tag, collation_id, from_uri, to_uri] = &self.texts;
         let [to_tag, from_user, to_user, pai, diversion, user_agent, server, final_reason, request_uri] =
             &self.opt_texts;
@@ -314,6 +320,8 @@ impl<'a> Row<'a> {
             challenges,
             retransmissions,
             &self.issues,
+            &self.agent_id,
+            &self.agent_name,
         ]
     }
 }

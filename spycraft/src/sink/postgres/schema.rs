@@ -45,6 +45,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "sip_message table; cdr: rated_prefix and cost",
         sql: include_str!("migrations/0005_messages_and_rating.sql"),
     },
+    Migration {
+        version: 6,
+        name: "cdr: the HEP agent that delivered the call",
+        sql: include_str!("migrations/0006_agent.sql"),
+    },
 ];
 
 /// Key of the session advisory lock held while migrating.
