@@ -34,6 +34,7 @@ use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
 use super::codec::{encode, HepPacket, PROTOCOL_CDR, PROTOCOL_SIP};
+use super::datagrams;
 use super::endpoint::{Endpoint, HepTransport};
 use crate::call::CallRecord;
 use crate::parse_stage::SeenMessage;
@@ -685,28 +686,37 @@ impl Worker {
         socket: UdpSocket,
         unsent: &mut VecDeque<Arc<[u8]>>,
     ) -> Broken {
+        let mut batch: Vec<Arc<[u8]>> = Vec::with_capacity(datagrams::BATCH);
         loop {
-            let packet = match unsent.pop_front() {
+            let first = match unsent.pop_front() {
                 Some(p) => p,
                 None => match self.next().await {
                     Some(p) => p,
                     None => return Broken::Done,
                 },
             };
-            if let Some(pacer) = &mut self.pacer {
-                pacer.wait().await;
-            }
-            match socket.send(&packet).await {
-                Ok(_) => {
-                    Counts::add(&self.counts.sent, 1);
-                    self.working();
+            batch.push(first);
+            match &mut self.pacer {
+                Some(pacer) => pacer.wait().await,
+                // Unpaced, whatever waits goes out together.
+                None => {
+                    while batch.len() < datagrams::BATCH {
+                        match unsent.pop_front().or_else(|| self.incoming.try_recv().ok()) {
+                            Some(p) => batch.push(p),
+                            None => break,
+                        }
+                    }
                 }
-                // Each datagram is tried once: a refusal loses that one, not the socket.
-                Err(e) => {
-                    Counts::add(&self.counts.unreachable, 1);
-                    self.failing(&e);
-                }
             }
+            let outcome = datagrams::send_all(&socket, &batch).await;
+            Counts::add(&self.counts.sent, outcome.sent as u64);
+            // Each datagram is tried once: a refusal loses that one, not the socket.
+            Counts::add(&self.counts.unreachable, outcome.refused as u64);
+            match outcome.error {
+                Some(e) => self.failing(&e),
+                None => self.working(),
+            }
+            batch.clear();
         }
     }
 

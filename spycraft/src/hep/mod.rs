@@ -5,6 +5,7 @@
 //! listener that takes HEP from agents as a capture source.
 
 mod codec;
+mod datagrams;
 pub mod endpoint;
 pub mod export;
 pub mod listen;
