@@ -58,7 +58,7 @@ fn rows_as_json(pg: &Cluster, db: &str) -> Vec<Value> {
          transferred_by, transfer_to, transfer_status, referred_by, transferred_from, disposition, \
          final_status, final_reason, \
          q850_cause, ended_by, \
-         end_reason, auth_challenges, invite_retransmissions, capture_issues \
+         end_reason, auth_challenges, invite_retransmissions, capture_issues, agent_id, agent_name \
          FROM cdr ORDER BY id) t",
         ts("invite_at"),
         ts("ring_at"),
@@ -160,7 +160,7 @@ fn sensors_starting_together_apply_each_migration_once() {
             "cdr",
             "SELECT string_agg(version::text, ',' ORDER BY version) FROM spycraft_migrations"
         ),
-        "1,2,3,4,5"
+        "1,2,3,4,5,6"
     );
     let out = spycraft(&["db", "migrate", "--postgres", &conn]);
     assert!(

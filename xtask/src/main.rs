@@ -255,9 +255,10 @@ fn demo_web() -> Result<()> {
 /// least-privilege test, tcpreplay for the capture benchmark, prometheus (with promtool) to
 /// scrape the sensor, systemd (systemd-analyze) to verify the unit in contrib/, sngrep to
 /// receive HEP, kamailio (siptrace, sipcapture) to send and receive it.
-const TEST_PACKAGES: [&str; 15] = [
+const TEST_PACKAGES: [&str; 16] = [
     "sngrep",
     "kamailio",
+    "freeradius",
     "prometheus",
     "python3-venv",
     "systemd",

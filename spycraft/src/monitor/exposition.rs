@@ -455,6 +455,26 @@ fn outputs(e: &mut DescriptorEncoder<'_>, outputs: &[OutputReport]) -> Result<()
         Some(&Unit::Seconds),
         eachf(&|o| o.delivery.as_ref().map_or(0.0, |d| d.lag_seconds)),
     )?;
+    let requests = outputs.iter().flat_map(|o| {
+        let r = o.delivery.as_ref().and_then(|d| d.requests).into_iter();
+        r.flat_map(move |r| {
+            [
+                ("sent", r.sent),
+                ("acknowledged", r.acknowledged),
+                ("retried", r.retried),
+                ("bad_authenticator", r.bad_authenticator),
+                ("bad_response", r.bad_responses),
+            ]
+            .map(|(outcome, n)| {
+                let labels = vec![
+                    ("output", o.output.clone()),
+                    ("outcome", outcome.to_owned()),
+                ];
+                (labels, n)
+            })
+        })
+    });
+    counter(e, "output_requests", "Requests of outputs that ask a server per record (RADIUS), by outcome: sent, acknowledged, retransmitted, answers refused for their authenticator or otherwise bad.", None, requests)?;
     gauge(e, "output_up", "1 while the output delivers, 0 while its writes fail or its destination cannot be reached.", None, eachf(&|o| if o.trouble().is_some() { 0.0 } else { 1.0 }))
 }
 

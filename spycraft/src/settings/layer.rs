@@ -46,6 +46,9 @@ pub struct Layer {
     /// `[hep]`: HEP export to Homer, sngrep or Kamailio.
     #[serde(default)]
     pub hep: HepLayer,
+    /// `[radius]`: RADIUS accounting.
+    #[serde(default)]
+    pub radius: RadiusLayer,
     /// `[[peer_group]]`: named groups of peers, each with figures of its own in `/metrics`
     /// (settings file only).
     #[serde(default, rename = "peer_group")]
@@ -148,6 +151,47 @@ pub struct HepLayer {
     /// PEM certificates trusted for tls:// collectors [default: the system's].
     #[arg(long = "hep-ca", value_name = "FILE")]
     pub ca: Option<PathBuf>,
+}
+
+/// `[radius]`: each record as RADIUS accounting (RFC 2866), through a spool of its own.
+#[derive(Clone, Debug, Default, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields)]
+pub struct RadiusLayer {
+    /// Send each record as RADIUS accounting to this server (HOST or HOST:PORT, port 1813
+    /// by default); repeatable: tried in order, the next when one does not answer
+    /// [default: none].
+    #[arg(id = "radius", long = "radius", value_name = "HOST[:PORT]")]
+    pub servers: Option<Vec<String>>,
+    /// The shared secret, first line of this file (needed with --radius).
+    #[arg(
+        id = "radius_secret_file",
+        long = "radius-secret-file",
+        value_name = "FILE"
+    )]
+    pub secret_file: Option<PathBuf>,
+    /// NAS-Identifier in every request [default: the sensor's node name].
+    #[arg(
+        id = "radius_nas_identifier",
+        long = "radius-nas-identifier",
+        value_name = "NAME"
+    )]
+    pub nas_identifier: Option<String>,
+    /// Send an unanswered call as Acct-Status-Type Failed (15) rather than a Stop of no
+    /// time.
+    #[arg(id = "radius_failed", long = "radius-failed")]
+    #[serde(default)]
+    pub failed: bool,
+    /// Spool directory holding records until a RADIUS server acknowledges them [default:
+    /// the PostgreSQL spool's directory with `-radius` added].
+    #[arg(id = "radius_spool", long = "radius-spool", value_name = "DIR")]
+    pub spool: Option<PathBuf>,
+    /// Seconds to wait for the first answer; each retransmission waits twice as long
+    /// [default: 2].
+    #[arg(id = "radius_timeout", long = "radius-timeout", value_name = "SECS")]
+    pub timeout_secs: Option<f64>,
+    /// Retransmissions to one server before the next is tried [default: 3].
+    #[arg(id = "radius_retries", long = "radius-retries", value_name = "N")]
+    pub retries: Option<u32>,
 }
 
 /// `[rates]`: the rate deck that prices calls in the web API and its reports.
@@ -421,7 +465,8 @@ macro_rules! layered {
 }
 
 layered! {
-    Layer { sensor, capture, records, calls, postgres, http, rates, hep, peer_groups }
+    Layer { sensor, capture, records, calls, postgres, http, rates, hep, radius, peer_groups }
+    RadiusLayer { servers, secret_file, nas_identifier, failed, spool, timeout_secs, retries }
     HepLayer {
         destinations, node_id, node_name, password_file, rate, queue, cdr, ca, listen, cert, key,
     }

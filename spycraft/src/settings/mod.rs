@@ -77,8 +77,8 @@ use spycraft_common::{PortRange, XdpAction, MAX_KERNEL_SNAP_LEN};
 
 pub use file::{load, parse, SettingsError};
 pub use layer::{
-    CallsLayer, CaptureLayer, HepLayer, HttpLayer, Layer, PostgresLayer, RatesLayer, RecordsLayer,
-    SensorLayer,
+    CallsLayer, CaptureLayer, HepLayer, HttpLayer, Layer, PostgresLayer, RadiusLayer, RatesLayer,
+    RecordsLayer, SensorLayer,
 };
 
 use crate::accounting::{Numbering, RateDeck, RatesError};
@@ -92,6 +92,7 @@ use crate::monitor::peers::{self, PeerGroup, PeerGroupError, PeerGroups};
 use crate::pipeline::{PipelineConfig, SipPorts, DEFAULT_COLLATION_HEADER};
 use crate::secret::{read_secret, SecretError};
 use crate::sink::postgres::{redact_password, PostgresConfig, PostgresError, Target};
+use crate::sink::radius::{RadiusConfig, Timing};
 use crate::sink::spool::{FsyncPolicy, SpoolConfig};
 use crate::sink::Format;
 use crate::store::{DEFAULT_KEEP_MESSAGES_MB, DEFAULT_KEEP_RECORDS};
@@ -134,6 +135,8 @@ pub struct Settings {
     pub rates: RatesSettings,
     /// `[hep]`
     pub hep: HepSettings,
+    /// `[radius]`
+    pub radius: RadiusSettings,
     /// `[[peer_group]]`
     #[serde(rename = "peer_group", skip_serializing_if = "Vec::is_empty")]
     pub peer_groups: Vec<PeerGroup>,
@@ -181,6 +184,35 @@ pub struct HepSettings {
     pub cert: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<PathBuf>,
+}
+
+/// RADIUS accounting. Fields as in [`RadiusLayer`].
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[allow(missing_docs)]
+pub struct RadiusSettings {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub servers: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_file: Option<PathBuf>,
+    pub nas_identifier: String,
+    pub failed: bool,
+    pub spool: PathBuf,
+    pub timeout_secs: f64,
+    pub retries: u32,
+}
+
+/// Why the RADIUS settings cannot work.
+#[derive(Debug, thiserror::Error)]
+pub enum RadiusSettingsError {
+    /// No shared secret given.
+    #[error("--radius needs the shared secret: give --radius-secret-file")]
+    NoSecret,
+    /// The secret file cannot be read.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    /// A timeout that is not a positive number of seconds.
+    #[error("--radius-timeout {0}: expected a positive number of seconds")]
+    Timeout(f64),
 }
 
 /// The rate deck. Fields as in [`RatesLayer`].
@@ -304,9 +336,16 @@ impl Settings {
             http,
             rates,
             hep,
+            radius,
             peer_groups,
         } = flags.over(file);
         let node = sensor.node.unwrap_or_else(crate::hostname);
+        let spool = postgres.spool.unwrap_or_else(|| default_spool_dir(&node));
+        let radius_spool = {
+            let mut dir = spool.clone().into_os_string();
+            dir.push("-radius");
+            PathBuf::from(dir)
+        };
         let mode = capture.mode.unwrap_or_default();
         let timers = Timers::default();
         Self {
@@ -344,7 +383,7 @@ impl Settings {
             postgres: PostgresSettings {
                 url: postgres.url,
                 password_file: postgres.password_file,
-                spool: postgres.spool.unwrap_or_else(|| default_spool_dir(&node)),
+                spool,
                 spool_max_mb: postgres.spool_max_mb.unwrap_or(SPOOL_MAX_MB),
                 spool_fsync: postgres.spool_fsync.unwrap_or_default(),
                 batch_size: postgres.batch_size.unwrap_or(BATCH_SIZE),
@@ -374,6 +413,15 @@ impl Settings {
                 },
             },
             peer_groups: peer_groups.unwrap_or_default(),
+            radius: RadiusSettings {
+                servers: radius.servers.unwrap_or_default(),
+                secret_file: radius.secret_file,
+                nas_identifier: radius.nas_identifier.unwrap_or_else(|| node.clone()),
+                failed: radius.failed,
+                spool: radius.spool.unwrap_or(radius_spool),
+                timeout_secs: radius.timeout_secs.unwrap_or(2.0),
+                retries: radius.retries.unwrap_or(3),
+            },
             hep: HepSettings {
                 destinations: hep.destinations.unwrap_or_default(),
                 node_id: hep.node_id,
@@ -521,6 +569,40 @@ impl Settings {
             wait_when_full: !live,
             drain_timeout: Duration::from_secs(self.postgres.drain_timeout_secs),
             ca: h.ca.clone(),
+        }))
+    }
+
+    /// The RADIUS sink's settings, `None` when no server is named; `live`: a capture.
+    pub fn radius(&self, live: bool) -> Result<Option<RadiusConfig>, RadiusSettingsError> {
+        let r = &self.radius;
+        if r.servers.is_empty() {
+            return Ok(None);
+        }
+        let secret = read_secret(
+            r.secret_file
+                .as_deref()
+                .ok_or(RadiusSettingsError::NoSecret)?,
+        )?;
+        let timeout = Duration::try_from_secs_f64(r.timeout_secs)
+            .ok()
+            .filter(|t| !t.is_zero())
+            .ok_or(RadiusSettingsError::Timeout(r.timeout_secs))?;
+        Ok(Some(RadiusConfig {
+            servers: r.servers.clone(),
+            secret: secret.into_bytes(),
+            nas_identifier: r.nas_identifier.clone(),
+            failed: r.failed,
+            spool: SpoolConfig {
+                dir: r.spool.clone(),
+                max_bytes: self.postgres.spool_max_mb << 20,
+                fsync: self.postgres.spool_fsync,
+            },
+            timing: Timing {
+                timeout,
+                retries: r.retries,
+            },
+            drain_timeout: Duration::from_secs(self.postgres.drain_timeout_secs),
+            live,
         }))
     }
 

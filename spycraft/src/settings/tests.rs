@@ -79,6 +79,15 @@ listen = ["udp://0.0.0.0:9060", "tls://0.0.0.0:9061"]
 cert = "/etc/spycraft/hep.pem"
 key = "/etc/spycraft/hep.key"
 
+[radius]
+servers = ["192.0.2.10", "radius2.example:1646"]
+secret_file = "/etc/spycraft/radius-secret"
+nas_identifier = "sbc-east-1-nas"
+failed = true
+spool = "/var/spool/spycraft/radius"
+timeout_secs = 1.5
+retries = 5
+
 [[peer_group]]
 name = "carrier-a"
 cidrs = ["192.0.2.0/24"]
@@ -409,4 +418,20 @@ fn hep_export_paces_files_and_never_holds_a_live_capture() {
     assert!(missing.is_err_and(|e| e.path == "/nonexistent/hep"));
     let none = Settings::resolve(Layer::default(), Layer::default());
     assert!(none.hep(false).expect("ok").is_none());
+}
+
+#[test]
+fn radius_needs_a_secret_and_spools_beside_the_database() {
+    let s = Settings::resolve(
+        Layer::default(),
+        file("[postgres]\nspool = \"/tmp/s\"\n[radius]\nservers = [\"127.0.0.1\"]\n"),
+    );
+    assert_eq!(s.radius.spool, std::path::PathBuf::from("/tmp/s-radius"));
+    assert_eq!(s.radius.nas_identifier, s.sensor.node);
+    assert!(matches!(
+        s.radius(false),
+        Err(super::RadiusSettingsError::NoSecret)
+    ));
+    let none = Settings::resolve(Layer::default(), Layer::default());
+    assert!(none.radius(false).expect("no servers, no error").is_none());
 }

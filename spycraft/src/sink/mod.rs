@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: AGPL-3.0-or-later
-//! Where call records go: a terminal table, JSON lines, CSV, PostgreSQL (through a spool).
-//! (RADIUS and HEP arrive with their own issues.)
+//! Where call records go: a terminal table, JSON lines, CSV, PostgreSQL and RADIUS (each
+//! through a spool).
 //!
 //! Every output keeps the same contract: a write that fails is reported when it happens,
 //! what could not be written is held (in memory up to a bound, or in the spool) and retried,
@@ -14,6 +14,7 @@ mod jsonl;
 mod outbox;
 mod outputs;
 pub mod postgres;
+pub mod radius;
 pub mod spool;
 mod table;
 
@@ -43,6 +44,9 @@ pub enum SinkError {
     /// The database failed.
     #[error(transparent)]
     Postgres(#[from] postgres::PostgresError),
+    /// RADIUS accounting failed.
+    #[error(transparent)]
+    Radius(#[from] radius::RadiusError),
 }
 
 /// A destination for call records.
@@ -92,6 +96,25 @@ pub struct DeliveryStatus {
     pub lag_seconds: f64,
     /// Why the destination cannot be reached now, if it cannot.
     pub unreachable: Option<String>,
+    /// Requests and their answers, for outputs that ask a server per record (RADIUS).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests: Option<RequestCounts>,
+}
+
+/// What an output that asks a server per record (RADIUS) sent and got back.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RequestCounts {
+    /// Requests sent (each once, retransmissions apart).
+    pub sent: u64,
+    /// Requests a server acknowledged.
+    pub acknowledged: u64,
+    /// Retransmissions.
+    pub retried: u64,
+    /// Answers refused for their authenticator.
+    pub bad_authenticator: u64,
+    /// Answers that were no answer to an outstanding request (another code, truncated,
+    /// stale).
+    pub bad_responses: u64,
 }
 
 /// What became of the records handed to an output.

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 use spycraft::inspect::dump::HostFilter;
 use spycraft::settings::{
-    CallsLayer, CaptureLayer, HepLayer, HttpLayer, Layer, PostgresLayer, RatesLayer, RecordsLayer,
-    SensorLayer,
+    CallsLayer, CaptureLayer, HepLayer, HttpLayer, Layer, PostgresLayer, RadiusLayer, RatesLayer,
+    RecordsLayer, SensorLayer,
 };
 use spycraft_common::PortRange;
 
@@ -195,6 +195,8 @@ pub struct RecordArgs {
     pub rates: RatesLayer,
     #[command(flatten)]
     pub hep: HepLayer,
+    #[command(flatten)]
+    pub radius: RadiusLayer,
 }
 
 impl RecordArgs {
@@ -208,6 +210,7 @@ impl RecordArgs {
             http: take(&mut self.http),
             rates: take(&mut self.rates),
             hep: take(&mut self.hep),
+            radius: take(&mut self.radius),
             ..layer
         }
     }

@@ -20,6 +20,7 @@ use spycraft::settings::Settings;
 use spycraft::sink::calls::{CallFormat, CallSink};
 use spycraft::sink::postgres::messages::{MessageReport, MessageWriter};
 use spycraft::sink::postgres::PostgresSink;
+use spycraft::sink::radius::RadiusSink;
 use spycraft::sink::{sink_for, CsvSink, Format, Outputs, RecordSink, SinkError, TableSink};
 
 use crate::notify::Notifier;
@@ -260,9 +261,9 @@ fn describe_hep(r: &HepReport) -> String {
     line
 }
 
-/// The database (opened first: a wrong URL or schema fails before a long run) and the file or
-/// standard output. With a database, records go to standard output only when a format or file
-/// is asked for. A capture's file is reopened on SIGHUP (log rotation).
+/// The database and the RADIUS servers (opened first: a wrong URL, schema or server fails
+/// before a long run) and the file or standard output. With either, records go to standard
+/// output only when a format or file is asked for. A capture's file is reopened on SIGHUP (log rotation).
 fn open_outputs(settings: &Settings, run: Run) -> anyhow::Result<Outputs> {
     let records = &settings.records;
     let mut outputs = Outputs::new(Some(&STOP));
@@ -273,6 +274,10 @@ fn open_outputs(settings: &Settings, run: Run) -> anyhow::Result<Outputs> {
         config.deck = settings.rate_deck()?.map(Arc::new);
         let name = format!("PostgreSQL at {}", config.target.describe());
         outputs.add(name, Box::new(PostgresSink::start(config)?));
+    }
+    if let Some(config) = settings.radius(run == Run::Capture).context("--radius")? {
+        let name = format!("RADIUS at {}", config.servers.join(", "));
+        outputs.add(name, Box::new(RadiusSink::start(config)?));
     }
     if !outputs.is_empty() && records.format.is_none() && records.output.is_none() {
         return Ok(outputs);

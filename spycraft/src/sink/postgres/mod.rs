@@ -333,6 +333,7 @@ impl RecordSink for PostgresSink {
             backlog_bytes: backlog.bytes,
             lag_seconds,
             unreachable: self.control.unreachable.lock().ok().and_then(|u| u.clone()),
+            requests: None,
         })
     }
 
