@@ -426,11 +426,11 @@ fn radius_needs_a_secret_and_spools_beside_the_database() {
         Layer::default(),
         file("[postgres]\nspool = \"/tmp/s\"\n[radius]\nservers = [\"127.0.0.1\"]\n"),
     );
-    assert_eq!(s.radius.spool, std::path::PathBuf::from("/tmp/s-radius"));
+    assert_eq!(s.radius.spool, PathBuf::from("/tmp/s-radius"));
     assert_eq!(s.radius.nas_identifier, s.sensor.node);
     assert!(matches!(
         s.radius(false),
-        Err(super::RadiusSettingsError::NoSecret)
+        Err(RadiusSettingsError::NoSecret)
     ));
     let none = Settings::resolve(Layer::default(), Layer::default());
     assert!(none.radius(false).expect("no servers, no error").is_none());
