@@ -174,7 +174,7 @@ fn sensors_starting_together_apply_each_migration_once() {
     let status = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));
     for line in [
-        "schema:     version 5",
+        "schema:     version 6",
         "records:    0",
         "partitions: none yet",
     ] {
