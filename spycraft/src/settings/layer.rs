@@ -15,6 +15,7 @@ use crate::call::HostPrefix;
 use crate::capture::{CaptureInterface, CaptureMode, XdpAttach};
 use crate::hep::Endpoint;
 use crate::monitor::PeerGroup;
+use crate::sink::radius::Dictionary;
 use crate::sink::spool::FsyncPolicy;
 use crate::sink::Format;
 
@@ -192,6 +193,10 @@ pub struct RadiusLayer {
     /// Retransmissions to one server before the next is tried [default: 3].
     #[arg(id = "radius_retries", long = "radius-retries", value_name = "N")]
     pub retries: Option<u32>,
+    /// Attributes beside RFC 2866's and Cisco's: `kamailio` adds acc_radius's Sip-* ones
+    /// [default: cisco].
+    #[arg(id = "radius_dictionary", long = "radius-dictionary", value_enum)]
+    pub dictionary: Option<Dictionary>,
 }
 
 /// `[rates]`: the rate deck that prices calls in the web API and its reports.
@@ -466,7 +471,9 @@ macro_rules! layered {
 
 layered! {
     Layer { sensor, capture, records, calls, postgres, http, rates, hep, radius, peer_groups }
-    RadiusLayer { servers, secret_file, nas_identifier, failed, spool, timeout_secs, retries }
+    RadiusLayer {
+        servers, secret_file, nas_identifier, failed, spool, timeout_secs, retries, dictionary,
+    }
     HepLayer {
         destinations, node_id, node_name, password_file, rate, queue, cdr, ca, listen, cert, key,
     }

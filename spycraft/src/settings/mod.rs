@@ -92,7 +92,7 @@ use crate::monitor::peers::{self, PeerGroup, PeerGroupError, PeerGroups};
 use crate::pipeline::{PipelineConfig, SipPorts, DEFAULT_COLLATION_HEADER};
 use crate::secret::{read_secret, SecretError};
 use crate::sink::postgres::{redact_password, PostgresConfig, PostgresError, Target};
-use crate::sink::radius::{RadiusConfig, Timing};
+use crate::sink::radius::{Dictionary, RadiusConfig, Timing};
 use crate::sink::spool::{FsyncPolicy, SpoolConfig};
 use crate::sink::Format;
 use crate::store::{DEFAULT_KEEP_MESSAGES_MB, DEFAULT_KEEP_RECORDS};
@@ -199,6 +199,7 @@ pub struct RadiusSettings {
     pub spool: PathBuf,
     pub timeout_secs: f64,
     pub retries: u32,
+    pub dictionary: Dictionary,
 }
 
 /// Why the RADIUS settings cannot work.
@@ -421,6 +422,7 @@ impl Settings {
                 spool: radius.spool.unwrap_or(radius_spool),
                 timeout_secs: radius.timeout_secs.unwrap_or(2.0),
                 retries: radius.retries.unwrap_or(3),
+                dictionary: radius.dictionary.unwrap_or_default(),
             },
             hep: HepSettings {
                 destinations: hep.destinations.unwrap_or_default(),
@@ -592,6 +594,7 @@ impl Settings {
             secret: secret.into_bytes(),
             nas_identifier: r.nas_identifier.clone(),
             failed: r.failed,
+            dictionary: r.dictionary,
             spool: SpoolConfig {
                 dir: r.spool.clone(),
                 max_bytes: self.postgres.spool_max_mb << 20,

@@ -87,6 +87,7 @@ failed = true
 spool = "/var/spool/spycraft/radius"
 timeout_secs = 1.5
 retries = 5
+dictionary = "kamailio"
 
 [[peer_group]]
 name = "carrier-a"

@@ -38,6 +38,48 @@ mod cisco {
     pub const DISCONNECT_CAUSE: u8 = 30;
 }
 
+/// Kamailio acc_radius's attributes (FreeRADIUS's dictionary.openser). Their numbers are
+/// outside the RFC space's assignments of the day and clash with later ones (RFC 3576's
+/// Error-Cause is 101), so they are sent only when asked for.
+mod sip {
+    pub const SERVICE_TYPE: u8 = 6;
+    /// Service-Type's value for a SIP session.
+    pub const SIP_SESSION: u32 = 15;
+    pub const METHOD: u8 = 101;
+    pub const RESPONSE_CODE: u8 = 102;
+    pub const TO_TAG: u8 = 104;
+    pub const FROM_TAG: u8 = 105;
+    pub const TRANSLATED_REQUEST_URI: u8 = 107;
+    pub const SRC_IP: u8 = 108;
+    pub const SRC_PORT: u8 = 109;
+    /// Sip-Method values.
+    pub const INVITE: u32 = 1;
+    pub const CANCEL: u32 = 2;
+    pub const BYE: u32 = 8;
+}
+
+/// Which attributes a request carries beside RFC 2866's and Cisco's.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Dictionary {
+    /// RFC 2866 and Cisco's voice attributes.
+    #[default]
+    Cisco,
+    /// Also Kamailio acc_radius's `Sip-*` attributes (the server must load FreeRADIUS's
+    /// dictionary.openser: their numbers clash with standard ones).
+    Kamailio,
+}
+
 /// Acct-Status-Type values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
@@ -83,7 +125,13 @@ pub fn statuses(record: &CallRecord, failed: bool) -> &'static [Status] {
 }
 
 /// The attributes of `record`'s request of `status`, sent `delay` seconds after the event.
-pub fn attributes(record: &CallRecord, status: Status, nas: &Nas, delay: u32) -> Attributes {
+pub fn attributes(
+    record: &CallRecord,
+    status: Status,
+    nas: &Nas,
+    delay: u32,
+    dictionary: Dictionary,
+) -> Attributes {
     let mut a = Attributes::new();
     let id = record.id.to_string();
     a.integer(kind::ACCT_STATUS_TYPE, status as u32)
@@ -158,7 +206,31 @@ pub fn attributes(record: &CallRecord, status: Status, nas: &Nas, delay: u32) ->
         cisco::AVPAIR,
         &format!("call-id={}", record.call_id),
     );
+    if dictionary == Dictionary::Kamailio {
+        kamailio(&mut a, record, status);
+    }
     a
+}
+
+/// What Kamailio's acc_radius adds: the request accounted (the INVITE's 2xx for a Start, the
+/// BYE or CANCEL for a Stop, the INVITE's failure otherwise), its status and the dialog.
+fn kamailio(a: &mut Attributes, record: &CallRecord, status: Status) {
+    let method = match (status, record.end_reason) {
+        (Status::Stop, EndReason::Bye) => sip::BYE,
+        (Status::Stop, EndReason::Cancel) => sip::CANCEL,
+        _ => sip::INVITE,
+    };
+    a.integer(sip::SERVICE_TYPE, sip::SIP_SESSION)
+        .integer(sip::METHOD, method)
+        .integer(
+            sip::RESPONSE_CODE,
+            u32::from(record.final_status.unwrap_or(0)),
+        )
+        .text(sip::FROM_TAG, &record.from_tag)
+        .text(sip::TO_TAG, record.to_tag.as_deref().unwrap_or(""))
+        .text(sip::TRANSLATED_REQUEST_URI, &record.request_uri)
+        .text(sip::SRC_IP, &record.caller_ip.to_string())
+        .text(sip::SRC_PORT, &record.caller_port.to_string());
 }
 
 /// Acct-Session-Time: whole seconds of billable time (rounded down, as billing expects).
@@ -323,7 +395,7 @@ mod tests {
             identifier: "sensor-1".into(),
             address: Some("192.0.2.7".parse().expect("address")),
         };
-        let stop = decoded(&attributes(&r, Status::Stop, &nas, 3));
+        let stop = decoded(&attributes(&r, Status::Stop, &nas, 3, Dictionary::Cisco));
         assert_eq!(integer_of(&stop, kind::ACCT_STATUS_TYPE), Some(2));
         assert_eq!(
             text_of(&stop, kind::ACCT_SESSION_ID).as_deref(),
@@ -373,7 +445,7 @@ mod tests {
             Some("call-id=abc@host")
         );
 
-        let start = decoded(&attributes(&r, Status::Start, &nas, 0));
+        let start = decoded(&attributes(&r, Status::Start, &nas, 0, Dictionary::Cisco));
         assert_eq!(integer_of(&start, kind::ACCT_STATUS_TYPE), Some(1));
         assert_eq!(
             integer_of(&start, kind::EVENT_TIMESTAMP),
@@ -397,7 +469,7 @@ mod tests {
             identifier: "n".into(),
             address: Some("2001:db8::7".parse().expect("address")),
         };
-        let stop = decoded(&attributes(&r, Status::Failed, &nas, 0));
+        let stop = decoded(&attributes(&r, Status::Failed, &nas, 0, Dictionary::Cisco));
         assert_eq!(integer_of(&stop, kind::ACCT_STATUS_TYPE), Some(15));
         assert_eq!(integer_of(&stop, kind::ACCT_SESSION_TIME), Some(0));
         assert_eq!(
@@ -410,6 +482,37 @@ mod tests {
             .any(|(k, v)| *k == kind::NAS_IPV6_ADDRESS && v.len() == 16));
         r.q850_cause = Some(34);
         assert_eq!(q850_cause(&r), 34, "the record's own cause wins");
+    }
+
+    #[test]
+    fn kamailio_attributes_only_when_asked_for() {
+        let mut r = record();
+        r.from_tag = "f1".into();
+        r.to_tag = Some("t1".into());
+        r.caller_ip = "192.0.2.1".parse().expect("address");
+        r.caller_port = 5062;
+        let nas = Nas {
+            identifier: "n".into(),
+            address: None,
+        };
+        let plain = decoded(&attributes(&r, Status::Stop, &nas, 0, Dictionary::Cisco));
+        assert!(plain.iter().all(|(k, _)| *k < 100 || *k == 26), "{plain:?}");
+        let stop = decoded(&attributes(&r, Status::Stop, &nas, 0, Dictionary::Kamailio));
+        assert_eq!(integer_of(&stop, sip::SERVICE_TYPE), Some(15));
+        assert_eq!(integer_of(&stop, sip::METHOD), Some(sip::BYE));
+        assert_eq!(integer_of(&stop, sip::RESPONSE_CODE), Some(200));
+        assert_eq!(text_of(&stop, sip::FROM_TAG).as_deref(), Some("f1"));
+        assert_eq!(text_of(&stop, sip::TO_TAG).as_deref(), Some("t1"));
+        assert_eq!(text_of(&stop, sip::SRC_IP).as_deref(), Some("192.0.2.1"));
+        assert_eq!(text_of(&stop, sip::SRC_PORT).as_deref(), Some("5062"));
+        let start = decoded(&attributes(
+            &r,
+            Status::Start,
+            &nas,
+            0,
+            Dictionary::Kamailio,
+        ));
+        assert_eq!(integer_of(&start, sip::METHOD), Some(sip::INVITE));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::net::UdpSocket;
 
-use super::accounting::{self, Nas, Status};
+use super::accounting::{self, Dictionary, Nas, Status};
 use super::packet::{check_response, PacketError, MAX_PACKET};
 use crate::call::{CallRecord, Timestamp};
 
@@ -77,6 +77,7 @@ pub struct Client {
     servers: Vec<SocketAddr>,
     secret: Vec<u8>,
     nas_identifier: String,
+    dictionary: Dictionary,
     timing: Timing,
     /// A live capture: Acct-Delay-Time is the time since the event; reading files, the time
     /// since the first try (their events are from the past).
@@ -103,6 +104,7 @@ impl Client {
             servers,
             secret,
             nas_identifier,
+            dictionary: Dictionary::default(),
             timing,
             live,
             sockets,
@@ -110,6 +112,12 @@ impl Client {
             next_id: 0,
             buffer: vec![0; MAX_PACKET],
         }
+    }
+
+    /// Adds the attributes of `dictionary` to every request.
+    pub fn with_dictionary(mut self, dictionary: Dictionary) -> Self {
+        self.dictionary = dictionary;
+        self
     }
 
     /// Sends `record`'s request of `status` until a server acknowledges it; between rounds
@@ -173,7 +181,7 @@ impl Client {
         };
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
-        let request = accounting::attributes(record, status, &nas, delay)
+        let request = accounting::attributes(record, status, &nas, delay, self.dictionary)
             .request(id, &self.secret)
             .map_err(io::Error::other)?;
         let mut wait = self.timing.timeout;

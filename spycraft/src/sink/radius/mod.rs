@@ -25,7 +25,7 @@ use super::spool::{self, SpoolConfig, SpoolError, SpoolReader, SpoolWriter};
 use super::{DeliveryStatus, RecordSink, RequestCounts, SinkError, Tally};
 use crate::call::CallRecord;
 
-pub use accounting::{cisco_time, q850_cause, terminate_cause, Status};
+pub use accounting::{cisco_time, q850_cause, terminate_cause, Dictionary, Status};
 pub use client::{ClientCounts, Timing};
 pub use packet::{check_response, Attributes, PacketError};
 
@@ -43,6 +43,8 @@ pub struct RadiusConfig {
     pub nas_identifier: String,
     /// An unanswered call as Acct-Status-Type Failed rather than a Stop of no time.
     pub failed: bool,
+    /// Attributes beside RFC 2866's and Cisco's.
+    pub dictionary: Dictionary,
     /// The spool in front of the servers.
     pub spool: SpoolConfig,
     /// How long to wait for answers, and how often to ask again.
@@ -177,7 +179,8 @@ impl RadiusSink {
             config.nas_identifier.clone(),
             config.timing,
             config.live,
-        );
+        )
+        .with_dictionary(config.dictionary);
         let delivery = {
             let control = control.clone();
             let failed = config.failed;
