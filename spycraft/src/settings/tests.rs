@@ -385,6 +385,8 @@ fn reads_the_reference_in_the_manual() {
     );
     assert_eq!(s.peer_groups.len(), 1);
     assert_eq!(s.peer_groups().expect("valid").len(), 1);
+    assert_eq!(s.radius.servers.len(), 2);
+    assert_eq!(s.radius.dictionary, Dictionary::Cisco);
 }
 
 /// Files are paced and wait for the collector; a live capture is neither; the node name
