@@ -14,7 +14,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::process::{interrupt, may_capture, place_calls, Reaped};
+use support::http::{get, sample, serving_addr};
+use support::process::{interrupt, may_capture, place_calls, Reaped, Said};
 use support::{scratch, spycraft, text, utf8};
 
 /// The secret the server and spycraft share.
@@ -359,12 +360,33 @@ fn freeradius_takes_every_record_once_through_an_outage_and_a_kill() {
     let exchange = dir.join("radius.pcap");
     let capture = tcpdump(&exchange, "udp port 25290");
     let out_1 = dir.join("records-1.jsonl");
-    let out = analyze(&pcap, &server, &dir.join("spool-1"), &out_1)
-        .output()
+    // Serving /metrics a while after the run, to read its request counts.
+    let mut child = analyze(&pcap, &server, &dir.join("spool-1"), &out_1)
+        .args(["--http", "127.0.0.1:0", "--linger", "60"])
+        .spawn()
         .expect("spycraft");
+    let lines = Said::new(child.stderr.take().expect("stderr"));
+    let running = Reaped::spawn_from(child);
+    let http = serving_addr(&lines);
+    let mut said = lines
+        .wait_for("RADIUS: 300 records acknowledged", Duration::from_secs(60))
+        .join("\n");
+    let metrics = get(http, "/metrics").1;
+    interrupt(running.child());
+    let status = running.output().status;
+    said.push('\n');
+    said.push_str(&lines.rest().join("\n"));
     stop(capture);
-    let said = text(&out.stderr);
-    assert!(out.status.success(), "{said}");
+    assert!(status.success(), "{said}");
+    let requests = |outcome: &str| {
+        let series = format!(
+            "spycraft_output_requests_total{{output=\"RADIUS at 127.0.0.1:25290\",outcome=\"{outcome}\"}}"
+        );
+        sample(&metrics, &series)
+    };
+    assert_eq!(requests("sent"), Some(375.0), "{metrics}");
+    assert_eq!(requests("acknowledged"), Some(375.0));
+    assert_eq!(requests("bad_authenticator"), Some(0.0));
     let want = records(&out_1);
     assert_eq!(want.len(), 300, "{said}");
     let mut dispositions = BTreeMap::new();
