@@ -159,19 +159,7 @@ fn tcpdump(pcap: &Path, collector: SocketAddr) -> Reaped {
         text(&filter.stdout).trim(),
         collector.port()
     );
-    let tcpdump = Reaped::spawn(
-        Command::new("tcpdump")
-            .args(["-i", "lo", "-U", "-w", utf8(pcap), &filter])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    );
-    // tcpdump has opened its socket once the file has its header.
-    let until = Instant::now() + Duration::from_secs(10);
-    while std::fs::metadata(pcap).map_or(0, |m| m.len()) == 0 {
-        assert!(Instant::now() < until, "tcpdump never started");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    tcpdump
+    support::process::tcpdump(pcap, &filter)
 }
 
 /// `got` equals `want` field by field; times (`*_at`) and durations (`*_ms`) within 20 ms,

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::http::{get, sample, serving_addr};
-use support::process::{interrupt, may_capture, place_calls, Reaped, Said};
+use support::process::{interrupt, may_capture, place_calls, tcpdump, Reaped, Said};
 use support::{scratch, spycraft, text, utf8};
 
 /// The secret the server and spycraft share.
@@ -200,28 +200,19 @@ fn sipp(script: &str, port: u16) -> Command {
     sipp
 }
 
-/// tcpdump on loopback of `filter`, writing `pcap`, once it has started.
-fn tcpdump(pcap: &Path, filter: &str) -> Reaped {
-    let tcpdump = Reaped::spawn(
-        Command::new("tcpdump")
-            .args([
-                "-i",
-                "lo",
-                "-U",
-                "--immediate-mode",
-                "-w",
-                utf8(pcap),
-                filter,
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    );
-    let until = Instant::now() + Duration::from_secs(10);
-    while std::fs::metadata(pcap).map_or(0, |m| m.len()) == 0 {
-        assert!(Instant::now() < until, "tcpdump never started");
-        std::thread::sleep(Duration::from_millis(50));
+/// tshark printing `fields` of the RADIUS packets in `exchange`, authenticators checked with
+/// `secret`. Two passes: on one, a request is shown before tshark has met its response.
+fn checked_by_tshark(exchange: &Path, secret: &str, fields: &[&str]) -> Command {
+    let mut tshark = Command::new("tshark");
+    tshark
+        .args(["-2", "-n", "-d", "udp.port==25290,radius", "-r"])
+        .arg(exchange)
+        .args(["-o", &format!("radius.shared_secret:{secret}")])
+        .args(["-o", "radius.validate_authenticator:TRUE", "-T", "fields"]);
+    for field in fields {
+        tshark.args(["-e", field]);
     }
-    tcpdump
+    tshark
 }
 
 fn stop(tcpdump: Reaped) {
@@ -406,28 +397,12 @@ fn freeradius_takes_every_record_once_through_an_outage_and_a_kill() {
     let tshark = support::process::installed(
         "tshark",
         "tshark",
-        Command::new("tshark")
-            // Two passes: on one, a request is shown before tshark has met its response.
-            .args([
-                "-2",
-                "-r",
-                utf8(&exchange),
-                "-n",
-                "-d",
-                "udp.port==25290,radius",
-            ])
-            .args(["-o", &format!("radius.shared_secret:{SECRET}")])
-            .args(["-o", "radius.validate_authenticator:TRUE"])
-            .args([
-                "-T",
-                "fields",
-                "-e",
-                "radius.code",
-                "-e",
-                "radius.authenticator.valid",
-            ])
-            .args(["-e", "radius.authenticator.invalid"])
-            .output(),
+        checked_by_tshark(
+            &exchange,
+            SECRET,
+            &["radius.code", "radius.authenticator.valid"],
+        )
+        .output(),
     );
     if let Some(tshark) = tshark {
         let fields = text(&tshark.stdout);
@@ -446,18 +421,7 @@ fn freeradius_takes_every_record_once_through_an_outage_and_a_kill() {
             "every authenticator valid:\n{fields}"
         );
         // And the check has teeth: with another secret, none is.
-        let wrong = Command::new("tshark")
-            .args([
-                "-2",
-                "-r",
-                utf8(&exchange),
-                "-n",
-                "-d",
-                "udp.port==25290,radius",
-            ])
-            .args(["-o", "radius.shared_secret:wrong"])
-            .args(["-o", "radius.validate_authenticator:TRUE"])
-            .args(["-T", "fields", "-e", "radius.authenticator.invalid"])
+        let wrong = checked_by_tshark(&exchange, "wrong", &["radius.authenticator.invalid"])
             .output()
             .expect("tshark");
         let wrong = text(&wrong.stdout);

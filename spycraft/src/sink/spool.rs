@@ -27,6 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::{DeliveryStatus, Tally};
 use crate::call::CallRecord;
 
 /// A segment is closed and a new one begun past this size.
@@ -294,6 +295,39 @@ impl SpoolWriter {
     /// Records held in memory after a failed write.
     pub fn held(&self) -> u64 {
         self.held.len() as u64
+    }
+    /// What became of the records this writer took, for an output delivering from it:
+    /// `left`, once delivery has stopped, is what it left in the spool; until then the
+    /// backlog is.
+    pub fn tally(&self, left: Option<u64>) -> Tally {
+        Tally {
+            records: self.records(),
+            delivered: self.delivered(),
+            kept: left.unwrap_or_else(|| self.backlog().records),
+            held: self.held(),
+            lost: self.lost(),
+        }
+    }
+
+    /// How delivery from this spool stands: its backlog, and while records wait, the time
+    /// since `last_delivery`.
+    pub fn delivery_status(
+        &self,
+        last_delivery: Option<Instant>,
+        unreachable: Option<String>,
+    ) -> DeliveryStatus {
+        let backlog = self.backlog();
+        let lag_seconds = match last_delivery {
+            Some(t) if backlog.records > 0 => t.elapsed().as_secs_f64(),
+            _ => 0.0,
+        };
+        DeliveryStatus {
+            backlog_records: backlog.records,
+            backlog_bytes: backlog.bytes,
+            lag_seconds,
+            unreachable,
+            requests: None,
+        }
     }
 
     /// Records given up on.

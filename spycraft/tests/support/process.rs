@@ -178,3 +178,22 @@ pub fn installed<T>(tool: &str, package: &str, run: std::io::Result<T>) -> Optio
         }
     }
 }
+
+/// tcpdump on loopback writing what `filter` selects to `pcap` (packet by packet), once it
+/// has started: the file has its header when its socket is open.
+pub fn tcpdump(pcap: &std::path::Path, filter: &str) -> Reaped {
+    let tcpdump = Reaped::spawn(
+        Command::new("tcpdump")
+            .args(["-i", "lo", "-U", "--immediate-mode", "-w"])
+            .arg(pcap)
+            .arg(filter)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+    );
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::metadata(pcap).map_or(0, |m| m.len()) == 0 {
+        assert!(std::time::Instant::now() < until, "tcpdump never started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    tcpdump
+}

@@ -323,32 +323,13 @@ impl RecordSink for PostgresSink {
     }
 
     fn delivery(&self) -> Option<DeliveryStatus> {
-        let backlog = self.spool.backlog();
-        let lag_seconds = match self.control.last_delivery.lock() {
-            Ok(t) if backlog.records > 0 => t.map_or(0.0, |t| t.elapsed().as_secs_f64()),
-            _ => 0.0,
-        };
-        Some(DeliveryStatus {
-            backlog_records: backlog.records,
-            backlog_bytes: backlog.bytes,
-            lag_seconds,
-            unreachable: self.control.unreachable.lock().ok().and_then(|u| u.clone()),
-            requests: None,
-        })
+        let last = self.control.last_delivery.lock().ok().and_then(|t| *t);
+        let unreachable = self.control.unreachable.lock().ok().and_then(|u| u.clone());
+        Some(self.spool.delivery_status(last, unreachable))
     }
 
     fn tally(&self) -> Option<Tally> {
-        let kept = match self.report {
-            Some(report) => report.undelivered,
-            None => self.spool.backlog().records,
-        };
-        Some(Tally {
-            records: self.spool.records(),
-            delivered: self.spool.delivered(),
-            kept,
-            held: self.spool.held(),
-            lost: self.spool.lost(),
-        })
+        Some(self.spool.tally(self.report.map(|r| r.undelivered)))
     }
 
     fn counters(&mut self, source: &str, counters: &serde_json::Value) {
