@@ -17,7 +17,7 @@ use serde_json::Value;
 use support::hep::{
     analyzed, free_udp_port, micros, start_collector_writing, stop_collector, wait_udp_listening,
 };
-use support::process::{installed, interrupt, may_capture, place_calls, Reaped};
+use support::process::{installed, may_capture, place_calls, Tcpdump};
 use support::{pcaps, records, scratch, spycraft, text, utf8};
 
 /// Where the proxy listens (UDP for SIP; TCP too, for siptrace's HEP over TCP).
@@ -148,7 +148,7 @@ fn sipp(script: &str, port: u16) -> Command {
 }
 
 /// tcpdump on loopback of every SIP port of the run, without the HEP stream to `collector`.
-fn tcpdump(pcap: &Path, collector: SocketAddr) -> Reaped {
+fn tcpdump(pcap: &Path, collector: SocketAddr) -> Tcpdump {
     let mut ports = vec![PROXY.to_string()];
     for (_, _, callee, caller) in KINDS {
         ports.extend([callee.to_string(), caller.to_string()]);
@@ -159,7 +159,7 @@ fn tcpdump(pcap: &Path, collector: SocketAddr) -> Reaped {
         text(&filter.stdout).trim(),
         collector.port()
     );
-    support::process::tcpdump(pcap, &filter)
+    Tcpdump::start(pcap, &filter)
 }
 
 /// `got` equals `want` field by field; times (`*_at`) and durations (`*_ms`) within 20 ms,
@@ -187,7 +187,12 @@ fn same_records(got: &BTreeMap<(String, String), Value>, want: &BTreeMap<(String
                 }
                 _ => g == w,
             };
-            assert!(close, "{key:?} {field}: got {g}, tcpdump gave {w}");
+            assert!(
+                close,
+                "{key:?} {field}: got {g}, tcpdump gave {w}\ngot {}\nwant {}",
+                got,
+                Value::Object(want.clone())
+            );
         }
     }
 }
@@ -213,8 +218,7 @@ fn kamailio_siptrace_gives_the_collector_the_records_of_the_wire() {
         drop(proxy);
         let (got, said) = stop_collector(collector, &said, &out);
         std::thread::sleep(Duration::from_millis(300));
-        interrupt(tcpdump.child());
-        drop(tcpdump.output());
+        tcpdump.stop();
 
         let want = records(&analyzed(&[utf8(&pcap)]));
         let got = records(&got);

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::process::{interrupt, may_capture, place_calls, Reaped};
+use support::process::{interrupt, may_capture, place_calls, Reaped, Tcpdump};
 use support::{scratch, spycraft, text, utf8};
 
 /// Scenario pairs (callee script, caller script, callee port, caller port), each placing three
@@ -67,21 +67,7 @@ fn libpcap_live_capture_gives_the_records_offline_analysis_gives() {
             .stderr(Stdio::piped()),
     );
     // Debian's tcpdump package.
-    let tcpdump = Reaped::spawn(
-        Command::new("tcpdump")
-            .args([
-                "-i",
-                "lo",
-                "-n",
-                "-U",
-                "--immediate-mode",
-                "-w",
-                utf8(&pcap),
-            ])
-            .arg(filter.trim())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    );
+    let tcpdump = Tcpdump::start(&pcap, filter.trim());
     std::thread::sleep(Duration::from_millis(1500));
 
     place_calls(&PAIRS, sipp, &[]);
@@ -89,7 +75,6 @@ fn libpcap_live_capture_gives_the_records_offline_analysis_gives() {
 
     let stopped = Instant::now();
     interrupt(sensor.child());
-    interrupt(tcpdump.child());
     let out = sensor.output();
     assert!(
         stopped.elapsed() < Duration::from_secs(5),
@@ -102,7 +87,7 @@ fn libpcap_live_capture_gives_the_records_offline_analysis_gives() {
         "{stderr}"
     );
     assert!(stderr.contains("libpcap: "), "{stderr}");
-    tcpdump.output();
+    tcpdump.stop();
 
     let offline = spycraft(&[
         "analyze",

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::http::{get, sample, serving_addr};
-use support::process::{interrupt, may_capture, place_calls, tcpdump, Reaped, Said};
+use support::process::{interrupt, may_capture, place_calls, Reaped, Said, Tcpdump};
 use support::{scratch, spycraft, text, utf8};
 
 /// The secret the server and spycraft share.
@@ -215,10 +215,9 @@ fn checked_by_tshark(exchange: &Path, secret: &str, fields: &[&str]) -> Command 
     tshark
 }
 
-fn stop(tcpdump: Reaped) {
+fn stop(tcpdump: Tcpdump) {
     std::thread::sleep(Duration::from_millis(300));
-    interrupt(tcpdump.child());
-    drop(tcpdump.output());
+    tcpdump.stop();
 }
 
 /// The 300 calls, captured.
@@ -229,7 +228,7 @@ fn calls(dir: &Path) -> PathBuf {
         .flat_map(|(_, _, a, b)| [a.to_string(), b.to_string()])
         .collect();
     let filter = spycraft(&["filter", "--expression", "--ports", &ports.join(",")]);
-    let capture = tcpdump(&pcap, text(&filter.stdout).trim());
+    let capture = Tcpdump::start(&pcap, text(&filter.stdout).trim());
     place_calls(&KINDS, sipp, &[]);
     stop(capture);
     pcap
@@ -349,7 +348,7 @@ fn freeradius_takes_every_record_once_through_an_outage_and_a_kill() {
         return;
     };
     let exchange = dir.join("radius.pcap");
-    let capture = tcpdump(&exchange, "udp port 25290");
+    let capture = Tcpdump::start(&exchange, "udp port 25290");
     let out_1 = dir.join("records-1.jsonl");
     // Serving /metrics a while after the run, to read its request counts.
     let mut child = analyze(&pcap, &server, &dir.join("spool-1"), &out_1)

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use support::calls::pcap_of_calls_between;
 use support::http::{get, sample, series, serving_addr, start_sensor as sensor, try_get};
 use support::netns::Namespaces;
-use support::process::{interrupt, may_capture, place_calls, Reaped, Said};
+use support::process::{interrupt, may_capture, place_calls, Reaped, Said, Tcpdump};
 use support::{scratch, spycraft, text, utf8};
 
 /// promtool's lint of a scrape: what it prints (nothing when the exposition is clean).
@@ -194,12 +194,7 @@ fn prometheus_scrapes_the_live_sensor_and_its_counts_match_the_wire() {
     let ports = "5260,5262,5270,5272,5280,5282";
     let filter = text(&spycraft(&["filter", "--expression", "--ports", ports]).stdout);
     let pcap = dir.join("tcpdump.pcap");
-    let tcpdump = Reaped::spawn(
-        Command::new("tcpdump")
-            .args(["-i", "lo", "-U", "-w", utf8(&pcap), filter.trim()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    );
+    let tcpdump = Tcpdump::start(&pcap, filter.trim());
     let (sensor, _said, addr) = sensor(&[
         "capture",
         "-i",
@@ -274,8 +269,7 @@ fn prometheus_scrapes_the_live_sensor_and_its_counts_match_the_wire() {
     let invites = prometheus_value(web, "spycraft_sip_requests_total{method=\"INVITE\"}");
     interrupt(sensor.child());
     assert!(sensor.output().status.success());
-    interrupt(tcpdump.child());
-    drop(tcpdump.output());
+    tcpdump.stop();
     // tshark's count of INVITEs on the wire, SIP decoded on each port.
     let mut tshark = Command::new("tshark");
     tshark.args(["-r", utf8(&pcap), "-Y", "sip.Method == \"INVITE\""]);

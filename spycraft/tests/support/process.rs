@@ -179,21 +179,53 @@ pub fn installed<T>(tool: &str, package: &str, run: std::io::Result<T>) -> Optio
     }
 }
 
-/// tcpdump on loopback writing what `filter` selects to `pcap` (packet by packet), once it
-/// has started: the file has its header when its socket is open.
-pub fn tcpdump(pcap: &std::path::Path, filter: &str) -> Reaped {
-    let tcpdump = Reaped::spawn(
-        Command::new("tcpdump")
-            .args(["-i", "lo", "-U", "--immediate-mode", "-w"])
-            .arg(pcap)
-            .arg(filter)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null()),
-    );
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::fs::metadata(pcap).map_or(0, |m| m.len()) == 0 {
-        assert!(std::time::Instant::now() < until, "tcpdump never started");
-        std::thread::sleep(std::time::Duration::from_millis(50));
+/// Debian's tcpdump writing `filter`'s packets on loopback to a pcap, with a 64 MiB kernel
+/// buffer so a loaded two-core machine does not drop packets under the test's feet.
+pub struct Tcpdump {
+    running: Reaped,
+    said: std::path::PathBuf,
+}
+
+impl Tcpdump {
+    /// Starts tcpdump and waits until it has opened `pcap` (it opens the file once
+    /// capturing). What it says goes next to the pcap, in `<pcap>.log`.
+    pub fn start(pcap: &std::path::Path, filter: &str) -> Self {
+        let said = pcap.with_extension("tcpdump.log");
+        let running = Reaped::spawn(
+            Command::new("tcpdump")
+                .args([
+                    "-i",
+                    "lo",
+                    "-n",
+                    "-B",
+                    "65536",
+                    "-U",
+                    "--immediate-mode",
+                    "-w",
+                ])
+                .arg(pcap)
+                .arg(filter)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::fs::File::create(&said).expect("a tcpdump log")),
+        );
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::fs::metadata(pcap).map_or(0, |m| m.len()) == 0 {
+            assert!(std::time::Instant::now() < until, "tcpdump never started");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Self { running, said }
     }
-    tcpdump
+
+    /// Stops tcpdump (SIGINT, so it finishes the file) and fails the test, saying so, if
+    /// the kernel dropped any packet: a capture with holes is no reference.
+    pub fn stop(self) {
+        interrupt(self.running.child());
+        let status = self.running.output().status;
+        let said = std::fs::read_to_string(&self.said).unwrap_or_default();
+        assert!(status.success(), "tcpdump: {status}: {said}");
+        assert!(
+            said.lines().any(|l| l == "0 packets dropped by kernel"),
+            "tcpdump lost packets, the reference capture is incomplete: {said}"
+        );
+    }
 }
