@@ -162,7 +162,7 @@ modules {{
     }}
     cache seen {{
         driver = "rlm_cache_rbtree"
-        key = "%{{Acct-Session-Id}}-%{{Acct-Status-Type}}"
+        key = "%{{Acct-Session-Id}}-%{{Acct-Status-Type}}-%{{%{{Acct-Session-Time}}:-0}}"
         ttl = 3600
         update {{
             &reply:Reply-Message := "accounted"
@@ -272,31 +272,51 @@ fn records(path: &Path) -> Vec<Value> {
 }
 
 /// Every record has its Stop (and its Start when answered) exactly once in the detail
-/// file, with the record's id, billable seconds, parties and cause.
-fn every_record_accounted_once(records: &[Value], detail: &[BTreeMap<String, String>]) {
-    let mut by_key: BTreeMap<(String, String), &BTreeMap<String, String>> = BTreeMap::new();
+/// file, with the record's id, billable seconds, parties and cause; with `interims`, an
+/// answered one has an Interim-Update for each whole second talked, in order between them.
+fn every_record_accounted_once(
+    records: &[Value],
+    detail: &[BTreeMap<String, String>],
+    interims: bool,
+) {
+    let mut by_key: BTreeMap<(String, String, String), &BTreeMap<String, String>> = BTreeMap::new();
+    let mut sequences: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for request in detail {
-        let key = (
-            request["Acct-Session-Id"].clone(),
-            request["Acct-Status-Type"].clone(),
-        );
+        let (id, status) = (&request["Acct-Session-Id"], &request["Acct-Status-Type"]);
+        let time = match status.as_str() {
+            "Interim-Update" => request["Acct-Session-Time"].clone(),
+            _ => String::new(),
+        };
+        let key = (id.clone(), status.clone(), time.clone());
         assert!(
             by_key.insert(key.clone(), request).is_none(),
             "{key:?} twice"
         );
+        sequences
+            .entry(id)
+            .or_default()
+            .push(format!("{status} {time}").trim().to_owned());
     }
-    let answered = records.iter().filter(|r| !r["answer_at"].is_null()).count();
+    let answered: Vec<&Value> = records
+        .iter()
+        .filter(|r| !r["answer_at"].is_null())
+        .collect();
+    let talked = |r: &Value| r["billable_ms"].as_u64().expect("billable") / 1000;
+    let interim_count: u64 = match interims {
+        true => answered.iter().map(|r| talked(r)).sum(),
+        false => 0,
+    };
     assert_eq!(
-        by_key.len(),
-        records.len() + answered,
-        "a Stop each, a Start each answered"
+        by_key.len() as u64,
+        (records.len() + answered.len()) as u64 + interim_count,
+        "a Stop each, a Start each answered, an Interim-Update each second talked"
     );
     for r in records {
         let id = r["id"].as_str().expect("an id").to_owned();
         let stop = by_key
-            .get(&(id.clone(), "Stop".to_owned()))
+            .get(&(id.clone(), "Stop".to_owned(), String::new()))
             .unwrap_or_else(|| panic!("no Stop for {id}"));
-        let billable = r["billable_ms"].as_u64().expect("billable") / 1000;
+        let billable = talked(r);
         assert_eq!(stop["Acct-Session-Time"], billable.to_string(), "{id}");
         assert_eq!(
             stop["Calling-Station-Id"],
@@ -330,8 +350,14 @@ fn every_record_accounted_once(records: &[Value], detail: &[BTreeMap<String, Str
             "{id}: {}",
             r["disposition"]
         );
-        let start = by_key.get(&(id.clone(), "Start".to_owned()));
+        let start = by_key.get(&(id.clone(), "Start".to_owned(), String::new()));
         assert_eq!(start.is_some(), !r["answer_at"].is_null(), "{id}");
+        if interims && start.is_some() {
+            let mut want = vec!["Start".to_owned()];
+            want.extend((1..=billable).map(|s| format!("Interim-Update {s}")));
+            want.push("Stop".to_owned());
+            assert_eq!(sequences[id.as_str()], want, "{id}");
+        }
     }
 }
 
@@ -351,7 +377,9 @@ fn freeradius_takes_every_record_once_through_an_outage_and_a_kill() {
     let capture = Tcpdump::start(&exchange, "udp port 25290");
     let out_1 = dir.join("records-1.jsonl");
     // Serving /metrics a while after the run, to read its request counts.
+    // Interim-Updates every second of capture time.
     let mut child = analyze(&pcap, &server, &dir.join("spool-1"), &out_1)
+        .args(["--radius-interim", "1"])
         .args(["--http", "127.0.0.1:0", "--linger", "60"])
         .spawn()
         .expect("spycraft");
@@ -374,10 +402,18 @@ fn freeradius_takes_every_record_once_through_an_outage_and_a_kill() {
         );
         sample(&metrics, &series)
     };
-    assert_eq!(requests("sent"), Some(375.0), "{metrics}");
-    assert_eq!(requests("acknowledged"), Some(375.0));
-    assert_eq!(requests("bad_authenticator"), Some(0.0));
     let want = records(&out_1);
+    // A Stop each, a Start and an Interim-Update each second for the answered ones.
+    let expected = want
+        .iter()
+        .filter(|r| !r["answer_at"].is_null())
+        .map(|r| 1 + r["billable_ms"].as_u64().expect("billable") / 1000)
+        .sum::<u64>()
+        + 300;
+    assert_eq!(requests("sent"), Some(expected as f64), "{metrics}");
+    assert_eq!(requests("acknowledged"), Some(expected as f64));
+    assert_eq!(requests("bad_authenticator"), Some(0.0));
+    assert_eq!(requests("skipped"), Some(0.0));
     assert_eq!(want.len(), 300, "{said}");
     let mut dispositions = BTreeMap::new();
     for r in &want {
@@ -390,7 +426,7 @@ fn freeradius_takes_every_record_once_through_an_outage_and_a_kill() {
         [75, 75, 75, 75],
         "{dispositions:?}"
     );
-    every_record_accounted_once(&want, &server.detail());
+    every_record_accounted_once(&want, &server.detail(), true);
     assert!(said.contains("RADIUS: 300 records acknowledged"), "{said}");
     // tshark checks every authenticator, requests and responses, with the secret.
     let tshark = support::process::installed(
@@ -406,7 +442,7 @@ fn freeradius_takes_every_record_once_through_an_outage_and_a_kill() {
     if let Some(tshark) = tshark {
         let fields = text(&tshark.stdout);
         let lines: Vec<&str> = fields.lines().collect();
-        let requests = 300 + dispositions["answered"];
+        let requests = expected as usize;
         assert_eq!(
             lines.iter().filter(|l| l.starts_with("4\t")).count(),
             requests
@@ -455,7 +491,7 @@ fn freeradius_takes_every_record_once_through_an_outage_and_a_kill() {
     assert!(!said.contains(" 0 retransmitted"), "{said}");
     let records_2 = records(&out_2);
     let detail = server.detail();
-    every_record_accounted_once(&records_2, &detail);
+    every_record_accounted_once(&records_2, &detail, false);
     for r in &records_2 {
         let id = r["id"].as_str().expect("an id");
         let stop = detail
@@ -516,5 +552,97 @@ fn freeradius_takes_every_record_once_through_an_outage_and_a_kill() {
         said.contains("left in spool") && said.contains("will be sent to RADIUS first"),
         "{said}"
     );
-    every_record_accounted_once(&records(&out_3), &server.detail());
+    every_record_accounted_once(&records(&out_3), &server.detail(), false);
+}
+
+#[test]
+fn a_live_capture_starts_accounting_at_the_answer_and_updates_while_the_call_lasts() {
+    if !may_capture() {
+        return;
+    }
+    let dir = scratch("radius-live");
+    let Some(server) = FreeRadius::start(&dir.join("server"), 25293) else {
+        return;
+    };
+    let secret = dir.join("secret");
+    std::fs::write(&secret, format!("{SECRET}\n")).expect("secret");
+    let out = dir.join("records.jsonl");
+    let sensor = Reaped::spawn(
+        Command::new(env!("CARGO_BIN_EXE_spycraft"))
+            .args([
+                "capture",
+                "-i",
+                "lo",
+                "--mode",
+                "pcap",
+                "--ports",
+                "25296,25297",
+            ])
+            .args([
+                "--node",
+                "radius-test",
+                "--format",
+                "jsonl",
+                "-o",
+                utf8(&out),
+            ])
+            .args(["--radius", &server.address()])
+            .args(["--radius-secret-file", utf8(&secret)])
+            .args(["--radius-spool", utf8(&dir.join("spool"))])
+            .args(["--radius-interim", "1", "--radius-timeout", "0.5"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    // Three calls of 3 s talk each.
+    let call = |script: &str, port: u16| {
+        support::process::sipp(Command::new("sipp"), script, "127.0.0.1", port, 3)
+    };
+    place_calls(
+        &[("uas-answer.xml", "uac-answer.xml", 25296, 25297)],
+        call,
+        &[],
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    interrupt(sensor.child());
+    let done = sensor.output();
+    let said = text(&done.stderr);
+    assert!(done.status.success(), "{said}");
+    let records = records(&out);
+    assert_eq!(records.len(), 3, "{said}");
+    let detail = server.detail();
+    every_record_accounted_once(&records, &detail, true);
+    // The server heard of each call while it lasted: the Start and the first
+    // Interim-Update came (by the server's clock, whole seconds) before the call's end.
+    for r in &records {
+        let id = r["id"].as_str().expect("an id");
+        let end = r["end_at"].as_str().expect("an end");
+        let end_secs = support::hep::micros(end).div_euclid(1_000_000);
+        let heard = |status: &str, session_time: Option<&str>| {
+            let request = detail
+                .iter()
+                .find(|d| {
+                    d["Acct-Session-Id"] == id
+                        && d["Acct-Status-Type"] == status
+                        && session_time.is_none_or(|t| d["Acct-Session-Time"] == t)
+                })
+                .unwrap_or_else(|| panic!("{id}: no {status}"));
+            assert_eq!(
+                request["Acct-Delay-Time"], "0",
+                "{id}: {status} sent at once"
+            );
+            request["Timestamp"]
+                .parse::<i64>()
+                .expect("the server's time")
+        };
+        assert!(
+            heard("Start", None) + 2 <= end_secs,
+            "{id}: Start at the answer"
+        );
+        assert!(
+            heard("Interim-Update", Some("1")) < end_secs,
+            "{id}: Interim-Update"
+        );
+        assert!(heard("Stop", None) >= end_secs, "{id}: Stop at the end");
+    }
 }

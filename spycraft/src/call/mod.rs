@@ -20,4 +20,6 @@ pub use record::{
     RFC3339_LEN,
 };
 pub use timers::Timers;
-pub use tracker::{CallTracker, LegKey, TrackerConfig, TrackerCounters};
+pub use tracker::{
+    CallProgress, CallTracker, LegKey, ProgressReports, TrackerConfig, TrackerCounters,
+};

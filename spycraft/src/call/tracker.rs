@@ -2,7 +2,8 @@
 //! The call tracker: finds the leg each SIP event belongs to, drives its state machine,
 //! expires legs by capture time and hands finished legs out as records.
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::hash::BuildHasher;
 
 use hashbrown::{DefaultHashBuilder, HashTable};
@@ -27,6 +28,26 @@ pub struct TrackerConfig {
     pub timers: Timers,
     /// Most legs held at once; beyond it the oldest is written early and counted as evicted.
     pub max_live_legs: usize,
+    /// Reports on legs in progress, for outputs that account for a call while it lasts.
+    pub progress: ProgressReports,
+}
+
+/// Which reports on legs in progress the tracker gives ([`CallTracker::report_progress`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProgressReports {
+    /// One when a leg is answered.
+    pub answers: bool,
+    /// One every this often (capture time) while an answered leg lasts; needs `answers`.
+    pub interim: Option<std::time::Duration>,
+}
+
+/// A report on a leg in progress, lent with the leg's record as it stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallProgress {
+    /// The leg was answered just now.
+    Answered,
+    /// The answered leg is still up at this capture time.
+    Interim(Timestamp),
 }
 
 impl Default for TrackerConfig {
@@ -36,6 +57,7 @@ impl Default for TrackerConfig {
             hosts: MonitoredHosts::default(),
             timers: Timers::default(),
             max_live_legs: 250_000,
+            progress: ProgressReports::default(),
         }
     }
 }
@@ -105,6 +127,11 @@ pub struct CallTracker {
     /// Recent REFERs, newest last, so the call a blind transfer makes links to the call it
     /// came from.
     refers: VecDeque<RecentRefer>,
+    /// (slot, generation) of legs answered since progress was last reported.
+    answered: Vec<(u32, u32)>,
+    /// (due, slot, generation) of the answered legs' next interim reports, soonest first;
+    /// each leg's are due at its answer and every interval after.
+    interims: BinaryHeap<Reverse<(Timestamp, u32, u32)>>,
 }
 
 /// A REFER seen lately.
@@ -151,6 +178,8 @@ impl CallTracker {
             finished_order: Vec::new(),
             record: CallRecord::blank(),
             refers: VecDeque::new(),
+            answered: Vec::new(),
+            interims: BinaryHeap::new(),
         }
     }
 
@@ -236,7 +265,14 @@ impl CallTracker {
                     self.remove(slot, Finish::Expired);
                     self.start(ev, hash, emit);
                 } else {
+                    let was = leg.phase();
                     leg.on_event(ev);
+                    if was != Phase::Answered
+                        && leg.phase() == Phase::Answered
+                        && self.config.progress.answers
+                    {
+                        self.answered.push((slot, self.generations[slot as usize]));
+                    }
                     let check = leg.next_check(&self.config.timers);
                     self.check_sooner(slot, check);
                     let leg = self.slots[slot as usize]
@@ -271,6 +307,76 @@ impl CallTracker {
         }
     }
 
+    /// Hands `report` each leg answered since the last call, then each answered leg's
+    /// interim reports due by `until` (or by the tracker's clock, if later), as its record
+    /// stands (see [`TrackerConfig::progress`]). Call it after every
+    /// [`CallTracker::on_event`] and [`CallTracker::on_clock`], and before an event with
+    /// the event's time, so a report due in a quiet spell goes out before the event that
+    /// may end the call. It costs nothing when nothing is due.
+    #[inline]
+    pub fn report_progress(
+        &mut self,
+        until: Timestamp,
+        report: &mut impl FnMut(&CallRecord, CallProgress),
+    ) {
+        let until = until.max(self.now);
+        let due = |Reverse((due, _, _)): &Reverse<(Timestamp, u32, u32)>| *due <= until;
+        if !self.answered.is_empty() || self.interims.peek().is_some_and(due) {
+            self.report_due(until, report);
+        }
+    }
+
+    fn report_due(&mut self, until: Timestamp, report: &mut impl FnMut(&CallRecord, CallProgress)) {
+        let every = self
+            .config
+            .progress
+            .interim
+            .map(|every| i64::try_from(every.as_micros()).unwrap_or(i64::MAX).max(1));
+        let mut answered = std::mem::take(&mut self.answered);
+        for &(slot, generation) in &answered {
+            if self.snapshot(slot, generation) {
+                report(&self.record, CallProgress::Answered);
+                if let (Some(every), Some(answer)) = (every, self.record.answer_at) {
+                    self.interims
+                        .push(Reverse((answer + every, slot, generation)));
+                }
+            }
+        }
+        answered.clear();
+        self.answered = answered;
+        let Some(every) = every else {
+            return;
+        };
+        while let Some(&Reverse((due, slot, generation))) = self.interims.peek() {
+            if due > until {
+                break;
+            }
+            self.interims.pop();
+            if self.snapshot(slot, generation) {
+                report(&self.record, CallProgress::Interim(due));
+                self.interims.push(Reverse((due + every, slot, generation)));
+            }
+        }
+    }
+
+    /// Writes the record of the answered leg in `slot` as it stands over `self.record`;
+    /// false when the leg has ended (or its slot holds another leg by now).
+    fn snapshot(&mut self, slot: u32, generation: u32) -> bool {
+        if self.generations[slot as usize] != generation {
+            return false;
+        }
+        let Some(leg) = self.slots[slot as usize].as_ref() else {
+            return false;
+        };
+        if leg.phase() != Phase::Answered {
+            return false;
+        }
+        let (caller, callee) = leg.endpoints();
+        let direction = self.config.hosts.direction(caller.ip(), callee.ip());
+        leg.snapshot(&self.config.node, direction, &mut self.record);
+        true
+    }
+
     /// Bytes were lost on the TCP connection between `a` and `b`: every live leg signalled
     /// over it may have missed a message.
     pub fn on_stream_gap(&mut self, a: SocketAddr, b: SocketAddr) {
@@ -299,6 +405,8 @@ impl CallTracker {
         }
         self.drain(emit);
         self.order.clear();
+        self.answered.clear();
+        self.interims.clear();
     }
 
     /// Starts a leg for `ev`, filed under `hash`, the event's own.

@@ -464,6 +464,7 @@ fn outputs(e: &mut DescriptorEncoder<'_>, outputs: &[OutputReport]) -> Result<()
                 ("retried", r.retried),
                 ("bad_authenticator", r.bad_authenticator),
                 ("bad_response", r.bad_responses),
+                ("skipped", r.skipped),
             ]
             .map(|(outcome, n)| {
                 let labels = vec![
@@ -474,7 +475,7 @@ fn outputs(e: &mut DescriptorEncoder<'_>, outputs: &[OutputReport]) -> Result<()
             })
         })
     });
-    counter(e, "output_requests", "Requests of outputs that ask a server per record (RADIUS), by outcome: sent, acknowledged, retransmitted, answers refused for their authenticator or otherwise bad.", None, requests)?;
+    counter(e, "output_requests", "Requests of outputs that ask a server per record (RADIUS), by outcome: sent, acknowledged, retransmitted, answers refused for their authenticator or otherwise bad, requests about calls in progress skipped.", None, requests)?;
     gauge(e, "output_up", "1 while the output delivers, 0 while its writes fail or its destination cannot be reached.", None, eachf(&|o| if o.trouble().is_some() { 0.0 } else { 1.0 }))
 }
 

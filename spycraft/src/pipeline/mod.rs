@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::call::{
-    CallRecord, CallTracker, Disposition, LegKey, LiveCall, MonitoredHosts, Timers, TrackerConfig,
-    TrackerCounters,
+    CallProgress, CallRecord, CallTracker, Disposition, LegKey, LiveCall, MonitoredHosts, Timers,
+    TrackerConfig, TrackerCounters,
 };
 use crate::capture::{CaptureError, Frame, FrameSource, OfflineSource, Polled};
 use crate::decode::DecodeLimits;
@@ -345,6 +345,9 @@ impl<'s> RecordStage<'s> {
     }
 
     fn on_input(&mut self, input: &Input) {
+        if let Input::Event(ev) = input {
+            self.report_progress(ev.meta.time);
+        }
         let delivery = &mut self.delivery;
         let emit = &mut |record: &CallRecord| delivery.deliver(record);
         match input {
@@ -354,6 +357,16 @@ impl<'s> RecordStage<'s> {
             Input::Clock { time } => self.tracker.on_clock(*time, emit),
             Input::Flush => self.delivery.flush(),
         }
+        self.report_progress(Timestamp::MIN);
+    }
+
+    /// Hands the sink the legs answered just now and those due an interim report by
+    /// `until` (or by the tracker's clock).
+    fn report_progress(&mut self, until: Timestamp) {
+        let delivery = &mut self.delivery;
+        self.tracker.report_progress(until, &mut |call, progress| {
+            delivery.progress(call, progress)
+        });
     }
 
     /// Applies a batch of inputs in order, each event's leg asked for a few events ahead
@@ -377,9 +390,11 @@ impl<'s> RecordStage<'s> {
                 std::mem::replace(&mut keys[at % AHEAD], key_ahead(&self.tracker, at + AHEAD));
             match (input, key) {
                 (Input::Event(ev), Some(key)) => {
+                    self.report_progress(ev.meta.time);
                     let delivery = &mut self.delivery;
                     self.tracker
                         .on_event_keyed(ev, key, &mut |record| delivery.deliver(record));
+                    self.report_progress(Timestamp::MIN);
                 }
                 _ => self.on_input(input),
             }
@@ -456,6 +471,13 @@ impl Delivery<'_> {
         if let Some(written) = &self.written {
             let n = self.dispositions.iter().sum();
             written.store(n, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Hands the sink a call in progress.
+    fn progress(&mut self, call: &CallRecord, progress: CallProgress) {
+        if let Err(e) = self.sink.progress(call, progress) {
+            self.error.get_or_insert(e);
         }
     }
 

@@ -154,7 +154,8 @@ pub struct HepLayer {
     pub ca: Option<PathBuf>,
 }
 
-/// `[radius]`: each record as RADIUS accounting (RFC 2866), through a spool of its own.
+/// `[radius]`: each call leg as RADIUS accounting (RFC 2866): a Start when it is answered,
+/// Interim-Updates while it lasts, and its record as the Stop, through a spool of its own.
 #[derive(Clone, Debug, Default, Deserialize, clap::Args)]
 #[serde(deny_unknown_fields)]
 pub struct RadiusLayer {
@@ -177,6 +178,15 @@ pub struct RadiusLayer {
         value_name = "NAME"
     )]
     pub nas_identifier: Option<String>,
+    /// Send an Interim-Update this often (capture time) while an answered call lasts
+    /// [default: none].
+    #[arg(
+        id = "radius_interim",
+        long = "radius-interim",
+        value_name = "SECS",
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub interim_secs: Option<u32>,
     /// Send an unanswered call as Acct-Status-Type Failed (15) rather than a Stop of no
     /// time.
     #[arg(id = "radius_failed", long = "radius-failed")]
@@ -472,7 +482,8 @@ macro_rules! layered {
 layered! {
     Layer { sensor, capture, records, calls, postgres, http, rates, hep, radius, peer_groups }
     RadiusLayer {
-        servers, secret_file, nas_identifier, failed, spool, timeout_secs, retries, dictionary,
+        servers, secret_file, nas_identifier, interim_secs, failed, spool, timeout_secs,
+        retries, dictionary,
     }
     HepLayer {
         destinations, node_id, node_name, password_file, rate, queue, cdr, ca, listen, cert, key,

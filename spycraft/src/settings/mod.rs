@@ -82,7 +82,7 @@ pub use layer::{
 };
 
 use crate::accounting::{Numbering, RateDeck, RatesError};
-use crate::call::{HostPrefix, MonitoredHosts, Timers, TrackerConfig};
+use crate::call::{HostPrefix, MonitoredHosts, ProgressReports, Timers, TrackerConfig};
 use crate::capture::{CaptureInterface, CaptureMode, XdpAttach};
 use crate::filter::{FilterConfig, FilterError};
 use crate::hep::export::QUEUED_PACKETS;
@@ -195,6 +195,8 @@ pub struct RadiusSettings {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret_file: Option<PathBuf>,
     pub nas_identifier: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interim_secs: Option<u32>,
     pub failed: bool,
     pub spool: PathBuf,
     pub timeout_secs: f64,
@@ -214,6 +216,9 @@ pub enum RadiusSettingsError {
     /// A timeout that is not a positive number of seconds.
     #[error("--radius-timeout {0}: expected a positive number of seconds")]
     Timeout(f64),
+    /// An interim interval of no time.
+    #[error("--radius-interim 0: expected at least 1 second")]
+    Interim,
 }
 
 /// The rate deck. Fields as in [`RatesLayer`].
@@ -418,6 +423,7 @@ impl Settings {
                 servers: radius.servers.unwrap_or_default(),
                 secret_file: radius.secret_file,
                 nas_identifier: radius.nas_identifier.unwrap_or_else(|| node.clone()),
+                interim_secs: radius.interim_secs,
                 failed: radius.failed,
                 spool: radius.spool.unwrap_or(radius_spool),
                 timeout_secs: radius.timeout_secs.unwrap_or(2.0),
@@ -507,6 +513,16 @@ impl Settings {
                 ..Timers::default()
             },
             max_live_legs: self.calls.max_live_calls.max(1),
+            // RADIUS sends a leg's Start when it is answered and its Interim-Updates while
+            // it lasts.
+            progress: ProgressReports {
+                answers: !self.radius.servers.is_empty(),
+                interim: self
+                    .radius
+                    .interim_secs
+                    .filter(|_| !self.radius.servers.is_empty())
+                    .map(|secs| Duration::from_secs(secs.into())),
+            },
         }
     }
 
@@ -574,8 +590,13 @@ impl Settings {
         }))
     }
 
-    /// The RADIUS sink's settings, `None` when no server is named; `live`: a capture.
-    pub fn radius(&self, live: bool) -> Result<Option<RadiusConfig>, RadiusSettingsError> {
+    /// The RADIUS sink's settings, `None` when no server is named; `live`: a capture;
+    /// `report_on_finish`: say what was sent at the end.
+    pub fn radius(
+        &self,
+        live: bool,
+        report_on_finish: bool,
+    ) -> Result<Option<RadiusConfig>, RadiusSettingsError> {
         let r = &self.radius;
         if r.servers.is_empty() {
             return Ok(None);
@@ -589,6 +610,9 @@ impl Settings {
             .ok()
             .filter(|t| !t.is_zero())
             .ok_or(RadiusSettingsError::Timeout(r.timeout_secs))?;
+        if r.interim_secs == Some(0) {
+            return Err(RadiusSettingsError::Interim);
+        }
         Ok(Some(RadiusConfig {
             servers: r.servers.clone(),
             secret: secret.into_bytes(),
@@ -606,6 +630,7 @@ impl Settings {
             },
             drain_timeout: Duration::from_secs(self.postgres.drain_timeout_secs),
             live,
+            report_on_finish,
         }))
     }
 

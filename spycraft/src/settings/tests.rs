@@ -432,9 +432,12 @@ fn radius_needs_a_secret_and_spools_beside_the_database() {
     assert_eq!(s.radius.spool, PathBuf::from("/tmp/s-radius"));
     assert_eq!(s.radius.nas_identifier, s.sensor.node);
     assert!(matches!(
-        s.radius(false),
+        s.radius(false, true),
         Err(RadiusSettingsError::NoSecret)
     ));
     let none = Settings::resolve(Layer::default(), Layer::default());
-    assert!(none.radius(false).expect("no servers, no error").is_none());
+    assert!(none
+        .radius(false, true)
+        .expect("no servers, no error")
+        .is_none());
 }

@@ -20,7 +20,7 @@ mod table;
 
 use std::io::Write;
 
-use crate::call::CallRecord;
+use crate::call::{CallProgress, CallRecord};
 
 pub use columns::{values as csv_values, COLUMNS};
 pub use csv_sink::CsvSink;
@@ -57,6 +57,12 @@ pub enum SinkError {
 pub trait RecordSink: Send {
     /// Takes one record.
     fn write(&mut self, record: &CallRecord) -> Result<(), SinkError>;
+    /// A call leg in progress, as its record stands: answered just now, or still up. Only
+    /// outputs that account for a call while it lasts (RADIUS) take it; the tracker reports
+    /// progress only when such an output is configured.
+    fn progress(&mut self, _call: &CallRecord, _progress: CallProgress) -> Result<(), SinkError> {
+        Ok(())
+    }
     /// A snapshot of the sensor's counters (`source` says which command took it); sinks that
     /// keep them (PostgreSQL's `sensor_stats`) do, the others ignore it.
     fn counters(&mut self, _source: &str, _counters: &serde_json::Value) {}
@@ -115,6 +121,9 @@ pub struct RequestCounts {
     /// Answers that were no answer to an outstanding request (another code, truncated,
     /// stale).
     pub bad_responses: u64,
+    /// Requests about calls in progress not sent (RADIUS Starts and Interim-Updates that
+    /// found the queue full in a live capture; a Start then goes with the record's Stop).
+    pub skipped: u64,
 }
 
 /// What became of the records handed to an output.

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::{DeliveryStatus, RecordSink, SinkError, Tally};
-use crate::call::CallRecord;
+use crate::call::{CallProgress, CallRecord};
 
 /// How long a written record may wait in a buffer before it is flushed.
 const FLUSH_AFTER: Duration = Duration::from_millis(500);
@@ -232,6 +232,15 @@ impl RecordSink for Outputs {
             self.unflushed_since = Some(Instant::now());
         }
         self.announce_changes();
+        Ok(())
+    }
+
+    fn progress(&mut self, call: &CallRecord, progress: CallProgress) -> Result<(), SinkError> {
+        for o in self.outputs.iter_mut().filter(|o| !o.closed) {
+            if let Err(e) = o.sink.progress(call, progress) {
+                o.note(Err(e));
+            }
+        }
         Ok(())
     }
 

@@ -275,7 +275,10 @@ fn open_outputs(settings: &Settings, run: Run) -> anyhow::Result<Outputs> {
         let name = format!("PostgreSQL at {}", config.target.describe());
         outputs.add(name, Box::new(PostgresSink::start(config)?));
     }
-    if let Some(config) = settings.radius(run == Run::Capture).context("--radius")? {
+    if let Some(config) = settings
+        .radius(run == Run::Capture, !records.quiet)
+        .context("--radius")?
+    {
         let name = format!("RADIUS at {}", config.servers.join(", "));
         outputs.add(name, Box::new(RadiusSink::start(config)?));
     }

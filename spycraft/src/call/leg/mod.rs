@@ -968,12 +968,38 @@ impl Leg {
         })
     }
 
-    /// Writes the leg's record over `r`, reusing its strings' allocations.
+    /// Writes the leg's record over `r`, reusing its strings' allocations; the transfers
+    /// it carried move into the record.
     fn record(&mut self, node: &str, direction: Direction, r: &mut CallRecord) {
-        let disposition = self.disposition();
-        let (forked_dialogs, forked_last_status) = self.other_dialogs();
+        self.state(node, direction, r);
         let mut transfers = self.transfers.take();
         let refer = transfers.as_mut().and_then(|t| t.refer.take());
+        r.transfer_at = refer.as_ref().map(|refer| refer.at);
+        r.transferred_by = refer.as_ref().map(|refer| refer.sent_by);
+        r.transfer_status = refer.as_ref().and_then(|refer| refer.status);
+        r.transfer_to = refer.map(|refer| refer.to);
+        r.referred_by = transfers.as_mut().and_then(|t| t.referred_by.take());
+        r.transferred_from = transfers.and_then(|t| t.from_call);
+    }
+
+    /// The leg as it stands, written over `r` as a record (no end yet while it lasts), for
+    /// outputs that account for a call before it ends: RADIUS's Start and Interim-Update.
+    pub(crate) fn snapshot(&self, node: &str, direction: Direction, r: &mut CallRecord) {
+        self.state(node, direction, r);
+        let transfers = self.transfers.as_deref();
+        let refer = transfers.and_then(|t| t.refer.as_ref());
+        r.transfer_at = refer.map(|refer| refer.at);
+        r.transferred_by = refer.map(|refer| refer.sent_by);
+        r.transfer_status = refer.and_then(|refer| refer.status);
+        r.transfer_to = refer.map(|refer| refer.to.clone());
+        r.referred_by = transfers.and_then(|t| t.referred_by.clone());
+        r.transferred_from = transfers.and_then(|t| t.from_call.clone());
+    }
+
+    /// Writes everything of the record but the transfers over `r`.
+    fn state(&self, node: &str, direction: Direction, r: &mut CallRecord) {
+        let disposition = self.disposition();
+        let (forked_dialogs, forked_last_status) = self.other_dialogs();
         let pdd_at = self.pdd_at();
         let invite_at = self.invite_at;
         let end_at = self.end_at;
@@ -1030,12 +1056,6 @@ impl Leg {
         };
         r.forked_dialogs = forked_dialogs;
         r.forked_last_status = forked_last_status;
-        r.transfer_at = refer.as_ref().map(|refer| refer.at);
-        r.transferred_by = refer.as_ref().map(|refer| refer.sent_by);
-        r.transfer_status = refer.as_ref().and_then(|refer| refer.status);
-        r.transfer_to = refer.map(|refer| refer.to);
-        r.referred_by = transfers.as_mut().and_then(|t| t.referred_by.take());
-        r.transferred_from = transfers.and_then(|t| t.from_call);
         r.setup_ms = answer_at.map(|answer| answer.millis_since(invite_at));
         r.hold_ms = answer_at.map(|_| {
             // A hold still open when the record is written runs to the call's end.

@@ -644,6 +644,107 @@ fn answered_call_ended_by_callee() {
     assert!(r.capture_issues.is_empty(), "{:?}", r.capture_issues);
 }
 
+/// What the tracker handed out, in order: progress reports and records.
+#[derive(Debug, PartialEq)]
+enum Handed {
+    Progress(CallProgress, CallRecord),
+    Record(CallRecord),
+}
+
+/// Runs `steps` of call-1, then the clock to `clock_ms`, with progress reports every
+/// `interim_s` seconds.
+fn run_with_progress(steps: &[Step], clock_ms: i64, interim_s: u64) -> Vec<Handed> {
+    let mut tracker = CallTracker::new(TrackerConfig {
+        node: "test".into(),
+        progress: ProgressReports {
+            answers: true,
+            interim: Some(std::time::Duration::from_secs(interim_s)),
+        },
+        ..TrackerConfig::default()
+    });
+    let handed = std::cell::RefCell::new(Vec::new());
+    let record = &mut |r: &CallRecord| handed.borrow_mut().push(Handed::Record(r.clone()));
+    let progress =
+        &mut |r: &CallRecord, p| handed.borrow_mut().push(Handed::Progress(p, r.clone()));
+    for s in steps {
+        let ev = event("call-1", s);
+        tracker.report_progress(ev.meta.time, progress);
+        tracker.on_event(&ev, record);
+        tracker.report_progress(Timestamp::MIN, progress);
+    }
+    tracker.on_clock(Timestamp(1_700_000_000_000_000 + clock_ms * 1000), record);
+    tracker.report_progress(Timestamp::MIN, progress);
+    tracker.finish(record);
+    handed.into_inner()
+}
+
+#[test]
+fn answered_legs_are_reported_when_answered_and_at_each_interim() {
+    let steps = [
+        step(0, true, INV, "1 INVITE"),
+        step(900, false, "SIP/2.0 180 Ringing", "1 INVITE").tags("a1", "b2"),
+        step(5_000, false, "SIP/2.0 200 OK", "1 INVITE").tags("a1", "b2"),
+        step(5_010, true, "ACK sip:bob@b.example SIP/2.0", "1 ACK").tags("a1", "b2"),
+        // A retransmitted 200 answers nothing new.
+        step(5_500, false, "SIP/2.0 200 OK", "1 INVITE").tags("a1", "b2"),
+        step(
+            16_000,
+            true,
+            "OPTIONS sip:bob@b.example SIP/2.0",
+            "2 OPTIONS",
+        )
+        .tags("a1", "b2"),
+        step(38_000, true, BYE_A, "3 BYE").tags("a1", "b2"),
+        step(38_005, false, "SIP/2.0 200 OK", "3 BYE").tags("a1", "b2"),
+    ];
+    let handed = run_with_progress(&steps, 40_000, 10);
+    let at = |ms: i64| Timestamp(1_700_000_000_000_000 + ms * 1000);
+    let kinds: Vec<_> = handed
+        .iter()
+        .map(|h| match h {
+            Handed::Progress(p, _) => Some(*p),
+            Handed::Record(_) => None,
+        })
+        .collect();
+    // Every 10 s from the answer, those due in the quiet before the BYE included.
+    assert_eq!(
+        kinds,
+        [
+            Some(CallProgress::Answered),
+            Some(CallProgress::Interim(at(15_000))),
+            Some(CallProgress::Interim(at(25_000))),
+            Some(CallProgress::Interim(at(35_000))),
+            None
+        ]
+    );
+    let Handed::Record(end) = &handed[4] else {
+        panic!("the record last")
+    };
+    for h in &handed[..4] {
+        let Handed::Progress(_, r) = h else {
+            panic!("progress first")
+        };
+        // The record as it stands: the same call, answered, no end yet.
+        assert_eq!((r.id, &r.call_id), (end.id, &end.call_id));
+        assert_eq!(r.answer_at, Some(at(5_000)));
+        assert_eq!(r.disposition, Disposition::Answered);
+        assert_eq!((r.end_at, r.billable_ms), (None, None));
+        assert_eq!(r.pdd_ms, Some(900));
+    }
+    assert_eq!(end.billable_ms, Some(33_000));
+
+    // Unanswered legs are never reported; without interims, only the answer is.
+    let busy = run_with_progress(
+        &[
+            step(0, true, INV, "1 INVITE"),
+            step(100, false, "SIP/2.0 486 Busy Here", "1 INVITE").tags("a1", "b2"),
+        ],
+        60_000,
+        10,
+    );
+    assert!(matches!(busy[..], [Handed::Record(_)]), "{busy:?}");
+}
+
 #[test]
 fn outcomes_by_final_response() {
     let cases = [

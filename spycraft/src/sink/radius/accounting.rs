@@ -114,8 +114,8 @@ pub struct Nas {
     pub address: Option<IpAddr>,
 }
 
-/// What a record is sent as: a Start and a Stop when it was answered; a Stop (or, with
-/// `failed`, a Failed) alone when not.
+/// What a finished record is sent as: a Start (unless one went out when it was answered)
+/// and a Stop when it was answered; a Stop (or, with `failed`, a Failed) alone when not.
 pub fn statuses(record: &CallRecord, failed: bool) -> &'static [Status] {
     match (record.answer_at.is_some(), failed) {
         (true, _) => &[Status::Start, Status::Stop],
@@ -124,14 +124,61 @@ pub fn statuses(record: &CallRecord, failed: bool) -> &'static [Status] {
     }
 }
 
-/// The attributes of `record`'s request of `status`, sent `delay` seconds after the event.
+/// One accounting request: the record it reports on (as the call stands, for a Start or
+/// an Interim-Update), what it reports, and when that happened.
+#[derive(Clone, Copy, Debug)]
+pub struct Request<'a> {
+    /// The call.
+    pub record: &'a CallRecord,
+    /// Acct-Status-Type.
+    pub status: Status,
+    /// Event-Timestamp: the answer for a Start, the time of an Interim-Update, the end (else
+    /// the INVITE) for a Stop or a Failed.
+    pub at: Timestamp,
+}
+
+impl<'a> Request<'a> {
+    /// `record`'s Start, Stop or Failed.
+    pub fn new(record: &'a CallRecord, status: Status) -> Self {
+        let at = match status {
+            Status::Start => record.answer_at,
+            _ => record.end_at,
+        }
+        .unwrap_or(record.invite_at);
+        Self { record, status, at }
+    }
+
+    /// An Interim-Update of the answered call `record` at `at`.
+    pub fn interim(record: &'a CallRecord, at: Timestamp) -> Self {
+        Self {
+            record,
+            status: Status::InterimUpdate,
+            at,
+        }
+    }
+
+    /// Acct-Session-Time: whole seconds of billable time at the end, or talked so far.
+    fn session_seconds(&self) -> Option<u32> {
+        match self.status {
+            Status::Start => None,
+            Status::InterimUpdate => {
+                let answer = self.record.answer_at.unwrap_or(self.at);
+                let seconds = self.at.micros_since(answer).max(0) / 1_000_000;
+                Some(u32::try_from(seconds).unwrap_or(u32::MAX))
+            }
+            Status::Stop | Status::Failed => Some(billable_seconds(self.record)),
+        }
+    }
+}
+
+/// The attributes of `request`, sent `delay` seconds after its event.
 pub fn attributes(
-    record: &CallRecord,
-    status: Status,
+    request: Request<'_>,
     nas: &Nas,
     delay: u32,
     dictionary: Dictionary,
 ) -> Attributes {
+    let Request { record, status, at } = request;
     let mut a = Attributes::new();
     let id = record.id.to_string();
     a.integer(kind::ACCT_STATUS_TYPE, status as u32)
@@ -148,16 +195,13 @@ pub fn attributes(
     a.text(kind::USER_NAME, caller)
         .text(kind::CALLING_STATION_ID, caller)
         .text(kind::CALLED_STATION_ID, callee);
-    let event = match status {
-        Status::Start => record.answer_at,
-        _ => record.end_at,
-    }
-    .unwrap_or(record.invite_at);
-    a.integer(kind::EVENT_TIMESTAMP, unix_seconds(event))
+    a.integer(kind::EVENT_TIMESTAMP, unix_seconds(at))
         .integer(kind::ACCT_DELAY_TIME, delay);
+    if let Some(seconds) = request.session_seconds() {
+        a.integer(kind::ACCT_SESSION_TIME, seconds);
+    }
     if matches!(status, Status::Stop | Status::Failed) {
-        a.integer(kind::ACCT_SESSION_TIME, billable_seconds(record))
-            .integer(kind::ACCT_TERMINATE_CAUSE, terminate_cause(record));
+        a.integer(kind::ACCT_TERMINATE_CAUSE, terminate_cause(record));
     }
 
     let vsa = |a: &mut Attributes, kind: u8, name: &str, value: &str| {
@@ -395,7 +439,12 @@ mod tests {
             identifier: "sensor-1".into(),
             address: Some("192.0.2.7".parse().expect("address")),
         };
-        let stop = decoded(&attributes(&r, Status::Stop, &nas, 3, Dictionary::Cisco));
+        let stop = decoded(&attributes(
+            Request::new(&r, Status::Stop),
+            &nas,
+            3,
+            Dictionary::Cisco,
+        ));
         assert_eq!(integer_of(&stop, kind::ACCT_STATUS_TYPE), Some(2));
         assert_eq!(
             text_of(&stop, kind::ACCT_SESSION_ID).as_deref(),
@@ -445,7 +494,12 @@ mod tests {
             Some("call-id=abc@host")
         );
 
-        let start = decoded(&attributes(&r, Status::Start, &nas, 0, Dictionary::Cisco));
+        let start = decoded(&attributes(
+            Request::new(&r, Status::Start),
+            &nas,
+            0,
+            Dictionary::Cisco,
+        ));
         assert_eq!(integer_of(&start, kind::ACCT_STATUS_TYPE), Some(1));
         assert_eq!(
             integer_of(&start, kind::EVENT_TIMESTAMP),
@@ -453,6 +507,53 @@ mod tests {
         );
         assert_eq!(integer_of(&start, kind::ACCT_SESSION_TIME), None);
         assert_eq!(cisco_of(&start, cisco::DISCONNECT_TIME), None);
+    }
+
+    #[test]
+    fn an_interim_update_says_the_time_talked_so_far_and_no_end() {
+        // The call as it stands 30.4 s after its answer.
+        let mut r = record();
+        (r.end_at, r.billable_ms) = (None, None);
+        let at = Timestamp(1_764_772_832_900_000);
+        let nas = Nas {
+            identifier: "n".into(),
+            address: None,
+        };
+        let interim = decoded(&attributes(
+            Request::interim(&r, at),
+            &nas,
+            0,
+            Dictionary::Cisco,
+        ));
+        assert_eq!(integer_of(&interim, kind::ACCT_STATUS_TYPE), Some(3));
+        assert_eq!(integer_of(&interim, kind::ACCT_SESSION_TIME), Some(30));
+        assert_eq!(
+            integer_of(&interim, kind::EVENT_TIMESTAMP),
+            Some(1_764_772_832)
+        );
+        assert_eq!(integer_of(&interim, kind::ACCT_TERMINATE_CAUSE), None);
+        assert_eq!(cisco_of(&interim, cisco::DISCONNECT_TIME), None);
+        assert_eq!(cisco_of(&interim, cisco::DISCONNECT_CAUSE), None);
+        assert_eq!(
+            cisco_of(&interim, cisco::CONNECT_TIME).as_deref(),
+            Some("h323-connect-time=14:40:02.500 UTC Wed Dec 3 2025")
+        );
+        // A Start sent with the record at its end says the same as one sent at the answer.
+        let mut ended = record();
+        ended.id = r.id;
+        let at_answer = decoded(&attributes(
+            Request::new(&r, Status::Start),
+            &nas,
+            0,
+            Dictionary::Cisco,
+        ));
+        let at_end = decoded(&attributes(
+            Request::new(&ended, Status::Start),
+            &nas,
+            0,
+            Dictionary::Cisco,
+        ));
+        assert_eq!(at_answer, at_end);
     }
 
     #[test]
@@ -469,7 +570,12 @@ mod tests {
             identifier: "n".into(),
             address: Some("2001:db8::7".parse().expect("address")),
         };
-        let stop = decoded(&attributes(&r, Status::Failed, &nas, 0, Dictionary::Cisco));
+        let stop = decoded(&attributes(
+            Request::new(&r, Status::Failed),
+            &nas,
+            0,
+            Dictionary::Cisco,
+        ));
         assert_eq!(integer_of(&stop, kind::ACCT_STATUS_TYPE), Some(15));
         assert_eq!(integer_of(&stop, kind::ACCT_SESSION_TIME), Some(0));
         assert_eq!(
@@ -495,9 +601,19 @@ mod tests {
             identifier: "n".into(),
             address: None,
         };
-        let plain = decoded(&attributes(&r, Status::Stop, &nas, 0, Dictionary::Cisco));
+        let plain = decoded(&attributes(
+            Request::new(&r, Status::Stop),
+            &nas,
+            0,
+            Dictionary::Cisco,
+        ));
         assert!(plain.iter().all(|(k, _)| *k < 100 || *k == 26), "{plain:?}");
-        let stop = decoded(&attributes(&r, Status::Stop, &nas, 0, Dictionary::Kamailio));
+        let stop = decoded(&attributes(
+            Request::new(&r, Status::Stop),
+            &nas,
+            0,
+            Dictionary::Kamailio,
+        ));
         assert_eq!(integer_of(&stop, sip::SERVICE_TYPE), Some(15));
         assert_eq!(integer_of(&stop, sip::METHOD), Some(sip::BYE));
         assert_eq!(integer_of(&stop, sip::RESPONSE_CODE), Some(200));
@@ -506,8 +622,7 @@ mod tests {
         assert_eq!(text_of(&stop, sip::SRC_IP).as_deref(), Some("192.0.2.1"));
         assert_eq!(text_of(&stop, sip::SRC_PORT).as_deref(), Some("5062"));
         let start = decoded(&attributes(
-            &r,
-            Status::Start,
+            Request::new(&r, Status::Start),
             &nas,
             0,
             Dictionary::Kamailio,

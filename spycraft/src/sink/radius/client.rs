@@ -15,9 +15,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::net::UdpSocket;
 
-use super::accounting::{self, Dictionary, Nas, Status};
+use super::accounting::{self, Dictionary, Nas, Request};
 use super::packet::{check_response, PacketError, MAX_PACKET};
-use crate::call::{CallRecord, Timestamp};
+use crate::call::Timestamp;
 
 /// How long to wait for answers, and how often to ask again.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -120,12 +120,11 @@ impl Client {
         self
     }
 
-    /// Sends `record`'s request of `status` until a server acknowledges it; between rounds
-    /// it asks `keep_trying` (with the last failure) whether to go on.
+    /// Sends `request` until a server acknowledges it; between rounds it asks `keep_trying`
+    /// (with the last failure) whether to go on.
     pub async fn deliver(
         &mut self,
-        record: &CallRecord,
-        status: Status,
+        request: Request<'_>,
         counts: &ClientCounts,
         keep_trying: &mut impl FnMut(&str) -> bool,
     ) -> Result<(), ClientError> {
@@ -135,7 +134,7 @@ impl Client {
             let mut why = String::new();
             for step in 0..self.servers.len() {
                 let server = (self.current + step) % self.servers.len();
-                match self.ask(server, record, status, first_try, counts).await {
+                match self.ask(server, request, first_try, counts).await {
                     Ok(()) => {
                         self.current = server;
                         ClientCounts::add(&counts.acknowledged);
@@ -159,8 +158,7 @@ impl Client {
     async fn ask(
         &mut self,
         server: usize,
-        record: &CallRecord,
-        status: Status,
+        request: Request<'_>,
         first_try: Instant,
         counts: &ClientCounts,
     ) -> io::Result<()> {
@@ -175,13 +173,13 @@ impl Client {
             address: socket.local_addr().ok().map(|a| a.ip()),
         };
         let delay = if self.live {
-            seconds_since(event_time(record, status))
+            seconds_since(request.at)
         } else {
             u32::try_from(first_try.elapsed().as_secs()).unwrap_or(u32::MAX)
         };
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
-        let request = accounting::attributes(record, status, &nas, delay, self.dictionary)
+        let request = accounting::attributes(request, &nas, delay, self.dictionary)
             .request(id, &self.secret)
             .map_err(io::Error::other)?;
         let mut wait = self.timing.timeout;
@@ -229,15 +227,6 @@ async fn connect(server: SocketAddr) -> io::Result<UdpSocket> {
     Ok(socket)
 }
 
-/// When the event a request reports happened (the answer for a Start, the end otherwise).
-fn event_time(record: &CallRecord, status: Status) -> Timestamp {
-    match status {
-        Status::Start => record.answer_at,
-        _ => record.end_at,
-    }
-    .unwrap_or(record.invite_at)
-}
-
 /// Whole seconds from `t` to now (0 for a time ahead of the clock).
 fn seconds_since(t: Timestamp) -> u32 {
     let now = SystemTime::now()
@@ -253,6 +242,8 @@ mod tests {
     use md5::{Digest, Md5};
 
     use super::*;
+    use crate::call::CallRecord;
+    use crate::sink::radius::accounting::Status;
     use crate::sink::radius::packet::ACCOUNTING_RESPONSE;
 
     /// The (identifier, authenticator) of each request a test server received.
@@ -354,7 +345,9 @@ mod tests {
         let mut client = Client::new(vec![addr], b"s3cret".to_vec(), "n".into(), timing, false);
         let counts = ClientCounts::default();
         client
-            .deliver(&record(), Status::Stop, &counts, &mut |_| true)
+            .deliver(Request::new(&record(), Status::Stop), &counts, &mut |_| {
+                true
+            })
             .await
             .expect("acknowledged");
         let seen = seen.lock().expect("lock").clone();
@@ -386,7 +379,9 @@ mod tests {
         );
         let counts = ClientCounts::default();
         client
-            .deliver(&record(), Status::Stop, &counts, &mut |_| true)
+            .deliver(Request::new(&record(), Status::Stop), &counts, &mut |_| {
+                true
+            })
             .await
             .expect("acknowledged");
         let silent_seen = silent_seen.lock().expect("lock").clone();
@@ -396,7 +391,9 @@ mod tests {
         assert_ne!(seen[0].0, silent_seen[0].0, "a new identifier");
         // The next request goes to the server that answered.
         client
-            .deliver(&record(), Status::Stop, &counts, &mut |_| true)
+            .deliver(Request::new(&record(), Status::Stop), &counts, &mut |_| {
+                true
+            })
             .await
             .expect("acknowledged");
         assert_eq!(silent_seen.len(), 3);
@@ -411,7 +408,7 @@ mod tests {
         let counts = ClientCounts::default();
         let mut rounds = 0;
         let result = client
-            .deliver(&record(), Status::Stop, &counts, &mut |_| {
+            .deliver(Request::new(&record(), Status::Stop), &counts, &mut |_| {
                 rounds += 1;
                 rounds < 2
             })

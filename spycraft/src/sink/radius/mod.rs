@@ -1,17 +1,24 @@
 // SPDX-License-Identifier: AGPL-3.0-or-later
-//! RADIUS accounting (RFC 2866): each record as a Start and a Stop (an unanswered one as a
-//! Stop of no time, or a Failed) to the first of a list of servers that answers.
+//! RADIUS accounting (RFC 2866) to the first of a list of servers that answers: a Start when
+//! a call leg is answered, Interim-Updates while it lasts, and its record as the Stop (an
+//! unanswered one as a Stop of no time, or a Failed).
 //!
 //! Records go to a spool of their own first, as PostgreSQL's do, and a delivery thread moves
 //! them to the servers one request at a time, advancing the spool's cursor only when a server
 //! has acknowledged every request of a record. An outage or a crash loses nothing; a record
 //! sent again after a crash carries the same Acct-Session-Id (its record id), so the server
 //! can drop the duplicate.
+//!
+//! Starts and Interim-Updates of calls still up wait in a bounded queue in memory instead:
+//! the call they report on is itself in memory until it ends. A Start not acknowledged by the
+//! time its record is delivered (the queue was full, the sensor restarted) goes out before
+//! the Stop, so every answered record has both.
 
 mod accounting;
 mod client;
 mod packet;
 
+use std::collections::HashSet;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -19,13 +26,14 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use tokio::sync::Notify;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{mpsc, Notify};
 
 use super::spool::{self, SpoolConfig, SpoolError, SpoolReader, SpoolWriter};
 use super::{DeliveryStatus, RecordSink, RequestCounts, SinkError, Tally};
-use crate::call::CallRecord;
+use crate::call::{CallProgress, CallRecord, Timestamp};
 
-pub use accounting::{cisco_time, q850_cause, terminate_cause, Dictionary, Status};
+pub use accounting::{cisco_time, q850_cause, terminate_cause, Dictionary, Request, Status};
 pub use client::{ClientCounts, Timing};
 pub use packet::{check_response, Attributes, PacketError};
 
@@ -51,8 +59,12 @@ pub struct RadiusConfig {
     pub timing: Timing,
     /// At the end of a run, how long to keep trying unreachable servers.
     pub drain_timeout: Duration,
-    /// A live capture (Acct-Delay-Time counts from the event).
+    /// A live capture (Acct-Delay-Time counts from the event; Starts and Interim-Updates
+    /// never wait for room).
     pub live: bool,
+    /// Say on stderr what was sent when the sink finishes (it is said anyway when requests
+    /// were skipped or answers were bad).
+    pub report_on_finish: bool,
 }
 
 /// What went wrong with RADIUS.
@@ -118,6 +130,9 @@ struct Control {
     counts: ClientCounts,
     /// Records every request of which a server acknowledged.
     delivered: AtomicU64,
+    /// Starts and Interim-Updates not sent: the queue was full in a live capture, or an
+    /// Interim-Update's Start was never acknowledged.
+    skipped: AtomicU64,
     unreachable: Mutex<Option<String>>,
     last_delivery: Mutex<Option<Instant>>,
 }
@@ -144,15 +159,46 @@ pub struct RadiusReport {
     pub undelivered: u64,
 }
 
+/// Starts and Interim-Updates waiting for the delivery thread, at most: 4,096 calls'
+/// records, a few MiB.
+const PROGRESS_QUEUE: usize = 4096;
+
+/// Calls whose Start was acknowledged and whose record is yet to come, remembered at most;
+/// beyond, a record's Start goes again with its Stop (the server drops the duplicate).
+const MAX_STARTED: usize = 1 << 20;
+
+/// A Start or an Interim-Update of a call in progress, on its way to the delivery thread.
+#[derive(Debug)]
+struct InProgress {
+    /// The call as it stood.
+    record: Box<CallRecord>,
+    /// `None` for the Start; the time of an Interim-Update.
+    interim: Option<Timestamp>,
+}
+
+impl InProgress {
+    fn request(&self) -> Request<'_> {
+        match self.interim {
+            None => Request::new(&self.record, Status::Start),
+            Some(at) => Request::interim(&self.record, at),
+        }
+    }
+}
+
 /// Writes call records as RADIUS accounting through the spool.
 #[derive(Debug)]
 pub struct RadiusSink {
     spool: SpoolWriter,
+    /// Starts and Interim-Updates, to the delivery thread.
+    progress: mpsc::Sender<InProgress>,
+    /// A live capture never waits for the queue; a file does.
+    live: bool,
     spool_dir: PathBuf,
     drain_timeout: Duration,
     control: Arc<Control>,
     delivery: Option<JoinHandle<Result<u64, RadiusError>>>,
     report: Option<RadiusReport>,
+    report_on_finish: bool,
 }
 
 impl RadiusSink {
@@ -181,8 +227,15 @@ impl RadiusSink {
             config.live,
         )
         .with_dictionary(config.dictionary);
+        let (progress, in_progress) = mpsc::channel(PROGRESS_QUEUE);
         let delivery = {
-            let control = control.clone();
+            let delivery = Delivery {
+                client,
+                control: control.clone(),
+                dir: config.spool.dir.clone(),
+                last_warning: None,
+                started: HashSet::new(),
+            };
             let failed = config.failed;
             std::thread::Builder::new()
                 .name("spycraft-radius".into())
@@ -191,17 +244,20 @@ impl RadiusSink {
                         .enable_all()
                         .build()
                         .map_err(|e| RadiusError::Thread(e.to_string()))?;
-                    runtime.block_on(deliver(client, reader, control, failed))
+                    runtime.block_on(delivery.run(reader, in_progress, failed))
                 })
                 .map_err(|e| RadiusError::Thread(e.to_string()))?
         };
         Ok(Self {
             spool,
+            progress,
+            live: config.live,
             spool_dir: config.spool.dir,
             drain_timeout: config.drain_timeout,
             control,
             delivery: Some(delivery),
             report: None,
+            report_on_finish: config.report_on_finish,
         })
     }
 
@@ -215,6 +271,7 @@ impl RadiusSink {
             retried: get(&c.retried),
             bad_authenticator: get(&c.bad_authenticator),
             bad_responses: get(&c.bad_responses),
+            skipped: get(&self.control.skipped),
         }
     }
 
@@ -263,6 +320,33 @@ impl RecordSink for RadiusSink {
             .map_err(|e| SinkError::Radius(e.into()))
     }
 
+    /// Queues the call's Start or Interim-Update. A file waits for room; a live capture
+    /// never does: what does not fit is counted as skipped (a Start then goes with the
+    /// Stop).
+    fn progress(&mut self, call: &CallRecord, progress: CallProgress) -> Result<(), SinkError> {
+        let interim = match progress {
+            CallProgress::Answered => None,
+            CallProgress::Interim(at) => Some(at),
+        };
+        let mut item = InProgress {
+            record: Box::new(call.clone()),
+            interim,
+        };
+        loop {
+            match self.progress.try_send(item) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Full(back)) if !self.live => {
+                    item = back;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(_) => {
+                    self.control.skipped.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+            }
+        }
+    }
+
     fn flush(&mut self) -> Result<(), SinkError> {
         self.spool.retry().map_err(|e| SinkError::Radius(e.into()))
     }
@@ -282,15 +366,19 @@ impl RecordSink for RadiusSink {
 
     fn finish(&mut self) -> Result<(), SinkError> {
         let report = self.stop().map_err(SinkError::Radius)?;
-        eprintln!(
-            "spycraft: RADIUS: {} records acknowledged; {} requests sent, {} acknowledged, {} retransmitted, {} bad authenticators, {} other bad responses",
-            report.delivered,
-            report.requests.sent,
-            report.requests.acknowledged,
-            report.requests.retried,
-            report.requests.bad_authenticator,
-            report.requests.bad_responses
-        );
+        let r = report.requests;
+        if self.report_on_finish || r.skipped + r.bad_authenticator + r.bad_responses > 0 {
+            eprintln!(
+                "spycraft: RADIUS: {} records acknowledged; {} requests sent, {} acknowledged, {} retransmitted, {} bad authenticators, {} other bad responses, {} Starts and Interim-Updates skipped",
+                report.delivered,
+                r.sent,
+                r.acknowledged,
+                r.retried,
+                r.bad_authenticator,
+                r.bad_responses,
+                r.skipped
+            );
+        }
         if report.undelivered > 0 {
             return Err(SinkError::Radius(RadiusError::Undelivered {
                 records: report.undelivered,
@@ -312,67 +400,131 @@ impl Drop for RadiusSink {
 /// Repeats the outage warning this often.
 const OUTAGE_WARNING_EVERY: Duration = Duration::from_secs(30);
 
-/// The delivery loop: each spooled record's requests in turn, the cursor advanced once all
-/// are acknowledged; returns the records left when it gave up.
-async fn deliver(
-    mut client: client::Client,
-    mut reader: SpoolReader,
+/// The delivery thread's state: the client, and which calls' Starts are acknowledged.
+struct Delivery {
+    client: client::Client,
     control: Arc<Control>,
-    failed: bool,
-) -> Result<u64, RadiusError> {
-    let mut pending: Vec<CallRecord> = Vec::with_capacity(1);
-    let mut last_warning: Option<Instant> = None;
-    loop {
-        pending.clear();
-        let end = reader.read(1, &mut pending)?;
-        let Some(record) = pending.first() else {
-            if control.closing.load(Ordering::Acquire) {
-                // The writer was closed before: everything it wrote has been read.
-                return Ok(0);
-            }
-            tokio::select! {
-                _ = reader.wait(Duration::from_millis(500)) => {}
-                _ = control.wake.notified() => {}
-            }
-            continue;
-        };
-        for &status in accounting::statuses(record, failed) {
-            let mut keep_trying = |why: &str| {
-                if let Ok(mut u) = control.unreachable.lock() {
-                    *u = Some(why.to_owned());
-                }
-                let now = Instant::now();
-                if last_warning.is_none_or(|t| now.duration_since(t) >= OUTAGE_WARNING_EVERY) {
-                    eprintln!(
-                        "spycraft: WARNING: RADIUS: {why}; records are kept in spool {} until a server answers",
-                        reader.dir().display()
-                    );
-                    last_warning = Some(now);
-                }
-                !control.giving_up()
-            };
-            if client
-                .deliver(record, status, &control.counts, &mut keep_trying)
-                .await
-                .is_err()
-            {
+    /// The spool's directory, for the outage warning.
+    dir: PathBuf,
+    /// When the last outage warning was given, while the servers are unreachable.
+    last_warning: Option<Instant>,
+    /// Record ids of calls whose Start a server acknowledged, until their record comes.
+    started: HashSet<uuid::Uuid>,
+}
+
+/// The delivery loop's verdict on a request: sent, or given up on at the end of the run.
+type Sent = Result<(), client::ClientError>;
+
+impl Delivery {
+    /// Each spooled record's requests in turn, the cursor advanced once all are
+    /// acknowledged, and the Starts and Interim-Updates of calls in progress as they come;
+    /// returns the records left when it gave up.
+    async fn run(
+        mut self,
+        mut reader: SpoolReader,
+        mut in_progress: mpsc::Receiver<InProgress>,
+        failed: bool,
+    ) -> Result<u64, RadiusError> {
+        let mut pending: Vec<CallRecord> = Vec::with_capacity(1);
+        loop {
+            // Seen closed before the queue and the spool are read: then both are read to
+            // their very end.
+            let closing = self.control.closing.load(Ordering::Acquire);
+            if self.progress(&mut in_progress).await.is_err() {
                 return Ok(reader.backlog().records);
             }
+            pending.clear();
+            let end = reader.read(1, &mut pending)?;
+            let Some(record) = pending.first() else {
+                if closing {
+                    return Ok(0);
+                }
+                tokio::select! {
+                    _ = reader.wait(Duration::from_millis(500)) => {}
+                    _ = self.control.wake.notified() => {}
+                    item = in_progress.recv(), if !in_progress.is_closed() => {
+                        if let Some(item) = item {
+                            if self.send_progress(&item).await.is_err() {
+                                return Ok(reader.backlog().records);
+                            }
+                        }
+                    }
+                }
+                continue;
+            };
+            // A call's Start is queued before its record is spooled: send what came
+            // meanwhile first.
+            if self.progress(&mut in_progress).await.is_err() {
+                return Ok(reader.backlog().records);
+            }
+            let started = record.answer_at.is_some() && self.started.remove(&record.id);
+            let statuses = match accounting::statuses(record, failed) {
+                [Status::Start, rest @ ..] if started => rest,
+                all => all,
+            };
+            for &status in statuses {
+                if self.send(Request::new(record, status)).await.is_err() {
+                    return Ok(reader.backlog().records);
+                }
+            }
+            reader.commit(end, 1)?;
+            self.control.delivered.fetch_add(1, Ordering::Relaxed);
+            if let Ok(mut t) = self.control.last_delivery.lock() {
+                *t = Some(Instant::now());
+            }
         }
-        if last_warning.take().is_some() {
-            eprintln!(
-                "spycraft: RADIUS: a server answers again; sending {} spooled records",
-                reader.backlog().records
-            );
+    }
+
+    /// Sends the Starts and Interim-Updates queued now.
+    async fn progress(&mut self, in_progress: &mut mpsc::Receiver<InProgress>) -> Sent {
+        while let Ok(item) = in_progress.try_recv() {
+            self.send_progress(&item).await?;
         }
-        if let Ok(mut u) = control.unreachable.lock() {
+        Ok(())
+    }
+
+    /// A Start, remembered once acknowledged; an Interim-Update only after its Start.
+    async fn send_progress(&mut self, item: &InProgress) -> Sent {
+        let id = item.record.id;
+        if item.interim.is_some() && !self.started.contains(&id) {
+            self.control.skipped.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
+        self.send(item.request()).await?;
+        if item.interim.is_none() && self.started.len() < MAX_STARTED {
+            self.started.insert(id);
+        }
+        Ok(())
+    }
+
+    /// One request, until a server acknowledges it or the run gives up at its end; an
+    /// outage is reported as it begins (and every 30 s), and when it is over.
+    async fn send(&mut self, request: Request<'_>) -> Sent {
+        let (control, dir, last_warning) = (&self.control, &self.dir, &mut self.last_warning);
+        let mut keep_trying = |why: &str| {
+            if let Ok(mut u) = control.unreachable.lock() {
+                *u = Some(why.to_owned());
+            }
+            let now = Instant::now();
+            if last_warning.is_none_or(|t| now.duration_since(t) >= OUTAGE_WARNING_EVERY) {
+                eprintln!(
+                    "spycraft: WARNING: RADIUS: {why}; records are kept in spool {} until a server answers",
+                    dir.display()
+                );
+                *last_warning = Some(now);
+            }
+            !control.giving_up()
+        };
+        self.client
+            .deliver(request, &control.counts, &mut keep_trying)
+            .await?;
+        if self.last_warning.take().is_some() {
+            eprintln!("spycraft: RADIUS: a server answers again; sending what waits");
+        }
+        if let Ok(mut u) = self.control.unreachable.lock() {
             *u = None;
         }
-        reader.commit(end, 1)?;
-        control.delivered.fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut t) = control.last_delivery.lock() {
-            *t = Some(Instant::now());
-        }
+        Ok(())
     }
 }
 
