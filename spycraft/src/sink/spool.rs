@@ -532,6 +532,15 @@ impl SpoolReader {
         Ok(())
     }
 
+    /// Commits past lines read and rejected (unparseable) when no record came after them,
+    /// so a later start does not read them again.
+    pub fn commit_rejected(&mut self, position: u64) -> Result<(), SpoolError> {
+        if position > self.shared.committed.load(Ordering::Acquire) {
+            self.commit(position, 0)?;
+        }
+        Ok(())
+    }
+
     /// Waits (up to `timeout`) for a record to arrive.
     pub async fn wait(&self, timeout: Duration) {
         if self.position < self.shared.written.load(Ordering::Acquire) {
@@ -846,6 +855,33 @@ mod tests {
         w.append(&record(3)).expect("append after the cut");
         assert_eq!(drain(&mut r, 10), vec![0, 1, 2, 3]);
         assert_eq!(r.rejected(), 0);
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn an_unreadable_last_line_is_rejected_once() {
+        let d = dir("rejected");
+        {
+            let (mut w, mut r) = open(&config(&d, 1 << 30)).expect("open");
+            w.append(&record(0)).expect("append");
+            assert_eq!(drain(&mut r, 10), vec![0]);
+        }
+        // A whole line that is no record, written by hand after the reader committed.
+        let seg = segment_path(&d, 0);
+        let mut bytes = fs::read(&seg).expect("segment");
+        bytes.extend_from_slice(b"{\"not\": \"a record\"}\n");
+        fs::write(&seg, bytes).expect("spoil");
+        for run in 0..2 {
+            let (_w, mut r) = open(&config(&d, 1 << 30)).expect("reopen");
+            let mut out = Vec::new();
+            let end = r.read(10, &mut out).expect("read");
+            assert!(out.is_empty());
+            assert_eq!(r.rejected(), 1 - run, "rejected in the first run only");
+            r.commit_rejected(end).expect("commit");
+            assert_eq!(r.backlog().records, 0);
+        }
+        let kept = fs::read_to_string(d.join("rejected.jsonl")).expect("kept for a human");
+        assert_eq!(kept.lines().count(), 1);
         let _ = fs::remove_dir_all(&d);
     }
 

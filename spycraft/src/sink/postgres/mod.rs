@@ -491,6 +491,7 @@ async fn deliver(
                 pending_end = reader.read(config.batch_size, &mut pending)?;
             }
             if pending.is_empty() {
+                reader.commit_rejected(pending_end)?;
                 if let Err(e) = write_snapshots(&client, &config.node, &control).await {
                     if client.is_closed() {
                         note_outage(&mut outage, &e, &reader, &control);

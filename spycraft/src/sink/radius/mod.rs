@@ -436,6 +436,7 @@ impl Delivery {
             pending.clear();
             let end = reader.read(1, &mut pending)?;
             let Some(record) = pending.first() else {
+                reader.commit_rejected(end)?;
                 if closing {
                     return Ok(0);
                 }
