@@ -414,6 +414,7 @@ fn freeradius_takes_every_record_once_through_an_outage_and_a_kill() {
     assert_eq!(requests("acknowledged"), Some(expected as f64));
     assert_eq!(requests("bad_authenticator"), Some(0.0));
     assert_eq!(requests("skipped"), Some(0.0));
+    assert_eq!(requests("failed"), Some(0.0));
     assert_eq!(want.len(), 300, "{said}");
     let mut dispositions = BTreeMap::new();
     for r in &want {
@@ -489,6 +490,7 @@ fn freeradius_takes_every_record_once_through_an_outage_and_a_kill() {
     );
     assert!(said.contains("RADIUS: 300 records acknowledged"), "{said}");
     assert!(!said.contains(" 0 retransmitted"), "{said}");
+    assert!(!said.contains(" 0 unanswered by a server"), "{said}");
     let records_2 = records(&out_2);
     let detail = server.detail();
     every_record_accounted_once(&records_2, &detail, false);

@@ -462,6 +462,7 @@ fn outputs(e: &mut DescriptorEncoder<'_>, outputs: &[OutputReport]) -> Result<()
                 ("sent", r.sent),
                 ("acknowledged", r.acknowledged),
                 ("retried", r.retried),
+                ("failed", r.failed),
                 ("bad_authenticator", r.bad_authenticator),
                 ("bad_response", r.bad_responses),
                 ("skipped", r.skipped),
@@ -475,7 +476,7 @@ fn outputs(e: &mut DescriptorEncoder<'_>, outputs: &[OutputReport]) -> Result<()
             })
         })
     });
-    counter(e, "output_requests", "Requests of outputs that ask a server per record (RADIUS), by outcome: sent, acknowledged, retransmitted, answers refused for their authenticator or otherwise bad, requests about calls in progress skipped.", None, requests)?;
+    counter(e, "output_requests", "Requests of outputs that ask a server per record (RADIUS), by outcome: sent, acknowledged, retransmitted, failed (unanswered after the retransmissions), answers refused for their authenticator or otherwise bad, requests about calls in progress skipped.", None, requests)?;
     gauge(e, "output_up", "1 while the output delivers, 0 while its writes fail or its destination cannot be reached.", None, eachf(&|o| if o.trouble().is_some() { 0.0 } else { 1.0 }))
 }
 

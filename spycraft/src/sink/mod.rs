@@ -116,6 +116,9 @@ pub struct RequestCounts {
     pub acknowledged: u64,
     /// Retransmissions.
     pub retried: u64,
+    /// Times a server did not answer a request after its retransmissions (the next server
+    /// was tried, or the round began again).
+    pub failed: u64,
     /// Answers refused for their authenticator.
     pub bad_authenticator: u64,
     /// Answers that were no answer to an outstanding request (another code, truncated,

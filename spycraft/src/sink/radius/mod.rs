@@ -269,6 +269,7 @@ impl RadiusSink {
             sent: get(&c.sent),
             acknowledged: get(&c.acknowledged),
             retried: get(&c.retried),
+            failed: get(&c.failovers),
             bad_authenticator: get(&c.bad_authenticator),
             bad_responses: get(&c.bad_responses),
             skipped: get(&self.control.skipped),
@@ -369,11 +370,12 @@ impl RecordSink for RadiusSink {
         let r = report.requests;
         if self.report_on_finish || r.skipped + r.bad_authenticator + r.bad_responses > 0 {
             eprintln!(
-                "spycraft: RADIUS: {} records acknowledged; {} requests sent, {} acknowledged, {} retransmitted, {} bad authenticators, {} other bad responses, {} Starts and Interim-Updates skipped",
+                "spycraft: RADIUS: {} records acknowledged; {} requests sent, {} acknowledged, {} retransmitted, {} unanswered by a server, {} bad authenticators, {} other bad responses, {} Starts and Interim-Updates skipped",
                 report.delivered,
                 r.sent,
                 r.acknowledged,
                 r.retried,
+                r.failed,
                 r.bad_authenticator,
                 r.bad_responses,
                 r.skipped
