@@ -25,6 +25,7 @@ pub mod packet;
 pub mod parse_stage;
 pub mod pipeline;
 pub mod privilege;
+pub mod regress;
 pub mod secret;
 pub mod settings;
 mod simd;

@@ -780,3 +780,79 @@ fn formats_libpcap_cannot_read_are_named_with_the_way_to_convert_them() {
         );
     }
 }
+
+#[test]
+fn records_are_compared_with_expected_ones_and_each_difference_named() {
+    let expect = |expected: &Path, capture: &Path, extra: &[&str]| {
+        let mut args = vec!["analyze", "-q", "--format", "jsonl", "-o", "/dev/null"];
+        args.extend(["--expect", path(expected)]);
+        args.extend(extra);
+        args.push(path(capture));
+        args.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let run = |args: &[String]| spycraft(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    for case in support::bundled_cases() {
+        let dir = support::pcaps().join(&case);
+        let (expected, capture) = (dir.join("expected.jsonl"), dir.join("capture.pcap"));
+        for extra in [&[][..], &["--match-on", "from_user,to_user,invite_order"]] {
+            let out = run(&expect(&expected, &capture, extra));
+            assert!(out.status.success(), "{case}: {}", text(&out.stderr));
+        }
+    }
+
+    // The busy call expected to end in 603: exit 5, the call and the change named; another
+    // expected call the run does not have is missing.
+    let dir = scratch("expect");
+    let busy = support::pcaps().join("busy-486");
+    let capture = busy.join("capture.pcap");
+    let line = std::fs::read_to_string(busy.join("expected.jsonl")).expect("expected.jsonl");
+    let record: serde_json::Value = serde_json::from_str(line.trim()).expect("a record");
+    let key = format!(
+        "{} / {}",
+        record["call_id"].as_str().expect("id"),
+        record["from_tag"].as_str().expect("tag")
+    );
+    let changed = line.replace("\"final_status\":486", "\"final_status\":603");
+    assert_ne!(changed, line);
+    let other = line.replace(record["call_id"].as_str().expect("id"), "another-call");
+    let expected = dir.join("expected.jsonl");
+    std::fs::write(&expected, format!("{changed}{other}")).expect("a file");
+    let out = run(&expect(&expected, &capture, &[]));
+    let said = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{said}");
+    assert!(
+        said.contains(&format!("changed: {key}: final_status: 603 → 486")),
+        "{said}"
+    );
+    assert!(said.contains("missing: another-call / "), "{said}");
+    assert!(
+        said.contains("0 calls as expected, 1 changed, 1 missing, 0 extra"),
+        "{said}"
+    );
+    // Ignoring the field leaves only the missing call.
+    let out = run(&expect(
+        &expected,
+        &capture,
+        &["--ignore", "final_status", "--ignore", "disposition"],
+    ));
+    assert!(text(&out.stderr).contains("1 calls as expected, 0 changed, 1 missing"));
+
+    // Expected files with mistakes are refused with the line named, before the run.
+    std::fs::write(&expected, format!("{line}{{broken\n")).expect("a file");
+    let out = run(&expect(&expected, &capture, &[]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("expected.jsonl:2: not JSON"),
+        "{}",
+        text(&out.stderr)
+    );
+    std::fs::write(&expected, format!("{line}{line}")).expect("a file");
+    let out = run(&expect(&expected, &capture, &[]));
+    assert!(text(&out.stderr).contains(&format!(":2: the call {key} is already on line 1")));
+    let out = run(&expect(
+        &busy.join("expected.jsonl"),
+        &capture,
+        &["--ignore", "colour"],
+    ));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+}

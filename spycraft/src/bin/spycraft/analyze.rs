@@ -4,17 +4,18 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use spycraft::capture::{FrameSource, OfflineSource};
 use spycraft::inspect::write::{split_calls, Inputs};
-use spycraft::pipeline::Progress;
+use spycraft::pipeline::{Progress, RunObserver};
 use spycraft::settings::Settings;
 
 use crate::args::AnalyzeArgs;
 use crate::outcome::Usage;
-use crate::record::{record_run, Run};
+use crate::record::{record_run, Run, Watchers};
 use crate::service::{Service, Source};
 use crate::stop::{self, STOP};
 
@@ -42,6 +43,7 @@ pub fn run(args: AnalyzeArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
     }
     let ports = settings.sip_ports();
     let mut sources = open_files(files, args.input.filter.as_deref())?;
+    let expectation = args.expect.prepare()?;
     // SIGINT and SIGTERM end the reading; what was read is still written.
     stop::install_handlers();
     let source = Source::Files {
@@ -62,7 +64,12 @@ pub fn run(args: AnalyzeArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
         &mut sources,
         &mut progress,
         None,
-        service.as_ref(),
+        Watchers {
+            service: service.as_ref(),
+            observer: expectation
+                .as_ref()
+                .map(|e| e.collector.clone() as Arc<dyn RunObserver>),
+        },
     );
     if let Some(bar) = bar {
         bar.finish_and_clear();
@@ -82,7 +89,10 @@ pub fn run(args: AnalyzeArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    code
+    match expectation {
+        Some(expectation) => expectation.judge(code?, settings.records.quiet),
+        None => code,
+    }
 }
 
 /// Opens every capture before any is read, so a typo in the last name fails before a long

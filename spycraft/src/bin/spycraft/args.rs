@@ -140,6 +140,8 @@ pub struct AnalyzeArgs {
     #[arg(long, value_name = "DIR")]
     pub split_calls: Option<PathBuf>,
     #[command(flatten)]
+    pub expect: crate::expect::ExpectArgs,
+    #[command(flatten)]
     pub record: RecordArgs,
 }
 

@@ -22,7 +22,7 @@ use spycraft_common::XdpAction;
 
 use crate::notify::Notifier;
 use crate::outcome::Usage;
-use crate::record::{record_run, Live, Run};
+use crate::record::{record_run, Live, Run, Watchers};
 use crate::reload::Reloader;
 use crate::service::{Service, Source};
 use crate::stop::{self, STOP};
@@ -229,7 +229,10 @@ pub fn run(settings: &Settings, config: Option<PathBuf>, flags: Layer) -> anyhow
             notifier: notifier.as_ref(),
             changes,
         }),
-        service.as_ref(),
+        Watchers {
+            service: service.as_ref(),
+            observer: None,
+        },
     );
     eprintln!("spycraft: {}", counters());
     code

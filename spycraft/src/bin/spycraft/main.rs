@@ -7,6 +7,7 @@ mod args;
 mod capture;
 mod db;
 mod dump;
+mod expect;
 mod filter;
 mod inspect;
 mod notify;

@@ -14,6 +14,8 @@ pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 /// Exit status when the records are safe in the spool but the database has not taken them yet.
 pub const EXIT_UNDELIVERED: u8 = 4;
+/// Exit status when the records differ from the expected ones (`analyze --expect`).
+pub const EXIT_MISMATCH: u8 = 5;
 
 /// A command line that cannot work as given.
 #[derive(Debug, thiserror::Error)]

@@ -59,8 +59,16 @@ pub struct Live<'a> {
     pub changes: Arc<ChangeSlot>,
 }
 
-/// Tracks the calls of `sources` on `ports`, writes their records where `settings` say,
-/// prints the summary and returns the exit status.
+/// Who follows a run besides its outputs.
+pub struct Watchers<'a> {
+    /// The web service and its metrics.
+    pub service: Option<&'a Service>,
+    /// Sees every record (`analyze --expect`).
+    pub observer: Option<Arc<dyn RunObserver>>,
+}
+
+/// Tracks the calls of `sources` on `ports`, writes their records where `settings` say (shown
+/// to `watchers` too), prints the summary and returns the exit status.
 pub fn record_run(
     settings: &Settings,
     run: Run,
@@ -68,8 +76,9 @@ pub fn record_run(
     sources: &mut [Box<dyn FrameSource>],
     progress: &mut dyn FnMut(&Progress),
     live: Option<Live<'_>>,
-    service: Option<&Service>,
+    watchers: Watchers<'_>,
 ) -> anyhow::Result<ExitCode> {
+    let Watchers { service, observer } = watchers;
     let mut config = settings.pipeline(ports, run.name());
     let quiet = settings.records.quiet;
     let mut outputs = open_outputs(settings, run)?;
@@ -84,7 +93,7 @@ pub fn record_run(
     }
 
     let hep = open_hep(settings, run)?;
-    let mut observers: Vec<Arc<dyn RunObserver>> = Vec::new();
+    let mut observers: Vec<Arc<dyn RunObserver>> = observer.into_iter().collect();
     if let Some(service) = service {
         observers.push(service.observer());
         service.monitor.set_phase(Phase::Running);

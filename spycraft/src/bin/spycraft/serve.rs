@@ -13,7 +13,7 @@ use spycraft::settings::Settings;
 use crate::analyze::open_files;
 use crate::args::ServeArgs;
 use crate::outcome::Usage;
-use crate::record::{record_run, Run};
+use crate::record::{record_run, Run, Watchers};
 use crate::service::{Service, Source};
 use crate::stop;
 
@@ -47,7 +47,10 @@ pub fn run(args: ServeArgs, settings: &Settings) -> anyhow::Result<ExitCode> {
         &mut sources,
         &mut |_| {},
         None,
-        service.as_ref(),
+        Watchers {
+            service: service.as_ref(),
+            observer: None,
+        },
     )
 }
 
