@@ -829,6 +829,52 @@ fn records_are_compared_with_expected_ones_and_each_difference_named() {
         said.contains("0 calls as expected, 1 changed, 1 missing, 0 extra"),
         "{said}"
     );
+    // The same as JUnit XML that the schema CI servers read validates, and as JSON.
+    let junit = dir.join("report.xml");
+    let json = dir.join("report.json");
+    let reports = [
+        "--report".to_owned(),
+        format!("junit:{}", path(&junit)),
+        "--report".to_owned(),
+        format!("json:{}", path(&json)),
+    ];
+    let reports: Vec<&str> = reports.iter().map(String::as_str).collect();
+    let out = run(&expect(&expected, &capture, &reports));
+    assert_eq!(out.status.code(), Some(5));
+    let xml = std::fs::read_to_string(&junit).expect("a JUnit report");
+    assert!(xml.contains("tests=\"2\" failures=\"2\""), "{xml}");
+    assert!(xml.contains("final_status: 603 → 486</failure>"), "{xml}");
+    let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schemas/junit.xsd");
+    let xmllint = |file: &Path| {
+        support::process::installed(
+            "xmllint",
+            "libxml2-utils",
+            Command::new("xmllint")
+                .args(["--noout", "--schema", path(&schema), path(file)])
+                .output(),
+        )
+    };
+    if let Some(valid) = xmllint(&junit) {
+        assert!(valid.status.success(), "{}", text(&valid.stderr));
+        // And the schema has teeth: a test case without a name does not validate.
+        let nameless = dir.join("nameless.xml");
+        std::fs::write(
+            &nameless,
+            xml.replacen(" name=\"another-call", " id=\"another-call", 1),
+        )
+        .expect("a file");
+        let invalid = xmllint(&nameless).expect("xmllint");
+        assert!(!invalid.status.success(), "a nameless case is refused");
+    }
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("a JSON report"))
+            .expect("JSON");
+    assert_eq!(
+        (report["changed"].as_u64(), report["missing"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(report["passed"], false);
+
     // Ignoring the field leaves only the missing call.
     let out = run(&expect(
         &expected,

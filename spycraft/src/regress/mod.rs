@@ -6,6 +6,7 @@
 
 mod key;
 mod records;
+mod report;
 
 use std::fmt;
 use std::sync::Mutex;
@@ -18,6 +19,7 @@ use crate::sink::OutputReport;
 
 pub use key::{CallKey, MatchOn};
 pub use records::{keyed, read, Keyed, RecordsError};
+pub use report::{json_report, junit, ReportFormat, ReportTarget};
 
 /// Fields compared exactly by default.
 pub const DEFAULT_FIELDS: [&str; 9] = [

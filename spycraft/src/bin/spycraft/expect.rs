@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use spycraft::regress::{self, Collector, Comparison, Keyed, MatchOn};
+use spycraft::regress::{self, Collector, Comparison, Keyed, MatchOn, ReportTarget};
 use spycraft::sink::COLUMNS;
 
 use crate::outcome::{Usage, EXIT_MISMATCH, EXIT_UNDELIVERED};
@@ -32,6 +32,10 @@ pub struct ExpectArgs {
     /// Also compare this field (repeatable; a `*_ms` field within the tolerance).
     #[arg(long, value_name = "FIELD", requires = "expect")]
     pub compare: Vec<String>,
+    /// Also write the comparison as `junit:FILE` (JUnit XML, a test case per call) or
+    /// `json:FILE` (repeatable).
+    #[arg(long, value_name = "FORMAT:FILE", requires = "expect")]
+    pub report: Vec<ReportTarget>,
 }
 
 /// The expected records, read before the run, and how to compare.
@@ -40,6 +44,7 @@ pub struct Expectation {
     match_on: MatchOn,
     comparison: Comparison,
     expected: Vec<Keyed>,
+    reports: Vec<ReportTarget>,
     /// Sees the run's records.
     pub collector: Arc<Collector>,
 }
@@ -69,6 +74,7 @@ impl ExpectArgs {
             match_on,
             comparison,
             expected,
+            reports: self.report.clone(),
             collector: Arc::new(Collector::default()),
         }))
     }
@@ -83,6 +89,11 @@ impl Expectation {
             .map_err(|(place, why)| anyhow::anyhow!("record {place} of this run: {why}"))?;
         let verdict = self.comparison.run(&self.expected, &got);
         let expected = self.path.display();
+        for report in &self.reports {
+            let text = report.render(&verdict, &expected.to_string());
+            std::fs::write(&report.path, text)
+                .with_context(|| format!("--report {}", report.path.display()))?;
+        }
         if verdict.passed() {
             if !quiet {
                 eprintln!("spycraft: as expected by {expected}: {verdict}");
