@@ -902,3 +902,42 @@ fn records_are_compared_with_expected_ones_and_each_difference_named() {
     ));
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
 }
+
+#[test]
+fn diff_compares_two_runs_captures_or_records() {
+    let busy = support::pcaps().join("busy-486");
+    let (capture, records) = (busy.join("capture.pcap"), busy.join("expected.jsonl"));
+    let out = spycraft(&["diff", path(&capture), path(&records)]);
+    let said = text(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("dispositions: busy 1 → 1"), "{said}");
+    assert!(said.contains("1 calls as expected, 0 changed"), "{said}");
+
+    // Another outcome for the same parties: paired by them, the changes named; exit 5.
+    let other = support::pcaps().join("no-answer-480").join("capture.pcap");
+    let out = spycraft(&[
+        "diff",
+        "--match-on",
+        "from_user,to_user,invite_order",
+        path(&capture),
+        path(&other),
+    ]);
+    let said = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{said}");
+    assert!(
+        said.contains("dispositions: busy 1 → 0, no_answer 0 → 1"),
+        "{said}"
+    );
+    assert!(
+        said.contains("changed: alice / bob / #1: disposition: \"busy\" → \"no_answer\", final_status: 486 → 480"),
+        "{said}"
+    );
+    // By dialog they are two different calls.
+    let out = spycraft(&["diff", path(&capture), path(&other)]);
+    let said = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{said}");
+    assert!(
+        said.contains("0 calls as expected, 0 changed, 1 missing, 1 extra"),
+        "{said}"
+    );
+}

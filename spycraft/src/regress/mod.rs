@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 
 use crate::call::{CallRecord, LiveCall};
 use crate::pipeline::{RunObserver, Summary};
-use crate::sink::OutputReport;
+use crate::sink::{OutputReport, RecordSink, SinkError};
 
 pub use key::{CallKey, MatchOn};
 pub use records::{keyed, read, Keyed, RecordsError};
@@ -211,6 +211,18 @@ impl Collector {
             .lock()
             .map(|mut r| std::mem::take(&mut *r))
             .unwrap_or_default()
+    }
+}
+
+/// As the sink of a run of its own (`diff` analysing a capture).
+impl RecordSink for Collector {
+    fn write(&mut self, record: &CallRecord) -> Result<(), SinkError> {
+        RunObserver::record(self, record);
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), SinkError> {
+        Ok(())
     }
 }
 

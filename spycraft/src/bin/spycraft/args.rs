@@ -53,6 +53,9 @@ pub enum Command {
     /// Call-performance figures (RFC 6076 SER, SEER, ISA, SCR, SRD; ASR, NER, ACD) for all
     /// calls, per node and per peer.
     Stats(StatsArgs),
+    /// Compare the calls of two runs (captures, or records as JSON lines): the outcomes of
+    /// each, and every call that differs; exit status 5 when any does.
+    Diff(crate::expect::DiffArgs),
     /// Analyse captures into memory and serve them: the web pages (dashboard, call search,
     /// call flows, accounting) and the API (/api/v1) on --http [default: 127.0.0.1:8080].
     Serve(ServeArgs),
@@ -106,6 +109,10 @@ impl Command {
             Command::Stats(a) => sensor_only(SensorLayer {
                 ports: take(&mut a.ports),
                 node: take(&mut a.node),
+                ..SensorLayer::default()
+            }),
+            Command::Diff(a) => sensor_only(SensorLayer {
+                ports: take(&mut a.ports),
                 ..SensorLayer::default()
             }),
         }

@@ -62,6 +62,7 @@ fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Dump(args) => dump::run(args, &settings),
         Command::Find(args) => inspect::find(&args, &settings),
         Command::Stats(args) => inspect::stats(&args, &settings),
+        Command::Diff(args) => expect::diff(&args, &settings),
         Command::Serve(args) => serve::run(args, &settings),
     }
 }
