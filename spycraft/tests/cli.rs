@@ -941,3 +941,55 @@ fn diff_compares_two_runs_captures_or_records() {
         "{said}"
     );
 }
+
+#[test]
+fn stable_records_make_an_expected_file_that_later_runs_match() {
+    let dir = scratch("stable");
+    let capture = support::pcaps().join("b2bua-a-leg").join("capture.pcap");
+    let expected = dir.join("expected.jsonl");
+    let out = spycraft(&[
+        "analyze",
+        "-q",
+        "--format",
+        "jsonl",
+        "--stable",
+        "-o",
+        path(&expected),
+        path(&capture),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let written = std::fs::read_to_string(&expected).expect("records");
+    assert!(!written.is_empty());
+    for line in written.lines() {
+        let record: serde_json::Value = serde_json::from_str(line).expect("JSON");
+        for field in ["id", "node", "invite_at", "answer_at", "end_at"] {
+            assert!(record.get(field).is_none(), "{field} in {line}");
+        }
+        assert!(record.get("billable_ms").is_some());
+    }
+    // Another node, another day: the same file.
+    let again = spycraft(&[
+        "analyze",
+        "-q",
+        "--format",
+        "jsonl",
+        "--stable",
+        "--node",
+        "elsewhere",
+        path(&capture),
+    ]);
+    assert_eq!(text(&again.stdout), written);
+    for extra in [&[][..], &["--match-on", "from_user,to_user,invite_order"]] {
+        let mut args = vec!["analyze", "-q", "-o", "/dev/null", "--format", "jsonl"];
+        args.extend(["--expect", path(&expected)]);
+        args.extend(extra);
+        args.push(path(&capture));
+        let out = spycraft(&args);
+        assert!(out.status.success(), "{extra:?}: {}", text(&out.stderr));
+    }
+    fails_with(
+        &["analyze", "--format", "csv", "--stable", path(&capture)],
+        1,
+        "--stable writes records as JSON lines",
+    );
+}

@@ -84,7 +84,8 @@ impl fmt::Display for CallKey {
 
 impl MatchOn {
     /// The key of each of `records`; a record without a key field is refused, with its
-    /// place in `records`.
+    /// place in `records`. `invite_order` orders by `invite_at`, records without one by
+    /// their place.
     pub fn keys<'a>(
         &self,
         records: impl Iterator<Item = &'a Map<String, Value>>,
@@ -104,11 +105,10 @@ impl MatchOn {
                     None => return Err((at, format!("no {name} to match calls on"))),
                 }
             }
+            // Without a time (a `--stable` file), a record's place in the list stands for
+            // its order.
             let invite = match record.get("invite_at") {
                 Some(Value::String(t)) => t.clone(),
-                _ if self.0.contains(&KeyField::InviteOrder) => {
-                    return Err((at, "no invite_at to order calls by".into()))
-                }
                 _ => String::new(),
             };
             keys.push(parts);
@@ -160,6 +160,17 @@ mod tests {
             shown,
             ["alice / bob / #2", "alice / bob / #1", "carol / bob / #1"]
         );
+        // Without times, the order listed.
+        let untimed: Vec<_> = records
+            .iter()
+            .map(|r| {
+                let mut r = r.clone();
+                r.remove("invite_at");
+                r
+            })
+            .collect();
+        let keys = on.keys(untimed.iter()).expect("keys");
+        assert_eq!(keys[0].to_string(), "alice / bob / #1");
         let dialog = MatchOn::default().keys(records.iter()).expect("keys");
         assert_eq!(
             dialog[0].to_string(),

@@ -336,6 +336,12 @@ pub struct RecordsLayer {
     #[arg(long)]
     #[serde(default)]
     pub calls: bool,
+    /// jsonl: the records in a stable order (by INVITE time, then Call-ID and From tag)
+    /// without what changes every run (`id`, `node`, the times of day), written at the end:
+    /// an expected file to review once (`--expect`).
+    #[arg(long)]
+    #[serde(default)]
+    pub stable: bool,
     /// No summary line on stderr.
     #[arg(short, long)]
     #[serde(default)]
@@ -498,7 +504,7 @@ layered! {
         interfaces, mode, xdp_action, xdp_mode, pcap_filter, ring_mb, snap_len, buffer_mb,
         verbose, write, pcapng, rotate_mb, rotate_secs, ring_files, user,
     }
-    RecordsLayer { format, output, calls, quiet }
+    RecordsLayer { format, output, calls, stable, quiet }
     CallsLayer { threads, max_live_calls, call_timeout_secs, ring_timeout_secs }
     PostgresLayer {
         url, password_file, spool, spool_max_mb, spool_fsync, batch_size, retention_days,

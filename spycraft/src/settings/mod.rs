@@ -295,6 +295,7 @@ pub struct RecordSettings {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output: Option<PathBuf>,
     pub calls: bool,
+    pub stable: bool,
     pub quiet: bool,
 }
 
@@ -376,6 +377,7 @@ impl Settings {
                 format: records.format,
                 output: records.output,
                 calls: records.calls,
+                stable: records.stable,
                 quiet: records.quiet,
             },
             calls: CallSettings {

@@ -33,6 +33,7 @@ user = "spycraft"
 format = "csv"
 output = "/var/log/spycraft/cdr.csv"
 calls = true
+stable = false
 quiet = true
 
 [calls]
@@ -83,6 +84,7 @@ key = "/etc/spycraft/hep.key"
 servers = ["192.0.2.10", "radius2.example:1646"]
 secret_file = "/etc/spycraft/radius-secret"
 nas_identifier = "sbc-east-1-nas"
+interim_secs = 300
 failed = true
 spool = "/var/spool/spycraft/radius"
 timeout_secs = 1.5
@@ -109,6 +111,14 @@ fn range(first: u16, last: u16) -> PortRange {
 #[test]
 fn a_file_sets_every_setting() {
     let s = Settings::resolve(Layer::default(), file(EVERY_SETTING));
+    // RADIUS asks the tracker for its Starts and Interim-Updates.
+    assert_eq!(
+        s.tracker().progress,
+        ProgressReports {
+            answers: true,
+            interim: Some(Duration::from_secs(300)),
+        }
+    );
     let host = |h: &str| h.parse::<HostPrefix>().expect("host");
     assert_eq!(
         s.sensor,
@@ -155,6 +165,7 @@ fn a_file_sets_every_setting() {
             format: Some(Format::Csv),
             output: Some("/var/log/spycraft/cdr.csv".into()),
             calls: true,
+            stable: false,
             quiet: true,
         }
     );

@@ -16,6 +16,7 @@ mod outputs;
 pub mod postgres;
 pub mod radius;
 pub mod spool;
+mod stable;
 mod table;
 
 use std::io::Write;
@@ -27,6 +28,7 @@ pub use csv_sink::CsvSink;
 pub use jsonl::JsonlSink;
 pub use outbox::{Outbox, MAX_HELD_BYTES};
 pub use outputs::{OutputReport, Outputs, Reopen};
+pub use stable::{StableSink, RUN_DEPENDENT};
 pub use table::TableSink;
 
 /// Why a record could not be written.

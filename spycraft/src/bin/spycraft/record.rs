@@ -21,7 +21,9 @@ use spycraft::sink::calls::{CallFormat, CallSink};
 use spycraft::sink::postgres::messages::{MessageReport, MessageWriter};
 use spycraft::sink::postgres::PostgresSink;
 use spycraft::sink::radius::RadiusSink;
-use spycraft::sink::{sink_for, CsvSink, Format, Outputs, RecordSink, SinkError, TableSink};
+use spycraft::sink::{
+    sink_for, CsvSink, Format, Outputs, RecordSink, SinkError, StableSink, TableSink,
+};
 
 use crate::notify::Notifier;
 use crate::outcome::{describe_output, Outcome, Usage};
@@ -296,6 +298,7 @@ fn open_outputs(settings: &Settings, run: Run) -> anyhow::Result<Outputs> {
     }
     let shape = Shape {
         calls: records.calls,
+        stable: records.stable,
         run,
     };
     let Some(path) = &records.output else {
@@ -341,6 +344,7 @@ fn open_outputs(settings: &Settings, run: Run) -> anyhow::Result<Outputs> {
 #[derive(Clone, Copy)]
 struct Shape {
     calls: bool,
+    stable: bool,
     run: Run,
 }
 
@@ -352,7 +356,14 @@ impl Shape {
         out: Box<dyn Write + Send>,
         fresh: bool,
     ) -> anyhow::Result<Box<dyn RecordSink>> {
-        Ok(if self.calls {
+        Ok(if self.stable {
+            match (format, self.calls) {
+                (Format::Jsonl, false) => Box::new(StableSink::new(out)),
+                _ => anyhow::bail!(
+                    "--stable writes records as JSON lines: use --format jsonl, without --calls"
+                ),
+            }
+        } else if self.calls {
             match format {
                 Format::Jsonl => Box::new(CallSink::new(out, CallFormat::Jsonl)),
                 Format::Table => Box::new(CallSink::new(out, CallFormat::Table)),
