@@ -10,6 +10,7 @@ pub mod aligned;
 pub mod calls;
 mod columns;
 mod csv_sink;
+pub mod delivery;
 mod jsonl;
 mod outbox;
 mod outputs;

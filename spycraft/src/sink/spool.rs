@@ -210,6 +210,7 @@ pub fn open(config: &SpoolConfig) -> Result<(SpoolWriter, SpoolReader), SpoolErr
         input: None,
         line: Vec::with_capacity(2048),
         rejected: 0,
+        handed_out: committed,
     };
     Ok((writer, reader))
 }
@@ -460,6 +461,8 @@ pub struct SpoolReader {
     input: Option<(u64, BufReader<File>)>,
     line: Vec<u8>,
     rejected: u64,
+    /// Global offset just past the last record handed out by `read`.
+    handed_out: u64,
 }
 
 impl SpoolReader {
@@ -503,9 +506,16 @@ impl SpoolReader {
                 Ok(record) => {
                     out.push(record);
                     taken += 1;
+                    self.handed_out = self.position;
                 }
                 Err(e) => self.reject(&e)?,
             }
+        }
+        // Rejected lines with no record after them, and every record handed out committed:
+        // commit past those lines, so a later start does not read them again.
+        let committed = self.shared.committed.load(Ordering::Acquire);
+        if taken == 0 && self.position > committed && committed >= self.handed_out {
+            self.commit(self.position, 0)?;
         }
         Ok(self.position)
     }
@@ -528,15 +538,6 @@ impl SpoolReader {
                 fs::remove_file(segment_path(&self.dir, start))
                     .map_err(|e| io_err(&self.dir, e))?;
             }
-        }
-        Ok(())
-    }
-
-    /// Commits past lines read and rejected (unparseable) when no record came after them,
-    /// so a later start does not read them again.
-    pub fn commit_rejected(&mut self, position: u64) -> Result<(), SpoolError> {
-        if position > self.shared.committed.load(Ordering::Acquire) {
-            self.commit(position, 0)?;
         }
         Ok(())
     }
@@ -874,10 +875,9 @@ mod tests {
         for run in 0..2 {
             let (_w, mut r) = open(&config(&d, 1 << 30)).expect("reopen");
             let mut out = Vec::new();
-            let end = r.read(10, &mut out).expect("read");
+            r.read(10, &mut out).expect("read");
             assert!(out.is_empty());
             assert_eq!(r.rejected(), 1 - run, "rejected in the first run only");
-            r.commit_rejected(end).expect("commit");
             assert_eq!(r.backlog().records, 0);
         }
         let kept = fs::read_to_string(d.join("rejected.jsonl")).expect("kept for a human");

@@ -13,13 +13,11 @@ mod status;
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use tokio::sync::Notify;
-
+use super::delivery::DeliveryControl;
 use super::spool::{self, SpoolConfig, SpoolError, SpoolReader, SpoolWriter};
 use super::{DeliveryStatus, RecordSink, SinkError, Tally};
 use crate::accounting::rates::RateDeck;
@@ -177,52 +175,13 @@ pub struct PostgresSink {
 /// Shared between the sink and its delivery thread.
 #[derive(Debug, Default)]
 struct Control {
-    /// Set by `finish`: deliver what is left, then stop.
-    closing: AtomicBool,
-    /// When `closing`, the moment to give up on an unreachable database.
-    give_up_at: Mutex<Option<Instant>>,
-    wake: Notify,
+    delivery: DeliveryControl,
     /// Counter snapshots waiting for the database (best effort, bounded).
     snapshots: Mutex<VecDeque<(String, serde_json::Value)>>,
-    /// Why the database cannot be reached now, while it cannot.
-    unreachable: Mutex<Option<String>>,
-    /// When a batch was last committed (or delivery started).
-    last_delivery: Mutex<Option<Instant>>,
 }
 
 /// Snapshots kept while the database is away; older ones are dropped first.
 const MAX_SNAPSHOTS: usize = 64;
-
-impl Control {
-    fn set_unreachable(&self, why: Option<String>) {
-        if let Ok(mut u) = self.unreachable.lock() {
-            *u = why;
-        }
-    }
-
-    fn delivered_now(&self) {
-        if let Ok(mut t) = self.last_delivery.lock() {
-            *t = Some(Instant::now());
-        }
-    }
-
-    fn giving_up(&self) -> bool {
-        self.closing.load(Ordering::Acquire)
-            && self
-                .give_up_at
-                .lock()
-                .map(|t| t.is_some_and(|t| Instant::now() >= t))
-                .unwrap_or(true)
-    }
-
-    /// Sleeps, waking early when the sink closes.
-    async fn pause(&self, d: Duration) {
-        tokio::select! {
-            _ = tokio::time::sleep(d) => {}
-            _ = self.wake.notified() => {}
-        }
-    }
-}
 
 impl PostgresSink {
     /// Opens the spool and starts delivery. Waits for the first connection attempt, so a
@@ -239,7 +198,7 @@ impl PostgresSink {
             );
         }
         let control = Arc::new(Control::default());
-        control.delivered_now();
+        control.delivery.delivered_now();
         let (ready_tx, ready_rx) = mpsc::channel();
         let delivery = {
             let control = control.clone();
@@ -280,11 +239,7 @@ impl PostgresSink {
             return Ok(report);
         }
         let closed = self.spool.close();
-        if let Ok(mut t) = self.control.give_up_at.lock() {
-            *t = Some(Instant::now() + self.drain_timeout);
-        }
-        self.control.closing.store(true, Ordering::Release);
-        self.control.wake.notify_one();
+        self.control.delivery.close(self.drain_timeout);
         let report = match self.delivery.take().map(JoinHandle::join) {
             Some(Ok(result)) => result?,
             Some(Err(_)) => return Err(PostgresError::Thread("it panicked".into())),
@@ -323,9 +278,7 @@ impl RecordSink for PostgresSink {
     }
 
     fn delivery(&self) -> Option<DeliveryStatus> {
-        let last = self.control.last_delivery.lock().ok().and_then(|t| *t);
-        let unreachable = self.control.unreachable.lock().ok().and_then(|u| u.clone());
-        Some(self.spool.delivery_status(last, unreachable))
+        Some(self.control.delivery.status(&self.spool))
     }
 
     fn tally(&self) -> Option<Tally> {
@@ -339,7 +292,7 @@ impl RecordSink for PostgresSink {
             }
             q.push_back((source.to_owned(), counters.clone()));
         }
-        self.control.wake.notify_one();
+        self.control.delivery.wake.notify_one();
     }
 
     fn finish(&mut self) -> Result<(), SinkError> {
@@ -404,7 +357,7 @@ async fn deliver(
                     let _ = tx.send(Err(e));
                     return Ok(report);
                 }
-                control.set_unreachable(Some(e.to_string()));
+                control.delivery.set_unreachable(Some(e.to_string()));
                 if !refused {
                     eprintln!(
                         "spycraft: ERROR: {e}; this will not pass by itself: records are kept \
@@ -413,12 +366,12 @@ async fn deliver(
                     );
                     refused = true;
                 }
-                if control.closing.load(Ordering::Acquire) {
+                if control.delivery.closing() {
                     // No point waiting out the drain timeout for a refusal.
                     report.undelivered = reader.backlog().records;
                     return Ok(report);
                 }
-                control.pause(Duration::from_secs(5)).await;
+                control.delivery.pause(Duration::from_secs(5)).await;
                 continue;
             }
             Err(e) => {
@@ -426,11 +379,11 @@ async fn deliver(
                 if let Some(tx) = ready.take() {
                     let _ = tx.send(Ok(()));
                 }
-                if control.giving_up() {
+                if control.delivery.giving_up() {
                     report.undelivered = reader.backlog().records;
                     return Ok(report);
                 }
-                control.pause(backoff).await;
+                control.delivery.pause(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
                 continue;
             }
@@ -452,7 +405,7 @@ async fn deliver(
                 }
                 Err(e) => {
                     note_outage(&mut outage, &e, &reader, &control);
-                    control.pause(backoff).await;
+                    control.delivery.pause(backoff).await;
                     continue;
                 }
             }
@@ -462,7 +415,7 @@ async fn deliver(
             let _ = tx.send(Ok(()));
         }
         refused = false;
-        control.set_unreachable(None);
+        control.delivery.set_unreachable(None);
         if let Some(o) = outage.take() {
             eprintln!(
                 "spycraft: PostgreSQL at {} is back after {} s; delivering {} spooled records",
@@ -491,7 +444,6 @@ async fn deliver(
                 pending_end = reader.read(config.batch_size, &mut pending)?;
             }
             if pending.is_empty() {
-                reader.commit_rejected(pending_end)?;
                 if let Err(e) = write_snapshots(&client, &config.node, &control).await {
                     if client.is_closed() {
                         note_outage(&mut outage, &e, &reader, &control);
@@ -499,7 +451,7 @@ async fn deliver(
                     }
                     eprintln!("spycraft: WARNING: sensor_stats: {e}");
                 }
-                if control.closing.load(Ordering::Acquire) {
+                if control.delivery.closing() {
                     // The writer is closed and everything it wrote is committed.
                     pending_end = reader.read(config.batch_size, &mut pending)?;
                     if pending.is_empty() {
@@ -509,7 +461,7 @@ async fn deliver(
                 }
                 tokio::select! {
                     _ = reader.wait(Duration::from_millis(500)) => {}
-                    _ = control.wake.notified() => {}
+                    _ = control.delivery.wake.notified() => {}
                 }
                 // A server that went away while nothing was due is noticed now, not at the
                 // next record: monitoring must see the outage as it happens.
@@ -526,7 +478,7 @@ async fn deliver(
             match batch::write_batch(&mut client, &pending, config.deck.as_deref()).await {
                 Ok(inserted) => {
                     reader.commit(pending_end, pending.len() as u64)?;
-                    control.delivered_now();
+                    control.delivery.delivered_now();
                     report.delivered += pending.len() as u64;
                     report.inserted += inserted;
                     pending.clear();
@@ -542,16 +494,16 @@ async fn deliver(
                         target.describe(),
                         pending.len()
                     );
-                    if control.giving_up() {
+                    if control.delivery.giving_up() {
                         report.undelivered = reader.backlog().records;
                         return Ok(report);
                     }
-                    control.pause(backoff).await;
+                    control.delivery.pause(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }
         }
-        if control.giving_up() {
+        if control.delivery.giving_up() {
             report.undelivered = reader.backlog().records;
             return Ok(report);
         }
@@ -565,7 +517,7 @@ fn note_outage(
     reader: &SpoolReader,
     control: &Control,
 ) {
-    control.set_unreachable(Some(error.to_string()));
+    control.delivery.set_unreachable(Some(error.to_string()));
     let now = Instant::now();
     let backlog = reader.backlog();
     match outage {

@@ -21,14 +21,15 @@ mod packet;
 use std::collections::HashSet;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{mpsc, Notify};
 
+use super::delivery::DeliveryControl;
 use super::spool::{self, SpoolConfig, SpoolError, SpoolReader, SpoolWriter};
 use super::{DeliveryStatus, RecordSink, RequestCounts, SinkError, Tally};
 use crate::call::{CallProgress, CallRecord, Timestamp};
@@ -124,28 +125,13 @@ fn resolve(server: &str) -> Result<SocketAddr, RadiusError> {
 /// Shared between the sink and its delivery thread.
 #[derive(Debug, Default)]
 struct Control {
-    closing: AtomicBool,
-    give_up_at: Mutex<Option<Instant>>,
-    wake: Notify,
+    delivery: DeliveryControl,
     counts: ClientCounts,
     /// Records every request of which a server acknowledged.
     delivered: AtomicU64,
     /// Starts and Interim-Updates not sent: the queue was full in a live capture, or an
     /// Interim-Update's Start was never acknowledged.
     skipped: AtomicU64,
-    unreachable: Mutex<Option<String>>,
-    last_delivery: Mutex<Option<Instant>>,
-}
-
-impl Control {
-    fn giving_up(&self) -> bool {
-        self.closing.load(Ordering::Acquire)
-            && self
-                .give_up_at
-                .lock()
-                .map(|t| t.is_some_and(|t| Instant::now() >= t))
-                .unwrap_or(true)
-    }
 }
 
 /// What the RADIUS servers were sent, for the summary.
@@ -294,11 +280,7 @@ impl RadiusSink {
             return Ok(report);
         }
         let closed = self.spool.close();
-        if let Ok(mut t) = self.control.give_up_at.lock() {
-            *t = Some(Instant::now() + self.drain_timeout);
-        }
-        self.control.closing.store(true, Ordering::Release);
-        self.control.wake.notify_one();
+        self.control.delivery.close(self.drain_timeout);
         let undelivered = match self.delivery.take().map(JoinHandle::join) {
             Some(Ok(result)) => result?,
             Some(Err(_)) => return Err(RadiusError::Thread("it panicked".into())),
@@ -353,11 +335,9 @@ impl RecordSink for RadiusSink {
     }
 
     fn delivery(&self) -> Option<DeliveryStatus> {
-        let last = self.control.last_delivery.lock().ok().and_then(|t| *t);
-        let unreachable = self.control.unreachable.lock().ok().and_then(|u| u.clone());
         Some(DeliveryStatus {
             requests: Some(self.requests()),
-            ..self.spool.delivery_status(last, unreachable)
+            ..self.control.delivery.status(&self.spool)
         })
     }
 
@@ -431,20 +411,19 @@ impl Delivery {
         loop {
             // Seen closed before the queue and the spool are read: then both are read to
             // their very end.
-            let closing = self.control.closing.load(Ordering::Acquire);
+            let closing = self.control.delivery.closing();
             if self.progress(&mut in_progress).await.is_err() {
                 return Ok(reader.backlog().records);
             }
             pending.clear();
             let end = reader.read(1, &mut pending)?;
             let Some(record) = pending.first() else {
-                reader.commit_rejected(end)?;
                 if closing {
                     return Ok(0);
                 }
                 tokio::select! {
                     _ = reader.wait(Duration::from_millis(500)) => {}
-                    _ = self.control.wake.notified() => {}
+                    _ = self.control.delivery.wake.notified() => {}
                     item = in_progress.recv(), if !in_progress.is_closed() => {
                         if let Some(item) = item {
                             if self.send_progress(&item).await.is_err() {
@@ -472,9 +451,7 @@ impl Delivery {
             }
             reader.commit(end, 1)?;
             self.control.delivered.fetch_add(1, Ordering::Relaxed);
-            if let Ok(mut t) = self.control.last_delivery.lock() {
-                *t = Some(Instant::now());
-            }
+            self.control.delivery.delivered_now();
         }
     }
 
@@ -505,9 +482,7 @@ impl Delivery {
     async fn send(&mut self, request: Request<'_>) -> Sent {
         let (control, dir, last_warning) = (&self.control, &self.dir, &mut self.last_warning);
         let mut keep_trying = |why: &str| {
-            if let Ok(mut u) = control.unreachable.lock() {
-                *u = Some(why.to_owned());
-            }
+            control.delivery.set_unreachable(Some(why.to_owned()));
             let now = Instant::now();
             if last_warning.is_none_or(|t| now.duration_since(t) >= OUTAGE_WARNING_EVERY) {
                 eprintln!(
@@ -516,7 +491,7 @@ impl Delivery {
                 );
                 *last_warning = Some(now);
             }
-            !control.giving_up()
+            !control.delivery.giving_up()
         };
         self.client
             .deliver(request, &control.counts, &mut keep_trying)
@@ -524,9 +499,7 @@ impl Delivery {
         if self.last_warning.take().is_some() {
             eprintln!("spycraft: RADIUS: a server answers again; sending what waits");
         }
-        if let Ok(mut u) = self.control.unreachable.lock() {
-            *u = None;
-        }
+        self.control.delivery.set_unreachable(None);
         Ok(())
     }
 }
