@@ -8,16 +8,14 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::hep::{
-    analyzed, free_udp_port, micros, start_collector_writing, stop_collector, wait_udp_listening,
-};
-use support::process::{installed, may_capture, place_calls, Tcpdump};
+use support::hep::{analyzed, free_udp_port, micros, start_collector_writing, stop_collector};
+use support::kamailio::{preamble, Kamailio};
+use support::process::{may_capture, place_calls, Tcpdump};
 use support::{pcaps, records, scratch, spycraft, text, utf8};
 
 /// Where the proxy listens (UDP for SIP; TCP too, for siptrace's HEP over TCP).
@@ -34,61 +32,6 @@ const KINDS: [(&str, &str, u16, u16); 4] = [
 
 /// Calls of each kind: 200 in all.
 const CALLS_PER_KIND: u32 = 50;
-
-/// A Kamailio started in the foreground with a configuration of the test's own, its log in
-/// a file; stopped with its children (SIGTERM to its process group) when dropped.
-struct Kamailio {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Kamailio {
-    /// Starts Kamailio with `config` in `dir` and waits until it listens on UDP `port`;
-    /// `None` when Kamailio is not installed here (outside CI).
-    fn start(dir: &Path, config: &str, port: u16) -> Option<Self> {
-        std::fs::create_dir_all(dir).expect("a directory");
-        let cfg = dir.join("kamailio.cfg");
-        std::fs::write(&cfg, config).expect("kamailio.cfg");
-        let log = dir.join("kamailio.log");
-        let started = Command::new("kamailio")
-            .arg("-f")
-            .arg(&cfg)
-            // Foreground, log to stderr, runtime files in the test's directory.
-            .args(["-DD", "-E", "-Y"])
-            .arg(dir)
-            .process_group(0)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("a log file"))
-            .spawn();
-        let child = installed("kamailio", "kamailio", started)?;
-        let kamailio = Self { child, log };
-        wait_udp_listening(port);
-        Some(kamailio)
-    }
-
-    fn log(&self) -> String {
-        text(&std::fs::read(&self.log).unwrap_or_default())
-    }
-}
-
-impl Drop for Kamailio {
-    fn drop(&mut self) {
-        let group = -(self.child.id() as i32);
-        // SAFETY: a signal to the process group this test started.
-        unsafe { libc::kill(group, libc::SIGTERM) };
-        let _ = self.child.wait();
-    }
-}
-
-/// What every configuration here starts with: quiet logging to stderr, two workers, the
-/// `listen` sockets (space-separated), Debian's module directory, and pv.
-fn preamble(listen: &str) -> String {
-    let listen: String = listen.split(' ').map(|l| format!("listen={l}\n")).collect();
-    format!(
-        "#!KAMAILIO\ndebug=1\nlog_stderror=yes\nfork=yes\nchildren=2\nauto_aliases=no\n{listen}\
-         mpath=\"/usr/lib/x86_64-linux-gnu/kamailio/modules/\"\nloadmodule \"pv.so\""
-    )
-}
 
 /// A stateful proxy that relays each call to its Request-URI (the callee's port) and
 /// mirrors everything it receives and sends as HEP to `collector`.

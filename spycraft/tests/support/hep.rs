@@ -17,16 +17,18 @@ pub fn free_udp_port() -> u16 {
 
 /// Waits until something listens on UDP `port` (as /proc/net/udp says), for 10 s at most.
 pub fn wait_udp_listening(port: u16) {
-    let needle = format!(":{port:04X} ");
     let until = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < until {
-        let table = std::fs::read_to_string("/proc/net/udp").unwrap_or_default();
-        if table.lines().any(|l| l.contains(&needle)) {
-            return;
-        }
+    while !udp_listening(port) {
+        assert!(Instant::now() < until, "nothing listens on UDP {port}");
         std::thread::sleep(Duration::from_millis(50));
     }
-    panic!("nothing listens on UDP {port}");
+}
+
+/// Whether something listens on UDP `port` on this machine, as /proc/net/udp says.
+pub fn udp_listening(port: u16) -> bool {
+    let needle = format!(":{port:04X} ");
+    let table = std::fs::read_to_string("/proc/net/udp").unwrap_or_default();
+    table.lines().any(|l| l.contains(&needle))
 }
 
 /// `analyze --format jsonl` of `files` on one thread.

@@ -7,6 +7,7 @@ pub mod calls;
 pub mod deck;
 pub mod hep;
 pub mod http;
+pub mod kamailio;
 pub mod netns;
 pub mod postgres;
 pub mod process;

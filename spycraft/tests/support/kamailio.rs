@@ -1,0 +1,77 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+//! Debian's Kamailio run by a test: started in the foreground with a configuration of the
+//! test's own, stopped with its children.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::hep::udp_listening;
+use super::process::installed;
+use super::text;
+
+/// A Kamailio started in the foreground with a configuration of the test's own, its log in
+/// a file; stopped with its children (SIGTERM to its process group) when dropped.
+pub struct Kamailio {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Kamailio {
+    /// Starts Kamailio with `config` in `dir` and waits until it listens on UDP `port`;
+    /// `None` when Kamailio is not installed here (outside CI).
+    pub fn start(dir: &Path, config: &str, port: u16) -> Option<Self> {
+        std::fs::create_dir_all(dir).expect("a directory");
+        let cfg = dir.join("kamailio.cfg");
+        std::fs::write(&cfg, config).expect("kamailio.cfg");
+        let log = dir.join("kamailio.log");
+        let started = Command::new("kamailio")
+            .arg("-f")
+            .arg(&cfg)
+            // Foreground, log to stderr, runtime files in the test's directory.
+            .args(["-DD", "-E", "-Y"])
+            .arg(dir)
+            .process_group(0)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("a log file"))
+            .spawn();
+        let child = installed("kamailio", "kamailio", started)?;
+        let mut kamailio = Self { child, log };
+        let until = Instant::now() + Duration::from_secs(10);
+        while !udp_listening(port) {
+            let ended = kamailio.child.try_wait().expect("Kamailio's status");
+            assert!(ended.is_none(), "Kamailio ended: {}", kamailio.log());
+            assert!(
+                Instant::now() < until,
+                "Kamailio never listened: {}",
+                kamailio.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(kamailio)
+    }
+
+    pub fn log(&self) -> String {
+        text(&std::fs::read(&self.log).unwrap_or_default())
+    }
+}
+
+impl Drop for Kamailio {
+    fn drop(&mut self) {
+        let group = -(self.child.id() as i32);
+        // SAFETY: a signal to the process group this test started.
+        unsafe { libc::kill(group, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+/// What every configuration here starts with: quiet logging to stderr, two workers, the
+/// `listen` sockets (space-separated), Debian's module directory, and pv.
+pub fn preamble(listen: &str) -> String {
+    let listen: String = listen.split(' ').map(|l| format!("listen={l}\n")).collect();
+    format!(
+        "#!KAMAILIO\ndebug=1\nlog_stderror=yes\nfork=yes\nchildren=2\nauto_aliases=no\n{listen}\
+         mpath=\"/usr/lib/x86_64-linux-gnu/kamailio/modules/\"\nloadmodule \"pv.so\""
+    )
+}
