@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod accounting;
+pub mod alert;
 #[cfg(test)]
 mod bundled;
 pub mod call;

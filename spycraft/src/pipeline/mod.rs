@@ -19,7 +19,7 @@ use crate::capture::{CaptureError, Frame, FrameSource, OfflineSource, Polled};
 use crate::decode::DecodeLimits;
 use crate::packet::Timestamp;
 use crate::sink::{OutputReport, RecordSink, SinkError};
-use crate::sip::{Method, ParseError};
+use crate::sip::{Method, ParseError, SipEvent};
 
 pub use crate::parse_stage::{
     Input, MessageStage, Observer, ParseCounters, ParseStage, SeenMessage, SipPorts, Unparsed,
@@ -58,6 +58,8 @@ pub struct PipelineConfig {
     pub changes: Option<Arc<ChangeSlot>>,
     /// Sees every SIP message parsed (`--keep-messages-mb`, `--store-messages`).
     pub tap: Option<Arc<dyn MessageTap>>,
+    /// Sees every message and record in capture order (`--alerts`).
+    pub watcher: Option<Arc<dyn EventWatcher>>,
 }
 
 /// What a reload changes in a running pipeline, its open calls, streams and fragments kept.
@@ -103,6 +105,18 @@ pub trait RunObserver: Send + Sync + std::fmt::Debug {
 pub trait MessageTap: Send + Sync + std::fmt::Debug {
     /// A message has been parsed.
     fn message(&self, message: &SeenMessage<'_, '_, '_>);
+}
+
+/// Watches the messages and records of a run in capture order, on the recording thread,
+/// before the tracker sees each message: what alerting needs to raise the same alerts live
+/// and from a file. Called per message, so it must be cheap.
+pub trait EventWatcher: Send + Sync + std::fmt::Debug {
+    /// A message, as the tracker gets it.
+    fn event(&self, event: &SipEvent);
+    /// A finished record, as the outputs get it.
+    fn record(&self, record: &CallRecord);
+    /// The run has ended: the last record has been handed over.
+    fn finish(&self);
 }
 
 /// Several taps, each shown every message.
@@ -187,6 +201,7 @@ impl Default for PipelineConfig {
             observer: None,
             changes: None,
             tap: None,
+            watcher: None,
         }
     }
 }
@@ -337,6 +352,7 @@ impl<'s> RecordStage<'s> {
                 stats_source: config.stats_source,
                 written: config.records_written.clone(),
                 observer: config.observer.clone(),
+                watcher: config.watcher.clone(),
             },
             stats_interval: config.stats_interval,
             last_stats: Instant::now(),
@@ -347,6 +363,9 @@ impl<'s> RecordStage<'s> {
     fn on_input(&mut self, input: &Input) {
         if let Input::Event(ev) = input {
             self.report_progress(ev.meta.time);
+            if let Some(watcher) = &self.delivery.watcher {
+                watcher.event(ev);
+            }
         }
         let delivery = &mut self.delivery;
         let emit = &mut |record: &CallRecord| delivery.deliver(record);
@@ -391,6 +410,9 @@ impl<'s> RecordStage<'s> {
             match (input, key) {
                 (Input::Event(ev), Some(key)) => {
                     self.report_progress(ev.meta.time);
+                    if let Some(watcher) = &self.delivery.watcher {
+                        watcher.event(ev);
+                    }
                     let delivery = &mut self.delivery;
                     self.tracker
                         .on_event_keyed(ev, key, &mut |record| delivery.deliver(record));
@@ -437,6 +459,9 @@ impl<'s> RecordStage<'s> {
     fn finish(mut self) -> Recorded {
         let delivery = &mut self.delivery;
         self.tracker.finish(&mut |record| delivery.deliver(record));
+        if let Some(watcher) = &self.delivery.watcher {
+            watcher.finish();
+        }
         let dispositions = self.delivery.finish()?;
         Ok((self.tracker.counters(), dispositions))
     }
@@ -456,6 +481,7 @@ struct Delivery<'s> {
     /// Records written so far, for a status line on another thread.
     written: Option<Arc<std::sync::atomic::AtomicU64>>,
     observer: Option<Arc<dyn RunObserver>>,
+    watcher: Option<Arc<dyn EventWatcher>>,
 }
 
 impl Delivery<'_> {
@@ -467,6 +493,9 @@ impl Delivery<'_> {
         }
         if let Some(observer) = &self.observer {
             observer.record(record);
+        }
+        if let Some(watcher) = &self.watcher {
+            watcher.record(record);
         }
         if let Some(written) = &self.written {
             let n = self.dispositions.iter().sum();

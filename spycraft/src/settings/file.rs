@@ -100,7 +100,8 @@ mod tests {
         assert_eq!(
             error("mode = \"xdp\"\n"),
             "sensor.toml line 1, mode: unknown field `mode`, expected one of `sensor`, \
-             `capture`, `records`, `calls`, `postgres`, `http`, `rates`, `hep`, `radius`, `peer_group`"
+             `capture`, `records`, `calls`, `postgres`, `http`, `rates`, `hep`, `radius`, `peer_group`, \
+             `alerts`, `alert`"
         );
     }
 }

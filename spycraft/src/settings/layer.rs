@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use spycraft_common::{PortRange, XdpAction};
 
+use crate::alert::RuleLayer;
 use crate::call::HostPrefix;
 use crate::capture::{CaptureInterface, CaptureMode, XdpAttach};
 use crate::hep::Endpoint;
@@ -54,6 +55,23 @@ pub struct Layer {
     /// (settings file only).
     #[serde(default, rename = "peer_group")]
     pub peer_groups: Option<Vec<PeerGroup>>,
+    /// `[alerts]`: where alerts go.
+    #[serde(default)]
+    pub alerts: AlertsLayer,
+    /// `[[alert]]`: rules changed from their defaults (settings file only).
+    #[serde(default, rename = "alert")]
+    pub alert_rules: Option<Vec<RuleLayer>>,
+}
+
+/// `[alerts]`: the intrusion and fraud rules' alerts (the rules themselves are `[[alert]]`
+/// tables of the settings file).
+#[derive(Clone, Debug, Default, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsLayer {
+    /// Apply the alert rules and write their alerts here as JSON lines (Suricata EVE
+    /// shape); `-` for standard output [default: no alerting].
+    #[arg(id = "alerts", long = "alerts", value_name = "PATH")]
+    pub output: Option<PathBuf>,
 }
 
 /// `[http]`: the sensor's HTTP endpoint.
@@ -486,7 +504,11 @@ macro_rules! layered {
 }
 
 layered! {
-    Layer { sensor, capture, records, calls, postgres, http, rates, hep, radius, peer_groups }
+    Layer {
+        sensor, capture, records, calls, postgres, http, rates, hep, radius, peer_groups, alerts,
+        alert_rules,
+    }
+    AlertsLayer { output }
     RadiusLayer {
         servers, secret_file, nas_identifier, interim_secs, failed, spool, timeout_secs,
         retries, dictionary,

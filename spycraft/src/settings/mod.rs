@@ -63,6 +63,14 @@
 //! [[peer_group]]
 //! name = "carrier-a"
 //! cidrs = ["192.0.2.0/24", "2001:db8::/32"]
+//!
+//! [alerts]
+//! output = "/var/log/spycraft/alerts.jsonl"
+//!
+//! [[alert]]
+//! rule = "invite_flood"
+//! threshold = 200
+//! window_secs = 10
 //! ```
 
 mod file;
@@ -77,11 +85,12 @@ use spycraft_common::{PortRange, XdpAction, MAX_KERNEL_SNAP_LEN};
 
 pub use file::{load, parse, SettingsError};
 pub use layer::{
-    CallsLayer, CaptureLayer, HepLayer, HttpLayer, Layer, PostgresLayer, RadiusLayer, RatesLayer,
-    RecordsLayer, SensorLayer,
+    AlertsLayer, CallsLayer, CaptureLayer, HepLayer, HttpLayer, Layer, PostgresLayer, RadiusLayer,
+    RatesLayer, RecordsLayer, SensorLayer,
 };
 
 use crate::accounting::{Numbering, RateDeck, RatesError};
+use crate::alert::{RuleError, RuleLayer, Rules};
 use crate::call::{HostPrefix, MonitoredHosts, ProgressReports, Timers, TrackerConfig};
 use crate::capture::{CaptureInterface, CaptureMode, XdpAttach};
 use crate::filter::{FilterConfig, FilterError};
@@ -140,6 +149,11 @@ pub struct Settings {
     /// `[[peer_group]]`
     #[serde(rename = "peer_group", skip_serializing_if = "Vec::is_empty")]
     pub peer_groups: Vec<PeerGroup>,
+    /// `[alerts]`
+    pub alerts: AlertSettings,
+    /// `[[alert]]`: the rules changed from their defaults, as given.
+    #[serde(rename = "alert", skip_serializing_if = "Vec::is_empty")]
+    pub alert_rules: Vec<RuleLayer>,
 }
 
 /// The HTTP endpoint. Fields as in [`HttpLayer`].
@@ -184,6 +198,14 @@ pub struct HepSettings {
     pub cert: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<PathBuf>,
+}
+
+/// Alerting. Fields as in [`AlertsLayer`].
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct AlertSettings {
+    /// Where alerts go (`-`: standard output); none: no alerting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<PathBuf>,
 }
 
 /// RADIUS accounting. Fields as in [`RadiusLayer`].
@@ -345,6 +367,8 @@ impl Settings {
             hep,
             radius,
             peer_groups,
+            alerts,
+            alert_rules,
         } = flags.over(file);
         let node = sensor.node.unwrap_or_else(crate::hostname);
         let spool = postgres.spool.unwrap_or_else(|| default_spool_dir(&node));
@@ -421,6 +445,10 @@ impl Settings {
                 },
             },
             peer_groups: peer_groups.unwrap_or_default(),
+            alerts: AlertSettings {
+                output: alerts.output,
+            },
+            alert_rules: alert_rules.unwrap_or_default(),
             radius: RadiusSettings {
                 servers: radius.servers.unwrap_or_default(),
                 secret_file: radius.secret_file,
@@ -502,6 +530,11 @@ impl Settings {
     pub fn peer_groups(&self) -> Result<PeerGroups, PeerGroupError> {
         peers::check(&self.peer_groups)?;
         Ok(PeerGroups::new(self.peer_groups.clone()))
+    }
+
+    /// The alert rules: the defaults changed by the `[[alert]]` tables.
+    pub fn alert_rules(&self) -> Result<Rules, RuleError> {
+        Rules::new(&self.alert_rules)
     }
 
     /// How calls are tracked.

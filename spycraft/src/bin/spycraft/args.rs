@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 use spycraft::inspect::dump::HostFilter;
 use spycraft::settings::{
-    CallsLayer, CaptureLayer, HepLayer, HttpLayer, Layer, PostgresLayer, RadiusLayer, RatesLayer,
-    RecordsLayer, SensorLayer,
+    AlertsLayer, CallsLayer, CaptureLayer, HepLayer, HttpLayer, Layer, PostgresLayer, RadiusLayer,
+    RatesLayer, RecordsLayer, SensorLayer,
 };
 use spycraft_common::PortRange;
 
@@ -206,6 +206,8 @@ pub struct RecordArgs {
     pub hep: HepLayer,
     #[command(flatten)]
     pub radius: RadiusLayer,
+    #[command(flatten)]
+    pub alerts: AlertsLayer,
 }
 
 impl RecordArgs {
@@ -220,6 +222,7 @@ impl RecordArgs {
             rates: take(&mut self.rates),
             hep: take(&mut self.hep),
             radius: take(&mut self.radius),
+            alerts: take(&mut self.alerts),
             ..layer
         }
     }

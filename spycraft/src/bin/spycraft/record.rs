@@ -8,12 +8,13 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use anyhow::Context;
+use spycraft::alert::AlertLog;
 use spycraft::capture::{CaptureError, FrameSource};
 use spycraft::hep::{HepExport, HepReport};
 use spycraft::monitor::Phase;
 use spycraft::pipeline::{
-    run_sources, AnalyzeError, ChangeSlot, MessageTap, MessageTaps, Observers, Progress,
-    RunObserver, SipPorts,
+    run_sources, AnalyzeError, ChangeSlot, EventWatcher, MessageTap, MessageTaps, Observers,
+    Progress, RunObserver, SipPorts,
 };
 use spycraft::privilege::Dropped;
 use spycraft::settings::Settings;
@@ -111,6 +112,8 @@ pub fn record_run(
         1 => observers.pop(),
         _ => Some(Arc::new(Observers(observers))),
     };
+    let alerts = open_alerts(settings, run)?;
+    config.watcher = alerts.clone().map(|a| Arc::new(a) as Arc<dyn EventWatcher>);
     let stored_messages = open_message_store(settings, run)?;
     let taps: Vec<Arc<dyn MessageTap>> = service
         .and_then(Service::tap)
@@ -174,6 +177,15 @@ pub fn record_run(
             status = status.max(Outcome::Failed);
         }
     }
+    if let Some(alerts) = alerts {
+        let report = alerts.report();
+        if !quiet || report.failed > 0 || report.counts.overflow > 0 {
+            eprintln!("spycraft: {}", report.summary());
+        }
+        if report.failed > 0 {
+            status = status.max(Outcome::Failed);
+        }
+    }
     for report in hep.map(|h| h.close()).unwrap_or_default() {
         if !quiet || report.not_sent() > 0 {
             eprintln!("spycraft: {}", describe_hep(&report));
@@ -191,6 +203,31 @@ pub fn record_run(
         });
     }
     Ok(status.exit_code())
+}
+
+/// `--alerts`: the rules of the settings applied to the run, their alerts written to the
+/// file (created, or appended to) or standard output.
+fn open_alerts(settings: &Settings, run: Run) -> anyhow::Result<Option<AlertLog>> {
+    let Some(path) = settings
+        .alerts
+        .output
+        .as_ref()
+        .filter(|_| run != Run::Serve)
+    else {
+        return Ok(None);
+    };
+    let rules = settings.alert_rules()?;
+    let (name, writer): (String, Box<dyn Write + Send>) = if path.as_os_str() == "-" {
+        ("standard output".into(), Box::new(std::io::stdout()))
+    } else {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("--alerts {}", path.display()))?;
+        (path.display().to_string(), Box::new(file))
+    };
+    Ok(Some(AlertLog::new(rules, &name, writer)))
 }
 
 /// `--store-messages`: the writer of every SIP message to the database of `--postgres`.
