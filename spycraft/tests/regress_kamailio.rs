@@ -242,4 +242,11 @@ fn a_proxy_rerun_matches_its_expected_calls_and_a_changed_failure_route_does_not
         .collect();
     want.sort();
     assert_eq!(changed, want, "{said}");
+
+    // Answered, busy and cancelled calls through a proxy are no attack: no alert.
+    for run in [&baseline, &rerun, &declined] {
+        let out = spycraft(&["analyze", "-o", "/dev/null", "--alerts", "-", utf8(run)]);
+        assert_eq!(text(&out.stdout), "", "{}", text(&out.stderr));
+        assert!(text(&out.stderr).contains("alerts: 0 raised"));
+    }
 }

@@ -255,7 +255,7 @@ fn demo_web() -> Result<()> {
 /// least-privilege test, tcpreplay for the capture benchmark, prometheus (with promtool) to
 /// scrape the sensor, systemd (systemd-analyze) to verify the unit in contrib/, sngrep to
 /// receive HEP, kamailio (siptrace, sipcapture) to send and receive it.
-const TEST_PACKAGES: [&str; 17] = [
+const TEST_PACKAGES: [&str; 20] = [
     "sngrep",
     "kamailio",
     "freeradius",
@@ -273,6 +273,9 @@ const TEST_PACKAGES: [&str; 17] = [
     "libcap2-bin",
     "tcpreplay",
     "libxml2-utils",
+    "sipvicious",
+    "sipsak",
+    "fail2ban",
 ];
 
 fn test() -> Result<()> {

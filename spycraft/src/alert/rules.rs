@@ -127,7 +127,7 @@ impl RuleKind {
     fn default_rule(self) -> Rule {
         let (threshold, window_secs, severity) = match self {
             Self::Scanner => (1, 60, 2),
-            Self::Enumeration => (30, 60, 2),
+            Self::Enumeration => (20, 60, 2),
             Self::BruteForce => (10, 60, 1),
             Self::Spraying => (5, 60, 1),
             Self::RegisterFlood => (300, 10, 2),

@@ -18,10 +18,21 @@ pub fn answered_call_to(
     callee: SocketAddr,
     callee_user: &str,
 ) -> [(bool, u32, String); 5] {
+    answered_call_of(n, caller, callee, &format!("alice{n}"), callee_user)
+}
+
+/// As [`answered_call_to`], from the user `caller_user` (an account).
+pub fn answered_call_of(
+    n: u32,
+    caller: SocketAddr,
+    callee: SocketAddr,
+    caller_user: &str,
+    callee_user: &str,
+) -> [(bool, u32, String); 5] {
     let dialog = |cseq: &str, branch: u32, to_tag: bool| {
         format!(
             "Via: SIP/2.0/UDP {caller};branch=z9hG4bK-{n}-{branch}\r\n\
-             From: <sip:alice{n}@{caller}>;tag=a{n}\r\n\
+             From: <sip:{caller_user}@{caller}>;tag=a{n}\r\n\
              To: <sip:{callee_user}@{callee}>{}\r\n\
              Call-ID: call-{n}@spycraft.test\r\n\
              CSeq: {cseq}\r\n",
@@ -35,7 +46,7 @@ pub fn answered_call_to(
     let request = |method: &str, cseq: &str, branch: u32, to_tag: bool| {
         format!(
             "{method} sip:{callee_user}@{callee} SIP/2.0\r\n{}Max-Forwards: 70\r\n\
-             Contact: <sip:alice{n}@{caller}>\r\nContent-Length: 0\r\n\r\n",
+             Contact: <sip:{caller_user}@{caller}>\r\nContent-Length: 0\r\n\r\n",
             dialog(cseq, branch, to_tag)
         )
     };
@@ -76,11 +87,22 @@ pub fn pcap_of_calls_dialling(
     addresses: &dyn Fn(u32) -> (SocketAddr, SocketAddr),
     callee_user: &dyn Fn(u32) -> String,
 ) -> Vec<u8> {
+    pcap_of_account_calls(calls, addresses, &|n| format!("alice{n}"), callee_user)
+}
+
+/// As [`pcap_of_calls_dialling`], call `n` from the user `caller_user(n)`.
+pub fn pcap_of_account_calls(
+    calls: u32,
+    addresses: &dyn Fn(u32) -> (SocketAddr, SocketAddr),
+    caller_user: &dyn Fn(u32) -> String,
+    callee_user: &dyn Fn(u32) -> String,
+) -> Vec<u8> {
     let mut frames: Vec<(u64, Vec<u8>)> = Vec::new();
     for n in 0..calls {
         let (caller, callee) = addresses(n);
         let start_ms = u64::from(n) * 10;
-        for (from_caller, at_ms, text) in answered_call_to(n, caller, callee, &callee_user(n)) {
+        let messages = answered_call_of(n, caller, callee, &caller_user(n), &callee_user(n));
+        for (from_caller, at_ms, text) in messages {
             let (src, dst) = if from_caller {
                 (caller, callee)
             } else {

@@ -26,8 +26,14 @@ pub fn wait_udp_listening(port: u16) {
 
 /// Whether something listens on UDP `port` on this machine, as /proc/net/udp says.
 pub fn udp_listening(port: u16) -> bool {
+    udp_listening_in("/proc/net/udp", port)
+}
+
+/// Whether UDP `port` is in `table` (`/proc/net/udp`, or `/proc/PID/net/udp` for the
+/// network namespace of process PID).
+pub fn udp_listening_in(table: &str, port: u16) -> bool {
     let needle = format!(":{port:04X} ");
-    let table = std::fs::read_to_string("/proc/net/udp").unwrap_or_default();
+    let table = std::fs::read_to_string(table).unwrap_or_default();
     table.lines().any(|l| l.contains(&needle))
 }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::hep::udp_listening;
+use super::hep::udp_listening_in;
 use super::process::installed;
 use super::text;
 
@@ -22,11 +22,29 @@ impl Kamailio {
     /// Starts Kamailio with `config` in `dir` and waits until it listens on UDP `port`;
     /// `None` when Kamailio is not installed here (outside CI).
     pub fn start(dir: &Path, config: &str, port: u16) -> Option<Self> {
+        Self::start_in(None, dir, config, port)
+    }
+
+    /// As [`Kamailio::start`], inside network namespace `namespace` if given.
+    pub fn start_in(namespace: Option<&str>, dir: &Path, config: &str, port: u16) -> Option<Self> {
+        installed(
+            "kamailio",
+            "kamailio",
+            Command::new("kamailio").arg("-v").output(),
+        )?;
         std::fs::create_dir_all(dir).expect("a directory");
         let cfg = dir.join("kamailio.cfg");
         std::fs::write(&cfg, config).expect("kamailio.cfg");
         let log = dir.join("kamailio.log");
-        let started = Command::new("kamailio")
+        let mut command = match namespace {
+            Some(ns) => {
+                let mut ip = Command::new("ip");
+                ip.args(["netns", "exec", ns, "kamailio"]);
+                ip
+            }
+            None => Command::new("kamailio"),
+        };
+        let child = command
             .arg("-f")
             .arg(&cfg)
             // Foreground, log to stderr, runtime files in the test's directory.
@@ -35,11 +53,13 @@ impl Kamailio {
             .process_group(0)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("a log file"))
-            .spawn();
-        let child = installed("kamailio", "kamailio", started)?;
+            .spawn()
+            .expect("kamailio");
         let mut kamailio = Self { child, log };
+        // `ip netns exec` becomes Kamailio: its sockets are in its own process's table.
+        let table = format!("/proc/{}/net/udp", kamailio.child.id());
         let until = Instant::now() + Duration::from_secs(10);
-        while !udp_listening(port) {
+        while !udp_listening_in(&table, port) {
             let ended = kamailio.child.try_wait().expect("Kamailio's status");
             assert!(ended.is_none(), "Kamailio ended: {}", kamailio.log());
             assert!(

@@ -179,7 +179,7 @@ pub fn installed<T>(tool: &str, package: &str, run: std::io::Result<T>) -> Optio
     }
 }
 
-/// Debian's tcpdump writing `filter`'s packets on loopback to a pcap, with a 64 MiB kernel
+/// Debian's tcpdump writing `filter`'s packets (on loopback unless told) to a pcap, with a 64 MiB kernel
 /// buffer so a loaded two-core machine does not drop packets under the test's feet.
 pub struct Tcpdump {
     running: Reaped,
@@ -190,12 +190,17 @@ impl Tcpdump {
     /// Starts tcpdump and waits until it has opened `pcap` (it opens the file once
     /// capturing). What it says goes next to the pcap, in `<pcap>.log`.
     pub fn start(pcap: &std::path::Path, filter: &str) -> Self {
+        Self::start_on("lo", pcap, filter)
+    }
+
+    /// As [`Tcpdump::start`], on `interface`.
+    pub fn start_on(interface: &str, pcap: &std::path::Path, filter: &str) -> Self {
         let said = pcap.with_extension("tcpdump.log");
         let running = Reaped::spawn(
             Command::new("tcpdump")
                 .args([
                     "-i",
-                    "lo",
+                    interface,
                     "-n",
                     "-B",
                     "65536",
