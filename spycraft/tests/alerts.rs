@@ -184,6 +184,63 @@ fn run_attack(attack: &Attack, dir: &Path) {
     );
 }
 
+/// A syslog server for one test: a UDP socket on loopback that keeps what it is sent
+/// until read (a few dozen messages fit its buffer).
+struct SyslogServer(std::net::UdpSocket);
+
+impl SyslogServer {
+    fn new() -> Self {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("a UDP port");
+        socket
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .expect("a timeout");
+        Self(socket)
+    }
+
+    /// What `--alerts-syslog` takes to send here.
+    fn target(&self) -> String {
+        format!("udp://{}", self.0.local_addr().expect("address"))
+    }
+
+    /// The messages received so far, written one a line to `file`.
+    fn messages(&self, file: &Path) -> Vec<String> {
+        let mut buf = [0; 65536];
+        let mut messages = Vec::new();
+        while let Ok(n) = self.0.recv(&mut buf) {
+            messages.push(text(&buf[..n]));
+        }
+        let mut lines = messages.join("\n");
+        lines.push('\n');
+        std::fs::write(file, lines).expect("a syslog file");
+        messages
+    }
+}
+
+/// fail2ban-regex of `log` (a file or one line) with the shipped filter: (matched, missed).
+fn fail2ban(log: &str) -> Option<(u64, u64)> {
+    let filter = Path::new(env!("CARGO_MANIFEST_DIR")).join("../contrib/fail2ban/spycraft.conf");
+    let out = installed(
+        "fail2ban-regex",
+        "fail2ban",
+        Command::new("fail2ban-regex")
+            .arg(log)
+            .arg(&filter)
+            .output(),
+    )?;
+    let said = text(&out.stdout);
+    assert!(out.status.success(), "{said}{}", text(&out.stderr));
+    let line = said
+        .lines()
+        .find(|l| l.starts_with("Lines: "))
+        .unwrap_or_else(|| panic!("no count: {said}"));
+    let number = |after: &str| -> u64 {
+        let before = line.split(after).next().expect("a part");
+        let n = before.rsplit(' ').next().expect("a number");
+        n.parse().unwrap_or_else(|_| panic!("{line}"))
+    };
+    Some((number(" matched"), number(" missed")))
+}
+
 /// The first time (µs) a packet from `address` is in `pcap`.
 fn first_packet(pcap: &Path, address: &str) -> i64 {
     let out = Command::new("tcpdump")
@@ -254,10 +311,12 @@ fn attack_tools_raise_their_alerts_live_and_from_the_capture() {
     let pcap = dir.join("attacks.pcap");
     let tcpdump = Tcpdump::start_on(HOST_IF, &pcap, "udp port 5060");
     let live = dir.join("live.jsonl");
+    let syslog = SyslogServer::new();
     let mut sensor = Command::new(env!("CARGO_BIN_EXE_spycraft"))
         .args([
             "capture", "-i", HOST_IF, "--mode", "socket", "--ports", "5060",
         ])
+        .args(["--alerts-syslog", &syslog.target()])
         .args([
             "--format",
             "jsonl",
@@ -335,6 +394,27 @@ fn attack_tools_raise_their_alerts_live_and_from_the_capture() {
             "{key:?}: live at {live_at}, offline at {at}"
         );
     }
+
+    // Syslog got every alert, and the shipped fail2ban filter matches each, naming only
+    // the attackers.
+    let syslog_file = dir.join("syslog.log");
+    let messages = syslog.messages(&syslog_file);
+    let written = std::fs::read_to_string(&live)
+        .expect("alerts")
+        .lines()
+        .count();
+    assert_eq!(messages.len(), written, "{messages:?}");
+    for message in &messages {
+        let source = message
+            .split(" src=")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .expect("a source");
+        assert!(ATTACKS.iter().any(|a| a.address == source), "{message}");
+    }
+    if let Some(counts) = fail2ban(utf8(&syslog_file)) {
+        assert_eq!(counts, (written as u64, 0), "{messages:?}");
+    }
 }
 
 /// `analyze --alerts` of `pcap` (with the settings file `config`, if any): the alerts.
@@ -344,8 +424,12 @@ fn alerts_of(dir: &Path, pcap: &[u8], config: Option<&str>) -> Vec<Value> {
     let alerts = dir.join("alerts.jsonl");
     let _ = std::fs::remove_file(&alerts);
     let settings = dir.join("spycraft.toml");
+    let syslog = SyslogServer::new();
+    let target = syslog.target();
     let mut args = vec![
         "analyze",
+        "--alerts-syslog",
+        &target,
         "-q",
         "-o",
         "/dev/null",
@@ -359,11 +443,19 @@ fn alerts_of(dir: &Path, pcap: &[u8], config: Option<&str>) -> Vec<Value> {
     args.push(utf8(&capture));
     let out = spycraft(&args);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    std::fs::read_to_string(&alerts)
+    let alerts: Vec<Value> = std::fs::read_to_string(&alerts)
         .expect("alerts")
         .lines()
         .map(|l| serde_json::from_str(l).expect("an alert"))
-        .collect()
+        .collect();
+    // Toll fraud comes from an account's own PBX: syslog has it, fail2ban leaves it alone.
+    let syslog_file = dir.join("syslog.log");
+    let messages = syslog.messages(&syslog_file);
+    assert_eq!(messages.len(), alerts.len(), "{messages:?}");
+    if let Some(counts) = fail2ban(utf8(&syslog_file)) {
+        assert_eq!(counts, (0, alerts.len() as u64), "{messages:?}");
+    }
+    alerts
 }
 
 /// Rule, count, time and repeat of each alert.
@@ -444,6 +536,20 @@ fn toll_fraud_patterns_fire_exactly_their_rules_at_the_call_that_crosses_the_lin
 }
 
 #[test]
+fn the_fail2ban_filter_reads_the_line_as_a_syslog_daemon_writes_it() {
+    let line = "Dec  4 20:56:00 sbc1 spycraft[4242]: alert rule=brute_force sid=8100003 \
+                severity=1 src=192.0.2.66 src_port=5060 dest=198.51.100.1 dest_port=5060 \
+                count=10 repeat=false call_id=\"x\" user_agent=\"\" signature=\"s\"";
+    if let Some(counts) = fail2ban(line) {
+        assert_eq!(counts, (1, 0));
+    }
+    let toll = line.replace("rule=brute_force sid=8100003", "rule=long_call sid=8100011");
+    if let Some(counts) = fail2ban(&toll) {
+        assert_eq!(counts, (0, 1));
+    }
+}
+
+#[test]
 fn the_bundled_captures_raise_no_alert() {
     let dir = scratch("alerts-bundled");
     let alerts = dir.join("alerts.jsonl");
@@ -456,6 +562,7 @@ fn the_bundled_captures_raise_no_alert() {
     let out = spycraft(&args);
     let said = text(&out.stderr);
     assert!(out.status.success(), "{said}");
-    assert!(said.contains("alerts: 0 raised, 0 written"), "{said}");
+    assert!(said.contains("alerts: 0 raised; "), "{said}");
+    assert!(said.contains(": 0 written"), "{said}");
     assert_eq!(std::fs::read_to_string(&alerts).expect("the file"), "");
 }

@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: AGPL-3.0-or-later
-//! Where alerts go: JSON lines (EVE) to a file or standard output, written and flushed as
-//! they are raised; a failing write is said when it happens and counted.
+//! Where alerts go: JSON lines (EVE) to a file or standard output, and syslog; each written
+//! (and flushed) as it is raised, a failing write said when it happens and counted.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::engine::{AlertCounts, AlertEngine};
 use super::rules::{RuleKind, Rules};
+use super::syslog::Syslog;
 use super::Alert;
 use crate::call::CallRecord;
 use crate::pipeline::EventWatcher;
@@ -17,10 +18,8 @@ use crate::sip::SipEvent;
 pub struct AlertReport {
     /// Raised per rule, and what the tables could not follow.
     pub counts: AlertCounts,
-    /// Alerts written.
-    pub written: u64,
-    /// Alerts that could not be written.
-    pub failed: u64,
+    /// Each output: its name, alerts written and alerts that could not be.
+    pub outputs: Vec<(String, u64, u64)>,
 }
 
 impl AlertReport {
@@ -29,7 +28,13 @@ impl AlertReport {
         self.counts.raised.iter().sum()
     }
 
-    /// `alerts: 3 raised (scanner 1, enumeration 2), 3 written` and what went wrong.
+    /// Alerts some output did not get.
+    pub fn failed(&self) -> u64 {
+        self.outputs.iter().map(|(_, _, failed)| failed).sum()
+    }
+
+    /// `alerts: 3 raised (scanner 1, enumeration 2); alerts.jsonl: 3 written` and what
+    /// went wrong.
     pub fn summary(&self) -> String {
         let by_rule: Vec<String> = RuleKind::ALL
             .iter()
@@ -41,24 +46,36 @@ impl AlertReport {
         if !by_rule.is_empty() {
             line += &format!(" ({})", by_rule.join(", "));
         }
-        line += &format!(", {} written", self.written);
-        if self.failed > 0 {
-            line += &format!(", {} NOT WRITTEN", self.failed);
-        }
         if self.counts.overflow > 0 {
             line += &format!(
                 ", {} offenders or calls not followed (tables full)",
                 self.counts.overflow
             );
         }
+        for (name, written, failed) in &self.outputs {
+            line += &format!("; {name}: {written} written");
+            if *failed > 0 {
+                line += &format!(", {failed} NOT WRITTEN");
+            }
+        }
         line
     }
 }
 
-/// The alert destination and its state.
+/// Where alerts go.
+enum Sink {
+    /// JSON lines (EVE) to a file or standard output.
+    Lines(Box<dyn Write + Send>),
+    /// Syslog messages.
+    Syslog(Syslog),
+}
+
+/// An alert destination and what it has done.
 struct Output {
     name: String,
-    writer: Box<dyn Write + Send>,
+    sink: Sink,
+    written: u64,
+    failed: u64,
     /// Whether the last write failed (said once per run of failures).
     failing: bool,
 }
@@ -69,13 +86,46 @@ impl std::fmt::Debug for Output {
     }
 }
 
+impl Output {
+    fn write(&mut self, alerts: &[Alert]) {
+        let sent = match &mut self.sink {
+            Sink::Lines(writer) => {
+                let mut text = String::new();
+                for alert in alerts {
+                    text += &alert.eve().to_string();
+                    text.push('\n');
+                }
+                writer
+                    .write_all(text.as_bytes())
+                    .and_then(|()| writer.flush())
+            }
+            Sink::Syslog(syslog) => alerts.iter().try_for_each(|a| syslog.send(a)),
+        };
+        let n = alerts.len() as u64;
+        match sent {
+            Ok(()) => {
+                self.written += n;
+                self.failing = false;
+            }
+            Err(e) => {
+                self.failed += n;
+                if !self.failing {
+                    eprintln!(
+                        "spycraft: alerts: {}: {e}; alerts are being lost",
+                        self.name
+                    );
+                }
+                self.failing = true;
+            }
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Inner {
     engine: AlertEngine,
-    output: Output,
+    outputs: Vec<Output>,
     raised: Vec<Alert>,
-    written: u64,
-    failed: u64,
 }
 
 impl Inner {
@@ -83,31 +133,10 @@ impl Inner {
         if self.raised.is_empty() {
             return;
         }
-        let mut text = String::new();
-        for alert in &self.raised {
-            text += &alert.eve().to_string();
-            text.push('\n');
+        for output in &mut self.outputs {
+            output.write(&self.raised);
         }
-        let n = self.raised.len() as u64;
         self.raised.clear();
-        let out = &mut self.output;
-        match out
-            .writer
-            .write_all(text.as_bytes())
-            .and_then(|()| out.writer.flush())
-        {
-            Ok(()) => {
-                self.written += n;
-                out.failing = false;
-            }
-            Err(e) => {
-                self.failed += n;
-                if !out.failing {
-                    eprintln!("spycraft: alerts: {}: {e}; alerts are being lost", out.name);
-                }
-                out.failing = true;
-            }
-        }
     }
 }
 
@@ -117,19 +146,35 @@ impl Inner {
 pub struct AlertLog(Arc<Mutex<Inner>>);
 
 impl AlertLog {
-    /// Alerts of `rules` written to `writer`, named `name` in messages.
-    pub fn new(rules: Rules, name: &str, writer: Box<dyn Write + Send>) -> Self {
+    /// Alerts of `rules`, written nowhere yet.
+    pub fn new(rules: Rules) -> Self {
         Self(Arc::new(Mutex::new(Inner {
             engine: AlertEngine::new(rules),
-            output: Output {
-                name: name.to_owned(),
-                writer,
-                failing: false,
-            },
+            outputs: Vec::new(),
             raised: Vec::new(),
+        })))
+    }
+
+    /// Alerts also written to `writer` as JSON lines, named `name` in messages.
+    pub fn with_lines(self, name: &str, writer: Box<dyn Write + Send>) -> Self {
+        self.add(name.to_owned(), Sink::Lines(writer))
+    }
+
+    /// Alerts also sent to syslog.
+    pub fn with_syslog(self, syslog: Syslog) -> Self {
+        let name = format!("syslog {}", syslog.target());
+        self.add(name, Sink::Syslog(syslog))
+    }
+
+    fn add(self, name: String, sink: Sink) -> Self {
+        self.lock().outputs.push(Output {
+            name,
+            sink,
             written: 0,
             failed: 0,
-        })))
+            failing: false,
+        });
+        self
     }
 
     /// What has been raised and written so far.
@@ -137,8 +182,11 @@ impl AlertLog {
         let inner = self.lock();
         AlertReport {
             counts: inner.engine.counts(),
-            written: inner.written,
-            failed: inner.failed,
+            outputs: inner
+                .outputs
+                .iter()
+                .map(|o| (o.name.clone(), o.written, o.failed))
+                .collect(),
         }
     }
 

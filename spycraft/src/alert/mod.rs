@@ -6,12 +6,13 @@
 //! so `analyze` of a capture raises what the live sensor raised. State is bounded: at most
 //! [`engine::EPISODES`] offenders and [`engine::OPEN_CALLS`] calls are followed, the rest
 //! counted as overflow. Alerts are written as JSON lines in the shape of Suricata's EVE
-//! ([`log`]).
+//! ([`log`]) and sent to syslog ([`syslog`]).
 
 pub mod engine;
 pub mod episodes;
 pub mod log;
 pub mod rules;
+pub mod syslog;
 
 use std::net::SocketAddr;
 
@@ -20,6 +21,7 @@ use serde_json::{json, Value};
 pub use engine::{AlertCounts, AlertEngine};
 pub use log::{AlertLog, AlertReport};
 pub use rules::{Rule, RuleError, RuleKind, RuleLayer, Rules};
+pub use syslog::{Syslog, SyslogTarget};
 
 use crate::packet::{Timestamp, Transport};
 

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use spycraft_common::{PortRange, XdpAction};
 
-use crate::alert::RuleLayer;
+use crate::alert::{RuleLayer, SyslogTarget};
 use crate::call::HostPrefix;
 use crate::capture::{CaptureInterface, CaptureMode, XdpAttach};
 use crate::hep::Endpoint;
@@ -72,6 +72,10 @@ pub struct AlertsLayer {
     /// shape); `-` for standard output [default: no alerting].
     #[arg(id = "alerts", long = "alerts", value_name = "PATH")]
     pub output: Option<PathBuf>,
+    /// Also send each alert to syslog (RFC 5424, facility local0): udp://ADDRESS:PORT or
+    /// unix:/dev/log; one line a fail2ban filter matches (contrib/fail2ban).
+    #[arg(id = "alerts_syslog", long = "alerts-syslog", value_name = "TARGET")]
+    pub syslog: Option<SyslogTarget>,
 }
 
 /// `[http]`: the sensor's HTTP endpoint.
@@ -508,7 +512,7 @@ layered! {
         sensor, capture, records, calls, postgres, http, rates, hep, radius, peer_groups, alerts,
         alert_rules,
     }
-    AlertsLayer { output }
+    AlertsLayer { output, syslog }
     RadiusLayer {
         servers, secret_file, nas_identifier, interim_secs, failed, spool, timeout_secs,
         retries, dictionary,

@@ -90,7 +90,7 @@ pub use layer::{
 };
 
 use crate::accounting::{Numbering, RateDeck, RatesError};
-use crate::alert::{RuleError, RuleLayer, Rules};
+use crate::alert::{RuleError, RuleLayer, Rules, SyslogTarget};
 use crate::call::{HostPrefix, MonitoredHosts, ProgressReports, Timers, TrackerConfig};
 use crate::capture::{CaptureInterface, CaptureMode, XdpAttach};
 use crate::filter::{FilterConfig, FilterError};
@@ -203,9 +203,19 @@ pub struct HepSettings {
 /// Alerting. Fields as in [`AlertsLayer`].
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct AlertSettings {
-    /// Where alerts go (`-`: standard output); none: no alerting.
+    /// Where alerts go as JSON lines (`-`: standard output).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output: Option<PathBuf>,
+    /// Where alerts go as syslog messages.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub syslog: Option<SyslogTarget>,
+}
+
+impl AlertSettings {
+    /// Whether the rules run: some output wants their alerts.
+    pub fn on(&self) -> bool {
+        self.output.is_some() || self.syslog.is_some()
+    }
 }
 
 /// RADIUS accounting. Fields as in [`RadiusLayer`].
@@ -447,6 +457,7 @@ impl Settings {
             peer_groups: peer_groups.unwrap_or_default(),
             alerts: AlertSettings {
                 output: alerts.output,
+                syslog: alerts.syslog,
             },
             alert_rules: alert_rules.unwrap_or_default(),
             radius: RadiusSettings {

@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use anyhow::Context;
-use spycraft::alert::AlertLog;
+use spycraft::alert::{AlertLog, Syslog};
 use spycraft::capture::{CaptureError, FrameSource};
 use spycraft::hep::{HepExport, HepReport};
 use spycraft::monitor::Phase;
@@ -179,10 +179,10 @@ pub fn record_run(
     }
     if let Some(alerts) = alerts {
         let report = alerts.report();
-        if !quiet || report.failed > 0 || report.counts.overflow > 0 {
+        if !quiet || report.failed() > 0 || report.counts.overflow > 0 {
             eprintln!("spycraft: {}", report.summary());
         }
-        if report.failed > 0 {
+        if report.failed() > 0 {
             status = status.max(Outcome::Failed);
         }
     }
@@ -205,29 +205,32 @@ pub fn record_run(
     Ok(status.exit_code())
 }
 
-/// `--alerts`: the rules of the settings applied to the run, their alerts written to the
-/// file (created, or appended to) or standard output.
+/// `--alerts`, `--alerts-syslog`: the rules of the settings applied to the run, their
+/// alerts written to the file (created, or appended to) or standard output, and to syslog.
 fn open_alerts(settings: &Settings, run: Run) -> anyhow::Result<Option<AlertLog>> {
-    let Some(path) = settings
-        .alerts
-        .output
-        .as_ref()
-        .filter(|_| run != Run::Serve)
-    else {
+    let wanted = &settings.alerts;
+    if !wanted.on() || run == Run::Serve {
         return Ok(None);
-    };
-    let rules = settings.alert_rules()?;
-    let (name, writer): (String, Box<dyn Write + Send>) = if path.as_os_str() == "-" {
-        ("standard output".into(), Box::new(std::io::stdout()))
-    } else {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .with_context(|| format!("--alerts {}", path.display()))?;
-        (path.display().to_string(), Box::new(file))
-    };
-    Ok(Some(AlertLog::new(rules, &name, writer)))
+    }
+    let mut alerts = AlertLog::new(settings.alert_rules()?);
+    if let Some(path) = &wanted.output {
+        alerts = if path.as_os_str() == "-" {
+            alerts.with_lines("standard output", Box::new(std::io::stdout()))
+        } else {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("--alerts {}", path.display()))?;
+            alerts.with_lines(&path.display().to_string(), Box::new(file))
+        };
+    }
+    if let Some(target) = &wanted.syslog {
+        let syslog = Syslog::open(target, &settings.sensor.node)
+            .with_context(|| format!("--alerts-syslog {target}"))?;
+        alerts = alerts.with_syslog(syslog);
+    }
+    Ok(Some(alerts))
 }
 
 /// `--store-messages`: the writer of every SIP message to the database of `--postgres`.
