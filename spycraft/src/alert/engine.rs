@@ -572,7 +572,7 @@ mod tests {
         }
         assert_eq!(
             fired(&mut engine, &events),
-            [(RuleKind::Enumeration, "192.0.2.10".into(), 30)]
+            [(RuleKind::Enumeration, "192.0.2.10".into(), 20)]
         );
     }
 

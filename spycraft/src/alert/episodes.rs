@@ -292,7 +292,7 @@ mod tests {
     #[test]
     fn distinct_users_count_once_and_a_full_table_counts_the_overflow() {
         let rules = Rules::default();
-        let rule = rules.get(RuleKind::Enumeration); // 30 users in 60 s
+        let rule = rules.get(RuleKind::Enumeration); // 20 users in 60 s
         let mut episodes = Episodes::new(2);
         let enumeration = |who| Subject {
             rule: RuleKind::Enumeration,
@@ -303,10 +303,10 @@ mod tests {
                 rule,
                 enumeration(1),
                 at(n as f64 / 10.0),
-                Measure::Distinct(n % 29),
+                Measure::Distinct(n % 19),
                 parties(),
             );
-            assert!(fired.is_none(), "29 users are not 30");
+            assert!(fired.is_none(), "19 users are not 20");
         }
         let fired = episodes.add(
             rule,
@@ -315,7 +315,7 @@ mod tests {
             Measure::Distinct(99),
             parties(),
         );
-        assert_eq!(fired.map(|f| f.count), Some(30));
+        assert_eq!(fired.map(|f| f.count), Some(20));
 
         // A million spoofed sources: the table stays at its bound and counts the rest.
         for who in 0..1_000_000u128 {
