@@ -241,6 +241,47 @@ fn fail2ban(log: &str) -> Option<(u64, u64)> {
     Some((number(" matched"), number(" missed")))
 }
 
+/// `/metrics`, `/api/v1/alerts` and the alerts page show what the alert log holds.
+fn shown_while_running(http: std::net::SocketAddr, log: &Path) {
+    use support::http::{get, sample};
+    let (_, metrics) = get(http, "/metrics");
+    let (_, api) = get(http, "/api/v1/alerts");
+    let (status, page) = get(http, "/alerts");
+    let written: Vec<Value> = std::fs::read_to_string(log)
+        .expect("alerts")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("an alert"))
+        .collect();
+    for rule in [
+        "scanner",
+        "enumeration",
+        "brute_force",
+        "spraying",
+        "options_flood",
+    ] {
+        let n = written
+            .iter()
+            .filter(|a| a["alert"]["rule"] == rule)
+            .count();
+        let series = format!("spycraft_alerts_total{{rule=\"{rule}\"}}");
+        assert_eq!(
+            sample(&metrics, &series),
+            Some(n as f64),
+            "{series}\n{metrics}"
+        );
+    }
+    let api: Value = serde_json::from_str(&api).expect("JSON");
+    assert_eq!(api["enabled"], true);
+    let listed = api["alerts"].as_array().expect("alerts");
+    assert_eq!(listed.len(), written.len());
+    assert_eq!(listed.first(), written.last(), "newest first, as written");
+    assert_eq!(status, 200);
+    for attack in &ATTACKS {
+        assert!(page.contains(attack.address), "{page}");
+    }
+    assert!(page.contains("options_flood"), "{page}");
+}
+
 /// The first time (µs) a packet from `address` is in `pcap`.
 fn first_packet(pcap: &Path, address: &str) -> i64 {
     let out = Command::new("tcpdump")
@@ -316,7 +357,7 @@ fn attack_tools_raise_their_alerts_live_and_from_the_capture() {
         .args([
             "capture", "-i", HOST_IF, "--mode", "socket", "--ports", "5060",
         ])
-        .args(["--alerts-syslog", &syslog.target()])
+        .args(["--alerts-syslog", &syslog.target(), "--http", "127.0.0.1:0"])
         .args([
             "--format",
             "jsonl",
@@ -331,13 +372,17 @@ fn attack_tools_raise_their_alerts_live_and_from_the_capture() {
         .expect("spycraft");
     let said = Said::new(sensor.stderr.take().expect("stderr"));
     let sensor = Reaped::spawn_from(sensor);
-    said.wait_for(&format!("capturing on {HOST_IF}"), Duration::from_secs(10));
+    let capturing = format!("capturing on {HOST_IF}");
+    let seen = said.wait_for(&capturing, Duration::from_secs(10));
+    let http =
+        support::http::serving_addr_in(&seen).unwrap_or_else(|| support::http::serving_addr(&said));
 
     for attack in &ATTACKS {
         run_attack(attack, &dir);
         std::thread::sleep(Duration::from_millis(500));
     }
     std::thread::sleep(Duration::from_millis(500));
+    shown_while_running(http, &live);
     interrupt(sensor.child());
     let status = sensor.output().status;
     let live_said = said.rest().join("\n");

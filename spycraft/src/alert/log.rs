@@ -2,6 +2,7 @@
 //! Where alerts go: JSON lines (EVE) to a file or standard output, and syslog; each written
 //! (and flushed) as it is raised, a failing write said when it happens and counted.
 
+use std::collections::VecDeque;
 use std::io::Write;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -28,6 +29,14 @@ impl AlertReport {
         self.counts.raised.iter().sum()
     }
 
+    /// Alerts raised per rule, every rule named.
+    pub fn by_rule(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        RuleKind::ALL
+            .iter()
+            .zip(self.counts.raised)
+            .map(|(rule, n)| (rule.name(), n))
+    }
+
     /// Alerts some output did not get.
     pub fn failed(&self) -> u64 {
         self.outputs.iter().map(|(_, _, failed)| failed).sum()
@@ -36,11 +45,10 @@ impl AlertReport {
     /// `alerts: 3 raised (scanner 1, enumeration 2); alerts.jsonl: 3 written` and what
     /// went wrong.
     pub fn summary(&self) -> String {
-        let by_rule: Vec<String> = RuleKind::ALL
-            .iter()
-            .zip(self.counts.raised)
+        let by_rule: Vec<String> = self
+            .by_rule()
             .filter(|(_, n)| *n > 0)
-            .map(|(rule, n)| format!("{} {n}", rule.name()))
+            .map(|(rule, n)| format!("{rule} {n}"))
             .collect();
         let mut line = format!("alerts: {} raised", self.raised());
         if !by_rule.is_empty() {
@@ -121,11 +129,15 @@ impl Output {
     }
 }
 
+/// Alerts kept in memory for the web API and pages, the newest last.
+pub const RECENT: usize = 1000;
+
 #[derive(Debug)]
 struct Inner {
     engine: AlertEngine,
     outputs: Vec<Output>,
     raised: Vec<Alert>,
+    recent: VecDeque<Alert>,
 }
 
 impl Inner {
@@ -136,7 +148,12 @@ impl Inner {
         for output in &mut self.outputs {
             output.write(&self.raised);
         }
-        self.raised.clear();
+        for alert in self.raised.drain(..) {
+            if self.recent.len() == RECENT {
+                self.recent.pop_front();
+            }
+            self.recent.push_back(alert);
+        }
     }
 }
 
@@ -152,6 +169,7 @@ impl AlertLog {
             engine: AlertEngine::new(rules),
             outputs: Vec::new(),
             raised: Vec::new(),
+            recent: VecDeque::new(),
         })))
     }
 
@@ -188,6 +206,11 @@ impl AlertLog {
                 .map(|o| (o.name.clone(), o.written, o.failed))
                 .collect(),
         }
+    }
+
+    /// The latest alerts (at most [`RECENT`]), newest first.
+    pub fn recent(&self) -> Vec<Alert> {
+        self.lock().recent.iter().rev().cloned().collect()
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {

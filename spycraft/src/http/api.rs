@@ -39,6 +39,7 @@ pub fn routes() -> Router<Arc<Web>> {
         .route("/api/v1/stats", get(stats))
         .route("/api/v1/accounting", get(accounting_report))
         .route("/api/v1/status", get(status))
+        .route("/api/v1/alerts", get(alerts))
         .route("/api/v1/dashboard", get(super::dashboard::dashboard))
         .route("/api/v1/openapi.json", get(openapi))
 }
@@ -560,6 +561,45 @@ async fn status(State(web): State<Arc<Web>>) -> Json<Status> {
     })
 }
 
+/// The alert rules' latest alerts.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AlertList {
+    /// Whether this sensor applies the alert rules (`--alerts`, `--alerts-syslog`).
+    pub enabled: bool,
+    /// Alerts raised since the start, by rule (every rule named).
+    pub raised: std::collections::BTreeMap<String, u64>,
+    /// The latest alerts (at most 1,000), newest first, each as the alert log writes it
+    /// (Suricata's EVE shape: `timestamp`, `src_ip`, `alert.signature`, `sip`, `count`…).
+    #[schema(value_type = Vec<Object>)]
+    pub alerts: Vec<serde_json::Value>,
+}
+
+/// The alerts of the intrusion and toll-fraud rules, newest first.
+#[utoipa::path(get, path = "/api/v1/alerts", responses((status = 200, body = AlertList)))]
+async fn alerts(State(web): State<Arc<Web>>) -> Json<AlertList> {
+    Json(alert_list(&web))
+}
+
+/// What `/api/v1/alerts` and the alerts page show.
+pub fn alert_list(web: &Web) -> AlertList {
+    let Some(log) = web.monitor.alerts() else {
+        return AlertList {
+            enabled: false,
+            raised: Default::default(),
+            alerts: Vec::new(),
+        };
+    };
+    let report = log.report();
+    AlertList {
+        enabled: true,
+        raised: report
+            .by_rule()
+            .map(|(rule, n)| (rule.to_owned(), n))
+            .collect(),
+        alerts: log.recent().iter().map(crate::alert::Alert::eve).collect(),
+    }
+}
+
 /// The API's description.
 #[derive(utoipa::OpenApi)]
 #[openapi(
@@ -578,6 +618,7 @@ async fn status(State(web): State<Arc<Web>>) -> Json<Status> {
         stats,
         accounting_report,
         status,
+        alerts,
         super::dashboard::dashboard
     ),
     components(schemas(ApiError, CallRecord, LiveEvent))

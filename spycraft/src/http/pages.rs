@@ -26,6 +26,7 @@ pub fn routes() -> Router<Arc<Web>> {
         .route("/calls", get(calls))
         .route("/calls/{id}", get(call))
         .route("/accounting", get(accounting))
+        .route("/alerts", get(alerts))
         .route(
             "/assets/app.css",
             get(|| asset("text/css", include_str!("../../assets/app.css"))),
@@ -311,4 +312,71 @@ async fn accounting(State(web): State<Arc<Web>>, Params(raw): Params<RawReport>)
         Err(e) => page.error = Some(e.error),
     }
     render(&page)
+}
+
+/// One alert as the alerts page lists it.
+struct AlertRow {
+    time: String,
+    rule: &'static str,
+    signature: &'static str,
+    severity: u8,
+    repeat: bool,
+    source: String,
+    target: String,
+    count: u64,
+    first_seen: String,
+    user_agent: String,
+    from_to: String,
+    call_id: String,
+}
+
+#[derive(Template)]
+#[template(path = "alerts.html")]
+struct AlertsPage {
+    enabled: bool,
+    raised: Vec<(String, u64)>,
+    rows: Vec<AlertRow>,
+}
+
+async fn alerts(State(web): State<Arc<Web>>) -> Response {
+    let Some(log) = web.monitor.alerts() else {
+        return render(&AlertsPage {
+            enabled: false,
+            raised: Vec::new(),
+            rows: Vec::new(),
+        });
+    };
+    let report = log.report();
+    let raised = report
+        .by_rule()
+        .map(|(rule, n)| (rule.to_owned(), n))
+        .collect();
+    let rows = log
+        .recent()
+        .into_iter()
+        .map(|a| {
+            let sip = a.sip.as_ref();
+            AlertRow {
+                time: a.at.to_rfc3339(),
+                rule: a.rule.name(),
+                signature: a.rule.signature(),
+                severity: a.severity,
+                repeat: a.repeat,
+                source: a.offender.to_string(),
+                target: a.target.to_string(),
+                count: a.count,
+                first_seen: a.first_seen.to_rfc3339(),
+                user_agent: sip.map(|s| s.user_agent.clone()).unwrap_or_default(),
+                from_to: sip
+                    .map(|s| format!("{} → {}", s.from_user, s.to_user))
+                    .unwrap_or_default(),
+                call_id: sip.map(|s| s.call_id.clone()).unwrap_or_default(),
+            }
+        })
+        .collect();
+    render(&AlertsPage {
+        enabled: true,
+        raised,
+        rows,
+    })
 }

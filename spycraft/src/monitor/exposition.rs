@@ -16,6 +16,7 @@ use prometheus_client::registry::{Registry, Unit};
 
 use super::calls::{minute_of, CallFigures, GroupFigures, Histogram};
 use super::{lock, Monitor};
+use crate::alert::AlertReport;
 use crate::call::Disposition;
 use crate::capture::CaptureFigures;
 use crate::decode::Skip;
@@ -61,6 +62,7 @@ struct Seen {
     groups: Vec<String>,
     captures: Vec<(String, &'static str, CaptureFigures)>,
     hep: Vec<HepReport>,
+    alerts: Option<AlertReport>,
     /// The minute the ratio windows end at.
     now_minute: Option<i64>,
 }
@@ -84,6 +86,7 @@ impl Scrape {
             .map(|c| (c.interface.clone(), c.counts.mode(), c.counts.figures()))
             .collect();
         let hep = lock(&m.hep).iter().flat_map(|h| h.reports()).collect();
+        let alerts = m.alerts().map(|a| a.report());
         let now = if m.live {
             Some(Timestamp::from_parts(
                 unix_seconds(std::time::SystemTime::now()),
@@ -100,6 +103,7 @@ impl Scrape {
             groups,
             captures,
             hep,
+            alerts,
             now_minute: now.map(minute_of),
         }
     }
@@ -127,7 +131,11 @@ impl Collector for Scrape {
         pipeline(&mut e, &seen.summary, seen.live_legs)?;
         calls(&mut e, &seen)?;
         outputs(&mut e, &seen.outputs)?;
-        hep(&mut e, &seen.hep)
+        hep(&mut e, &seen.hep)?;
+        match &seen.alerts {
+            Some(report) => alerts(&mut e, report),
+            None => Ok(()),
+        }
     }
 }
 
@@ -478,6 +486,40 @@ fn outputs(e: &mut DescriptorEncoder<'_>, outputs: &[OutputReport]) -> Result<()
     });
     counter(e, "output_requests", "Requests of outputs that ask a server per record (RADIUS), by outcome: sent, acknowledged, retransmitted, failed (unanswered after the retransmissions), answers refused for their authenticator or otherwise bad, requests about calls in progress skipped.", None, requests)?;
     gauge(e, "output_up", "1 while the output delivers, 0 while its writes fail or its destination cannot be reached.", None, eachf(&|o| if o.trouble().is_some() { 0.0 } else { 1.0 }))
+}
+
+fn alerts(e: &mut DescriptorEncoder<'_>, report: &AlertReport) -> Result<(), Error> {
+    let raised = report.by_rule().map(|(rule, n)| {
+        let labels: Labels = vec![("rule", rule.to_owned())];
+        (labels, n)
+    });
+    counter(
+        e,
+        "alerts",
+        "Alerts raised, by rule (a first alert and each summary of an attack going on).",
+        None,
+        raised,
+    )?;
+    let written = report.outputs.iter().flat_map(|(output, written, failed)| {
+        [("written", *written), ("failed", *failed)].map(|(outcome, n)| {
+            let labels: Labels = vec![("output", output.clone()), ("outcome", outcome.to_owned())];
+            (labels, n)
+        })
+    });
+    counter(
+        e,
+        "alert_writes",
+        "Alerts each alert output wrote, or could not.",
+        None,
+        written,
+    )?;
+    counter(
+        e,
+        "alert_overflow",
+        "Offenders or calls the alert rules could not follow: their tables were full.",
+        None,
+        [(NO_LABELS, report.counts.overflow)],
+    )
 }
 
 fn hep(e: &mut DescriptorEncoder<'_>, reports: &[HepReport]) -> Result<(), Error> {

@@ -12,6 +12,7 @@ mod window;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::alert::AlertLog;
 use crate::call::CallRecord;
 use crate::capture::CaptureCounts;
 use crate::hep::HepExport;
@@ -44,6 +45,8 @@ pub struct Monitor {
     captures: Mutex<Vec<Capture>>,
     /// HEP exporters whose counters a scrape reads.
     hep: Mutex<Vec<Arc<HepExport>>>,
+    /// The run's alerting, if on.
+    alerts: Mutex<Option<AlertLog>>,
 }
 
 #[derive(Debug)]
@@ -85,6 +88,7 @@ impl Monitor {
             }),
             captures: Mutex::new(Vec::new()),
             hep: Mutex::new(Vec::new()),
+            alerts: Mutex::new(None),
         }
     }
 
@@ -104,6 +108,16 @@ impl Monitor {
     /// Adds a HEP exporter whose counters a scrape reads.
     pub fn add_hep_export(&self, export: Arc<HepExport>) {
         lock(&self.hep).push(export);
+    }
+
+    /// Shows the run's alerts: their counters in a scrape, the latest in the web API.
+    pub fn set_alerts(&self, alerts: AlertLog) {
+        *lock(&self.alerts) = Some(alerts);
+    }
+
+    /// The run's alerting, if on.
+    pub fn alerts(&self) -> Option<AlertLog> {
+        lock(&self.alerts).clone()
     }
 
     /// Moves the run to `phase`.

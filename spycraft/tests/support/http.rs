@@ -43,11 +43,17 @@ pub fn try_get(addr: SocketAddr, path: &str) -> Result<(u16, String), String> {
 /// Waits for the sensor to say where it serves (`--http 127.0.0.1:0` picks a port).
 pub fn serving_addr(stderr: &Said) -> SocketAddr {
     let lines = stderr.wait_for("serving /metrics", Duration::from_secs(60));
-    let line = lines.last().expect("the line");
-    line.rsplit("://")
+    serving_addr_in(&lines).expect("the line")
+}
+
+/// Where the sensor serves, if one of `lines` (what it said) says so.
+pub fn serving_addr_in(lines: &[String]) -> Option<SocketAddr> {
+    let line = lines.iter().find(|l| l.contains("serving /metrics"))?;
+    let addr = line
+        .rsplit("://")
         .next()
-        .and_then(|a| a.trim().parse().ok())
-        .unwrap_or_else(|| panic!("an address in {line:?}"))
+        .and_then(|a| a.trim().parse().ok());
+    Some(addr.unwrap_or_else(|| panic!("an address in {line:?}")))
 }
 
 /// The value of the sample `series` (name and labels exactly as written) in a scrape.

@@ -113,6 +113,9 @@ pub fn record_run(
         _ => Some(Arc::new(Observers(observers))),
     };
     let alerts = open_alerts(settings, run)?;
+    if let (Some(service), Some(alerts)) = (service, &alerts) {
+        service.monitor.set_alerts(alerts.clone());
+    }
     config.watcher = alerts.clone().map(|a| Arc::new(a) as Arc<dyn EventWatcher>);
     let stored_messages = open_message_store(settings, run)?;
     let taps: Vec<Arc<dyn MessageTap>> = service
