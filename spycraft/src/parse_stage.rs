@@ -13,7 +13,7 @@ use crate::decode::{
     Agent, Consumed, Continuity, DecodeCounters, DecodeLimits, Decoder, PacketInfo, PayloadSink,
     Piece,
 };
-use crate::packet::Timestamp;
+use crate::packet::{Timestamp, Transport};
 use crate::sip::{
     find_message_start, is_keepalive, is_stream_keepalive, looks_like_sip, parse_datagram_uninit,
     parse_uninit, CollationHeaders, Message, Method, ParseError, SipEvent, SipKind, Status,
@@ -78,6 +78,18 @@ pub enum Input {
     },
     /// The capture lost frames (its buffer was full): the calls up now may miss messages.
     CaptureLoss,
+    /// A message on a SIP port that is not SIP as RFC 3261 has it (counted in
+    /// [`ParseCounters::parse_errors`]), for whoever watches senders of such messages.
+    Malformed {
+        /// Who sent it.
+        from: SocketAddr,
+        /// To whom.
+        to: SocketAddr,
+        /// When it was captured.
+        time: Timestamp,
+        /// How it travelled.
+        transport: Transport,
+    },
     /// Time for the outputs to write what they buffer and retry what they hold (sent every
     /// 4,096 frames and whenever a live source idles).
     Flush,
@@ -558,10 +570,8 @@ impl MessageStage {
                             let origin = Origin::new(info, Agent::NONE, 0);
                             self.accept(origin, &msg, message, out, observer);
                         }
-                        Ok(Status::Partial) => {
-                            self.counters.parse_errors[ParseError::Truncated.index()] += 1;
-                        }
-                        Err(e) => self.counters.parse_errors[e.index()] += 1,
+                        Ok(Status::Partial) => self.reject(info, ParseError::Truncated, out),
+                        Err(e) => self.reject(info, e, out),
                     }
                 }
                 // Taken, leaving a stand-in that the clearing below drops.
@@ -586,8 +596,19 @@ impl MessageStage {
                 let raw = &payload[..msg.len.min(payload.len())];
                 self.accept(origin, &msg, raw, out, observer);
             }
-            Err(e) => self.counters.parse_errors[e.index()] += 1,
+            Err(e) => self.reject(origin.info, e, out),
         }
+    }
+
+    /// Counts a message that is not SIP and tells the call stage who sent it.
+    fn reject(&mut self, info: &PacketInfo, e: ParseError, out: &mut impl Inputs) {
+        self.counters.parse_errors[e.index()] += 1;
+        out.input(Input::Malformed {
+            from: info.src,
+            to: info.dst,
+            time: info.time,
+            transport: info.transport,
+        });
     }
 
     /// Turns a parsed message (`raw` its bytes) into an event.
@@ -626,8 +647,8 @@ impl MessageStage {
                 out.keep();
             }
             Err(e) => {
-                c.parse_errors[e.index()] += 1;
                 self.spare_text.push(out.discard());
+                self.reject(info, e, out);
             }
         }
     }
@@ -812,6 +833,12 @@ impl PayloadSink for Emit<'_> {
                 }
                 Err(e) => {
                     self.sip.counters.parse_errors[e.index()] += 1;
+                    self.to.input(Input::Malformed {
+                        from: info.src,
+                        to: info.dst,
+                        time: info.time,
+                        transport: info.transport,
+                    });
                     true
                 }
             };

@@ -611,3 +611,50 @@ fn the_bundled_captures_raise_no_alert() {
     assert!(said.contains(": 0 written"), "{said}");
     assert_eq!(std::fs::read_to_string(&alerts).expect("the file"), "");
 }
+
+#[test]
+fn a_source_of_malformed_messages_is_named_on_either_thread_plan() {
+    let dir = scratch("alerts-malformed");
+    let from: std::net::SocketAddr = "192.0.2.77:5060".parse().expect("address");
+    let to: std::net::SocketAddr = "198.51.100.1:5060".parse().expect("address");
+    // Each different: the same bytes again within a moment are dropped as a mirror's copy.
+    let texts: Vec<String> = (0..60u64)
+        .map(|n| match n % 2 {
+            0 => format!(
+                "INVITE sip:bob{n}@198.51.100.1 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.77\r\n\
+                 From: <sip:a@x>;tag={n}\r\nCSeq: 1 INVITE\r\n\r\n"
+            ),
+            _ => format!("HELLO sip:bob{n}@198.51.100.1 FTP/1.0\r\nVia: nothing at all\r\n\r\n"),
+        })
+        .collect();
+    let datagrams: Vec<(u64, std::net::SocketAddr, std::net::SocketAddr, &[u8])> = texts
+        .iter()
+        .zip(0u64..)
+        .map(|(text, n)| (n * 10_000, from, to, text.as_bytes()))
+        .collect();
+    let pcap = support::calls::pcap_of_datagrams(&datagrams);
+    for threads in ["1", "2"] {
+        let config = format!("[calls]\nthreads = {threads}\n");
+        let alerts = alerts_of(&dir, &pcap, Some(&config));
+        assert_eq!(
+            shown(&alerts),
+            [
+                (
+                    "malformed".into(),
+                    50,
+                    "2026-01-01T00:00:00.490000Z".into(),
+                    false
+                ),
+                (
+                    "malformed".into(),
+                    10,
+                    "2026-01-01T00:00:00.590000Z".into(),
+                    true
+                )
+            ],
+            "threads {threads}"
+        );
+        assert_eq!(alerts[0]["src_ip"], "192.0.2.77");
+        assert_eq!(alerts[0]["sip"], Value::Null);
+    }
+}

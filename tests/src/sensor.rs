@@ -51,6 +51,8 @@ impl Sensor {
                     }
                 }),
                 Input::StreamGap { a, b, .. } => tracker.on_stream_gap(*a, *b),
+                // Counted by the parse stage already; only alerting watches who sent it.
+                Input::Malformed { .. } => {}
                 // Only the pipeline's reading loop sends these.
                 Input::Clock { .. } | Input::CaptureLoss | Input::Flush => {
                     unreachable!("the parse stage sends no clocks, losses or flushes")

@@ -66,9 +66,11 @@ fn summary(inputs: &[Input]) -> Vec<String> {
         .iter()
         .filter_map(|i| match i {
             Input::Event(ev) => Some(format!("{:?} {} {}", ev.kind, ev.cseq.number, ev.call_id())),
-            Input::StreamGap { .. } | Input::Clock { .. } | Input::CaptureLoss | Input::Flush => {
-                None
-            }
+            Input::StreamGap { .. }
+            | Input::Clock { .. }
+            | Input::CaptureLoss
+            | Input::Flush
+            | Input::Malformed { .. } => None,
         })
         .collect()
 }

@@ -81,6 +81,36 @@ impl AlertEngine {
         }
     }
 
+    /// Applies the rules to a message from `from` that was not SIP.
+    pub fn malformed(
+        &mut self,
+        from: SocketAddr,
+        to: SocketAddr,
+        time: Timestamp,
+        transport: Transport,
+        out: &mut Vec<Alert>,
+    ) {
+        self.now = self.now.max(time);
+        let Some(rule) = self.rules.enabled(RuleKind::Malformed) else {
+            return;
+        };
+        let subject = Subject {
+            rule: RuleKind::Malformed,
+            who: address(from.ip()),
+            user: 0,
+        };
+        let parties = Parties {
+            offender: from,
+            target: to,
+        };
+        if let Some(fired) = self
+            .episodes
+            .add(rule, subject, time, Measure::Count, parties)
+        {
+            self.raise(RuleKind::Malformed, fired, None, transport, out);
+        }
+    }
+
     /// Applies the rules to a finished call.
     pub fn record(&mut self, record: &CallRecord, out: &mut Vec<Alert>) {
         let call = call_hash(&record.call_id, &record.from_tag);

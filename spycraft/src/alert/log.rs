@@ -4,6 +4,7 @@
 
 use std::collections::VecDeque;
 use std::io::Write;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::engine::{AlertCounts, AlertEngine};
@@ -11,6 +12,7 @@ use super::rules::{RuleKind, Rules};
 use super::syslog::Syslog;
 use super::Alert;
 use crate::call::CallRecord;
+use crate::packet::{Timestamp, Transport};
 use crate::pipeline::EventWatcher;
 use crate::sip::SipEvent;
 
@@ -231,6 +233,15 @@ impl EventWatcher for AlertLog {
         let mut inner = self.lock();
         let inner = &mut *inner;
         inner.engine.record(record, &mut inner.raised);
+        inner.write_raised();
+    }
+
+    fn malformed(&self, from: SocketAddr, to: SocketAddr, time: Timestamp, transport: Transport) {
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        inner
+            .engine
+            .malformed(from, to, time, transport, &mut inner.raised);
         inner.write_raised();
     }
 

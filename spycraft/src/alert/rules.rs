@@ -36,11 +36,13 @@ pub enum RuleKind {
     CallsPerMinute,
     /// A call lasting longer than the threshold, in seconds.
     LongCall,
+    /// Messages on a SIP port from one source that are not SIP (parse errors).
+    Malformed,
 }
 
 impl RuleKind {
     /// Every rule, in signature id order.
-    pub const ALL: [RuleKind; 11] = [
+    pub const ALL: [RuleKind; 12] = [
         Self::Scanner,
         Self::Enumeration,
         Self::BruteForce,
@@ -52,6 +54,7 @@ impl RuleKind {
         Self::ConcurrentCalls,
         Self::CallsPerMinute,
         Self::LongCall,
+        Self::Malformed,
     ];
 
     /// The rule's name, as in settings, `/metrics` and the log lines.
@@ -68,6 +71,7 @@ impl RuleKind {
             Self::ConcurrentCalls => "concurrent_calls",
             Self::CallsPerMinute => "calls_per_minute",
             Self::LongCall => "long_call",
+            Self::Malformed => "malformed",
         }
     }
 
@@ -93,6 +97,7 @@ impl RuleKind {
             Self::ConcurrentCalls => "SPYCRAFT SIP toll fraud: concurrent calls of one account",
             Self::CallsPerMinute => "SPYCRAFT SIP toll fraud: call rate of one account",
             Self::LongCall => "SPYCRAFT SIP toll fraud: unusually long call",
+            Self::Malformed => "SPYCRAFT SIP malformed messages",
         }
     }
 
@@ -107,6 +112,7 @@ impl RuleKind {
             Self::PremiumCalls | Self::ConcurrentCalls | Self::CallsPerMinute | Self::LongCall => {
                 "Potential Corporate Privacy Violation"
             }
+            Self::Malformed => "Potentially Bad Traffic",
         }
     }
 
@@ -137,6 +143,7 @@ impl RuleKind {
             Self::ConcurrentCalls => (40, 60, 1),
             Self::CallsPerMinute => (60, 60, 2),
             Self::LongCall => (4 * 3600, 3600, 3),
+            Self::Malformed => (50, 60, 3),
         };
         let patterns: &[&str] = match self {
             Self::Scanner => &DEFAULT_SCANNERS,
@@ -358,5 +365,6 @@ mod tests {
     fn signature_ids_are_stable() {
         assert_eq!(RuleKind::Scanner.signature_id(), 8_100_001);
         assert_eq!(RuleKind::LongCall.signature_id(), 8_100_011);
+        assert_eq!(RuleKind::Malformed.signature_id(), 8_100_012);
     }
 }

@@ -7,6 +7,7 @@
 
 mod threaded;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,7 +18,7 @@ use crate::call::{
 };
 use crate::capture::{CaptureError, Frame, FrameSource, OfflineSource, Polled};
 use crate::decode::DecodeLimits;
-use crate::packet::Timestamp;
+use crate::packet::{Timestamp, Transport};
 use crate::sink::{OutputReport, RecordSink, SinkError};
 use crate::sip::{Method, ParseError, SipEvent};
 
@@ -115,6 +116,8 @@ pub trait EventWatcher: Send + Sync + std::fmt::Debug {
     fn event(&self, event: &SipEvent);
     /// A finished record, as the outputs get it.
     fn record(&self, record: &CallRecord);
+    /// A message from `from` to `to` at `time` was not SIP (a parse error).
+    fn malformed(&self, from: SocketAddr, to: SocketAddr, time: Timestamp, transport: Transport);
     /// The run has ended: the last record has been handed over.
     fn finish(&self);
 }
@@ -373,6 +376,16 @@ impl<'s> RecordStage<'s> {
             Input::Event(ev) => self.tracker.on_event(ev, emit),
             Input::StreamGap { a, b, .. } => self.tracker.on_stream_gap(*a, *b),
             Input::CaptureLoss => self.tracker.on_capture_loss(),
+            Input::Malformed {
+                from,
+                to,
+                time,
+                transport,
+            } => {
+                if let Some(watcher) = &self.delivery.watcher {
+                    watcher.malformed(*from, *to, *time, *transport);
+                }
+            }
             Input::Clock { time } => self.tracker.on_clock(*time, emit),
             Input::Flush => self.delivery.flush(),
         }
