@@ -658,3 +658,71 @@ fn a_source_of_malformed_messages_is_named_on_either_thread_plan() {
         assert_eq!(alerts[0]["sip"], Value::Null);
     }
 }
+
+#[test]
+fn alerts_reach_homer_as_hep_logs_tied_to_their_call() {
+    let dir = scratch("alerts-hep");
+    let homer = std::net::UdpSocket::bind("127.0.0.1:0").expect("a UDP port");
+    homer
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("a timeout");
+    let hep = format!("udp://{}", homer.local_addr().expect("address"));
+    let burst = support::calls::pcap_of_account_calls(
+        12,
+        &|_| {
+            (
+                "192.0.2.10:5060".parse().expect("address"),
+                "198.51.100.1:5060".parse().expect("address"),
+            )
+        },
+        &|_| "acct1".into(),
+        &|n| format!("0044207946{n:04}"),
+    );
+    let capture = dir.join("burst.pcap");
+    std::fs::write(&capture, burst).expect("a capture");
+    let alerts = dir.join("alerts.jsonl");
+    let out = spycraft(&[
+        "analyze",
+        "-o",
+        "/dev/null",
+        "--alerts",
+        utf8(&alerts),
+        "--hep",
+        &hep,
+        utf8(&capture),
+    ]);
+    let said = text(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("HEP logs: 2 written"), "{said}");
+    let mut buf = [0; 65536];
+    let mut logs = Vec::new();
+    let mut sip = 0;
+    while let Ok(n) = homer.recv(&mut buf) {
+        let packet = spycraft::hep::decode(&buf[..n]).expect("a HEP packet");
+        match packet.protocol_type {
+            spycraft::hep::PROTOCOL_LOG => logs.push((
+                packet.correlation_id.map(text),
+                serde_json::from_slice::<Value>(packet.payload).expect("JSON"),
+            )),
+            spycraft::hep::PROTOCOL_SIP => sip += 1,
+            other => panic!("type {other}"),
+        }
+    }
+    assert_eq!(sip, 60, "every message of the twelve calls");
+    let written: Vec<Value> = std::fs::read_to_string(&alerts)
+        .expect("alerts")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("an alert"))
+        .collect();
+    // A summary at the end of the run has no message, so no call.
+    let want: Vec<(Option<String>, Value)> = written
+        .into_iter()
+        .map(|a| (a["sip"]["call_id"].as_str().map(str::to_owned), a))
+        .collect();
+    assert_eq!(logs, want, "each alert as its log line, tied to its call");
+    assert_eq!(
+        logs[0].0.as_deref(),
+        Some("call-9@spycraft.test"),
+        "the tenth call fired"
+    );
+}

@@ -12,6 +12,7 @@ use super::rules::{RuleKind, Rules};
 use super::syslog::Syslog;
 use super::Alert;
 use crate::call::CallRecord;
+use crate::hep::HepExport;
 use crate::packet::{Timestamp, Transport};
 use crate::pipeline::EventWatcher;
 use crate::sip::SipEvent;
@@ -78,6 +79,9 @@ enum Sink {
     Lines(Box<dyn Write + Send>),
     /// Syslog messages.
     Syslog(Syslog),
+    /// HEP logs (type 100) to the HEP collectors, tied to the call by its Call-ID; what
+    /// the collectors do not get is counted by the HEP export.
+    Hep(Arc<HepExport>),
 }
 
 /// An alert destination and what it has done.
@@ -110,6 +114,20 @@ impl Output {
                     .and_then(|()| writer.flush())
             }
             Sink::Syslog(syslog) => alerts.iter().try_for_each(|a| syslog.send(a)),
+            Sink::Hep(hep) => {
+                for a in alerts {
+                    let call_id = a.sip.as_ref().map(|s| s.call_id.as_bytes());
+                    let text = a.eve().to_string();
+                    hep.log(
+                        (a.offender, a.target),
+                        a.at,
+                        a.transport,
+                        call_id,
+                        text.as_bytes(),
+                    );
+                }
+                Ok(())
+            }
         };
         let n = alerts.len() as u64;
         match sent {
@@ -184,6 +202,11 @@ impl AlertLog {
     pub fn with_syslog(self, syslog: Syslog) -> Self {
         let name = format!("syslog {}", syslog.target());
         self.add(name, Sink::Syslog(syslog))
+    }
+
+    /// Alerts also sent as HEP logs (type 100) through `hep`.
+    pub fn with_hep(self, hep: Arc<HepExport>) -> Self {
+        self.add("HEP logs".to_owned(), Sink::Hep(hep))
     }
 
     fn add(self, name: String, sink: Sink) -> Self {

@@ -50,6 +50,8 @@ const FAMILY_V6: u8 = 10;
 pub const PROTOCOL_SIP: u8 = 0x01;
 /// Protocol type of a call detail record (JSON).
 pub const PROTOCOL_CDR: u8 = 0x3c;
+/// Protocol type of a log line (Homer shows it with the call of its correlation id).
+pub const PROTOCOL_LOG: u8 = 100;
 
 /// What makes bytes not a HEP v3 packet.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -33,10 +33,11 @@ use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
-use super::codec::{encode, HepPacket, PROTOCOL_CDR, PROTOCOL_SIP};
+use super::codec::{encode, HepPacket, PROTOCOL_CDR, PROTOCOL_LOG, PROTOCOL_SIP};
 use super::datagrams;
 use super::endpoint::{Endpoint, HepTransport};
 use crate::call::CallRecord;
+use crate::packet::{Timestamp, Transport};
 use crate::parse_stage::SeenMessage;
 use crate::pipeline::{MessageTap, RunObserver, Summary};
 use crate::sink::OutputReport;
@@ -356,6 +357,34 @@ impl HepExport {
                     }
                 }
             }
+        });
+    }
+}
+
+impl HepExport {
+    /// Sends `text` as a HEP log (type 100) about traffic from `src` to `dst`, tied to the
+    /// call `correlation_id` (its Call-ID) if there is one.
+    pub fn log(
+        &self,
+        (src, dst): (SocketAddr, SocketAddr),
+        time: Timestamp,
+        transport: Transport,
+        correlation_id: Option<&[u8]>,
+        text: &[u8],
+    ) {
+        let id = &self.identity;
+        self.offer(&HepPacket {
+            ip_protocol: super::ip_protocol(transport),
+            src,
+            dst,
+            time,
+            protocol_type: PROTOCOL_LOG,
+            agent_id: id.agent_id,
+            auth_key: id.password.as_deref(),
+            correlation_id,
+            vlan: None,
+            node_name: Some(&id.node_name),
+            payload: text,
         });
     }
 }

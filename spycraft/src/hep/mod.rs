@@ -12,7 +12,7 @@ pub mod listen;
 
 pub use codec::{
     decode, encode, ip_protocol, is_hep, packet_len, transport_of, HepError, HepPacket,
-    PROTOCOL_CDR, PROTOCOL_SIP,
+    PROTOCOL_CDR, PROTOCOL_LOG, PROTOCOL_SIP,
 };
 pub use endpoint::{Endpoint, EndpointError, HepTransport};
 pub use export::{ExportConfig, ExportError, HepExport, HepReport};

@@ -112,7 +112,7 @@ pub fn record_run(
         1 => observers.pop(),
         _ => Some(Arc::new(Observers(observers))),
     };
-    let alerts = open_alerts(settings, run)?;
+    let alerts = open_alerts(settings, run, hep.clone())?;
     if let (Some(service), Some(alerts)) = (service, &alerts) {
         service.monitor.set_alerts(alerts.clone());
     }
@@ -209,8 +209,13 @@ pub fn record_run(
 }
 
 /// `--alerts`, `--alerts-syslog`: the rules of the settings applied to the run, their
-/// alerts written to the file (created, or appended to) or standard output, and to syslog.
-fn open_alerts(settings: &Settings, run: Run) -> anyhow::Result<Option<AlertLog>> {
+/// alerts written to the file (created, or appended to) or standard output, to syslog, and
+/// as HEP logs when `--hep` exports.
+fn open_alerts(
+    settings: &Settings,
+    run: Run,
+    hep: Option<Arc<HepExport>>,
+) -> anyhow::Result<Option<AlertLog>> {
     let wanted = &settings.alerts;
     if !wanted.on() || run == Run::Serve {
         return Ok(None);
@@ -232,6 +237,9 @@ fn open_alerts(settings: &Settings, run: Run) -> anyhow::Result<Option<AlertLog>
         let syslog = Syslog::open(target, &settings.sensor.node)
             .with_context(|| format!("--alerts-syslog {target}"))?;
         alerts = alerts.with_syslog(syslog);
+    }
+    if let Some(hep) = hep {
+        alerts = alerts.with_hep(hep);
     }
     Ok(Some(alerts))
 }
