@@ -2,6 +2,7 @@
 //! The rules applied to the messages and records of a run, in capture order, on the
 //! recording thread: the same capture raises the same alerts live and from a file.
 
+use std::hash::BuildHasher;
 use std::net::{IpAddr, SocketAddr};
 
 use hashbrown::HashMap;
@@ -10,7 +11,6 @@ use super::episodes::{Episodes, Fired, Measure, Parties, Subject};
 use super::rules::{RuleKind, Rules};
 use super::{Alert, SipContext};
 use crate::call::CallRecord;
-use crate::fnv::{fnv1a, START as FNV_BASIS};
 use crate::packet::{Timestamp, Transport};
 use crate::sip::{uri_user, Field, Method, SipEvent, SipKind};
 
@@ -45,6 +45,8 @@ pub struct AlertEngine {
     episodes: Episodes,
     open: OpenCalls,
     open_overflow: u64,
+    guessing: SourceBits,
+    scanners: Scanners,
     /// The latest capture time seen.
     now: Timestamp,
     raised: [u64; RuleKind::ALL.len()],
@@ -54,10 +56,12 @@ impl AlertEngine {
     /// An engine applying `rules`.
     pub fn new(rules: Rules) -> Self {
         Self {
+            scanners: Scanners::new(&rules.get(RuleKind::Scanner).patterns),
             rules,
             episodes: Episodes::new(EPISODES),
             open: OpenCalls::default(),
             open_overflow: 0,
+            guessing: SourceBits::default(),
             now: Timestamp::MIN,
             raised: [0; RuleKind::ALL.len()],
         }
@@ -132,7 +136,7 @@ impl AlertEngine {
         if seconds >= u64::from(rule.threshold) {
             let subject = Subject {
                 rule: RuleKind::LongCall,
-                who: u128::from(fnv1a(FNV_BASIS, account.as_bytes())),
+                who: u128::from(hash(account)),
                 user: 0,
             };
             let parties = Parties {
@@ -171,14 +175,7 @@ impl AlertEngine {
         };
         let source = address(event.meta.src.ip());
         if self.rules.enabled(RuleKind::Scanner).is_some() {
-            let software = event.field(Field::Software);
-            let rule = self.rules.get(RuleKind::Scanner);
-            if !software.is_empty()
-                && rule
-                    .patterns
-                    .iter()
-                    .any(|p| contains_ignoring_case(software, p))
-            {
+            if self.scanners.matches(event.field(Field::Software)) {
                 self.count(
                     RuleKind::Scanner,
                     source,
@@ -198,7 +195,13 @@ impl AlertEngine {
         if let Some(flood) = flood {
             self.count(flood, source, Measure::Count, event, parties, out);
         }
-        if method == Method::Invite && event.to_tag().is_empty() {
+        let per_account = [
+            RuleKind::ConcurrentCalls,
+            RuleKind::CallsPerMinute,
+            RuleKind::PremiumCalls,
+        ];
+        let counts_calls = per_account.iter().any(|k| self.rules.enabled(*k).is_some());
+        if counts_calls && method == Method::Invite && event.to_tag().is_empty() {
             self.new_call(event, parties, out);
         }
     }
@@ -208,7 +211,7 @@ impl AlertEngine {
         let Some(account) = user_of(event.field(Field::FromUri)) else {
             return;
         };
-        let account = fnv1a(FNV_BASIS, account.as_bytes());
+        let account = hash(account);
         let call = call_hash(event.call_id(), event.from_tag());
         if self.open.calls.contains_key(&call) {
             return; // A retransmission, or a new CSeq after a challenge.
@@ -222,14 +225,17 @@ impl AlertEngine {
         *level += 1;
         let level = *level;
         let who = u128::from(account);
-        self.count(
-            RuleKind::ConcurrentCalls,
-            who,
-            Measure::Level(level),
-            event,
-            parties,
-            out,
-        );
+        // Below the limit there is nothing to follow: the episode starts at the limit.
+        if level >= u64::from(self.rules.get(RuleKind::ConcurrentCalls).threshold) {
+            self.count(
+                RuleKind::ConcurrentCalls,
+                who,
+                Measure::Level(level),
+                event,
+                parties,
+                out,
+            );
+        }
         self.count(
             RuleKind::CallsPerMinute,
             who,
@@ -264,13 +270,11 @@ impl AlertEngine {
             target: event.meta.src,
         };
         let source = address(event.meta.dst.ip());
-        let to_user = user_of(event.field(Field::ToUri)).unwrap_or_default();
-        let from_user = user_of(event.field(Field::FromUri)).unwrap_or_default();
         let auth_failure = matches!(code, 401 | 403 | 407);
         // Challenges are not counted: an office behind one address registering fifty
         // phones at once gets fifty of them, each followed by a 200.
         if matches!(code, 403 | 404 | 484 | 604) {
-            let user = fnv1a(FNV_BASIS, to_user.as_bytes());
+            let user = hash(user_of(event.field(Field::ToUri)).unwrap_or_default());
             self.count(
                 RuleKind::Enumeration,
                 source,
@@ -280,7 +284,10 @@ impl AlertEngine {
                 out,
             );
         }
-        let user = fnv1a(FNV_BASIS, from_user.as_bytes());
+        if !auth_failure && !self.guessing.may_hold(source) {
+            return;
+        }
+        let user = hash(user_of(event.field(Field::FromUri)).unwrap_or_default());
         let guessing = Subject {
             rule: RuleKind::BruteForce,
             who: source,
@@ -291,6 +298,7 @@ impl AlertEngine {
             self.episodes.end(&guessing);
             return;
         }
+        self.guessing.add(source);
         self.count_user(guessing, Measure::Count, event, parties, out);
         // Failing twice in a row (a challenge, then credentials refused) is an attempt.
         if self.episodes.count(&guessing) == 2 {
@@ -398,8 +406,43 @@ fn address(ip: IpAddr) -> u128 {
     }
 }
 
+/// A hash for the tables here (kept in memory only, so not FNV: faster, and fixed-seeded
+/// so runs agree).
+fn hash(text: &str) -> u64 {
+    foldhash::fast::FixedState::default().hash_one(text)
+}
+
 fn call_hash(call_id: &str, from_tag: &str) -> u64 {
-    fnv1a(fnv1a(FNV_BASIS, call_id.as_bytes()), from_tag.as_bytes())
+    foldhash::fast::FixedState::default().hash_one((call_id, from_tag))
+}
+
+/// Sources that may have a password-guessing episode: a bit per hash bucket, set when one
+/// starts, so the final answers of everyday calls skip looking for one. Bits stay set
+/// (a stale bit only costs a look).
+#[derive(Debug)]
+struct SourceBits(Box<[u64; 1024]>);
+
+impl Default for SourceBits {
+    fn default() -> Self {
+        Self(Box::new([0; 1024]))
+    }
+}
+
+impl SourceBits {
+    fn slot(source: u128) -> (usize, u64) {
+        let h = foldhash::fast::FixedState::default().hash_one(source);
+        (((h >> 6) & 1023) as usize, 1 << (h & 63))
+    }
+
+    fn add(&mut self, source: u128) {
+        let (word, bit) = Self::slot(source);
+        self.0[word] |= bit;
+    }
+
+    fn may_hold(&self, source: u128) -> bool {
+        let (word, bit) = Self::slot(source);
+        self.0[word] & bit != 0
+    }
 }
 
 fn user_of(uri: &str) -> Option<&str> {
@@ -408,10 +451,34 @@ fn user_of(uri: &str) -> Option<&str> {
         .filter(|u| !u.is_empty())
 }
 
-fn contains_ignoring_case(text: &str, lowercase: &str) -> bool {
-    text.as_bytes()
-        .windows(lowercase.len())
-        .any(|w| w.eq_ignore_ascii_case(lowercase.as_bytes()))
+/// The scanner rule's patterns, each searched for with memchr's SIMD substring search in
+/// a lowercased copy of the User-Agent (a buffer kept, not allocated per message).
+#[derive(Debug)]
+struct Scanners {
+    finders: Vec<memchr::memmem::Finder<'static>>,
+    lowered: Vec<u8>,
+}
+
+impl Scanners {
+    fn new(patterns: &[String]) -> Self {
+        Self {
+            finders: patterns
+                .iter()
+                .map(|p| memchr::memmem::Finder::new(p.as_bytes()).into_owned())
+                .collect(),
+            lowered: Vec::new(),
+        }
+    }
+
+    fn matches(&mut self, software: &str) -> bool {
+        if software.is_empty() {
+            return false;
+        }
+        self.lowered.clear();
+        self.lowered
+            .extend(software.bytes().map(|b| b.to_ascii_lowercase()));
+        self.finders.iter().any(|f| f.find(&self.lowered).is_some())
+    }
 }
 
 fn starts_with_ignoring_case(text: &str, lowercase: &str) -> bool {

@@ -61,91 +61,111 @@ pub struct Fired {
     pub parties: Parties,
 }
 
+/// One offender's episode under one rule, in 64 bytes: a table of them is walked per
+/// message, so what only attacks need (the users seen, the parties to name in a summary)
+/// is boxed, allocated once per episode that needs it.
 #[derive(Debug)]
 struct Episode {
     window_start: Timestamp,
-    window_us: i64,
-    threshold: u64,
-    count: u64,
-    users: SmallVec<[u64; 8]>,
     first_seen: Timestamp,
     last_seen: Timestamp,
-    alerted: Option<Timestamp>,
-    since_alert: u64,
-    parties: Parties,
+    /// When the last alert was given; `Timestamp::MIN` before the first.
+    alerted: Timestamp,
+    window_secs: u32,
+    threshold: u32,
+    count: u32,
+    since_alert: u32,
+    /// The distinct users seen in this window, for rules that count users.
+    users: Option<Box<SmallVec<[u64; 8]>>>,
+    /// The latest event's parties, kept once the episode has fired.
+    parties: Option<Box<Parties>>,
 }
 
+const _: () = assert!(size_of::<Episode>() == 64, "an episode fits a cache line");
+
 impl Episode {
-    fn new(rule: &Rule, now: Timestamp, parties: Parties) -> Self {
+    fn new(rule: &Rule, now: Timestamp) -> Self {
         Self {
             window_start: now,
-            window_us: i64::from(rule.window_secs) * 1_000_000,
-            threshold: u64::from(rule.threshold),
-            count: 0,
-            users: SmallVec::new(),
             first_seen: now,
             last_seen: now,
-            alerted: None,
+            alerted: Timestamp::MIN,
+            window_secs: rule.window_secs,
+            threshold: rule.threshold,
+            count: 0,
             since_alert: 0,
-            parties,
+            users: None,
+            parties: None,
         }
+    }
+
+    fn window_us(&self) -> i64 {
+        i64::from(self.window_secs) * 1_000_000
     }
 
     fn expired(&self, now: Timestamp) -> bool {
-        now.micros_since(self.last_seen) > self.window_us
+        now.micros_since(self.last_seen) > self.window_us()
     }
 
     fn add(&mut self, now: Timestamp, measure: Measure, parties: Parties) -> Option<Fired> {
-        if now.micros_since(self.window_start) > self.window_us {
+        if now.micros_since(self.window_start) > self.window_us() {
             self.window_start = now;
             self.count = 0;
-            self.users.clear();
+            if let Some(users) = &mut self.users {
+                users.clear();
+            }
         }
         self.count = match measure {
-            Measure::Count => self.count + 1,
+            Measure::Count => self.count.saturating_add(1),
             Measure::Distinct(user) => {
+                let users = self.users.get_or_insert_with(Default::default);
                 // Distinct users are remembered only up to the threshold: that many fire.
-                if !self.users.contains(&user) && (self.users.len() as u64) < self.threshold {
-                    self.users.push(user);
+                if !users.contains(&user) && users.len() < self.threshold as usize {
+                    users.push(user);
                 }
-                self.users.len() as u64
+                users.len() as u32
             }
-            Measure::Level(level) => level,
+            Measure::Level(level) => u32::try_from(level).unwrap_or(u32::MAX),
         };
         self.last_seen = self.last_seen.max(now);
-        self.parties = parties;
-        self.since_alert += 1;
+        self.since_alert = self.since_alert.saturating_add(1);
+        if let Some(kept) = &mut self.parties {
+            **kept = parties;
+        }
         let fired = |repeat, count, e: &Self| Fired {
-            count,
+            count: u64::from(count),
             first_seen: e.first_seen,
             last_seen: e.last_seen,
             repeat,
-            parties: e.parties,
+            parties,
         };
-        match self.alerted {
-            None if self.count >= self.threshold => {
-                self.alerted = Some(now);
-                self.since_alert = 0;
-                Some(fired(false, self.count, self))
+        if self.alerted == Timestamp::MIN {
+            if self.count < self.threshold {
+                return None;
             }
-            Some(at) if now.micros_since(at) >= self.window_us => {
-                let count = self.since_alert;
-                self.alerted = Some(now);
-                self.since_alert = 0;
-                Some(fired(true, count, self))
-            }
-            _ => None,
+            self.alerted = now;
+            self.since_alert = 0;
+            self.parties = Some(Box::new(parties));
+            return Some(fired(false, self.count, self));
         }
+        if now.micros_since(self.alerted) < self.window_us() {
+            return None;
+        }
+        let count = self.since_alert;
+        self.alerted = now;
+        self.since_alert = 0;
+        Some(fired(true, count, self))
     }
 
     /// The summary still owed at the end of a run: events since the last alert.
     fn owed(&self) -> Option<Fired> {
-        (self.alerted.is_some() && self.since_alert > 0).then_some(Fired {
-            count: self.since_alert,
+        let parties = self.parties.as_deref()?;
+        (self.since_alert > 0).then_some(Fired {
+            count: u64::from(self.since_alert),
             first_seen: self.first_seen,
             last_seen: self.last_seen,
             repeat: true,
-            parties: self.parties,
+            parties: *parties,
         })
     }
 }
@@ -188,16 +208,16 @@ impl Episodes {
         let episode = self
             .table
             .entry(subject)
-            .or_insert_with(|| Episode::new(rule, now, parties));
+            .or_insert_with(|| Episode::new(rule, now));
         if episode.expired(now) {
-            *episode = Episode::new(rule, now, parties);
+            *episode = Episode::new(rule, now);
         }
         episode.add(now, measure, parties)
     }
 
     /// The count of `subject`'s episode in its current window (0 when none goes on).
     pub fn count(&self, subject: &Subject) -> u64 {
-        self.table.get(subject).map_or(0, |e| e.count)
+        self.table.get(subject).map_or(0, |e| u64::from(e.count))
     }
 
     /// Ends `subject`'s episode (the offender did something that clears it).
