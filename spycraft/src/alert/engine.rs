@@ -174,17 +174,17 @@ impl AlertEngine {
             target: event.meta.dst,
         };
         let source = address(event.meta.src.ip());
-        if self.rules.enabled(RuleKind::Scanner).is_some() {
-            if self.scanners.matches(event.field(Field::Software)) {
-                self.count(
-                    RuleKind::Scanner,
-                    source,
-                    Measure::Count,
-                    event,
-                    parties,
-                    out,
-                );
-            }
+        let scanner = self.rules.enabled(RuleKind::Scanner).is_some()
+            && self.scanners.matches(event.field(Field::Software));
+        if scanner {
+            self.count(
+                RuleKind::Scanner,
+                source,
+                Measure::Count,
+                event,
+                parties,
+                out,
+            );
         }
         let flood = match method {
             Method::Register => Some(RuleKind::RegisterFlood),
