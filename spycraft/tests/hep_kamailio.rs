@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::hep::{analyzed, free_udp_port, micros, start_collector_writing, stop_collector};
-use support::kamailio::{preamble, Kamailio};
+use support::kamailio::{preamble, proxy_route, Kamailio};
 use support::process::{may_capture, place_calls, Tcpdump};
 use support::{pcaps, records, scratch, spycraft, text, utf8};
 
@@ -37,6 +37,7 @@ const CALLS_PER_KIND: u32 = 50;
 /// mirrors everything it receives and sends as HEP to `collector`.
 fn proxy_config(transport: &str, collector: SocketAddr) -> String {
     let preamble = preamble(&format!("udp:127.0.0.1:{PROXY} tcp:127.0.0.1:{PROXY}"));
+    let route = proxy_route("");
     format!(
         r#"{preamble}
 loadmodule "tm.so"
@@ -53,27 +54,7 @@ modparam("siptrace", "trace_on", 1)
 modparam("siptrace", "trace_to_database", 0)
 modparam("siptrace", "trace_mode", 1)
 
-request_route {{
-    if (is_method("CANCEL")) {{
-        if (t_check_trans()) {{
-            t_relay();
-        }}
-        exit;
-    }}
-    if (has_totag()) {{
-        # The ACK of a rejection ends its transaction here.
-        if (is_method("ACK")) {{
-            t_check_trans();
-        }}
-        loose_route();
-        t_relay();
-        exit;
-    }}
-    t_check_trans();
-    record_route();
-    t_relay();
-}}
-"#
+{route}"#
     )
 }
 

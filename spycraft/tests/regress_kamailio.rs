@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use support::kamailio::{preamble, Kamailio};
+use support::kamailio::{preamble, proxy_route, Kamailio};
 use support::process::{may_capture, Reaped, Tcpdump};
 use support::{records, scratch, spycraft, text, utf8};
 
@@ -48,6 +48,7 @@ fn proxy_config(declines_busy: bool) -> String {
     } else {
         ("", "")
     };
+    let route = proxy_route(arm);
     format!(
         r#"{preamble}
 loadmodule "tm.so"
@@ -56,27 +57,7 @@ loadmodule "rr.so"
 loadmodule "siputils.so"
 loadmodule "textops.so"
 
-request_route {{
-    if (is_method("CANCEL")) {{
-        if (t_check_trans()) {{
-            t_relay();
-        }}
-        exit;
-    }}
-    if (has_totag()) {{
-        # The ACK of a rejection ends its transaction here.
-        if (is_method("ACK")) {{
-            t_check_trans();
-        }}
-        loose_route();
-        t_relay();
-        exit;
-    }}
-    t_check_trans();
-    record_route();
-    {arm}
-    t_relay();
-}}
+{route}
 {failure_route}"#
     )
 }

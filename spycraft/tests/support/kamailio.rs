@@ -95,3 +95,33 @@ pub fn preamble(listen: &str) -> String {
          mpath=\"/usr/lib/x86_64-linux-gnu/kamailio/modules/\"\nloadmodule \"pv.so\""
     )
 }
+
+/// The request route of a stateful proxy relaying each call to its Request-URI (tm, sl,
+/// rr and siputils loaded): `before_relay` runs before a new call is relayed (an
+/// `t_on_failure`, say).
+pub fn proxy_route(before_relay: &str) -> String {
+    format!(
+        r#"request_route {{
+    if (is_method("CANCEL")) {{
+        if (t_check_trans()) {{
+            t_relay();
+        }}
+        exit;
+    }}
+    if (has_totag()) {{
+        # The ACK of a rejection ends its transaction here.
+        if (is_method("ACK")) {{
+            t_check_trans();
+        }}
+        loose_route();
+        t_relay();
+        exit;
+    }}
+    t_check_trans();
+    record_route();
+    {before_relay}
+    t_relay();
+}}
+"#
+    )
+}
