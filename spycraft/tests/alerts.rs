@@ -726,3 +726,72 @@ fn alerts_reach_homer_as_hep_logs_tied_to_their_call() {
         "the tenth call fired"
     );
 }
+
+#[test]
+fn syslog_also_goes_to_a_local_socket() {
+    let dir = scratch("alerts-unix-syslog");
+    let path = dir.join("log.sock");
+    let daemon = std::os::unix::net::UnixDatagram::bind(&path).expect("a socket");
+    daemon
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("a timeout");
+    let burst = support::calls::pcap_of_account_calls(
+        12,
+        &|_| {
+            (
+                "192.0.2.10:5060".parse().expect("address"),
+                "198.51.100.1:5060".parse().expect("address"),
+            )
+        },
+        &|_| "acct1".into(),
+        &|n| format!("0044207946{n:04}"),
+    );
+    let capture = dir.join("burst.pcap");
+    std::fs::write(&capture, burst).expect("a capture");
+    let target = format!("unix:{}", utf8(&path));
+    let out = spycraft(&[
+        "analyze",
+        "-o",
+        "/dev/null",
+        "--node",
+        "sbc 1",
+        "--alerts-syslog",
+        &target,
+        utf8(&capture),
+    ]);
+    let said = text(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains(&format!("syslog {target}: 2 written")),
+        "{said}"
+    );
+    let mut buf = [0; 4096];
+    let n = daemon.recv(&mut buf).expect("a message");
+    let message = text(&buf[..n]);
+    // local0.crit (premium_calls is severity 1), RFC 5424, the node without its space.
+    assert!(
+        message.starts_with("<130>1 2026-01-01T00:00:00.090000Z sbc-1 spycraft "),
+        "{message}"
+    );
+    assert!(
+        message
+            .contains(" alert - alert rule=premium_calls sid=8100008 severity=1 src=192.0.2.10 "),
+        "{message}"
+    );
+    // A socket nobody listens on is refused at the start, named.
+    drop(daemon);
+    let out = spycraft(&[
+        "analyze",
+        "-o",
+        "/dev/null",
+        "--alerts-syslog",
+        &target,
+        utf8(&capture),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains(&format!("--alerts-syslog {target}")),
+        "{}",
+        text(&out.stderr)
+    );
+}
